@@ -1,0 +1,108 @@
+"""The pure domain of jobqueue: jobs, their state machine, rules, ports and use cases.
+
+It imports nothing but the standard library, so any service can depend on it.
+"""
+
+from ._clock import ManualClock, SystemClock, UuidV7Generator
+from ._errors import (
+    CapacityExceeded,
+    InvalidJob,
+    InvalidTransition,
+    JobAlreadyFinished,
+    JobNotFound,
+    JobQueueError,
+    LeaseLost,
+    StoreUnavailable,
+)
+from ._job import (
+    TERMINAL_STATUSES,
+    Job,
+    JobPage,
+    JobQuery,
+    JobStatus,
+    Lease,
+    LeaseState,
+    Outcome,
+    OutcomeKind,
+    QueueStats,
+    TypeStats,
+)
+from ._ports import Clock, IdGenerator, JobStore
+from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy, failure_outcome
+from ._service import EnqueueRequest, JobService
+from ._transitions import (
+    DEFAULT_MAX_ATTEMPTS,
+    TRANSITIONS,
+    Event,
+    effective_max_attempts,
+    resolve,
+    transition,
+)
+from ._validation import (
+    MAX_EPOCH_MS,
+    MAX_TYPE_LENGTH,
+    Limits,
+    truncate_error,
+    validate_execution_time,
+    validate_idempotency_key,
+    validate_job_id,
+    validate_max_attempts,
+    validate_payload,
+    validate_type,
+)
+
+__all__ = [
+    # Jobs and their values
+    "Job",
+    "JobStatus",
+    "TERMINAL_STATUSES",
+    "Lease",
+    "LeaseState",
+    "Outcome",
+    "OutcomeKind",
+    "JobQuery",
+    "JobPage",
+    "TypeStats",
+    "QueueStats",
+    # State machine
+    "Event",
+    "TRANSITIONS",
+    "transition",
+    "resolve",
+    "effective_max_attempts",
+    "DEFAULT_MAX_ATTEMPTS",
+    # Rules
+    "Limits",
+    "MAX_EPOCH_MS",
+    "MAX_TYPE_LENGTH",
+    "validate_type",
+    "validate_payload",
+    "validate_execution_time",
+    "validate_max_attempts",
+    "validate_idempotency_key",
+    "validate_job_id",
+    "truncate_error",
+    # Retries
+    "RetryPolicy",
+    "DEFAULT_RETRY_POLICY",
+    "failure_outcome",
+    # Ports and their defaults
+    "JobStore",
+    "Clock",
+    "IdGenerator",
+    "SystemClock",
+    "ManualClock",
+    "UuidV7Generator",
+    # Use cases
+    "JobService",
+    "EnqueueRequest",
+    # Errors
+    "JobQueueError",
+    "InvalidJob",
+    "JobNotFound",
+    "JobAlreadyFinished",
+    "InvalidTransition",
+    "LeaseLost",
+    "CapacityExceeded",
+    "StoreUnavailable",
+]

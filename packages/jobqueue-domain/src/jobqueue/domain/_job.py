@@ -1,0 +1,155 @@
+"""Value objects: the job, its status, leases, queries and statistics."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class JobStatus(enum.IntEnum):
+    """Where a job is in its life. Values are the wire numbers of the API's ``JobStatus``."""
+
+    PENDING = 1
+    RUNNING = 2
+    COMPLETED = 3
+    FAILED = 4
+    CANCELLED = 5
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """A unit of work and everything known about its execution so far.
+
+    Times are milliseconds since the Unix epoch, as on the wire. ``max_attempts``
+    is ``None`` when the producer left it to the worker's handler settings.
+    """
+
+    id: str
+    type: str
+    payload: bytes
+    status: JobStatus
+    execution_time_ms: int
+    created_at: int
+    updated_at: int
+    attempts: int = 0
+    max_attempts: int | None = None
+    last_error: str | None = None
+    result: bytes | None = None
+    cancel_requested: bool = False
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A claimed job, owned by one worker until ``deadline_ms`` unless renewed.
+
+    ``token`` is unique per claim: only its holder may settle or renew the job.
+    """
+
+    job: Job
+    token: str
+    deadline_ms: int
+
+
+class LeaseState(enum.Enum):
+    """What renewing a lease found."""
+
+    ACTIVE = "active"
+    CANCEL_REQUESTED = "cancel_requested"
+    LOST = "lost"
+
+
+class OutcomeKind(enum.Enum):
+    """How a worker settles a leased job."""
+
+    COMPLETE = "complete"
+    RETRY = "retry"
+    FAIL = "fail"
+    RELEASE = "release"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """A worker's verdict on one leased job, applied by ``JobStore.settle``.
+
+    COMPLETE stores ``result``; RETRY puts the job back to PENDING at
+    ``retry_at_ms`` with ``error`` recorded; FAIL ends it FAILED with ``error``;
+    RELEASE hands it back untried (graceful shutdown); CANCELLED confirms that a
+    requested cancellation stopped the handler. A RETRY or RELEASE of a job whose
+    cancellation was requested ends CANCELLED instead.
+    """
+
+    job_id: str
+    token: str
+    kind: OutcomeKind
+    result: bytes | None = None
+    error: str | None = None
+    retry_at_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobQuery:
+    """A filter and a page position for listing jobs.
+
+    ``cursor`` is the opaque ``next_cursor`` of the previous page, empty for the first.
+    """
+
+    type: str | None = None
+    status: JobStatus | None = None
+    limit: int = 100
+    cursor: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of a listing; ``next_cursor`` is empty on the last page."""
+
+    jobs: list[Job]
+    next_cursor: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TypeStats:
+    """Counts of the jobs of one type that the store holds now.
+
+    ``pending`` are due now, ``scheduled`` wait for a future time; terminal
+    counts cover the retention window only.
+    """
+
+    type: str
+    pending: int = 0
+    scheduled: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Per-type counts plus their totals."""
+
+    types: list[TypeStats] = field(default_factory=list)
+
+    @property
+    def total(self) -> TypeStats:
+        def add(attr: str) -> int:
+            return sum(getattr(t, attr) for t in self.types)
+
+        return TypeStats(
+            type="",
+            pending=add("pending"),
+            scheduled=add("scheduled"),
+            running=add("running"),
+            completed=add("completed"),
+            failed=add("failed"),
+            cancelled=add("cancelled"),
+        )

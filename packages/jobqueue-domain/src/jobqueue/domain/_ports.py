@@ -1,0 +1,110 @@
+"""The ports: what the domain needs from the outside world, as structural types."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from ._job import Job, JobPage, JobQuery, Lease, LeaseState, Outcome, QueueStats
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Wall-clock time in milliseconds since the epoch."""
+
+    def now_ms(self) -> int: ...
+
+
+@runtime_checkable
+class IdGenerator(Protocol):
+    """New job ids: unique, and ordered by creation time so ids sort like jobs."""
+
+    def new_id(self) -> str: ...
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    """Durable home of jobs. Every method is atomic: it applies whole or not at all.
+
+    Stores raise ``StoreUnavailable`` when their backend cannot be reached and
+    ``CapacityExceeded`` when a configured bound refuses new jobs.
+    """
+
+    async def add(self, jobs: Sequence[Job]) -> list[Job]:
+        """Store new PENDING jobs, all or none.
+
+        A job whose ``idempotency_key`` is already known is not stored again:
+        the job first stored under that key is returned in its place.
+        """
+        ...
+
+    async def get(self, job_id: str) -> Job | None:
+        """The job, or None when it does not exist or its retention ran out."""
+        ...
+
+    async def list_jobs(self, query: JobQuery) -> JobPage:
+        """Jobs matching the query, a page at a time.
+
+        Order: by status (PENDING, RUNNING, COMPLETED, FAILED, CANCELLED), then
+        by type name, then PENDING by due time, RUNNING by lease deadline and
+        finished jobs by finish time, ties by id. Paging through an unchanging
+        store yields every match exactly once; jobs that change status while a
+        listing is paged may be missed or seen twice.
+        """
+        ...
+
+    async def claim(
+        self, types: Sequence[str], *, limit: int, lease_ms: int, wait_ms: int = 0
+    ) -> list[Lease]:
+        """Lease up to ``limit`` due PENDING jobs of the given types.
+
+        Within a type the earliest due job goes first; across types the jobs are
+        taken in turn so that no type starves another. Each claimed job becomes
+        RUNNING with ``attempts + 1`` and a fresh token valid for ``lease_ms``.
+        When nothing is due, waits up to ``wait_ms`` for a job to become due.
+        """
+        ...
+
+    async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Apply each worker verdict; False where the token is stale (nothing changes)."""
+        ...
+
+    async def renew(self, leases: Sequence[tuple[str, str]], *, lease_ms: int) -> list[LeaseState]:
+        """Extend each ``(job_id, token)`` lease to now + ``lease_ms``.
+
+        Reports CANCEL_REQUESTED for a job someone asked to cancel (the lease is
+        still extended, so the worker can confirm), LOST for a stale token.
+        """
+        ...
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a PENDING job, or ask a RUNNING job's worker to stop.
+
+        Raises JobNotFound for an unknown id and JobAlreadyFinished for a
+        terminal job. A cancelled PENDING job is never claimed afterwards.
+        """
+        ...
+
+    async def requeue_expired(self, *, limit: int = 1_000) -> int:
+        """Hand jobs whose lease deadline passed back to the queue; returns how many."""
+        ...
+
+    async def stats(self) -> QueueStats:
+        """Counts per job type."""
+        ...
+
+    def watch(self, job_id: str) -> AsyncIterator[Job]:
+        """The job now, then again after each change, ending after a terminal status.
+
+        Changes that follow each other quickly may be seen as one. Raises
+        JobNotFound if the job does not exist when watching starts.
+        """
+        ...
+
+    async def ping(self) -> None:
+        """Return if the backend answers; raise StoreUnavailable otherwise."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
+        ...

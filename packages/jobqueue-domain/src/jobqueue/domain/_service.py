@@ -1,0 +1,133 @@
+"""Use cases for producers and operators, free of any transport."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from ._errors import InvalidJob, JobNotFound
+from ._job import Job, JobPage, JobQuery, JobStatus, QueueStats
+from ._ports import Clock, IdGenerator, JobStore
+from ._validation import (
+    Limits,
+    validate_execution_time,
+    validate_idempotency_key,
+    validate_job_id,
+    validate_max_attempts,
+    validate_payload,
+    validate_type,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnqueueRequest:
+    """What a producer asks for; ``execution_time_ms`` None means "as soon as possible"."""
+
+    type: str
+    payload: bytes = b""
+    execution_time_ms: int | None = None
+    max_attempts: int | None = None
+    idempotency_key: str | None = None
+
+
+class JobService:
+    """Submit, inspect and cancel jobs; every input is validated before the store sees it."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        clock: Clock,
+        ids: IdGenerator,
+        limits: Limits | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._ids = ids
+        self._limits = limits or Limits()
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    async def enqueue(
+        self,
+        job_type: str,
+        payload: bytes = b"",
+        *,
+        execution_time_ms: int | None = None,
+        max_attempts: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        request = EnqueueRequest(
+            type=job_type,
+            payload=payload,
+            execution_time_ms=execution_time_ms,
+            max_attempts=max_attempts,
+            idempotency_key=idempotency_key,
+        )
+        (job,) = await self._store.add([self._new_job(request, self._clock.now_ms())])
+        return job
+
+    async def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[Job]:
+        """Enqueue a batch atomically: one invalid request rejects the whole batch."""
+        if not requests:
+            return []
+        if len(requests) > self._limits.max_batch_size:
+            raise InvalidJob("jobs", f"a batch holds at most {self._limits.max_batch_size} jobs")
+        now = self._clock.now_ms()
+        jobs = []
+        for index, request in enumerate(requests):
+            try:
+                jobs.append(self._new_job(request, now))
+            except InvalidJob as error:
+                raise InvalidJob(f"jobs[{index}].{error.field}", error.message) from None
+        return await self._store.add(jobs)
+
+    async def get(self, job_id: str) -> Job:
+        job_id = validate_job_id(job_id)
+        job = await self._store.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    async def cancel(self, job_id: str) -> Job:
+        return await self._store.cancel(validate_job_id(job_id))
+
+    async def list_jobs(
+        self,
+        *,
+        job_type: str | None = None,
+        status: JobStatus | None = None,
+        page_size: int = 100,
+        cursor: str = "",
+    ) -> JobPage:
+        if job_type is not None:
+            validate_type(job_type)
+        if page_size <= 0:
+            page_size = 100
+        page_size = min(page_size, self._limits.max_page_size)
+        query = JobQuery(type=job_type, status=status, limit=page_size, cursor=cursor)
+        return await self._store.list_jobs(query)
+
+    async def stats(self) -> QueueStats:
+        return await self._store.stats()
+
+    def watch(self, job_id: str) -> AsyncIterator[Job]:
+        return self._store.watch(validate_job_id(job_id))
+
+    def _new_job(self, request: EnqueueRequest, now: int) -> Job:
+        execution_time = request.execution_time_ms
+        return Job(
+            id=self._ids.new_id(),
+            type=validate_type(request.type),
+            payload=validate_payload(request.payload, self._limits),
+            status=JobStatus.PENDING,
+            execution_time_ms=now
+            if execution_time is None
+            else validate_execution_time(execution_time),
+            created_at=now,
+            updated_at=now,
+            max_attempts=validate_max_attempts(request.max_attempts, self._limits),
+            idempotency_key=validate_idempotency_key(request.idempotency_key),
+        )

@@ -1,0 +1,97 @@
+"""Rules every new job must pass before it reaches a store."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from ._errors import InvalidJob
+
+MAX_TYPE_LENGTH = 128
+MAX_EPOCH_MS = 253_402_300_799_999
+"""The last millisecond of the year 9999: later times are a caller's bug, not a plan."""
+MAX_IDEMPOTENCY_KEY_LENGTH = 256
+MAX_ERROR_LENGTH = 8_192
+
+_TYPE_RE = re.compile(r"[A-Za-z0-9_.:-]+")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Size limits a deployment may tune."""
+
+    max_payload_bytes: int = 1024 * 1024
+    max_batch_size: int = 10_000
+    max_attempts_ceiling: int = 1_000
+    max_page_size: int = 1_000
+
+
+def validate_type(job_type: str) -> str:
+    """Check a job type: 1 to 128 characters from ``[A-Za-z0-9_.:-]``.
+
+    The alphabet keeps a type safe to embed in a storage key, so no type can
+    address a key outside its store's namespace.
+    """
+    if not job_type:
+        raise InvalidJob("type", "must not be empty")
+    if len(job_type) > MAX_TYPE_LENGTH:
+        raise InvalidJob("type", f"must be at most {MAX_TYPE_LENGTH} characters")
+    if not _TYPE_RE.fullmatch(job_type):
+        raise InvalidJob("type", "may contain only letters, digits and _ . : -")
+    return job_type
+
+
+def validate_payload(payload: bytes, limits: Limits) -> bytes:
+    if len(payload) > limits.max_payload_bytes:
+        raise InvalidJob(
+            "payload",
+            f"is {len(payload)} bytes, more than the limit of {limits.max_payload_bytes}",
+        )
+    return payload
+
+
+def validate_execution_time(execution_time_ms: int) -> int:
+    """Check an absolute time in ms since the epoch; past times simply mean "now"."""
+    if execution_time_ms < 0:
+        raise InvalidJob("execution_time_ms", "must not be negative")
+    if execution_time_ms > MAX_EPOCH_MS:
+        raise InvalidJob("execution_time_ms", "is after the year 9999")
+    return execution_time_ms
+
+
+def validate_max_attempts(max_attempts: int | None, limits: Limits) -> int | None:
+    if max_attempts is None:
+        return None
+    if not 1 <= max_attempts <= limits.max_attempts_ceiling:
+        raise InvalidJob("max_attempts", f"must be between 1 and {limits.max_attempts_ceiling}")
+    return max_attempts
+
+
+def validate_idempotency_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidJob("idempotency_key", f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
+    return key
+
+
+def validate_job_id(job_id: str) -> str:
+    """Check that an id is a UUID in its canonical text form; returns it lower-cased."""
+    if len(job_id) != 36:
+        raise InvalidJob("id", "must be a UUID such as 0190c3a2-7d5e-7b1c-9a4f-3e2d1c0b9a87")
+    try:
+        parsed = uuid.UUID(job_id)
+    except ValueError:
+        raise InvalidJob("id", "is not a valid UUID") from None
+    canonical = str(parsed)
+    if canonical != job_id.lower():
+        raise InvalidJob("id", "is not a valid UUID")
+    return canonical
+
+
+def truncate_error(error: str) -> str:
+    """Keep stored errors bounded: a traceback can be arbitrarily long."""
+    if len(error) <= MAX_ERROR_LENGTH:
+        return error
+    return error[: MAX_ERROR_LENGTH - 3] + "..."
