@@ -1,1 +1,7 @@
-"""Work in progress: see the open issues."""
+"""Generated messages and gRPC stubs of the jobqueue API, package ``mpataki.jobqueue.v1``.
+
+Import the modules: ``jobqueue_pb2`` / ``jobqueue_pb2_grpc`` (JobService) and
+``worker_pb2`` / ``worker_pb2_grpc`` (WorkerService). Everything but this file
+is generated from ``proto/`` by ``uv run python scripts/gen_protos.py``; do not
+edit it by hand.
+"""
