@@ -93,12 +93,14 @@ class ClaimJobsRequest(_message.Message):
     LEASE_MS_FIELD_NUMBER: _builtins.int
     WAIT_MS_FIELD_NUMBER: _builtins.int
     max_jobs: _builtins.int
-    """At most this many jobs (at least 1)."""
+    """At most this many jobs; 0 means 1. The server may hand out fewer (it caps
+    a claim so that the answer fits its message size limit).
+    """
     lease_ms: _builtins.int
-    """How long each lease lasts unless renewed."""
+    """How long each lease lasts unless renewed: 100 ms to 1 h; 0 means 30 s."""
     wait_ms: _builtins.int
     """How long the server may wait for a due job before answering with none;
-    capped by the server.
+    capped by the server (30 s by default).
     """
     @_builtins.property
     def types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -271,7 +273,7 @@ class RenewLeasesRequest(_message.Message):
     LEASES_FIELD_NUMBER: _builtins.int
     LEASE_MS_FIELD_NUMBER: _builtins.int
     lease_ms: _builtins.int
-    """The new deadline is now + lease_ms."""
+    """The new deadline is now + lease_ms: 100 ms to 1 h; 0 means 30 s."""
     @_builtins.property
     def leases(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeaseRef]: ...
     def __init__(
