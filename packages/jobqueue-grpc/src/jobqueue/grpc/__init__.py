@@ -1,1 +1,58 @@
-"""Work in progress: see the open issues."""
+"""The gRPC transport of jobqueue: servicers, proto mapping, status table, server builder.
+
+The servicers are thin: they map proto messages to domain values, call the
+domain's ``JobService`` use cases or the ``JobStore`` port, and let
+``service_handler`` turn domain errors into status codes through one table
+(``STATUS_CODES``). A caller's mistake is never INTERNAL.
+"""
+
+from ._handlers import MalformedRequest, service_handler
+from ._health import StoreHealth
+from ._job_servicer import JobServicer
+from ._mapping import (
+    enqueue_request_from_proto,
+    job_from_proto,
+    job_to_proto,
+    lease_refs_from_proto,
+    lease_state_to_proto,
+    lease_to_proto,
+    outcome_from_proto,
+    stats_to_proto,
+    status_filter_from_proto,
+    status_from_proto,
+)
+from ._options import MIB, ServerOptions
+from ._server import JOB_SERVICE_NAME, WORKER_SERVICE_NAME, RunningServer, start_server
+from ._status import INTERNAL_DETAILS, STATUS_CODES, status_for
+from ._worker_servicer import WorkerServicer
+
+__all__ = [
+    # Servicers
+    "JobServicer",
+    "WorkerServicer",
+    # Server
+    "start_server",
+    "RunningServer",
+    "ServerOptions",
+    "StoreHealth",
+    "JOB_SERVICE_NAME",
+    "WORKER_SERVICE_NAME",
+    "MIB",
+    # Errors and status codes
+    "STATUS_CODES",
+    "INTERNAL_DETAILS",
+    "status_for",
+    "service_handler",
+    "MalformedRequest",
+    # Mapping
+    "job_to_proto",
+    "job_from_proto",
+    "status_from_proto",
+    "status_filter_from_proto",
+    "enqueue_request_from_proto",
+    "stats_to_proto",
+    "lease_to_proto",
+    "lease_state_to_proto",
+    "outcome_from_proto",
+    "lease_refs_from_proto",
+]

@@ -1,0 +1,97 @@
+"""JobService over gRPC: producers and operators."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from jobqueue.domain import JobService
+from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
+from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
+
+from ._mapping import (
+    enqueue_request_from_proto,
+    job_to_proto,
+    stats_to_proto,
+    status_filter_from_proto,
+)
+from ._options import ServerOptions
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+_RESPONSE_MARGIN_BYTES = 4096
+
+
+class JobServicer(pb_grpc.JobServiceServicer):
+    """Maps each RPC onto a ``JobService`` use case; the domain checks every input.
+
+    Errors are not handled here: ``service_handler`` turns whatever a method
+    raises into a status through the one table in ``_status``.
+    """
+
+    def __init__(self, service: JobService, *, options: ServerOptions | None = None) -> None:
+        self._service = service
+        self._options = options or ServerOptions()
+
+    async def EnqueueJob(
+        self, request: pb.EnqueueJobRequest, context: Context
+    ) -> pb.EnqueueJobResponse:
+        r = enqueue_request_from_proto(request)
+        job = await self._service.enqueue(
+            r.type,
+            r.payload,
+            execution_time_ms=r.execution_time_ms,
+            max_attempts=r.max_attempts,
+            idempotency_key=r.idempotency_key,
+        )
+        return pb.EnqueueJobResponse(job=job_to_proto(job))
+
+    async def EnqueueJobs(
+        self, request: pb.EnqueueJobsRequest, context: Context
+    ) -> pb.EnqueueJobsResponse:
+        jobs = await self._service.enqueue_many(
+            [enqueue_request_from_proto(item) for item in request.jobs]
+        )
+        return pb.EnqueueJobsResponse(jobs=[job_to_proto(job) for job in jobs])
+
+    async def GetJob(self, request: pb.GetJobRequest, context: Context) -> pb.GetJobResponse:
+        job = await self._service.get(request.id)
+        return pb.GetJobResponse(job=job_to_proto(job))
+
+    async def CancelJob(
+        self, request: pb.CancelJobRequest, context: Context
+    ) -> pb.CancelJobResponse:
+        job = await self._service.cancel(request.id)
+        return pb.CancelJobResponse(job=job_to_proto(job))
+
+    async def ListJobs(self, request: pb.ListJobsRequest, context: Context) -> pb.ListJobsResponse:
+        status = status_filter_from_proto(request.status)
+        job_type = request.type if request.HasField("type") else None
+        page_size = request.page_size
+        budget = self._options.max_message_bytes - _RESPONSE_MARGIN_BYTES
+        while True:
+            page = await self._service.list_jobs(
+                job_type=job_type, status=status, page_size=page_size, cursor=request.page_token
+            )
+            response = pb.ListJobsResponse(
+                jobs=[job_to_proto(job) for job in page.jobs], next_page_token=page.next_cursor
+            )
+            # Big payloads can make a page outgrow the message limit, and the
+            # caller could do nothing about the error; a smaller page from the
+            # same position is still a correct page, with a token to go on.
+            if response.ByteSize() <= budget or len(page.jobs) <= 1:
+                return response
+            page_size = len(page.jobs) // 2
+
+    async def GetQueueStats(
+        self, request: pb.GetQueueStatsRequest, context: Context
+    ) -> pb.GetQueueStatsResponse:
+        return stats_to_proto(await self._service.stats())
+
+    async def WatchJob(
+        self, request: pb.WatchJobRequest, context: Context
+    ) -> AsyncIterator[pb.WatchJobResponse]:
+        async for job in self._service.watch(request.id):
+            yield pb.WatchJobResponse(job=job_to_proto(job))

@@ -1,0 +1,198 @@
+"""Proto messages to domain values and back.
+
+Proto3 has no null: optional scalars are read with ``HasField`` so that "unset"
+and "zero" stay apart, and enums are open, so a number this server does not
+know is rejected here as the caller's mistake instead of failing deeper down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from jobqueue.domain import (
+    EnqueueRequest,
+    InvalidJob,
+    Job,
+    JobStatus,
+    Lease,
+    LeaseState,
+    Limits,
+    Outcome,
+    OutcomeKind,
+    QueueStats,
+    TypeStats,
+    truncate_error,
+    validate_execution_time,
+    validate_job_id,
+    validate_payload,
+)
+from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
+from mpataki.jobqueue.v1 import worker_pb2 as worker_pb
+
+_OUTCOME_KINDS: dict[int, OutcomeKind] = {
+    worker_pb.OUTCOME_KIND_COMPLETE: OutcomeKind.COMPLETE,
+    worker_pb.OUTCOME_KIND_RETRY: OutcomeKind.RETRY,
+    worker_pb.OUTCOME_KIND_FAIL: OutcomeKind.FAIL,
+    worker_pb.OUTCOME_KIND_RELEASE: OutcomeKind.RELEASE,
+    worker_pb.OUTCOME_KIND_CANCELLED: OutcomeKind.CANCELLED,
+}
+_LEASE_STATES: dict[LeaseState, worker_pb.LeaseState.ValueType] = {
+    LeaseState.ACTIVE: worker_pb.LEASE_STATE_ACTIVE,
+    LeaseState.CANCEL_REQUESTED: worker_pb.LEASE_STATE_CANCEL_REQUESTED,
+    LeaseState.LOST: worker_pb.LEASE_STATE_LOST,
+}
+
+
+# -- jobs ----------------------------------------------------------------------
+
+
+def job_to_proto(job: Job) -> pb.Job:
+    """The wire form of a job; the domain's status numbers are the wire's by design."""
+    message = pb.Job(
+        id=job.id,
+        type=job.type,
+        payload=job.payload,
+        status=pb.JobStatus.ValueType(int(job.status)),
+        execution_time_ms=job.execution_time_ms,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        attempts=job.attempts,
+        cancel_requested=job.cancel_requested,
+    )
+    if job.max_attempts is not None:
+        message.max_attempts = job.max_attempts
+    if job.last_error is not None:
+        message.last_error = job.last_error
+    if job.result is not None:
+        message.result = job.result
+    if job.idempotency_key is not None:
+        message.idempotency_key = job.idempotency_key
+    return message
+
+
+def job_from_proto(message: pb.Job) -> Job:
+    """The domain form of a wire job, for clients of the API."""
+    return Job(
+        id=message.id,
+        type=message.type,
+        payload=message.payload,
+        status=status_from_proto(message.status),
+        execution_time_ms=message.execution_time_ms,
+        created_at=message.created_at,
+        updated_at=message.updated_at,
+        attempts=message.attempts,
+        max_attempts=message.max_attempts if message.HasField("max_attempts") else None,
+        last_error=message.last_error if message.HasField("last_error") else None,
+        result=message.result if message.HasField("result") else None,
+        cancel_requested=message.cancel_requested,
+        idempotency_key=message.idempotency_key if message.HasField("idempotency_key") else None,
+    )
+
+
+def status_from_proto(value: int, *, field: str = "status") -> JobStatus:
+    """The domain status of a wire number; UNSPECIFIED and unknown numbers are errors."""
+    try:
+        return JobStatus(value)
+    except ValueError:
+        raise InvalidJob(field, f"{value} is not a known JobStatus") from None
+
+
+def status_filter_from_proto(value: int) -> JobStatus | None:
+    """A listing's status filter: UNSPECIFIED means any status."""
+    return None if value == pb.JOB_STATUS_UNSPECIFIED else status_from_proto(value)
+
+
+def enqueue_request_from_proto(message: pb.EnqueueJobRequest) -> EnqueueRequest:
+    """Field checks are the domain's; this only keeps unset apart from zero."""
+    return EnqueueRequest(
+        type=message.type,
+        payload=message.payload,
+        execution_time_ms=message.execution_time_ms
+        if message.HasField("execution_time_ms")
+        else None,
+        max_attempts=message.max_attempts if message.HasField("max_attempts") else None,
+        idempotency_key=message.idempotency_key if message.HasField("idempotency_key") else None,
+    )
+
+
+def stats_to_proto(stats: QueueStats) -> pb.GetQueueStatsResponse:
+    return pb.GetQueueStatsResponse(
+        types=[_type_stats_to_proto(row) for row in stats.types],
+        total=_type_stats_to_proto(stats.total),
+    )
+
+
+def _type_stats_to_proto(row: TypeStats) -> pb.TypeStats:
+    return pb.TypeStats(
+        type=row.type,
+        pending=row.pending,
+        scheduled=row.scheduled,
+        running=row.running,
+        completed=row.completed,
+        failed=row.failed,
+        cancelled=row.cancelled,
+    )
+
+
+# -- leases --------------------------------------------------------------------
+
+
+def lease_to_proto(lease: Lease) -> worker_pb.Lease:
+    return worker_pb.Lease(
+        job=job_to_proto(lease.job), token=lease.token, deadline_ms=lease.deadline_ms
+    )
+
+
+def lease_state_to_proto(state: LeaseState) -> worker_pb.LeaseState.ValueType:
+    return _LEASE_STATES[state]
+
+
+def outcome_from_proto(message: worker_pb.Outcome, *, index: int, limits: Limits) -> Outcome:
+    """A worker's verdict, checked as strictly as a producer's input.
+
+    A worker is a remote caller like any other: its error text is bounded, its
+    result obeys the payload limit and its retry time must be a real time.
+    """
+    where = f"outcomes[{index}]"
+    try:
+        job_id = validate_job_id(message.job_id)
+    except InvalidJob as error:
+        raise InvalidJob(f"{where}.job_id", error.message) from None
+    if not message.token:
+        raise InvalidJob(f"{where}.token", "must not be empty")
+    kind = _OUTCOME_KINDS.get(message.kind)
+    if kind is None:
+        raise InvalidJob(f"{where}.kind", f"{message.kind} is not a known OutcomeKind")
+    result: bytes | None = None
+    if message.HasField("result"):
+        try:
+            result = validate_payload(message.result, limits)
+        except InvalidJob as error:
+            raise InvalidJob(f"{where}.result", error.message) from None
+    retry_at_ms: int | None = None
+    if message.HasField("retry_at_ms"):
+        try:
+            retry_at_ms = validate_execution_time(message.retry_at_ms)
+        except InvalidJob as error:
+            raise InvalidJob(f"{where}.retry_at_ms", error.message) from None
+    return Outcome(
+        job_id=job_id,
+        token=message.token,
+        kind=kind,
+        result=result,
+        error=truncate_error(message.error) if message.HasField("error") else None,
+        retry_at_ms=retry_at_ms,
+    )
+
+
+def lease_refs_from_proto(refs: Sequence[worker_pb.LeaseRef]) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for index, ref in enumerate(refs):
+        try:
+            job_id = validate_job_id(ref.job_id)
+        except InvalidJob as error:
+            raise InvalidJob(f"leases[{index}].job_id", error.message) from None
+        if not ref.token:
+            raise InvalidJob(f"leases[{index}].token", "must not be empty")
+        pairs.append((job_id, ref.token))
+    return pairs

@@ -1,0 +1,97 @@
+"""Building and starting the gRPC server."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from mpataki.jobqueue.v1 import jobqueue_pb2, worker_pb2
+
+from ._handlers import service_handler
+from ._health import StoreHealth
+from ._job_servicer import JobServicer
+from ._options import ServerOptions
+from ._worker_servicer import WorkerServicer
+
+_log = logging.getLogger(__name__)
+
+JOB_SERVICE_NAME: str = jobqueue_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
+WORKER_SERVICE_NAME: str = worker_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name
+
+
+@dataclass(slots=True)
+class RunningServer:
+    """A started server, the port it bound, and the health checks it runs."""
+
+    server: grpc.aio.Server
+    port: int
+    health: StoreHealth
+
+    async def stop(self, grace: float | None) -> None:
+        """Refuse new calls, let calls in flight finish for ``grace`` seconds, then cancel them.
+
+        Health turns NOT_SERVING first, so probes see the server leave before
+        its port closes.
+        """
+        await self.health.shutdown()
+        await self.server.stop(grace)
+
+    async def wait_for_termination(self) -> None:
+        await self.server.wait_for_termination()
+
+
+async def start_server(
+    *,
+    address: str,
+    job_servicer: JobServicer,
+    worker_servicer: WorkerServicer,
+    health: StoreHealth,
+    options: ServerOptions | None = None,
+) -> RunningServer:
+    """Serve JobService, WorkerService, grpc.health.v1 and reflection on ``address``.
+
+    ``address`` is ``host:port``; port 0 binds a free port, reported in the
+    result. Raises OSError when the address cannot be bound.
+    """
+    options = options or ServerOptions()
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", options.max_message_bytes),
+            ("grpc.max_send_message_length", options.max_message_bytes),
+            # gRPC sets SO_REUSEPORT by default: a second server on a busy
+            # port would start "successfully" and share its traffic.
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    server.add_generic_rpc_handlers(
+        [
+            service_handler(jobqueue_pb2.DESCRIPTOR.services_by_name["JobService"], job_servicer),
+            service_handler(
+                worker_pb2.DESCRIPTOR.services_by_name["WorkerService"], worker_servicer
+            ),
+        ]
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
+    reflection.enable_server_reflection(
+        [
+            JOB_SERVICE_NAME,
+            WORKER_SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
+        server,
+    )
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as error:  # grpc reports a failed bind as RuntimeError
+        raise OSError(f"cannot listen on {address}: {error}") from None
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    await health.start()
+    await server.start()
+    _log.info("serving gRPC on %s (port %d)", address, port)
+    return RunningServer(server=server, port=port, health=health)

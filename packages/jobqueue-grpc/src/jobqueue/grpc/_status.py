@@ -1,0 +1,50 @@
+"""The one table from domain errors to gRPC status codes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import grpc
+
+from jobqueue.domain import (
+    CapacityExceeded,
+    InvalidJob,
+    InvalidTransition,
+    JobAlreadyFinished,
+    JobNotFound,
+    JobQueueError,
+    LeaseLost,
+    StoreUnavailable,
+)
+
+_log = logging.getLogger(__name__)
+
+STATUS_CODES: Mapping[type[JobQueueError], grpc.StatusCode] = {
+    InvalidJob: grpc.StatusCode.INVALID_ARGUMENT,
+    JobNotFound: grpc.StatusCode.NOT_FOUND,
+    JobAlreadyFinished: grpc.StatusCode.FAILED_PRECONDITION,
+    LeaseLost: grpc.StatusCode.FAILED_PRECONDITION,
+    InvalidTransition: grpc.StatusCode.FAILED_PRECONDITION,
+    CapacityExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
+}
+"""Every domain error a caller can see, and its status code. Anything else is INTERNAL."""
+
+INTERNAL_DETAILS = "internal error; the server logged the details"
+
+
+def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The status code and details a failed call answers with.
+
+    Domain errors carry their own message, written for the caller. Any other
+    exception is our bug: it is logged here with its traceback and the caller
+    sees only a generic INTERNAL, so internals never leak onto the wire.
+    """
+    if isinstance(error, JobQueueError):
+        for cls in type(error).__mro__:
+            code = STATUS_CODES.get(cls)
+            if code is not None:
+                return code, str(error)
+    _log.error("unexpected error while serving a call", exc_info=error)
+    return grpc.StatusCode.INTERNAL, INTERNAL_DETAILS
