@@ -26,4 +26,4 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture
 def key_prefix() -> str:
     """A key prefix no other test uses, so tests share one Redis without seeing each other."""
-    return f"jqtest:{uuid.uuid4().hex[:12]}:"
+    return f"jqtest-{uuid.uuid4().hex[:12]}"

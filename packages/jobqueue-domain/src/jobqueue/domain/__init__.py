@@ -4,6 +4,7 @@ It imports nothing but the standard library, so any service can depend on it.
 """
 
 from ._clock import ManualClock, SystemClock, UuidV7Generator
+from ._cursor import ListPosition, decode_cursor, encode_cursor
 from ._errors import (
     CapacityExceeded,
     InvalidJob,
@@ -64,6 +65,9 @@ __all__ = [
     "JobPage",
     "TypeStats",
     "QueueStats",
+    "ListPosition",
+    "encode_cursor",
+    "decode_cursor",
     # State machine
     "Event",
     "TRANSITIONS",

@@ -7,10 +7,8 @@ event loop each is atomic, as the port requires.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import heapq
-import json
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -29,16 +27,18 @@ from jobqueue.domain import (
     JobStatus,
     Lease,
     LeaseState,
+    ListPosition,
     Outcome,
     OutcomeKind,
     QueueStats,
     SystemClock,
     TypeStats,
+    decode_cursor,
+    encode_cursor,
     resolve,
     transition,
 )
 
-_STATUS_RANK = {status: rank for rank, status in enumerate(JobStatus)}
 _OUTCOME_EVENTS = {
     OutcomeKind.COMPLETE: Event.COMPLETE,
     OutcomeKind.RETRY: Event.RETRY,
@@ -175,7 +175,7 @@ class MemoryJobStore:
             job = record.job
             if outcome.kind is OutcomeKind.RELEASE:
                 job = replace(job, attempts=max(job.attempts - 1, 0))
-            if outcome.error is not None:
+            if outcome.error:
                 job = replace(job, last_error=outcome.error)
             if status is JobStatus.PENDING:
                 due = now if outcome.retry_at_ms is None else outcome.retry_at_ms
@@ -228,19 +228,19 @@ class MemoryJobStore:
 
     async def list_jobs(self, query: JobQuery) -> JobPage:
         self._purge()
-        after = _decode_cursor(query.cursor)
+        after = decode_cursor(query.cursor)
         matches = sorted(
             key
             for key in (self._sort_key(record) for record in self._records.values())
-            if (query.status is None or key[0] == _STATUS_RANK[query.status])
-            and (query.type is None or key[1] == query.type)
+            if (query.status is None or key.status is query.status)
+            and (query.type is None or key.type == query.type)
             and (after is None or key > after)
         )
         page = matches[: max(query.limit, 0)]
         more = len(matches) > len(page) and bool(page)
         return JobPage(
-            jobs=[self._records[key[3]].job for key in page],
-            next_cursor=_encode_cursor(page[-1]) if more else "",
+            jobs=[self._records[key.job_id].job for key in page],
+            next_cursor=encode_cursor(page[-1]) if more else "",
         )
 
     async def stats(self) -> QueueStats:
@@ -299,36 +299,43 @@ class MemoryJobStore:
         order = list(dict.fromkeys(types))
         if not order:
             return []
-        # Start each claim at the next type in turn, and take one job per type
-        # per round, so a flooded type cannot starve the others.
+        # Start each claim at the next type in turn and give every type an
+        # equal share per round, so a flooded type cannot starve the others.
         self._rotation = (self._rotation + 1) % len(order)
-        order = order[self._rotation :] + order[: self._rotation]
+        active = order[self._rotation :] + order[: self._rotation]
         leases: list[Lease] = []
-        active = order
         while len(leases) < limit and active:
             still: list[str] = []
+            share = -(-(limit - len(leases)) // len(active))
             for job_type in active:
-                if len(leases) >= limit:
+                want = min(share, limit - len(leases))
+                if want <= 0:
                     break
-                record = self._pop_due(job_type, now)
-                if record is None:
-                    continue
-                transition(record.job.status, Event.CLAIM)
-                token = secrets.token_hex(8)
-                record.job = replace(
-                    record.job,
-                    status=JobStatus.RUNNING,
-                    attempts=record.job.attempts + 1,
-                    updated_at=now,
-                )
-                record.token = token
-                record.deadline_ms = now + lease_ms
-                self._running[record.job.id] = record.deadline_ms
-                self._notify(record.job.id)
-                leases.append(Lease(record.job, token, record.deadline_ms))
-                still.append(job_type)
+                taken = 0
+                while taken < want:
+                    record = self._pop_due(job_type, now)
+                    if record is None:
+                        break
+                    taken += 1
+                    leases.append(self._lease(record, now, lease_ms))
+                if taken == want:
+                    still.append(job_type)
             active = still
         return leases
+
+    def _lease(self, record: _Record, now: int, lease_ms: int) -> Lease:
+        transition(record.job.status, Event.CLAIM)
+        record.job = replace(
+            record.job,
+            status=JobStatus.RUNNING,
+            attempts=record.job.attempts + 1,
+            updated_at=now,
+        )
+        record.token = secrets.token_hex(8)
+        record.deadline_ms = now + lease_ms
+        self._running[record.job.id] = record.deadline_ms
+        self._notify(record.job.id)
+        return Lease(record.job, record.token, record.deadline_ms)
 
     def _pop_due(self, job_type: str, now: int) -> _Record | None:
         heap = self._pending.get(job_type)
@@ -392,7 +399,7 @@ class MemoryJobStore:
                     del self._keys[key]
                 self._notify(job_id)
 
-    def _sort_key(self, record: _Record) -> tuple[int, str, int, str]:
+    def _sort_key(self, record: _Record) -> ListPosition:
         job = record.job
         if job.status is JobStatus.PENDING:
             position = job.execution_time_ms
@@ -400,7 +407,7 @@ class MemoryJobStore:
             position = record.deadline_ms
         else:
             position = job.updated_at
-        return (_STATUS_RANK[job.status], job.type, position, job.id)
+        return ListPosition(job.status, job.type, position, job.id)
 
     def _wake(self) -> None:
         self._changed.set()
@@ -408,18 +415,3 @@ class MemoryJobStore:
     def _notify(self, job_id: str) -> None:
         for changed in self._watchers.get(job_id, ()):
             changed.set()
-
-
-def _encode_cursor(key: tuple[int, str, int, str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[int, str, int, str] | None:
-    if not cursor:
-        return None
-    try:
-        rank, job_type, position, job_id = json.loads(base64.urlsafe_b64decode(cursor))
-        key = (int(rank), str(job_type), int(position), str(job_id))
-    except (ValueError, TypeError):
-        raise InvalidJob("page_token", "is not a token this server issued") from None
-    return key

@@ -1,1 +1,6 @@
-"""Work in progress: see the open issues."""
+"""Redis JobStore: atomic Lua scripts over one hash per job and sorted sets per type."""
+
+from ._settings import RedisStoreSettings
+from ._store import MAX_CLAIM, RedisJobStore
+
+__all__ = ["RedisJobStore", "RedisStoreSettings", "MAX_CLAIM"]

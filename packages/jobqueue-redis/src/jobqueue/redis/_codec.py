@@ -1,0 +1,38 @@
+"""Job hashes: short field names keep a pending job's footprint small."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from jobqueue.domain import Job, JobStatus
+
+# t type, p payload, s status, e execution time, c created, u updated,
+# a attempts, m max attempts, err last error, r result, x cancel requested,
+# k idempotency key, l lease token, d lease deadline, f finished at, w watchers.
+
+
+def pairs_to_dict(flat: Sequence[bytes]) -> dict[bytes, bytes]:
+    """HGETALL as a Lua script returns it: a flat field, value list."""
+    items = iter(flat)
+    return dict(zip(items, items, strict=True))
+
+
+def job_from_hash(job_id: str, h: Mapping[bytes, bytes]) -> Job:
+    max_attempts = h.get(b"m")
+    last_error = h.get(b"err")
+    key = h.get(b"k")
+    return Job(
+        id=job_id,
+        type=h[b"t"].decode(),
+        payload=h.get(b"p", b""),
+        status=JobStatus(int(h[b"s"])),
+        execution_time_ms=int(h[b"e"]),
+        created_at=int(h[b"c"]),
+        updated_at=int(h[b"u"]),
+        attempts=int(h.get(b"a", b"0")),
+        max_attempts=int(max_attempts) if max_attempts is not None else None,
+        last_error=last_error.decode(errors="replace") if last_error is not None else None,
+        result=h.get(b"r"),
+        cancel_requested=h.get(b"x") == b"1",
+        idempotency_key=key.decode() if key is not None else None,
+    )

@@ -1,0 +1,37 @@
+"""Connection and layout settings of the Redis store."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_PREFIX_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedisStoreSettings:
+    """Where the jobs live and how long finished ones are kept.
+
+    Every key is ``{<key_prefix>}:...``: the braces are a Redis Cluster hash
+    tag, so one queue's keys share a slot and its Lua scripts stay atomic on a
+    cluster. Different prefixes isolate tenants (and tests) in one Redis, and
+    spread over a cluster's shards. The URL carries the password and TLS
+    (``rediss://``) as redis-py understands them.
+    """
+
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "jq"
+    retention_ms: int = 24 * 3600 * 1000
+    socket_timeout_s: float = 5.0
+    connect_timeout_s: float = 2.0
+    max_connections: int = 64
+
+    def __post_init__(self) -> None:
+        if not _PREFIX_RE.fullmatch(self.key_prefix):
+            raise ValueError("key_prefix must be 1 to 64 characters from [A-Za-z0-9_.:-]")
+        if self.retention_ms <= 0:
+            raise ValueError("retention_ms must be positive")
+
+    @property
+    def namespace(self) -> str:
+        return "{" + self.key_prefix + "}:"

@@ -1,0 +1,405 @@
+"""The JobStore port on Redis: one hash per job, sorted sets per type, Lua for every change."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any, TypeVar, cast
+
+import redis.asyncio as aioredis
+from jobqueue.domain import (
+    DEFAULT_MAX_ATTEMPTS,
+    CapacityExceeded,
+    Clock,
+    Job,
+    JobAlreadyFinished,
+    JobNotFound,
+    JobPage,
+    JobQuery,
+    JobStatus,
+    Lease,
+    LeaseState,
+    ListPosition,
+    Outcome,
+    OutcomeKind,
+    QueueStats,
+    StoreUnavailable,
+    SystemClock,
+    TypeStats,
+    decode_cursor,
+    encode_cursor,
+    validate_type,
+)
+from redis import exceptions as rexc
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from ._codec import job_from_hash, pairs_to_dict
+from ._settings import RedisStoreSettings
+
+MAX_CLAIM = 1_000
+"""Most jobs one claim takes: bounds the time one script holds Redis."""
+_CHUNK = 1_000
+_READ_ATTEMPTS = 3
+_KINDS = {
+    OutcomeKind.COMPLETE: "c",
+    OutcomeKind.RETRY: "r",
+    OutcomeKind.FAIL: "f",
+    OutcomeKind.RELEASE: "l",
+    OutcomeKind.CANCELLED: "x",
+}
+_LEASE_STATES = {0: LeaseState.LOST, 1: LeaseState.ACTIVE, 2: LeaseState.CANCEL_REQUESTED}
+_UNAVAILABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ReadOnlyError, OSError)
+T = TypeVar("T")
+_Arg = bytes | str | int | float
+
+
+def _load_scripts() -> dict[str, str]:
+    folder = resources.files(__package__).joinpath("lua")
+    common = folder.joinpath("_common.lua").read_text()
+    names = ("add", "claim", "settle", "renew", "cancel", "requeue", "stats", "watchers")
+    return {name: common + folder.joinpath(f"{name}.lua").read_text() for name in names}
+
+
+_SCRIPTS = _load_scripts()
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Turn redis-py's failures into the domain's, so callers never import redis."""
+    try:
+        yield
+    except _UNAVAILABLE as error:
+        raise StoreUnavailable(f"Redis is unreachable: {error}") from error
+    except rexc.ResponseError as error:
+        message = str(error)
+        if message.startswith("OOM"):
+            raise CapacityExceeded("Redis is out of memory (maxmemory reached)") from error
+        if message.startswith(("LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")):
+            raise StoreUnavailable(f"Redis is not ready: {message}") from error
+        raise
+
+
+class RedisJobStore:
+    """Jobs in Redis, shared by any number of servers and workers.
+
+    Nothing connects until the first call. Writes are never retried here: a
+    write whose reply was lost may have been applied, and only the caller
+    knows whether repeating it is safe (an idempotency key makes an enqueue
+    safe to repeat). Reads are retried on a fresh connection.
+    """
+
+    def __init__(self, settings: RedisStoreSettings, *, clock: Clock | None = None) -> None:
+        self._settings = settings
+        self._clock = clock or SystemClock()
+        self._ns = settings.namespace
+        self._types_key = self._ns + "types"
+        common: dict[str, Any] = {
+            "socket_connect_timeout": settings.connect_timeout_s,
+            "max_connections": settings.max_connections,
+            "health_check_interval": 5,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        self._redis = aioredis.Redis.from_url(
+            settings.url, socket_timeout=settings.socket_timeout_s, **common
+        )
+        # Blocking waits hold a connection for their whole timeout, longer than
+        # the command socket timeout allows, so they get a pool of their own.
+        self._blocking = aioredis.Redis.from_url(settings.url, socket_timeout=None, **common)
+        self._scripts = {name: self._redis.register_script(src) for name, src in _SCRIPTS.items()}
+        self._rotation = 0
+
+    @property
+    def settings(self) -> RedisStoreSettings:
+        return self._settings
+
+    # -- producers -------------------------------------------------------------
+
+    async def add(self, jobs: Sequence[Job]) -> list[Job]:
+        if not jobs:
+            return []
+        args: list[_Arg] = [self._ns, self._clock.now_ms(), self._settings.retention_ms]
+        for job in jobs:
+            args += [
+                job.id,
+                job.type,
+                job.payload,
+                job.execution_time_ms,
+                job.created_at,
+                "" if job.max_attempts is None else job.max_attempts,
+                job.idempotency_key or "",
+            ]
+        with _translated():
+            stored_ids = await self._scripts["add"](keys=[self._types_key], args=args)
+        by_id = {job.id: job for job in jobs}
+        result: list[Job] = []
+        for job, raw_id in zip(jobs, stored_ids, strict=True):
+            stored_id = raw_id.decode()
+            known = by_id.get(stored_id)
+            if known is None:
+                known = await self.get(stored_id)
+                if known is None:  # expired in between: the key no longer holds
+                    raise StoreUnavailable(f"job {stored_id} vanished while enqueueing")
+                by_id[stored_id] = known
+            result.append(known if stored_id != job.id else job)
+        return result
+
+    async def get(self, job_id: str) -> Job | None:
+        key = self._ns + "j:" + job_id
+        fields = await self._read(lambda: self._redis.hgetall(key))
+        return self._visible(job_id, cast(dict[bytes, bytes], fields))
+
+    async def cancel(self, job_id: str) -> Job:
+        args: list[_Arg] = [self._ns, self._clock.now_ms(), self._settings.retention_ms, job_id]
+        with _translated():
+            reply = await self._scripts["cancel"](keys=[self._types_key], args=args)
+        verdict = reply[0]
+        if verdict == b"missing":
+            raise JobNotFound(job_id)
+        if verdict == b"finished":
+            raise JobAlreadyFinished(job_id, JobStatus(int(reply[1])).name)
+        return job_from_hash(job_id, pairs_to_dict(reply[1]))
+
+    # -- workers ---------------------------------------------------------------
+
+    async def claim(
+        self, types: Sequence[str], *, limit: int, lease_ms: int, wait_ms: int = 0
+    ) -> list[Lease]:
+        order = [validate_type(t) for t in dict.fromkeys(types)]
+        limit = min(limit, MAX_CLAIM)
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + max(wait_ms, 0) / 1000
+        if not order or limit <= 0:
+            await asyncio.sleep(max(wait_ms, 0) / 1000)
+            return []
+        wake_keys = [self._ns + "w:" + t for t in order]
+        while True:
+            self._rotation = (self._rotation + 1) % len(order)
+            rotated = order[self._rotation :] + order[: self._rotation]
+            now = self._clock.now_ms()
+            token_base = secrets.token_hex(6) + ":"
+            args: list[_Arg] = [self._ns, now, limit, lease_ms, token_base, *rotated]
+            with _translated():
+                reply = await self._scripts["claim"](keys=[self._types_key], args=args)
+            leases = [
+                Lease(
+                    job_from_hash(reply[i].decode(), pairs_to_dict(reply[i + 2])),
+                    reply[i + 1].decode(),
+                    now + lease_ms,
+                )
+                for i in range(1, len(reply), 3)
+            ]
+            remaining = give_up_at - loop.time()
+            if leases or remaining <= 0:
+                return leases
+            next_due = int(reply[0])
+            if next_due >= 0:
+                remaining = min(remaining, max(next_due - now, 0) / 1000)
+            await self._wait_for_wake(wake_keys, remaining)
+
+    async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        results: list[bool] = []
+        for start in range(0, len(outcomes), _CHUNK):
+            args: list[_Arg] = [self._ns, self._clock.now_ms(), self._settings.retention_ms]
+            for outcome in outcomes[start : start + _CHUNK]:
+                args += [
+                    outcome.job_id,
+                    outcome.token,
+                    _KINDS[outcome.kind],
+                    "0" if outcome.result is None else "1",
+                    outcome.result or b"",
+                    outcome.error or "",
+                    "" if outcome.retry_at_ms is None else outcome.retry_at_ms,
+                ]
+            with _translated():
+                applied = await self._scripts["settle"](keys=[self._types_key], args=args)
+            results += [flag == 1 for flag in applied]
+        return results
+
+    async def renew(self, leases: Sequence[tuple[str, str]], *, lease_ms: int) -> list[LeaseState]:
+        states: list[LeaseState] = []
+        for start in range(0, len(leases), _CHUNK):
+            args: list[_Arg] = [self._ns, self._clock.now_ms(), lease_ms]
+            for job_id, token in leases[start : start + _CHUNK]:
+                args += [job_id, token]
+            reply = await self._read(self._call("renew", args))
+            states += [_LEASE_STATES[int(code)] for code in reply]
+        return states
+
+    async def requeue_expired(self, *, limit: int = 1_000) -> int:
+        args: list[_Arg] = [
+            self._ns,
+            self._clock.now_ms(),
+            self._settings.retention_ms,
+            limit,
+            DEFAULT_MAX_ATTEMPTS,
+        ]
+        with _translated():
+            return int(await self._scripts["requeue"](keys=[self._types_key], args=args))
+
+    # -- operators -------------------------------------------------------------
+
+    async def list_jobs(self, query: JobQuery) -> JobPage:
+        after = decode_cursor(query.cursor)
+        limit = max(query.limit, 0)
+        if limit == 0:
+            return JobPage([], "")
+        now = self._clock.now_ms()
+        statuses = [query.status] if query.status is not None else list(JobStatus)
+        if query.type is not None:
+            types = [query.type]
+        else:
+            raw_types = await self._read(lambda: self._redis.smembers(self._types_key))
+            types = sorted(cast(bytes, t).decode() for t in raw_types)
+        positions: list[ListPosition] = []
+        for status in statuses:
+            for job_type in types:
+                if len(positions) > limit:
+                    break
+                if after is not None and (status, job_type) < (after.status, after.type):
+                    continue
+                start = after if after and (status, job_type) == after[:2] else None
+                positions += await self._segment(status, job_type, now, start, limit + 1)
+        page, more = positions[:limit], len(positions) > limit
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for position in page:
+                pipe.hgetall(self._ns + "j:" + position.job_id)
+            with _translated():
+                hashes = await pipe.execute()
+        jobs = []
+        for position, fields in zip(page, hashes, strict=True):
+            job = self._visible(position.job_id, fields)
+            # A job may have moved on since its index was read.
+            if job is not None and job.status is position.status:
+                jobs.append(job)
+        return JobPage(jobs, encode_cursor(page[-1]) if more and page else "")
+
+    async def stats(self) -> QueueStats:
+        args: list[_Arg] = [self._ns, self._clock.now_ms(), self._settings.retention_ms]
+        flat = await self._read(self._call("stats", args))
+        rows = []
+        for i in range(0, len(flat), 7):
+            counts = [int(n) for n in flat[i + 1 : i + 7]]
+            if any(counts):
+                rows.append(
+                    TypeStats(type=flat[i].decode(), **dict(zip(_STAT_NAMES, counts, strict=True)))
+                )
+        return QueueStats(types=sorted(rows, key=lambda row: row.type))
+
+    async def watch(self, job_id: str) -> AsyncIterator[Job]:
+        pubsub = self._redis.pubsub()
+        script = self._scripts["watchers"]
+        with _translated():
+            await pubsub.subscribe(self._ns + "ev:" + job_id)
+            fields = await script(args=[self._ns, job_id, 1])
+        try:
+            job = self._visible(job_id, pairs_to_dict(fields)) if fields else None
+            if job is None:
+                raise JobNotFound(job_id)
+            last: Job | None = None
+            while job is not None:
+                if job != last:
+                    last = job
+                    yield job
+                    if job.status.is_terminal:
+                        return
+                with _translated():
+                    # The timeout re-reads the job now and then in case a
+                    # message was lost to a reconnect.
+                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                job = await self.get(job_id)
+        finally:
+            try:
+                with _translated():
+                    await script(args=[self._ns, job_id, -1])
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            except StoreUnavailable:
+                pass
+
+    async def ping(self) -> None:
+        with _translated():
+            await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+        await self._blocking.aclose()
+
+    # -- internals -------------------------------------------------------------
+
+    def _call(self, name: str, args: list[_Arg]) -> Callable[[], Awaitable[Any]]:
+        script = self._scripts[name]
+        return lambda: script(keys=[self._types_key], args=args)
+
+    async def _read(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run an idempotent command, retrying on a fresh connection if one broke."""
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                with _translated():
+                    return await call()
+            except StoreUnavailable:
+                if attempt == _READ_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _wait_for_wake(self, wake_keys: list[str], timeout_s: float) -> None:
+        timeout_s = max(timeout_s, 0.001)
+        with _translated():
+            try:
+                await asyncio.wait_for(
+                    self._blocking.blpop(wake_keys, timeout=timeout_s), timeout_s + 2.0
+                )
+            except TimeoutError:
+                raise StoreUnavailable("Redis did not answer a blocking wait in time") from None
+
+    def _visible(self, job_id: str, fields: dict[bytes, bytes]) -> Job | None:
+        """The job in a hash, unless the hash is gone or its retention ran out by our clock."""
+        if not fields or b"t" not in fields:
+            return None
+        finished = fields.get(b"f")
+        if (
+            finished is not None
+            and int(finished) + self._settings.retention_ms <= self._clock.now_ms()
+        ):
+            return None
+        return job_from_hash(job_id, fields)
+
+    async def _segment(
+        self,
+        status: JobStatus,
+        job_type: str,
+        now: int,
+        after: ListPosition | None,
+        want: int,
+    ) -> list[ListPosition]:
+        """Up to ``want`` positions of one (status, type) index, after ``after``."""
+        if status is JobStatus.PENDING:
+            key, low = self._ns + "q:" + job_type, "-inf"
+        elif status is JobStatus.RUNNING:
+            key, low = self._ns + "r:" + job_type, "-inf"
+        else:
+            key = f"{self._ns}d:{job_type}:{int(status)}"
+            low = f"({now - self._settings.retention_ms}"
+        if after is not None:
+            low = str(after.position)
+        found: list[ListPosition] = []
+        offset = 0
+        while len(found) < want:
+            batch = await self._read(
+                lambda o=offset: self._redis.zrange(  # type: ignore[misc]
+                    key, low, "+inf", byscore=True, offset=o, num=want, withscores=True
+                )
+            )
+            if not batch:
+                break
+            offset += len(batch)
+            for member, score in cast(list[tuple[bytes, float]], batch):
+                position = ListPosition(status, job_type, int(score), member.decode())
+                if after is None or position > after:
+                    found.append(position)
+        return found[:want]
+
+
+_STAT_NAMES = ("pending", "scheduled", "running", "completed", "failed", "cancelled")

@@ -1,0 +1,43 @@
+-- Helpers prepended to every script. Keys: P .. 'j:' .. id job hash,
+-- 'q:' .. type pending (score: due ms), 'r:' .. type running (score: lease
+-- deadline), 'd:' .. type .. ':' .. status finished (score: finish ms),
+-- 'k:' .. key idempotency key, 'w:' .. type wake-up list, 'ev:' .. id watch channel.
+
+-- Push a wake-up token for idle workers of a type, unless one is waiting already.
+local function wake(P, jtype)
+  local key = P .. 'w:' .. jtype
+  if redis.call('LLEN', key) == 0 then
+    redis.call('LPUSH', key, 1)
+  end
+end
+
+-- Tell watchers of a job that it changed; costs one HEXISTS when nobody watches.
+local function notify(P, jk, id)
+  if redis.call('HEXISTS', jk, 'w') == 1 then
+    redis.call('PUBLISH', P .. 'ev:' .. id, 1)
+  end
+end
+
+-- Move a job to a terminal status and start its retention clock.
+local function finish(P, jk, id, jtype, status, now, retention)
+  redis.call('HSET', jk, 's', status, 'u', now, 'f', now)
+  redis.call('HDEL', jk, 'l', 'd')
+  redis.call('ZADD', P .. 'd:' .. jtype .. ':' .. status, now, id)
+  redis.call('PEXPIRE', jk, retention)
+  local ikey = redis.call('HGET', jk, 'k')
+  if ikey then
+    redis.call('PEXPIRE', P .. 'k:' .. ikey, retention)
+  end
+  notify(P, jk, id)
+end
+
+-- Put a job back in its queue, due at `due`.
+local function requeue(P, jk, id, jtype, due, now)
+  redis.call('HSET', jk, 's', 1, 'e', due, 'u', now)
+  redis.call('HDEL', jk, 'l', 'd')
+  redis.call('ZADD', P .. 'q:' .. jtype, due, id)
+  if due <= now then
+    wake(P, jtype)
+  end
+  notify(P, jk, id)
+end

@@ -1,0 +1,60 @@
+-- Store new PENDING jobs, all in one step.
+-- KEYS[1] the set of known types (it routes the call to the queue's slot).
+-- ARGV: prefix, now, retention_ms, then per job: id, type, payload, execution_time, created_at,
+-- max_attempts|'', idempotency_key|''
+-- Returns, per job, the id stored under it: its own, or the id of the job an
+-- idempotency key already named.
+local P = ARGV[1]
+local now = tonumber(ARGV[2])
+local retention = tonumber(ARGV[3])
+local out = {}
+local claimed_keys = {}
+local due_types = {}
+for i = 4, #ARGV, 7 do
+  local id, jtype, payload, exec = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local created, max_attempts, ikey = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local prior = false
+  if ikey ~= '' then
+    prior = claimed_keys[ikey]
+    if not prior then
+      prior = redis.call('GET', P .. 'k:' .. ikey)
+      if prior then
+        -- The key outlives its job by at most the retention period.
+        local jk = P .. 'j:' .. prior
+        local finished = redis.call('HGET', jk, 'f')
+        if redis.call('EXISTS', jk) == 0 or (finished and tonumber(finished) + retention <= now) then
+          prior = false
+        end
+      end
+    end
+  end
+  if prior then
+    out[#out + 1] = prior
+  else
+    local jk = P .. 'j:' .. id
+    redis.call('HSET', jk, 't', jtype, 'p', payload, 's', 1, 'e', exec, 'c', created, 'u', created, 'a', 0)
+    if max_attempts ~= '' then
+      redis.call('HSET', jk, 'm', max_attempts)
+    end
+    if ikey ~= '' then
+      redis.call('HSET', jk, 'k', ikey)
+      -- No expiry yet: the key must live as long as the job does.
+      redis.call('SET', P .. 'k:' .. ikey, id)
+      claimed_keys[ikey] = id
+    end
+    redis.call('ZADD', P .. 'q:' .. jtype, tonumber(exec), id)
+    if tonumber(exec) <= now then
+      due_types[jtype] = true
+    end
+    out[#out + 1] = id
+  end
+end
+for i = 4, #ARGV, 7 do
+  redis.call('SADD', KEYS[1], ARGV[i + 1])
+end
+-- One token wakes one blocked worker; a worker that finds more work than it
+-- can take passes the token on (see claim.lua), so one token per type suffices.
+for jtype in pairs(due_types) do
+  wake(P, jtype)
+end
+return out

@@ -1,0 +1,23 @@
+-- Cancel a PENDING job, or flag a RUNNING one for its worker to stop.
+-- ARGV: prefix, now, retention_ms, id.
+-- Returns {'ok', fields} | {'missing'} | {'finished', status}.
+local P = ARGV[1]
+local now = tonumber(ARGV[2])
+local id = ARGV[4]
+local jk = P .. 'j:' .. id
+local f = redis.call('HMGET', jk, 's', 't', 'x')
+if not f[1] then
+  return {'missing'}
+end
+if f[1] == '1' then
+  redis.call('ZREM', P .. 'q:' .. f[2], id)
+  finish(P, jk, id, f[2], 5, now, tonumber(ARGV[3]))
+elseif f[1] == '2' then
+  if f[3] ~= '1' then
+    redis.call('HSET', jk, 'x', 1, 'u', now)
+    notify(P, jk, id)
+  end
+else
+  return {'finished', f[1]}
+end
+return {'ok', redis.call('HGETALL', jk)}

@@ -1,0 +1,10 @@
+-- Count a watcher of a job in or out. ARGV: prefix, id, delta.
+-- Returns the job's fields, or an empty list when the job does not exist.
+local jk = ARGV[1] .. 'j:' .. ARGV[2]
+if redis.call('EXISTS', jk) == 0 then
+  return {}
+end
+if redis.call('HINCRBY', jk, 'w', tonumber(ARGV[3])) <= 0 then
+  redis.call('HDEL', jk, 'w')
+end
+return redis.call('HGETALL', jk)
