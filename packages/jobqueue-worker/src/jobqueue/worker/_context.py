@@ -1,0 +1,100 @@
+"""What a handler sees of its job."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import TYPE_CHECKING, Any
+
+from jobqueue.domain import Lease
+
+from ._errors import JobCancelled
+
+if TYPE_CHECKING:
+    from ._handler import Handler
+
+
+class JobContext:
+    """One attempt of one job, handed to its handler.
+
+    Attributes:
+        id: the job id.
+        type: the job type (the handler's name).
+        payload: the producer's bytes, untouched.
+        attempt: this attempt's number, from 1.
+        max_attempts: attempts the job gets in all (the job's own choice, else
+            the handler's, else the worker's default).
+    """
+
+    # One object per job holds both the public view and the worker's
+    # bookkeeping, so running a job allocates as little as possible.
+    __slots__ = (
+        "_cancel_event",
+        "_cancelled",
+        "_handler",
+        "_lease",
+        "_lost",
+        "_settling",
+        "_shutdown",
+        "_task",
+        "attempt",
+        "id",
+        "max_attempts",
+        "payload",
+        "type",
+    )
+
+    def __init__(self, lease: Lease, handler: Handler, max_attempts: int) -> None:
+        job = lease.job
+        self.id = job.id
+        self.type = job.type
+        self.payload = job.payload
+        self.attempt = job.attempts
+        self.max_attempts = max_attempts
+        self._lease = lease
+        self._handler = handler
+        self._cancelled = False
+        self._lost = False
+        self._shutdown = False
+        self._settling = False
+        self._task: asyncio.Task[None] | None = None
+        # Only thread handlers can block on cancellation; async ones get CancelledError.
+        self._cancel_event: threading.Event | None = None if handler.is_async else threading.Event()
+
+    @property
+    def cancelled(self) -> bool:
+        """True once someone asked to cancel the job, or the worker gave up on it.
+
+        Async handlers are also interrupted with ``asyncio.CancelledError``;
+        thread handlers cannot be, so long-running ones should check this flag
+        (or call ``raise_if_cancelled``) between steps.
+        """
+        return self._cancelled
+
+    def raise_if_cancelled(self) -> None:
+        """Raise ``JobCancelled`` if the job should stop; the worker then settles it CANCELLED."""
+        if self._cancelled:
+            raise JobCancelled(f"job {self.id} was cancelled")
+
+    def wait_cancelled(self, timeout: float | None = None) -> bool:
+        """Block a thread handler up to ``timeout`` seconds or until cancellation.
+
+        Returns ``cancelled``: a sleep that ends early when the job is cancelled.
+        Async handlers should ``await asyncio.sleep`` instead, which is cancelled.
+        """
+        if self._cancel_event is None:
+            raise RuntimeError("wait_cancelled blocks its thread: use it in thread handlers only")
+        return self._cancel_event.wait(timeout)
+
+    def json(self) -> Any:
+        """The payload decoded as JSON."""
+        return json.loads(self.payload)
+
+    def __repr__(self) -> str:
+        return f"JobContext(id={self.id!r}, type={self.type!r}, attempt={self.attempt})"
+
+    def _cancel(self) -> None:
+        self._cancelled = True
+        if self._cancel_event is not None:
+            self._cancel_event.set()
