@@ -26,8 +26,19 @@ from jobqueue.domain import (
     SystemClock,
     UuidV7Generator,
 )
+from jobqueue.grpc import (
+    JOB_SERVICE_NAME,
+    MIB,
+    WORKER_SERVICE_NAME,
+    JobServicer,
+    RunningServer,
+    ServerOptions,
+    StoreHealth,
+    WorkerServicer,
+    start_server,
+)
 from jobqueue.memory import MemoryJobStore
-from jobqueue.worker import JobSource, StoreSource, Worker, WorkerSettings
+from jobqueue.worker import GrpcSource, JobSource, StoreSource, Worker, WorkerSettings
 
 FAST_SETTINGS = WorkerSettings(
     concurrency=20,
@@ -85,16 +96,47 @@ class Harness:
         await self.store.close()
 
 
-@pytest.fixture(params=["memory"])
+async def start_test_server(store: JobStore) -> RunningServer:
+    """The real server's servicers over ``store``, on a free loopback port."""
+    options = ServerOptions(
+        max_message_bytes=8 * MIB,
+        min_lease_ms=100,
+        health_check_interval_s=0.05,
+        health_check_timeout_s=0.5,
+    )
+    service = JobService(store, clock=SystemClock(), ids=UuidV7Generator())
+    return await start_server(
+        address="127.0.0.1:0",
+        job_servicer=JobServicer(service, options=options),
+        worker_servicer=WorkerServicer(store, options=options),
+        health=StoreHealth(store, services=[JOB_SERVICE_NAME, WORKER_SERVICE_NAME]),
+        options=options,
+    )
+
+
+@pytest.fixture(params=["memory", "grpc"])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
-    """A Harness for each backend the worker supports."""
+    """A Harness for each way a worker reaches jobs.
+
+    ``memory``: a StoreSource on an in-memory store in this process (the
+    direct path). ``grpc``: a GrpcSource through an in-process server whose
+    store is in memory (the server path).
+    """
     backend: str = request.param
     store = MemoryJobStore()
-    result = Harness(backend, store, lambda: StoreSource(store))
+    server: RunningServer | None = None
+    if backend == "grpc":
+        server = await start_test_server(store)
+        target = f"127.0.0.1:{server.port}"
+        result = Harness(backend, store, lambda: GrpcSource(target, timeout_s=5))
+    else:
+        result = Harness(backend, store, lambda: StoreSource(store))
     try:
         yield result
     finally:
         await result.close()
+        if server is not None:
+            await server.stop(None)
 
 
 class ForwardingSource:

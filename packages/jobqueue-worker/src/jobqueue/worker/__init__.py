@@ -18,6 +18,7 @@ from ._errors import (
     WorkerError,
     WorkerStateError,
 )
+from ._grpc_source import GrpcSource
 from ._handler import AsyncHandlerFunc, Handler, HandlerFunc, SyncHandlerFunc, encode_result
 from ._settings import WorkerSettings
 from ._source import JobSource, StoreSource
@@ -40,6 +41,7 @@ __all__ = [
     # Job sources
     "JobSource",
     "StoreSource",
+    "GrpcSource",
     # Errors
     "WorkerError",
     "PermanentError",

@@ -1,0 +1,189 @@
+"""The server path: a JobSource over the server's ``WorkerService``.
+
+gRPC failures are translated here into the SDK's own errors, so nobody who
+uses the worker has to import ``grpc``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+
+from jobqueue.domain import Job, JobStatus, Lease, LeaseState, Outcome, OutcomeKind
+from mpataki.jobqueue.v1 import jobqueue_pb2
+from mpataki.jobqueue.v1 import worker_pb2 as pb
+from mpataki.jobqueue.v1 import worker_pb2_grpc as pb_grpc
+
+from ._errors import SourceError, SourceUnavailable
+
+_OUTCOME_KINDS: dict[OutcomeKind, pb.OutcomeKind.ValueType] = {
+    OutcomeKind.COMPLETE: pb.OUTCOME_KIND_COMPLETE,
+    OutcomeKind.RETRY: pb.OUTCOME_KIND_RETRY,
+    OutcomeKind.FAIL: pb.OUTCOME_KIND_FAIL,
+    OutcomeKind.RELEASE: pb.OUTCOME_KIND_RELEASE,
+    OutcomeKind.CANCELLED: pb.OUTCOME_KIND_CANCELLED,
+}
+_LEASE_STATES: dict[int, LeaseState] = {
+    pb.LEASE_STATE_ACTIVE: LeaseState.ACTIVE,
+    pb.LEASE_STATE_CANCEL_REQUESTED: LeaseState.CANCEL_REQUESTED,
+    pb.LEASE_STATE_LOST: LeaseState.LOST,
+}
+_UNAVAILABLE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""As large as the server's default: a claim of many big payloads must fit."""
+
+
+class GrpcSource:
+    """Takes jobs through a jobqueue server (``JOBQUEUE_SERVER``, ``host:port``).
+
+    Args:
+        target: the server's address, ``host:port``.
+        timeout_s: deadline of settle and renew calls; a claim gets its wait on top.
+        credentials: TLS credentials; None means a plaintext channel.
+        metadata: sent with every call, e.g. ``[("authorization", "Bearer ...")]``.
+        channel: an existing channel to use instead (it is not closed by ``close``).
+
+    The server sweeps expired leases itself, so ``requeue_expired`` does nothing
+    here. No connection is made before the first call.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout_s: float = 10.0,
+        credentials: grpc.ChannelCredentials | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        self._target = target
+        self._timeout_s = timeout_s
+        self._credentials = credentials
+        self._metadata = tuple(metadata) or None
+        self._channel = channel
+        self._owns_channel = channel is None
+        self._stub: pb_grpc.WorkerServiceAsyncStub | None = None
+
+    @property
+    def target(self) -> str:
+        return self._target
+
+    def _worker_stub(self) -> pb_grpc.WorkerServiceAsyncStub:
+        # A grpc.aio channel belongs to the event loop it is created on, so it
+        # is created on first use, inside the worker's loop.
+        if self._stub is None:
+            if self._channel is None:
+                options = [
+                    ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+                    ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+                    ("grpc.keepalive_time_ms", 20_000),
+                    ("grpc.keepalive_permit_without_calls", 1),
+                ]
+                if self._credentials is None:
+                    self._channel = grpc.aio.insecure_channel(self._target, options=options)
+                else:
+                    self._channel = grpc.aio.secure_channel(
+                        self._target, self._credentials, options=options
+                    )
+            self._stub = pb_grpc.WorkerServiceStub(self._channel)
+        return self._stub
+
+    async def claim(
+        self, types: Sequence[str], *, limit: int, lease_ms: int, wait_ms: int
+    ) -> list[Lease]:
+        request = pb.ClaimJobsRequest(
+            types=types, max_jobs=limit, lease_ms=lease_ms, wait_ms=wait_ms
+        )
+        try:
+            response = await self._worker_stub().ClaimJobs(
+                request, timeout=wait_ms / 1000 + self._timeout_s, metadata=self._metadata
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _translate(error) from None
+        return [
+            Lease(_job_from_proto(lease.job), lease.token, lease.deadline_ms)
+            for lease in response.leases
+        ]
+
+    async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        if not outcomes:
+            return []
+        request = pb.SettleJobsRequest(outcomes=[_outcome_to_proto(o) for o in outcomes])
+        try:
+            response = await self._worker_stub().SettleJobs(
+                request, timeout=self._timeout_s, metadata=self._metadata
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _translate(error) from None
+        return list(response.accepted)
+
+    async def renew(self, leases: Sequence[tuple[str, str]], *, lease_ms: int) -> list[LeaseState]:
+        if not leases:
+            return []
+        request = pb.RenewLeasesRequest(
+            leases=[pb.LeaseRef(job_id=job_id, token=token) for job_id, token in leases],
+            lease_ms=lease_ms,
+        )
+        try:
+            response = await self._worker_stub().RenewLeases(
+                request, timeout=self._timeout_s, metadata=self._metadata
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _translate(error) from None
+        # An unknown future state is safest read as "keep going": the next
+        # heartbeat asks again, and a stale token is refused at settle anyway.
+        return [_LEASE_STATES.get(state, LeaseState.ACTIVE) for state in response.states]
+
+    async def requeue_expired(self, *, limit: int) -> int:
+        return 0
+
+    async def close(self) -> None:
+        if self._owns_channel and self._channel is not None:
+            await self._channel.close(None)
+        self._channel = None if self._owns_channel else self._channel
+        self._stub = None
+
+
+def _job_from_proto(message: jobqueue_pb2.Job) -> Job:
+    return Job(
+        id=message.id,
+        type=message.type,
+        payload=message.payload,
+        status=JobStatus(message.status),
+        execution_time_ms=message.execution_time_ms,
+        created_at=message.created_at,
+        updated_at=message.updated_at,
+        attempts=message.attempts,
+        max_attempts=message.max_attempts if message.HasField("max_attempts") else None,
+        last_error=message.last_error if message.HasField("last_error") else None,
+        cancel_requested=message.cancel_requested,
+    )
+
+
+def _outcome_to_proto(outcome: Outcome) -> pb.Outcome:
+    message = pb.Outcome(
+        job_id=outcome.job_id, token=outcome.token, kind=_OUTCOME_KINDS[outcome.kind]
+    )
+    if outcome.result is not None:
+        message.result = outcome.result
+    if outcome.error is not None:
+        message.error = outcome.error
+    if outcome.retry_at_ms is not None:
+        message.retry_at_ms = outcome.retry_at_ms
+    return message
+
+
+def _translate(error: grpc.aio.AioRpcError) -> Exception:
+    code = error.code()
+    details = error.details() or code.name
+    if code in _UNAVAILABLE:
+        return SourceUnavailable(f"{code.name}: {details}")
+    return SourceError(code.name, details)
