@@ -1,0 +1,76 @@
+"""``jobqueue-server``: the command line. Flags override ``JOBQUEUE_*`` environment variables."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+import click
+
+from ._app import App
+from .containers import Container
+from .settings import ServerSettings
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--host", help="Address to bind [env JOBQUEUE_HOST; default 0.0.0.0].")
+@click.option("--port", type=int, help="gRPC port [env JOBQUEUE_PORT; default 8080].")
+@click.option(
+    "--redis-url",
+    help="Redis URL [env JOBQUEUE_REDIS_URL, or REDIS_ADDR=host:port]; unset: the in-memory store.",
+)
+@click.option("--key-prefix", help="Namespace of Redis keys [env JOBQUEUE_KEY_PREFIX; jq].")
+@click.option(
+    "--retention-seconds",
+    type=int,
+    help="How long finished jobs stay readable [env JOBQUEUE_RETENTION_SECONDS; 86400].",
+)
+@click.option(
+    "--max-payload-bytes",
+    type=int,
+    help="Largest job payload [env JOBQUEUE_MAX_PAYLOAD_BYTES; 1048576].",
+)
+@click.option(
+    "--max-message-bytes",
+    type=int,
+    help="Largest gRPC message [env JOBQUEUE_MAX_MESSAGE_BYTES; 67108864].",
+)
+@click.option(
+    "--shutdown-grace-seconds",
+    type=float,
+    help="Time calls in flight get on SIGTERM [env JOBQUEUE_SHUTDOWN_GRACE_SECONDS; 10].",
+)
+@click.option("--metrics-port", type=int, help="Prometheus port [env JOBQUEUE_METRICS_PORT].")
+@click.option("--log-level", help="Log level [env JOBQUEUE_LOG_LEVEL; INFO].")
+def cli(**flags: Any) -> None:
+    """Serve the jobqueue gRPC API (JobService, WorkerService, health, reflection)."""
+    overrides = {name: value for name, value in flags.items() if value is not None}
+    try:
+        settings = ServerSettings(**overrides)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    container = Container()
+    container.settings.override(settings)
+    asyncio.run(_serve(container))
+
+
+async def _serve(container: Container) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await App(container).run(stop)
+
+
+def main() -> None:
+    cli(auto_envvar_prefix=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Running the server: start, background sweeps, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from jobqueue.domain import JobStore
+from jobqueue.grpc import RunningServer, start_server
+
+from ._metrics import Metrics
+from .containers import Container
+
+_log = logging.getLogger(__name__)
+
+_STATS_INTERVAL_S = 5.0
+
+
+class App:
+    """The server's lifetime: what ``jobqueue-server`` starts and SIGTERM stops."""
+
+    def __init__(self, container: Container) -> None:
+        self._container = container
+        self._settings = container.settings()
+        self._store: JobStore | None = None
+        self._running: RunningServer | None = None
+        self._metrics: Metrics | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def port(self) -> int:
+        """The bound gRPC port (useful when configured as 0)."""
+        if self._running is None:
+            raise RuntimeError("the server is not started")
+        return self._running.port
+
+    async def start(self) -> None:
+        container = self._container
+        self._store = container.store()
+        self._running = await start_server(
+            address=self._settings.address,
+            job_servicer=container.job_servicer(),
+            worker_servicer=container.worker_servicer(),
+            health=container.health(),
+            options=container.options(),
+        )
+        if self._settings.metrics_port is not None:
+            self._metrics = Metrics()
+            self._metrics.serve(host=self._settings.host, port=self._settings.metrics_port)
+            self._tasks.append(
+                asyncio.create_task(
+                    self._observe(self._store, self._metrics), name="jobqueue-metrics"
+                )
+            )
+        self._tasks.append(
+            asyncio.create_task(self._sweep(self._store), name="jobqueue-lease-sweep")
+        )
+        _log.info(
+            "jobqueue-server listening on %s:%d (%s store)",
+            self._settings.host,
+            self._running.port,
+            self._settings.store_kind,
+        )
+
+    async def stop(self) -> None:
+        """Refuse new calls, let calls in flight finish within the grace, close the store."""
+        grace = self._settings.shutdown_grace_seconds
+        if self._running is not None:
+            _log.info("stopping: calls in flight have %.1f s to finish", grace)
+            await self._running.stop(grace)
+            self._running = None
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+        _log.info("stopped")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then stop gracefully."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    async def _sweep(self, store: JobStore) -> None:
+        """Hand back leases of dead workers.
+
+        Workers that talk to the server over gRPC cannot sweep a store they do
+        not reach, and the in-memory store lives only here: so the server sweeps,
+        whatever the store.
+        """
+        while True:
+            await asyncio.sleep(self._settings.sweep_interval_seconds)
+            try:
+                expired = await store.requeue_expired()
+            except Exception as error:  # the store may be down; health reports that
+                _log.debug("lease sweep failed: %s", error)
+                continue
+            if expired:
+                _log.info("handed back %d jobs whose lease expired", expired)
+                if self._metrics is not None:
+                    self._metrics.expired_leases.inc(expired)
+
+    async def _observe(self, store: JobStore, metrics: Metrics) -> None:
+        health = self._container.health()
+        while True:
+            metrics.store_up.set(1 if health.healthy else 0)
+            try:
+                metrics.observe_stats(await store.stats())
+            except Exception as error:
+                _log.debug("collecting queue stats failed: %s", error)
+            await asyncio.sleep(_STATS_INTERVAL_S)

@@ -1,0 +1,63 @@
+"""Prometheus metrics, served on their own port when ``JOBQUEUE_METRICS_PORT`` is set."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from jobqueue.domain import QueueStats
+
+_log = logging.getLogger(__name__)
+
+_COUNTS = ("pending", "scheduled", "running", "completed", "failed", "cancelled")
+
+
+class Metrics:
+    """The queue as numbers: jobs per type and status, store health, expired leases.
+
+    A registry of its own (not the process-global one) so that several servers
+    in one process — the tests — do not collide.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.jobs = Gauge(
+            "jobqueue_jobs",
+            "Jobs the store holds, by type and status (scheduled: pending, due later).",
+            ["type", "status"],
+            registry=self.registry,
+        )
+        self.store_up = Gauge(
+            "jobqueue_store_up", "1 while the store answers pings.", registry=self.registry
+        )
+        self.expired_leases = Counter(
+            "jobqueue_expired_leases",
+            "Leases that expired (their worker died or hung) and were handed back.",
+            registry=self.registry,
+        )
+        self._http: tuple[WSGIServer, threading.Thread] | None = None
+
+    def observe_stats(self, stats: QueueStats) -> None:
+        self.jobs.clear()
+        for row in stats.types:
+            for status in _COUNTS:
+                self.jobs.labels(type=row.type, status=status).set(getattr(row, status))
+
+    def serve(self, *, host: str, port: int) -> int:
+        """Start the HTTP endpoint in a thread; returns the bound port."""
+        server, thread = start_http_server(port, addr=host, registry=self.registry)
+        self._http = (server, thread)
+        bound: int = server.server_port
+        _log.info("serving metrics on %s:%d", host, bound)
+        return bound
+
+    def close(self) -> None:
+        if self._http is not None:
+            server, thread = self._http
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+            self._http = None

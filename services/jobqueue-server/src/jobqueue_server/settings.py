@@ -1,0 +1,87 @@
+"""The server's settings: environment variables (``JOBQUEUE_*``), overridden by CLI flags."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+StoreKind = Literal["memory", "redis"]
+
+
+class ServerSettings(BaseSettings):
+    """Everything an operator may set. Each field reads ``JOBQUEUE_<NAME>``.
+
+    The store is Redis when ``JOBQUEUE_REDIS_URL`` is set — or the seed's
+    ``REDIS_ADDR`` (``host:port``), kept so the Go original's deployments work
+    unchanged — and the embedded in-memory store otherwise.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="JOBQUEUE_", extra="ignore")
+
+    host: str = Field(default="0.0.0.0", description="Address to bind (0.0.0.0: all IPv4).")
+    port: int = Field(default=8080, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    redis_url: str | None = Field(
+        default=None, description="redis:// or rediss:// URL; unset: the in-memory store."
+    )
+    redis_addr: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("JOBQUEUE_REDIS_ADDR", "REDIS_ADDR"),
+        description="The seed's host:port form, used when redis_url is unset.",
+    )
+    key_prefix: str = Field(default="jq", description="Namespace of every Redis key.")
+    retention_seconds: int = Field(
+        default=86_400, gt=0, description="How long finished jobs stay readable."
+    )
+    max_payload_bytes: int = Field(
+        default=MIB, gt=0, description="Largest payload (and result) of one job."
+    )
+    max_message_bytes: int = Field(
+        default=64 * MIB, ge=MIB, description="Largest gRPC message, bounding batches and pages."
+    )
+    shutdown_grace_seconds: float = Field(
+        default=10.0, ge=0, description="How long calls in flight may finish on SIGTERM."
+    )
+    sweep_interval_seconds: float = Field(
+        default=1.0, gt=0, description="How often expired leases are handed back to the queue."
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port."
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if not isinstance(logging.getLevelName(level), int):
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    @property
+    def store_kind(self) -> StoreKind:
+        return "redis" if self.effective_redis_url else "memory"
+
+    @property
+    def effective_redis_url(self) -> str | None:
+        if self.redis_url:
+            return self.redis_url
+        if self.redis_addr:
+            return f"redis://{self.redis_addr}/0"
+        return None
+
+    @property
+    def address(self) -> str:
+        """``host:port`` as gRPC wants it, with an IPv6 host in brackets."""
+        host = self.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"{host}:{self.port}"
+
+    @property
+    def retention_ms(self) -> int:
+        return self.retention_seconds * 1000
