@@ -173,7 +173,8 @@ class MemoryJobStore:
             event = resolve(record.job, _OUTCOME_EVENTS[outcome.kind])
             status = transition(record.job.status, event)
             job = record.job
-            if outcome.kind is OutcomeKind.RELEASE:
+            if outcome.kind is OutcomeKind.RELEASE and status is JobStatus.PENDING:
+                # Handed back untried: the attempt it was claimed for does not count.
                 job = replace(job, attempts=max(job.attempts - 1, 0))
             if outcome.error:
                 job = replace(job, last_error=outcome.error)

@@ -5,8 +5,8 @@ local P = ARGV[1]
 local now = tonumber(ARGV[2])
 local id = ARGV[4]
 local jk = P .. 'j:' .. id
-local f = redis.call('HMGET', jk, 's', 't', 'x')
-if not f[1] then
+local f = redis.call('HMGET', jk, 's', 't', 'x', 'f')
+if not f[1] or (f[4] and tonumber(f[4]) + tonumber(ARGV[3]) <= now) then
   return {'missing'}
 end
 if f[1] == '1' then
