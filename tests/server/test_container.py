@@ -1,0 +1,133 @@
+"""The composition root: store selection, overrides, the App's lifetime and its lease sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from click.testing import CliRunner
+
+from jobqueue.domain import JobService
+from jobqueue.memory import MemoryJobStore
+from jobqueue.redis import RedisJobStore
+from jobqueue_server import App, Container, ServerSettings
+from jobqueue_server.__main__ import cli
+from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
+from mpataki.jobqueue.v1 import jobqueue_pb2_grpc, worker_pb2, worker_pb2_grpc
+
+
+class RecordingStore(MemoryJobStore):
+    """A memory store that remembers being closed."""
+
+    closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+        await super().close()
+
+
+def container_for(**settings: object) -> Container:
+    container = Container()
+    container.settings.override(ServerSettings(host="127.0.0.1", port=0, **settings))  # type: ignore[arg-type]
+    return container
+
+
+def test_without_redis_the_store_is_in_memory_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        store = container_for().store()
+    assert isinstance(store, MemoryJobStore)
+    assert "nothing survives a restart" in caplog.text
+
+
+async def test_a_redis_url_selects_the_redis_store() -> None:
+    container = container_for(redis_url="redis://127.0.0.1:1/0", key_prefix="jqx")
+    store = container.store()
+    assert isinstance(store, RedisJobStore)
+    await store.close()
+
+
+def test_the_seeds_redis_addr_becomes_a_url() -> None:
+    settings = ServerSettings(REDIS_ADDR="localhost:6379")  # type: ignore[call-arg]
+    assert settings.effective_redis_url == "redis://localhost:6379/0"
+    assert settings.store_kind == "redis"
+    assert ServerSettings(redis_url="redis://h:1/2", REDIS_ADDR="x:1").effective_redis_url == (  # type: ignore[call-arg]
+        "redis://h:1/2"
+    )
+
+
+def test_settings_defaults_and_addresses() -> None:
+    settings = ServerSettings()
+    assert (settings.host, settings.port, settings.key_prefix) == ("0.0.0.0", 8080, "jq")
+    assert settings.retention_ms == 86_400_000
+    assert settings.max_payload_bytes == 1024 * 1024
+    assert ServerSettings(host="::1", port=9).address == "[::1]:9"
+    with pytest.raises(ValueError, match="log level"):
+        ServerSettings(log_level="chatty")
+
+
+def test_the_payload_limit_reaches_the_domain() -> None:
+    service = container_for(max_payload_bytes=10).job_service()
+    assert isinstance(service, JobService)
+    assert service.limits.max_payload_bytes == 10
+
+
+@pytest.fixture
+async def app_over_fake() -> AsyncIterator[tuple[App, RecordingStore]]:
+    store = RecordingStore()
+    container = container_for(sweep_interval_seconds=0.05, shutdown_grace_seconds=1)
+    with container.store.override(store):
+        app = App(container)
+        await app.start()
+        try:
+            yield app, store
+        finally:
+            await app.stop()
+
+
+async def test_the_overridden_store_serves_the_api_and_is_closed_on_stop(
+    app_over_fake: tuple[App, RecordingStore],
+) -> None:
+    app, store = app_over_fake
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        jobs = jobqueue_pb2_grpc.JobServiceStub(channel)
+        job = (await jobs.EnqueueJob(pb.EnqueueJobRequest(type="t"))).job
+    assert await store.get(job.id) is not None
+    await app.stop()
+    assert store.closed
+
+
+async def test_the_server_sweeps_expired_leases(app_over_fake: tuple[App, RecordingStore]) -> None:
+    app, _ = app_over_fake
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        jobs = jobqueue_pb2_grpc.JobServiceStub(channel)
+        workers = worker_pb2_grpc.WorkerServiceStub(channel)
+        job = (await jobs.EnqueueJob(pb.EnqueueJobRequest(type="t"))).job
+        claimed = await workers.ClaimJobs(worker_pb2.ClaimJobsRequest(types=["t"], lease_ms=100))
+        assert [lease.job.id for lease in claimed.leases] == [job.id]
+        # The worker "dies": nobody renews. The server's sweep hands the job back.
+        for _ in range(100):
+            current = (await jobs.GetJob(pb.GetJobRequest(id=job.id))).job
+            if current.status == pb.JOB_STATUS_PENDING:
+                break
+            await asyncio.sleep(0.05)
+        assert current.status == pb.JOB_STATUS_PENDING
+        assert current.attempts == 1
+
+
+def test_the_cli_documents_every_setting() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for flag in ("--port", "--host", "--redis-url", "--key-prefix", "--retention-seconds"):
+        assert flag in result.output
+    assert "JOBQUEUE_PORT" in result.output
+
+
+def test_the_cli_rejects_a_bad_flag_value() -> None:
+    result = CliRunner().invoke(cli, ["--log-level", "chatty"])
+    assert result.exit_code != 0
+    assert "log level" in result.output
