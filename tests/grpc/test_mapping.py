@@ -1,0 +1,166 @@
+"""Proto ↔ domain mapping: unset stays apart from zero, unknown enums are the caller's mistake."""
+
+from __future__ import annotations
+
+import pytest
+
+import jobqueue.grpc
+from jobqueue.domain import (
+    InvalidJob,
+    Job,
+    JobStatus,
+    LeaseState,
+    Limits,
+    OutcomeKind,
+    QueueStats,
+    TypeStats,
+)
+from jobqueue.grpc import (
+    enqueue_request_from_proto,
+    job_from_proto,
+    job_to_proto,
+    lease_state_to_proto,
+    outcome_from_proto,
+    stats_to_proto,
+    status_filter_from_proto,
+    status_from_proto,
+)
+from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
+from mpataki.jobqueue.v1 import worker_pb2 as wpb
+
+JOB_ID = "0190c3a2-7d5e-7b1c-9a4f-3e2d1c0b9a87"
+
+
+def make_job(**changes: object) -> Job:
+    fields: dict[str, object] = {
+        "id": JOB_ID,
+        "type": "email",
+        "payload": b"\x00{}",
+        "status": JobStatus.RUNNING,
+        "execution_time_ms": 5,
+        "created_at": 1,
+        "updated_at": 2,
+    }
+    fields.update(changes)
+    return Job(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        make_job(),
+        make_job(
+            status=JobStatus.COMPLETED,
+            attempts=3,
+            max_attempts=5,
+            last_error="",
+            result=b"",
+            cancel_requested=True,
+            idempotency_key="k",
+        ),
+    ],
+)
+def test_a_job_survives_the_round_trip(job: Job) -> None:
+    wire = pb.Job.FromString(job_to_proto(job).SerializeToString())
+    assert job_from_proto(wire) == job
+
+
+def test_unset_optionals_stay_unset_and_empty_ones_stay_empty() -> None:
+    bare = job_to_proto(make_job())
+    assert not bare.HasField("max_attempts")
+    assert not bare.HasField("result")
+    empty = job_to_proto(make_job(result=b"", last_error=""))
+    assert empty.HasField("result")
+    assert empty.HasField("last_error")
+
+
+def test_domain_statuses_are_the_wire_numbers() -> None:
+    for status in JobStatus:
+        assert pb.JobStatus.Name(pb.JobStatus.ValueType(int(status))) == f"JOB_STATUS_{status.name}"
+
+
+def test_unknown_and_unspecified_statuses() -> None:
+    assert status_filter_from_proto(pb.JOB_STATUS_UNSPECIFIED) is None
+    assert status_filter_from_proto(pb.JOB_STATUS_FAILED) is JobStatus.FAILED
+    with pytest.raises(InvalidJob, match="status"):
+        status_from_proto(pb.JOB_STATUS_UNSPECIFIED)
+    with pytest.raises(InvalidJob, match="99"):
+        status_filter_from_proto(99)
+
+
+def test_an_enqueue_request_keeps_zero_apart_from_unset() -> None:
+    unset = enqueue_request_from_proto(pb.EnqueueJobRequest(type="t"))
+    assert (unset.execution_time_ms, unset.max_attempts, unset.idempotency_key) == (
+        None,
+        None,
+        None,
+    )
+    zero = enqueue_request_from_proto(
+        pb.EnqueueJobRequest(type="t", execution_time_ms=0, max_attempts=0, idempotency_key="")
+    )
+    assert (zero.execution_time_ms, zero.max_attempts, zero.idempotency_key) == (0, 0, "")
+
+
+def test_every_outcome_kind_and_lease_state_maps() -> None:
+    kinds = {
+        wpb.OUTCOME_KIND_COMPLETE: OutcomeKind.COMPLETE,
+        wpb.OUTCOME_KIND_RETRY: OutcomeKind.RETRY,
+        wpb.OUTCOME_KIND_FAIL: OutcomeKind.FAIL,
+        wpb.OUTCOME_KIND_RELEASE: OutcomeKind.RELEASE,
+        wpb.OUTCOME_KIND_CANCELLED: OutcomeKind.CANCELLED,
+    }
+    for wire, kind in kinds.items():
+        message = wpb.Outcome(job_id=JOB_ID, token="t", kind=wire)
+        assert outcome_from_proto(message, index=0, limits=Limits()).kind is kind
+    assert {lease_state_to_proto(state) for state in LeaseState} == {
+        wpb.LEASE_STATE_ACTIVE,
+        wpb.LEASE_STATE_CANCEL_REQUESTED,
+        wpb.LEASE_STATE_LOST,
+    }
+
+
+def test_an_outcome_error_is_truncated() -> None:
+    message = wpb.Outcome(job_id=JOB_ID, token="t", kind=wpb.OUTCOME_KIND_FAIL, error="e" * 100_000)
+    outcome = outcome_from_proto(message, index=0, limits=Limits())
+    assert outcome.error is not None
+    assert len(outcome.error) == 8_192
+
+
+def test_stats_carry_totals() -> None:
+    stats = QueueStats([TypeStats(type="a", pending=1, failed=2), TypeStats(type="b", pending=3)])
+    wire = stats_to_proto(stats)
+    assert [row.type for row in wire.types] == ["a", "b"]
+    assert (wire.total.pending, wire.total.failed) == (4, 2)
+
+
+def test_the_public_surface_is_pinned() -> None:
+    assert sorted(jobqueue.grpc.__all__) == sorted(
+        [
+            "JobServicer",
+            "WorkerServicer",
+            "start_server",
+            "RunningServer",
+            "ServerOptions",
+            "StoreHealth",
+            "JOB_SERVICE_NAME",
+            "WORKER_SERVICE_NAME",
+            "MIB",
+            "STATUS_CODES",
+            "INTERNAL_DETAILS",
+            "status_for",
+            "service_handler",
+            "MalformedRequest",
+            "job_to_proto",
+            "job_from_proto",
+            "status_from_proto",
+            "status_filter_from_proto",
+            "enqueue_request_from_proto",
+            "stats_to_proto",
+            "lease_to_proto",
+            "lease_state_to_proto",
+            "outcome_from_proto",
+            "lease_refs_from_proto",
+        ]
+    )
+    for name in jobqueue.grpc.__all__:
+        assert hasattr(jobqueue.grpc, name)
