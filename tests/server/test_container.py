@@ -131,3 +131,20 @@ def test_the_cli_rejects_a_bad_flag_value() -> None:
     result = CliRunner().invoke(cli, ["--log-level", "chatty"])
     assert result.exit_code != 0
     assert "log level" in result.output
+
+
+async def test_a_call_in_flight_finishes_during_the_grace_period() -> None:
+    container = container_for(shutdown_grace_seconds=5)
+    with container.store.override(RecordingStore()):
+        app = App(container)
+        await app.start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            workers = worker_pb2_grpc.WorkerServiceStub(channel)
+            # A claim that waits 500 ms on the server is in flight when the stop begins.
+            claim = asyncio.ensure_future(
+                workers.ClaimJobs(worker_pb2.ClaimJobsRequest(types=["t"], wait_ms=500))
+            )
+            await asyncio.sleep(0.1)
+            await app.stop()
+            response = await claim
+    assert list(response.leases) == []
