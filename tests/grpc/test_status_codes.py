@@ -52,7 +52,13 @@ async def job_count(api: Api) -> int:
 
 
 def test_the_table_covers_every_domain_error() -> None:
-    errors = set(JobQueueError.__subclasses__())
+    # Other packages (the worker SDK) subclass JobQueueError too; the table
+    # covers what the domain raises.
+    errors = {
+        cls
+        for cls in JobQueueError.__subclasses__()
+        if cls.__module__.startswith("jobqueue.domain")
+    }
     assert errors == set(STATUS_CODES)
 
 

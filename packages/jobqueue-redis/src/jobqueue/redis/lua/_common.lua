@@ -11,6 +11,19 @@ local function wake(P, jtype)
   end
 end
 
+-- Wake an idle worker when a job is due now, or is the new head of its queue:
+-- a worker blocked until a later due time must wake to learn the earlier one.
+local function wake_for(P, jtype, id, due, now)
+  if due <= now then
+    wake(P, jtype)
+  else
+    local head = redis.call('ZRANGE', P .. 'q:' .. jtype, 0, 0)
+    if head[1] == id then
+      wake(P, jtype)
+    end
+  end
+end
+
 -- Tell watchers of a job that it changed; costs one HEXISTS when nobody watches.
 local function notify(P, jk, id)
   if redis.call('HEXISTS', jk, 'w') == 1 then
@@ -36,8 +49,6 @@ local function requeue(P, jk, id, jtype, due, now)
   redis.call('HSET', jk, 's', 1, 'e', due, 'u', now)
   redis.call('HDEL', jk, 'l', 'd')
   redis.call('ZADD', P .. 'q:' .. jtype, due, id)
-  if due <= now then
-    wake(P, jtype)
-  end
+  wake_for(P, jtype, id, due, now)
   notify(P, jk, id)
 end

@@ -9,7 +9,7 @@ local now = tonumber(ARGV[2])
 local retention = tonumber(ARGV[3])
 local out = {}
 local claimed_keys = {}
-local due_types = {}
+local due_types = {} -- type -> its earliest new job
 for i = 4, #ARGV, 7 do
   local id, jtype, payload, exec = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local created, max_attempts, ikey = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
@@ -43,8 +43,9 @@ for i = 4, #ARGV, 7 do
       claimed_keys[ikey] = id
     end
     redis.call('ZADD', P .. 'q:' .. jtype, tonumber(exec), id)
-    if tonumber(exec) <= now then
-      due_types[jtype] = true
+    due_types[jtype] = due_types[jtype] or { id = id, due = tonumber(exec) }
+    if tonumber(exec) < due_types[jtype].due then
+      due_types[jtype] = { id = id, due = tonumber(exec) }
     end
     out[#out + 1] = id
   end
@@ -54,7 +55,7 @@ for i = 4, #ARGV, 7 do
 end
 -- One token wakes one blocked worker; a worker that finds more work than it
 -- can take passes the token on (see claim.lua), so one token per type suffices.
-for jtype in pairs(due_types) do
-  wake(P, jtype)
+for jtype, earliest in pairs(due_types) do
+  wake_for(P, jtype, earliest.id, earliest.due, now)
 end
 return out
