@@ -1,0 +1,260 @@
+"""jobqueue's side: producers (run in the benchmark process) and workers (in children)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from jobqueue.domain import (
+    Job,
+    JobService,
+    JobStatus,
+    Outcome,
+    OutcomeKind,
+    SystemClock,
+    UuidV7Generator,
+)
+from jobqueue.redis import RedisJobStore, RedisStoreSettings
+from jobqueue.worker import GrpcSource, JobContext, StoreSource, Worker
+from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
+from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
+
+from ._common import now, payload_bytes, peak_rss_mib, report, signal_ready, stamp_of
+
+JOB_TYPE = "bench"
+NOOP_METHOD = "/mpataki.jobqueue.v1.JobService/EnqueueJob"
+
+
+def store_for(url: str) -> RedisJobStore:
+    return RedisJobStore(RedisStoreSettings(url=url))
+
+
+def service_for(store: RedisJobStore) -> JobService:
+    return JobService(store, clock=SystemClock(), ids=UuidV7Generator())
+
+
+async def prefill(url: str, count: int, *, execution_time_ms: int | None = None) -> None:
+    """Put ``count`` jobs in the queue, 1,000 per Lua call (untimed setup)."""
+    store = store_for(url)
+    ids, clock = UuidV7Generator(), SystemClock()
+    payload = payload_bytes()
+    try:
+        for start in range(0, count, 1_000):
+            at = clock.now_ms()
+            due = at if execution_time_ms is None else execution_time_ms
+            await store.add(
+                [
+                    Job(
+                        id=ids.new_id(),
+                        type=JOB_TYPE,
+                        payload=payload,
+                        status=JobStatus.PENDING,
+                        execution_time_ms=due,
+                        created_at=at,
+                        updated_at=at,
+                    )
+                    for _ in range(min(1_000, count - start))
+                ]
+            )
+    finally:
+        await store.close()
+
+
+# -- producers -------------------------------------------------------------------
+
+
+async def timed_calls(call: Callable[[], Awaitable[Any]], count: int, in_flight: int) -> float:
+    """Make ``count`` calls with ``in_flight`` of them outstanding; returns calls per second."""
+    remaining = count
+
+    async def lane() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await call()
+
+    started = now()
+    await asyncio.gather(*(lane() for _ in range(in_flight)))
+    return count / (now() - started)
+
+
+async def enqueue_direct(url: str, count: int) -> float:
+    """One ``JobService.enqueue`` per job straight into Redis: the embedded producer."""
+    store = store_for(url)
+    service = service_for(store)
+    payload = payload_bytes()
+    try:
+        return await timed_calls(lambda: service.enqueue(JOB_TYPE, payload), count, 1)
+    finally:
+        await store.close()
+
+
+async def enqueue_grpc(target: str, count: int, in_flight: int) -> float:
+    """One EnqueueJob per job through the server (the client SDK's wire path)."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = pb_grpc.JobServiceStub(channel)
+        request = pb.EnqueueJobRequest(type=JOB_TYPE, payload=payload_bytes())
+        await stub.EnqueueJob(request)  # connect outside the timing
+        return await timed_calls(lambda: stub.EnqueueJob(request, timeout=10), count, in_flight)
+
+
+async def enqueue_bulk_grpc(target: str, count: int, batch: int = 1_000) -> float:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = pb_grpc.JobServiceStub(channel)
+        item = pb.EnqueueJobRequest(type=JOB_TYPE, payload=payload_bytes())
+        request = pb.EnqueueJobsRequest(jobs=[item] * batch)
+        await stub.EnqueueJob(item)
+        return batch * await timed_calls(
+            lambda: stub.EnqueueJobs(request, timeout=30), max(count // batch, 1), 1
+        )
+
+
+async def enqueue_bulk_direct(url: str, count: int, batch: int = 1_000) -> float:
+    from jobqueue.domain import EnqueueRequest
+
+    store = store_for(url)
+    service = service_for(store)
+    requests = [EnqueueRequest(type=JOB_TYPE, payload=payload_bytes())] * batch
+    try:
+        return batch * await timed_calls(
+            lambda: service.enqueue_many(requests), max(count // batch, 1), 1
+        )
+    finally:
+        await store.close()
+
+
+async def enqueue_paced_direct(url: str, count: int, rate: float) -> None:
+    """Jobs at a steady ``rate``, each stamped with its enqueue time (for start latency)."""
+    store = store_for(url)
+    service = service_for(store)
+    started = now()
+    try:
+        for i in range(count):
+            delay = started + i / rate - now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await service.enqueue(JOB_TYPE, payload_bytes(now()))
+    finally:
+        await store.close()
+
+
+async def noop_floor(target: str, count: int, in_flight: int) -> float:
+    """The same EnqueueJob call against a server whose handler does nothing: gRPC's own cost."""
+    return await enqueue_grpc(target, count, in_flight)
+
+
+# -- children ----------------------------------------------------------------------
+
+
+async def run_server(redis_url: str, port: int) -> None:
+    from jobqueue_server._app import App
+    from jobqueue_server.containers import Container
+    from jobqueue_server.settings import ServerSettings
+
+    container = Container()
+    container.settings.override(
+        ServerSettings(host="127.0.0.1", port=port, redis_url=redis_url, log_level="WARNING")
+    )
+    app = App(container)
+    await app.start()
+    signal_ready()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await app.stop()
+
+
+class _NoopJobService(pb_grpc.JobServiceServicer):
+    """Only EnqueueJob is called; the rest stay the generated UNIMPLEMENTED stubs."""
+
+    def __init__(self) -> None:
+        self._response = pb.EnqueueJobResponse(
+            job=pb.Job(
+                id="0" * 36, type=JOB_TYPE, payload=payload_bytes(), status=pb.JOB_STATUS_PENDING
+            )
+        )
+
+    async def EnqueueJob(
+        self, request: pb.EnqueueJobRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.EnqueueJobResponse:
+        return self._response
+
+
+async def run_noop_server(port: int) -> None:
+    """A grpc.aio server answering EnqueueJob with a canned response: the transport's floor."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    pb_grpc.add_JobServiceServicer_to_server(_NoopJobService(), server)  # type: ignore[abstract]
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    signal_ready()
+    await server.wait_for_termination()
+
+
+async def run_worker(
+    *, redis_url: str, target: str, mode: str, count: int, concurrency: int, timeout_s: float
+) -> None:
+    """Drain ``count`` jobs (mode "drain") or record start latencies (mode "latency")."""
+    source = GrpcSource(target) if target else StoreSource(store_for(redis_url), close_store=True)
+    worker = Worker(source, concurrency=concurrency)
+    done = asyncio.Event()
+    latencies: list[float] = []
+    seen = 0
+
+    @worker.handler(JOB_TYPE)
+    async def noop(job: JobContext) -> None:
+        nonlocal seen
+        if mode == "latency":
+            latencies.append(now() - stamp_of(job.payload))
+        seen += 1
+        if seen >= count:
+            done.set()
+
+    started = now()
+    await worker.start()
+    if mode == "latency":
+        signal_ready()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(done.wait(), timeout_s)
+    handled = now()
+    await worker.stop()
+    settled = now()
+    report(
+        {
+            "count": seen,
+            "seconds": handled - started,
+            "settled_seconds": settled - started,
+            "rss_mib": peak_rss_mib(),
+            "concurrency": concurrency,
+            "latencies": latencies,
+        }
+    )
+
+
+async def claim_complete(url: str, count: int, batch: int = 100) -> float:
+    """Claim and complete ``count`` due jobs, ``batch`` per call, straight on the store.
+
+    The due jobs are added (untimed) next to whatever backlog is already there.
+    """
+    await prefill(url, count)
+    store = store_for(url)
+    done = 0
+    try:
+        started = now()
+        while done < count:
+            leases = await store.claim([JOB_TYPE], limit=batch, lease_ms=60_000)
+            if not leases:
+                break
+            await store.settle(
+                [
+                    Outcome(job_id=lease.job.id, token=lease.token, kind=OutcomeKind.COMPLETE)
+                    for lease in leases
+                ]
+            )
+            done += len(leases)
+        return done / (now() - started)
+    finally:
+        await store.close()

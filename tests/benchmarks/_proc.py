@@ -1,0 +1,60 @@
+"""Entry point of the benchmark's child processes: servers and workers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+
+def _run(coro: Coroutine[Any, Any, None], use_uvloop: bool) -> None:
+    if use_uvloop:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(coro)
+    else:
+        asyncio.run(coro)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("role", choices=["jq-server", "noop-server", "jq-worker", "peer-worker"])
+    parser.add_argument("--redis-url", default="")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--target", default="", help="server host:port; empty: direct Redis")
+    parser.add_argument("--mode", choices=["drain", "latency"], default="drain")
+    parser.add_argument("--count", type=int, default=0)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--peer", default="")
+    parser.add_argument("--uvloop", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    from . import _jobqueue, _peers
+
+    if args.role == "jq-server":
+        _run(_jobqueue.run_server(args.redis_url, args.port), args.uvloop)
+    elif args.role == "noop-server":
+        _run(_jobqueue.run_noop_server(args.port), args.uvloop)
+    elif args.role == "jq-worker":
+        _run(
+            _jobqueue.run_worker(
+                redis_url=args.redis_url,
+                target=args.target,
+                mode=args.mode,
+                count=args.count,
+                concurrency=args.concurrency,
+                timeout_s=args.timeout,
+            ),
+            args.uvloop,
+        )
+    else:
+        _peers.run_worker(args.peer, args.redis_url, args.mode, args.count, args.concurrency)
+
+
+if __name__ == "__main__":
+    main()
