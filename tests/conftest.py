@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests._redis_server import HOW_TO_GET_REDIS, redis_for_tests
+
+PROTO_DIR = Path(__file__).resolve().parent.parent / "proto"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Install the pinned buf toolchain once, so a fresh clone needs only `uv run pytest`.
+
+    The end-to-end tests drive the server with `buf curl`; npm installs it from
+    proto/package-lock.json. Without npm those tests fail and say how to get it.
+    """
+    if (PROTO_DIR / "node_modules" / ".bin" / "buf").exists() or shutil.which("npm") is None:
+        return
+    subprocess.run(
+        ["npm", "ci", "--prefix", str(PROTO_DIR), "--no-audit", "--no-fund", "--loglevel=error"],
+        check=False,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="session")
