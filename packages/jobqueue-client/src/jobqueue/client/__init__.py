@@ -1,1 +1,62 @@
-"""Work in progress: see the open issues."""
+"""The jobqueue client SDK: submit, inspect, cancel and follow jobs over gRPC.
+
+>>> from jobqueue.client import JobClient
+>>> with JobClient(target="localhost:8080") as client:
+...     job = client.enqueue("send_email", {"to": "a@example.com"}, delay=30)
+...     done = client.wait(job.id, timeout=60)
+...     print(done.status, done.json())
+
+``AsyncJobClient`` offers the same calls for asyncio code. Errors are the
+SDK's own (``JobNotFound``, ``InvalidJob``, ...), all under
+``JobQueueClientError``; nothing here requires importing ``grpc``. The
+``jobqueue`` command line tool is built on this package (``jobqueue --help``).
+"""
+
+from ._async_client import AsyncJobClient
+from ._channel import DEFAULT_TARGET, DEFAULT_TIMEOUT_S, TARGET_ENV
+from ._errors import (
+    DeadlineExceeded,
+    InvalidJob,
+    JobAlreadyFinished,
+    JobNotFound,
+    JobQueueClientError,
+    PermissionDenied,
+    QueueFull,
+    ServerError,
+    ServerUnavailable,
+    Unauthenticated,
+    WaitTimeout,
+)
+from ._models import Job, JobPage, JobSpec, JobStatus, Payload, QueueStats, TypeStats
+from ._retry import RetryPolicy
+from ._sync_client import JobClient
+
+__all__ = [
+    # Clients
+    "JobClient",
+    "AsyncJobClient",
+    "RetryPolicy",
+    "DEFAULT_TARGET",
+    "DEFAULT_TIMEOUT_S",
+    "TARGET_ENV",
+    # Values
+    "Job",
+    "JobStatus",
+    "JobSpec",
+    "JobPage",
+    "Payload",
+    "QueueStats",
+    "TypeStats",
+    # Errors
+    "JobQueueClientError",
+    "InvalidJob",
+    "JobNotFound",
+    "JobAlreadyFinished",
+    "QueueFull",
+    "ServerUnavailable",
+    "DeadlineExceeded",
+    "Unauthenticated",
+    "PermissionDenied",
+    "ServerError",
+    "WaitTimeout",
+]

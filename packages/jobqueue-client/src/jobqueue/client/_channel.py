@@ -1,0 +1,94 @@
+"""Connection settings shared by both clients: target, TLS, auth metadata, deadlines."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from ._retry import RetryPolicy
+
+DEFAULT_TARGET = "localhost:8080"
+TARGET_ENV = "JOBQUEUE_SERVER"
+DEFAULT_TIMEOUT_S = 10.0
+
+# gRPC's own reconnect backoff starts at 1 s and grows to 120 s; a client whose
+# server restarts should notice within our retry budget, so it starts lower and
+# stays bounded.
+_CHANNEL_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
+    # ListJobs pages may be large; the server bounds them by its own limit.
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+]
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Everything needed to open a channel and to make calls on it."""
+
+    target: str
+    timeout_s: float
+    retry: RetryPolicy
+    credentials: grpc.ChannelCredentials | None
+    metadata: tuple[tuple[str, str], ...]
+    options: tuple[tuple[str, int | str], ...]
+
+    def sync_channel(self) -> grpc.Channel:
+        if self.credentials is None:
+            return grpc.insecure_channel(self.target, options=self.options)
+        return grpc.secure_channel(self.target, self.credentials, options=self.options)
+
+    def aio_channel(self) -> grpc.aio.Channel:
+        if self.credentials is None:
+            return grpc.aio.insecure_channel(self.target, options=self.options)
+        return grpc.aio.secure_channel(self.target, self.credentials, options=self.options)
+
+
+def connection(
+    *,
+    target: str | None,
+    timeout: float,
+    retries: int | RetryPolicy,
+    tls: bool,
+    ca_cert: PathLike | None,
+    client_cert: PathLike | None,
+    client_key: PathLike | None,
+    tls_server_name: str | None,
+    auth_token: str | None,
+) -> Connection:
+    """Check the constructor options once and turn them into a ``Connection``."""
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    if (client_cert is None) != (client_key is None):
+        raise ValueError("client_cert and client_key go together")
+    retry = retries if isinstance(retries, RetryPolicy) else RetryPolicy(max_retries=retries)
+    credentials: grpc.ChannelCredentials | None = None
+    if tls or ca_cert is not None or client_cert is not None:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=_read(ca_cert),
+            private_key=_read(client_key),
+            certificate_chain=_read(client_cert),
+        )
+    options: list[tuple[str, int | str]] = list(_CHANNEL_OPTIONS)
+    if tls_server_name is not None:
+        options.append(("grpc.ssl_target_name_override", tls_server_name))
+    metadata = (("authorization", f"Bearer {auth_token}"),) if auth_token else ()
+    return Connection(
+        target=target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET,
+        timeout_s=timeout,
+        retry=retry,
+        credentials=credentials,
+        metadata=metadata,
+        options=tuple(options),
+    )
+
+
+def _read(path: PathLike | None) -> bytes | None:
+    return None if path is None else Path(path).read_bytes()

@@ -1,0 +1,148 @@
+"""SDK values to protobuf messages and back; the only module that knows both."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
+
+from ._models import Job, JobPage, JobSpec, JobStatus, Payload, QueueStats, TypeStats
+
+_STATUS_FROM_PROTO: dict[int, JobStatus] = {
+    pb.JOB_STATUS_PENDING: JobStatus.PENDING,
+    pb.JOB_STATUS_RUNNING: JobStatus.RUNNING,
+    pb.JOB_STATUS_COMPLETED: JobStatus.COMPLETED,
+    pb.JOB_STATUS_FAILED: JobStatus.FAILED,
+    pb.JOB_STATUS_CANCELLED: JobStatus.CANCELLED,
+}
+_STATUS_TO_PROTO: dict[JobStatus, pb.JobStatus.ValueType] = {
+    status: pb.JobStatus.ValueType(number) for number, status in _STATUS_FROM_PROTO.items()
+}
+
+
+def encode_payload(payload: Payload) -> bytes:
+    """Bytes as they are, str as UTF-8, None as empty, anything else as compact JSON.
+
+    Compact separators keep payloads small; ``ensure_ascii=False`` keeps
+    non-ASCII text readable (it is UTF-8 on the wire either way).
+    """
+    if payload is None:
+        return b""
+    if isinstance(payload, bytes | bytearray | memoryview):
+        return bytes(payload)
+    if isinstance(payload, str):
+        return payload.encode()
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def execution_time_ms(
+    run_at: datetime | int | None, delay: timedelta | float | None, *, now_ms: int | None = None
+) -> int | None:
+    """When the job becomes due, in ms since the epoch; None means now (the server's clock).
+
+    ``run_at`` is a datetime (a naive one is local time, as ``datetime.timestamp``
+    reads it) or epoch milliseconds; ``delay`` is a timedelta or seconds from now.
+    """
+    if run_at is not None and delay is not None:
+        raise ValueError("give run_at or delay, not both")
+    if run_at is not None:
+        if isinstance(run_at, datetime):
+            return round(run_at.timestamp() * 1000)
+        if isinstance(run_at, bool) or not isinstance(run_at, int):
+            raise TypeError("run_at must be a datetime or epoch milliseconds (int)")
+        return run_at
+    if delay is not None:
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        if seconds < 0:
+            raise ValueError("delay must not be negative")
+        base = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        return base + round(seconds * 1000)
+    return None
+
+
+def new_idempotency_key() -> str:
+    """A fresh key for one enqueue call, so that its retries cannot create a second job."""
+    return str(uuid.uuid4())
+
+
+def enqueue_request(spec: JobSpec) -> pb.EnqueueJobRequest:
+    """The wire request for one job, with an idempotency key generated when none is given."""
+    request = pb.EnqueueJobRequest(
+        type=spec.type,
+        payload=encode_payload(spec.payload),
+        idempotency_key=spec.idempotency_key
+        if spec.idempotency_key is not None
+        else new_idempotency_key(),
+    )
+    due = execution_time_ms(spec.run_at, spec.delay)
+    if due is not None:
+        request.execution_time_ms = due
+    if spec.max_attempts is not None:
+        request.max_attempts = spec.max_attempts
+    return request
+
+
+def list_request(
+    job_type: str | None, status: JobStatus | str | None, page_size: int, page_token: str
+) -> pb.ListJobsRequest:
+    request = pb.ListJobsRequest(page_size=page_size, page_token=page_token)
+    if job_type is not None:
+        request.type = job_type
+    if status is not None:
+        request.status = _STATUS_TO_PROTO[JobStatus(status)]
+    return request
+
+
+def _time(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def job_from_proto(message: pb.Job) -> Job:
+    """The SDK's Job for a wire job; optional fields stay ``None`` when unset."""
+    status = _STATUS_FROM_PROTO.get(message.status)
+    if status is None:
+        # A newer server may know statuses this client does not: say so plainly.
+        raise ValueError(f"the server sent an unknown job status {message.status}")
+    return Job(
+        id=message.id,
+        type=message.type,
+        payload=message.payload,
+        status=status,
+        run_at=_time(message.execution_time_ms),
+        created_at=_time(message.created_at),
+        updated_at=_time(message.updated_at),
+        attempts=message.attempts,
+        max_attempts=message.max_attempts if message.HasField("max_attempts") else None,
+        last_error=message.last_error if message.HasField("last_error") else None,
+        result=message.result if message.HasField("result") else None,
+        cancel_requested=message.cancel_requested,
+        idempotency_key=message.idempotency_key if message.HasField("idempotency_key") else None,
+    )
+
+
+def page_from_proto(message: pb.ListJobsResponse) -> JobPage:
+    return JobPage(
+        jobs=tuple(job_from_proto(job) for job in message.jobs),
+        next_page_token=message.next_page_token,
+    )
+
+
+def _type_stats(message: pb.TypeStats) -> TypeStats:
+    return TypeStats(
+        type=message.type,
+        pending=message.pending,
+        scheduled=message.scheduled,
+        running=message.running,
+        completed=message.completed,
+        failed=message.failed,
+        cancelled=message.cancelled,
+    )
+
+
+def stats_from_proto(message: pb.GetQueueStatsResponse) -> QueueStats:
+    return QueueStats(
+        types=tuple(_type_stats(row) for row in message.types), total=_type_stats(message.total)
+    )
