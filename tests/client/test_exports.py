@@ -1,0 +1,62 @@
+"""The public surface of jobqueue.client, pinned: a change here is an API change."""
+
+from __future__ import annotations
+
+import jobqueue.client
+
+EXPECTED = [
+    # Clients
+    "JobClient",
+    "AsyncJobClient",
+    "RetryPolicy",
+    "DEFAULT_TARGET",
+    "DEFAULT_TIMEOUT_S",
+    "TARGET_ENV",
+    # Values
+    "Job",
+    "JobStatus",
+    "JobSpec",
+    "JobPage",
+    "Payload",
+    "QueueStats",
+    "TypeStats",
+    # Errors
+    "JobQueueClientError",
+    "InvalidJob",
+    "JobNotFound",
+    "JobAlreadyFinished",
+    "QueueFull",
+    "ServerUnavailable",
+    "DeadlineExceeded",
+    "Unauthenticated",
+    "PermissionDenied",
+    "ServerError",
+    "WaitTimeout",
+]
+
+
+def test_all_is_pinned() -> None:
+    assert jobqueue.client.__all__ == EXPECTED
+
+
+def test_every_export_exists_and_errors_share_one_root() -> None:
+    for name in EXPECTED:
+        assert hasattr(jobqueue.client, name), name
+    errors = [
+        getattr(jobqueue.client, name)
+        for name in EXPECTED
+        if isinstance(getattr(jobqueue.client, name), type)
+        and issubclass(getattr(jobqueue.client, name), Exception)
+    ]
+    assert len(errors) == 11
+    for error in errors:
+        assert issubclass(error, jobqueue.client.JobQueueClientError)
+        assert (error.__doc__ or "").startswith("Raised when"), error
+
+
+def test_the_sync_and_async_clients_offer_the_same_calls() -> None:
+    def public(cls: type) -> set[str]:
+        return {name for name in vars(cls) if not name.startswith("_")}
+
+    assert public(jobqueue.client.JobClient) == public(jobqueue.client.AsyncJobClient)
+    assert "wait" in public(jobqueue.client.JobClient)
