@@ -1,0 +1,17 @@
+// The TypeScript face of the jobqueue API: typed clients and a minimal worker
+// loop over the code protoc-gen-es generates from mpataki/jobqueue/v1.
+export {
+  connectJobqueue,
+  createJobqueueTransport,
+  createJobServiceClient,
+  createWorkerServiceClient,
+  toBaseUrl,
+  type JobqueueClientOptions,
+  type JobqueueConnection,
+  type JobqueueTransport,
+  type JobServiceClient,
+  type WorkerServiceClient,
+} from "./client.js";
+export { processBatch, type BatchReport, type JobHandler, type ProcessBatchOptions } from "./worker.js";
+export * from "../gen/ts/mpataki/jobqueue/v1/jobqueue_pb.js";
+export * from "../gen/ts/mpataki/jobqueue/v1/worker_pb.js";

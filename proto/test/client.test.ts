@@ -1,0 +1,177 @@
+// End to end from a second language: starts our server (in-memory store),
+// then drives JobService and WorkerService through the TypeScript client.
+//
+// The server command is `uv run jobqueue-server` from the repository root;
+// JOBQUEUE_SERVER_BIN, when set, names the console script to run instead
+// (tests/e2e/test_typescript_client.py passes the one of its environment).
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { Code, ConnectError } from "@connectrpc/connect";
+
+import { connectJobqueue, JobStatus, OutcomeKind, processBatch, type JobqueueConnection } from "../src/index.js";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+const STARTUP_TIMEOUT_MS = 60_000;
+const encode = (text: string) => new TextEncoder().encode(text);
+const decode = (bytes: Uint8Array | undefined) => new TextDecoder().decode(bytes);
+
+let server: ChildProcess;
+let serverOutput = "";
+let jq: JobqueueConnection;
+
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  probe.listen(0, "127.0.0.1");
+  await once(probe, "listening");
+  const address = probe.address();
+  probe.close();
+  assert.ok(address !== null && typeof address === "object");
+  return address.port;
+}
+
+function serverCommand(port: number): [string, string[]] {
+  const args = ["--host", "127.0.0.1", "--port", String(port)];
+  const bin = process.env.JOBQUEUE_SERVER_BIN;
+  return bin ? [bin, args] : ["uv", ["run", "jobqueue-server", ...args]];
+}
+
+async function waitForServer(): Promise<void> {
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  for (;;) {
+    if (server.exitCode !== null) {
+      throw new Error(`server exited with ${server.exitCode}:\n${serverOutput}`);
+    }
+    try {
+      await jq.jobs.getQueueStats({}, { timeoutMs: 1_000 });
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) {
+        throw new Error(`server did not answer in time (${String(error)}):\n${serverOutput}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+before(async () => {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = { ...process.env, JOBQUEUE_SHUTDOWN_GRACE_SECONDS: "2" };
+  // The embedded in-memory store: no Redis settings may leak in.
+  for (const name of ["JOBQUEUE_REDIS_URL", "JOBQUEUE_REDIS_ADDR", "REDIS_ADDR"]) {
+    delete env[name];
+  }
+  const [command, args] = serverCommand(port);
+  server = spawn(command, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  server.stdout?.on("data", (chunk: Buffer) => (serverOutput += chunk.toString()));
+  server.stderr?.on("data", (chunk: Buffer) => (serverOutput += chunk.toString()));
+  jq = connectJobqueue(`127.0.0.1:${port}`, { defaultTimeoutMs: 10_000 });
+  await waitForServer();
+});
+
+after(async () => {
+  jq?.close();
+  if (server === undefined || server.exitCode !== null) {
+    return;
+  }
+  const exited = once(server, "exit");
+  server.kill("SIGTERM");
+  const timer = setTimeout(() => server.kill("SIGKILL"), 15_000);
+  const [code, signal] = (await exited) as [number | null, NodeJS.Signals | null];
+  clearTimeout(timer);
+  assert.equal(code, 0, `server stopped with ${code ?? signal}:\n${serverOutput}`);
+});
+
+test("enqueue, read back and cancel a job", async () => {
+  const payload = encode('{"to":"test@example.com"}');
+  const later = BigInt(Date.now() + 3_600_000);
+  const { job } = await jq.jobs.enqueueJob({ type: "ts.send_email", payload, executionTimeMs: later });
+  assert.ok(job);
+  assert.ok(job.id.length > 0);
+  assert.equal(job.status, JobStatus.PENDING);
+  assert.equal(job.executionTimeMs, later);
+
+  const { job: read } = await jq.jobs.getJob({ id: job.id });
+  assert.ok(read);
+  assert.equal(read.id, job.id);
+  assert.equal(read.type, "ts.send_email");
+  assert.deepEqual(read.payload, payload);
+  assert.equal(read.status, JobStatus.PENDING);
+
+  const { job: cancelled } = await jq.jobs.cancelJob({ id: job.id });
+  assert.equal(cancelled?.status, JobStatus.CANCELLED);
+  const { job: after } = await jq.jobs.getJob({ id: job.id });
+  assert.equal(after?.status, JobStatus.CANCELLED);
+
+  // Errors arrive as ConnectError with the gRPC status code.
+  await assert.rejects(jq.jobs.cancelJob({ id: job.id }), (error: unknown) => {
+    assert.ok(error instanceof ConnectError);
+    assert.equal(error.code, Code.FailedPrecondition);
+    return true;
+  });
+  await assert.rejects(jq.jobs.getJob({ id: randomUUID() }), (error: unknown) => {
+    assert.ok(error instanceof ConnectError);
+    assert.equal(error.code, Code.NotFound);
+    return true;
+  });
+  await assert.rejects(jq.jobs.getJob({ id: "not-a-job-id" }), (error: unknown) => {
+    assert.ok(error instanceof ConnectError);
+    assert.equal(error.code, Code.InvalidArgument);
+    return true;
+  });
+});
+
+test("a TypeScript worker claims a job and completes it with a result", async () => {
+  const { job } = await jq.jobs.enqueueJob({ type: "ts.reverse", payload: encode("hello") });
+  assert.ok(job);
+  // WatchJob streams the job until it ends; started before the work happens.
+  const watched = (async () => {
+    const statuses: JobStatus[] = [];
+    for await (const { job: seen } of jq.jobs.watchJob({ id: job.id }, { timeoutMs: 30_000 })) {
+      if (seen) statuses.push(seen.status);
+    }
+    return statuses;
+  })();
+
+  const report = await processBatch(jq.workers, {
+    handlers: { "ts.reverse": (claimed) => encode(decode(claimed.payload).split("").reverse().join("")) },
+    waitMs: 5_000,
+  });
+  assert.deepEqual([...report.settled], [[job.id, { kind: OutcomeKind.COMPLETE, accepted: true }]]);
+
+  const { job: done } = await jq.jobs.getJob({ id: job.id });
+  assert.ok(done);
+  assert.equal(done.status, JobStatus.COMPLETED);
+  assert.equal(decode(done.result), "olleh");
+  assert.equal(done.attempts, 1);
+  const statuses = await watched;
+  assert.equal(statuses.at(-1), JobStatus.COMPLETED);
+});
+
+test("a handler that throws on the last attempt ends the job FAILED", async () => {
+  const { job } = await jq.jobs.enqueueJob({ type: "ts.broken", payload: encode("x"), maxAttempts: 1 });
+  assert.ok(job);
+  const report = await processBatch(jq.workers, {
+    handlers: {
+      "ts.broken": () => {
+        throw new Error("boom");
+      },
+    },
+    waitMs: 5_000,
+  });
+  assert.deepEqual(report.settled.get(job.id), { kind: OutcomeKind.FAIL, accepted: true });
+  const { job: failed } = await jq.jobs.getJob({ id: job.id });
+  assert.equal(failed?.status, JobStatus.FAILED);
+  assert.equal(failed?.lastError, "boom");
+});
+
+test("an idle claim answers with no leases", async () => {
+  const report = await processBatch(jq.workers, { handlers: { "ts.nothing": () => encode("") } });
+  assert.equal(report.settled.size, 0);
+});
