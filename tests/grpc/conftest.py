@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import pytest
@@ -15,6 +16,7 @@ from jobqueue.grpc import (
     JobServicer,
     RunningServer,
     ServerOptions,
+    ServerTls,
     StoreHealth,
     WorkerServicer,
     start_server,
@@ -44,7 +46,12 @@ class Api:
 
 
 async def start_api(
-    store: JobStore, *, limits: Limits = TEST_LIMITS, options: ServerOptions = TEST_OPTIONS
+    store: JobStore,
+    *,
+    limits: Limits = TEST_LIMITS,
+    options: ServerOptions = TEST_OPTIONS,
+    tls: ServerTls | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
 ) -> RunningServer:
     service = JobService(store, clock=SystemClock(), ids=UuidV7Generator(), limits=limits)
     return await start_server(
@@ -58,6 +65,8 @@ async def start_api(
             timeout_s=options.health_check_timeout_s,
         ),
         options=options,
+        tls=tls,
+        interceptors=interceptors,
     )
 
 

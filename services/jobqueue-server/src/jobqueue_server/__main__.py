@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from pathlib import Path
 from typing import Any
 
 import click
@@ -44,6 +45,27 @@ from .settings import ServerSettings
 )
 @click.option("--metrics-port", type=int, help="Prometheus port [env JOBQUEUE_METRICS_PORT].")
 @click.option("--log-level", help="Log level [env JOBQUEUE_LOG_LEVEL; INFO].")
+@click.option(
+    "--auth-token-file",
+    type=click.Path(path_type=Path),
+    help="File of accepted bearer tokens [env JOBQUEUE_AUTH_TOKEN_FILE, or the token itself "
+    "in JOBQUEUE_AUTH_TOKEN; unset: no authentication].",
+)
+@click.option(
+    "--tls-cert-file",
+    type=click.Path(path_type=Path),
+    help="PEM certificate chain; serve TLS [env JOBQUEUE_TLS_CERT_FILE].",
+)
+@click.option(
+    "--tls-key-file",
+    type=click.Path(path_type=Path),
+    help="PEM private key of the certificate [env JOBQUEUE_TLS_KEY_FILE].",
+)
+@click.option(
+    "--tls-client-ca-file",
+    type=click.Path(path_type=Path),
+    help="PEM CA: require client certificates it signed [env JOBQUEUE_TLS_CLIENT_CA_FILE].",
+)
 def cli(**flags: Any) -> None:
     """Serve the jobqueue gRPC API (JobService, WorkerService, health, reflection)."""
     overrides = {name: value for name, value in flags.items() if value is not None}
@@ -57,6 +79,12 @@ def cli(**flags: Any) -> None:
     )
     container = Container()
     container.settings.override(settings)
+    try:
+        # Read tokens and certificates now, so a mistake is one clear line.
+        container.auth()
+        container.tls()
+    except (OSError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
     asyncio.run(_serve(container))
 
 

@@ -37,6 +37,10 @@ class App:
 
     async def start(self) -> None:
         container = self._container
+        # Security material first: a bad token file or certificate stops the
+        # start before anything is bound or connected.
+        auth = container.auth()
+        tls = container.tls()
         self._store = container.store()
         self._running = await start_server(
             address=self._settings.address,
@@ -44,6 +48,8 @@ class App:
             worker_servicer=container.worker_servicer(),
             health=container.health(),
             options=container.options(),
+            tls=tls,
+            interceptors=[auth] if auth is not None else [],
         )
         if self._settings.metrics_port is not None:
             self._metrics = Metrics()

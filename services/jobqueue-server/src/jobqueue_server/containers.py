@@ -8,17 +8,22 @@ a provider (``with container.store.override(fake):``) instead of patching.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from dependency_injector import containers, providers
+from pydantic import SecretStr
 
 from jobqueue.domain import Clock, JobService, JobStore, Limits, SystemClock, UuidV7Generator
 from jobqueue.grpc import (
     JOB_SERVICE_NAME,
     WORKER_SERVICE_NAME,
+    BearerTokenAuth,
     JobServicer,
     ServerOptions,
+    ServerTls,
     StoreHealth,
     WorkerServicer,
+    parse_tokens,
 )
 from jobqueue.memory import MemoryJobStore, MemoryStoreSettings
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
@@ -40,6 +45,49 @@ def redis_store(*, url: str, key_prefix: str, retention_ms: int, clock: Clock) -
     settings = RedisStoreSettings(url=url, key_prefix=key_prefix, retention_ms=retention_ms)
     _log.info("using the Redis store (key prefix %r)", key_prefix)
     return RedisJobStore(settings, clock=clock)
+
+
+_SHORT_TOKEN = 16
+
+
+def bearer_auth(*, token: SecretStr | None, token_file: Path | None) -> BearerTokenAuth | None:
+    """The auth interceptor, or None when no token is configured.
+
+    Raises ValueError when the configured source holds no usable token, and
+    OSError when the token file cannot be read: a server that was meant to be
+    protected must not start open.
+    """
+    if token is not None:
+        source, text = "JOBQUEUE_AUTH_TOKEN", token.get_secret_value()
+    elif token_file is not None:
+        source, text = f"JOBQUEUE_AUTH_TOKEN_FILE ({token_file})", token_file.read_text()
+    else:
+        _log.warning("no JOBQUEUE_AUTH_TOKEN: every client may call every RPC")
+        return None
+    try:
+        tokens = parse_tokens(text)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
+    if not tokens:
+        raise ValueError(f"{source} holds no token")
+    if any(len(t) < _SHORT_TOKEN for t in tokens):
+        _log.warning("an auth token is shorter than %d characters: easy to guess", _SHORT_TOKEN)
+    _log.info("bearer-token authentication on (%d token(s) accepted)", len(tokens))
+    return BearerTokenAuth(tokens)
+
+
+def server_tls(
+    *, cert_file: Path | None, key_file: Path | None, client_ca_file: Path | None
+) -> ServerTls | None:
+    """TLS material read from the configured files, or None for plaintext.
+
+    Raises OSError when a file cannot be read, ValueError when it is not PEM.
+    """
+    if cert_file is None or key_file is None:
+        return None
+    return ServerTls.from_files(
+        cert_file=cert_file, key_file=key_file, client_ca_file=client_ca_file
+    )
 
 
 class Container(containers.DeclarativeContainer):
@@ -71,6 +119,17 @@ class Container(containers.DeclarativeContainer):
     job_service = providers.Singleton(JobService, store, clock=clock, ids=ids, limits=limits)
     job_servicer = providers.Singleton(JobServicer, job_service, options=options)
     worker_servicer = providers.Singleton(WorkerServicer, store, limits=limits, options=options)
+    auth = providers.Singleton(
+        bearer_auth,
+        token=settings.provided.auth_token,
+        token_file=settings.provided.auth_token_file,
+    )
+    tls = providers.Singleton(
+        server_tls,
+        cert_file=settings.provided.tls_cert_file,
+        key_file=settings.provided.tls_key_file,
+        client_ca_file=settings.provided.tls_client_ca_file,
+    )
     health = providers.Singleton(
         StoreHealth,
         store,

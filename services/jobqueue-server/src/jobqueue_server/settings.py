@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -53,6 +54,27 @@ class ServerSettings(BaseSettings):
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port."
     )
+    auth_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bearer token every RPC but health requires; several, comma-separated, "
+            "are all accepted (rotation). Unset: no authentication."
+        ),
+    )
+    auth_token_file: Path | None = Field(
+        default=None,
+        description="File holding the token(s), one per line or comma-separated; read at start.",
+    )
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM certificate chain: serve gRPC over TLS (with the key)."
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="PEM private key of the TLS certificate."
+    )
+    tls_client_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA bundle: require client certificates signed by it (mutual TLS).",
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -61,6 +83,18 @@ class ServerSettings(BaseSettings):
         if not isinstance(logging.getLevelName(level), int):
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @model_validator(mode="after")
+    def _consistent_security(self) -> Self:
+        if self.auth_token is not None and self.auth_token_file is not None:
+            raise ValueError("set JOBQUEUE_AUTH_TOKEN or JOBQUEUE_AUTH_TOKEN_FILE, not both")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("JOBQUEUE_TLS_CERT_FILE and JOBQUEUE_TLS_KEY_FILE go together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError(
+                "JOBQUEUE_TLS_CLIENT_CA_FILE needs JOBQUEUE_TLS_CERT_FILE and JOBQUEUE_TLS_KEY_FILE"
+            )
+        return self
 
     @property
     def store_kind(self) -> StoreKind:

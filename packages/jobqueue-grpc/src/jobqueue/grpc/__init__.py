@@ -6,6 +6,14 @@ domain's ``JobService`` use cases or the ``JobStore`` port, and let
 (``STATUS_CODES``). A caller's mistake is never INTERNAL.
 """
 
+from ._auth import (
+    HEALTH_SERVICE_NAME,
+    INVALID_TOKEN,
+    MISSING_TOKEN,
+    OPEN_SERVICES,
+    BearerTokenAuth,
+    parse_tokens,
+)
 from ._handlers import MalformedRequest, service_handler
 from ._health import StoreHealth
 from ._job_servicer import JobServicer
@@ -24,6 +32,7 @@ from ._mapping import (
 from ._options import MIB, ServerOptions
 from ._server import JOB_SERVICE_NAME, WORKER_SERVICE_NAME, RunningServer, start_server
 from ._status import INTERNAL_DETAILS, STATUS_CODES, status_for
+from ._tls import ServerTls
 from ._worker_servicer import WorkerServicer
 
 __all__ = [
@@ -38,6 +47,14 @@ __all__ = [
     "JOB_SERVICE_NAME",
     "WORKER_SERVICE_NAME",
     "MIB",
+    # Security
+    "BearerTokenAuth",
+    "parse_tokens",
+    "OPEN_SERVICES",
+    "HEALTH_SERVICE_NAME",
+    "MISSING_TOKEN",
+    "INVALID_TOKEN",
+    "ServerTls",
     # Errors and status codes
     "STATUS_CODES",
     "INTERNAL_DETAILS",

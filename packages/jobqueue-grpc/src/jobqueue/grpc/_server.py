@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -15,6 +17,7 @@ from ._handlers import service_handler
 from ._health import StoreHealth
 from ._job_servicer import JobServicer
 from ._options import ServerOptions
+from ._tls import ServerTls
 from ._worker_servicer import WorkerServicer
 
 _log = logging.getLogger(__name__)
@@ -51,21 +54,26 @@ async def start_server(
     worker_servicer: WorkerServicer,
     health: StoreHealth,
     options: ServerOptions | None = None,
+    tls: ServerTls | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
 ) -> RunningServer:
     """Serve JobService, WorkerService, grpc.health.v1 and reflection on ``address``.
 
     ``address`` is ``host:port``; port 0 binds a free port, reported in the
-    result. Raises OSError when the address cannot be bound.
+    result. With ``tls`` the port speaks only TLS (and plaintext clients fail
+    the handshake). ``interceptors`` wrap every call, the first outermost —
+    e.g. a ``BearerTokenAuth``. Raises OSError when the address cannot be bound.
     """
     options = options or ServerOptions()
     server = grpc.aio.server(
+        interceptors=list(interceptors),
         options=[
             ("grpc.max_receive_message_length", options.max_message_bytes),
             ("grpc.max_send_message_length", options.max_message_bytes),
             # gRPC sets SO_REUSEPORT by default: a second server on a busy
             # port would start "successfully" and share its traffic.
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     server.add_generic_rpc_handlers(
         [
@@ -86,12 +94,20 @@ async def start_server(
         server,
     )
     try:
-        port = server.add_insecure_port(address)
+        if tls is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, tls.credentials())
     except RuntimeError as error:  # grpc reports a failed bind as RuntimeError
         raise OSError(f"cannot listen on {address}: {error}") from None
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     await health.start()
     await server.start()
-    _log.info("serving gRPC on %s (port %d)", address, port)
+    _log.info(
+        "serving gRPC on %s (port %d, %s)",
+        address,
+        port,
+        "plaintext" if tls is None else ("mutual TLS" if tls.mutual else "TLS"),
+    )
     return RunningServer(server=server, port=port, health=health)
