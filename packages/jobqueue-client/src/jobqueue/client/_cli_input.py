@@ -94,8 +94,8 @@ class BadJobLine(ValueError):
     """Raised when a line of a jobs file does not describe a job; says which line and why."""
 
 
-def read_job_lines(lines: Iterable[str], *, source: str) -> Iterator[JobSpec]:
-    """One JobSpec per non-blank line of JSON objects, checked before anything is sent.
+def read_job_lines(lines: Iterable[str], *, source: str) -> Iterator[tuple[int, JobSpec]]:
+    """``(line number, JobSpec)`` per non-blank line of JSON objects, checked before sending.
 
     Each object has ``type`` and optionally ``payload`` (a string is sent as
     text, anything else as JSON), ``run_at``/``at`` (ISO 8601 or epoch ms),
@@ -107,7 +107,7 @@ def read_job_lines(lines: Iterable[str], *, source: str) -> Iterator[JobSpec]:
         if not line.strip():
             continue
         try:
-            yield _spec(json.loads(line))
+            yield number, _spec(json.loads(line))
         except (ValueError, TypeError) as error:
             raise BadJobLine(f"{source}:{number}: {error}") from None
 

@@ -8,8 +8,9 @@ object, or one object per line for listings and followed states.
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -267,31 +268,33 @@ def submit(
 def _submit_file(settings: _Settings, jobs_file: IO[str], batch_size: int) -> None:
     name = getattr(jobs_file, "name", "<file>")
     try:
-        specs = list(read_job_lines(jobs_file, source=str(name)))
+        numbered = list(read_job_lines(jobs_file, source=str(name)))
     except BadJobLine as error:
         raise click.UsageError(str(error)) from None
     client = settings.connect()
     output = settings.output
-    submitted = 0
+    stderr = Console(stderr=True)
     progress = Progress(
         TextColumn("submitting"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=stderr,
         transient=True,
+        # A bar is for people watching; piped stderr gets no stray lines.
+        disable=not stderr.is_terminal,
     )
+    submitted = 0
     with progress:
-        task = progress.add_task("submit", total=len(specs))
-        for batch in _batches(specs, batch_size):
+        task = progress.add_task("submit", total=len(numbered))
+        for start in range(0, len(numbered), batch_size):
+            batch = numbered[start : start + batch_size]
             try:
-                jobs = client.enqueue_many(batch)
+                jobs = client.enqueue_many([spec for _, spec in batch])
             except InvalidJob as error:
-                # The server names the job by its index in the batch; name the line.
                 raise InvalidJob(
-                    f"{error.message} (in the batch starting at job {submitted + 1} of {name})",
-                    code=error.code,
-                ) from error
+                    _locate(error.message, batch, str(name)), code=error.code
+                ) from None
             submitted += len(jobs)
             progress.advance(task, len(jobs))
             if output.as_json:
@@ -300,9 +303,13 @@ def _submit_file(settings: _Settings, jobs_file: IO[str], batch_size: int) -> No
     output.message(f"submitted {submitted} job{'s' if submitted != 1 else ''} from {name}")
 
 
-def _batches(specs: Sequence[JobSpec], size: int) -> Iterator[Sequence[JobSpec]]:
-    for start in range(0, len(specs), size):
-        yield specs[start : start + size]
+def _locate(message: str, batch: Sequence[tuple[int, JobSpec]], source: str) -> str:
+    """The server names a rejected job by its index in the batch; name its line instead."""
+    found = re.match(r"jobs\[(\d+)\]\.(.*)", message, re.DOTALL)
+    if found is None or int(found.group(1)) >= len(batch):
+        return f"{source}: {message}"
+    line, _ = batch[int(found.group(1))]
+    return f"{source}:{line}: {found.group(2)}"
 
 
 @cli.command()
