@@ -13,6 +13,8 @@ import threading
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
+import grpc
+
 from jobqueue.domain import (
     Job,
     JobService,
@@ -28,6 +30,7 @@ from jobqueue.grpc import (
     JobServicer,
     RunningServer,
     ServerOptions,
+    ServerTls,
     StoreHealth,
     WorkerServicer,
     start_server,
@@ -83,7 +86,13 @@ class UnreliableStore(MemoryJobStore):
         return await super().get(job_id)
 
 
-async def start_test_server(store: JobStore, *, port: int = 0) -> RunningServer:
+async def start_test_server(
+    store: JobStore,
+    *,
+    port: int = 0,
+    tls: ServerTls | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
+) -> RunningServer:
     """The real JobService and WorkerService over ``store`` on a loopback port (0: any)."""
     service = JobService(store, clock=SystemClock(), ids=UuidV7Generator(), limits=TEST_LIMITS)
     return await start_server(
@@ -97,6 +106,8 @@ async def start_test_server(store: JobStore, *, port: int = 0) -> RunningServer:
             timeout_s=TEST_OPTIONS.health_check_timeout_s,
         ),
         options=TEST_OPTIONS,
+        tls=tls,
+        interceptors=interceptors,
     )
 
 

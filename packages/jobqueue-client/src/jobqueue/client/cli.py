@@ -89,6 +89,8 @@ class _Settings:
     timeout: float
     tls: bool
     ca_cert: Path | None
+    client_cert: Path | None
+    client_key: Path | None
     output: Output
     client: JobClient | None = field(default=None)
 
@@ -99,6 +101,8 @@ class _Settings:
                 timeout=self.timeout,
                 tls=self.tls,
                 ca_cert=self.ca_cert,
+                client_cert=self.client_cert,
+                client_key=self.client_key,
                 auth_token=self.token,
             )
         return self.client
@@ -137,6 +141,16 @@ class _Settings:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="PEM root certificates to trust (implies --tls).",
 )
+@click.option(
+    "--client-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM client certificate, for servers that require mutual TLS.",
+)
+@click.option(
+    "--client-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM private key of --client-cert.",
+)
 @click.version_option(package_name="jobqueue-client", prog_name="jobqueue")
 @click.pass_context
 def cli(
@@ -147,14 +161,20 @@ def cli(
     timeout: float,
     tls: bool,
     ca_cert: Path | None,
+    client_cert: Path | None,
+    client_key: Path | None,
 ) -> None:
     """Submit, inspect, cancel and follow jobqueue jobs."""
+    if (client_cert is None) != (client_key is None):
+        raise click.UsageError("--client-cert and --client-key go together")
     settings = _Settings(
         server=server,
         token=token,
         timeout=timeout,
         tls=tls,
         ca_cert=ca_cert,
+        client_cert=client_cert,
+        client_key=client_key,
         output=Output(as_json=as_json),
     )
     ctx.obj = settings
