@@ -24,7 +24,7 @@ import redis
 from tests._redis_server import RedisProcess, free_port
 
 from . import _jobqueue, _peers
-from ._common import ROOT, Child, percentile
+from ._common import ROOT, Child, compile_bytecode, percentile
 
 WORKLOADS = ("enqueue", "drain", "latency", "scaling")
 
@@ -58,6 +58,7 @@ class Bench:
         self.url = url
         self.counts = QUICK if args.quick else FULL
         self.rows: list[Row] = []
+        self.errors: list[dict[str, str]] = []
         self.redis = redis.Redis.from_url(url)
         self.peers = [p for p in _peers.PEERS if p in args.peers]
 
@@ -66,6 +67,10 @@ class Bench:
         self.rows.append(row)
         extra = " ".join(f"{k}={v}" for k, v in detail.items() if k != "latencies")
         print(f"  {workload:<34} {system:<28} {value:>12,.1f} {unit:<8} {extra}", flush=True)
+
+    def failed(self, workload: str, system: str, error: Exception) -> None:
+        print(f"  {workload:<34} {system:<28} FAILED: {error}", flush=True)
+        self.errors.append({"workload": workload, "system": system, "error": str(error)})
 
     def fresh(self) -> None:
         self.redis.flushall()
@@ -77,6 +82,21 @@ class Bench:
         child = Child([*args, *extra])
         child.start()
         return child
+
+    def jq_server(self) -> tuple[Child, str]:
+        """A jobqueue server on a free port; a port taken in between gets another try."""
+        for attempt in range(3):
+            port = free_port()
+            server = self.child("jq-server", "--redis-url", self.url, "--port", str(port))
+            try:
+                server.wait_ready()
+            except RuntimeError:
+                server.stop()
+                if attempt == 2:
+                    raise
+                continue
+            return server, f"127.0.0.1:{port}"
+        raise AssertionError("unreachable")
 
     def worker(self, mode: str, count: int, *, target: str = "", peer: str = "") -> Child:
         if peer:
@@ -103,13 +123,12 @@ class Bench:
 
     async def enqueue(self) -> None:
         n = self.counts.enqueue
-        noop_port, jq_port = free_port(), free_port()
+        noop_port = free_port()
         noop = self.child("noop-server", "--port", str(noop_port))
-        server = self.child("jq-server", "--redis-url", self.url, "--port", str(jq_port))
+        noop.wait_ready()
+        server, jq_target = self.jq_server()
         try:
-            noop.wait_ready()
-            server.wait_ready()
-            noop_target, jq_target = f"127.0.0.1:{noop_port}", f"127.0.0.1:{jq_port}"
+            noop_target = f"127.0.0.1:{noop_port}"
             for in_flight in (1, 20):
                 # Alternate floor and server, best of two: the machine is noisy.
                 floor, ours = 0.0, 0.0
@@ -169,20 +188,21 @@ class Bench:
         self.fresh()
         await _jobqueue.prefill(self.url, n)
         self._drained("drain direct Redis", "jobqueue", self.worker("drain", n))
-        port = free_port()
-        server = self.child("jq-server", "--redis-url", self.url, "--port", str(port))
+        server, target = self.jq_server()
         try:
-            server.wait_ready()
             self.fresh()
             await _jobqueue.prefill(self.url, n)
-            worker = self.worker("drain", n, target=f"127.0.0.1:{port}")
+            worker = self.worker("drain", n, target=target)
             self._drained("drain through server", "jobqueue", worker)
         finally:
             server.stop()
         for peer in self.peers:
             self.fresh()
-            await _peers.enqueue(peer, self.url, n)
-            self._drained("drain direct Redis", peer, self.worker("drain", n, peer=peer))
+            try:
+                await _peers.enqueue(peer, self.url, n)
+                self._drained("drain direct Redis", peer, self.worker("drain", n, peer=peer))
+            except Exception as error:  # one broken peer must not cost the whole run
+                self.failed("drain direct Redis", peer, error)
 
     def _drained(self, workload: str, system: str, worker: Child) -> None:
         result = worker.result(self.args.child_timeout + 30)
@@ -201,22 +221,30 @@ class Bench:
         n = self.counts.latency
         systems = ["jobqueue", *(p for p in self.peers if p != "rq")]
         for system in systems:
-            self.fresh()
-            peer = "" if system == "jobqueue" else system
-            worker = self.worker("latency", n, peer=peer)
-            worker.wait_ready()
-            await asyncio.sleep(0.5)
-            if peer:
-                await _peers.enqueue(peer, self.url, n, rate=100.0)
-            else:
-                await _jobqueue.enqueue_paced_direct(self.url, n, 100.0)
-            result = worker.result(self.args.child_timeout)
-            ms = [v * 1000 for v in result["latencies"]]
-            self.add("latency enqueue->start p50", system, percentile(ms, 50), "ms", count=len(ms))
-            self.add("latency enqueue->start p99", system, percentile(ms, 99), "ms", count=len(ms))
+            try:
+                await self._latency(system, n)
+            except Exception as error:
+                self.failed("latency", system, error)
+
+    async def _latency(self, system: str, n: int) -> None:
+        self.fresh()
+        peer = "" if system == "jobqueue" else system
+        worker = self.worker("latency", n, peer=peer)
+        worker.wait_ready()
+        await asyncio.sleep(0.5)
+        if peer:
+            await _peers.enqueue(peer, self.url, n, rate=100.0)
+        else:
+            await _jobqueue.enqueue_paced_direct(self.url, n, 100.0)
+        result = worker.result(self.args.child_timeout)
+        ms = [v * 1000 for v in result["latencies"]]
+        self.add("latency enqueue->start p50", system, percentile(ms, 50), "ms", count=len(ms))
+        self.add("latency enqueue->start p99", system, percentile(ms, 99), "ms", count=len(ms))
 
     async def scaling(self) -> None:
         m = self.counts.scaling_jobs
+        self.fresh()
+        await _jobqueue.claim_complete(self.url, m // 4)  # warm up: scripts, connections
         for pending in (self.counts.pending_small, self.counts.pending_large):
             self.fresh()
             before = self._used_memory()
@@ -235,11 +263,35 @@ class Bench:
             if pending == self.counts.pending_large:
                 self.add(
                     "scaling Redis bytes/pending job",
+                    f"jobqueue, {label}, listpack-value 256",
+                    await self._bytes_per_job(pending, listpack_value=256),
+                    "bytes",
+                )
+                self.add(
+                    "scaling Redis bytes/pending job",
                     f"jobqueue, {label}",
                     per_job,
                     "bytes",
                     beyond_payload=round(per_job - 100, 1),
                 )
+
+    async def _bytes_per_job(self, pending: int, *, listpack_value: int) -> float:
+        """Memory per pending job with hashes up to ``listpack_value`` bytes kept as listpacks.
+
+        Redis keeps a hash compact only while every value is at most
+        hash-max-listpack-value (64 by default): a 100-byte payload turns
+        the job hash into a real hash table.
+        """
+        self.fresh()
+        default = self.redis.config_get("hash-max-listpack-value")["hash-max-listpack-value"]
+        self.redis.config_set("hash-max-listpack-value", listpack_value)
+        try:
+            before = self._used_memory()
+            far = int(time.time() * 1000) + 7 * 24 * 3600 * 1000
+            await _jobqueue.prefill(self.url, pending, execution_time_ms=far)
+            return (self._used_memory() - before) / pending
+        finally:
+            self.redis.config_set("hash-max-listpack-value", default)
 
     def _used_memory(self) -> int:
         info: dict[str, Any] = self.redis.info("memory")
@@ -420,6 +472,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmark-results"))
     args = parser.parse_args()
 
+    print("compiling bytecode ...", flush=True)
+    compile_bytecode()
     server = RedisProcess()
     server.start()
     try:
@@ -442,6 +496,7 @@ def main() -> None:
         | {peer: _peers.CONCURRENCY[peer][0] for peer in bench.peers},
         "rows": [asdict(row) for row in bench.rows],
         "checks": checks,
+        "errors": bench.errors,
     }
     os.makedirs(args.out, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
