@@ -164,7 +164,7 @@ class QueueStats:
         return {"types": [row.to_dict() for row in self.types], "total": self.total.to_dict()}
 
 
-Payload = bytes | str | Mapping[str, Any] | list[Any] | int | float | bool | None
+Payload = bytes | bytearray | str | Mapping[str, Any] | list[Any] | int | float | bool | None
 """What ``enqueue`` accepts: bytes as is, str as UTF-8, anything else as compact JSON."""
 
 
