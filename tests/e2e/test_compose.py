@@ -31,6 +31,7 @@ from grpc_health.v1 import health_pb2
 from pydantic import AliasChoices, AliasPath
 from pydantic_settings import BaseSettings
 
+from jobqueue.client import JobClient, JobStatus, WaitTimeout
 from tests._redis_server import free_port
 from tests.server._process import health_status, wait_for_health
 
@@ -482,3 +483,41 @@ def test_healthcheck_fails_when_no_server_answers(services: dict[str, dict[str, 
     assert result.returncode != 0
     timeout = services["server"]["healthcheck"]["timeout"]
     assert time.monotonic() - started < int(timeout.rstrip("s")) + 2, "slower than compose waits"
+
+
+# The seed's example job; the example worker handles it (issue 4: `send_email`).
+EXAMPLE_JOB_TYPE = "send_email"
+EXAMPLE_PAYLOAD = {"to": "test@example.com"}
+
+
+@pytest.mark.integration
+def test_worker_command_completes_a_job(
+    compose_server: tuple[int, dict[str, str]],
+    services: dict[str, dict[str, Any]],
+    stages: dict[str, Stage],
+    scripts: dict[str, ConsoleScript],
+) -> None:
+    script = scripts[script_of("worker", services, stages)]
+    require_landed(script.top_package)
+    port, server_env = compose_server
+    # The worker's compose environment, on the server's Redis and key prefix.
+    env = compose_environment(
+        services,
+        "worker",
+        JOBQUEUE_REDIS_URL=server_env["JOBQUEUE_REDIS_URL"],
+        JOBQUEUE_KEY_PREFIX=server_env["JOBQUEUE_KEY_PREFIX"],
+    )
+    command = stage_cmd(stages, services["worker"]["build"]["target"])
+    worker = Process([str(BIN / command[0]), *command[1:]], env)
+    try:
+        with JobClient(target=f"127.0.0.1:{port}") as client:
+            job = client.enqueue(EXAMPLE_JOB_TYPE, EXAMPLE_PAYLOAD)
+            try:
+                done = client.wait(job.id, timeout=30)
+            except WaitTimeout:
+                done = client.get(job.id)
+    finally:
+        code, output = worker.stop()
+    assert done.status is JobStatus.COMPLETED, f"{done}\nworker output:\n{output}"
+    assert done.attempts == 1
+    assert code == 0, f"the worker did not stop cleanly on SIGTERM:\n{output}"
