@@ -74,7 +74,7 @@ async def test_nothing_is_lost_when_connections_are_cut(
         deadline = time.monotonic() + CUT_FOR_S
         while time.monotonic() < deadline:
             # SKIPME yes (the default): this connection survives its own command.
-            killed += int(client.execute_command("CLIENT", "KILL", "TYPE", "normal"))
+            killed += int(client.client_kill_filter(_type="normal"))
             cuts += 1
             await asyncio.sleep(CUT_EVERY_S)
         cut_log = await asyncio.wait_for(producing, 60)
