@@ -135,3 +135,14 @@ async def test_mutual_tls_with_a_client_certificate(serve: Serve, pki: Pki) -> N
         client = ("--cert-file", str(pki.client.cert), "--key-file", str(pki.client.key))
         code, output = await healthcheck(*ca, *client)
         assert code == 0, output
+
+
+async def test_without_a_ca_file_the_servers_chain_file_is_trusted(
+    serve: Serve, pki: Pki, tmp_path: Path
+) -> None:
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(pki.server.cert.read_bytes() + pki.ca.cert.read_bytes())
+    async with serve(tls_cert_file=chain, tls_key_file=pki.server.key) as app:
+        env = {"JOBQUEUE_PORT": str(app.port), "JOBQUEUE_TLS_CERT_FILE": str(chain)}
+        code, output = await healthcheck(env=env)
+    assert code == 0, output
