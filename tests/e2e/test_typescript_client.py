@@ -43,6 +43,8 @@ def _npm() -> str:
     return npm
 
 
+# npm ci may run first when node_modules predates the TypeScript toolchain.
+@pytest.mark.timeout(300)
 def test_typescript_client_suite() -> None:
     npm = _npm()
     # The console script of this environment, so the node suite runs the
