@@ -283,7 +283,7 @@ class Bench:
         the job hash into a real hash table.
         """
         self.fresh()
-        default = self.redis.config_get("hash-max-listpack-value")["hash-max-listpack-value"]
+        default = str(self.redis.config_get("hash-max-listpack-value")["hash-max-listpack-value"])
         self.redis.config_set("hash-max-listpack-value", listpack_value)
         try:
             before = self._used_memory()

@@ -203,8 +203,23 @@ class RedisJobStore:
     async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
         results: list[bool] = []
         for start in range(0, len(outcomes), _CHUNK):
-            args: list[_Arg] = [self._ns, self._clock.now_ms(), self._settings.retention_ms]
-            for outcome in outcomes[start : start + _CHUNK]:
+            chunk = outcomes[start : start + _CHUNK]
+            # Plain completions travel packed in one argument (see settle.lua):
+            # redis-py encodes each argument in Python, seven per outcome otherwise.
+            plain: list[int] = []
+            packed: list[str] = []
+            args: list[_Arg] = [self._ns, self._clock.now_ms(), self._settings.retention_ms, ""]
+            for index, outcome in enumerate(chunk):
+                if (
+                    outcome.kind is OutcomeKind.COMPLETE
+                    and outcome.result is None
+                    and not outcome.error
+                    and "\0" not in outcome.job_id
+                    and "\0" not in outcome.token
+                ):
+                    plain.append(index)
+                    packed += (outcome.job_id, outcome.token)
+                    continue
                 args += [
                     outcome.job_id,
                     outcome.token,
@@ -214,9 +229,23 @@ class RedisJobStore:
                     outcome.error or "",
                     "" if outcome.retry_at_ms is None else outcome.retry_at_ms,
                 ]
+            args[3] = "\0".join(packed)
             with _translated():
                 applied = await self._scripts["settle"](keys=[self._types_key], args=args)
-            results += [flag == 1 for flag in applied]
+            flags = [flag == 1 for flag in applied]
+            if len(plain) == len(chunk) or not plain:
+                results += flags
+                continue
+            # The packed verdicts come first in the reply: put them back in order.
+            ordered: list[bool] = [False] * len(chunk)
+            rest = iter(flags[len(plain) :])
+            is_plain = set(plain)
+            for position, flag in zip(plain, flags, strict=False):
+                ordered[position] = flag
+            for index in range(len(chunk)):
+                if index not in is_plain:
+                    ordered[index] = next(rest)
+            results += ordered
         return results
 
     async def renew(self, leases: Sequence[tuple[str, str]], *, lease_ms: int) -> list[LeaseState]:
