@@ -10,6 +10,8 @@ from collections.abc import Mapping
 
 import grpc
 
+from ._models import Job
+
 
 class JobQueueClientError(Exception):
     """Raised when a call to the jobqueue server fails; the root of every client error.
@@ -104,7 +106,7 @@ class WaitTimeout(JobQueueClientError, TimeoutError):
         last_seen: the job's latest known state, or ``None`` if none arrived.
     """
 
-    def __init__(self, job_id: str, last_seen: object | None = None) -> None:
+    def __init__(self, job_id: str, last_seen: Job | None = None) -> None:
         super().__init__(f"job {job_id} did not finish in time")
         self.job_id = job_id
         self.last_seen = last_seen
