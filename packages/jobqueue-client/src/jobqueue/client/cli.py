@@ -370,7 +370,9 @@ def list_jobs(settings: _Settings, job_type: str | None, status: str | None, lim
         page_size=min(limit, 500) if limit else 500,
         limit=limit or None,
     )
-    settings.output.jobs(jobs)
+    shown = settings.output.jobs(jobs)
+    if limit and shown == limit:
+        settings.output.message(f"[dim]stopped at --limit {limit}; --limit 0 lists every job[/dim]")
 
 
 @cli.command()
