@@ -152,6 +152,8 @@ def test_the_public_surface_is_pinned() -> None:
             "MISSING_TOKEN",
             "INVALID_TOKEN",
             "ServerTls",
+            "ObservingInterceptor",
+            "RpcObserver",
             "STATUS_CODES",
             "INTERNAL_DETAILS",
             "status_for",

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
+
+import grpc
 
 from jobqueue.domain import JobStore
-from jobqueue.grpc import RunningServer, start_server
+from jobqueue.grpc import ObservingInterceptor, RunningServer, start_server
 
 from ._metrics import Metrics
 from .containers import Container
@@ -26,6 +29,7 @@ class App:
         self._store: JobStore | None = None
         self._running: RunningServer | None = None
         self._metrics: Metrics | None = None
+        self._metrics_port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -35,6 +39,11 @@ class App:
             raise RuntimeError("the server is not started")
         return self._running.port
 
+    @property
+    def metrics_port(self) -> int | None:
+        """The bound metrics port, None when metrics are off."""
+        return self._metrics_port
+
     async def start(self) -> None:
         container = self._container
         # Security material first: a bad token file or certificate stops the
@@ -42,6 +51,13 @@ class App:
         auth = container.auth()
         tls = container.tls()
         self._store = container.store()
+        interceptors: list[grpc.aio.ServerInterceptor[Any, Any]] = []
+        if self._settings.metrics_port is not None:
+            self._metrics = Metrics()
+            # First, so that calls the auth interceptor refuses are counted too.
+            interceptors.append(ObservingInterceptor(self._metrics))
+        if auth is not None:
+            interceptors.append(auth)
         self._running = await start_server(
             address=self._settings.address,
             job_servicer=container.job_servicer(),
@@ -49,11 +65,12 @@ class App:
             health=container.health(),
             options=container.options(),
             tls=tls,
-            interceptors=[auth] if auth is not None else [],
+            interceptors=interceptors,
         )
-        if self._settings.metrics_port is not None:
-            self._metrics = Metrics()
-            self._metrics.serve(host=self._settings.host, port=self._settings.metrics_port)
+        if self._metrics is not None and self._settings.metrics_port is not None:
+            self._metrics_port = self._metrics.serve(
+                host=self._settings.host, port=self._settings.metrics_port
+            )
             self._tasks.append(
                 asyncio.create_task(
                     self._observe(self._store, self._metrics), name="jobqueue-metrics"
@@ -85,6 +102,7 @@ class App:
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
+            self._metrics_port = None
         if self._store is not None:
             await self._store.close()
             self._store = None

@@ -6,7 +6,8 @@ import logging
 import threading
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from jobqueue.domain import QueueStats
 
@@ -14,9 +15,15 @@ _log = logging.getLogger(__name__)
 
 _COUNTS = ("pending", "scheduled", "running", "completed", "failed", "cancelled")
 
+# ClaimJobs long-polls for up to 30 s: the buckets reach past it.
+_RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
 
 class Metrics:
-    """The queue as numbers: jobs per type and status, store health, expired leases.
+    """The queue as numbers: jobs per type and status, store health, expired leases, calls.
+
+    It is also the ``RpcObserver`` of the server's ``ObservingInterceptor``:
+    calls by method and status code, and their latency by method.
 
     A registry of its own (not the process-global one) so that several servers
     in one process — the tests — do not collide.
@@ -38,7 +45,24 @@ class Metrics:
             "Leases that expired (their worker died or hung) and were handed back.",
             registry=self.registry,
         )
+        self.rpc_requests = Counter(
+            "jobqueue_rpc_requests",
+            "Finished gRPC calls, by method (/package.Service/Method) and status code.",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.rpc_seconds = Histogram(
+            "jobqueue_rpc_duration_seconds",
+            "Time from a call's arrival to its status, by method (streams: until they end).",
+            ["method"],
+            buckets=_RPC_BUCKETS,
+            registry=self.registry,
+        )
         self._http: tuple[WSGIServer, threading.Thread] | None = None
+
+    def observe(self, *, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        self.rpc_requests.labels(method=method, code=code.name).inc()
+        self.rpc_seconds.labels(method=method).observe(seconds)
 
     def observe_stats(self, stats: QueueStats) -> None:
         self.jobs.clear()

@@ -29,6 +29,7 @@ from ._mapping import (
     status_filter_from_proto,
     status_from_proto,
 )
+from ._observe import ObservingInterceptor, RpcObserver
 from ._options import MIB, ServerOptions
 from ._server import JOB_SERVICE_NAME, WORKER_SERVICE_NAME, RunningServer, start_server
 from ._status import INTERNAL_DETAILS, STATUS_CODES, status_for
@@ -55,6 +56,9 @@ __all__ = [
     "MISSING_TOKEN",
     "INVALID_TOKEN",
     "ServerTls",
+    # Observability
+    "ObservingInterceptor",
+    "RpcObserver",
     # Errors and status codes
     "STATUS_CODES",
     "INTERNAL_DETAILS",
