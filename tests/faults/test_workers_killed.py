@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import Counter
 import random
 import time
 from pathlib import Path
@@ -103,6 +104,7 @@ async def test_every_job_completes_when_workers_are_killed(
             max_redelivery_s=round(max(recoveries, default=0.0), 2),
             chaos_s=round(chaos_s, 1),
             drained_s=round(drained_s, 1),
+            worker_exit_codes=sorted(Counter(exit_codes.values()).items(), key=str),
         )
         assert kills == KILLS
         assert not log.wrong, log.wrong[:5]
@@ -113,7 +115,7 @@ async def test_every_job_completes_when_workers_are_killed(
         assert not check.stale_results, [(jobs[j], runs[j]) for j in check.stale_results[:3]]
         # A lease outlives its dead worker by at most its length, plus a requeue sweep.
         assert max(recoveries, default=0.0) < LEASE_MS / 1000 + 2.0
-        assert all(code == 0 for code in exit_codes.values()), (exit_codes, pool.log_of(0))
+        assert set(exit_codes.values()) == {0}, (exit_codes, pool.log_of(0)[-3000:])
     finally:
         pool.stop_all()
         server.stop()
