@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections import Counter
 import random
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
