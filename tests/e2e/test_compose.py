@@ -245,6 +245,7 @@ def test_redis_persists_to_a_named_volume(
     flags = dict(zip(command[1::2], command[2::2], strict=False))
     assert flags["--appendonly"] == "yes"
     assert flags["--appendfsync"] == "always"
+    assert flags.get("--maxmemory-policy", "noeviction") == "noeviction", "eviction drops jobs"
     (volume,) = redis["volumes"]
     name, target = volume.split(":")[:2]
     assert target == "/data"  # the image's working directory, where the AOF goes
