@@ -15,6 +15,7 @@ import os
 import pkgutil
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,13 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
 from grpc_health.v1 import health_pb2
 from pydantic import AliasChoices, AliasPath
 from pydantic_settings import BaseSettings
 
 from jobqueue.client import JobClient, JobStatus, WaitTimeout
-from tests._redis_server import free_port
+from tests._redis_server import free_port, wait_until_up
 from tests.server._process import health_status, wait_for_health
 
 pytestmark = pytest.mark.e2e
@@ -484,6 +486,64 @@ def test_healthcheck_fails_when_no_server_answers(services: dict[str, dict[str, 
     assert result.returncode != 0
     timeout = services["server"]["healthcheck"]["timeout"]
     assert time.monotonic() - started < int(timeout.rstrip("s")) + 2, "slower than compose waits"
+
+
+@pytest.mark.integration
+@pytest.mark.redis
+def test_redis_command_persists_acknowledged_writes(
+    services: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The redis service's command keeps a write across a SIGKILL, and its healthcheck answers."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    command = services["redis"]["command"]
+    command = shlex.split(command) if isinstance(command, str) else list(command)
+    port = free_port()
+    # The image's working directory /data is the volume; here a temporary one.
+    args = [
+        binary,
+        *command[1:],
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(tmp_path),
+    ]
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def start() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until_up(url)
+        return process
+
+    process = start()
+    try:
+        client = redis.Redis.from_url(url)
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        assert client.config_get("appendfsync") == {"appendfsync": "always"}
+        client.set("jobqueue:compose-check", "acknowledged")
+        client.close()
+        healthcheck = services["redis"]["healthcheck"]["test"][1:]
+        if shutil.which(healthcheck[0]) is not None:
+            ping = subprocess.run(
+                [healthcheck[0], "-p", str(port), *healthcheck[1:]],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+            assert ping.returncode == 0
+            assert ping.stdout.strip() == "PONG"
+        process.kill()  # no shutdown save: only the AOF can bring the key back
+        process.wait(10)
+        process = start()
+        client = redis.Redis.from_url(url)
+        assert client.get("jobqueue:compose-check") == b"acknowledged"
+        client.close()
+    finally:
+        process.kill()
+        process.wait(10)
 
 
 # The seed's example job; the example worker handles it (issue 4: `send_email`).
