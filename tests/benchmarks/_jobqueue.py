@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,11 +18,10 @@ from jobqueue.domain import (
     UuidV7Generator,
 )
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
-from jobqueue.worker import GrpcSource, JobContext, StoreSource, Worker
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
 from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
 
-from ._common import now, payload_bytes, peak_rss_mib, report, signal_ready, stamp_of
+from ._common import now, payload_bytes, signal_ready
 
 JOB_TYPE = "bench"
 NOOP_METHOD = "/mpataki.jobqueue.v1.JobService/EnqueueJob"
@@ -192,46 +190,6 @@ async def run_noop_server(port: int) -> None:
     await server.start()
     signal_ready()
     await server.wait_for_termination()
-
-
-async def run_worker(
-    *, redis_url: str, target: str, mode: str, count: int, concurrency: int, timeout_s: float
-) -> None:
-    """Drain ``count`` jobs (mode "drain") or record start latencies (mode "latency")."""
-    source = GrpcSource(target) if target else StoreSource(store_for(redis_url), close_store=True)
-    worker = Worker(source, concurrency=concurrency)
-    done = asyncio.Event()
-    latencies: list[float] = []
-    seen = 0
-
-    @worker.handler(JOB_TYPE)
-    async def noop(job: JobContext) -> None:
-        nonlocal seen
-        if mode == "latency":
-            latencies.append(now() - stamp_of(job.payload))
-        seen += 1
-        if seen >= count:
-            done.set()
-
-    started = now()
-    await worker.start()
-    if mode == "latency":
-        signal_ready()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(done.wait(), timeout_s)
-    handled = now()
-    await worker.stop()
-    settled = now()
-    report(
-        {
-            "count": seen,
-            "seconds": handled - started,
-            "settled_seconds": settled - started,
-            "rss_mib": peak_rss_mib(),
-            "concurrency": concurrency,
-            "latencies": latencies,
-        }
-    )
 
 
 async def claim_complete(url: str, count: int, batch: int = 100) -> float:

@@ -295,13 +295,22 @@ async def _paced_async(call: Callable[[float], Any], count: int, rate: float) ->
     return count / (now() - started)
 
 
-def run_worker(peer: str, url: str, mode: str, count: int, concurrency: int) -> None:
+def run_worker(
+    peer: str, url: str, mode: str, count: int, concurrency: int, use_uvloop: bool
+) -> None:
     global _tally
     _tally = tally = _Tally(count, latency=mode == "latency")
+    factory = None
+    if use_uvloop:
+        import uvloop
+
+        factory = uvloop.new_event_loop
     if peer == "taskiq":
-        asyncio.run(taskiq_worker(url, tally, concurrency))
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(taskiq_worker(url, tally, concurrency))
     elif peer == "saq":
-        asyncio.run(saq_worker(url, tally, concurrency))
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(saq_worker(url, tally, concurrency))
     elif peer == "huey":
         huey_worker(url, tally, concurrency)
     elif peer == "dramatiq":

@@ -34,15 +34,20 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    from . import _jobqueue, _peers
-
+    # Imports per role: a worker's peak RSS must not include what only servers need.
     if args.role == "jq-server":
-        _run(_jobqueue.run_server(args.redis_url, args.port), args.uvloop)
+        from . import _jobqueue
+
+        _run(_jobqueue.run_server(args.redis_url, args.port), False)
     elif args.role == "noop-server":
-        _run(_jobqueue.run_noop_server(args.port), args.uvloop)
+        from . import _jobqueue
+
+        _run(_jobqueue.run_noop_server(args.port), False)
     elif args.role == "jq-worker":
+        from . import _jobqueue_worker
+
         _run(
-            _jobqueue.run_worker(
+            _jobqueue_worker.run_worker(
                 redis_url=args.redis_url,
                 target=args.target,
                 mode=args.mode,
@@ -53,7 +58,11 @@ def main() -> None:
             args.uvloop,
         )
     else:
-        _peers.run_worker(args.peer, args.redis_url, args.mode, args.count, args.concurrency)
+        from . import _peers
+
+        _peers.run_worker(
+            args.peer, args.redis_url, args.mode, args.count, args.concurrency, args.uvloop
+        )
 
 
 if __name__ == "__main__":

@@ -467,7 +467,12 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
     parser.add_argument("--peers", nargs="*", choices=_peers.PEERS, default=list(_peers.PEERS))
     parser.add_argument("--concurrency", type=int, default=200, help="jobqueue worker slots")
-    parser.add_argument("--uvloop", action="store_true", help="children run on uvloop")
+    parser.add_argument(
+        "--no-uvloop",
+        dest="uvloop",
+        action="store_false",
+        help="async workers (jobqueue, Taskiq, SAQ) on asyncio's own loop instead of uvloop",
+    )
     parser.add_argument("--child-timeout", type=float, default=120.0)
     parser.add_argument("--out", default=str(ROOT / "benchmark-results"))
     args = parser.parse_args()

@@ -7,6 +7,8 @@
 >>> worker.run()
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._context import JobContext
 from ._errors import (
     HandlerAlreadyRegistered,
@@ -18,11 +20,24 @@ from ._errors import (
     WorkerError,
     WorkerStateError,
 )
-from ._grpc_source import GrpcSource
 from ._handler import AsyncHandlerFunc, Handler, HandlerFunc, SyncHandlerFunc, encode_result
 from ._settings import WorkerSettings
 from ._source import JobSource, StoreSource
 from ._worker import CallNext, Middleware, Worker, describe_error
+
+if TYPE_CHECKING:
+    from ._grpc_source import GrpcSource
+
+
+def __getattr__(name: str) -> Any:
+    # GrpcSource pulls in grpc and the generated protos (~4 MiB of resident
+    # memory): a worker on the direct Redis path never pays for them.
+    if name == "GrpcSource":
+        from ._grpc_source import GrpcSource
+
+        return GrpcSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     # The worker
