@@ -71,7 +71,7 @@ async def test_no_duplicate_jobs_across_server_restarts(
             try:
                 job = await sdk.enqueue("work")
             except JobQueueClientError as error:
-                failures[type(error).__name__] += 1
+                failures[f"{type(error).__name__}:{getattr(error, 'code', '')}"] += 1
                 continue
             finally:
                 slowest = max(slowest, time.monotonic() - began)
