@@ -102,6 +102,8 @@ async def stopped_later() -> AsyncIterator[list[grpc.aio.Server]]:
         (grpc.StatusCode.FAILED_PRECONDITION, JobAlreadyFinished, 1),
         (grpc.StatusCode.RESOURCE_EXHAUSTED, QueueFull, 1),
         (grpc.StatusCode.UNAVAILABLE, ServerUnavailable, 3),
+        # A server shutting down cancels calls in flight: retried like UNAVAILABLE.
+        (grpc.StatusCode.CANCELLED, ServerUnavailable, 3),
         (grpc.StatusCode.DEADLINE_EXCEEDED, DeadlineExceeded, 1),
         (grpc.StatusCode.UNAUTHENTICATED, Unauthenticated, 1),
         (grpc.StatusCode.PERMISSION_DENIED, PermissionDenied, 1),
@@ -109,7 +111,7 @@ async def stopped_later() -> AsyncIterator[list[grpc.aio.Server]]:
         (grpc.StatusCode.UNIMPLEMENTED, ServerError, 1),
     ],
 )
-async def test_every_status_code_becomes_its_exception_and_only_unavailable_is_retried(
+async def test_every_status_code_becomes_its_exception_and_only_interruptions_are_retried(
     stopped_later: list[grpc.aio.Server],
     code: grpc.StatusCode,
     error: type[JobQueueClientError],

@@ -118,6 +118,8 @@ _ERRORS: Mapping[grpc.StatusCode, type[JobQueueClientError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: JobAlreadyFinished,
     grpc.StatusCode.RESOURCE_EXHAUSTED: QueueFull,
     grpc.StatusCode.UNAVAILABLE: ServerUnavailable,
+    # The server cancelled the call (it was shutting down): unavailable to us.
+    grpc.StatusCode.CANCELLED: ServerUnavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
@@ -133,6 +135,8 @@ def error_from_rpc(error: grpc.RpcError, *, job_id: str | None = None) -> JobQue
     cls = _ERRORS.get(code, ServerError)
     if code is grpc.StatusCode.UNAVAILABLE:
         details = f"server unavailable: {details}"
+    elif code is grpc.StatusCode.CANCELLED:
+        details = f"the server cancelled the call (shutting down?): {details}"
     elif code is grpc.StatusCode.DEADLINE_EXCEEDED:
         details = "the server did not answer before the deadline"
     if issubclass(cls, (JobNotFound, JobAlreadyFinished)):

@@ -57,8 +57,16 @@ def is_retryable(error: grpc.RpcError) -> bool:
     """UNAVAILABLE means the request did not reach a server able to handle it, or its reply was
     lost on the way back; both are safe to repeat for the calls we retry at all.
 
+    CANCELLED that reaches us as a status was the server's doing — a server
+    shutting down cancels the calls still in flight, whose effect is then
+    unknown, just as with a lost reply. (A caller's own cancellation surfaces as
+    ``asyncio.CancelledError`` or ``KeyboardInterrupt``, never as a status.)
+
     DEADLINE_EXCEEDED is not retried: the server may still be working on the
     call, and a retry would extend the caller's deadline behind its back.
     """
     code, _ = status_of(error)
-    return code is grpc.StatusCode.UNAVAILABLE
+    return code in _RETRYABLE
+
+
+_RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
