@@ -37,7 +37,15 @@ def now() -> float:
 
 
 def peak_rss_mib() -> float:
-    """Peak resident set of this process (Linux reports KiB)."""
+    """Peak resident set of this process: VmHWM, which starts afresh at exec.
+
+    getrusage's ru_maxrss would not do: Linux carries it over from the forked
+    parent, so every child would report at least the benchmark driver's size.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
