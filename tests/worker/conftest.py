@@ -38,6 +38,7 @@ from jobqueue.grpc import (
     start_server,
 )
 from jobqueue.memory import MemoryJobStore
+from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from jobqueue.worker import GrpcSource, JobSource, StoreSource, Worker, WorkerSettings
 
 FAST_SETTINGS = WorkerSettings(
@@ -114,22 +115,35 @@ async def start_test_server(store: JobStore) -> RunningServer:
     )
 
 
-@pytest.fixture(params=["memory", "grpc"])
+@pytest.fixture(params=["memory", "grpc", pytest.param("redis", marks=pytest.mark.redis)])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     """A Harness for each way a worker reaches jobs.
 
     ``memory``: a StoreSource on an in-memory store in this process (the
     direct path). ``grpc``: a GrpcSource through an in-process server whose
-    store is in memory (the server path).
+    store is in memory (the server path). ``redis``: each worker gets its own
+    StoreSource on its own RedisJobStore, as separate processes would.
     """
     backend: str = request.param
-    store = MemoryJobStore()
     server: RunningServer | None = None
-    if backend == "grpc":
+    store: JobStore
+    if backend == "redis":
+        settings = RedisStoreSettings(
+            url=request.getfixturevalue("redis_url"),
+            key_prefix=request.getfixturevalue("key_prefix").rstrip(":"),
+            retention_ms=600_000,
+        )
+        store = RedisJobStore(settings)
+        result = Harness(
+            backend, store, lambda: StoreSource(RedisJobStore(settings), close_store=True)
+        )
+    elif backend == "grpc":
+        store = MemoryJobStore()
         server = await start_test_server(store)
         target = f"127.0.0.1:{server.port}"
         result = Harness(backend, store, lambda: GrpcSource(target, timeout_s=5))
     else:
+        store = MemoryJobStore()
         result = Harness(backend, store, lambda: StoreSource(store))
     try:
         yield result

@@ -53,7 +53,27 @@ async def test_bytes_and_str_results_are_stored_as_they_are(harness: Harness) ->
     assert (await harness.wait_status(txt.id)).result == "héllo".encode()
 
 
-async def test_a_scheduled_job_does_not_start_early_and_starts_promptly(harness: Harness) -> None:
+async def test_a_scheduled_job_does_not_start_early(harness: Harness) -> None:
+    worker = harness.worker()
+    started_at: list[int] = []
+
+    @worker.handler("later")
+    async def later(job: JobContext) -> None:
+        started_at.append(time.time_ns() // 1_000_000)
+
+    due = time.time_ns() // 1_000_000 + 300
+    job = await harness.enqueue("later", execution_time_ms=due)
+    await worker.start()
+    await asyncio.sleep(0.2)
+    assert started_at == []
+    await harness.wait_status(job.id, JobStatus.COMPLETED)
+    (start,) = started_at
+    assert start >= due
+
+
+async def test_an_idle_worker_starts_a_job_scheduled_later_when_it_is_due(
+    harness: Harness,
+) -> None:
     worker = harness.worker(claim_wait_ms=1_000)
     started_at: list[int] = []
 
@@ -65,8 +85,6 @@ async def test_a_scheduled_job_does_not_start_early_and_starts_promptly(harness:
     await asyncio.sleep(0.05)  # the worker is idle, blocked in its claim
     due = time.time_ns() // 1_000_000 + 300
     job = await harness.enqueue("later", execution_time_ms=due)
-    await asyncio.sleep(0.2)
-    assert started_at == []
     await harness.wait_status(job.id, JobStatus.COMPLETED)
     (start,) = started_at
     assert due <= start < due + 100

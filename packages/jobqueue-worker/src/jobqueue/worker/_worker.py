@@ -106,11 +106,15 @@ class Worker:
         # lost lease must not overwrite the abandoned attempt's entry.
         self._inflight: dict[str, JobContext] = {}
         self._outbox: list[Outcome] = []
+        self._unsettled = 0  # outcomes queued or being sent, some with no _inflight entry
         self._pool: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._claim_task: asyncio.Task[None] | None = None
         self._started = False
         self._stopping = False
+        # Set before the background loops are cancelled: a store call may swallow
+        # a cancellation (redis-py can), so each loop also checks this after a call.
+        self._closing = False
         # asyncio primitives bind to the running loop on first use, not here.
         self._stopped = asyncio.Event()
         self._slots_freed = asyncio.Event()
@@ -273,13 +277,14 @@ class Worker:
             logger.info("released unfinished jobs", extra={"count": len(unfinished)})
 
         await self._wait_settled(loop.time() + max(grace, 1.0))
+        self._closing = True
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._inflight:
+        await _wait_cancelled(self._tasks)
+        if self._inflight or self._unsettled:
             logger.warning(
                 "stopped with outcomes not stored; those jobs return when their leases expire",
-                extra={"count": len(self._inflight)},
+                extra={"count": max(len(self._inflight), self._unsettled)},
             )
         try:
             await self._source.close()
@@ -432,6 +437,7 @@ class Worker:
 
     def _queue(self, outcome: Outcome) -> None:
         self._outbox.append(outcome)
+        self._unsettled += 1
         self._outbox_ready.set()
 
     def _slot_freed(self) -> None:
@@ -472,7 +478,7 @@ class Worker:
     async def _flush_loop(self) -> None:
         """Store outcomes in batches: whatever accumulated while the last call was out."""
         failures = 0
-        while True:
+        while not self._closing:
             if not self._outbox:
                 self._outbox_ready.clear()
                 await self._outbox_ready.wait()
@@ -488,6 +494,7 @@ class Worker:
                 await self._pause(failures)
                 continue
             failures = 0
+            self._unsettled -= len(batch)
             inflight = self._inflight
             for outcome, ok in zip(batch, stored, strict=True):
                 inflight.pop(outcome.token, None)
@@ -500,7 +507,7 @@ class Worker:
 
     async def _heartbeat_loop(self) -> None:
         interval = self._settings.heartbeat_s
-        while True:
+        while not self._closing:
             await asyncio.sleep(interval)
             contexts = [ctx for ctx in self._inflight.values() if not ctx._settling]
             if not contexts:
@@ -523,7 +530,7 @@ class Worker:
 
     async def _requeue_loop(self) -> None:
         interval = self._settings.requeue_interval_ms / 1000
-        while True:
+        while not self._closing:
             try:
                 count = await self._source.requeue_expired(limit=1_000)
             except Exception as error:
@@ -563,7 +570,7 @@ class Worker:
         done, _ = await asyncio.wait([task], timeout=timeout)
         if not done:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await _wait_cancelled([task])
 
     async def _wait_tasks(self, tasks: set[asyncio.Task[None]], deadline: float) -> None:
         loop = asyncio.get_running_loop()
@@ -585,7 +592,7 @@ class Worker:
 
     async def _wait_settled(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()
-        while self._inflight:
+        while self._inflight or self._unsettled:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
@@ -594,6 +601,19 @@ class Worker:
                 await asyncio.wait_for(self._slots_freed.wait(), remaining)
             except TimeoutError:
                 return
+
+
+async def _wait_cancelled(tasks: list[asyncio.Task[None]], timeout_s: float = 2.0) -> None:
+    """Wait a bounded time for cancelled tasks to end.
+
+    A library awaited inside a task may swallow its cancellation (redis-py can
+    during a command); ``stop`` must return anyway.
+    """
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+    for task in pending:
+        logger.warning("a background task ignored cancellation", extra={"task": task.get_name()})
 
 
 async def _call_middleware(middleware: Middleware, call_next: _Invoke, ctx: JobContext) -> Any:
