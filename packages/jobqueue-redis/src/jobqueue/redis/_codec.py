@@ -28,7 +28,7 @@ def job_from_hash(job_id: str, h: Mapping[bytes, bytes]) -> Job:
         status=JobStatus(int(h[b"s"])),
         execution_time_ms=int(h[b"e"]),
         created_at=int(h[b"c"]),
-        updated_at=int(h[b"u"]),
+        updated_at=int(h.get(b"u") or h[b"c"]),
         attempts=int(h.get(b"a", b"0")),
         max_attempts=int(max_attempts) if max_attempts is not None else None,
         last_error=last_error.decode(errors="replace") if last_error is not None else None,

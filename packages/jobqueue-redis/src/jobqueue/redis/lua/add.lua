@@ -32,16 +32,21 @@ for i = 4, #ARGV, 7 do
     out[#out + 1] = prior
   else
     local jk = P .. 'j:' .. id
-    redis.call('HSET', jk, 't', jtype, 'p', payload, 's', 1, 'e', exec, 'c', created, 'u', created, 'a', 0)
+    -- A new job omits what it can derive (updated = created, attempts = 0):
+    -- most of a pending job's memory is its field list.
+    local fields = {'t', jtype, 'p', payload, 's', 1, 'e', exec, 'c', created}
     if max_attempts ~= '' then
-      redis.call('HSET', jk, 'm', max_attempts)
+      fields[#fields + 1] = 'm'
+      fields[#fields + 1] = max_attempts
     end
     if ikey ~= '' then
-      redis.call('HSET', jk, 'k', ikey)
+      fields[#fields + 1] = 'k'
+      fields[#fields + 1] = ikey
       -- No expiry yet: the key must live as long as the job does.
       redis.call('SET', P .. 'k:' .. ikey, id)
       claimed_keys[ikey] = id
     end
+    redis.call('HSET', jk, unpack(fields))
     redis.call('ZADD', P .. 'q:' .. jtype, tonumber(exec), id)
     due_types[jtype] = due_types[jtype] or { id = id, due = tonumber(exec) }
     if tonumber(exec) < due_types[jtype].due then
@@ -50,12 +55,10 @@ for i = 4, #ARGV, 7 do
     out[#out + 1] = id
   end
 end
-for i = 4, #ARGV, 7 do
-  redis.call('SADD', KEYS[1], ARGV[i + 1])
-end
 -- One token wakes one blocked worker; a worker that finds more work than it
 -- can take passes the token on (see claim.lua), so one token per type suffices.
 for jtype, earliest in pairs(due_types) do
+  redis.call('SADD', KEYS[1], jtype)
   wake_for(P, jtype, earliest.id, earliest.due, now)
 end
 return out
