@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -164,4 +164,70 @@ async def test_blocked_claim_wakes_when_a_scheduled_job_falls_due(
     assert [lease.job.id for lease in leases] == [job.id]
     assert clock.now_ms() >= job.execution_time_ms
     assert leases[0].job.status is JobStatus.RUNNING
+    await store.close()
+
+
+async def test_concurrent_adds_share_script_calls_and_keep_their_own_jobs(
+    redis_url: str, key_prefix: str
+) -> None:
+    store = make_store(redis_url, key_prefix)
+    service = service_for(store)
+    results = await asyncio.gather(
+        *(service.enqueue("t", str(i).encode()) for i in range(200)),
+        service.enqueue("t", b"keyed", idempotency_key="shared"),
+        service.enqueue("t", b"keyed again", idempotency_key="shared"),
+    )
+    assert [job.payload for job in results[:200]] == [str(i).encode() for i in range(200)]
+    assert len({job.id for job in results[:200]}) == 200
+    assert results[200] == results[201]
+    for job in results:
+        assert await store.get(job.id) == job
+    assert (await store.stats()).total.pending == 201
+    await store.close()
+
+
+async def test_a_cancelled_caller_does_not_abort_the_jobs_it_was_combined_with(
+    redis_url: str, key_prefix: str
+) -> None:
+    store = make_store(redis_url, key_prefix)
+    service = service_for(store)
+    first = asyncio.create_task(service.enqueue("t", b"first"))
+    others = [asyncio.create_task(service.enqueue("t", b"other")) for _ in range(20)]
+    await asyncio.sleep(0)
+    first.cancel()
+    stored = await asyncio.gather(*others)
+    for job in stored:
+        assert await store.get(job.id) == job
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await store.close()
+
+
+@pytest.mark.parametrize("method", ["requeue_expired", "get", "claim", "ping"])
+async def test_cancelling_a_store_call_always_cancels_the_caller(
+    redis_url: str, key_prefix: str, method: str
+) -> None:
+    """Python 3.11's wait_for inside redis-py can drop a cancellation; the store gives it back."""
+    store = make_store(redis_url, key_prefix)
+    job = await service_for(store).enqueue("t", execution_time_ms=4_000_000_000_000)
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        "requeue_expired": lambda: store.requeue_expired(),
+        "get": lambda: store.get(job.id),
+        "claim": lambda: store.claim(["t"], limit=1, lease_ms=1_000),
+        "ping": lambda: store.ping(),
+    }
+
+    async def keep_calling() -> None:
+        for _ in range(1_000_000):  # bounded; cancelled long before
+            try:
+                await calls[method]()
+            except StoreUnavailable:
+                continue  # what a resilient caller does; it must not hide a cancel
+
+    for trial in range(25):
+        task = asyncio.create_task(keep_calling())
+        await asyncio.sleep(0.0005 * (trial % 6))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 2)
     await store.close()
