@@ -248,6 +248,7 @@ def test_redis_persists_to_a_named_volume(
     assert flags["--appendonly"] == "yes"
     assert flags["--appendfsync"] == "always"
     assert flags.get("--maxmemory-policy", "noeviction") == "noeviction", "eviction drops jobs"
+    assert int(flags["--hash-max-listpack-value"]) >= 1024, "pending jobs would double in size"
     (volume,) = redis["volumes"]
     name, target = volume.split(":")[:2]
     assert target == "/data"  # the image's working directory, where the AOF goes
