@@ -132,16 +132,6 @@ async def test_slow_and_stuck_handlers_leave_the_worker_responsive(
         client.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a thread handler stuck past its timeout keeps the worker process from exiting: "
-        "Worker.stop() returns, but interpreter shutdown joins the ThreadPoolExecutor's "
-        "non-daemon threads (concurrent.futures' atexit hook), so Worker.run() and a SIGTERMed "
-        "worker hang until the handler returns, possibly for ever. Fix in jobqueue.worker, "
-        "e.g. run thread handlers on daemon threads."
-    ),
-)
 async def test_a_worker_with_a_stuck_thread_handler_exits_on_sigterm(
     redis_aof: RedisProcess, prefix: str, tmp_path: Path
 ) -> None:

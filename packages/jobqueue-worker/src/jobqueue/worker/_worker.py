@@ -10,7 +10,6 @@ import signal
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeAlias, TypeVar
 
 from jobqueue.domain import (
@@ -36,6 +35,7 @@ from ._errors import (
 from ._handler import Handler, HandlerFunc, encode_result, is_async_callable
 from ._settings import WorkerSettings
 from ._source import JobSource
+from ._threads import DaemonThreadPool
 
 logger = logging.getLogger("jobqueue.worker")
 
@@ -107,7 +107,7 @@ class Worker:
         self._inflight: dict[str, JobContext] = {}
         self._outbox: list[Outcome] = []
         self._unsettled = 0  # outcomes queued or being sent, some with no _inflight entry
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonThreadPool | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._claim_task: asyncio.Task[None] | None = None
         self._started = False
@@ -224,7 +224,7 @@ class Worker:
         self._started = True
         if not all(handler.is_async for handler in self._handlers.values()):
             size = self._settings.thread_pool_size or min(32, self._settings.concurrency)
-            self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="jobqueue-handler")
+            self._pool = DaemonThreadPool(size, thread_name_prefix="jobqueue-handler")
         chain: _Invoke = self._invoke
         for middleware in reversed(self._middlewares):
             chain = functools.partial(_call_middleware, middleware, chain)
