@@ -306,7 +306,8 @@ def read_jobs(client: redis.Redis, prefix: str, ids: Sequence[str]) -> dict[str,
         for job_id in chunk:
             pipe.hmget(f"{{{prefix}}}:j:{job_id}", "s", "a", "r", "err")
         for job_id, (s, a, r, err) in zip(chunk, pipe.execute(), strict=True):
-            found[job_id] = None if s is None else StoredJob(job_id, int(s), int(a), r, err)
+            # A job never claimed has no 'a' field yet (docs/redis-data-model.md).
+            found[job_id] = None if s is None else StoredJob(job_id, int(s), int(a or 0), r, err)
     return found
 
 
