@@ -15,6 +15,7 @@ from jobqueue.domain import (
     DEFAULT_MAX_ATTEMPTS,
     CapacityExceeded,
     Clock,
+    InvalidJob,
     Job,
     JobAlreadyFinished,
     JobNotFound,
@@ -186,15 +187,11 @@ class RedisJobStore:
     async def _add_now(self, jobs: Sequence[Job]) -> list[Job]:
         args: list[_Arg] = [self._ns, self._clock.now_ms(), self._settings.retention_ms]
         for job in jobs:
-            args += [
-                job.id,
-                job.type,
-                job.payload,
-                job.execution_time_ms,
-                job.created_at,
-                "" if job.max_attempts is None else job.max_attempts,
-                job.idempotency_key or "",
-            ]
+            max_attempts = "" if job.max_attempts is None else job.max_attempts
+            head = f"{job.id} {job.type} {job.execution_time_ms} {job.created_at} {max_attempts}"
+            if head.count(" ") != 4:
+                raise InvalidJob("id", "job ids and types must not contain spaces")
+            args += [head, job.payload, job.idempotency_key or ""]
         with _translated():
             stored_ids = await self._scripts["add"](keys=[self._types_key], args=args)
         by_id = {job.id: job for job in jobs}
