@@ -75,16 +75,6 @@ SEED_MARK = "seed"
 # and so is a field with no description at all, so the doc cannot silently
 # fall behind the code.
 FALLBACK_DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
-    "example-worker": {
-        "lease_ms": (
-            "How long a claimed job stays this worker's without a heartbeat "
-            "(`WorkerSettings.lease_ms`)."
-        ),
-        "shutdown_grace_s": (
-            "How long running jobs may finish on SIGTERM before they are cancelled "
-            "and released (`WorkerSettings.shutdown_grace_s`)."
-        ),
-    },
     "redis-store": {
         "url": (
             "Redis URL as redis-py reads it: `redis://` or `rediss://` (TLS), "

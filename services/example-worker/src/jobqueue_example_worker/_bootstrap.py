@@ -20,7 +20,9 @@ def build_source(settings: ExampleWorkerSettings) -> JobSource:
             clock=SystemClock(),
         )
         return StoreSource(store, close_store=True)
-    return GrpcSource(settings.server)
+    token = settings.auth_token.get_secret_value() if settings.auth_token else None
+    metadata = [("authorization", f"Bearer {token}")] if token else []
+    return GrpcSource(settings.server, metadata=metadata)
 
 
 def build_worker(settings: ExampleWorkerSettings) -> Worker:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +19,18 @@ class ExampleWorkerSettings(BaseSettings):
     server: str = "localhost:8080"
     key_prefix: str = "jq"
     concurrency: int = Field(default=100, ge=1, le=10_000)
-    lease_ms: int = Field(default=30_000, ge=100)
-    shutdown_grace_s: float = Field(default=10.0, ge=0)
+    lease_ms: int = Field(
+        default=30_000,
+        ge=100,
+        description="How long a claimed job stays this worker's without a heartbeat.",
+    )
+    shutdown_grace_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long running jobs may finish on SIGTERM before they are released.",
+    )
+    auth_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token sent to a server that requires one (the gRPC path).",
+    )
     log_level: str = "INFO"
