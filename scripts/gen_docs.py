@@ -156,7 +156,7 @@ _SCALARS: Mapping[int, str] = {
 def compile_protos() -> d.FileDescriptorSet:
     """The API's descriptors with their source comments, from grpcio-tools' protoc."""
     # A dev dependency only, without type stubs: imported where it is needed.
-    from grpc_tools import protoc  # type: ignore[import-untyped]
+    from grpc_tools import protoc
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "api.binpb"
