@@ -117,17 +117,25 @@ def _sleepy(seconds: float) -> bytes:
 async def test_a_job_of_a_killed_worker_is_completed_by_another_after_its_lease(
     cluster: Cluster,
 ) -> None:
-    first = cluster.start_worker(LEDGER_LEASE_MS="1000")
+    first = cluster.start_worker(LEDGER_LEASE_MS="2000")
     job = await cluster.service.enqueue("work", _sleepy(60))
     await cluster.wait_ledger(1)
     first.send_signal(signal.SIGKILL)
     first.wait(5)
-    second = cluster.start_worker(LEDGER_LEASE_MS="1000")
-    done = await cluster.wait_status(job.id, within_s=10)
+    second = cluster.start_worker(LEDGER_LEASE_MS="2000")
+    done = await cluster.wait_status(job.id, within_s=15)
     assert done.status is JobStatus.COMPLETED
-    assert done.attempts == 2
     runs = await cluster.ledger()
-    assert [(attempt, pid) for _, attempt, pid in runs] == [(1, first.pid), (2, second.pid)]
+    # Normally [(1, first), (2, second)]. A machine loaded enough to stall the
+    # first worker past its lease lets it lose and re-claim the job before the
+    # kill; that is at-least-once working, not a failure. What must hold: every
+    # run before the kill is the first worker's, the second completes the job,
+    # and attempts count every run.
+    pids = [pid for _, _, pid in runs]
+    assert pids[-1] == second.pid
+    assert set(pids[:-1]) == {first.pid}
+    assert [attempt for _, attempt, _ in runs] == list(range(1, len(runs) + 1))
+    assert done.attempts == len(runs)
 
 
 async def test_four_worker_processes_run_every_job_exactly_once(cluster: Cluster) -> None:

@@ -65,7 +65,8 @@ async def test_a_scheduled_job_does_not_start_early(harness: Harness) -> None:
     job = await harness.enqueue("later", execution_time_ms=due)
     await worker.start()
     await asyncio.sleep(0.2)
-    assert started_at == []
+    if time.time_ns() // 1_000_000 < due:  # a loaded machine may already be past it
+        assert started_at == []
     await harness.wait_status(job.id, JobStatus.COMPLETED)
     (start,) = started_at
     assert start >= due
