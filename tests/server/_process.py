@@ -74,10 +74,12 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_for_health(self.port, health_pb2.HealthCheckResponse.SERVING)
-        except AssertionError:
-            self.stop()
-            raise
+            # Generous: a two-core CI machine running the whole suite can take
+            # seconds to import and start a server.
+            wait_for_health(self.port, health_pb2.HealthCheckResponse.SERVING, timeout_s=30.0)
+        except AssertionError as error:
+            code, output = self.stop()
+            raise AssertionError(f"{error}; server exited {code} with:\n{output}") from None
 
     def stop(self, signum: int = signal.SIGTERM) -> tuple[int, str]:
         """Signal the server, wait for it to exit; returns its exit code and output."""
