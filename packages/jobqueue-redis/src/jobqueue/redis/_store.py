@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -40,6 +41,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from ._codec import job_from_hash, pairs_to_dict
+from ._multiplex import MultiplexedConnection
 from ._settings import RedisStoreSettings
 
 MAX_CLAIM = 1_000
@@ -69,6 +71,7 @@ def _load_scripts() -> dict[str, str]:
 
 
 _SCRIPTS = _load_scripts()
+_SHAS = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in _SCRIPTS.items()}
 
 
 @contextmanager
@@ -127,10 +130,17 @@ class RedisJobStore:
         # Blocking waits hold a connection for their whole timeout, longer than
         # the command socket timeout allows, so they get a pool of their own.
         self._blocking = aioredis.Redis.from_url(settings.url, socket_timeout=None, **common)
-        self._scripts = {name: self._redis.register_script(src) for name, src in _SCRIPTS.items()}
+        # Scripts and single-key reads, nearly every call a worker or producer
+        # makes, share one pipelined connection (see _multiplex.py).
+        self._hot = MultiplexedConnection(
+            settings.url,
+            connect_timeout_s=settings.connect_timeout_s,
+            timeout_s=settings.socket_timeout_s,
+        )
         self._rotation = 0
         self._add_queue: deque[tuple[list[Job], asyncio.Future[list[Job]]]] = deque()
         self._add_flush: asyncio.Task[None] | None = None
+        self._add_busy = False
 
     @property
     def settings(self) -> RedisStoreSettings:
@@ -141,19 +151,27 @@ class RedisJobStore:
     async def add(self, jobs: Sequence[Job]) -> list[Job]:
         """Store new jobs; calls made while another is in flight share one script call.
 
-        This group commit costs a lone caller nothing and lets a server under
-        load store many producers' jobs in one round trip. Each caller's jobs
-        still land all or none, since a combined call is one script. The flush
-        runs in a task of its own, so a caller that gives up (its RPC was
-        cancelled) never aborts the others' writes.
+        This group commit lets a server under load store many producers' jobs
+        in one round trip. Each caller's jobs still land all or none, since a
+        combined call is one script. A lone caller writes its own jobs at
+        once; callers that queue behind it are flushed by a task of their own,
+        so a caller that gives up (its RPC was cancelled) never aborts the
+        others' writes.
         """
         if not jobs:
             return []
-        future: asyncio.Future[list[Job]] = asyncio.get_running_loop().create_future()
-        self._add_queue.append((list(jobs), future))
-        if self._add_flush is None:
-            self._add_flush = asyncio.create_task(self._flush_adds())
-        return await future
+        if self._add_busy:
+            future: asyncio.Future[list[Job]] = asyncio.get_running_loop().create_future()
+            self._add_queue.append((list(jobs), future))
+            return await future
+        self._add_busy = True
+        try:
+            return await self._add_now(jobs)
+        finally:
+            self._add_busy = False
+            if self._add_queue:
+                self._add_busy = True
+                self._add_flush = asyncio.create_task(self._flush_adds())
 
     async def _flush_adds(self) -> None:
         batch: list[tuple[list[Job], asyncio.Future[list[Job]]]] = []
@@ -177,6 +195,7 @@ class RedisJobStore:
                         future.set_result(stored[start : start + len(jobs)])
                     start += len(jobs)
         finally:
+            self._add_busy = False
             self._add_flush = None
             # Only a cancelled flush (the loop is closing) leaves callers waiting.
             for _, future in [*batch, *self._add_queue]:
@@ -193,29 +212,34 @@ class RedisJobStore:
                 raise InvalidJob("id", "job ids and types must not contain spaces")
             args += [head, job.payload, job.idempotency_key or ""]
         with _translated():
-            stored_ids = await self._scripts["add"](keys=[self._types_key], args=args)
-        by_id = {job.id: job for job in jobs}
+            stored_ids = await self._script("add", args)
         result: list[Job] = []
+        by_id: dict[str, Job] | None = None  # only an idempotency key's earlier job needs it
         for job, raw_id in zip(jobs, stored_ids, strict=True):
             stored_id = raw_id.decode()
+            if stored_id == job.id:
+                result.append(job)
+                continue
+            if by_id is None:
+                by_id = {job.id: job for job in jobs}
             known = by_id.get(stored_id)
             if known is None:
                 known = await self.get(stored_id)
                 if known is None:  # expired in between: the key no longer holds
                     raise StoreUnavailable(f"job {stored_id} vanished while enqueueing")
                 by_id[stored_id] = known
-            result.append(known if stored_id != job.id else job)
+            result.append(known)
         return result
 
     async def get(self, job_id: str) -> Job | None:
         key = self._ns + "j:" + job_id
-        fields = await self._read(lambda: self._redis.hgetall(key))
-        return self._visible(job_id, cast(dict[bytes, bytes], fields))
+        fields = await self._read(lambda: self._hot.execute("HGETALL", key))
+        return self._visible(job_id, pairs_to_dict(fields))
 
     async def cancel(self, job_id: str) -> Job:
         args: list[_Arg] = [self._ns, self._clock.now_ms(), self._settings.retention_ms, job_id]
         with _translated():
-            reply = await self._scripts["cancel"](keys=[self._types_key], args=args)
+            reply = await self._script("cancel", args)
         verdict = reply[0]
         if verdict == b"missing":
             raise JobNotFound(job_id)
@@ -243,7 +267,7 @@ class RedisJobStore:
             token_base = secrets.token_hex(6) + ":"
             args: list[_Arg] = [self._ns, now, limit, lease_ms, token_base, *rotated]
             with _translated():
-                reply = await self._scripts["claim"](keys=[self._types_key], args=args)
+                reply = await self._script("claim", args)
             leases = [
                 Lease(
                     job_from_hash(reply[i].decode(), pairs_to_dict(reply[i + 2])),
@@ -291,7 +315,7 @@ class RedisJobStore:
                 ]
             args[3] = "\0".join(packed)
             with _translated():
-                applied = await self._scripts["settle"](keys=[self._types_key], args=args)
+                applied = await self._script("settle", args)
             flags = [flag == 1 for flag in applied]
             if len(plain) == len(chunk) or not plain:
                 results += flags
@@ -327,7 +351,7 @@ class RedisJobStore:
             DEFAULT_MAX_ATTEMPTS,
         ]
         with _translated():
-            return int(await self._scripts["requeue"](keys=[self._types_key], args=args))
+            return int(await self._script("requeue", args))
 
     # -- operators -------------------------------------------------------------
 
@@ -380,10 +404,9 @@ class RedisJobStore:
 
     async def watch(self, job_id: str) -> AsyncIterator[Job]:
         pubsub = self._redis.pubsub()
-        script = self._scripts["watchers"]
         with _translated():
             await pubsub.subscribe(self._ns + "ev:" + job_id)
-            fields = await script(args=[self._ns, job_id, 1])
+            fields = await self._script("watchers", [self._ns, job_id, 1], keys=())
         try:
             job = self._visible(job_id, pairs_to_dict(fields)) if fields else None
             if job is None:
@@ -403,24 +426,40 @@ class RedisJobStore:
         finally:
             try:
                 with _translated():
-                    await script(args=[self._ns, job_id, -1])
+                    await self._script("watchers", [self._ns, job_id, -1], keys=())
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             except StoreUnavailable:
                 pass
 
     async def ping(self) -> None:
         with _translated():
-            await self._redis.ping()
+            await self._hot.execute("PING")
 
     async def close(self) -> None:
+        await self._hot.close()
         await self._redis.aclose()
         await self._blocking.aclose()
 
     # -- internals -------------------------------------------------------------
 
     def _call(self, name: str, args: list[_Arg]) -> Callable[[], Awaitable[Any]]:
-        script = self._scripts[name]
-        return lambda: script(keys=[self._types_key], args=args)
+        return lambda: self._script(name, args)
+
+    async def _script(
+        self, name: str, args: Sequence[_Arg], keys: Sequence[str] | None = None
+    ) -> Any:
+        """Run a script by its SHA, sending its source only when Redis lacks it.
+
+        A NOSCRIPT reply means nothing ran, so sending the source (EVAL, which
+        also caches it) is safe even for a write.
+        """
+        keys = (self._types_key,) if keys is None else keys
+        try:
+            return await self._hot.execute("EVALSHA", _SHAS[name], len(keys), *keys, *args)
+        except rexc.ResponseError as error:
+            if not str(error).startswith("NOSCRIPT"):
+                raise
+        return await self._hot.execute("EVAL", _SCRIPTS[name], len(keys), *keys, *args)
 
     async def _read(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run an idempotent command, retrying on a fresh connection if one broke."""

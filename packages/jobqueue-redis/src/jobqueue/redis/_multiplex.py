@@ -1,0 +1,210 @@
+"""One Redis connection that every concurrent call shares: the store's hot path.
+
+redis-py's asyncio client takes a connection from its pool for each command
+and reads the reply through a stream: several event-loop turns and about
+100 µs of Python per call on a small machine (docs/benchmarks.md). Here a
+call writes its command at once and waits on a future that ``data_received``
+resolves, replies being matched to callers by order. Concurrent callers thus
+pipeline on one socket, and a call costs one write, one read and one future.
+
+hiredis, the parser redis-py uses too, packs commands and parses replies.
+redis-py still reads the URL and builds the TLS context, so both connections
+of the store honour the same settings, and failures are redis-py's
+exception types, which the store already translates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import Any, cast
+
+import hiredis
+
+from redis import exceptions as rexc
+from redis.asyncio.connection import RedisSSLContext
+from redis.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+
+_Arg = bytes | str | int | float
+_INCOMPLETE = object()
+_SSL_OPTIONS = {
+    "ssl_keyfile": "keyfile",
+    "ssl_certfile": "certfile",
+    "ssl_cert_reqs": "cert_reqs",
+    "ssl_ca_certs": "ca_certs",
+    "ssl_ca_data": "ca_data",
+    "ssl_ca_path": "ca_path",
+    "ssl_check_hostname": "check_hostname",
+    "ssl_min_version": "min_version",
+    "ssl_ciphers": "ciphers",
+    "ssl_password": "password",
+}
+
+
+class _ReplyProtocol(asyncio.Protocol):
+    """Matches replies to waiting calls in the order the commands were written."""
+
+    def __init__(self) -> None:
+        self._parser = hiredis.Reader(
+            protocolError=rexc.InvalidResponse,
+            replyError=_reply_error,
+            notEnoughData=_INCOMPLETE,
+        )
+        self._waiting: deque[asyncio.Future[Any]] = deque()
+        self._transport: asyncio.Transport | None = None
+        self.closed: BaseException | None = None
+        self.loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._parser.feed(data)
+        try:
+            while (reply := self._parser.gets()) is not _INCOMPLETE:
+                future = self._waiting.popleft()
+                if not future.done():  # a caller that gave up leaves a done future
+                    future.set_result(reply)
+        except (rexc.InvalidResponse, IndexError) as error:
+            # A reply nobody asked for, or bytes that are no reply: nothing
+            # after it on this socket can be trusted.
+            self.close(rexc.ConnectionError(f"Redis sent an unexpected reply: {error!r}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(rexc.ConnectionError(f"connection to Redis lost: {exc or 'closed'}"))
+
+    def send(self, command: bytes) -> asyncio.Future[Any]:
+        if self.closed is not None or self._transport is None:
+            raise rexc.ConnectionError("connection to Redis is closed")
+        future = self.loop.create_future()
+        self._waiting.append(future)
+        self._transport.write(command)
+        return future
+
+    def close(self, reason: BaseException) -> None:
+        self._fail(reason)
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _fail(self, reason: BaseException) -> None:
+        if self.closed is None:
+            self.closed = reason
+        while self._waiting:
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(reason)
+
+
+class MultiplexedConnection:
+    """Commands from any number of tasks over one lazily (re)made connection.
+
+    A lost connection fails every call in flight with ``ConnectionError``
+    and is made afresh by the next call; nothing is resent, since only the
+    caller knows whether a write is safe to repeat. A call that times out
+    closes the connection too: a server that stopped answering one call
+    will not answer those queued behind it.
+    """
+
+    def __init__(self, url: str, *, connect_timeout_s: float, timeout_s: float) -> None:
+        options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+        connection_class = options.pop("connection_class", None)
+        self._path: str | None = options.get("path")
+        self._host: str = options.get("host", "localhost")
+        self._port = int(options.get("port", 6379))
+        self._handshake: list[tuple[_Arg, ...]] = []
+        password = options.get("password")
+        if password is not None:
+            username = options.get("username")
+            self._handshake.append(("AUTH", username, password) if username else ("AUTH", password))
+        if int(options.get("db", 0)):
+            self._handshake.append(("SELECT", int(options["db"])))
+        self._ssl_options = {
+            name: options[key] for key, name in _SSL_OPTIONS.items() if key in options
+        }
+        if connection_class is SSLConnection:
+            self._ssl_options.setdefault("cert_reqs", "required")
+            self._ssl_options.setdefault("check_hostname", True)
+        self._tls = connection_class is SSLConnection
+        if connection_class is not UnixDomainSocketConnection:
+            self._path = None
+        self._connect_timeout_s = connect_timeout_s
+        self._timeout_s = timeout_s
+        self._protocol: _ReplyProtocol | None = None
+        self._connecting: asyncio.Task[_ReplyProtocol] | None = None
+
+    async def execute(self, *args: _Arg) -> Any:
+        """Send one command and return its reply; an error reply is raised."""
+        protocol = self._protocol
+        if protocol is None or protocol.closed is not None or protocol.loop is not _loop():
+            protocol = await self._connected()
+        future = protocol.send(_pack(args))
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                reply = await future
+        except TimeoutError:
+            protocol.close(rexc.TimeoutError("Redis did not answer in time"))
+            raise rexc.TimeoutError(f"Redis did not answer within {self._timeout_s} s") from None
+        if isinstance(reply, rexc.RedisError):
+            raise reply
+        return reply
+
+    async def close(self) -> None:
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+            with contextlib.suppress(BaseException):
+                await self._connecting
+        if self._protocol is not None:
+            self._protocol.close(rexc.ConnectionError("the store was closed"))
+            self._protocol = None
+
+    async def _connected(self) -> _ReplyProtocol:
+        # Callers that arrive while a connection is being made share it; the
+        # attempt runs as a task of its own, so one caller giving up does not
+        # abort it for the rest.
+        task = self._connecting
+        if task is None or task.done() or task.get_loop() is not _loop():
+            task = self._connecting = asyncio.get_running_loop().create_task(self._connect())
+        return await asyncio.shield(task)
+
+    async def _connect(self) -> _ReplyProtocol:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self._connect_timeout_s):
+                if self._path is not None:
+                    _, protocol = await loop.create_unix_connection(_ReplyProtocol, self._path)
+                else:
+                    tls = RedisSSLContext(**self._ssl_options).get() if self._tls else None
+                    _, protocol = await loop.create_connection(
+                        _ReplyProtocol, self._host, self._port, ssl=tls
+                    )
+                for command in self._handshake:
+                    reply = await protocol.send(_pack(command))
+                    if isinstance(reply, rexc.RedisError):
+                        protocol.close(rexc.ConnectionError(f"Redis refused {command[0]!s}"))
+                        # A subclass of ConnectionError, as redis-py raises it.
+                        raise rexc.AuthenticationError(f"Redis refused {command[0]!s}: {reply}")
+        except TimeoutError:
+            raise rexc.TimeoutError(
+                f"could not connect to Redis in {self._connect_timeout_s} s"
+            ) from None
+        except OSError as error:
+            raise rexc.ConnectionError(f"could not connect to Redis: {error}") from error
+        self._protocol = protocol
+        return protocol
+
+
+def _reply_error(message: str) -> rexc.RedisError:
+    """An error reply as redis-py would raise it: a refused login means unavailable."""
+    if message.startswith(("NOAUTH", "WRONGPASS")):
+        return rexc.AuthenticationError(message)
+    return rexc.ResponseError(message)
+
+
+def _pack(command: tuple[_Arg, ...]) -> bytes:
+    # hiredis's stub types the argument as a 1-tuple; any length is accepted.
+    return cast(bytes, hiredis.pack_command(cast(Any, command)))
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
