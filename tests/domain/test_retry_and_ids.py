@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import random
 import uuid
 
@@ -67,3 +68,20 @@ def test_uuid7_ids_are_valid_and_increase() -> None:
     parsed = uuid.UUID(values[0])
     assert parsed.version == 7
     assert parsed.variant == uuid.RFC_4122
+
+
+def test_a_forked_child_draws_other_random_bits_than_its_parent() -> None:
+    ids = UuidV7Generator()
+    ids.new_id()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its ids' random tails and leave at once
+        os.write(write, ",".join(ids.new_id()[-12:] for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        child_tails = set(pipe.read().split(","))
+    parent_tails = {ids.new_id()[-12:] for _ in range(50)}
+    assert len(child_tails) == 50
+    assert not child_tails & parent_tails

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
-import uuid
 
 
 class SystemClock:
@@ -40,7 +40,10 @@ class UuidV7Generator:
 
     The 12-bit counter in ``rand_a`` keeps ids from one process strictly
     increasing within a millisecond; the remaining 62 random bits keep ids from
-    many processes apart.
+    many processes apart. They come from ``random``, which seeds itself from
+    the OS and again in every forked child: ids need to be unique, not secret,
+    and a bulk enqueue makes thousands of them (os.urandom and uuid.UUID cost
+    more than the rest of a job's bookkeeping).
     """
 
     def __init__(self) -> None:
@@ -60,6 +63,12 @@ class UuidV7Generator:
                     self._last_ms += 1
                     self._counter = 0
             ms, counter = self._last_ms, self._counter
-        rand_b = int.from_bytes(os.urandom(8)) & 0x3FFF_FFFF_FFFF_FFFF
-        value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
-        return str(uuid.UUID(int=value))
+        value = (
+            (ms & 0xFFFF_FFFF_FFFF) << 80
+            | 0x7 << 76
+            | counter << 64
+            | 0b10 << 62
+            | random.getrandbits(62)
+        )
+        h = f"{value:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
