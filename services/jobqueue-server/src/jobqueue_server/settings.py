@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 MIB = 1024 * 1024
 
 StoreKind = Literal["memory", "redis"]
+EventLoop = Literal["auto", "uvloop", "asyncio"]
 
 
 class ServerSettings(BaseSettings):
@@ -51,6 +52,10 @@ class ServerSettings(BaseSettings):
         default=1.0, gt=0, description="How often expired leases are handed back to the queue."
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    event_loop: EventLoop = Field(
+        default="auto",
+        description="uvloop, asyncio, or auto: uvloop where it is installed (it is by default).",
+    )
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port."
     )
