@@ -62,8 +62,8 @@ class UnreliableStore(MemoryJobStore):
         self.get_calls = 0
         self.stall = False
 
-    async def add(self, jobs: Sequence[Job]) -> list[Job]:
-        stored = await super().add(jobs)
+    async def add(self, jobs: Sequence[Job], *, batch_key: str | None = None) -> list[Job]:
+        stored = await super().add(jobs, batch_key=batch_key)
         if self.lose_add_replies:
             self.lose_add_replies -= 1
             raise StoreUnavailable("reply lost (test)")

@@ -115,8 +115,7 @@ async def test_enqueue_many_keeps_order_and_is_atomic(
     assert [job.type for job in jobs] == ["a", "b", "c"]
     assert jobs[1].payload == b'{"k":2}'
     assert jobs[2].max_attempts == 2
-    assert all(job.idempotency_key for job in jobs)
-    assert len({job.idempotency_key for job in jobs}) == 3
+    assert not any(job.idempotency_key for job in jobs)  # the batch carries the key
     with pytest.raises(InvalidJob, match=r"jobs\[1\]\.type"):
         await client.enqueue_many([JobSpec("ok"), JobSpec("")])
     assert (await store.stats()).total.pending + (await store.stats()).total.scheduled == 3
@@ -164,6 +163,19 @@ async def test_a_batch_retried_after_a_lost_reply_creates_each_job_once(
     jobs = await client.enqueue_many([JobSpec("t", b"1"), JobSpec("t", b"2")])
     assert store.lose_add_replies == 0
     assert sorted([job.id async for job in client.list()]) == sorted(job.id for job in jobs)
+
+
+async def test_a_batch_key_given_twice_gives_the_first_batch(
+    client: AsyncJobClient, store: UnreliableStore
+) -> None:
+    first = await client.enqueue_many([JobSpec("t", b"1")], idempotency_key="import-9")
+    again = await client.enqueue_many(
+        [JobSpec("t", b"1"), JobSpec("u", b"2")], idempotency_key="import-9"
+    )
+    assert [job.id for job in again] == [job.id for job in first]
+    assert (await store.stats()).total.pending == 1
+    with pytest.raises(InvalidJob, match="idempotency_key"):
+        await client.enqueue_many([JobSpec("t")], idempotency_key="")
 
 
 # -- get, cancel, list, stats -----------------------------------------------------------

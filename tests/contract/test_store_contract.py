@@ -70,6 +70,60 @@ async def test_idempotency_key_repeated_within_one_batch(
     assert await store.add([a, b, c]) == [a, a, c]
 
 
+async def test_a_batch_key_returns_the_first_batch_as_it_is_now(
+    store: JobStore, make_job: MakeJob
+) -> None:
+    first = [make_job(), make_job(job_type="sms")]
+    assert await store.add(first, batch_key="import-7") == first
+    await store.claim(["email"], limit=1, lease_ms=LEASE)
+    retry = [make_job(), make_job(job_type="sms"), make_job()]
+    again = await store.add(retry, batch_key="import-7")
+    assert [job.id for job in again] == [job.id for job in first]
+    assert again[0].status is JobStatus.RUNNING
+    assert all([await store.get(job.id) is None for job in retry])
+    assert (await store.stats()).total.pending == 1
+
+
+async def test_batch_keys_name_batches_not_jobs(store: JobStore, make_job: MakeJob) -> None:
+    keyed = make_job(idempotency_key="shared")
+    assert await store.add([keyed], batch_key="shared") == [keyed]
+    other = make_job()
+    assert await store.add([other], batch_key="other") == [other]
+    inner = make_job(idempotency_key="shared")
+    assert await store.add([inner, make_job()], batch_key="third") != [inner]
+    assert (await store.add([make_job(idempotency_key="shared")]))[0].id == keyed.id
+
+
+async def test_a_batch_key_is_forgotten_after_the_retention_period(
+    store: JobStore, make_job: MakeJob, clock: ManualClock
+) -> None:
+    first = [make_job(delay_ms=10 * RETENTION_MS)]
+    await store.add(first, batch_key="nightly")
+    clock.advance(RETENTION_MS - 1)
+    assert await store.add([make_job()], batch_key="nightly") == first
+    clock.advance(1)
+    fresh = [make_job(delay_ms=10 * RETENTION_MS)]
+    assert await store.add(fresh, batch_key="nightly") == fresh
+    assert await store.add([make_job()], batch_key="nightly") == fresh
+
+
+async def test_a_batch_key_whose_jobs_are_gone_stores_anew(
+    store: JobStore, make_job: MakeJob, clock: ManualClock
+) -> None:
+    # A job keyed by an earlier call can finish, and expire, before the batch key.
+    done = make_job(idempotency_key="early")
+    await store.add([done])
+    (lease,) = await store.claim(["email"], limit=1, lease_ms=LEASE)
+    await store.settle([complete(lease.job.id, lease.token)])
+    clock.advance(RETENTION_MS // 2)
+    assert (await store.add([make_job(idempotency_key="early")], batch_key="b"))[0].id == done.id
+    clock.advance(RETENTION_MS // 2)
+    await store.requeue_expired()
+    assert await store.get(done.id) is None
+    fresh = make_job(idempotency_key="early")
+    assert await store.add([fresh], batch_key="b") == [fresh]
+
+
 # -- claim ----------------------------------------------------------------------
 
 

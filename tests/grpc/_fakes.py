@@ -33,9 +33,9 @@ class FaultyStore:
         if self.error is not None:
             raise self.error
 
-    async def add(self, jobs: Sequence[Job]) -> list[Job]:
+    async def add(self, jobs: Sequence[Job], *, batch_key: str | None = None) -> list[Job]:
         self._check()
-        return await self.inner.add(jobs)
+        return await self.inner.add(jobs, batch_key=batch_key)
 
     async def get(self, job_id: str) -> Job | None:
         self._check()

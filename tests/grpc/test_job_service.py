@@ -97,6 +97,18 @@ async def test_enqueue_jobs_answers_in_request_order(api: Api) -> None:
     assert list(empty.jobs) == []
 
 
+async def test_enqueue_jobs_with_a_known_batch_key_returns_the_first_batch(api: Api) -> None:
+    request = pb.EnqueueJobsRequest(
+        jobs=[pb.EnqueueJobRequest(type="a"), pb.EnqueueJobRequest(type="b")],
+        idempotency_key="nightly-import",
+    )
+    first = await api.jobs.EnqueueJobs(request)
+    again = await api.jobs.EnqueueJobs(request)
+    assert [job.id for job in again.jobs] == [job.id for job in first.jobs]
+    stats = await api.jobs.GetQueueStats(pb.GetQueueStatsRequest())
+    assert stats.total.pending == 2
+
+
 async def test_list_jobs_pages_through_every_match_once(api: Api) -> None:
     await api.jobs.EnqueueJobs(
         pb.EnqueueJobsRequest(

@@ -143,6 +143,14 @@ async def test_one_invalid_job_rejects_the_whole_batch(api: Api) -> None:
     assert await job_count(api) == 0
 
 
+async def test_an_empty_or_overlong_batch_key_is_invalid_argument(api: Api) -> None:
+    for key in ("", "k" * 10_000):
+        batch = pb.EnqueueJobsRequest(jobs=[pb.EnqueueJobRequest(type="ok")], idempotency_key=key)
+        invalid = grpc.StatusCode.INVALID_ARGUMENT
+        await expect_status(api.jobs.EnqueueJobs(batch), invalid, contains="idempotency_key")
+    assert await job_count(api) == 0
+
+
 async def test_a_batch_over_the_limit_is_invalid_argument(api: Api) -> None:
     batch = pb.EnqueueJobsRequest(jobs=[pb.EnqueueJobRequest(type="ok")] * 51)
     await expect_status(api.jobs.EnqueueJobs(batch), grpc.StatusCode.INVALID_ARGUMENT)

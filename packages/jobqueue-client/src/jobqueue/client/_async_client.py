@@ -16,6 +16,7 @@ from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
 
 from ._channel import DEFAULT_TIMEOUT_S, PathLike, connection
 from ._convert import (
+    enqueue_jobs_request,
     enqueue_request,
     job_from_proto,
     list_request,
@@ -154,12 +155,16 @@ class AsyncJobClient:
         response = await self._call(self._jobs().EnqueueJob, request)
         return job_from_proto(response.job)
 
-    async def enqueue_many(self, jobs: Iterable[JobSpec]) -> builtins.list[Job]:
+    async def enqueue_many(
+        self, jobs: Iterable[JobSpec], *, idempotency_key: str | None = None
+    ) -> builtins.list[Job]:
         """Submit a batch in one call, atomically: one invalid job rejects them all.
 
-        Each job without an idempotency key gets a fresh one, so the batch is
-        retried as safely as a single enqueue. The server bounds a batch's size
-        (10,000 jobs by default); split bigger inputs into several calls.
+        The batch carries one idempotency key, ``idempotency_key`` or a fresh
+        one, so a retried call returns the jobs the first stored instead of
+        storing them twice; jobs may carry their own keys too. The server
+        bounds a batch's size (10,000 jobs by default); split bigger inputs
+        into several calls.
 
         Returns:
             The stored jobs, in the order given.
@@ -167,7 +172,7 @@ class AsyncJobClient:
         Raises:
             InvalidJob: a job was rejected; the message names it (``jobs[3].type: ...``).
         """
-        request = pb.EnqueueJobsRequest(jobs=[enqueue_request(spec) for spec in jobs])
+        request = enqueue_jobs_request(jobs, idempotency_key)
         if not request.jobs:
             return []
         response = await self._call(self._jobs().EnqueueJobs, request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
@@ -68,21 +69,29 @@ def new_idempotency_key() -> str:
     return str(uuid.uuid4())
 
 
-def enqueue_request(spec: JobSpec) -> pb.EnqueueJobRequest:
-    """The wire request for one job, with an idempotency key generated when none is given."""
-    request = pb.EnqueueJobRequest(
-        type=spec.type,
-        payload=encode_payload(spec.payload),
-        idempotency_key=spec.idempotency_key
-        if spec.idempotency_key is not None
-        else new_idempotency_key(),
-    )
+def enqueue_request(spec: JobSpec, *, key_if_none: bool = True) -> pb.EnqueueJobRequest:
+    """The wire request for one job; one without a key gets a fresh one if ``key_if_none``."""
+    request = pb.EnqueueJobRequest(type=spec.type, payload=encode_payload(spec.payload))
+    if spec.idempotency_key is not None:
+        request.idempotency_key = spec.idempotency_key
+    elif key_if_none:
+        request.idempotency_key = new_idempotency_key()
     due = execution_time_ms(spec.run_at, spec.delay)
     if due is not None:
         request.execution_time_ms = due
     if spec.max_attempts is not None:
         request.max_attempts = spec.max_attempts
     return request
+
+
+def enqueue_jobs_request(
+    jobs: Iterable[JobSpec], idempotency_key: str | None
+) -> pb.EnqueueJobsRequest:
+    """A batch under one idempotency key (fresh unless given): jobs keep only their own keys."""
+    return pb.EnqueueJobsRequest(
+        jobs=[enqueue_request(spec, key_if_none=False) for spec in jobs],
+        idempotency_key=new_idempotency_key() if idempotency_key is None else idempotency_key,
+    )
 
 
 def list_request(

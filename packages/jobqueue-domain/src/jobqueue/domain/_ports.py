@@ -30,11 +30,14 @@ class JobStore(Protocol):
     ``CapacityExceeded`` when a configured bound refuses new jobs.
     """
 
-    async def add(self, jobs: Sequence[Job]) -> list[Job]:
+    async def add(self, jobs: Sequence[Job], *, batch_key: str | None = None) -> list[Job]:
         """Store new PENDING jobs, all or none.
 
         A job whose ``idempotency_key`` is already known is not stored again:
         the job first stored under that key is returned in its place.
+        ``batch_key`` names the whole call: for the retention period after it,
+        a call with the same key stores nothing and returns the jobs the
+        first call stored, as they are now.
         """
         ...
 

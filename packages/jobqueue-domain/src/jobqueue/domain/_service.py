@@ -69,8 +69,15 @@ class JobService:
         (job,) = await self._store.add([self._new_job(request, self._clock.now_ms())])
         return job
 
-    async def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[Job]:
-        """Enqueue a batch atomically: one invalid request rejects the whole batch."""
+    async def enqueue_many(
+        self, requests: Sequence[EnqueueRequest], *, idempotency_key: str | None = None
+    ) -> list[Job]:
+        """Enqueue a batch atomically: one invalid request rejects the whole batch.
+
+        ``idempotency_key`` names the batch, so a retried call returns the jobs
+        the first one stored: one key for the batch instead of one per job.
+        """
+        batch_key = validate_idempotency_key(idempotency_key)
         if not requests:
             return []
         if len(requests) > self._limits.max_batch_size:
@@ -82,7 +89,7 @@ class JobService:
                 jobs.append(self._new_job(request, now))
             except InvalidJob as error:
                 raise InvalidJob(f"jobs[{index}].{error.field}", error.message) from None
-        return await self._store.add(jobs)
+        return await self._store.add(jobs, batch_key=batch_key)
 
     async def get(self, job_id: str) -> Job:
         job_id = validate_job_id(job_id)

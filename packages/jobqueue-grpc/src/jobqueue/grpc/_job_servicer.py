@@ -52,7 +52,10 @@ class JobServicer(pb_grpc.JobServiceServicer):
         self, request: pb.EnqueueJobsRequest, context: Context
     ) -> pb.EnqueueJobsResponse:
         jobs = await self._service.enqueue_many(
-            [enqueue_request_from_proto(item) for item in request.jobs]
+            [enqueue_request_from_proto(item) for item in request.jobs],
+            idempotency_key=request.idempotency_key
+            if request.HasField("idempotency_key")
+            else None,
         )
         return pb.EnqueueJobsResponse(jobs=[job_to_proto(job) for job in jobs])
 

@@ -80,14 +80,20 @@ class MemoryJobStore:
         self._running: dict[str, int] = {}
         self._finished: deque[tuple[int, str]] = deque()
         self._keys: dict[str, str] = {}
+        self._batches: dict[str, tuple[int, list[str]]] = {}
+        self._batch_expiry: deque[tuple[int, str]] = deque()
         self._rotation = 0
         self._changed = asyncio.Event()
         self._watchers: dict[str, set[asyncio.Event]] = {}
 
     # -- producers -------------------------------------------------------------
 
-    async def add(self, jobs: Sequence[Job]) -> list[Job]:
+    async def add(self, jobs: Sequence[Job], *, batch_key: str | None = None) -> list[Job]:
         self._purge()
+        if batch_key is not None:
+            known = self._batches.get(batch_key)
+            if known is not None and all(job_id in self._records for job_id in known[1]):
+                return [self._records[job_id].job for job_id in known[1]]
         fresh = [job for job in jobs if job.id not in self._records]
         if len(self._records) + len(fresh) > self._settings.max_jobs:
             raise CapacityExceeded(
@@ -116,6 +122,10 @@ class MemoryJobStore:
             if job.idempotency_key is not None:
                 self._keys[job.idempotency_key] = job.id
             heapq.heappush(self._pending.setdefault(job.type, []), (job.execution_time_ms, job.id))
+        if batch_key is not None:
+            expires_at = self._clock.now_ms() + self._settings.retention_ms
+            self._batches[batch_key] = (expires_at, [job.id for job in stored])
+            self._batch_expiry.append((expires_at, batch_key))
         self._wake()
         return stored
 
@@ -391,6 +401,12 @@ class MemoryJobStore:
 
     def _purge(self) -> None:
         now = self._clock.now_ms()
+        # The clock never goes back, so batch keys expire in the order stored.
+        while self._batch_expiry and self._batch_expiry[0][0] <= now:
+            _, batch_key = self._batch_expiry.popleft()
+            known = self._batches.get(batch_key)
+            if known is not None and known[0] <= now:
+                del self._batches[batch_key]
         while self._finished and self._finished[0][0] <= now:
             _, job_id = self._finished.popleft()
             record = self._records.pop(job_id, None)

@@ -8,6 +8,7 @@ import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeVar, cast
 
@@ -138,7 +139,7 @@ class RedisJobStore:
             timeout_s=settings.socket_timeout_s,
         )
         self._rotation = 0
-        self._add_queue: deque[tuple[list[Job], asyncio.Future[list[Job]]]] = deque()
+        self._add_queue: deque[_PendingAdd] = deque()
         self._add_flush: asyncio.Task[None] | None = None
         self._add_busy = False
 
@@ -148,7 +149,7 @@ class RedisJobStore:
 
     # -- producers -------------------------------------------------------------
 
-    async def add(self, jobs: Sequence[Job]) -> list[Job]:
+    async def add(self, jobs: Sequence[Job], *, batch_key: str | None = None) -> list[Job]:
         """Store new jobs; calls made while another is in flight share one script call.
 
         This group commit lets a server under load store many producers' jobs
@@ -156,17 +157,18 @@ class RedisJobStore:
         combined call is one script. A lone caller writes its own jobs at
         once; callers that queue behind it are flushed by a task of their own,
         so a caller that gives up (its RPC was cancelled) never aborts the
-        others' writes.
+        others' writes. A call with a batch key is never combined: the key
+        names exactly its jobs.
         """
         if not jobs:
             return []
         if self._add_busy:
             future: asyncio.Future[list[Job]] = asyncio.get_running_loop().create_future()
-            self._add_queue.append((list(jobs), future))
+            self._add_queue.append(_PendingAdd(list(jobs), batch_key, future))
             return await future
         self._add_busy = True
         try:
-            return await self._add_now(jobs)
+            return await self._add_now(jobs, batch_key)
         finally:
             self._add_busy = False
             if self._add_queue:
@@ -174,37 +176,53 @@ class RedisJobStore:
                 self._add_flush = asyncio.create_task(self._flush_adds())
 
     async def _flush_adds(self) -> None:
-        batch: list[tuple[list[Job], asyncio.Future[list[Job]]]] = []
+        batch: list[_PendingAdd] = []
         try:
             while self._add_queue:
                 batch = [self._add_queue.popleft()]
-                size = len(batch[0][0])
-                while self._add_queue and size + len(self._add_queue[0][0]) <= _COMBINE_LIMIT:
-                    size += len(self._add_queue[0][0])
+                size = len(batch[0].jobs)
+                while (
+                    batch[0].batch_key is None
+                    and self._add_queue
+                    and self._add_queue[0].batch_key is None
+                    and size + len(self._add_queue[0].jobs) <= _COMBINE_LIMIT
+                ):
+                    size += len(self._add_queue[0].jobs)
                     batch.append(self._add_queue.popleft())
                 try:
-                    stored = await self._add_now([job for jobs, _ in batch for job in jobs])
+                    stored = await self._add_now(
+                        [job for add in batch for job in add.jobs], batch[0].batch_key
+                    )
                 except Exception as error:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
+                    for add in batch:
+                        if not add.future.done():
+                            add.future.set_exception(error)
+                    continue
+                if batch[0].batch_key is not None:  # a replay may return another count
+                    if not batch[0].future.done():
+                        batch[0].future.set_result(stored)
                     continue
                 start = 0
-                for jobs, future in batch:
-                    if not future.done():
-                        future.set_result(stored[start : start + len(jobs)])
-                    start += len(jobs)
+                for add in batch:
+                    if not add.future.done():
+                        add.future.set_result(stored[start : start + len(add.jobs)])
+                    start += len(add.jobs)
         finally:
             self._add_busy = False
             self._add_flush = None
             # Only a cancelled flush (the loop is closing) leaves callers waiting.
-            for _, future in [*batch, *self._add_queue]:
-                if not future.done():
-                    future.set_exception(StoreUnavailable("the store closed while enqueueing"))
+            for add in [*batch, *self._add_queue]:
+                if not add.future.done():
+                    add.future.set_exception(StoreUnavailable("the store closed while enqueueing"))
             self._add_queue.clear()
 
-    async def _add_now(self, jobs: Sequence[Job]) -> list[Job]:
-        args: list[_Arg] = [self._ns, self._clock.now_ms(), self._settings.retention_ms]
+    async def _add_now(self, jobs: Sequence[Job], batch_key: str | None) -> list[Job]:
+        args: list[_Arg] = [
+            self._ns,
+            self._clock.now_ms(),
+            self._settings.retention_ms,
+            batch_key or "",
+        ]
         for job in jobs:
             max_attempts = "" if job.max_attempts is None else job.max_attempts
             head = f"{job.id} {job.type} {job.execution_time_ms} {job.created_at} {max_attempts}"
@@ -212,24 +230,22 @@ class RedisJobStore:
                 raise InvalidJob("id", "job ids and types must not contain spaces")
             args += [head, job.payload, job.idempotency_key or ""]
         with _translated():
-            stored_ids = await self._script("add", args)
-        result: list[Job] = []
-        by_id: dict[str, Job] | None = None  # only an idempotency key's earlier job needs it
-        for job, raw_id in zip(jobs, stored_ids, strict=True):
-            stored_id = raw_id.decode()
-            if stored_id == job.id:
-                result.append(job)
-                continue
-            if by_id is None:
-                by_id = {job.id: job for job in jobs}
-            known = by_id.get(stored_id)
-            if known is None:
-                known = await self.get(stored_id)
-                if known is None:  # expired in between: the key no longer holds
-                    raise StoreUnavailable(f"job {stored_id} vanished while enqueueing")
-                by_id[stored_id] = known
-            result.append(known)
-        return result
+            raw_ids = await self._script("add", args)
+        stored_ids = [raw_id.decode() for raw_id in raw_ids]
+        if len(stored_ids) == len(jobs) and all(
+            stored_id == job.id for stored_id, job in zip(stored_ids, jobs, strict=True)
+        ):
+            return list(jobs)
+        # Idempotency keys named jobs stored before: new ones are ours, the
+        # rest are read back, all at once (the reads share one pipeline).
+        ours = {job.id: job for job in jobs}
+        earlier = [stored_id for stored_id in dict.fromkeys(stored_ids) if stored_id not in ours]
+        found = await asyncio.gather(*(self.get(stored_id) for stored_id in earlier))
+        for stored_id, known in zip(earlier, found, strict=True):
+            if known is None:  # expired in between: the key no longer holds
+                raise StoreUnavailable(f"job {stored_id} vanished while enqueueing")
+            ours[stored_id] = known
+        return [ours[stored_id] for stored_id in stored_ids]
 
     async def get(self, job_id: str) -> Job | None:
         key = self._ns + "j:" + job_id
@@ -528,6 +544,13 @@ class RedisJobStore:
                 if after is None or position > after:
                     found.append(position)
         return found[:want]
+
+
+@dataclass(slots=True)
+class _PendingAdd:
+    jobs: list[Job]
+    batch_key: str | None
+    future: asyncio.Future[list[Job]]
 
 
 _STAT_NAMES = ("pending", "scheduled", "running", "completed", "failed", "cancelled")

@@ -1,7 +1,18 @@
 -- Helpers prepended to every script. Keys: P .. 'j:' .. id job hash,
 -- 'q:' .. type pending (score: due ms), 'r:' .. type running (score: lease
 -- deadline), 'd:' .. type .. ':' .. status finished (score: finish ms),
--- 'k:' .. key idempotency key, 'w:' .. type wake-up list, 'ev:' .. id watch channel.
+-- 'k:' .. key idempotency key, 'b:' .. key batch idempotency key ("stored_ms:"
+-- then the ids it stored, comma-separated), 'w:' .. type wake-up list, 'ev:' .. id watch channel.
+
+-- Whether a job is gone: deleted, or past its retention by the caller's clock
+-- (Redis expires the hash by its own clock, a little later).
+local function gone(jk, now, retention)
+  local finished = redis.call('HGET', jk, 'f')
+  if finished then
+    return tonumber(finished) + retention <= now
+  end
+  return redis.call('EXISTS', jk) == 0
+end
 
 -- Push a wake-up token for idle workers of a type, unless one is waiting already.
 local function wake(P, jtype)

@@ -1,19 +1,40 @@
 -- Store new PENDING jobs, all in one step.
 -- KEYS[1] the set of known types (it routes the call to the queue's slot).
--- ARGV: prefix, now, retention_ms, then per job three arguments: a head
+-- ARGV: prefix, now, retention_ms, the batch key or '', then per job three
+-- arguments: a head
 -- "id type execution_time created_at max_attempts|''" (five words, none of
 -- which can hold a space), the payload, and the idempotency key or ''.
 -- Packing the fixed fields keeps argument encoding, the client's main cost
 -- for large batches, to three strings a job.
 -- Returns, per job, the id stored under it: its own, or the id of the job an
--- idempotency key already named.
+-- idempotency key already named. A known batch key returns the ids its
+-- first call stored instead, unless one of those jobs is gone.
 local P = ARGV[1]
 local now = tonumber(ARGV[2])
 local retention = tonumber(ARGV[3])
+local batch = ARGV[4]
+if batch ~= '' then
+  local prior = redis.call('GET', P .. 'b:' .. batch)
+  local stored_at, list = string.match(prior or '', '^(%d+):(.*)$')
+  -- Remembered for the retention period by the caller's clock, as job keys are.
+  if stored_at and tonumber(stored_at) + retention > now then
+    local ids = {}
+    for id in string.gmatch(list, '[^,]+') do
+      if gone(P .. 'j:' .. id, now, retention) then
+        ids = false
+        break
+      end
+      ids[#ids + 1] = id
+    end
+    if ids then
+      return ids
+    end
+  end
+end
 local out = {}
 local claimed_keys = {}
 local due_types = {} -- type -> its earliest new job
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   local id, jtype, exec, created, max_attempts =
     string.match(ARGV[i], '^(%S+) (%S+) (%d+) (%d+) (%d*)$')
   local payload, ikey = ARGV[i + 1], ARGV[i + 2]
@@ -22,13 +43,9 @@ for i = 4, #ARGV, 3 do
     prior = claimed_keys[ikey]
     if not prior then
       prior = redis.call('GET', P .. 'k:' .. ikey)
-      if prior then
-        -- The key outlives its job by at most the retention period.
-        local jk = P .. 'j:' .. prior
-        local finished = redis.call('HGET', jk, 'f')
-        if redis.call('EXISTS', jk) == 0 or (finished and tonumber(finished) + retention <= now) then
-          prior = false
-        end
+      -- The key outlives its job by at most the retention period.
+      if prior and gone(P .. 'j:' .. prior, now, retention) then
+        prior = false
       end
     end
   end
@@ -64,5 +81,9 @@ end
 for jtype, earliest in pairs(due_types) do
   redis.call('SADD', KEYS[1], jtype)
   wake_for(P, jtype, earliest.id, earliest.due, now)
+end
+if batch ~= '' then
+  -- It expires no later than any of its jobs, which outlive their finish.
+  redis.call('SET', P .. 'b:' .. batch, now .. ':' .. table.concat(out, ','), 'PX', retention)
 end
 return out
