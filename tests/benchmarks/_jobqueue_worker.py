@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from jobqueue.worker import JobContext, JobSource, StoreSource, Worker
 
 from ._common import now, peak_rss_mib, report, signal_ready, stamp_of
@@ -23,6 +22,8 @@ async def run_worker(
 
         source = GrpcSource(target)
     else:
+        from jobqueue.redis import RedisJobStore, RedisStoreSettings
+
         source = StoreSource(RedisJobStore(RedisStoreSettings(url=redis_url)), close_store=True)
     worker = Worker(source, concurrency=concurrency)
     done = asyncio.Event()

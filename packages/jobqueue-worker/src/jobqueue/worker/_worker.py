@@ -377,7 +377,18 @@ class Worker:
         ctx._settling = True
         self._queue(outcome)
 
-    async def _invoke(self, ctx: JobContext) -> Any:
+    def _invoke(self, ctx: JobContext) -> Awaitable[Any]:
+        """The handler's run, awaited by ``_run`` (or by a middleware).
+
+        An async handler without a timeout is its own coroutine: a wrapper
+        coroutine per job would cost CPU on the hot path for nothing.
+        """
+        handler = ctx._handler
+        if handler.is_async and handler.timeout_s is None:
+            return handler.func(ctx)
+        return self._invoke_guarded(ctx)
+
+    async def _invoke_guarded(self, ctx: JobContext) -> Any:
         handler = ctx._handler
         if handler.is_async:
             call: Awaitable[Any] = handler.func(ctx)
