@@ -1,24 +1,34 @@
 """The server path: a JobSource over the server's ``WorkerService``.
 
 gRPC failures are translated here into the SDK's own errors, so nobody who
-uses the worker has to import ``grpc``. Messages are encoded by ``_wire``, not
-by the generated protobuf classes: see there why.
+uses the worker has to import ``grpc``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 import grpc
 
-from jobqueue.domain import Lease, LeaseState, Outcome
+from jobqueue.domain import Job, JobStatus, Lease, LeaseState, Outcome, OutcomeKind
+from mpataki.jobqueue.v1 import jobqueue_pb2
+from mpataki.jobqueue.v1 import worker_pb2 as pb
+from mpataki.jobqueue.v1 import worker_pb2_grpc as pb_grpc
 
-from . import _wire
 from ._errors import SourceError, SourceUnavailable
 
-_T = TypeVar("_T")
-_METHOD_PREFIX = "/mpataki.jobqueue.v1.WorkerService/"
+_OUTCOME_KINDS: dict[OutcomeKind, pb.OutcomeKind.ValueType] = {
+    OutcomeKind.COMPLETE: pb.OUTCOME_KIND_COMPLETE,
+    OutcomeKind.RETRY: pb.OUTCOME_KIND_RETRY,
+    OutcomeKind.FAIL: pb.OUTCOME_KIND_FAIL,
+    OutcomeKind.RELEASE: pb.OUTCOME_KIND_RELEASE,
+    OutcomeKind.CANCELLED: pb.OUTCOME_KIND_CANCELLED,
+}
+_LEASE_STATES: dict[int, LeaseState] = {
+    pb.LEASE_STATE_ACTIVE: LeaseState.ACTIVE,
+    pb.LEASE_STATE_CANCEL_REQUESTED: LeaseState.CANCEL_REQUESTED,
+    pb.LEASE_STATE_LOST: LeaseState.LOST,
+}
 _UNAVAILABLE = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
@@ -60,75 +70,77 @@ class GrpcSource:
         self._metadata = tuple(metadata) or None
         self._channel = channel
         self._owns_channel = channel is None
-        self._methods: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
+        self._stub: pb_grpc.WorkerServiceAsyncStub | None = None
 
     @property
     def target(self) -> str:
         return self._target
 
-    def _method(self, name: str) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:
-        """A WorkerService method taking and returning encoded messages (bytes)."""
-        method = self._methods.get(name)
-        if method is not None:
-            return method
+    def _worker_stub(self) -> pb_grpc.WorkerServiceAsyncStub:
         # A grpc.aio channel belongs to the event loop it is created on, so it
         # is created on first use, inside the worker's loop.
-        if self._channel is None:
-            options = [
-                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
-                ("grpc.keepalive_time_ms", 20_000),
-                ("grpc.keepalive_permit_without_calls", 1),
-            ]
-            if self._credentials is None:
-                self._channel = grpc.aio.insecure_channel(self._target, options=options)
-            else:
-                self._channel = grpc.aio.secure_channel(
-                    self._target, self._credentials, options=options
-                )
-        # Registered, as generated stubs do it: grpc then skips a lookup per call.
-        method = self._channel.unary_unary(  # type: ignore[call-arg]
-            _METHOD_PREFIX + name, None, None, _registered_method=True
-        )
-        self._methods[name] = method
-        return method
-
-    async def _call(
-        self, name: str, request: bytes, timeout_s: float, decode: Callable[[bytes], _T]
-    ) -> _T:
-        try:
-            response: bytes = await self._method(name)(
-                request, timeout=timeout_s, metadata=self._metadata
-            )
-        except grpc.aio.AioRpcError as error:
-            raise _translate(error) from None
-        try:
-            return decode(response)
-        except _wire.WireError as error:
-            raise SourceError("INTERNAL", f"malformed {name} response: {error}") from None
+        if self._stub is None:
+            if self._channel is None:
+                options = [
+                    ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+                    ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+                    ("grpc.keepalive_time_ms", 20_000),
+                    ("grpc.keepalive_permit_without_calls", 1),
+                ]
+                if self._credentials is None:
+                    self._channel = grpc.aio.insecure_channel(self._target, options=options)
+                else:
+                    self._channel = grpc.aio.secure_channel(
+                        self._target, self._credentials, options=options
+                    )
+            self._stub = pb_grpc.WorkerServiceStub(self._channel)
+        return self._stub
 
     async def claim(
         self, types: Sequence[str], *, limit: int, lease_ms: int, wait_ms: int
     ) -> list[Lease]:
-        request = _wire.encode_claim_request(types, limit=limit, lease_ms=lease_ms, wait_ms=wait_ms)
-        timeout_s = wait_ms / 1000 + self._timeout_s
-        return await self._call("ClaimJobs", request, timeout_s, _wire.decode_claim_response)
+        request = pb.ClaimJobsRequest(
+            types=types, max_jobs=limit, lease_ms=lease_ms, wait_ms=wait_ms
+        )
+        try:
+            response = await self._worker_stub().ClaimJobs(
+                request, timeout=wait_ms / 1000 + self._timeout_s, metadata=self._metadata
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _translate(error) from None
+        return [
+            Lease(_job_from_proto(lease.job), lease.token, lease.deadline_ms)
+            for lease in response.leases
+        ]
 
     async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
         if not outcomes:
             return []
-        request = _wire.encode_settle_request(outcomes)
-        return await self._call(
-            "SettleJobs", request, self._timeout_s, _wire.decode_settle_response
-        )
+        request = pb.SettleJobsRequest(outcomes=[_outcome_to_proto(o) for o in outcomes])
+        try:
+            response = await self._worker_stub().SettleJobs(
+                request, timeout=self._timeout_s, metadata=self._metadata
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _translate(error) from None
+        return list(response.accepted)
 
     async def renew(self, leases: Sequence[tuple[str, str]], *, lease_ms: int) -> list[LeaseState]:
         if not leases:
             return []
-        request = _wire.encode_renew_request(leases, lease_ms=lease_ms)
-        return await self._call(
-            "RenewLeases", request, self._timeout_s, _wire.decode_renew_response
+        request = pb.RenewLeasesRequest(
+            leases=[pb.LeaseRef(job_id=job_id, token=token) for job_id, token in leases],
+            lease_ms=lease_ms,
         )
+        try:
+            response = await self._worker_stub().RenewLeases(
+                request, timeout=self._timeout_s, metadata=self._metadata
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _translate(error) from None
+        # An unknown future state is safest read as "keep going": the next
+        # heartbeat asks again, and a stale token is refused at settle anyway.
+        return [_LEASE_STATES.get(state, LeaseState.ACTIVE) for state in response.states]
 
     async def requeue_expired(self, *, limit: int) -> int:
         return 0
@@ -137,7 +149,36 @@ class GrpcSource:
         if self._owns_channel and self._channel is not None:
             await self._channel.close(None)
         self._channel = None if self._owns_channel else self._channel
-        self._methods.clear()
+        self._stub = None
+
+
+def _job_from_proto(message: jobqueue_pb2.Job) -> Job:
+    return Job(
+        id=message.id,
+        type=message.type,
+        payload=message.payload,
+        status=JobStatus(message.status),
+        execution_time_ms=message.execution_time_ms,
+        created_at=message.created_at,
+        updated_at=message.updated_at,
+        attempts=message.attempts,
+        max_attempts=message.max_attempts if message.HasField("max_attempts") else None,
+        last_error=message.last_error if message.HasField("last_error") else None,
+        cancel_requested=message.cancel_requested,
+    )
+
+
+def _outcome_to_proto(outcome: Outcome) -> pb.Outcome:
+    message = pb.Outcome(
+        job_id=outcome.job_id, token=outcome.token, kind=_OUTCOME_KINDS[outcome.kind]
+    )
+    if outcome.result is not None:
+        message.result = outcome.result
+    if outcome.error is not None:
+        message.error = outcome.error
+    if outcome.retry_at_ms is not None:
+        message.retry_at_ms = outcome.retry_at_ms
+    return message
 
 
 def _translate(error: grpc.aio.AioRpcError) -> Exception:
