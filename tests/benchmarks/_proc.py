@@ -35,14 +35,16 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     # Imports per role: a worker's peak RSS must not include what only servers need.
+    # Both servers run on the loop jobqueue-server picks by default (uvloop where
+    # installed), so the floor and the server differ only in their handlers.
     if args.role == "jq-server":
         from . import _jobqueue
 
-        _run(_jobqueue.run_server(args.redis_url, args.port), False)
+        _run(_jobqueue.run_server(args.redis_url, args.port), args.uvloop)
     elif args.role == "noop-server":
         from . import _jobqueue
 
-        _run(_jobqueue.run_noop_server(args.port), False)
+        _run(_jobqueue.run_noop_server(args.port), args.uvloop)
     elif args.role == "jq-worker":
         from . import _jobqueue_worker
 

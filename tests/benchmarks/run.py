@@ -15,6 +15,7 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
@@ -465,6 +466,14 @@ def print_table(rows: list[Row], checks: list[dict[str, Any]]) -> None:
         )
 
 
+def loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if not use_uvloop:
+        return None
+    import uvloop
+
+    return uvloop.new_event_loop
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
@@ -475,7 +484,8 @@ def main() -> None:
         "--no-uvloop",
         dest="uvloop",
         action="store_false",
-        help="async workers (jobqueue, Taskiq, SAQ) on asyncio's own loop instead of uvloop",
+        help="async producers, servers and workers (jobqueue, Taskiq, SAQ) on asyncio's own "
+        "loop instead of uvloop",
     )
     parser.add_argument("--child-timeout", type=float, default=120.0)
     parser.add_argument("--out", default=str(ROOT / "benchmark-results"))
@@ -490,7 +500,9 @@ def main() -> None:
         started = time.time()
         for workload in args.only:
             print(f"== {workload}", flush=True)
-            asyncio.run(getattr(bench, workload)())
+            # Producers run in this process, on the loop the workers use.
+            with asyncio.Runner(loop_factory=loop_factory(args.uvloop)) as runner:
+                runner.run(getattr(bench, workload)())
         info = machine(server.url)
     finally:
         server.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -105,7 +106,10 @@ def list_request(
     return request
 
 
+@functools.lru_cache(maxsize=4096)
 def _time(ms: int) -> datetime:
+    # The jobs of one batch share their times: datetimes are immutable, so
+    # they can share the objects too.
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 

@@ -34,6 +34,7 @@ end
 local out = {}
 local claimed_keys = {}
 local due_types = {} -- type -> its earliest new job
+local queued = {} -- type -> ZADD arguments: due, id, due, id ...
 for i = 5, #ARGV, 3 do
   local id, jtype, exec, created, max_attempts =
     string.match(ARGV[i], '^(%S+) (%S+) (%d+) (%d+) (%d*)$')
@@ -68,12 +69,25 @@ for i = 5, #ARGV, 3 do
       claimed_keys[ikey] = id
     end
     redis.call('HSET', jk, unpack(fields))
-    redis.call('ZADD', P .. 'q:' .. jtype, tonumber(exec), id)
-    due_types[jtype] = due_types[jtype] or { id = id, due = tonumber(exec) }
-    if tonumber(exec) < due_types[jtype].due then
-      due_types[jtype] = { id = id, due = tonumber(exec) }
+    local members = queued[jtype]
+    if not members then
+      members = {}
+      queued[jtype] = members
+    end
+    members[#members + 1] = exec
+    members[#members + 1] = id
+    local due = tonumber(exec)
+    local earliest = due_types[jtype]
+    if not earliest or due < earliest.due then
+      due_types[jtype] = { id = id, due = due }
     end
     out[#out + 1] = id
+  end
+end
+-- One ZADD per type and chunk: a call per job costs more than the insert.
+for jtype, members in pairs(queued) do
+  for i = 1, #members, 1000 do
+    redis.call('ZADD', P .. 'q:' .. jtype, unpack(members, i, math.min(i + 999, #members)))
   end
 end
 -- One token wakes one blocked worker; a worker that finds more work than it
