@@ -43,15 +43,22 @@ _SSL_OPTIONS = {
 
 
 class _ReplyProtocol(asyncio.Protocol):
-    """Matches replies to waiting calls in the order the commands were written."""
+    """Matches replies to waiting calls in the order the commands were written.
 
-    def __init__(self) -> None:
+    One timer watches the oldest unanswered command, rather than one per
+    call: a reply overdue by ``timeout_s`` closes the connection.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
         self._parser = hiredis.Reader(
             protocolError=rexc.InvalidResponse,
             replyError=_reply_error,
             notEnoughData=_INCOMPLETE,
         )
         self._waiting: deque[asyncio.Future[Any]] = deque()
+        self._sent_at: deque[float] = deque()
+        self._timeout_s = timeout_s
+        self._watchdog: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
         self.closed: BaseException | None = None
         self.loop = asyncio.get_running_loop()
@@ -64,6 +71,7 @@ class _ReplyProtocol(asyncio.Protocol):
         try:
             while (reply := self._parser.gets()) is not _INCOMPLETE:
                 future = self._waiting.popleft()
+                self._sent_at.popleft()
                 if not future.done():  # a caller that gave up leaves a done future
                     future.set_result(reply)
         except (rexc.InvalidResponse, IndexError) as error:
@@ -79,8 +87,21 @@ class _ReplyProtocol(asyncio.Protocol):
             raise rexc.ConnectionError("connection to Redis is closed")
         future = self.loop.create_future()
         self._waiting.append(future)
+        self._sent_at.append(self.loop.time())
         self._transport.write(command)
+        if self._watchdog is None:
+            self._watchdog = self.loop.call_later(self._timeout_s, self._check_overdue)
         return future
+
+    def _check_overdue(self) -> None:
+        self._watchdog = None
+        if not self._sent_at:
+            return
+        left = self._sent_at[0] + self._timeout_s - self.loop.time()
+        if left > 0:
+            self._watchdog = self.loop.call_later(left, self._check_overdue)
+        else:
+            self.close(rexc.TimeoutError(f"Redis did not answer within {self._timeout_s} s"))
 
     def close(self, reason: BaseException) -> None:
         self._fail(reason)
@@ -90,6 +111,10 @@ class _ReplyProtocol(asyncio.Protocol):
     def _fail(self, reason: BaseException) -> None:
         if self.closed is None:
             self.closed = reason
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        self._sent_at.clear()
         while self._waiting:
             future = self._waiting.popleft()
             if not future.done():
@@ -138,13 +163,7 @@ class MultiplexedConnection:
         protocol = self._protocol
         if protocol is None or protocol.closed is not None or protocol.loop is not _loop():
             protocol = await self._connected()
-        future = protocol.send(_pack(args))
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                reply = await future
-        except TimeoutError:
-            protocol.close(rexc.TimeoutError("Redis did not answer in time"))
-            raise rexc.TimeoutError(f"Redis did not answer within {self._timeout_s} s") from None
+        reply = await protocol.send(_pack(args))
         if isinstance(reply, rexc.RedisError):
             raise reply
         return reply
@@ -169,14 +188,18 @@ class MultiplexedConnection:
 
     async def _connect(self) -> _ReplyProtocol:
         loop = asyncio.get_running_loop()
+
+        def made() -> _ReplyProtocol:
+            return _ReplyProtocol(self._timeout_s)
+
         try:
             async with asyncio.timeout(self._connect_timeout_s):
                 if self._path is not None:
-                    _, protocol = await loop.create_unix_connection(_ReplyProtocol, self._path)
+                    _, protocol = await loop.create_unix_connection(made, self._path)
                 else:
                     tls = RedisSSLContext(**self._ssl_options).get() if self._tls else None
                     _, protocol = await loop.create_connection(
-                        _ReplyProtocol, self._host, self._port, ssl=tls
+                        made, self._host, self._port, ssl=tls
                     )
                 for command in self._handshake:
                     reply = await protocol.send(_pack(command))
