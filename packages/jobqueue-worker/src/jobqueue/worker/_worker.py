@@ -207,13 +207,25 @@ class Worker:
 
     # -- life cycle -------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self, *, uvloop: bool | None = None) -> None:
         """Run until SIGTERM or SIGINT, then stop gracefully; blocks the calling thread.
 
         A second signal skips the rest of the grace period: running jobs are
-        cancelled at once and released to other workers.
+        cancelled at once and released to other workers. The loop is uvloop
+        where it is installed (it drains faster, see docs/benchmarks.md),
+        unless ``uvloop`` says otherwise: True requires it, False refuses it.
         """
-        asyncio.run(self._run_until_signalled())
+        factory = None
+        if uvloop is not False:
+            try:
+                from uvloop import new_event_loop
+            except ImportError:
+                if uvloop:
+                    raise
+            else:
+                factory = new_event_loop
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(self._run_until_signalled())
 
     async def start(self) -> None:
         """Start claiming and running jobs in the background of the running event loop."""
