@@ -85,9 +85,12 @@ FALLBACK_DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
             "1 to 64 characters from `[A-Za-z0-9_.:-]`."
         ),
         "retention_ms": "How long finished jobs stay readable; positive.",
-        "socket_timeout_s": "Timeout of each Redis command's socket reads and writes.",
+        "socket_timeout_s": "How long a Redis command may wait for its reply.",
         "connect_timeout_s": "Timeout of opening a connection to Redis.",
-        "max_connections": "Size of the connection pool.",
+        "max_connections": (
+            "Size of each redis-py pool (listing, blocking waits, watches); "
+            "scripts and reads share one pipelined connection."
+        ),
     },
 }
 
