@@ -60,7 +60,8 @@ class Bench:
         self.counts = QUICK if args.quick else FULL
         self.rows: list[Row] = []
         self.errors: list[dict[str, str]] = []
-        self.redis = redis.Redis.from_url(url)
+        # FLUSHALL of a million-job backlog takes longer than a command usually may.
+        self.redis = redis.Redis.from_url(url, socket_timeout=600)
         self.peers = [p for p in _peers.PEERS if p in args.peers]
 
     def add(self, workload: str, system: str, value: float, unit: str, **detail: Any) -> None:
