@@ -15,7 +15,7 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
@@ -147,43 +147,49 @@ class Bench:
                     "jobs/s",
                     of_floor=round(ours / floor, 3),
                 )
-            self.fresh()
             self.add(
                 "enqueue bulk (1,000/call)",
                 "jobqueue gRPC EnqueueJobs",
-                await _jobqueue.enqueue_bulk_grpc(jq_target, n),
+                await self.best_of_two(lambda: _jobqueue.enqueue_bulk_grpc(jq_target, n)),
                 "jobs/s",
             )
         finally:
             noop.stop()
             server.stop()
-        self.fresh()
         self.add(
             "enqueue bulk (1,000/call)",
             "jobqueue direct",
-            await _jobqueue.enqueue_bulk_direct(self.url, n),
+            await self.best_of_two(lambda: _jobqueue.enqueue_bulk_direct(self.url, n)),
             "jobs/s",
         )
-        self.fresh()
         self.add(
             "enqueue direct sequential",
             "jobqueue",
-            await _jobqueue.enqueue_direct(self.url, n),
+            await self.best_of_two(lambda: _jobqueue.enqueue_direct(self.url, n)),
             "jobs/s",
         )
         for peer in self.peers:
-            self.fresh()
-            self.add(
-                "enqueue direct sequential", peer, await _peers.enqueue(peer, self.url, n), "jobs/s"
-            )
+            rate = await self.best_of_two(lambda peer=peer: _peers.enqueue(peer, self.url, n))  # type: ignore[misc]
+            self.add("enqueue direct sequential", peer, rate, "jobs/s")
         if "rq" in self.peers:
-            self.fresh()
+
+            async def rq_bulk() -> float:
+                return _peers.rq_enqueue_bulk(self.url, n)
+
             self.add(
                 "enqueue bulk (1,000/call)",
                 "rq enqueue_many",
-                _peers.rq_enqueue_bulk(self.url, n),
+                await self.best_of_two(rq_bulk),
                 "jobs/s",
             )
+
+    async def best_of_two(self, measure: Callable[[], Awaitable[float]]) -> float:
+        """The better of two rounds, each on a flushed Redis: the machine is noisy."""
+        best = 0.0
+        for _ in range(2):
+            self.fresh()
+            best = max(best, await measure())
+        return best
 
     async def drain(self) -> None:
         n = self.counts.drain

@@ -192,6 +192,7 @@ class MultiplexedConnection:
         def made() -> _ReplyProtocol:
             return _ReplyProtocol(self._timeout_s)
 
+        protocol: _ReplyProtocol | None = None
         try:
             async with asyncio.timeout(self._connect_timeout_s):
                 if self._path is not None:
@@ -204,15 +205,22 @@ class MultiplexedConnection:
                 for command in self._handshake:
                     reply = await protocol.send(_pack(command))
                     if isinstance(reply, rexc.RedisError):
-                        protocol.close(rexc.ConnectionError(f"Redis refused {command[0]!s}"))
                         # A subclass of ConnectionError, as redis-py raises it.
                         raise rexc.AuthenticationError(f"Redis refused {command[0]!s}: {reply}")
-        except TimeoutError:
-            raise rexc.TimeoutError(
-                f"could not connect to Redis in {self._connect_timeout_s} s"
-            ) from None
-        except OSError as error:
-            raise rexc.ConnectionError(f"could not connect to Redis: {error}") from error
+        except BaseException as error:
+            # Never leave a half-made connection open (a refused login, a
+            # handshake that timed out, a cancelled attempt).
+            if protocol is not None:
+                protocol.close(rexc.ConnectionError("the connection attempt failed"))
+            if isinstance(error, TimeoutError):
+                raise rexc.TimeoutError(
+                    f"could not connect to Redis in {self._connect_timeout_s} s"
+                ) from None
+            if isinstance(error, OSError):
+                raise rexc.ConnectionError(f"could not connect to Redis: {error}") from error
+            raise
+        if protocol is None:  # create_connection returns one or raises
+            raise rexc.ConnectionError("could not connect to Redis")
         self._protocol = protocol
         return protocol
 
