@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
 
@@ -70,29 +71,36 @@ def new_idempotency_key() -> str:
     return str(uuid.uuid4())
 
 
-def enqueue_request(spec: JobSpec, *, key_if_none: bool = True) -> pb.EnqueueJobRequest:
-    """The wire request for one job; one without a key gets a fresh one if ``key_if_none``."""
-    request = pb.EnqueueJobRequest(type=spec.type, payload=encode_payload(spec.payload))
-    if spec.idempotency_key is not None:
-        request.idempotency_key = spec.idempotency_key
-    elif key_if_none:
-        request.idempotency_key = new_idempotency_key()
-    due = execution_time_ms(spec.run_at, spec.delay)
-    if due is not None:
-        request.execution_time_ms = due
-    if spec.max_attempts is not None:
-        request.max_attempts = spec.max_attempts
-    return request
+def enqueue_request(spec: JobSpec) -> pb.EnqueueJobRequest:
+    """The wire request for one job, with an idempotency key generated when none is given."""
+    fields = _enqueue_fields(spec)
+    fields.setdefault("idempotency_key", new_idempotency_key())
+    return pb.EnqueueJobRequest(**fields)
 
 
 def enqueue_jobs_request(
     jobs: Iterable[JobSpec], idempotency_key: str | None
 ) -> pb.EnqueueJobsRequest:
     """A batch under one idempotency key (fresh unless given): jobs keep only their own keys."""
-    return pb.EnqueueJobsRequest(
-        jobs=[enqueue_request(spec, key_if_none=False) for spec in jobs],
-        idempotency_key=new_idempotency_key() if idempotency_key is None else idempotency_key,
+    request = pb.EnqueueJobsRequest(
+        idempotency_key=new_idempotency_key() if idempotency_key is None else idempotency_key
     )
+    add = request.jobs.add  # builds each job in place; a list of messages would be copied
+    for spec in jobs:
+        add(**_enqueue_fields(spec))
+    return request
+
+
+def _enqueue_fields(spec: JobSpec) -> dict[str, Any]:
+    fields: dict[str, Any] = {"type": spec.type, "payload": encode_payload(spec.payload)}
+    if spec.idempotency_key is not None:
+        fields["idempotency_key"] = spec.idempotency_key
+    due = execution_time_ms(spec.run_at, spec.delay)
+    if due is not None:
+        fields["execution_time_ms"] = due
+    if spec.max_attempts is not None:
+        fields["max_attempts"] = spec.max_attempts
+    return fields
 
 
 def list_request(

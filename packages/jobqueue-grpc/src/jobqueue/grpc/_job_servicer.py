@@ -12,6 +12,7 @@ from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
 from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
 
 from ._mapping import (
+    add_jobs,
     enqueue_request_from_proto,
     job_to_proto,
     stats_to_proto,
@@ -57,7 +58,9 @@ class JobServicer(pb_grpc.JobServiceServicer):
             if request.HasField("idempotency_key")
             else None,
         )
-        return pb.EnqueueJobsResponse(jobs=[job_to_proto(job) for job in jobs])
+        response = pb.EnqueueJobsResponse()
+        add_jobs(response.jobs, jobs)
+        return response
 
     async def GetJob(self, request: pb.GetJobRequest, context: Context) -> pb.GetJobResponse:
         job = await self._service.get(request.id)
@@ -78,9 +81,8 @@ class JobServicer(pb_grpc.JobServiceServicer):
             page = await self._service.list_jobs(
                 job_type=job_type, status=status, page_size=page_size, cursor=request.page_token
             )
-            response = pb.ListJobsResponse(
-                jobs=[job_to_proto(job) for job in page.jobs], next_page_token=page.next_cursor
-            )
+            response = pb.ListJobsResponse(next_page_token=page.next_cursor)
+            add_jobs(response.jobs, page.jobs)
             # Big payloads can make a page outgrow the message limit, and the
             # caller could do nothing about the error; a smaller page from the
             # same position is still a correct page, with a token to go on.

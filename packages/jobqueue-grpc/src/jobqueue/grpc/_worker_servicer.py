@@ -11,9 +11,9 @@ from mpataki.jobqueue.v1 import worker_pb2 as pb
 from mpataki.jobqueue.v1 import worker_pb2_grpc as pb_grpc
 
 from ._mapping import (
+    add_leases,
     lease_refs_from_proto,
     lease_state_to_proto,
-    lease_to_proto,
     outcome_from_proto,
 )
 from ._options import ServerOptions
@@ -69,7 +69,9 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
             # until their lease expired: stop waiting before its deadline.
             wait_ms = max(0, min(wait_ms, int((remaining - _DEADLINE_MARGIN_S) * 1000)))
         leases = await self._store.claim(types, limit=limit, lease_ms=lease_ms, wait_ms=wait_ms)
-        return pb.ClaimJobsResponse(leases=[lease_to_proto(lease) for lease in leases])
+        response = pb.ClaimJobsResponse()
+        add_leases(response.leases, leases)
+        return response
 
     async def SettleJobs(
         self, request: pb.SettleJobsRequest, context: Context
