@@ -11,17 +11,22 @@ from pathlib import Path
 
 import pytest
 
+from tests._bytecode import compile_bytecode
 from tests._redis_server import HOW_TO_GET_REDIS, redis_for_tests
 
 PROTO_DIR = Path(__file__).resolve().parent.parent / "proto"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Install the pinned buf toolchain once, so a fresh clone needs only `uv run pytest`.
+    """Compile bytecode, and install the pinned buf toolchain once.
 
-    The end-to-end tests drive the server with `buf curl`; npm installs it from
-    proto/package-lock.json. Without npm those tests fail and say how to get it.
+    Servers and workers started by the tests then start as fast as installed
+    ones (see tests/_bytecode.py). The end-to-end tests drive the server with
+    `buf curl`; npm installs it from proto/package-lock.json, so a fresh clone
+    needs only `uv run pytest`. Without npm those tests fail and say how to
+    get it.
     """
+    compile_bytecode()
     if (PROTO_DIR / "node_modules" / ".bin" / "buf").exists() or shutil.which("npm") is None:
         return
     subprocess.run(

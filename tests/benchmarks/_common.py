@@ -177,30 +177,3 @@ class Child:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
-
-
-def compile_bytecode() -> None:
-    """Write .pyc files for everything the children import.
-
-    With PYTHONDONTWRITEBYTECODE set (as in this dev environment), each child
-    would compile redis-py, grpc and the peers from source, and the compiler's
-    memory would inflate the peak RSS we report by ~20 MiB. An installed
-    package has its bytecode, so we measure that case.
-    """
-    import site
-    import sysconfig
-
-    paths = {sysconfig.get_paths()["purelib"], *site.getsitepackages()}
-    root = _root()
-    paths |= {str(p) for p in root.glob("packages/*/src")} | {
-        str(p) for p in root.glob("services/*/src")
-    }
-    paths.add(str(root / "tests"))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", "-j", "0", *sorted(paths)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        check=False,
-        timeout=600,
-    )

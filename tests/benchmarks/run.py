@@ -22,10 +22,11 @@ from typing import Any
 
 import redis
 
+from tests._bytecode import compile_bytecode
 from tests._redis_server import RedisProcess, free_port
 
 from . import _jobqueue, _peers
-from ._common import ROOT, Child, compile_bytecode, percentile
+from ._common import ROOT, Child, percentile
 
 WORKLOADS = ("enqueue", "drain", "latency", "scaling")
 
