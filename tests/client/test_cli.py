@@ -199,8 +199,9 @@ async def worker(target: str) -> AsyncIterator[Worker]:
 
 
 async def test_watch_follows_a_job_to_completion(target: str, worker: Worker) -> None:
+    # Due in 3 s: the watch must start (a new process) while the job is still pending.
     submitted = await run_cli_async(
-        target, "--json", "submit", "cli_echo", '{"x": 1}', "--in", "1s"
+        target, "--json", "submit", "cli_echo", '{"x": 1}', "--in", "3s"
     )
     job_id = submitted.json()["id"]
     watched = await run_cli_async(target, "--json", "watch", job_id, "--timeout", "20s")
