@@ -28,11 +28,13 @@ from ._job import (
     QueueStats,
     TypeStats,
 )
+from ._leasing import MAX_RETRY_DELAY_MS, LeaseService
 from ._ports import Clock, IdGenerator, JobStore
 from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy, failure_outcome
 from ._service import EnqueueRequest, JobService
 from ._transitions import (
     DEFAULT_MAX_ATTEMPTS,
+    MAX_UNCONFIRMED_DELIVERIES,
     TRANSITIONS,
     Event,
     effective_max_attempts,
@@ -43,6 +45,7 @@ from ._validation import (
     MAX_EPOCH_MS,
     MAX_TYPE_LENGTH,
     Limits,
+    result_too_large,
     truncate_error,
     validate_execution_time,
     validate_idempotency_key,
@@ -75,6 +78,7 @@ __all__ = [
     "resolve",
     "effective_max_attempts",
     "DEFAULT_MAX_ATTEMPTS",
+    "MAX_UNCONFIRMED_DELIVERIES",
     # Rules
     "Limits",
     "MAX_EPOCH_MS",
@@ -86,6 +90,7 @@ __all__ = [
     "validate_idempotency_key",
     "validate_job_id",
     "truncate_error",
+    "result_too_large",
     # Retries
     "RetryPolicy",
     "DEFAULT_RETRY_POLICY",
@@ -100,6 +105,8 @@ __all__ = [
     # Use cases
     "JobService",
     "EnqueueRequest",
+    "LeaseService",
+    "MAX_RETRY_DELAY_MS",
     # Errors
     "JobQueueError",
     "InvalidJob",

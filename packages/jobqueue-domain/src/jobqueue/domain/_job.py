@@ -80,11 +80,13 @@ class OutcomeKind(enum.Enum):
 class Outcome:
     """A worker's verdict on one leased job, applied by ``JobStore.settle``.
 
-    COMPLETE stores ``result``; RETRY puts the job back to PENDING at
-    ``retry_at_ms`` with ``error`` recorded; FAIL ends it FAILED with ``error``;
-    RELEASE hands it back untried (graceful shutdown); CANCELLED confirms that a
-    requested cancellation stopped the handler. A RETRY or RELEASE of a job whose
-    cancellation was requested ends CANCELLED instead.
+    COMPLETE stores ``result``; RETRY puts the job back to PENDING, due
+    ``retry_delay_ms`` after the store's own now (a duration, never an absolute
+    time, so a worker's skewed clock cannot move it), with ``error`` recorded;
+    FAIL ends it FAILED with ``error``; RELEASE hands it back untried (graceful
+    shutdown); CANCELLED confirms that a requested cancellation stopped the
+    handler. A RETRY or RELEASE of a job whose cancellation was requested ends
+    CANCELLED instead.
     """
 
     job_id: str
@@ -92,7 +94,7 @@ class Outcome:
     kind: OutcomeKind
     result: bytes | None = None
     error: str | None = None
-    retry_at_ms: int | None = None
+    retry_delay_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

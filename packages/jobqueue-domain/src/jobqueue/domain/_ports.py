@@ -63,20 +63,36 @@ class JobStore(Protocol):
 
         Within a type the earliest due job goes first; across types the jobs are
         taken in turn so that no type starves another. Each claimed job becomes
-        RUNNING with ``attempts + 1`` and a fresh token valid for ``lease_ms``.
-        When nothing is due, waits up to ``wait_ms`` for a job to become due.
+        RUNNING with ``attempts + 1`` and a fresh token valid for ``lease_ms``
+        of the store's own time. When nothing is due, waits up to ``wait_ms``
+        for a job to become due.
+
+        The attempt is provisional until the lease is *confirmed* by its first
+        ``renew`` or ``settle``: a lease that expires unconfirmed (its reply
+        never reached a worker, or the worker died at once) gives the attempt
+        back and is never the reason a job fails, up to
+        ``MAX_UNCONFIRMED_DELIVERIES`` times in a row; after that an
+        unconfirmed expiry counts like any other, so a job that kills every
+        worker at once still ends.
         """
         ...
 
     async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
-        """Apply each worker verdict; False where the token is stale (nothing changes)."""
+        """Apply each worker verdict; False where the lease is no longer held.
+
+        A lease is no longer held when its token is stale or its deadline (by
+        the store's clock) has passed: nothing changes then, even if the
+        sweeper has not yet handed the job back.
+        """
         ...
 
     async def renew(self, leases: Sequence[tuple[str, str]], *, lease_ms: int) -> list[LeaseState]:
-        """Extend each ``(job_id, token)`` lease to now + ``lease_ms``.
+        """Extend each ``(job_id, token)`` lease to the store's now + ``lease_ms``.
 
         Reports CANCEL_REQUESTED for a job someone asked to cancel (the lease is
-        still extended, so the worker can confirm), LOST for a stale token.
+        still extended, so the worker can confirm), LOST for a stale token or a
+        lease whose deadline has passed (nothing changes then). The first renew
+        of a lease confirms its attempt (see ``claim``).
         """
         ...
 
@@ -90,6 +106,16 @@ class JobStore(Protocol):
 
     async def requeue_expired(self, *, limit: int = 1_000) -> int:
         """Hand jobs whose lease deadline passed back to the queue; returns how many."""
+        ...
+
+    def cancellations(self) -> AsyncIterator[str]:
+        """Ids of RUNNING jobs whose cancellation is requested, as requests happen.
+
+        Every iterator sees every request made while it is open, so a worker
+        can stop a handler at once instead of at its next heartbeat. It is a
+        hint: a request missed (during a reconnect) still reaches the worker
+        as CANCEL_REQUESTED from ``renew``. Runs until closed.
+        """
         ...
 
     async def stats(self) -> QueueStats:

@@ -46,13 +46,15 @@ def failure_outcome(
     lease: Lease,
     error: str,
     *,
-    now_ms: int,
     permanent: bool = False,
     policy: RetryPolicy = DEFAULT_RETRY_POLICY,
     default_max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     rng: random.Random | None = None,
 ) -> Outcome:
-    """Decide between another attempt and FAILED for a job whose handler failed."""
+    """Decide between another attempt and FAILED for a job whose handler failed.
+
+    The retry is a delay, not a time: the store adds it to its own clock.
+    """
     job = lease.job
     error = truncate_error(error)
     if permanent or job.attempts >= effective_max_attempts(job, default_max_attempts):
@@ -62,5 +64,5 @@ def failure_outcome(
         token=lease.token,
         kind=OutcomeKind.RETRY,
         error=error,
-        retry_at_ms=now_ms + policy.delay_ms(job.attempts, rng),
+        retry_delay_ms=policy.delay_ms(job.attempts, rng),
     )

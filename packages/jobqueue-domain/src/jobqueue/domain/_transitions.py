@@ -50,6 +50,17 @@ short enough that a broken job surfaces as FAILED the same day.
 """
 
 
+MAX_UNCONFIRMED_DELIVERIES = 3
+"""Lease expiries in a row that a job may have before its first renew or settle
+without being charged an attempt.
+
+A claim's reply can be lost (a cut connection, a caller that gave up), and
+then the job never ran: charging it would fail jobs that never ran. But a job
+that kills its worker before the worker confirms the lease looks the same, so
+the allowance is bounded and such a job still ends FAILED.
+"""
+
+
 def transition(status: JobStatus, event: Event) -> JobStatus:
     """The status an event moves a job to; raises InvalidTransition if there is no edge."""
     try:

@@ -19,9 +19,14 @@ _TYPE_RE = re.compile(r"[A-Za-z0-9_.:-]+")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    """Size limits a deployment may tune."""
+    """Size limits a deployment may tune.
+
+    ``max_result_bytes`` bounds what a handler may store as its result, on the
+    direct path and through the server alike.
+    """
 
     max_payload_bytes: int = 1024 * 1024
+    max_result_bytes: int = 1024 * 1024
     max_batch_size: int = 10_000
     max_attempts_ceiling: int = 1_000
     max_page_size: int = 1_000
@@ -49,6 +54,13 @@ def validate_payload(payload: bytes, limits: Limits) -> bytes:
             f"is {len(payload)} bytes, more than the limit of {limits.max_payload_bytes}",
         )
     return payload
+
+
+def result_too_large(result: bytes | None, limits: Limits) -> str | None:
+    """The error of a result over the limit, or None when it fits."""
+    if result is None or len(result) <= limits.max_result_bytes:
+        return None
+    return f"result too large: {len(result)} bytes > limit of {limits.max_result_bytes}"
 
 
 def validate_execution_time(execution_time_ms: int) -> int:
