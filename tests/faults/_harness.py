@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,18 +168,27 @@ def wait_serving(port: int, timeout_s: float) -> float:
 
 @dataclass
 class WorkerPool:
-    """Ledger worker processes, killed and replaced at will."""
+    """Ledger worker processes, killed and replaced at will.
+
+    Several pools may share one ledger folder (say, one per faked clock): each
+    names its log files after ``name``, and ``env`` is added to the
+    environment of each of its processes.
+    """
 
     ledger_dir: Path
     args: list[str]
+    env: dict[str, str] | None = None
+    name: str = "worker"
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     killed: dict[int, int] = field(default_factory=dict)
-    """pid → wall time (ns) of its SIGKILL."""
+    """pid → monotonic time (ns) by which its SIGKILL had taken effect."""
+    exited: dict[int, int] = field(default_factory=dict)
+    """pid → monotonic time (ns) by which the process was known dead, however it ended."""
     started: int = 0
 
     def spawn(self) -> int:
         self.started += 1
-        log = open(self.ledger_dir / f"worker-{self.started}.log", "wb")  # noqa: SIM115
+        log = open(self.ledger_dir / f"{self.name}-{self.started}.log", "wb")  # noqa: SIM115
         with log:
             process = subprocess.Popen(
                 [
@@ -190,6 +199,7 @@ class WorkerPool:
                     *self.args,
                 ],
                 cwd=ROOT,
+                env={**os.environ, **self.env} if self.env else None,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -220,8 +230,22 @@ class WorkerPool:
     def kill(self, pid: int) -> None:
         process = self.processes.pop(pid)
         process.kill()
-        self.killed[pid] = time.time_ns()
         process.wait(10)
+        # Taken after wait(): every run of that process had ended by then.
+        self.killed[pid] = self.exited[pid] = time.monotonic_ns()
+
+    def terminate(self, pid: int, timeout_s: float = 15) -> int | None:
+        """SIGTERM one worker (a graceful stop) and wait; its exit code (None: killed)."""
+        process = self.processes.pop(pid)
+        process.send_signal(signal.SIGTERM)
+        try:
+            code: int | None = process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+            code = None
+        self.exited[pid] = time.monotonic_ns()
+        return code
 
     @property
     def alive(self) -> list[int]:
@@ -231,7 +255,7 @@ class WorkerPool:
         # Log files are numbered by start order, not by pid: return them all, trimmed.
         text = "".join(
             path.read_text(errors="replace")[-2000:]
-            for path in sorted(self.ledger_dir.glob("worker-*.log"))
+            for path in sorted(self.ledger_dir.glob(f"{self.name}-*.log"))
         )
         return text[-8000:]
 
@@ -249,6 +273,7 @@ class WorkerPool:
                 process.kill()
                 process.wait(5)
                 codes[pid] = None
+            self.exited[pid] = time.monotonic_ns()
         self.processes.clear()
         return codes
 
@@ -258,17 +283,22 @@ class WorkerPool:
 
 @dataclass(frozen=True, slots=True)
 class Run:
+    """One handler run; times are ``CLOCK_MONOTONIC`` ns, shared by every process here."""
+
     job_id: str
     attempt: int
     pid: int
     started_ns: int
     ended_ns: int | None
+    """None: no end line (its process was killed, or it is still running)."""
+    returned: bool = False
+    """The handler returned (``E``), rather than being cancelled or raising (``X``)."""
 
 
 def read_ledger(folder: Path) -> dict[str, list[Run]]:
     """Every handler run per job id, in attempt order."""
     starts: dict[tuple[str, int, int], int] = {}
-    ends: dict[tuple[str, int, int], int] = {}
+    ends: dict[tuple[str, int, int], tuple[int, bool]] = {}
     for path in folder.glob("ledger-*.log"):
         for line in path.read_text().splitlines():
             parts = line.split()
@@ -276,10 +306,14 @@ def read_ledger(folder: Path) -> dict[str, list[Run]]:
                 continue  # a line torn by a SIGKILL cannot happen with O_APPEND, but be safe
             event, job_id, attempt, pid, at = parts
             key = (job_id, int(attempt), int(pid))
-            (starts if event == "S" else ends)[key] = int(at)
+            if event == "S":
+                starts[key] = int(at)
+            else:
+                ends[key] = (int(at), event == "E")
     runs: dict[str, list[Run]] = defaultdict(list)
     for key, started_ns in starts.items():
-        runs[key[0]].append(Run(key[0], key[1], key[2], started_ns, ends.get(key)))
+        ended_ns, returned = ends.get(key, (None, False))
+        runs[key[0]].append(Run(key[0], key[1], key[2], started_ns, ended_ns, returned))
     for job_runs in runs.values():
         job_runs.sort(key=lambda run: (run.attempt, run.started_ns))
     return dict(runs)
@@ -440,6 +474,8 @@ class ProducerLog:
     first_error_at: float | None = None
     last_error_at: float | None = None
     acked_at: list[float] = field(default_factory=list)
+    due_ns: dict[str, int] = field(default_factory=dict)
+    """job id → when a scheduled job falls due, on this host's monotonic clock (ns)."""
 
     @property
     def error_count(self) -> int:
@@ -458,6 +494,8 @@ async def produce(
     call_timeout_s: float = 5.0,
     retry_for_s: float = 30.0,
     log: ProducerLog | None = None,
+    delay_ms: Callable[[int], int | None] | None = None,
+    max_attempts: int | None = None,
 ) -> ProducerLog:
     """``tasks`` concurrent producers enqueueing over one channel, each job with its own key.
 
@@ -465,6 +503,11 @@ async def produce(
     idempotency key (its reply may have been lost after the job was stored),
     for at most ``retry_for_s``. Stops after ``count`` jobs or ``duration_s``.
     ``rate`` bounds the jobs per second over all tasks.
+
+    ``delay_ms(index)``, when it returns a number, schedules that job: its
+    ``execution_time_ms`` is this process's wall clock plus the delay, and the
+    same moment on the monotonic clock goes to ``log.due_ns``, so a ledger run
+    can be compared with it. ``max_attempts`` is set on every job.
     """
     from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
     from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
@@ -485,14 +528,20 @@ async def produce(
             index = issued
             issued += 1
             key = f"{run}-{index}"
+            request = pb.EnqueueJobRequest(
+                type=job_type, idempotency_key=key, max_attempts=max_attempts
+            )
+            due_ns = None
+            delay = None if delay_ms is None else delay_ms(index)
+            if delay is not None:
+                wall_ns, mono_ns = time.time_ns(), time.monotonic_ns()
+                request.execution_time_ms = wall_ns // 1_000_000 + delay
+                due_ns = mono_ns + request.execution_time_ms * 1_000_000 - wall_ns
             give_up_at = time.monotonic() + retry_for_s
             while True:
                 began = time.monotonic()
                 try:
-                    response = await stub.EnqueueJob(
-                        pb.EnqueueJobRequest(type=job_type, idempotency_key=key),
-                        timeout=call_timeout_s,
-                    )
+                    response = await stub.EnqueueJob(request, timeout=call_timeout_s)
                 except grpc.aio.AioRpcError as error:
                     now = time.monotonic()
                     log.slowest_call_s = max(log.slowest_call_s, now - began)
@@ -513,6 +562,8 @@ async def produce(
                 if job.type != job_type or job.idempotency_key != key or len(job.id) != 36:
                     log.wrong.append(f"{key}: answered {job}")
                 log.acked[key] = job.id
+                if due_ns is not None:
+                    log.due_ns[job.id] = due_ns
                 log.ids_per_key[key].add(job.id)
                 log.acked_at.append(now)
                 break

@@ -25,5 +25,19 @@ def redis_aof() -> Iterator[RedisProcess]:
 
 
 @pytest.fixture
+def redis_plain() -> Iterator[RedisProcess]:
+    """A redis-server of its own without persistence: for scenarios about clocks and costs."""
+    try:
+        server = RedisProcess()
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
 def prefix() -> str:
     return new_prefix()

@@ -6,8 +6,19 @@ appends to its own file ``DIR/ledger-<pid>.log``, one line per event, with
 handler goes on, so it survives a SIGKILL of this process a moment later, and
 it does not depend on the Redis the scenario may be breaking.
 
-    S <job id> <attempt> <pid> <wall ns>   a handler run started
-    E <job id> <attempt> <pid> <wall ns>   it returned (the outcome is not stored yet)
+    S <job id> <attempt> <pid> <monotonic ns>   a handler run started
+    E <job id> <attempt> <pid> <monotonic ns>   it returned (the outcome is not stored yet)
+    X <job id> <attempt> <pid> <monotonic ns>   it ended otherwise (cancelled, raised)
+
+Times are ``CLOCK_MONOTONIC``, which every process of this host shares and
+which the clock-skew scenario leaves unfaked (``FAKETIME_DONT_FAKE_MONOTONIC``):
+so the runs of all processes, skewed or not, line up on one true time axis,
+and a test can tell whether two runs of one job overlapped. A run killed with
+its process has no end line; the test takes its process's death as its end.
+
+The ready marker holds this process's ``time.time_ns()`` and
+``time.monotonic_ns()`` as it starts serving, so a test can check that a
+faked wall clock really reached it.
 
 A completed job's result is ``<pid>:<attempt>`` of the run that produced it, so
 a test can tell which run's verdict the store accepted.
@@ -54,7 +65,7 @@ class Ledger:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def write(self, event: str, ctx: JobContext) -> None:
-        line = f"{event} {ctx.id} {ctx.attempt} {self.pid} {time.time_ns()}\n"
+        line = f"{event} {ctx.id} {ctx.attempt} {self.pid} {time.monotonic_ns()}\n"
         os.write(self._fd, line.encode())
 
 
@@ -86,7 +97,12 @@ def build_worker(args: argparse.Namespace, ledger: Ledger) -> Worker:
     @worker.handler(WORK_TYPE)
     async def work(ctx: JobContext) -> str:
         ledger.write("S", ctx)
-        await asyncio.sleep(work_s)
+        try:
+            await asyncio.sleep(work_s)
+        except BaseException:
+            # Cancelled (a lost lease, a stop): the run ends here all the same.
+            ledger.write("X", ctx)
+            raise
         ledger.write("E", ctx)
         return f"{pid}:{ctx.attempt}"
 
@@ -165,7 +181,10 @@ async def serve(worker: Worker, ready: Path) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await worker.start()
-    ready.touch()  # noqa: ASYNC240 - one tiny file, once
+    # Written aside and renamed: a test polling for the marker never reads half of it.
+    aside = ready.with_suffix(".tmp")
+    aside.write_text(f"{time.time_ns()} {time.monotonic_ns()}")
+    aside.replace(ready)
     await stop.wait()
     await worker.stop()
 

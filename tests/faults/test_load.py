@@ -109,7 +109,7 @@ async def test_memory_stays_flat_under_load(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             runs = read_ledger(tmp_path)
-            ended = sum(1 for job_id in acked if any(r.ended_ns for r in runs.get(job_id, [])))
+            ended = sum(1 for job_id in acked if any(r.returned for r in runs.get(job_id, [])))
             busy = client.zcard(f"{{{prefix}}}:q:work") + client.zcard(f"{{{prefix}}}:r:work")
             if ended == len(acked) and not busy:
                 drained_s = time.monotonic() - started

@@ -4,7 +4,9 @@
 producer enqueues through the server, while a chaos loop SIGKILLs a random
 worker every ~0.5 s and starts a replacement. Afterwards every acknowledged job
 must be COMPLETED, and the ledger must show that a job ran more than once only
-when a worker died with it, and that each stored result is the last run's.
+when a worker died with it, that no two runs of one job overlapped in time
+(each run's start and end, or its worker's death, on the shared monotonic
+clock), and that each stored result is the last run's.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from tests.faults._harness import (
     summarize,
     wait_terminal,
 )
+from tests.faults._timeline import overlapping_runs
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(scale(120, 900))]
 
@@ -82,6 +85,7 @@ async def test_every_job_completes_when_workers_are_killed(
         exit_codes = pool.stop_all()
         runs = read_ledger(tmp_path)
         check = check_ledger(jobs, runs, killed_pids=pool.killed)
+        overlaps = overlapping_runs(runs, pool.exited)
 
         recoveries = []
         for job_id in check.ran_twice:
@@ -98,6 +102,8 @@ async def test_every_job_completes_when_workers_are_killed(
             duplicated=check.duplicated,
             unexplained_reruns=len(check.unexplained_reruns),
             stale_results=len(check.stale_results),
+            overlapping_runs=len(overlaps),
+            runs=sum(len(job_runs) for job_runs in runs.values()),
             kills=kills,
             producer_errors=log.error_count,
             statuses=summarize(jobs),
@@ -113,6 +119,7 @@ async def test_every_job_completes_when_workers_are_killed(
         assert not check.never_ran, check.never_ran[:5]
         assert not check.unexplained_reruns, [runs[j] for j in check.unexplained_reruns[:3]]
         assert not check.stale_results, [(jobs[j], runs[j]) for j in check.stale_results[:3]]
+        assert not overlaps, overlaps[:3]
         # A lease outlives its dead worker by at most its length, plus a requeue sweep.
         assert max(recoveries, default=0.0) < LEASE_MS / 1000 + 2.0
         assert set(exit_codes.values()) == {0}, (exit_codes, pool.log_of(0)[-3000:])
