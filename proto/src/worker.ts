@@ -1,7 +1,9 @@
 /**
  * A minimal worker loop over WorkerService: claim due jobs, run a handler,
  * settle the outcome. It shows the protocol; it does not renew leases, so
- * handlers must finish well within `leaseMs`.
+ * handlers must finish well within `leaseMs` (settling confirms a lease, so a
+ * claim that is run and settled needs no renew). Retries ask for a delay, which
+ * the server counts on its own clock: this machine's clock does not matter.
  */
 import { create } from "@bufbuild/protobuf";
 
@@ -80,7 +82,7 @@ async function run(job: Job, token: string, options: ProcessBatchOptions): Promi
     if (job.attempts >= maxAttempts) {
       return create(OutcomeSchema, { ...base, kind: OutcomeKind.FAIL, error: message });
     }
-    const retryAtMs = BigInt(Date.now() + (options.retryDelayMs ?? 1_000));
-    return create(OutcomeSchema, { ...base, kind: OutcomeKind.RETRY, error: message, retryAtMs });
+    const retryDelayMs = BigInt(options.retryDelayMs ?? 1_000);
+    return create(OutcomeSchema, { ...base, kind: OutcomeKind.RETRY, error: message, retryDelayMs });
   }
 }

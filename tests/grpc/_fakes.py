@@ -76,6 +76,11 @@ class FaultyStore:
         async for job in self.inner.watch(job_id):
             yield job
 
+    async def cancellations(self) -> AsyncIterator[str]:
+        self._check()
+        async for job_id in self.inner.cancellations():
+            yield job_id
+
     async def ping(self) -> None:
         if self.down:
             raise StoreUnavailable("the fake backend is down")

@@ -10,7 +10,6 @@ from jobqueue.domain import (
     Job,
     JobStatus,
     LeaseState,
-    Limits,
     OutcomeKind,
     QueueStats,
     TypeStats,
@@ -111,7 +110,7 @@ def test_every_outcome_kind_and_lease_state_maps() -> None:
     }
     for wire, kind in kinds.items():
         message = wpb.Outcome(job_id=JOB_ID, token="t", kind=wire)
-        assert outcome_from_proto(message, index=0, limits=Limits()).kind is kind
+        assert outcome_from_proto(message, index=0, now_ms=0).kind is kind
     assert {lease_state_to_proto(state) for state in LeaseState} == {
         wpb.LEASE_STATE_ACTIVE,
         wpb.LEASE_STATE_CANCEL_REQUESTED,
@@ -121,7 +120,7 @@ def test_every_outcome_kind_and_lease_state_maps() -> None:
 
 def test_an_outcome_error_is_truncated() -> None:
     message = wpb.Outcome(job_id=JOB_ID, token="t", kind=wpb.OUTCOME_KIND_FAIL, error="e" * 100_000)
-    outcome = outcome_from_proto(message, index=0, limits=Limits())
+    outcome = outcome_from_proto(message, index=0, now_ms=0)
     assert outcome.error is not None
     assert len(outcome.error) == 8_192
 

@@ -19,15 +19,12 @@ from jobqueue.domain import (
     JobStatus,
     Lease,
     LeaseState,
-    Limits,
     Outcome,
     OutcomeKind,
     QueueStats,
     TypeStats,
     truncate_error,
-    validate_execution_time,
     validate_job_id,
-    validate_payload,
 )
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
 from mpataki.jobqueue.v1 import worker_pb2 as worker_pb
@@ -177,11 +174,15 @@ def lease_state_to_proto(state: LeaseState) -> worker_pb.LeaseState.ValueType:
     return _LEASE_STATES[state]
 
 
-def outcome_from_proto(message: worker_pb.Outcome, *, index: int, limits: Limits) -> Outcome:
-    """A worker's verdict, checked as strictly as a producer's input.
+def outcome_from_proto(message: worker_pb.Outcome, *, index: int, now_ms: int) -> Outcome:
+    """A worker's verdict, or InvalidJob naming the field when it is malformed.
 
-    A worker is a remote caller like any other: its error text is bounded, its
-    result obeys the payload limit and its retry time must be a real time.
+    Only what makes the outcome meaningless is checked here (its job id, token
+    and kind); the rules on results, delays and errors are the domain's
+    (``LeaseService.judge``), the same on the direct path. An old worker's
+    ``retry_at_ms`` (its own clock) becomes a delay against this server's
+    ``now_ms``, a past time meaning now; ``retry_delay_ms`` wins when both
+    are set.
     """
     where = f"outcomes[{index}]"
     try:
@@ -193,25 +194,19 @@ def outcome_from_proto(message: worker_pb.Outcome, *, index: int, limits: Limits
     kind = _OUTCOME_KINDS.get(message.kind)
     if kind is None:
         raise InvalidJob(f"{where}.kind", f"{message.kind} is not a known OutcomeKind")
-    result: bytes | None = None
-    if message.HasField("result"):
-        try:
-            result = validate_payload(message.result, limits)
-        except InvalidJob as error:
-            raise InvalidJob(f"{where}.result", error.message) from None
-    retry_at_ms: int | None = None
-    if message.HasField("retry_at_ms"):
-        try:
-            retry_at_ms = validate_execution_time(message.retry_at_ms)
-        except InvalidJob as error:
-            raise InvalidJob(f"{where}.retry_at_ms", error.message) from None
+    retry_delay_ms: int | None = None
+    if message.HasField("retry_delay_ms"):
+        retry_delay_ms = message.retry_delay_ms
+    elif message.HasField("retry_at_ms"):
+        retry_delay_ms = max(0, message.retry_at_ms - now_ms)
     return Outcome(
         job_id=job_id,
         token=message.token,
         kind=kind,
-        result=result,
+        result=message.result if message.HasField("result") else None,
+        # Truncated here too, so a long text is not carried further than needed.
         error=truncate_error(message.error) if message.HasField("error") else None,
-        retry_at_ms=retry_at_ms,
+        retry_delay_ms=retry_delay_ms,
     )
 
 

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
 
-from jobqueue.domain import InvalidJob, JobStore, Limits, validate_type
+from jobqueue.domain import (
+    Clock,
+    InvalidJob,
+    JobStore,
+    Lease,
+    LeaseService,
+    Limits,
+    Outcome,
+    OutcomeKind,
+    SystemClock,
+    validate_type,
+)
 from mpataki.jobqueue.v1 import worker_pb2 as pb
 from mpataki.jobqueue.v1 import worker_pb2_grpc as pb_grpc
 
@@ -18,6 +32,8 @@ from ._mapping import (
 )
 from ._options import ServerOptions
 
+_log = logging.getLogger(__name__)
+
 Context = grpc.aio.ServicerContext[Any, Any]
 
 _MAX_CLAIM_TYPES = 1_000
@@ -28,27 +44,43 @@ _DEADLINE_MARGIN_S = 0.25
 
 
 class WorkerServicer(pb_grpc.WorkerServiceServicer):
-    """Maps each RPC 1:1 onto ``JobStore.claim``, ``settle`` and ``renew``.
+    """Maps each RPC onto the domain's ``LeaseService``: claim, settle, renew, cancellations.
 
     A remote worker is checked like any other caller: ids, tokens, kinds,
-    times and sizes are validated here, since the store trusts its input.
+    times and sizes are validated here or by the use case, since the store
+    trusts its input. The rules on outcomes (the result limit, delays) are the
+    ``LeaseService``'s, so they are the same as on the direct path.
+
+    Args:
+        leases: the use cases; a bare ``JobStore`` is wrapped in a
+            ``LeaseService`` with ``limits`` (for embedders and tests).
+        limits: only used to wrap a bare store; a ``LeaseService`` has its own.
+        options: transport limits (message size, lease and wait bounds).
+        clock: this server's clock, used only to turn an old worker's absolute
+            ``retry_at_ms`` into a delay.
     """
 
     def __init__(
         self,
-        store: JobStore,
+        leases: LeaseService | JobStore,
         *,
         limits: Limits | None = None,
         options: ServerOptions | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        self._store = store
-        self._limits = limits or Limits()
+        if isinstance(leases, LeaseService):
+            self._leases = leases
+        else:
+            self._leases = LeaseService(leases, limits=limits)
         self._options = options or ServerOptions()
+        self._clock = clock or SystemClock()
+        # Hand-backs of claims whose caller left; held so they are not collected mid-way.
+        self._hand_backs: set[asyncio.Task[None]] = set()
 
     @property
     def max_claim_jobs(self) -> int:
         """The most jobs one claim hands out: as many as surely fit in one response."""
-        per_job = self._limits.max_payload_bytes + _PER_JOB_OVERHEAD_BYTES
+        per_job = self._leases.limits.max_payload_bytes + _PER_JOB_OVERHEAD_BYTES
         fit = self._options.max_message_bytes // per_job
         return max(1, min(self._options.max_claim_jobs, fit))
 
@@ -65,10 +97,25 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         wait_ms = min(request.wait_ms, self._options.max_claim_wait_ms)
         remaining = context.time_remaining()
         if remaining is not None:
-            # Jobs leased after the caller gave up would sit RUNNING, unseen,
-            # until their lease expired: stop waiting before its deadline.
+            # Jobs leased after the caller gave up would have to be handed
+            # back: stop waiting before its deadline.
             wait_ms = max(0, min(wait_ms, int((remaining - _DEADLINE_MARGIN_S) * 1000)))
-        leases = await self._store.claim(types, limit=limit, lease_ms=lease_ms, wait_ms=wait_ms)
+        # Once sent, a claim may lease jobs at any moment, so it is never
+        # cancelled half-way: a caller that gives up would leave leases nobody
+        # holds. It runs to its end shielded, and what it returns after the
+        # caller left is handed back at once.
+        claim = asyncio.ensure_future(
+            self._leases.claim(types, limit=limit, lease_ms=lease_ms, wait_ms=wait_ms)
+        )
+        try:
+            leases = await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            claim.add_done_callback(self._hand_back_when_done)
+            raise
+        remaining = context.time_remaining()
+        if leases and (context.cancelled() or (remaining is not None and remaining <= 0)):
+            await asyncio.shield(self._start_hand_back(leases))
+            return pb.ClaimJobsResponse()
         response = pb.ClaimJobsResponse()
         add_leases(response.leases, leases)
         return response
@@ -77,11 +124,19 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         self, request: pb.SettleJobsRequest, context: Context
     ) -> pb.SettleJobsResponse:
         self._check_batch("outcomes", len(request.outcomes))
-        outcomes = [
-            outcome_from_proto(message, index=index, limits=self._limits)
-            for index, message in enumerate(request.outcomes)
-        ]
-        accepted = await self._store.settle(outcomes) if outcomes else []
+        now_ms = self._clock.now_ms()
+        parsed: list[Outcome | None] = []
+        for index, message in enumerate(request.outcomes):
+            try:
+                parsed.append(outcome_from_proto(message, index=index, now_ms=now_ms))
+            except InvalidJob as error:
+                # One malformed entry is that entry's problem: it is refused
+                # alone and the rest of the batch still settles.
+                _log.info("SettleJobs from %s: refused %s", context.peer(), error)
+                parsed.append(None)
+        valid = [outcome for outcome in parsed if outcome is not None]
+        applied = iter(await self._leases.settle(valid) if valid else [])
+        accepted = [outcome is not None and next(applied) for outcome in parsed]
         return pb.SettleJobsResponse(accepted=accepted)
 
     async def RenewLeases(
@@ -90,8 +145,53 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         self._check_batch("leases", len(request.leases))
         pairs = lease_refs_from_proto(request.leases)
         lease_ms = self._lease_ms(request.lease_ms)
-        states = await self._store.renew(pairs, lease_ms=lease_ms) if pairs else []
+        states = await self._leases.renew(pairs, lease_ms=lease_ms) if pairs else []
         return pb.RenewLeasesResponse(states=[lease_state_to_proto(state) for state in states])
+
+    async def WatchCancellations(
+        self, request: pb.WatchCancellationsRequest, context: Context
+    ) -> AsyncIterator[pb.WatchCancellationsResponse]:
+        iterator = self._leases.cancellations()
+        try:
+            async for job_id in iterator:
+                yield pb.WatchCancellationsResponse(job_id=job_id)
+        finally:
+            # The caller left (the RPC was cancelled): the store's subscription
+            # must end with it, not when the iterator is collected.
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def _hand_back_when_done(self, claim: asyncio.Future[list[Lease]]) -> None:
+        if claim.cancelled():
+            return
+        error = claim.exception()
+        if error is not None:
+            _log.info("a claim whose caller left failed: %s", error)
+            return
+        leases = claim.result()
+        if leases:
+            self._start_hand_back(leases)
+
+    def _start_hand_back(self, leases: Sequence[Lease]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(self._hand_back(leases))
+        self._hand_backs.add(task)
+        task.add_done_callback(self._hand_backs.discard)
+        return task
+
+    async def _hand_back(self, leases: Sequence[Lease]) -> None:
+        """RELEASE leases nobody will hold: the jobs are due again, their attempt given back."""
+        outcomes = [
+            Outcome(job_id=lease.job.id, token=lease.token, kind=OutcomeKind.RELEASE)
+            for lease in leases
+        ]
+        try:
+            await self._leases.settle(outcomes)
+        except Exception as error:
+            # Unconfirmed leases expire without charging an attempt: nothing is lost.
+            _log.warning("could not hand back %d lease(s) of a left claim: %s", len(leases), error)
+        else:
+            _log.info("handed back %d lease(s) of a claim whose caller left", len(leases))
 
     def _claim_types(self, types: Any) -> list[str]:
         unique = list(dict.fromkeys(types))
@@ -118,5 +218,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         return requested
 
     def _check_batch(self, field: str, size: int) -> None:
-        if size > self._limits.max_batch_size:
-            raise InvalidJob(field, f"a batch holds at most {self._limits.max_batch_size} items")
+        if size > self._leases.limits.max_batch_size:
+            raise InvalidJob(
+                field, f"a batch holds at most {self._leases.limits.max_batch_size} items"
+            )

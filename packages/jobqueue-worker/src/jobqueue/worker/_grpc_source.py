@@ -6,7 +6,11 @@ uses the worker has to import ``grpc``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
@@ -39,6 +43,20 @@ _UNAVAILABLE = frozenset(
 )
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """As large as the server's default: a claim of many big payloads must fit."""
+_SETTLE_BATCH_BYTES = 4 * 1024 * 1024
+"""A SettleJobs call carries at most this many encoded bytes (one bigger outcome goes alone).
+
+gRPC's usual receive limit, so a batch of big results fits a server tuned
+below its 64 MiB default; a message over the server's limit is refused whole.
+"""
+_TOO_LARGE = re.compile(r"larger than max \((\d+) vs\. (\d+)\)")
+"""gRPC core's words for a message over a size limit, either side's: (size vs. limit)."""
+_WATCH_RETRY_MIN_S = 0.2
+_WATCH_RETRY_MAX_S = 5.0
+_WATCH_HEALTHY_S = 10.0
+"""A stream open this long counts as healthy: the next reconnect starts from the shortest wait."""
+
+_log = logging.getLogger(__name__)
 
 
 class GrpcSource:
@@ -53,6 +71,11 @@ class GrpcSource:
 
     The server sweeps expired leases itself, so ``requeue_expired`` does nothing
     here. No connection is made before the first call.
+
+    Outcomes are judged by the server one by one (its result limit is the
+    direct path's); they travel in calls of at most 4 MiB, and one that the
+    server cannot even receive (over its message size limit) fails its job
+    here with the same "result too large" error, never holding back the rest.
     """
 
     def __init__(
@@ -71,6 +94,7 @@ class GrpcSource:
         self._channel = channel
         self._owns_channel = channel is None
         self._stub: pb_grpc.WorkerServiceAsyncStub | None = None
+        self._closed = False
 
     @property
     def target(self) -> str:
@@ -116,13 +140,31 @@ class GrpcSource:
     async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
         if not outcomes:
             return []
-        request = pb.SettleJobsRequest(outcomes=[_outcome_to_proto(o) for o in outcomes])
+        accepted: list[bool] = []
+        for chunk in _chunks([_outcome_to_proto(o) for o in outcomes], _SETTLE_BATCH_BYTES):
+            accepted.extend(await self._settle(chunk))
+        return accepted
+
+    async def _settle(self, outcomes: list[pb.Outcome]) -> list[bool]:
         try:
             response = await self._worker_stub().SettleJobs(
-                request, timeout=self._timeout_s, metadata=self._metadata
+                pb.SettleJobsRequest(outcomes=outcomes),
+                timeout=self._timeout_s,
+                metadata=self._metadata,
             )
         except grpc.aio.AioRpcError as error:
-            raise _translate(error) from None
+            limit = _size_limit(error)
+            if limit is None:
+                raise _translate(error) from None
+            # Refused unread, so nothing was applied: split until the outcome
+            # that cannot pass is alone, and fail its job instead.
+            if len(outcomes) > 1:
+                half = len(outcomes) // 2
+                return await self._settle(outcomes[:half]) + await self._settle(outcomes[half:])
+            (outcome,) = outcomes
+            if not outcome.HasField("result"):
+                raise _translate(error) from None
+            return await self._settle([_fail_too_large(outcome, limit)])
         return list(response.accepted)
 
     async def renew(self, leases: Sequence[tuple[str, str]], *, lease_ms: int) -> list[LeaseState]:
@@ -145,7 +187,39 @@ class GrpcSource:
     async def requeue_expired(self, *, limit: int) -> int:
         return 0
 
+    async def cancellations(self) -> AsyncIterator[str]:
+        """Ids of running jobs whose cancellation was requested, from ``WatchCancellations``.
+
+        Reconnects with backoff (0.2 s doubling to 5 s) whenever the stream
+        fails or ends, until the source is closed: a cancel requested while it
+        was down still reaches the worker through ``renew``. A server too old
+        to have the RPC is asked again at the longest wait.
+        """
+        wait_s = _WATCH_RETRY_MIN_S
+        while not self._closed:
+            opened = time.monotonic()
+            call = self._worker_stub().WatchCancellations(
+                pb.WatchCancellationsRequest(), metadata=self._metadata
+            )
+            try:
+                async for notice in call:
+                    wait_s = _WATCH_RETRY_MIN_S
+                    yield notice.job_id
+            except grpc.aio.AioRpcError as error:
+                if self._closed:
+                    return
+                _log.info("cancellation stream from %s ended: %s", self._target, error.code().name)
+                if error.code() is grpc.StatusCode.UNIMPLEMENTED:
+                    wait_s = _WATCH_RETRY_MAX_S
+            finally:
+                call.cancel()
+            if time.monotonic() - opened >= _WATCH_HEALTHY_S:
+                wait_s = _WATCH_RETRY_MIN_S
+            await asyncio.sleep(wait_s)
+            wait_s = min(wait_s * 2, _WATCH_RETRY_MAX_S)
+
     async def close(self) -> None:
+        self._closed = True
         if self._owns_channel and self._channel is not None:
             await self._channel.close(None)
         self._channel = None if self._owns_channel else self._channel
@@ -176,9 +250,45 @@ def _outcome_to_proto(outcome: Outcome) -> pb.Outcome:
         message.result = outcome.result
     if outcome.error is not None:
         message.error = outcome.error
-    if outcome.retry_at_ms is not None:
-        message.retry_at_ms = outcome.retry_at_ms
+    if outcome.retry_delay_ms is not None:
+        message.retry_delay_ms = outcome.retry_delay_ms
     return message
+
+
+def _chunks(messages: list[pb.Outcome], budget: int) -> list[list[pb.Outcome]]:
+    """Consecutive runs of messages whose encoded sizes add up to at most ``budget``."""
+    chunks: list[list[pb.Outcome]] = []
+    chunk: list[pb.Outcome] = []
+    size = 0
+    for message in messages:
+        # Each repeated entry costs its bytes plus a tag and a length prefix.
+        cost = message.ByteSize() + 6
+        if chunk and size + cost > budget:
+            chunks.append(chunk)
+            chunk, size = [], 0
+        chunk.append(message)
+        size += cost
+    if chunk:
+        chunks.append(chunk)
+    return chunks
+
+
+def _size_limit(error: grpc.aio.AioRpcError) -> int | None:
+    """The message size limit a call hit, or None when it failed for another reason."""
+    if error.code() is not grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return None
+    found = _TOO_LARGE.search(error.details() or "")
+    return int(found.group(2)) if found else None
+
+
+def _fail_too_large(outcome: pb.Outcome, limit: int) -> pb.Outcome:
+    """The job's FAIL in the words the server uses for a result over its limit."""
+    return pb.Outcome(
+        job_id=outcome.job_id,
+        token=outcome.token,
+        kind=pb.OUTCOME_KIND_FAIL,
+        error=f"result too large: {len(outcome.result)} bytes > limit of {limit}",
+    )
 
 
 def _translate(error: grpc.aio.AioRpcError) -> Exception:

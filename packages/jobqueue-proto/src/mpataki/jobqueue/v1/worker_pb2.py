@@ -25,17 +25,19 @@ _sym_db = _symbol_database.Default()
 from mpataki.jobqueue.v1 import jobqueue_pb2 as mpataki_dot_jobqueue_dot_v1_dot_jobqueue__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n mpataki/jobqueue/v1/worker.proto\x12\x13mpataki.jobqueue.v1\x1a\"mpataki/jobqueue/v1/jobqueue.proto\"V\n\x10\x43laimJobsRequest\x12\r\n\x05types\x18\x01 \x03(\t\x12\x10\n\x08max_jobs\x18\x02 \x01(\x05\x12\x10\n\x08lease_ms\x18\x03 \x01(\x03\x12\x0f\n\x07wait_ms\x18\x04 \x01(\x03\"?\n\x11\x43laimJobsResponse\x12*\n\x06leases\x18\x01 \x03(\x0b\x32\x1a.mpataki.jobqueue.v1.Lease\"R\n\x05Lease\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.mpataki.jobqueue.v1.Job\x12\r\n\x05token\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x03 \x01(\x03\"C\n\x11SettleJobsRequest\x12.\n\x08outcomes\x18\x01 \x03(\x0b\x32\x1c.mpataki.jobqueue.v1.Outcome\"&\n\x12SettleJobsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x03(\x08\"\xc0\x01\n\x07Outcome\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12.\n\x04kind\x18\x03 \x01(\x0e\x32 .mpataki.jobqueue.v1.OutcomeKind\x12\x13\n\x06result\x18\x04 \x01(\x0cH\x00\x88\x01\x01\x12\x12\n\x05\x65rror\x18\x05 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0bretry_at_ms\x18\x06 \x01(\x03H\x02\x88\x01\x01\x42\t\n\x07_resultB\x08\n\x06_errorB\x0e\n\x0c_retry_at_ms\"U\n\x12RenewLeasesRequest\x12-\n\x06leases\x18\x01 \x03(\x0b\x32\x1d.mpataki.jobqueue.v1.LeaseRef\x12\x10\n\x08lease_ms\x18\x02 \x01(\x03\")\n\x08LeaseRef\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"F\n\x13RenewLeasesResponse\x12/\n\x06states\x18\x01 \x03(\x0e\x32\x1f.mpataki.jobqueue.v1.LeaseState*\xab\x01\n\x0bOutcomeKind\x12\x1c\n\x18OUTCOME_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15OUTCOME_KIND_COMPLETE\x10\x01\x12\x16\n\x12OUTCOME_KIND_RETRY\x10\x02\x12\x15\n\x11OUTCOME_KIND_FAIL\x10\x03\x12\x18\n\x14OUTCOME_KIND_RELEASE\x10\x04\x12\x1a\n\x16OUTCOME_KIND_CANCELLED\x10\x05*y\n\nLeaseState\x12\x1b\n\x17LEASE_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12LEASE_STATE_ACTIVE\x10\x01\x12 \n\x1cLEASE_STATE_CANCEL_REQUESTED\x10\x02\x12\x14\n\x10LEASE_STATE_LOST\x10\x03\x32\xac\x02\n\rWorkerService\x12Z\n\tClaimJobs\x12%.mpataki.jobqueue.v1.ClaimJobsRequest\x1a&.mpataki.jobqueue.v1.ClaimJobsResponse\x12]\n\nSettleJobs\x12&.mpataki.jobqueue.v1.SettleJobsRequest\x1a\'.mpataki.jobqueue.v1.SettleJobsResponse\x12`\n\x0bRenewLeases\x12\'.mpataki.jobqueue.v1.RenewLeasesRequest\x1a(.mpataki.jobqueue.v1.RenewLeasesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n mpataki/jobqueue/v1/worker.proto\x12\x13mpataki.jobqueue.v1\x1a\"mpataki/jobqueue/v1/jobqueue.proto\"V\n\x10\x43laimJobsRequest\x12\r\n\x05types\x18\x01 \x03(\t\x12\x10\n\x08max_jobs\x18\x02 \x01(\x05\x12\x10\n\x08lease_ms\x18\x03 \x01(\x03\x12\x0f\n\x07wait_ms\x18\x04 \x01(\x03\"?\n\x11\x43laimJobsResponse\x12*\n\x06leases\x18\x01 \x03(\x0b\x32\x1a.mpataki.jobqueue.v1.Lease\"R\n\x05Lease\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.mpataki.jobqueue.v1.Job\x12\r\n\x05token\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x03 \x01(\x03\"C\n\x11SettleJobsRequest\x12.\n\x08outcomes\x18\x01 \x03(\x0b\x32\x1c.mpataki.jobqueue.v1.Outcome\"&\n\x12SettleJobsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x03(\x08\"\xf4\x01\n\x07Outcome\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12.\n\x04kind\x18\x03 \x01(\x0e\x32 .mpataki.jobqueue.v1.OutcomeKind\x12\x13\n\x06result\x18\x04 \x01(\x0cH\x00\x88\x01\x01\x12\x12\n\x05\x65rror\x18\x05 \x01(\tH\x01\x88\x01\x01\x12\x1c\n\x0bretry_at_ms\x18\x06 \x01(\x03\x42\x02\x18\x01H\x02\x88\x01\x01\x12\x1b\n\x0eretry_delay_ms\x18\x07 \x01(\x03H\x03\x88\x01\x01\x42\t\n\x07_resultB\x08\n\x06_errorB\x0e\n\x0c_retry_at_msB\x11\n\x0f_retry_delay_ms\"U\n\x12RenewLeasesRequest\x12-\n\x06leases\x18\x01 \x03(\x0b\x32\x1d.mpataki.jobqueue.v1.LeaseRef\x12\x10\n\x08lease_ms\x18\x02 \x01(\x03\")\n\x08LeaseRef\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"F\n\x13RenewLeasesResponse\x12/\n\x06states\x18\x01 \x03(\x0e\x32\x1f.mpataki.jobqueue.v1.LeaseState\"\x1b\n\x19WatchCancellationsRequest\",\n\x1aWatchCancellationsResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t*\xab\x01\n\x0bOutcomeKind\x12\x1c\n\x18OUTCOME_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15OUTCOME_KIND_COMPLETE\x10\x01\x12\x16\n\x12OUTCOME_KIND_RETRY\x10\x02\x12\x15\n\x11OUTCOME_KIND_FAIL\x10\x03\x12\x18\n\x14OUTCOME_KIND_RELEASE\x10\x04\x12\x1a\n\x16OUTCOME_KIND_CANCELLED\x10\x05*y\n\nLeaseState\x12\x1b\n\x17LEASE_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12LEASE_STATE_ACTIVE\x10\x01\x12 \n\x1cLEASE_STATE_CANCEL_REQUESTED\x10\x02\x12\x14\n\x10LEASE_STATE_LOST\x10\x03\x32\xa5\x03\n\rWorkerService\x12Z\n\tClaimJobs\x12%.mpataki.jobqueue.v1.ClaimJobsRequest\x1a&.mpataki.jobqueue.v1.ClaimJobsResponse\x12]\n\nSettleJobs\x12&.mpataki.jobqueue.v1.SettleJobsRequest\x1a\'.mpataki.jobqueue.v1.SettleJobsResponse\x12`\n\x0bRenewLeases\x12\'.mpataki.jobqueue.v1.RenewLeasesRequest\x1a(.mpataki.jobqueue.v1.RenewLeasesResponse\x12w\n\x12WatchCancellations\x12..mpataki.jobqueue.v1.WatchCancellationsRequest\x1a/.mpataki.jobqueue.v1.WatchCancellationsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mpataki.jobqueue.v1.worker_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OUTCOMEKIND']._serialized_start=837
-  _globals['_OUTCOMEKIND']._serialized_end=1008
-  _globals['_LEASESTATE']._serialized_start=1010
-  _globals['_LEASESTATE']._serialized_end=1131
+  _globals['_OUTCOME'].fields_by_name['retry_at_ms']._loaded_options = None
+  _globals['_OUTCOME'].fields_by_name['retry_at_ms']._serialized_options = b'\030\001'
+  _globals['_OUTCOMEKIND']._serialized_start=964
+  _globals['_OUTCOMEKIND']._serialized_end=1135
+  _globals['_LEASESTATE']._serialized_start=1137
+  _globals['_LEASESTATE']._serialized_end=1258
   _globals['_CLAIMJOBSREQUEST']._serialized_start=93
   _globals['_CLAIMJOBSREQUEST']._serialized_end=179
   _globals['_CLAIMJOBSRESPONSE']._serialized_start=181
@@ -47,13 +49,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SETTLEJOBSRESPONSE']._serialized_start=399
   _globals['_SETTLEJOBSRESPONSE']._serialized_end=437
   _globals['_OUTCOME']._serialized_start=440
-  _globals['_OUTCOME']._serialized_end=632
-  _globals['_RENEWLEASESREQUEST']._serialized_start=634
-  _globals['_RENEWLEASESREQUEST']._serialized_end=719
-  _globals['_LEASEREF']._serialized_start=721
-  _globals['_LEASEREF']._serialized_end=762
-  _globals['_RENEWLEASESRESPONSE']._serialized_start=764
-  _globals['_RENEWLEASESRESPONSE']._serialized_end=834
-  _globals['_WORKERSERVICE']._serialized_start=1134
-  _globals['_WORKERSERVICE']._serialized_end=1434
+  _globals['_OUTCOME']._serialized_end=684
+  _globals['_RENEWLEASESREQUEST']._serialized_start=686
+  _globals['_RENEWLEASESREQUEST']._serialized_end=771
+  _globals['_LEASEREF']._serialized_start=773
+  _globals['_LEASEREF']._serialized_end=814
+  _globals['_RENEWLEASESRESPONSE']._serialized_start=816
+  _globals['_RENEWLEASESRESPONSE']._serialized_end=886
+  _globals['_WATCHCANCELLATIONSREQUEST']._serialized_start=888
+  _globals['_WATCHCANCELLATIONSREQUEST']._serialized_end=915
+  _globals['_WATCHCANCELLATIONSRESPONSE']._serialized_start=917
+  _globals['_WATCHCANCELLATIONSRESPONSE']._serialized_end=961
+  _globals['_WORKERSERVICE']._serialized_start=1261
+  _globals['_WORKERSERVICE']._serialized_end=1682
 # @@protoc_insertion_point(module_scope)

@@ -6,7 +6,15 @@ talking to the store directly, so workers can be written in any language.
 
 A claimed job is leased: only the holder of its lease token may settle or
 renew it, and a lease not renewed before its deadline expires, which hands
-the job back to the queue (or ends it FAILED on its last attempt).
+the job back to the queue (or ends it FAILED on its last attempt). Every
+time here is the store's: deadlines are computed by it, and a worker asks
+for durations (lease_ms, retry_delay_ms), so a worker's skewed clock cannot
+move them.
+
+A claim's attempt is provisional until the lease is confirmed by its first
+RenewLeases or SettleJobs: a lease that expires unconfirmed (its reply was
+lost, or the worker died at once) gives the attempt back. A worker should
+therefore renew fresh leases promptly unless it settles them first.
 """
 
 from collections import abc as _abc
@@ -24,6 +32,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _OutcomeKind:
@@ -36,7 +49,7 @@ class _OutcomeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OutcomeKi
     OUTCOME_KIND_COMPLETE: _OutcomeKind.ValueType  # 1
     """The job succeeded: it ends COMPLETED."""
     OUTCOME_KIND_RETRY: _OutcomeKind.ValueType  # 2
-    """The attempt failed; run the job again at retry_at_ms."""
+    """The attempt failed; run the job again after retry_delay_ms."""
     OUTCOME_KIND_FAIL: _OutcomeKind.ValueType  # 3
     """The job failed for good: it ends FAILED."""
     OUTCOME_KIND_RELEASE: _OutcomeKind.ValueType  # 4
@@ -50,7 +63,7 @@ OUTCOME_KIND_UNSPECIFIED: OutcomeKind.ValueType  # 0
 OUTCOME_KIND_COMPLETE: OutcomeKind.ValueType  # 1
 """The job succeeded: it ends COMPLETED."""
 OUTCOME_KIND_RETRY: OutcomeKind.ValueType  # 2
-"""The attempt failed; run the job again at retry_at_ms."""
+"""The attempt failed; run the job again after retry_delay_ms."""
 OUTCOME_KIND_FAIL: OutcomeKind.ValueType  # 3
 """The job failed for good: it ends FAILED."""
 OUTCOME_KIND_RELEASE: OutcomeKind.ValueType  # 4
@@ -94,7 +107,9 @@ class ClaimJobsRequest(_message.Message):
     WAIT_MS_FIELD_NUMBER: _builtins.int
     max_jobs: _builtins.int
     """At most this many jobs; 0 means 1. The server may hand out fewer (it caps
-    a claim so that the answer fits its message size limit).
+    a claim so that the answer fits its message size limit). A claim the
+    caller cancels, or whose deadline passes before the answer is ready,
+    hands its leases straight back without charging an attempt.
     """
     lease_ms: _builtins.int
     """How long each lease lasts unless renewed: 100 ms to 1 h; 0 means 30 s."""
@@ -155,7 +170,9 @@ class Lease(_message.Message):
     """When the lease expires unless renewed, in ms since the Unix epoch."""
     @_builtins.property
     def job(self) -> _jobqueue_pb2.Job:
-        """The job as claimed: RUNNING, attempts already counting this run."""
+        """The job as claimed: RUNNING, attempts already counting this run (a count
+        given back if the lease expires before it is confirmed).
+        """
 
     def __init__(
         self,
@@ -199,8 +216,12 @@ class SettleJobsResponse(_message.Message):
     ACCEPTED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def accepted(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]:
-        """One per outcome, in order: false when the lease was no longer held
-        (the outcome was discarded and changed nothing).
+        """One per outcome, in order: false when the lease was no longer held (its
+        token is stale or its deadline passed) or the outcome was malformed (a bad
+        job_id, an empty token, an unknown kind); that outcome changed nothing.
+        True also for an outcome the server turned into a FAIL (a result over the
+        server's limit fails the job with "result too large: N bytes > limit of
+        M").
         """
 
     def __init__(
@@ -228,15 +249,39 @@ class Outcome(_message.Message):
     RESULT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     RETRY_AT_MS_FIELD_NUMBER: _builtins.int
+    RETRY_DELAY_MS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     token: _builtins.str
     kind: Global___OutcomeKind.ValueType
     result: _builtins.bytes
-    """COMPLETE: what the handler returned."""
+    """COMPLETE: what the handler returned. A result over the server's limit
+    (1 MiB by default) fails the job instead, for good.
+    """
     error: _builtins.str
     """RETRY and FAIL: why the attempt failed."""
-    retry_at_ms: _builtins.int
-    """RETRY: when to run again, in ms since the Unix epoch; unset means now."""
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def retry_at_ms(self) -> _builtins.int:
+        """Deprecated: send retry_delay_ms. RETRY: when to run again, in ms since the
+        Unix epoch, by the worker's clock. Still accepted from older workers: the
+        server turns it into a delay against its own clock (a past time means
+        now). Ignored when retry_delay_ms is set.
+        """
+
+    @retry_at_ms.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def retry_at_ms(self, value: _builtins.int) -> None:
+        """Deprecated: send retry_delay_ms. RETRY: when to run again, in ms since the
+        Unix epoch, by the worker's clock. Still accepted from older workers: the
+        server turns it into a delay against its own clock (a past time means
+        now). Ignored when retry_delay_ms is set.
+        """
+
+    retry_delay_ms: _builtins.int
+    """RETRY: how long after the store's now to run again, in ms (clamped to
+    0 .. one year); unset, with no retry_at_ms, means now. A duration rather
+    than a time, so the worker's clock does not matter.
+    """
     def __init__(
         self,
         *,
@@ -246,10 +291,11 @@ class Outcome(_message.Message):
         result: _builtins.bytes | None = ...,
         error: _builtins.str | None = ...,
         retry_at_ms: _builtins.int | None = ...,
+        retry_delay_ms: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_result", b"_result", "_retry_at_ms", b"_retry_at_ms", "error", b"error", "result", b"result", "retry_at_ms", b"retry_at_ms"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_result", b"_result", "_retry_at_ms", b"_retry_at_ms", "_retry_delay_ms", b"_retry_delay_ms", "error", b"error", "result", b"result", "retry_at_ms", b"retry_at_ms", "retry_delay_ms", b"retry_delay_ms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_result", b"_result", "_retry_at_ms", b"_retry_at_ms", "error", b"error", "job_id", b"job_id", "kind", b"kind", "result", b"result", "retry_at_ms", b"retry_at_ms", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_result", b"_result", "_retry_at_ms", b"_retry_at_ms", "_retry_delay_ms", b"_retry_delay_ms", "error", b"error", "job_id", b"job_id", "kind", b"kind", "result", b"result", "retry_at_ms", b"retry_at_ms", "retry_delay_ms", b"retry_delay_ms", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__error: _TypeAlias = _typing.Literal["error"]  # noqa: Y015
     _WhichOneofArgType__error: _TypeAlias = _typing.Literal["_error", b"_error"]  # noqa: Y015
@@ -257,12 +303,16 @@ class Outcome(_message.Message):
     _WhichOneofArgType__result: _TypeAlias = _typing.Literal["_result", b"_result"]  # noqa: Y015
     _WhichOneofReturnType__retry_at_ms: _TypeAlias = _typing.Literal["retry_at_ms"]  # noqa: Y015
     _WhichOneofArgType__retry_at_ms: _TypeAlias = _typing.Literal["_retry_at_ms", b"_retry_at_ms"]  # noqa: Y015
+    _WhichOneofReturnType__retry_delay_ms: _TypeAlias = _typing.Literal["retry_delay_ms"]  # noqa: Y015
+    _WhichOneofArgType__retry_delay_ms: _TypeAlias = _typing.Literal["_retry_delay_ms", b"_retry_delay_ms"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__error) -> _WhichOneofReturnType__error | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__result) -> _WhichOneofReturnType__result | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__retry_at_ms) -> _WhichOneofReturnType__retry_at_ms | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__retry_delay_ms) -> _WhichOneofReturnType__retry_delay_ms | None: ...
 
 Global___Outcome: _TypeAlias = Outcome  # noqa: Y015
 
@@ -335,3 +385,43 @@ class RenewLeasesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RenewLeasesResponse: _TypeAlias = RenewLeasesResponse  # noqa: Y015
+
+@_typing.final
+class WatchCancellationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchCancellationsRequest: _TypeAlias = WatchCancellationsRequest  # noqa: Y015
+
+@_typing.final
+class WatchCancellationsResponse(_message.Message):
+    """A cancel request for a running job, one per message."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """The job whose cancellation was requested. Its worker should stop the
+    handler and settle OUTCOME_KIND_CANCELLED; a worker not running it
+    ignores the notice.
+    """
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchCancellationsResponse: _TypeAlias = WatchCancellationsResponse  # noqa: Y015

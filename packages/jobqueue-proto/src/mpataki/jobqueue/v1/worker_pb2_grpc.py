@@ -49,6 +49,11 @@ class WorkerServiceStub:
                 request_serializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.RenewLeasesRequest.SerializeToString,
                 response_deserializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.RenewLeasesResponse.FromString,
                 _registered_method=True)
+        self.WatchCancellations = channel.unary_stream(
+                '/mpataki.jobqueue.v1.WorkerService/WatchCancellations',
+                request_serializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.WatchCancellationsRequest.SerializeToString,
+                response_deserializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.WatchCancellationsResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerServiceServicer:
@@ -63,7 +68,10 @@ class WorkerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SettleJobs(self, request, context):
-        """Apply a batch of outcomes; each is accepted or refused (stale token).
+        """Apply a batch of outcomes, each judged on its own: one outcome refused
+        (stale lease, malformed) or failed by the server's rules (a result over
+        the limit) never holds back the others. Only a batch-level problem (too
+        many outcomes) fails the whole call, with INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -72,6 +80,18 @@ class WorkerServiceServicer:
     def RenewLeases(self, request, context):
         """Extend leases; reports for each whether the job's cancellation was
         requested or the lease was lost.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchCancellations(self, request, context):
+        """Streams the id of each RUNNING job whose cancellation is requested, as
+        the requests happen, so a worker can stop its handler at once instead of
+        at its next heartbeat. Runs until the caller cancels it. A hint, best
+        effort: a request made while no stream was open (a reconnect) still
+        reaches the worker as LEASE_STATE_CANCEL_REQUESTED from RenewLeases.
+        Every open stream sees every request, also for jobs leased by others.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -94,6 +114,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.RenewLeases,
                     request_deserializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.RenewLeasesRequest.FromString,
                     response_serializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.RenewLeasesResponse.SerializeToString,
+            ),
+            'WatchCancellations': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchCancellations,
+                    request_deserializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.WatchCancellationsRequest.FromString,
+                    response_serializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.WatchCancellationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +202,33 @@ class WorkerService:
             '/mpataki.jobqueue.v1.WorkerService/RenewLeases',
             mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.RenewLeasesRequest.SerializeToString,
             mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.RenewLeasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchCancellations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mpataki.jobqueue.v1.WorkerService/WatchCancellations',
+            mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.WatchCancellationsRequest.SerializeToString,
+            mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.WatchCancellationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

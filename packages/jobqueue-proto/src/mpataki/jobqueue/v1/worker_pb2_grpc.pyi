@@ -6,7 +6,15 @@ talking to the store directly, so workers can be written in any language.
 
 A claimed job is leased: only the holder of its lease token may settle or
 renew it, and a lease not renewed before its deadline expires, which hands
-the job back to the queue (or ends it FAILED on its last attempt).
+the job back to the queue (or ends it FAILED on its last attempt). Every
+time here is the store's: deadlines are computed by it, and a worker asks
+for durations (lease_ms, retry_delay_ms), so a worker's skewed clock cannot
+move them.
+
+A claim's attempt is provisional until the lease is confirmed by its first
+RenewLeases or SettleJobs: a lease that expires unconfirmed (its reply was
+lost, or the worker died at once) gives the attempt back. A worker should
+therefore renew fresh leases promptly unless it settles them first.
 """
 
 from collections import abc as _abc
@@ -42,10 +50,22 @@ class WorkerServiceStub:
     When none is due, waits up to wait_ms on the server for one.
     """
     SettleJobs: _grpc.UnaryUnaryMultiCallable[_worker_pb2.SettleJobsRequest, _worker_pb2.SettleJobsResponse]
-    """Apply a batch of outcomes; each is accepted or refused (stale token)."""
+    """Apply a batch of outcomes, each judged on its own: one outcome refused
+    (stale lease, malformed) or failed by the server's rules (a result over
+    the limit) never holds back the others. Only a batch-level problem (too
+    many outcomes) fails the whole call, with INVALID_ARGUMENT.
+    """
     RenewLeases: _grpc.UnaryUnaryMultiCallable[_worker_pb2.RenewLeasesRequest, _worker_pb2.RenewLeasesResponse]
     """Extend leases; reports for each whether the job's cancellation was
     requested or the lease was lost.
+    """
+    WatchCancellations: _grpc.UnaryStreamMultiCallable[_worker_pb2.WatchCancellationsRequest, _worker_pb2.WatchCancellationsResponse]
+    """Streams the id of each RUNNING job whose cancellation is requested, as
+    the requests happen, so a worker can stop its handler at once instead of
+    at its next heartbeat. Runs until the caller cancels it. A hint, best
+    effort: a request made while no stream was open (a reconnect) still
+    reaches the worker as LEASE_STATE_CANCEL_REQUESTED from RenewLeases.
+    Every open stream sees every request, also for jobs leased by others.
     """
 
 @_typing.type_check_only
@@ -56,10 +76,22 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     When none is due, waits up to wait_ms on the server for one.
     """
     SettleJobs: _aio.UnaryUnaryMultiCallable[_worker_pb2.SettleJobsRequest, _worker_pb2.SettleJobsResponse]  # type: ignore[assignment]
-    """Apply a batch of outcomes; each is accepted or refused (stale token)."""
+    """Apply a batch of outcomes, each judged on its own: one outcome refused
+    (stale lease, malformed) or failed by the server's rules (a result over
+    the limit) never holds back the others. Only a batch-level problem (too
+    many outcomes) fails the whole call, with INVALID_ARGUMENT.
+    """
     RenewLeases: _aio.UnaryUnaryMultiCallable[_worker_pb2.RenewLeasesRequest, _worker_pb2.RenewLeasesResponse]  # type: ignore[assignment]
     """Extend leases; reports for each whether the job's cancellation was
     requested or the lease was lost.
+    """
+    WatchCancellations: _aio.UnaryStreamMultiCallable[_worker_pb2.WatchCancellationsRequest, _worker_pb2.WatchCancellationsResponse]  # type: ignore[assignment]
+    """Streams the id of each RUNNING job whose cancellation is requested, as
+    the requests happen, so a worker can stop its handler at once instead of
+    at its next heartbeat. Runs until the caller cancels it. A hint, best
+    effort: a request made while no stream was open (a reconnect) still
+    reaches the worker as LEASE_STATE_CANCEL_REQUESTED from RenewLeases.
+    Every open stream sees every request, also for jobs leased by others.
     """
 
 class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -79,7 +111,11 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _worker_pb2.SettleJobsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_worker_pb2.SettleJobsResponse, _abc.Awaitable[_worker_pb2.SettleJobsResponse]]:
-        """Apply a batch of outcomes; each is accepted or refused (stale token)."""
+        """Apply a batch of outcomes, each judged on its own: one outcome refused
+        (stale lease, malformed) or failed by the server's rules (a result over
+        the limit) never holds back the others. Only a batch-level problem (too
+        many outcomes) fails the whole call, with INVALID_ARGUMENT.
+        """
 
     @_abc_1.abstractmethod
     def RenewLeases(
@@ -89,6 +125,20 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_worker_pb2.RenewLeasesResponse, _abc.Awaitable[_worker_pb2.RenewLeasesResponse]]:
         """Extend leases; reports for each whether the job's cancellation was
         requested or the lease was lost.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchCancellations(
+        self,
+        request: _worker_pb2.WatchCancellationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_worker_pb2.WatchCancellationsResponse], _abc.AsyncIterator[_worker_pb2.WatchCancellationsResponse]]:
+        """Streams the id of each RUNNING job whose cancellation is requested, as
+        the requests happen, so a worker can stop its handler at once instead of
+        at its next heartbeat. Runs until the caller cancels it. A hint, best
+        effort: a request made while no stream was open (a reconnect) still
+        reaches the worker as LEASE_STATE_CANCEL_REQUESTED from RenewLeases.
+        Every open stream sees every request, also for jobs leased by others.
         """
 
 def add_WorkerServiceServicer_to_server(servicer: WorkerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -7,7 +7,15 @@
 //
 // A claimed job is leased: only the holder of its lease token may settle or
 // renew it, and a lease not renewed before its deadline expires, which hands
-// the job back to the queue (or ends it FAILED on its last attempt).
+// the job back to the queue (or ends it FAILED on its last attempt). Every
+// time here is the store's: deadlines are computed by it, and a worker asks
+// for durations (lease_ms, retry_delay_ms), so a worker's skewed clock cannot
+// move them.
+//
+// A claim's attempt is provisional until the lease is confirmed by its first
+// RenewLeases or SettleJobs: a lease that expires unconfirmed (its reply was
+// lost, or the worker died at once) gives the attempt back. A worker should
+// therefore renew fresh leases promptly unless it settles them first.
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
@@ -19,7 +27,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mpataki/jobqueue/v1/worker.proto.
  */
 export const file_mpataki_jobqueue_v1_worker: GenFile = /*@__PURE__*/
-  fileDesc("CiBtcGF0YWtpL2pvYnF1ZXVlL3YxL3dvcmtlci5wcm90bxITbXBhdGFraS5qb2JxdWV1ZS52MSJWChBDbGFpbUpvYnNSZXF1ZXN0Eg0KBXR5cGVzGAEgAygJEhAKCG1heF9qb2JzGAIgASgFEhAKCGxlYXNlX21zGAMgASgDEg8KB3dhaXRfbXMYBCABKAMiPwoRQ2xhaW1Kb2JzUmVzcG9uc2USKgoGbGVhc2VzGAEgAygLMhoubXBhdGFraS5qb2JxdWV1ZS52MS5MZWFzZSJSCgVMZWFzZRIlCgNqb2IYASABKAsyGC5tcGF0YWtpLmpvYnF1ZXVlLnYxLkpvYhINCgV0b2tlbhgCIAEoCRITCgtkZWFkbGluZV9tcxgDIAEoAyJDChFTZXR0bGVKb2JzUmVxdWVzdBIuCghvdXRjb21lcxgBIAMoCzIcLm1wYXRha2kuam9icXVldWUudjEuT3V0Y29tZSImChJTZXR0bGVKb2JzUmVzcG9uc2USEAoIYWNjZXB0ZWQYASADKAgiwAEKB091dGNvbWUSDgoGam9iX2lkGAEgASgJEg0KBXRva2VuGAIgASgJEi4KBGtpbmQYAyABKA4yIC5tcGF0YWtpLmpvYnF1ZXVlLnYxLk91dGNvbWVLaW5kEhMKBnJlc3VsdBgEIAEoDEgAiAEBEhIKBWVycm9yGAUgASgJSAGIAQESGAoLcmV0cnlfYXRfbXMYBiABKANIAogBAUIJCgdfcmVzdWx0QggKBl9lcnJvckIOCgxfcmV0cnlfYXRfbXMiVQoSUmVuZXdMZWFzZXNSZXF1ZXN0Ei0KBmxlYXNlcxgBIAMoCzIdLm1wYXRha2kuam9icXVldWUudjEuTGVhc2VSZWYSEAoIbGVhc2VfbXMYAiABKAMiKQoITGVhc2VSZWYSDgoGam9iX2lkGAEgASgJEg0KBXRva2VuGAIgASgJIkYKE1JlbmV3TGVhc2VzUmVzcG9uc2USLwoGc3RhdGVzGAEgAygOMh8ubXBhdGFraS5qb2JxdWV1ZS52MS5MZWFzZVN0YXRlKqsBCgtPdXRjb21lS2luZBIcChhPVVRDT01FX0tJTkRfVU5TUEVDSUZJRUQQABIZChVPVVRDT01FX0tJTkRfQ09NUExFVEUQARIWChJPVVRDT01FX0tJTkRfUkVUUlkQAhIVChFPVVRDT01FX0tJTkRfRkFJTBADEhgKFE9VVENPTUVfS0lORF9SRUxFQVNFEAQSGgoWT1VUQ09NRV9LSU5EX0NBTkNFTExFRBAFKnkKCkxlYXNlU3RhdGUSGwoXTEVBU0VfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJMRUFTRV9TVEFURV9BQ1RJVkUQARIgChxMRUFTRV9TVEFURV9DQU5DRUxfUkVRVUVTVEVEEAISFAoQTEVBU0VfU1RBVEVfTE9TVBADMqwCCg1Xb3JrZXJTZXJ2aWNlEloKCUNsYWltSm9icxIlLm1wYXRha2kuam9icXVldWUudjEuQ2xhaW1Kb2JzUmVxdWVzdBomLm1wYXRha2kuam9icXVldWUudjEuQ2xhaW1Kb2JzUmVzcG9uc2USXQoKU2V0dGxlSm9icxImLm1wYXRha2kuam9icXVldWUudjEuU2V0dGxlSm9ic1JlcXVlc3QaJy5tcGF0YWtpLmpvYnF1ZXVlLnYxLlNldHRsZUpvYnNSZXNwb25zZRJgCgtSZW5ld0xlYXNlcxInLm1wYXRha2kuam9icXVldWUudjEuUmVuZXdMZWFzZXNSZXF1ZXN0GigubXBhdGFraS5qb2JxdWV1ZS52MS5SZW5ld0xlYXNlc1Jlc3BvbnNlYgZwcm90bzM", [file_mpataki_jobqueue_v1_jobqueue]);
+  fileDesc("CiBtcGF0YWtpL2pvYnF1ZXVlL3YxL3dvcmtlci5wcm90bxITbXBhdGFraS5qb2JxdWV1ZS52MSJWChBDbGFpbUpvYnNSZXF1ZXN0Eg0KBXR5cGVzGAEgAygJEhAKCG1heF9qb2JzGAIgASgFEhAKCGxlYXNlX21zGAMgASgDEg8KB3dhaXRfbXMYBCABKAMiPwoRQ2xhaW1Kb2JzUmVzcG9uc2USKgoGbGVhc2VzGAEgAygLMhoubXBhdGFraS5qb2JxdWV1ZS52MS5MZWFzZSJSCgVMZWFzZRIlCgNqb2IYASABKAsyGC5tcGF0YWtpLmpvYnF1ZXVlLnYxLkpvYhINCgV0b2tlbhgCIAEoCRITCgtkZWFkbGluZV9tcxgDIAEoAyJDChFTZXR0bGVKb2JzUmVxdWVzdBIuCghvdXRjb21lcxgBIAMoCzIcLm1wYXRha2kuam9icXVldWUudjEuT3V0Y29tZSImChJTZXR0bGVKb2JzUmVzcG9uc2USEAoIYWNjZXB0ZWQYASADKAgi9AEKB091dGNvbWUSDgoGam9iX2lkGAEgASgJEg0KBXRva2VuGAIgASgJEi4KBGtpbmQYAyABKA4yIC5tcGF0YWtpLmpvYnF1ZXVlLnYxLk91dGNvbWVLaW5kEhMKBnJlc3VsdBgEIAEoDEgAiAEBEhIKBWVycm9yGAUgASgJSAGIAQESHAoLcmV0cnlfYXRfbXMYBiABKANCAhgBSAKIAQESGwoOcmV0cnlfZGVsYXlfbXMYByABKANIA4gBAUIJCgdfcmVzdWx0QggKBl9lcnJvckIOCgxfcmV0cnlfYXRfbXNCEQoPX3JldHJ5X2RlbGF5X21zIlUKElJlbmV3TGVhc2VzUmVxdWVzdBItCgZsZWFzZXMYASADKAsyHS5tcGF0YWtpLmpvYnF1ZXVlLnYxLkxlYXNlUmVmEhAKCGxlYXNlX21zGAIgASgDIikKCExlYXNlUmVmEg4KBmpvYl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSJGChNSZW5ld0xlYXNlc1Jlc3BvbnNlEi8KBnN0YXRlcxgBIAMoDjIfLm1wYXRha2kuam9icXVldWUudjEuTGVhc2VTdGF0ZSIbChlXYXRjaENhbmNlbGxhdGlvbnNSZXF1ZXN0IiwKGldhdGNoQ2FuY2VsbGF0aW9uc1Jlc3BvbnNlEg4KBmpvYl9pZBgBIAEoCSqrAQoLT3V0Y29tZUtpbmQSHAoYT1VUQ09NRV9LSU5EX1VOU1BFQ0lGSUVEEAASGQoVT1VUQ09NRV9LSU5EX0NPTVBMRVRFEAESFgoST1VUQ09NRV9LSU5EX1JFVFJZEAISFQoRT1VUQ09NRV9LSU5EX0ZBSUwQAxIYChRPVVRDT01FX0tJTkRfUkVMRUFTRRAEEhoKFk9VVENPTUVfS0lORF9DQU5DRUxMRUQQBSp5CgpMZWFzZVN0YXRlEhsKF0xFQVNFX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSTEVBU0VfU1RBVEVfQUNUSVZFEAESIAocTEVBU0VfU1RBVEVfQ0FOQ0VMX1JFUVVFU1RFRBACEhQKEExFQVNFX1NUQVRFX0xPU1QQAzKlAwoNV29ya2VyU2VydmljZRJaCglDbGFpbUpvYnMSJS5tcGF0YWtpLmpvYnF1ZXVlLnYxLkNsYWltSm9ic1JlcXVlc3QaJi5tcGF0YWtpLmpvYnF1ZXVlLnYxLkNsYWltSm9ic1Jlc3BvbnNlEl0KClNldHRsZUpvYnMSJi5tcGF0YWtpLmpvYnF1ZXVlLnYxLlNldHRsZUpvYnNSZXF1ZXN0GicubXBhdGFraS5qb2JxdWV1ZS52MS5TZXR0bGVKb2JzUmVzcG9uc2USYAoLUmVuZXdMZWFzZXMSJy5tcGF0YWtpLmpvYnF1ZXVlLnYxLlJlbmV3TGVhc2VzUmVxdWVzdBooLm1wYXRha2kuam9icXVldWUudjEuUmVuZXdMZWFzZXNSZXNwb25zZRJ3ChJXYXRjaENhbmNlbGxhdGlvbnMSLi5tcGF0YWtpLmpvYnF1ZXVlLnYxLldhdGNoQ2FuY2VsbGF0aW9uc1JlcXVlc3QaLy5tcGF0YWtpLmpvYnF1ZXVlLnYxLldhdGNoQ2FuY2VsbGF0aW9uc1Jlc3BvbnNlMAFiBnByb3RvMw", [file_mpataki_jobqueue_v1_jobqueue]);
 
 /**
  * @generated from message mpataki.jobqueue.v1.ClaimJobsRequest
@@ -34,7 +42,9 @@ export type ClaimJobsRequest = Message<"mpataki.jobqueue.v1.ClaimJobsRequest"> &
 
   /**
    * At most this many jobs; 0 means 1. The server may hand out fewer (it caps
-   * a claim so that the answer fits its message size limit).
+   * a claim so that the answer fits its message size limit). A claim the
+   * caller cancels, or whose deadline passes before the answer is ready,
+   * hands its leases straight back without charging an attempt.
    *
    * @generated from field: int32 max_jobs = 2;
    */
@@ -85,7 +95,8 @@ export const ClaimJobsResponseSchema: GenMessage<ClaimJobsResponse> = /*@__PURE_
  */
 export type Lease = Message<"mpataki.jobqueue.v1.Lease"> & {
   /**
-   * The job as claimed: RUNNING, attempts already counting this run.
+   * The job as claimed: RUNNING, attempts already counting this run (a count
+   * given back if the lease expires before it is confirmed).
    *
    * @generated from field: mpataki.jobqueue.v1.Job job = 1;
    */
@@ -135,8 +146,12 @@ export const SettleJobsRequestSchema: GenMessage<SettleJobsRequest> = /*@__PURE_
  */
 export type SettleJobsResponse = Message<"mpataki.jobqueue.v1.SettleJobsResponse"> & {
   /**
-   * One per outcome, in order: false when the lease was no longer held
-   * (the outcome was discarded and changed nothing).
+   * One per outcome, in order: false when the lease was no longer held (its
+   * token is stale or its deadline passed) or the outcome was malformed (a bad
+   * job_id, an empty token, an unknown kind); that outcome changed nothing.
+   * True also for an outcome the server turned into a FAIL (a result over the
+   * server's limit fails the job with "result too large: N bytes > limit of
+   * M").
    *
    * @generated from field: repeated bool accepted = 1;
    */
@@ -172,7 +187,8 @@ export type Outcome = Message<"mpataki.jobqueue.v1.Outcome"> & {
   kind: OutcomeKind;
 
   /**
-   * COMPLETE: what the handler returned.
+   * COMPLETE: what the handler returned. A result over the server's limit
+   * (1 MiB by default) fails the job instead, for good.
    *
    * @generated from field: optional bytes result = 4;
    */
@@ -186,11 +202,24 @@ export type Outcome = Message<"mpataki.jobqueue.v1.Outcome"> & {
   error?: string | undefined;
 
   /**
-   * RETRY: when to run again, in ms since the Unix epoch; unset means now.
+   * Deprecated: send retry_delay_ms. RETRY: when to run again, in ms since the
+   * Unix epoch, by the worker's clock. Still accepted from older workers: the
+   * server turns it into a delay against its own clock (a past time means
+   * now). Ignored when retry_delay_ms is set.
    *
-   * @generated from field: optional int64 retry_at_ms = 6;
+   * @generated from field: optional int64 retry_at_ms = 6 [deprecated = true];
+   * @deprecated
    */
   retryAtMs?: bigint | undefined;
+
+  /**
+   * RETRY: how long after the store's now to run again, in ms (clamped to
+   * 0 .. one year); unset, with no retry_at_ms, means now. A duration rather
+   * than a time, so the worker's clock does not matter.
+   *
+   * @generated from field: optional int64 retry_delay_ms = 7;
+   */
+  retryDelayMs?: bigint | undefined;
 };
 
 /**
@@ -268,6 +297,42 @@ export const RenewLeasesResponseSchema: GenMessage<RenewLeasesResponse> = /*@__P
   messageDesc(file_mpataki_jobqueue_v1_worker, 8);
 
 /**
+ * @generated from message mpataki.jobqueue.v1.WatchCancellationsRequest
+ */
+export type WatchCancellationsRequest = Message<"mpataki.jobqueue.v1.WatchCancellationsRequest"> & {
+};
+
+/**
+ * Describes the message mpataki.jobqueue.v1.WatchCancellationsRequest.
+ * Use `create(WatchCancellationsRequestSchema)` to create a new message.
+ */
+export const WatchCancellationsRequestSchema: GenMessage<WatchCancellationsRequest> = /*@__PURE__*/
+  messageDesc(file_mpataki_jobqueue_v1_worker, 9);
+
+/**
+ * A cancel request for a running job, one per message.
+ *
+ * @generated from message mpataki.jobqueue.v1.WatchCancellationsResponse
+ */
+export type WatchCancellationsResponse = Message<"mpataki.jobqueue.v1.WatchCancellationsResponse"> & {
+  /**
+   * The job whose cancellation was requested. Its worker should stop the
+   * handler and settle OUTCOME_KIND_CANCELLED; a worker not running it
+   * ignores the notice.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+};
+
+/**
+ * Describes the message mpataki.jobqueue.v1.WatchCancellationsResponse.
+ * Use `create(WatchCancellationsResponseSchema)` to create a new message.
+ */
+export const WatchCancellationsResponseSchema: GenMessage<WatchCancellationsResponse> = /*@__PURE__*/
+  messageDesc(file_mpataki_jobqueue_v1_worker, 10);
+
+/**
  * @generated from enum mpataki.jobqueue.v1.OutcomeKind
  */
 export enum OutcomeKind {
@@ -284,7 +349,7 @@ export enum OutcomeKind {
   COMPLETE = 1,
 
   /**
-   * The attempt failed; run the job again at retry_at_ms.
+   * The attempt failed; run the job again after retry_delay_ms.
    *
    * @generated from enum value: OUTCOME_KIND_RETRY = 2;
    */
@@ -371,7 +436,10 @@ export const WorkerService: GenService<{
     output: typeof ClaimJobsResponseSchema;
   },
   /**
-   * Apply a batch of outcomes; each is accepted or refused (stale token).
+   * Apply a batch of outcomes, each judged on its own: one outcome refused
+   * (stale lease, malformed) or failed by the server's rules (a result over
+   * the limit) never holds back the others. Only a batch-level problem (too
+   * many outcomes) fails the whole call, with INVALID_ARGUMENT.
    *
    * @generated from rpc mpataki.jobqueue.v1.WorkerService.SettleJobs
    */
@@ -390,6 +458,21 @@ export const WorkerService: GenService<{
     methodKind: "unary";
     input: typeof RenewLeasesRequestSchema;
     output: typeof RenewLeasesResponseSchema;
+  },
+  /**
+   * Streams the id of each RUNNING job whose cancellation is requested, as
+   * the requests happen, so a worker can stop its handler at once instead of
+   * at its next heartbeat. Runs until the caller cancels it. A hint, best
+   * effort: a request made while no stream was open (a reconnect) still
+   * reaches the worker as LEASE_STATE_CANCEL_REQUESTED from RenewLeases.
+   * Every open stream sees every request, also for jobs leased by others.
+   *
+   * @generated from rpc mpataki.jobqueue.v1.WorkerService.WatchCancellations
+   */
+  watchCancellations: {
+    methodKind: "server_streaming";
+    input: typeof WatchCancellationsRequestSchema;
+    output: typeof WatchCancellationsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_mpataki_jobqueue_v1_worker, 0);
