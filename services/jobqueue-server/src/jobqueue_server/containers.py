@@ -13,7 +13,15 @@ from pathlib import Path
 from dependency_injector import containers, providers
 from pydantic import SecretStr
 
-from jobqueue.domain import Clock, JobService, JobStore, Limits, SystemClock, UuidV7Generator
+from jobqueue.domain import (
+    Clock,
+    JobService,
+    JobStore,
+    LeaseService,
+    Limits,
+    SystemClock,
+    UuidV7Generator,
+)
 from jobqueue.grpc import (
     JOB_SERVICE_NAME,
     WORKER_SERVICE_NAME,
@@ -118,7 +126,10 @@ class Container(containers.DeclarativeContainer):
 
     job_service = providers.Singleton(JobService, store, clock=clock, ids=ids, limits=limits)
     job_servicer = providers.Singleton(JobServicer, job_service, options=options)
-    worker_servicer = providers.Singleton(WorkerServicer, store, limits=limits, options=options)
+    lease_service = providers.Singleton(LeaseService, store, limits=limits)
+    worker_servicer = providers.Singleton(
+        WorkerServicer, lease_service, options=options, clock=clock
+    )
     auth = providers.Singleton(
         bearer_auth,
         token=settings.provided.auth_token,
