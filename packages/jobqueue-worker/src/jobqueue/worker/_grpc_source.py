@@ -205,6 +205,13 @@ class GrpcSource:
                 async for notice in call:
                     wait_s = _WATCH_RETRY_MIN_S
                     yield notice.job_id
+            except asyncio.CancelledError:
+                # grpc.aio reports a call cancelled by ``close`` as the
+                # caller's own cancellation: end quietly, unless it is.
+                task = asyncio.current_task()
+                if self._closed and (task is None or not task.cancelling()):
+                    return
+                raise
             except grpc.aio.AioRpcError as error:
                 if self._closed:
                     return
