@@ -132,7 +132,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
             except InvalidJob as error:
                 # One malformed entry is that entry's problem: it is refused
                 # alone and the rest of the batch still settles.
-                _log.info("SettleJobs from %s: refused %s", context.peer(), error)
+                _log.info("SettleJobs: refused %s", error)
                 parsed.append(None)
         valid = [outcome for outcome in parsed if outcome is not None]
         applied = iter(await self._leases.settle(valid) if valid else [])

@@ -49,8 +49,9 @@ _SETTLE_BATCH_BYTES = 4 * 1024 * 1024
 gRPC's usual receive limit, so a batch of big results fits a server tuned
 below its 64 MiB default; a message over the server's limit is refused whole.
 """
-_TOO_LARGE = re.compile(r"larger than max \((\d+) vs\. (\d+)\)")
-"""gRPC core's words for a message over a size limit, either side's: (size vs. limit)."""
+_TOO_LARGE = re.compile(r"larger than (?:max \(\d+ vs\. (\d+)\)|configured max (\d+))")
+"""A message over a size limit, in gRPC core's words (either side's: "size vs. limit")
+or connectrpc's ("larger than configured max N", a server on the Connect stack)."""
 _WATCH_RETRY_MIN_S = 0.2
 _WATCH_RETRY_MAX_S = 5.0
 _WATCH_HEALTHY_S = 10.0
@@ -285,7 +286,7 @@ def _size_limit(error: grpc.aio.AioRpcError) -> int | None:
     if error.code() is not grpc.StatusCode.RESOURCE_EXHAUSTED:
         return None
     found = _TOO_LARGE.search(error.details() or "")
-    return int(found.group(2)) if found else None
+    return int(found.group(1) or found.group(2)) if found else None
 
 
 def _fail_too_large(outcome: pb.Outcome, limit: int) -> pb.Outcome:
