@@ -204,13 +204,15 @@ async def test_a_pending_or_finished_job_is_not_announced(api: Api) -> None:
         await asyncio.gather(reader, return_exceptions=True)
 
 
-async def _start_at(store: MemoryJobStore, address: str) -> RunningServer:
+async def _start_at(
+    store: MemoryJobStore, address: str, servicer: WorkerServicer | None = None
+) -> RunningServer:
     """Like ``start_api``, on a given address: a restarted server keeps its port."""
     service = JobService(store, clock=SystemClock(), ids=UuidV7Generator(), limits=TEST_LIMITS)
     return await start_server(
         address=address,
         job_servicer=JobServicer(service, options=TEST_OPTIONS),
-        worker_servicer=WorkerServicer(store, limits=TEST_LIMITS, options=TEST_OPTIONS),
+        worker_servicer=servicer or WorkerServicer(store, limits=TEST_LIMITS, options=TEST_OPTIONS),
         health=StoreHealth(store, services=[JOB_SERVICE_NAME, WORKER_SERVICE_NAME]),
         options=TEST_OPTIONS,
     )
@@ -274,3 +276,30 @@ async def test_closing_a_grpc_source_ends_its_cancellations(api: Api) -> None:
     await source.close()
     async with asyncio.timeout(5):
         await reader  # ends by itself, without an error
+
+
+async def test_stop_streams_ends_every_cancellation_stream_at_once() -> None:
+    store = MemoryJobStore(MemoryStoreSettings(max_jobs=1_000))
+    servicer = WorkerServicer(store, limits=TEST_LIMITS, options=TEST_OPTIONS)
+    server = await _start_at(store, "127.0.0.1:0", servicer)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    api = Api(
+        store=FaultyStore(store),
+        server=server,
+        channel=channel,
+        jobs=jobqueue_pb2_grpc.JobServiceStub(channel),
+        workers=worker_pb2_grpc.WorkerServiceStub(channel),
+    )
+    try:
+        received: asyncio.Queue[str] = asyncio.Queue()
+        call = api.workers.WatchCancellations(wpb.WatchCancellationsRequest())
+        reader = asyncio.create_task(_collect(_notices(call), received))
+        await _until_live(api, received)
+        await servicer.stop_streams()
+        async with asyncio.timeout(5):
+            await reader
+        assert await call.code() == grpc.StatusCode.OK
+    finally:
+        await channel.close(None)
+        await server.stop(None)
+        await store.close()

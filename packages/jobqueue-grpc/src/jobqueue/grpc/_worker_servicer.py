@@ -76,6 +76,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         self._clock = clock or SystemClock()
         # Hand-backs of claims whose caller left; held so they are not collected mid-way.
         self._hand_backs: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
 
     @property
     def max_claim_jobs(self) -> int:
@@ -151,16 +152,45 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
     async def WatchCancellations(
         self, request: pb.WatchCancellationsRequest, context: Context
     ) -> AsyncIterator[pb.WatchCancellationsResponse]:
-        iterator = self._leases.cancellations()
+        iterator = aiter(self._leases.cancellations())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        notice: asyncio.Future[str] | None = None
         try:
-            async for job_id in iterator:
+            while True:
+                # Cancels are rare: a task per notice costs nothing, and lets
+                # ``stop_streams`` end an idle stream at once.
+                notice = asyncio.ensure_future(anext(iterator))
+                await asyncio.wait((notice, stopping), return_when=asyncio.FIRST_COMPLETED)
+                if not notice.done():
+                    return
+                try:
+                    job_id = notice.result()
+                except StopAsyncIteration:
+                    return
                 yield pb.WatchCancellationsResponse(job_id=job_id)
         finally:
-            # The caller left (the RPC was cancelled): the store's subscription
-            # must end with it, not when the iterator is collected.
+            stopping.cancel()
+            if notice is not None and not notice.done():
+                notice.cancel()
+                await asyncio.gather(notice, return_exceptions=True)
+            # The caller left or the server stops: the store's subscription
+            # must end with the stream, not when the iterator is collected.
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    async def stop_streams(self) -> None:
+        """End every WatchCancellations stream and finish handing back left claims.
+
+        For a graceful stop, before the server's grace period starts: a worker
+        holds its stream open for as long as it runs, so the streams would
+        otherwise keep the server for the whole grace period. Ended streams
+        close with OK, and their workers reconnect (to another server); a
+        stream opened afterwards ends at once.
+        """
+        self._stopping.set()
+        if self._hand_backs:
+            await asyncio.gather(*self._hand_backs, return_exceptions=True)
 
     def _hand_back_when_done(self, claim: asyncio.Future[list[Lease]]) -> None:
         if claim.cancelled():
