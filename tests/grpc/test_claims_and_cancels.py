@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import grpc
 import pytest
 
-from jobqueue.domain import JobService, Lease, SystemClock, UuidV7Generator
+from jobqueue.domain import JobService, JobStore, Lease, SystemClock, UuidV7Generator
 from jobqueue.grpc import (
     JOB_SERVICE_NAME,
     WORKER_SERVICE_NAME,
@@ -29,6 +29,7 @@ from jobqueue.grpc import (
     start_server,
 )
 from jobqueue.memory import MemoryJobStore, MemoryStoreSettings
+from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from jobqueue.worker import GrpcSource
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
 from mpataki.jobqueue.v1 import jobqueue_pb2_grpc, worker_pb2_grpc
@@ -50,8 +51,8 @@ class HeldClaimStore(FaultyStore):
     caller may leave before the answer reaches it.
     """
 
-    def __init__(self) -> None:
-        super().__init__(MemoryJobStore(MemoryStoreSettings(max_jobs=1_000)))
+    def __init__(self, inner: JobStore) -> None:
+        super().__init__(inner)
         self.claimed = asyncio.Event()
         self.release = asyncio.Event()
 
@@ -75,15 +76,28 @@ async def _miss_the_deadline(call: ClaimCall) -> None:
     await expect_status(call, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def held_store(request: pytest.FixtureRequest) -> HeldClaimStore:
+    if request.param == "redis":
+        settings = RedisStoreSettings(
+            url=request.getfixturevalue("redis_url"),
+            key_prefix=request.getfixturevalue("key_prefix").rstrip(":"),
+        )
+        return HeldClaimStore(RedisJobStore(settings))
+    return HeldClaimStore(MemoryJobStore(MemoryStoreSettings(max_jobs=1_000)))
+
+
 @pytest.mark.parametrize(
     ("deadline_s", "leave"),
     [(None, _cancel), (0.5, _miss_the_deadline)],
     ids=["cancelled", "deadline"],
 )
 async def test_a_claim_whose_caller_left_hands_its_jobs_back(
-    deadline_s: float | None, leave: Callable[[ClaimCall], Awaitable[None]]
+    held_store: HeldClaimStore,
+    deadline_s: float | None,
+    leave: Callable[[ClaimCall], Awaitable[None]],
 ) -> None:
-    store = HeldClaimStore()
+    store = held_store
     server = await start_api(store)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
     jobs = jobqueue_pb2_grpc.JobServiceStub(channel)
