@@ -43,7 +43,9 @@ from redis.backoff import NoBackoff
 
 from ._codec import job_from_hash, pairs_to_dict
 from ._multiplex import MultiplexedConnection
+from ._pubsub import Subscriber
 from ._settings import RedisStoreSettings
+from ._waits import WakeWaits
 
 MAX_CLAIM = 1_000
 """Most jobs one claim takes: bounds the time one script holds Redis."""
@@ -138,6 +140,20 @@ class RedisJobStore:
             connect_timeout_s=settings.connect_timeout_s,
             timeout_s=settings.socket_timeout_s,
         )
+        # Idle claims share one BLPOP per set of wake lists, and at most as
+        # many as the blocking pool holds, so they never exhaust it (_waits.py).
+        self._waits = WakeWaits(self._blocking, self._hot.execute, slots=settings.max_connections)
+        # Every watch and cancellation stream shares one pub/sub connection
+        # (_pubsub.py); it answers its own PINGs, so no health checks.
+        subscriber_pool = aioredis.ConnectionPool.from_url(
+            settings.url,
+            socket_connect_timeout=settings.connect_timeout_s,
+            socket_timeout=settings.socket_timeout_s,
+            health_check_interval=0,
+            retry=Retry(NoBackoff(), 0),
+            protocol=2,  # messages as plain replies, whatever redis-py's default
+        )
+        self._subscriber = Subscriber(subscriber_pool.make_connection)
         self._rotation = 0
         self._add_queue: deque[_PendingAdd] = deque()
         self._add_flush: asyncio.Task[None] | None = None
@@ -419,10 +435,16 @@ class RedisJobStore:
         return QueueStats(types=sorted(rows, key=lambda row: row.type))
 
     async def watch(self, job_id: str) -> AsyncIterator[Job]:
-        pubsub = self._redis.pubsub()
+        # Subscribed (on the store's shared pub/sub connection) before the
+        # first read, so no change after that read goes unseen.
         with _translated():
-            await pubsub.subscribe(self._ns + "ev:" + job_id)
-            fields = await self._script("watchers", [self._ns, job_id, 1], keys=())
+            events = await self._subscriber.listen(self._ns + "ev:" + job_id, max_messages=1)
+        try:
+            with _translated():
+                fields = await self._script("watchers", [self._ns, job_id, 1], keys=())
+        except BaseException:
+            events.close()
+            raise
         try:
             job = self._visible(job_id, pairs_to_dict(fields)) if fields else None
             if job is None:
@@ -434,24 +456,49 @@ class RedisJobStore:
                     yield job
                     if job.status.is_terminal:
                         return
-                with _translated():
-                    # The timeout re-reads the job now and then in case a
-                    # message was lost to a reconnect.
-                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                # Returns on a change, after a reconnect (messages may have been
+                # lost), or after a second: re-reading now and then is the safety net.
+                await events.wait(1.0)
+                if events.closed:
+                    raise StoreUnavailable("the store was closed")
                 job = await self.get(job_id)
         finally:
+            events.close()
             try:
                 with _translated():
                     await self._script("watchers", [self._ns, job_id, -1], keys=())
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
             except StoreUnavailable:
                 pass
+
+    async def cancellations(self) -> AsyncIterator[str]:
+        """Ids of RUNNING jobs whose cancel was requested: cancel.lua publishes them.
+
+        Every open iterator of the store shares one subscription of the
+        ``cancels`` channel. It listens on through reconnects (requests made
+        meanwhile are missed; ``renew`` still reports them) and ends when the
+        store closes.
+        """
+        if self._subscriber.closed:
+            return
+        with _translated():
+            events = await self._subscriber.listen(self._ns + "cancels", confirm=False)
+        try:
+            while True:
+                for message in events.take():
+                    yield message.decode()
+                if events.closed:
+                    return
+                await events.wait()
+        finally:
+            events.close()
 
     async def ping(self) -> None:
         with _translated():
             await self._hot.execute("PING")
 
     async def close(self) -> None:
+        await self._waits.close()
+        await self._subscriber.close()
         await self._hot.close()
         await self._redis.aclose()
         await self._blocking.aclose()
@@ -489,14 +536,9 @@ class RedisJobStore:
         raise AssertionError("unreachable")
 
     async def _wait_for_wake(self, wake_keys: list[str], timeout_s: float) -> None:
-        timeout_s = max(timeout_s, 0.001)
+        """Until a wake token for ``wake_keys`` is ours or ``timeout_s`` passed (see _waits.py)."""
         with _translated():
-            try:
-                await asyncio.wait_for(
-                    self._blocking.blpop(wake_keys, timeout=timeout_s), timeout_s + 2.0
-                )
-            except TimeoutError:
-                raise StoreUnavailable("Redis did not answer a blocking wait in time") from None
+            await self._waits.wait(wake_keys, max(timeout_s, 0.001))
 
     def _visible(self, job_id: str, fields: dict[bytes, bytes]) -> Job | None:
         """The job in a hash, unless the hash is gone or its retention ran out by our clock."""

@@ -1,0 +1,351 @@
+"""One pub/sub connection per store, shared by every watch and cancellation stream.
+
+A pub/sub connection can do nothing else, and redis-py's ``PubSub`` takes one
+from the store's pool per subscriber: 1,000 watched jobs wanted 1,000
+connections and the pool refused them ("Too many connections"). Here one
+task owns one connection, subscribes the channels that in-process listeners
+want (many per SUBSCRIBE), routes each message to the listeners of its
+channel, and unsubscribes a channel when its last listener leaves.
+
+The connection is made when the first listener arrives. When it fails, the
+task reconnects with backoff and subscribes again every channel still
+wanted; listeners are told that messages may have been lost in between
+(``Listener.wait`` returns), so a watch re-reads its job. Pub/sub is best
+effort in Redis itself, and every user of this module has an authority to
+fall back on (the job hash, a lease renew).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis import exceptions as rexc
+from redis.asyncio.connection import AbstractConnection
+
+_SUBSCRIBE_CHUNK = 500
+"""Most channels in one SUBSCRIBE or UNSUBSCRIBE: bounds one command's size."""
+_FAILURES = (rexc.RedisError, OSError)
+
+
+class Listener:
+    """One in-process subscriber of one channel.
+
+    Messages queue up to ``max_messages`` (the oldest are dropped beyond
+    that: they are hints, see the module docstring). ``wait`` returns when a
+    message arrives, when some may have been lost to a reconnect, or when the
+    subscriber closes.
+    """
+
+    def __init__(self, channel: str, *, max_messages: int) -> None:
+        self.channel = channel
+        self.closed = False
+        self._messages: deque[bytes] = deque(maxlen=max_messages)
+        self._signal = asyncio.Event()
+        self._confirmed: asyncio.Future[None] | None = None
+        self._hub: Subscriber | None = None
+
+    async def wait(self, timeout_s: float | None = None) -> None:
+        """Until something happened (see the class docstring) or ``timeout_s`` passed."""
+        if not self._signal.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await self._signal.wait()
+        self._signal.clear()
+
+    def take(self) -> list[bytes]:
+        """The messages received since the last call, oldest first."""
+        messages = list(self._messages)
+        self._messages.clear()
+        return messages
+
+    def close(self) -> None:
+        """Stop listening; the channel is unsubscribed when no listener is left."""
+        if self._hub is not None:
+            self._hub._leave(self)
+            self._hub = None
+
+    def _deliver(self, message: bytes) -> None:
+        self._messages.append(message)
+        self._signal.set()
+
+    def _interrupt(self) -> None:
+        self._signal.set()
+
+    def _confirm(self) -> None:
+        if self._confirmed is not None and not self._confirmed.done():
+            self._confirmed.set_result(None)
+
+    def _fail(self, error: BaseException) -> bool:
+        """Fail a listener still waiting for its subscription; False if it waits for none."""
+        if self._confirmed is None or self._confirmed.done():
+            return False
+        self._confirmed.set_exception(error)
+        return True
+
+
+@dataclass(slots=True)
+class _Channel:
+    listeners: dict[Listener, None] = field(default_factory=dict)
+    on_server: bool = False
+    """The last command sent for the channel was SUBSCRIBE."""
+    in_flight: deque[list[Listener]] = field(default_factory=deque)
+    """Per SUBSCRIBE sent and not yet answered, the listeners its reply confirms."""
+    unsent: list[Listener] = field(default_factory=list)
+    """Listeners waiting for a SUBSCRIBE not yet sent."""
+
+
+class Subscriber:
+    """The store's single pub/sub connection and the listeners it serves."""
+
+    def __init__(
+        self,
+        make_connection: Callable[[], AbstractConnection],
+        *,
+        ping_interval_s: float = 5.0,
+        first_backoff_s: float = 0.05,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self._make_connection = make_connection
+        self._ping_interval_s = ping_interval_s
+        self._first_backoff_s = first_backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._channels: dict[str, _Channel] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._dirty = asyncio.Event()
+        self._retry_now = asyncio.Event()
+        self._ping_due = False
+        self._closed = False
+        self.connections_made = 0
+        """How many connections it has made so far (the tests read it)."""
+
+    async def listen(
+        self, channel: str, *, confirm: bool = True, max_messages: int = 10_000
+    ) -> Listener:
+        """A listener of ``channel``; with ``confirm``, only once Redis confirmed the subscription.
+
+        Messages published after a confirmed ``listen`` returns reach the
+        listener, unless the connection fails in between. Without
+        ``confirm`` it returns at once and the subscription follows,
+        through outages too. A confirmed ``listen`` raises
+        ``redis.ConnectionError`` if the connection attempt it waited for
+        failed.
+        """
+        if self._closed:
+            raise rexc.ConnectionError("the store was closed")
+        self._adopt_loop()
+        listener = Listener(channel, max_messages=max_messages)
+        listener._hub = self
+        if confirm:
+            listener._confirmed = asyncio.get_running_loop().create_future()
+        state = self._channels.setdefault(channel, _Channel())
+        state.listeners[listener] = None
+        if state.on_server and state.in_flight:
+            state.in_flight[-1].append(listener)
+        elif state.on_server:
+            listener._confirm()
+        else:
+            state.unsent.append(listener)
+            self._dirty.set()
+            if confirm:
+                self._retry_now.set()  # a caller waits: skip what is left of a backoff
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        if listener._confirmed is not None:
+            try:
+                await listener._confirmed
+            except BaseException:
+                listener.close()
+                raise
+        return listener
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def channels(self) -> list[str]:
+        """The channels some in-process listener wants."""
+        return [name for name, state in self._channels.items() if state.listeners]
+
+    async def close(self) -> None:
+        """Close the connection and every listener; later ``listen`` calls fail."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        closed = rexc.ConnectionError("the store was closed")
+        for state in self._channels.values():
+            for listener in state.listeners:
+                listener.closed = True
+                listener._fail(closed)
+                listener._interrupt()
+        self._channels.clear()
+
+    # -- internals -------------------------------------------------------------
+
+    def _adopt_loop(self) -> None:
+        """Start afresh when called from a new event loop (the old one's task is dead)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        self._loop = loop
+        self._channels = {}
+        self._task = None
+        self._dirty = asyncio.Event()
+        self._retry_now = asyncio.Event()
+
+    def _leave(self, listener: Listener) -> None:
+        state = self._channels.get(listener.channel)
+        if state is None:
+            return
+        state.listeners.pop(listener, None)
+        if listener in state.unsent:
+            state.unsent.remove(listener)
+        if not state.listeners:
+            if state.on_server:
+                self._dirty.set()
+            elif not state.in_flight:
+                del self._channels[listener.channel]
+
+    async def _run(self) -> None:
+        """Connect, serve, and after a failure reconnect with backoff while anyone listens."""
+        failures = 0
+        while self.channels:
+            connection = self._make_connection()
+            try:
+                await connection.connect()  # type: ignore[no-untyped-call]
+                self.connections_made += 1
+                failures = 0
+                await self._serve(connection)
+            except Exception as error:  # whatever broke, listeners are owed a reconnect
+                self._lost(error)
+                failures += 1
+            finally:
+                await _disconnect(connection)
+            if not self.channels:
+                return
+            backoff = min(self._max_backoff_s, self._first_backoff_s * 2 ** (failures - 1))
+            self._retry_now.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(backoff * random.uniform(0.5, 1.0)):
+                    await self._retry_now.wait()
+
+    async def _serve(self, connection: AbstractConnection) -> None:
+        """Read and write until the connection fails (raises) or nobody listens any more."""
+        self._dirty.set()  # subscribe everything wanted on the new connection
+        self._ping_due = False
+        reader = asyncio.create_task(self._read(connection))
+        writer = asyncio.create_task(self._write(connection))
+        try:
+            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            for task in (reader, writer):
+                task.cancel()
+            await asyncio.gather(reader, writer, return_exceptions=True)
+
+    async def _read(self, connection: AbstractConnection) -> None:
+        ping_sent = False
+        while True:
+            # An explicit timeout returns None instead of closing the connection;
+            # push_request returns a RESP3 push (a message) instead of reading on.
+            reply = await connection.read_response(
+                timeout=self._ping_interval_s, push_request=True
+            )
+            if reply is None:
+                if ping_sent:
+                    raise rexc.TimeoutError("Redis did not answer a PING on the pub/sub connection")
+                ping_sent = self._ping_due = True
+                self._dirty.set()
+                continue
+            ping_sent = False
+            self._dispatch(reply)
+
+    def _dispatch(self, reply: Any) -> None:
+        if not isinstance(reply, list) or len(reply) < 2:
+            return  # PONG outside subscribed mode
+        kind, name = reply[0], reply[1]
+        if kind == b"pong" or not isinstance(name, bytes):
+            return
+        channel = name.decode()
+        state = self._channels.get(channel)
+        if state is None:
+            return
+        if kind == b"message" and len(reply) == 3:
+            for listener in state.listeners:
+                listener._deliver(reply[2])
+        elif kind == b"subscribe" and state.in_flight:
+            for listener in state.in_flight.popleft():
+                listener._confirm()
+        if not state.listeners and not state.on_server and not state.in_flight:
+            del self._channels[channel]
+
+    async def _write(self, connection: AbstractConnection) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            subscribe: list[str] = []
+            unsubscribe: list[str] = []
+            for name, state in self._channels.items():
+                if state.listeners and not state.on_server:
+                    state.on_server = True
+                    state.in_flight.append(state.unsent)
+                    state.unsent = []
+                    subscribe.append(name)
+                elif not state.listeners and state.on_server:
+                    state.on_server = False
+                    unsubscribe.append(name)
+            commands: list[tuple[str, ...]] = [
+                ("SUBSCRIBE", *subscribe[i : i + _SUBSCRIBE_CHUNK])
+                for i in range(0, len(subscribe), _SUBSCRIBE_CHUNK)
+            ]
+            commands += [
+                ("UNSUBSCRIBE", *unsubscribe[i : i + _SUBSCRIBE_CHUNK])
+                for i in range(0, len(unsubscribe), _SUBSCRIBE_CHUNK)
+            ]
+            if self._ping_due:
+                self._ping_due = False
+                commands.append(("PING",))
+            for command in commands:
+                # redis-py would silently reconnect a broken connection on
+                # send, without the subscriptions: fail instead.
+                if not connection.is_connected:
+                    raise rexc.ConnectionError("the pub/sub connection closed")
+                await connection.send_command(*command, check_health=False)
+
+    def _lost(self, error: BaseException) -> None:
+        """After a failure: fail callers waiting to subscribe, warn the rest, forget the server."""
+        failure = error if isinstance(error, rexc.ConnectionError) else None
+        failure = failure or rexc.ConnectionError(f"Redis pub/sub failed: {error}")
+        for name, state in list(self._channels.items()):
+            waiting = [listener for batch in state.in_flight for listener in batch]
+            waiting += state.unsent
+            state.in_flight.clear()
+            state.on_server = False
+            state.unsent = []
+            for listener in waiting:
+                if listener._fail(failure):
+                    state.listeners.pop(listener, None)
+                    listener._hub = None
+                elif listener in state.listeners:
+                    state.unsent.append(listener)  # one that asked not to wait waits on
+            for listener in state.listeners:
+                listener._interrupt()
+            if not state.listeners:
+                del self._channels[name]
+
+
+async def _disconnect(connection: AbstractConnection) -> None:
+    """Close a connection even while the task is being cancelled."""
+    with contextlib.suppress(*_FAILURES):
+        await asyncio.shield(connection.disconnect(nowait=True))
