@@ -85,6 +85,7 @@ class MemoryJobStore:
         self._rotation = 0
         self._changed = asyncio.Event()
         self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._cancel_inboxes: set[asyncio.Queue[str]] = set()
 
     # -- producers -------------------------------------------------------------
 
@@ -150,6 +151,8 @@ class MemoryJobStore:
             job = replace(job, cancel_requested=True, updated_at=now)
             record.job = job
             self._notify(job_id)
+            for inbox in self._cancel_inboxes:
+                inbox.put_nowait(job_id)
         return job
 
     # -- workers ---------------------------------------------------------------
@@ -296,6 +299,20 @@ class MemoryJobStore:
                 watchers.discard(changed)
                 if not watchers:
                     del self._watchers[job_id]
+
+    async def cancellations(self) -> AsyncIterator[str]:
+        """Ids of RUNNING jobs whose cancel was requested, as ``cancel`` flags them.
+
+        Each open iterator has an inbox of its own, so every one sees every
+        request made while it is open, however slowly it is read.
+        """
+        inbox: asyncio.Queue[str] = asyncio.Queue()
+        self._cancel_inboxes.add(inbox)
+        try:
+            while True:
+                yield await inbox.get()
+        finally:
+            self._cancel_inboxes.discard(inbox)
 
     async def ping(self) -> None:
         return None
