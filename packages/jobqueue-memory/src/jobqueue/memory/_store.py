@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from jobqueue.domain import (
+    MAX_UNCONFIRMED_DELIVERIES,
     CapacityExceeded,
     Clock,
     Event,
@@ -65,6 +66,9 @@ class _Record:
     job: Job
     token: str = ""
     deadline_ms: int = 0
+    # The lease's attempt counts for good once a renew or settle confirms it.
+    confirmed: bool = False
+    unconfirmed_expiries: int = 0
 
 
 class MemoryJobStore:
@@ -191,8 +195,9 @@ class MemoryJobStore:
                 job = replace(job, attempts=max(job.attempts - 1, 0))
             if outcome.error:
                 job = replace(job, last_error=outcome.error)
+            record.unconfirmed_expiries = 0
             if status is JobStatus.PENDING:
-                due = now if outcome.retry_at_ms is None else outcome.retry_at_ms
+                due = now + (outcome.retry_delay_ms or 0)
                 record.job = job
                 self._requeue(record, due, now)
             else:
@@ -213,6 +218,8 @@ class MemoryJobStore:
                 states.append(LeaseState.LOST)
                 continue
             record.deadline_ms = now + lease_ms
+            record.confirmed = True
+            record.unconfirmed_expiries = 0
             self._running[job_id] = record.deadline_ms
             states.append(
                 LeaseState.CANCEL_REQUESTED if record.job.cancel_requested else LeaseState.ACTIVE
@@ -226,6 +233,17 @@ class MemoryJobStore:
         )[:limit]
         for _, job_id in expired:
             record = self._records[job_id]
+            if (
+                not record.confirmed
+                and not record.job.cancel_requested
+                and record.unconfirmed_expiries < MAX_UNCONFIRMED_DELIVERIES
+            ):
+                # Never confirmed: the claim's reply may never have reached a
+                # worker, so the job may never have run. Give the attempt back.
+                record.unconfirmed_expiries += 1
+                record.job = replace(record.job, attempts=max(record.job.attempts - 1, 0))
+                self._requeue(record, now, now)
+                continue
             event = resolve(record.job, Event.EXPIRE)
             status = transition(record.job.status, event)
             if status is JobStatus.PENDING:
@@ -361,6 +379,7 @@ class MemoryJobStore:
         )
         record.token = secrets.token_hex(8)
         record.deadline_ms = now + lease_ms
+        record.confirmed = False
         self._running[record.job.id] = record.deadline_ms
         self._notify(record.job.id)
         return Lease(record.job, record.token, record.deadline_ms)
@@ -392,8 +411,14 @@ class MemoryJobStore:
         return min(dues) if dues else None
 
     def _live_lease(self, job_id: str, token: str) -> _Record | None:
+        """The record whose lease this is, unless the token is stale or the deadline passed."""
         record = self._records.get(job_id)
-        if record is None or record.job.status is not JobStatus.RUNNING or record.token != token:
+        if (
+            record is None
+            or record.job.status is not JobStatus.RUNNING
+            or record.token != token
+            or record.deadline_ms <= self._clock.now_ms()
+        ):
             return None
         return record
 

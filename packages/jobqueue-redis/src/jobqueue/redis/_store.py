@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import secrets
 from collections import deque
@@ -15,6 +16,7 @@ from typing import Any, TypeVar, cast
 import redis.asyncio as aioredis
 from jobqueue.domain import (
     DEFAULT_MAX_ATTEMPTS,
+    MAX_UNCONFIRMED_DELIVERIES,
     CapacityExceeded,
     Clock,
     InvalidJob,
@@ -233,28 +235,27 @@ class RedisJobStore:
             self._add_queue.clear()
 
     async def _add_now(self, jobs: Sequence[Job], batch_key: str | None) -> list[Job]:
-        args: list[_Arg] = [
-            self._ns,
-            self._clock.now_ms(),
-            self._settings.retention_ms,
-            batch_key or "",
-        ]
+        args: list[_Arg] = [self._ns, self._settings.retention_ms, batch_key or ""]
         for job in jobs:
             max_attempts = "" if job.max_attempts is None else job.max_attempts
-            head = f"{job.id} {job.type} {job.execution_time_ms} {job.created_at} {max_attempts}"
-            if head.count(" ") != 4:
+            # A job due when it was made is due at Redis's now: the caller's
+            # clock (perhaps skewed) decides no time the caller did not ask for.
+            due = "-" if job.execution_time_ms == job.created_at else job.execution_time_ms
+            head = f"{job.id} {job.type} {due} {max_attempts}"
+            if head.count(" ") != 3:
                 raise InvalidJob("id", "job ids and types must not contain spaces")
             args += [head, job.payload, job.idempotency_key or ""]
         with _translated():
-            raw_ids = await self._script("add", args)
-        stored_ids = [raw_id.decode() for raw_id in raw_ids]
+            reply = await self._script("add", args)
+        now = int(reply[0])
+        stored_ids = [raw_id.decode() for raw_id in reply[1:]]
+        ours = {job.id: _stamped(job, now) for job in jobs}
         if len(stored_ids) == len(jobs) and all(
             stored_id == job.id for stored_id, job in zip(stored_ids, jobs, strict=True)
         ):
-            return list(jobs)
+            return list(ours.values())
         # Idempotency keys named jobs stored before: new ones are ours, the
         # rest are read back, all at once (the reads share one pipeline).
-        ours = {job.id: job for job in jobs}
         earlier = [stored_id for stored_id in dict.fromkeys(stored_ids) if stored_id not in ours]
         found = await asyncio.gather(*(self.get(stored_id) for stored_id in earlier))
         for stored_id, known in zip(earlier, found, strict=True):
@@ -269,7 +270,7 @@ class RedisJobStore:
         return self._visible(job_id, pairs_to_dict(fields))
 
     async def cancel(self, job_id: str) -> Job:
-        args: list[_Arg] = [self._ns, self._clock.now_ms(), self._settings.retention_ms, job_id]
+        args: list[_Arg] = [self._ns, self._settings.retention_ms, job_id]
         with _translated():
             reply = await self._script("cancel", args)
         verdict = reply[0]
@@ -295,18 +296,18 @@ class RedisJobStore:
         while True:
             self._rotation = (self._rotation + 1) % len(order)
             rotated = order[self._rotation :] + order[: self._rotation]
-            now = self._clock.now_ms()
             token_base = secrets.token_hex(6) + ":"
-            args: list[_Arg] = [self._ns, now, limit, lease_ms, token_base, *rotated]
+            args: list[_Arg] = [self._ns, limit, lease_ms, token_base, *rotated]
             with _translated():
                 reply = await self._script("claim", args)
+            now = int(reply[1])  # Redis's time: deadlines and due times count from it
             leases = [
                 Lease(
                     job_from_hash(reply[i].decode(), pairs_to_dict(reply[i + 2])),
                     reply[i + 1].decode(),
                     now + lease_ms,
                 )
-                for i in range(1, len(reply), 3)
+                for i in range(2, len(reply), 3)
             ]
             remaining = give_up_at - loop.time()
             if leases or remaining <= 0:
@@ -324,7 +325,7 @@ class RedisJobStore:
             # redis-py encodes each argument in Python, seven per outcome otherwise.
             plain: list[int] = []
             packed: list[str] = []
-            args: list[_Arg] = [self._ns, self._clock.now_ms(), self._settings.retention_ms, ""]
+            args: list[_Arg] = [self._ns, self._settings.retention_ms, ""]
             for index, outcome in enumerate(chunk):
                 if (
                     outcome.kind is OutcomeKind.COMPLETE
@@ -343,9 +344,9 @@ class RedisJobStore:
                     "0" if outcome.result is None else "1",
                     outcome.result or b"",
                     outcome.error or "",
-                    "" if outcome.retry_at_ms is None else outcome.retry_at_ms,
+                    "" if outcome.retry_delay_ms is None else outcome.retry_delay_ms,
                 ]
-            args[3] = "\0".join(packed)
+            args[2] = "\0".join(packed)
             with _translated():
                 applied = await self._script("settle", args)
             flags = [flag == 1 for flag in applied]
@@ -367,7 +368,7 @@ class RedisJobStore:
     async def renew(self, leases: Sequence[tuple[str, str]], *, lease_ms: int) -> list[LeaseState]:
         states: list[LeaseState] = []
         for start in range(0, len(leases), _CHUNK):
-            args: list[_Arg] = [self._ns, self._clock.now_ms(), lease_ms]
+            args: list[_Arg] = [self._ns, lease_ms]
             for job_id, token in leases[start : start + _CHUNK]:
                 args += [job_id, token]
             reply = await self._read(self._call("renew", args))
@@ -377,10 +378,10 @@ class RedisJobStore:
     async def requeue_expired(self, *, limit: int = 1_000) -> int:
         args: list[_Arg] = [
             self._ns,
-            self._clock.now_ms(),
             self._settings.retention_ms,
             limit,
             DEFAULT_MAX_ATTEMPTS,
+            MAX_UNCONFIRMED_DELIVERIES,
         ]
         with _translated():
             return int(await self._script("requeue", args))
@@ -423,7 +424,7 @@ class RedisJobStore:
         return JobPage(jobs, encode_cursor(page[-1]) if more and page else "")
 
     async def stats(self) -> QueueStats:
-        args: list[_Arg] = [self._ns, self._clock.now_ms(), self._settings.retention_ms]
+        args: list[_Arg] = [self._ns, self._settings.retention_ms]
         flat = await self._read(self._call("stats", args))
         rows = []
         for i in range(0, len(flat), 7):
@@ -586,6 +587,12 @@ class RedisJobStore:
                 if after is None or position > after:
                     found.append(position)
         return found[:want]
+
+
+def _stamped(job: Job, now: int) -> Job:
+    """The job as add.lua stored it: created (and, if due at once, due) at Redis's now."""
+    due = now if job.execution_time_ms == job.created_at else job.execution_time_ms
+    return dataclasses.replace(job, created_at=now, updated_at=now, execution_time_ms=due)
 
 
 @dataclass(slots=True)

@@ -2,10 +2,33 @@
 -- 'q:' .. type pending (score: due ms), 'r:' .. type running (score: lease
 -- deadline), 'd:' .. type .. ':' .. status finished (score: finish ms),
 -- 'k:' .. key idempotency key, 'b:' .. key batch idempotency key ("stored_ms:"
--- then the ids it stored, comma-separated), 'w:' .. type wake-up list, 'ev:' .. id watch channel.
+-- then the ids it stored, comma-separated), 'w:' .. type wake-up list, 'ev:' .. id watch channel,
+-- 'cancels' the channel of cancel requests for running jobs.
+-- Job hash fields: t type, p payload, s status, e due, c created, u updated,
+-- m max attempts, k idempotency key, a attempts, l lease token, d lease
+-- deadline, n 1 while the lease is unconfirmed, z unconfirmed expiries in a
+-- row, x cancel requested, r result, err last error, f finished, w watchers.
 
--- Whether a job is gone: deleted, or past its retention by the caller's clock
--- (Redis expires the hash by its own clock, a little later).
+-- Redis decides time: every script reads its clock here, never from a caller,
+-- so hosts with skewed clocks agree on due times and lease deadlines.
+-- (Scripts replicate by their effects, the default since Redis 5, so TIME is safe.)
+local function clock_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The lease a caller names, if it still holds: right token, deadline not passed.
+-- Returns the job's type and its cancel flag, or nil.
+local function held(jk, token, now)
+  local f = redis.call('HMGET', jk, 's', 'l', 'd', 't', 'x')
+  if f[1] ~= '2' or f[2] ~= token or tonumber(f[3]) <= now then
+    return nil
+  end
+  return f[4], f[5]
+end
+
+-- Whether a job is gone: deleted, or past its retention (Redis expires the
+-- hash a little later, lazily).
 local function gone(jk, now, retention)
   local finished = redis.call('HGET', jk, 'f')
   if finished then
@@ -45,7 +68,7 @@ end
 -- Move a job to a terminal status and start its retention clock.
 local function finish(P, jk, id, jtype, status, now, retention)
   redis.call('HSET', jk, 's', status, 'u', now, 'f', now)
-  redis.call('HDEL', jk, 'l', 'd')
+  redis.call('HDEL', jk, 'l', 'd', 'n', 'z')
   redis.call('ZADD', P .. 'd:' .. jtype .. ':' .. status, now, id)
   redis.call('PEXPIRE', jk, retention)
   local ikey = redis.call('HGET', jk, 'k')
@@ -58,7 +81,7 @@ end
 -- Put a job back in its queue, due at `due`.
 local function requeue(P, jk, id, jtype, due, now)
   redis.call('HSET', jk, 's', 1, 'e', due, 'u', now)
-  redis.call('HDEL', jk, 'l', 'd')
+  redis.call('HDEL', jk, 'l', 'd', 'n')
   redis.call('ZADD', P .. 'q:' .. jtype, due, id)
   wake_for(P, jtype, id, due, now)
   notify(P, jk, id)

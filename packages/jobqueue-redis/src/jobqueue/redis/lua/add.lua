@@ -1,24 +1,24 @@
 -- Store new PENDING jobs, all in one step.
 -- KEYS[1] the set of known types (it routes the call to the queue's slot).
--- ARGV: prefix, now, retention_ms, the batch key or '', then per job three
--- arguments: a head
--- "id type execution_time created_at max_attempts|''" (five words, none of
--- which can hold a space), the payload, and the idempotency key or ''.
+-- ARGV: prefix, retention_ms, the batch key or '', then per job three
+-- arguments: a head "id type execution_time|'-' max_attempts|''" (four words,
+-- none of which can hold a space; '-' means due now), the payload, and the
+-- idempotency key or ''. Creation and "now" are Redis's time, not the caller's.
 -- Packing the fixed fields keeps argument encoding, the client's main cost
 -- for large batches, to three strings a job.
--- Returns, per job, the id stored under it: its own, or the id of the job an
--- idempotency key already named. A known batch key returns the ids its
--- first call stored instead, unless one of those jobs is gone.
+-- Returns the time it used, then, per job, the id stored under it: its own,
+-- or the id of the job an idempotency key already named. A known batch key
+-- returns the ids its first call stored instead, unless one of those jobs is gone.
 local P = ARGV[1]
-local now = tonumber(ARGV[2])
-local retention = tonumber(ARGV[3])
-local batch = ARGV[4]
+local now = clock_ms()
+local retention = tonumber(ARGV[2])
+local batch = ARGV[3]
 if batch ~= '' then
   local prior = redis.call('GET', P .. 'b:' .. batch)
   local stored_at, list = string.match(prior or '', '^(%d+):(.*)$')
-  -- Remembered for the retention period by the caller's clock, as job keys are.
+  -- Remembered for the retention period, as job keys are.
   if stored_at and tonumber(stored_at) + retention > now then
-    local ids = {}
+    local ids = {now}
     for id in string.gmatch(list, '[^,]+') do
       if gone(P .. 'j:' .. id, now, retention) then
         ids = false
@@ -31,13 +31,15 @@ if batch ~= '' then
     end
   end
 end
-local out = {}
+local out = {now}
 local claimed_keys = {}
 local due_types = {} -- type -> its earliest new job
 local queued = {} -- type -> ZADD arguments: due, id, due, id ...
-for i = 5, #ARGV, 3 do
-  local id, jtype, exec, created, max_attempts =
-    string.match(ARGV[i], '^(%S+) (%S+) (%d+) (%d+) (%d*)$')
+for i = 4, #ARGV, 3 do
+  local id, jtype, exec, max_attempts = string.match(ARGV[i], '^(%S+) (%S+) (%S+) (%d*)$')
+  if exec == '-' then
+    exec = now
+  end
   local payload, ikey = ARGV[i + 1], ARGV[i + 2]
   local prior = false
   if ikey ~= '' then
@@ -56,7 +58,7 @@ for i = 5, #ARGV, 3 do
     local jk = P .. 'j:' .. id
     -- A new job omits what it can derive (updated = created, attempts = 0):
     -- most of a pending job's memory is its field list.
-    local fields = {'t', jtype, 'p', payload, 's', 1, 'e', exec, 'c', created}
+    local fields = {'t', jtype, 'p', payload, 's', 1, 'e', exec, 'c', now}
     if max_attempts ~= '' then
       fields[#fields + 1] = 'm'
       fields[#fields + 1] = max_attempts
@@ -98,6 +100,6 @@ for jtype, earliest in pairs(due_types) do
 end
 if batch ~= '' then
   -- It expires no later than any of its jobs, which outlive their finish.
-  redis.call('SET', P .. 'b:' .. batch, now .. ':' .. table.concat(out, ','), 'PX', retention)
+  redis.call('SET', P .. 'b:' .. batch, now .. ':' .. table.concat(out, ',', 2), 'PX', retention)
 end
 return out

@@ -1,21 +1,24 @@
 -- Cancel a PENDING job, or flag a RUNNING one for its worker to stop.
--- ARGV: prefix, now, retention_ms, id.
+-- ARGV: prefix, retention_ms, id.
 -- Returns {'ok', fields} | {'missing'} | {'finished', status}.
 local P = ARGV[1]
-local now = tonumber(ARGV[2])
-local id = ARGV[4]
+local now = clock_ms()
+local retention = tonumber(ARGV[2])
+local id = ARGV[3]
 local jk = P .. 'j:' .. id
 local f = redis.call('HMGET', jk, 's', 't', 'x', 'f')
-if not f[1] or (f[4] and tonumber(f[4]) + tonumber(ARGV[3]) <= now) then
+if not f[1] or (f[4] and tonumber(f[4]) + retention <= now) then
   return {'missing'}
 end
 if f[1] == '1' then
   redis.call('ZREM', P .. 'q:' .. f[2], id)
-  finish(P, jk, id, f[2], 5, now, tonumber(ARGV[3]))
+  finish(P, jk, id, f[2], 5, now, retention)
 elseif f[1] == '2' then
   if f[3] ~= '1' then
     redis.call('HSET', jk, 'x', 1, 'u', now)
     notify(P, jk, id)
+    -- Workers listen here to stop the handler at once, not at their next heartbeat.
+    redis.call('PUBLISH', P .. 'cancels', id)
   end
 else
   return {'finished', f[1]}

@@ -1,18 +1,21 @@
 -- Lease up to `limit` due jobs of the given types, in turns across types.
--- KEYS[1] the set of known types. ARGV: prefix, now, limit, lease_ms, token_base, types...
--- Returns {next_due, id, token, fields, id, token, fields, ...}; next_due is
--- the earliest due time among the types when nothing was claimed, else -1.
+-- KEYS[1] the set of known types. ARGV: prefix, limit, lease_ms, token_base, types...
+-- Returns {next_due, now, id, token, fields, id, token, fields, ...}; next_due
+-- is the earliest due time among the types when nothing was claimed, else -1;
+-- now is Redis's time, from which the leases' deadlines count.
+-- A lease starts unconfirmed ('n'): its attempt is given back if it expires
+-- before the worker's first renew or settle (see requeue.lua).
 local P = ARGV[1]
-local now = tonumber(ARGV[2])
-local limit = tonumber(ARGV[3])
-local deadline = now + tonumber(ARGV[4])
-local base = ARGV[5]
+local now = clock_ms()
+local limit = tonumber(ARGV[2])
+local deadline = now + tonumber(ARGV[3])
+local base = ARGV[4]
 local active = {}
-for i = 6, #ARGV do
+for i = 5, #ARGV do
   active[#active + 1] = ARGV[i]
 end
 local types = active
-local out = {-1}
+local out = {-1, now}
 local count = 0
 while count < limit and #active > 0 do
   local still = {}
@@ -34,7 +37,7 @@ while count < limit and #active > 0 do
           count = count + 1
           local token = base .. count
           redis.call('HINCRBY', jk, 'a', 1)
-          redis.call('HSET', jk, 's', 2, 'u', now, 'l', token, 'd', deadline)
+          redis.call('HSET', jk, 's', 2, 'u', now, 'l', token, 'd', deadline, 'n', 1)
           redis.call('ZADD', r, deadline, id)
           notify(P, jk, id)
           out[#out + 1] = id

@@ -1,18 +1,24 @@
--- Extend leases. ARGV: prefix, now, lease_ms, then id, token pairs.
--- Returns per lease: 1 active, 2 cancel requested, 0 lost.
+-- Extend leases that are still held. ARGV: prefix, lease_ms, then id, token pairs.
+-- Returns per lease: 1 active, 2 cancel requested, 0 lost (stale token, or a
+-- deadline already passed by Redis's clock: such a lease changes nothing, even
+-- before the sweeper hands its job back). A renew confirms the lease's attempt.
 local P = ARGV[1]
-local deadline = tonumber(ARGV[2]) + tonumber(ARGV[3])
+local now = clock_ms()
+local deadline = now + tonumber(ARGV[2])
 local out = {}
-for i = 4, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local jk = P .. 'j:' .. id
-  local f = redis.call('HMGET', jk, 's', 'l', 't', 'x')
-  if f[1] ~= '2' or f[2] ~= token then
+  local f = redis.call('HMGET', jk, 's', 'l', 'd', 't', 'x', 'n')
+  if f[1] ~= '2' or f[2] ~= token or tonumber(f[3]) <= now then
     out[#out + 1] = 0
   else
     redis.call('HSET', jk, 'd', deadline)
-    redis.call('ZADD', P .. 'r:' .. f[3], 'XX', deadline, id)
-    if f[4] == '1' then
+    if f[6] then
+      redis.call('HDEL', jk, 'n', 'z')
+    end
+    redis.call('ZADD', P .. 'r:' .. f[4], 'XX', deadline, id)
+    if f[5] == '1' then
       out[#out + 1] = 2
     else
       out[#out + 1] = 1

@@ -1,23 +1,23 @@
--- Apply worker verdicts on leased jobs; a stale token changes nothing.
--- KEYS[1] the set of known types. ARGV: prefix, now, retention_ms, then
--- ARGV[4]: plain completions (no result, no error) packed in one string,
+-- Apply worker verdicts on leased jobs; a lease no longer held (stale token, or
+-- deadline passed by Redis's clock) changes nothing.
+-- KEYS[1] the set of known types. ARGV: prefix, retention_ms, then
+-- ARGV[3]: plain completions (no result, no error) packed in one string,
 -- 'id\0token\0id\0token...' ('' for none): one argument instead of seven per
 -- job, because encoding arguments is most of a worker's settle cost;
 -- then per other outcome: id, token, kind (c complete, r retry, f fail,
--- l release, x cancelled), has_result ('1'/'0'), result, error|'', retry_at|''.
+-- l release, x cancelled), has_result ('1'/'0'), result, error|'', retry_delay_ms|''.
 -- Returns 1 per applied outcome, 0 per rejected one: the packed ones first.
 local P = ARGV[1]
-local now = tonumber(ARGV[2])
-local retention = tonumber(ARGV[3])
+local now = clock_ms()
+local retention = tonumber(ARGV[2])
 local out = {}
 
-local function apply(id, token, kind, has_result, result, err, retry_at)
+local function apply(id, token, kind, has_result, result, err, retry_delay)
   local jk = P .. 'j:' .. id
-  local f = redis.call('HMGET', jk, 's', 'l', 't', 'x')
-  if f[1] ~= '2' or f[2] ~= token then
+  local jtype, cancel_requested = held(jk, token, now)
+  if not jtype then
     return 0
   end
-  local jtype = f[3]
   redis.call('ZREM', P .. 'r:' .. jtype, id)
   if err ~= '' then
     redis.call('HSET', jk, 'err', err)
@@ -29,23 +29,25 @@ local function apply(id, token, kind, has_result, result, err, retry_at)
     finish(P, jk, id, jtype, 3, now, retention)
   elseif kind == 'f' then
     finish(P, jk, id, jtype, 4, now, retention)
-  elseif kind == 'x' or f[4] == '1' then
+  elseif kind == 'x' or cancel_requested == '1' then
     -- A retry or release of a job someone cancelled ends it instead.
     finish(P, jk, id, jtype, 5, now, retention)
   else
     if kind == 'l' then
       redis.call('HINCRBY', jk, 'a', -1)
     end
+    -- A settled lease was confirmed: its unconfirmed expiries no longer run in a row.
+    redis.call('HDEL', jk, 'z')
     local due = now
-    if retry_at ~= '' then
-      due = tonumber(retry_at)
+    if retry_delay ~= '' then
+      due = now + tonumber(retry_delay)
     end
     requeue(P, jk, id, jtype, due, now)
   end
   return 1
 end
 
-local packed = ARGV[4]
+local packed = ARGV[3]
 local pos = 1
 while pos <= #packed do
   local a = string.find(packed, '\0', pos, true)
@@ -54,7 +56,7 @@ while pos <= #packed do
     'c', '0', '', '', '')
   pos = b + 1
 end
-for i = 5, #ARGV, 7 do
+for i = 4, #ARGV, 7 do
   out[#out + 1] = apply(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
     ARGV[i + 5], ARGV[i + 6])
 end

@@ -1,8 +1,8 @@
--- Counts per type. KEYS[1] the set of known types. ARGV: prefix, now, retention_ms.
+-- Counts per type. KEYS[1] the set of known types. ARGV: prefix, retention_ms.
 -- Returns {type, pending, scheduled, running, completed, failed, cancelled, ...}.
 local P = ARGV[1]
-local now = tonumber(ARGV[2])
-local since = '(' .. (now - tonumber(ARGV[3]))
+local now = clock_ms()
+local since = '(' .. (now - tonumber(ARGV[2]))
 local out = {}
 for _, jtype in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local q = P .. 'q:' .. jtype
