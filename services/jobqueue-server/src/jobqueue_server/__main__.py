@@ -18,7 +18,16 @@ from .settings import EventLoop, ServerSettings
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--host", help="Address to bind [env JOBQUEUE_HOST; default 0.0.0.0].")
-@click.option("--port", type=int, help="gRPC port [env JOBQUEUE_PORT; default 8080].")
+@click.option(
+    "--port",
+    type=int,
+    help="Port of gRPC, Connect, gRPC-Web, /healthz and /metrics [env JOBQUEUE_PORT; 8080].",
+)
+@click.option(
+    "--wire",
+    type=click.Choice(["http", "grpcio"]),
+    help="http: every protocol on one port; grpcio: gRPC alone [env JOBQUEUE_WIRE; http].",
+)
 @click.option(
     "--redis-url",
     help="Redis URL [env JOBQUEUE_REDIS_URL, or REDIS_ADDR=host:port]; unset: the in-memory store.",
@@ -73,7 +82,10 @@ from .settings import EventLoop, ServerSettings
     help="PEM CA: require client certificates it signed [env JOBQUEUE_TLS_CLIENT_CA_FILE].",
 )
 def cli(**flags: Any) -> None:
-    """Serve the jobqueue gRPC API (JobService, WorkerService, health, reflection)."""
+    """Serve the jobqueue API (JobService, WorkerService, health, reflection) on one port.
+
+    gRPC, the Connect protocol (HTTP/1.1 or HTTP/2, binary or JSON) and gRPC-Web.
+    """
     overrides = {name: value for name, value in flags.items() if value is not None}
     try:
         settings = ServerSettings(**overrides)

@@ -9,8 +9,16 @@ from typing import Any
 
 import grpc
 
+from jobqueue.connect import HttpServer, WireApp, start_http_server
 from jobqueue.domain import JobStore
-from jobqueue.grpc import ObservingInterceptor, RunningServer, start_server
+from jobqueue.grpc import (
+    BearerTokenAuth,
+    ObservingInterceptor,
+    RunningServer,
+    ServerTls,
+    StoreHealth,
+    start_server,
+)
 
 from ._metrics import Metrics
 from .containers import Container
@@ -28,13 +36,17 @@ class App:
         self._settings = container.settings()
         self._store: JobStore | None = None
         self._running: RunningServer | None = None
+        self._http: HttpServer | None = None
+        self._health: StoreHealth | None = None
         self._metrics: Metrics | None = None
         self._metrics_port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def port(self) -> int:
-        """The bound gRPC port (useful when configured as 0)."""
+        """The bound port (useful when configured as 0)."""
+        if self._http is not None:
+            return self._http.port
         if self._running is None:
             raise RuntimeError("the server is not started")
         return self._running.port
@@ -51,6 +63,60 @@ class App:
         auth = container.auth()
         tls = container.tls()
         self._store = container.store()
+        if self._settings.wire == "http":
+            await self._start_http(auth, tls)
+        else:
+            await self._start_grpcio(auth, tls)
+        if self._metrics is not None:
+            if self._settings.metrics_port is not None:
+                self._metrics_port = self._metrics.serve(
+                    host=self._settings.host, port=self._settings.metrics_port
+                )
+            self._tasks.append(
+                asyncio.create_task(
+                    self._observe(self._store, self._metrics), name="jobqueue-metrics"
+                )
+            )
+        self._tasks.append(
+            asyncio.create_task(self._sweep(self._store), name="jobqueue-lease-sweep")
+        )
+        _log.info(
+            "jobqueue-server listening on %s:%d (%s store)",
+            self._settings.host,
+            self.port,
+            self._settings.store_kind,
+        )
+
+    async def _start_http(self, auth: BearerTokenAuth | None, tls: ServerTls | None) -> None:
+        """gRPC, Connect and gRPC-Web on the one port, with /healthz and /metrics beside them."""
+        container = self._container
+        self._metrics = Metrics()
+        self._health = container.health()
+        app = WireApp(
+            job_servicer=container.job_servicer(),
+            worker_servicer=container.worker_servicer(),
+            health=self._health,
+            options=container.options(),
+            auth=auth,
+            observer=self._metrics,
+            metrics=self._metrics.exposition,
+        )
+        await self._health.start()
+        try:
+            self._http = await start_http_server(
+                app,
+                address=self._settings.address,
+                tls=tls,
+                max_message_bytes=self._settings.max_message_bytes,
+                grace=self._settings.shutdown_grace_seconds,
+            )
+        except BaseException:
+            await self._health.shutdown()
+            raise
+
+    async def _start_grpcio(self, auth: BearerTokenAuth | None, tls: ServerTls | None) -> None:
+        """The grpcio server: gRPC alone (JOBQUEUE_WIRE=grpcio), kept to compare the two."""
+        container = self._container
         interceptors: list[grpc.aio.ServerInterceptor[Any, Any]] = []
         if self._settings.metrics_port is not None:
             self._metrics = Metrics()
@@ -67,24 +133,6 @@ class App:
             tls=tls,
             interceptors=interceptors,
         )
-        if self._metrics is not None and self._settings.metrics_port is not None:
-            self._metrics_port = self._metrics.serve(
-                host=self._settings.host, port=self._settings.metrics_port
-            )
-            self._tasks.append(
-                asyncio.create_task(
-                    self._observe(self._store, self._metrics), name="jobqueue-metrics"
-                )
-            )
-        self._tasks.append(
-            asyncio.create_task(self._sweep(self._store), name="jobqueue-lease-sweep")
-        )
-        _log.info(
-            "jobqueue-server listening on %s:%d (%s store)",
-            self._settings.host,
-            self._running.port,
-            self._settings.store_kind,
-        )
 
     async def stop(self) -> None:
         """Refuse new calls, let calls in flight finish within the grace, close the store."""
@@ -93,6 +141,13 @@ class App:
             _log.info("stopping: calls in flight have %.1f s to finish", grace)
             await self._running.stop(grace)
             self._running = None
+        if self._http is not None:
+            _log.info("stopping: calls in flight have %.1f s to finish", grace)
+            # NOT_SERVING first, so probes see the server leave before its port closes.
+            if self._health is not None:
+                await self._health.shutdown()
+            await self._http.stop(grace)
+            self._http = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

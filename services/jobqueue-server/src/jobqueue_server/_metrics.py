@@ -1,4 +1,5 @@
-"""Prometheus metrics, served on their own port when ``JOBQUEUE_METRICS_PORT`` is set."""
+"""Prometheus metrics: ``GET /metrics`` on the API's port, and on their own port when
+``JOBQUEUE_METRICS_PORT`` is set."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import threading
 from wsgiref.simple_server import WSGIServer
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
 
 from jobqueue.domain import QueueStats
 
@@ -69,6 +78,10 @@ class Metrics:
         for row in stats.types:
             for status in _COUNTS:
                 self.jobs.labels(type=row.type, status=status).set(getattr(row, status))
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text format and its content type, for ``GET /metrics`` on the API's port."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
     def serve(self, *, host: str, port: int) -> int:
         """Start the HTTP endpoint in a thread; returns the bound port."""

@@ -13,6 +13,7 @@ MIB = 1024 * 1024
 
 StoreKind = Literal["memory", "redis"]
 EventLoop = Literal["auto", "uvloop", "asyncio"]
+Wire = Literal["http", "grpcio"]
 
 
 class ServerSettings(BaseSettings):
@@ -26,7 +27,19 @@ class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOBQUEUE_", extra="ignore")
 
     host: str = Field(default="0.0.0.0", description="Address to bind (0.0.0.0: all IPv4).")
-    port: int = Field(default=8080, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    port: int = Field(
+        default=8080,
+        ge=0,
+        le=65535,
+        description="The API's port (gRPC, Connect, gRPC-Web, /healthz, /metrics); 0: a free one.",
+    )
+    wire: Wire = Field(
+        default="http",
+        description=(
+            "http: gRPC, Connect and gRPC-Web on one port (connectrpc on h2corn); "
+            "grpcio: gRPC alone on grpcio's server, the previous transport."
+        ),
+    )
     redis_url: str | None = Field(
         default=None, description="redis:// or rediss:// URL; unset: the in-memory store."
     )

@@ -53,12 +53,29 @@ class StoreHealth:
         self._interval_s = interval_s
         self._timeout_s = timeout_s
         self._healthy: bool | None = None
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     @property
     def healthy(self) -> bool | None:
         """The last verdict; None before the first check."""
         return self._healthy
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """The services whose health is reported: the whole server ("") first."""
+        return self._services
+
+    def status(self, service: str) -> health_pb2.HealthCheckResponse.ServingStatus | None:
+        """What a health check of ``service`` answers now; None for a service not served.
+
+        For transports other than grpcio's, which read the verdict here rather
+        than from grpcio's servicer. Before the first check and after shutdown
+        the answer is NOT_SERVING.
+        """
+        if service not in self._services:
+            return None
+        return SERVING if self._healthy and not self._stopping else NOT_SERVING
 
     async def check(self) -> bool:
         """Ping the store once and publish the result; True when it answered."""
@@ -87,6 +104,7 @@ class StoreHealth:
 
     async def shutdown(self) -> None:
         """Stop checking and report NOT_SERVING for good: the server is going away."""
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

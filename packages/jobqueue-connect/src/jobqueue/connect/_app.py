@@ -1,0 +1,149 @@
+"""The wire app: one ASGI application answering gRPC, Connect and gRPC-Web, plus operations.
+
+connectrpc picks the protocol of each request from its content type
+(``application/grpc*``, ``application/grpc-web*``, ``application/proto`` or
+``application/json`` for Connect unary, ``application/connect+*`` for Connect
+streams), so one table of endpoints serves all three. Beside it, the same
+port answers ``GET /healthz`` (the store's verdict, for HTTP probes) and, when
+metrics are on, ``GET /metrics``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, cast
+
+from connectrpc.compat import google_protobuf_codecs
+from connectrpc.interceptor import Interceptor
+from connectrpc.server import ConnectASGIApplication, Endpoint
+
+from jobqueue.grpc import (
+    JOB_SERVICE_NAME,
+    OPEN_SERVICES,
+    WORKER_SERVICE_NAME,
+    BearerTokenAuth,
+    JobServicer,
+    RpcObserver,
+    ServerOptions,
+    StoreHealth,
+    WorkerServicer,
+)
+from mpataki.jobqueue.v1 import jobqueue_pb2, worker_pb2
+
+from ._endpoints import service_endpoints
+from ._extras import HEALTH_SERVICE, health_endpoints, reflection_endpoints
+from ._interceptors import AuthInterceptor, ObservingInterceptor
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+MetricsExposition = Callable[[], tuple[bytes, str]]
+"""Renders the metrics: the body and its content type."""
+
+
+class _Services(ConnectASGIApplication[None]):
+    """Every RPC endpoint in one connectrpc application."""
+
+    def __init__(self, endpoints: Mapping[str, Endpoint[Any, Any]], **kwargs: Any) -> None:
+        # Every value is one of Endpoint's concrete kinds (its factories make
+        # nothing else); connectrpc's signature names the kinds' union.
+        super().__init__(service=None, endpoints=lambda _: cast(Any, endpoints), **kwargs)
+
+    @property
+    def path(self) -> str:
+        return "/"
+
+
+class WireApp:
+    """JobService, WorkerService, health and reflection on every protocol; /healthz, /metrics.
+
+    Interceptors run in this order: metrics first (so refusals are counted),
+    then authentication; both before the request body is read.
+    """
+
+    def __init__(
+        self,
+        *,
+        job_servicer: JobServicer,
+        worker_servicer: WorkerServicer,
+        health: StoreHealth,
+        options: ServerOptions | None = None,
+        auth: BearerTokenAuth | None = None,
+        observer: RpcObserver | None = None,
+        metrics: MetricsExposition | None = None,
+        open_services: Iterable[str] = OPEN_SERVICES,
+    ) -> None:
+        options = options or ServerOptions()
+        endpoints: dict[str, Endpoint[Any, Any]] = {
+            **service_endpoints(
+                jobqueue_pb2.DESCRIPTOR.services_by_name["JobService"], job_servicer
+            ),
+            **service_endpoints(
+                worker_pb2.DESCRIPTOR.services_by_name["WorkerService"], worker_servicer
+            ),
+            **health_endpoints(health),
+            **reflection_endpoints([JOB_SERVICE_NAME, WORKER_SERVICE_NAME, HEALTH_SERVICE]),
+        }
+        interceptors: list[Interceptor] = []
+        if observer is not None:
+            interceptors.append(ObservingInterceptor(observer))
+        if auth is not None:
+            interceptors.append(AuthInterceptor(auth, open_services=frozenset(open_services)))
+        self._rpc = _Services(
+            endpoints,
+            interceptors=interceptors,
+            read_max_bytes=options.max_message_bytes,
+            codecs=google_protobuf_codecs(),
+        )
+        self._health = health
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if kind != "http":
+            return  # no websockets here
+        path = scope["path"]
+        if scope["method"] in ("GET", "HEAD") and path in ("/healthz", "/metrics"):
+            await self._operations(path, send)
+            return
+        await self._rpc(scope, receive, send)
+
+    async def _operations(self, path: str, send: Send) -> None:
+        if path == "/healthz":
+            healthy = self._health.status("") == 1  # SERVING
+            body = b"ok\n" if healthy else b"store unavailable\n"
+            await _respond(send, 200 if healthy else 503, body, "text/plain; charset=utf-8")
+            return
+        if self._metrics is None:
+            await _respond(send, 404, b"metrics are off\n", "text/plain; charset=utf-8")
+            return
+        body, content_type = self._metrics()
+        await _respond(send, 200, body, content_type)
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """The server's lifetime is the App's, not the ASGI server's: acknowledge and carry on."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
