@@ -1,5 +1,6 @@
 /**
- * Typed clients of the jobqueue API over gRPC (HTTP/2, plaintext or TLS).
+ * Typed clients of the jobqueue API over gRPC, the Connect protocol or gRPC-Web
+ * (the server answers all three on one port), plaintext or TLS.
  *
  * ```ts
  * import { connectJobqueue } from "@mpataki/jobqueue-proto";
@@ -10,7 +11,12 @@
  * ```
  */
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import {
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+  Http2SessionManager,
+} from "@connectrpc/connect-node";
 
 import { JobService } from "../gen/ts/mpataki/jobqueue/v1/jobqueue_pb.js";
 import { WorkerService } from "../gen/ts/mpataki/jobqueue/v1/worker_pb.js";
@@ -28,9 +34,22 @@ export interface JobqueueClientOptions {
   readonly interceptors?: Interceptor[];
   /** Use TLS (`https://`) when `address` is a bare `host:port`. Default: plaintext. */
   readonly tls?: boolean;
+  /**
+   * The wire protocol. Default `"grpc"` (HTTP/2). `"connect"` and `"grpc-web"`
+   * also run over HTTP/1.1, through proxies that speak nothing else, and
+   * `"connect"` is what the Go original's CLI sends.
+   */
+  readonly protocol?: JobqueueProtocol;
+  /** HTTP version of `"connect"` and `"grpc-web"` (gRPC is always HTTP/2). Default `"2"`. */
+  readonly httpVersion?: "1.1" | "2";
+  /** Send JSON instead of binary protobuf (`"connect"` and `"grpc-web"` only). Default: binary. */
+  readonly json?: boolean;
 }
 
-/** A transport and the HTTP/2 session under it; `close()` ends the session. */
+/** The protocols the server speaks on its one port. */
+export type JobqueueProtocol = "grpc" | "connect" | "grpc-web";
+
+/** A transport and the HTTP/2 session under it (if any); `close()` ends the session. */
 export interface JobqueueTransport {
   readonly transport: Transport;
   close(): void;
@@ -58,21 +77,35 @@ export function toBaseUrl(address: string, tls = false): string {
   return `${tls ? "https" : "http"}://${address}`;
 }
 
-/** A gRPC transport to the server at `address` (see {@link toBaseUrl}). */
+/** A transport to the server at `address` (see {@link toBaseUrl}), by `options.protocol`. */
 export function createJobqueueTransport(
   address: string,
   options: JobqueueClientOptions = {},
 ): JobqueueTransport {
   const baseUrl = toBaseUrl(address, options.tls);
+  const protocol = options.protocol ?? "grpc";
+  const common = {
+    baseUrl,
+    defaultTimeoutMs: options.defaultTimeoutMs,
+    interceptors: options.interceptors,
+  };
+  if (protocol !== "grpc" && options.httpVersion === "1.1") {
+    const http1 = { ...common, httpVersion: "1.1" as const, useBinaryFormat: !options.json };
+    const transport = protocol === "connect" ? createConnectTransport(http1) : createGrpcWebTransport(http1);
+    // Node's HTTP/1.1 agent keeps no session of ours to end.
+    return { transport, close: () => undefined };
+  }
   // Our own session manager, so that close() can end the HTTP/2 session and
   // let the process exit instead of waiting for the idle timeout.
   const sessionManager = new Http2SessionManager(baseUrl);
-  const transport = createGrpcTransport({
-    baseUrl,
-    sessionManager,
-    defaultTimeoutMs: options.defaultTimeoutMs,
-    interceptors: options.interceptors,
-  });
+  const http2 = { ...common, httpVersion: "2" as const, sessionManager };
+  let transport: Transport;
+  if (protocol === "grpc") {
+    transport = createGrpcTransport(http2);
+  } else {
+    const options2 = { ...http2, useBinaryFormat: !options.json };
+    transport = protocol === "connect" ? createConnectTransport(options2) : createGrpcWebTransport(options2);
+  }
   return { transport, close: () => sessionManager.abort() };
 }
 

@@ -8,6 +8,7 @@ export {
   toBaseUrl,
   type JobqueueClientOptions,
   type JobqueueConnection,
+  type JobqueueProtocol,
   type JobqueueTransport,
   type JobServiceClient,
   type WorkerServiceClient,

@@ -15,7 +15,14 @@ import { fileURLToPath } from "node:url";
 
 import { Code, ConnectError } from "@connectrpc/connect";
 
-import { connectJobqueue, JobStatus, OutcomeKind, processBatch, type JobqueueConnection } from "../src/index.js";
+import {
+  connectJobqueue,
+  JobStatus,
+  OutcomeKind,
+  processBatch,
+  type JobqueueClientOptions,
+  type JobqueueConnection,
+} from "../src/index.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const STARTUP_TIMEOUT_MS = 60_000;
@@ -25,6 +32,7 @@ const decode = (bytes: Uint8Array | undefined) => new TextDecoder().decode(bytes
 let server: ChildProcess;
 let serverOutput = "";
 let jq: JobqueueConnection;
+let address = "";
 
 async function freePort(): Promise<number> {
   const probe = createServer();
@@ -71,7 +79,8 @@ before(async () => {
   server = spawn(command, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   server.stdout?.on("data", (chunk: Buffer) => (serverOutput += chunk.toString()));
   server.stderr?.on("data", (chunk: Buffer) => (serverOutput += chunk.toString()));
-  jq = connectJobqueue(`127.0.0.1:${port}`, { defaultTimeoutMs: 10_000 });
+  address = `127.0.0.1:${port}`;
+  jq = connectJobqueue(address, { defaultTimeoutMs: 10_000 });
   await waitForServer();
 });
 
@@ -101,7 +110,8 @@ test("enqueue, read back and cancel a job", async () => {
   assert.ok(read);
   assert.equal(read.id, job.id);
   assert.equal(read.type, "ts.send_email");
-  assert.deepEqual(read.payload, payload);
+  // Compared as plain arrays: the client may hand back a Buffer, a Uint8Array subclass.
+  assert.deepEqual(Uint8Array.from(read.payload), payload);
   assert.equal(read.status, JobStatus.PENDING);
 
   const { job: cancelled } = await jq.jobs.cancelJob({ id: job.id });
@@ -175,3 +185,58 @@ test("an idle claim answers with no leases", async () => {
   const report = await processBatch(jq.workers, { handlers: { "ts.nothing": () => encode("") } });
   assert.equal(report.settled.size, 0);
 });
+
+// The server answers every protocol on its one port: each transport a browser
+// or another service might pick gets the same answers, streaming included.
+const TRANSPORTS: [string, JobqueueClientOptions][] = [
+  ["Connect over HTTP/1.1", { protocol: "connect", httpVersion: "1.1" }],
+  ["Connect with JSON over HTTP/1.1", { protocol: "connect", httpVersion: "1.1", json: true }],
+  ["Connect over HTTP/2", { protocol: "connect", httpVersion: "2" }],
+  ["gRPC-Web over HTTP/1.1", { protocol: "grpc-web", httpVersion: "1.1" }],
+  ["gRPC-Web over HTTP/2", { protocol: "grpc-web", httpVersion: "2" }],
+];
+
+for (const [name, options] of TRANSPORTS) {
+  test(`${name}: enqueue, read, watch, cancel, and the error codes`, async () => {
+    const client = connectJobqueue(address, { ...options, defaultTimeoutMs: 10_000 });
+    try {
+      const payload = encode(`{"via":"${name}"}`);
+      const later = BigInt(Date.now() + 3_600_000);
+      const { job } = await client.jobs.enqueueJob({ type: "ts.wire", payload, executionTimeMs: later });
+      assert.ok(job);
+      const { job: read } = await client.jobs.getJob({ id: job.id });
+      assert.equal(decode(read?.payload), decode(payload));
+      assert.equal(read?.status, JobStatus.PENDING);
+
+      // WatchJob streams: the job now, then its end once cancelled.
+      const statuses: JobStatus[] = [];
+      const watched = (async () => {
+        for await (const { job: seen } of client.jobs.watchJob({ id: job.id }, { timeoutMs: 30_000 })) {
+          if (seen) statuses.push(seen.status);
+          if (statuses.length === 1) {
+            await client.jobs.cancelJob({ id: job.id });
+          }
+        }
+      })();
+      await watched;
+      assert.equal(statuses[0], JobStatus.PENDING);
+      assert.equal(statuses.at(-1), JobStatus.CANCELLED);
+
+      const codes: [() => Promise<unknown>, Code][] = [
+        [() => client.jobs.cancelJob({ id: job.id }), Code.FailedPrecondition],
+        [() => client.jobs.getJob({ id: randomUUID() }), Code.NotFound],
+        [() => client.jobs.getJob({ id: "not-a-job-id" }), Code.InvalidArgument],
+        [() => client.jobs.enqueueJob({ type: "", payload }), Code.InvalidArgument],
+      ];
+      for (const [call, code] of codes) {
+        await assert.rejects(call(), (error: unknown) => {
+          assert.ok(error instanceof ConnectError);
+          assert.equal(error.code, code, `${name}: ${error.message}`);
+          return true;
+        });
+      }
+    } finally {
+      client.close();
+    }
+  });
+}
