@@ -53,11 +53,21 @@ def lease(attempts: int, max_attempts: int | None = None) -> Lease:
 
 def test_failure_retries_until_attempts_are_spent() -> None:
     policy = RetryPolicy(base_ms=10, jitter=False)
-    retry = failure_outcome(lease(1, 3), "boom", now_ms=1_000, policy=policy)
-    assert (retry.kind, retry.retry_at_ms, retry.error) == (OutcomeKind.RETRY, 1_010, "boom")
-    assert failure_outcome(lease(3, 3), "boom", now_ms=0).kind is OutcomeKind.FAIL
-    assert failure_outcome(lease(1, 3), "no", now_ms=0, permanent=True).kind is OutcomeKind.FAIL
-    assert failure_outcome(lease(2), "x", now_ms=0, default_max_attempts=2).kind is OutcomeKind.FAIL
+    retry = failure_outcome(lease(1, 3), "boom", policy=policy)
+    assert (retry.kind, retry.retry_delay_ms, retry.error) == (OutcomeKind.RETRY, 10, "boom")
+    assert failure_outcome(lease(3, 3), "boom").kind is OutcomeKind.FAIL
+    assert failure_outcome(lease(1, 3), "no", permanent=True).kind is OutcomeKind.FAIL
+    assert failure_outcome(lease(2), "x", default_max_attempts=2).kind is OutcomeKind.FAIL
+
+
+def test_a_retry_is_a_delay_that_grows_with_the_attempt_not_a_time() -> None:
+    # The store adds the delay to its own clock, so nothing here may depend on
+    # the worker's: the same lease gives the same delay whatever time it is.
+    policy = RetryPolicy(base_ms=100, factor=2.0, cap_ms=1_000, jitter=False)
+    delays = [failure_outcome(lease(n, 10), "e", policy=policy).retry_delay_ms for n in (1, 2, 5)]
+    assert delays == [100, 200, 1_000]
+    failed = failure_outcome(lease(10, 10), "e", policy=policy)
+    assert (failed.kind, failed.retry_delay_ms) == (OutcomeKind.FAIL, None)
 
 
 def test_uuid7_ids_are_valid_and_increase() -> None:
