@@ -106,14 +106,50 @@ class CurlResult:
         return json.loads(self.stdout)
 
 
-def buf_curl(base_url: str, *args: str, data: object | None = None) -> CurlResult:
-    """Run ``buf curl`` over gRPC with reflection; it knows nothing of our code."""
-    command = [str(BUF), "curl", "--protocol", "grpc", "--http2-prior-knowledge", *args]
+@dataclass(frozen=True)
+class CurlMode:
+    """How ``buf curl`` reaches the server: protocol, HTTP version, and where the schema comes from.
+
+    With ``reflect`` set the schema comes from the server's reflection service
+    (over HTTP/2, which its bidirectional stream needs); without it, from the
+    .proto sources, so the call itself may go over HTTP/1.1.
+    """
+
+    protocol: str = "grpc"
+    http2: bool = True
+    reflect: str | None = "grpc-v1alpha"
+
+    @property
+    def name(self) -> str:
+        schema = self.reflect or "schema"
+        return f"{self.protocol}-{'h2' if self.http2 else 'http1.1'}-{schema}"
+
+    def args(self) -> list[str]:
+        args = ["--protocol", self.protocol]
+        if self.http2:
+            args.append("--http2-prior-knowledge")
+        if self.reflect is None:
+            args += ["--schema", str(ROOT / "proto")]
+        else:
+            args += ["--reflect-protocol", self.reflect]
+        return args
+
+
+GRPC = CurlMode()
+
+
+def buf_curl(
+    base_url: str, *args: str, data: object | None = None, mode: CurlMode = GRPC
+) -> CurlResult:
+    """Run ``buf curl``: a client that knows nothing of our code."""
+    command = [str(BUF), "curl", *mode.args(), *args]
     if data is not None:
         command += ["--data", json.dumps(data)]
     result = subprocess.run(command, capture_output=True, timeout=30, check=False, text=True)
     return CurlResult(result.returncode, result.stdout, result.stderr)
 
 
-def rpc(base_url: str, method: str, data: object) -> CurlResult:
-    return buf_curl(base_url, f"{base_url}/mpataki.jobqueue.v1.JobService/{method}", data=data)
+def rpc(base_url: str, method: str, data: object, mode: CurlMode = GRPC) -> CurlResult:
+    return buf_curl(
+        base_url, f"{base_url}/mpataki.jobqueue.v1.JobService/{method}", data=data, mode=mode
+    )

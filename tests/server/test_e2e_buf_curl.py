@@ -1,8 +1,10 @@
 """The seed README's grpcurl flow, driven by ``buf curl`` against a real server process.
 
-buf curl learns the API from the server's reflection service, so it is a
-client that knows nothing of our code: exactly what a user of the Go original
-would point at this server.
+buf curl learns the API from the server's reflection service (v1 or v1alpha)
+or from the .proto sources, so it is a client that knows nothing of our code:
+exactly what a user of the Go original would point at this server. The flow
+runs over each protocol the one port speaks — gRPC, Connect and gRPC-Web —
+on HTTP/2 and, where the protocol allows, HTTP/1.1.
 """
 
 from __future__ import annotations
@@ -14,12 +16,33 @@ from collections.abc import Iterator
 import pytest
 from google.protobuf import descriptor_pb2
 
-from tests.server._process import BUF, HOW_TO_GET_BUF, ServerProcess, buf_curl, rpc
+from tests.server._process import (
+    BUF,
+    HOW_TO_GET_BUF,
+    CurlMode,
+    CurlResult,
+    ServerProcess,
+    buf_curl,
+)
+from tests.server._process import rpc as rpc_over
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 PAYLOAD = "eyJ0byI6InRlc3RAZXhhbXBsZS5jb20ifQ=="  # {"to":"test@example.com"}, as in the seed
-# buf curl exits with 8 times the gRPC status code when the RPC fails.
+MODES = [
+    CurlMode("grpc", http2=True, reflect="grpc-v1alpha"),
+    CurlMode("grpc", http2=True, reflect="grpc-v1"),
+    CurlMode("connect", http2=True, reflect="grpc-v1"),
+    CurlMode("connect", http2=False, reflect=None),
+    CurlMode("grpcweb", http2=True, reflect="grpc-v1alpha"),
+    CurlMode("grpcweb", http2=False, reflect=None),
+]
+REFLECTING = [
+    CurlMode(protocol, http2=True, reflect=reflect)
+    for protocol in ("grpc", "connect", "grpcweb")
+    for reflect in ("grpc-v1", "grpc-v1alpha")
+]
+# buf curl exits with 8 times the status code when the RPC fails, whatever the protocol.
 EXIT_INVALID_ARGUMENT = 3 * 8
 EXIT_NOT_FOUND = 5 * 8
 EXIT_FAILED_PRECONDITION = 9 * 8
@@ -43,13 +66,20 @@ def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
 
 
 def test_list_services_and_methods(server: ServerProcess) -> None:
-    services = buf_curl(server.base_url, "--list-services", server.base_url)
-    assert services.code == 0, services.stderr
-    assert "mpataki.jobqueue.v1.JobService" in services.stdout.split()
-    methods = buf_curl(server.base_url, "--list-methods", server.base_url)
-    assert methods.code == 0, methods.stderr
-    for name in ("EnqueueJob", "GetJob", "CancelJob"):
-        assert f"mpataki.jobqueue.v1.JobService/{name}" in methods.stdout.split()
+    for mode in REFLECTING:
+        services = buf_curl(server.base_url, "--list-services", server.base_url, mode=mode)
+        assert services.code == 0, (mode.name, services.stderr)
+        assert {
+            "mpataki.jobqueue.v1.JobService",
+            "mpataki.jobqueue.v1.WorkerService",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        } <= set(services.stdout.split()), mode.name
+        methods = buf_curl(server.base_url, "--list-methods", server.base_url, mode=mode)
+        assert methods.code == 0, (mode.name, methods.stderr)
+        for name in ("EnqueueJob", "GetJob", "CancelJob"):
+            assert f"mpataki.jobqueue.v1.JobService/{name}" in methods.stdout.split()
 
 
 def test_describe_shows_the_seed_contract(server: ServerProcess) -> None:
@@ -93,8 +123,13 @@ def test_describe_shows_the_seed_contract(server: ServerProcess) -> None:
     )
 
 
-def test_the_seed_flow(server: ServerProcess) -> None:
+@pytest.mark.parametrize("mode", MODES, ids=[mode.name for mode in MODES])
+def test_the_seed_flow(server: ServerProcess, mode: CurlMode) -> None:
     url = server.base_url
+
+    def rpc(url: str, method: str, data: object) -> CurlResult:
+        return rpc_over(url, method, data, mode)
+
     scheduled = rpc(
         url,
         "EnqueueJob",
@@ -122,6 +157,10 @@ def test_the_seed_flow(server: ServerProcess) -> None:
     assert cancelled.code == 0, cancelled.stderr
     after = rpc(url, "GetJob", {"id": job["id"]}).json()["job"]
     assert after["status"] == "JOB_STATUS_CANCELLED"
+    # WatchJob streams a finished job once, then ends.
+    watched = rpc(url, "WatchJob", {"id": job["id"]})
+    assert watched.code == 0, watched.stderr
+    assert watched.json()["job"]["status"] == "JOB_STATUS_CANCELLED"
 
     again = rpc(url, "CancelJob", {"id": job["id"]})
     assert again.code == EXIT_FAILED_PRECONDITION, again.stdout + again.stderr

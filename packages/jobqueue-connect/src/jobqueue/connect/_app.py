@@ -95,6 +95,7 @@ class WireApp:
             read_max_bytes=options.max_message_bytes,
             codecs=google_protobuf_codecs(),
         )
+        self._paths = frozenset(endpoints)
         self._health = health
         self._metrics = metrics
 
@@ -108,6 +109,10 @@ class WireApp:
         path = scope["path"]
         if scope["method"] in ("GET", "HEAD") and path in ("/healthz", "/metrics"):
             await self._operations(path, send)
+            return
+        if path not in self._paths:
+            # Not one of ours: 404, which gRPC clients read as UNIMPLEMENTED.
+            await _respond(send, 404, b"no such method\n", "text/plain; charset=utf-8")
             return
         await self._rpc(scope, receive, send)
 
