@@ -137,9 +137,15 @@ class TypeStats:
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
-    """Per-type counts plus their totals."""
+    """Per-type counts plus their totals.
+
+    A store counts a bounded number of types per call (the first by name), so
+    stats cost the same with any number of types; ``omitted_types`` says how
+    many more hold jobs, and ``total`` covers the listed ones.
+    """
 
     types: list[TypeStats] = field(default_factory=list)
+    omitted_types: int = 0
 
     @property
     def total(self) -> TypeStats:

@@ -66,8 +66,8 @@ class LeaseService:
     async def renew(self, leases: Sequence[tuple[str, str]], *, lease_ms: int) -> list[LeaseState]:
         return await self._store.renew(leases, lease_ms=lease_ms)
 
-    async def requeue_expired(self, *, limit: int = 1_000) -> int:
-        return await self._store.requeue_expired(limit=limit)
+    async def requeue_expired(self, *, limit: int = 1_000, lock_ms: int = 0) -> int:
+        return await self._store.requeue_expired(limit=limit, lock_ms=lock_ms)
 
     def cancellations(self) -> AsyncIterator[str]:
         return self._store.cancellations()

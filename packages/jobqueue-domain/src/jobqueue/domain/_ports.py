@@ -104,8 +104,15 @@ class JobStore(Protocol):
         """
         ...
 
-    async def requeue_expired(self, *, limit: int = 1_000) -> int:
-        """Hand jobs whose lease deadline passed back to the queue; returns how many."""
+    async def requeue_expired(self, *, limit: int = 1_000, lock_ms: int = 0) -> int:
+        """Hand jobs whose lease deadline passed back to the queue; returns how many.
+
+        It also forgets finished jobs past their retention, at most ``limit``
+        of each per call. Its cost follows what it finds, not how many types
+        exist. With ``lock_ms`` > 0 it does nothing (returns 0) when another
+        sweep, from any process, ran within the last ``lock_ms``: many servers
+        and workers then sweep once between them.
+        """
         ...
 
     def cancellations(self) -> AsyncIterator[str]:

@@ -49,6 +49,10 @@ _OUTCOME_EVENTS = {
 }
 
 
+MAX_STATS_TYPES = 1_000
+"""Most types one ``stats`` call counts, as in the Redis store."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MemoryStoreSettings:
     """Bounds of the in-memory store.
@@ -87,6 +91,7 @@ class MemoryJobStore:
         self._batches: dict[str, tuple[int, list[str]]] = {}
         self._batch_expiry: deque[tuple[int, str]] = deque()
         self._rotation = 0
+        self._sweep_locked_until = 0
         self._changed = asyncio.Event()
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._cancel_inboxes: set[asyncio.Queue[str]] = set()
@@ -226,8 +231,12 @@ class MemoryJobStore:
             )
         return states
 
-    async def requeue_expired(self, *, limit: int = 1_000) -> int:
+    async def requeue_expired(self, *, limit: int = 1_000, lock_ms: int = 0) -> int:
         now = self._clock.now_ms()
+        if lock_ms > 0:
+            if now < self._sweep_locked_until:
+                return 0
+            self._sweep_locked_until = now + lock_ms
         expired = sorted(
             (deadline, job_id) for job_id, deadline in self._running.items() if deadline <= now
         )[:limit]
@@ -287,8 +296,10 @@ class MemoryJobStore:
             else:
                 name = job.status.name.lower()
             row[name] = row.get(name, 0) + 1
+        names = sorted(counts)
         return QueueStats(
-            types=[TypeStats(type=name, **row) for name, row in sorted(counts.items())]
+            types=[TypeStats(type=name, **counts[name]) for name in names[:MAX_STATS_TYPES]],
+            omitted_types=max(len(names) - MAX_STATS_TYPES, 0),
         )
 
     async def watch(self, job_id: str) -> AsyncIterator[Job]:

@@ -12,6 +12,14 @@ _PREFIX_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 class RedisStoreSettings:
     """Where the jobs live and how long finished ones are kept.
 
+    ``retention_ms`` (how long finished jobs stay readable) and
+    ``max_finished`` (the most finished jobs kept per type and status) live in
+    Redis, shared by every server and worker of the prefix, so whoever
+    finishes a job applies the same ones. A store whose settings give them
+    writes them there before its first call; leave them None (the default) to
+    follow what Redis holds (24 hours and 100,000 when nothing was ever set).
+    Set them on the servers, not on every worker.
+
     Every key is ``{<key_prefix>}:...``: the braces are a Redis Cluster hash
     tag, so one queue's keys share a slot and its Lua scripts stay atomic on a
     cluster. Different prefixes isolate tenants (and tests) in one Redis, and
@@ -21,7 +29,8 @@ class RedisStoreSettings:
 
     url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "jq"
-    retention_ms: int = 24 * 3600 * 1000
+    retention_ms: int | None = None
+    max_finished: int | None = None
     socket_timeout_s: float = 5.0
     connect_timeout_s: float = 2.0
     max_connections: int = 64
@@ -29,8 +38,10 @@ class RedisStoreSettings:
     def __post_init__(self) -> None:
         if not _PREFIX_RE.fullmatch(self.key_prefix):
             raise ValueError("key_prefix must be 1 to 64 characters from [A-Za-z0-9_.:-]")
-        if self.retention_ms <= 0:
+        if self.retention_ms is not None and self.retention_ms <= 0:
             raise ValueError("retention_ms must be positive")
+        if self.max_finished is not None and self.max_finished <= 0:
+            raise ValueError("max_finished must be positive")
 
     @property
     def namespace(self) -> str:

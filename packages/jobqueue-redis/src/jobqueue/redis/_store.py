@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from jobqueue.domain import (
@@ -33,7 +33,6 @@ from jobqueue.domain import (
     OutcomeKind,
     QueueStats,
     StoreUnavailable,
-    SystemClock,
     TypeStats,
     decode_cursor,
     encode_cursor,
@@ -71,7 +70,7 @@ _Arg = bytes | str | int | float
 def _load_scripts() -> dict[str, str]:
     folder = resources.files(__package__).joinpath("lua")
     common = folder.joinpath("_common.lua").read_text()
-    names = ("add", "claim", "settle", "renew", "cancel", "requeue", "stats", "watchers")
+    names = ("add", "claim", "settle", "renew", "cancel", "requeue", "stats", "list", "watchers")
     return {name: common + folder.joinpath(f"{name}.lua").read_text() for name in names}
 
 
@@ -119,10 +118,17 @@ class RedisJobStore:
     """
 
     def __init__(self, settings: RedisStoreSettings, *, clock: Clock | None = None) -> None:
+        # ``clock`` is accepted for the JobStore family's constructor shape and
+        # ignored: every time this store uses is Redis's own (TIME in the scripts).
+        del clock
         self._settings = settings
-        self._clock = clock or SystemClock()
         self._ns = settings.namespace
-        self._types_key = self._ns + "types"
+        self._types_key = self._ns + "tz"
+        # Retention set here is written to Redis before the first script runs,
+        # where every server and worker of the prefix reads it (see _common.lua).
+        self._config_pending = (
+            settings.retention_ms is not None or settings.max_finished is not None
+        )
         common: dict[str, Any] = {
             "socket_connect_timeout": settings.connect_timeout_s,
             "max_connections": settings.max_connections,
@@ -157,6 +163,7 @@ class RedisJobStore:
         )
         self._subscriber = Subscriber(subscriber_pool.make_connection)
         self._rotation = 0
+        self._sweeper_id = secrets.token_hex(8)
         self._add_queue: deque[_PendingAdd] = deque()
         self._add_flush: asyncio.Task[None] | None = None
         self._add_busy = False
@@ -235,7 +242,7 @@ class RedisJobStore:
             self._add_queue.clear()
 
     async def _add_now(self, jobs: Sequence[Job], batch_key: str | None) -> list[Job]:
-        args: list[_Arg] = [self._ns, self._settings.retention_ms, batch_key or ""]
+        args: list[_Arg] = [self._ns, batch_key or ""]
         for job in jobs:
             max_attempts = "" if job.max_attempts is None else job.max_attempts
             # A job due when it was made is due at Redis's now: the caller's
@@ -270,7 +277,7 @@ class RedisJobStore:
         return self._visible(job_id, pairs_to_dict(fields))
 
     async def cancel(self, job_id: str) -> Job:
-        args: list[_Arg] = [self._ns, self._settings.retention_ms, job_id]
+        args: list[_Arg] = [self._ns, job_id]
         with _translated():
             reply = await self._script("cancel", args)
         verdict = reply[0]
@@ -325,7 +332,7 @@ class RedisJobStore:
             # redis-py encodes each argument in Python, seven per outcome otherwise.
             plain: list[int] = []
             packed: list[str] = []
-            args: list[_Arg] = [self._ns, self._settings.retention_ms, ""]
+            args: list[_Arg] = [self._ns, ""]
             for index, outcome in enumerate(chunk):
                 if (
                     outcome.kind is OutcomeKind.COMPLETE
@@ -346,7 +353,7 @@ class RedisJobStore:
                     outcome.error or "",
                     "" if outcome.retry_delay_ms is None else outcome.retry_delay_ms,
                 ]
-            args[2] = "\0".join(packed)
+            args[1] = "\0".join(packed)
             with _translated():
                 applied = await self._script("settle", args)
             flags = [flag == 1 for flag in applied]
@@ -375,16 +382,18 @@ class RedisJobStore:
             states += [_LEASE_STATES[int(code)] for code in reply]
         return states
 
-    async def requeue_expired(self, *, limit: int = 1_000) -> int:
+    async def requeue_expired(self, *, limit: int = 1_000, lock_ms: int = 0) -> int:
         args: list[_Arg] = [
             self._ns,
-            self._settings.retention_ms,
             limit,
             DEFAULT_MAX_ATTEMPTS,
             MAX_UNCONFIRMED_DELIVERIES,
+            max(lock_ms, 0),
+            self._sweeper_id,
         ]
         with _translated():
-            return int(await self._script("requeue", args))
+            expired, _forgotten = await self._script("requeue", args)
+        return max(int(expired), 0)
 
     # -- operators -------------------------------------------------------------
 
@@ -393,47 +402,39 @@ class RedisJobStore:
         limit = max(query.limit, 0)
         if limit == 0:
             return JobPage([], "")
-        now = self._clock.now_ms()
         statuses = [query.status] if query.status is not None else list(JobStatus)
-        if query.type is not None:
-            types = [query.type]
-        else:
-            raw_types = await self._read(lambda: self._redis.smembers(self._types_key))
-            types = sorted(cast(bytes, t).decode() for t in raw_types)
+        args: list[_Arg] = [
+            self._ns,
+            min(limit, _MAX_PAGE) + 1,
+            ",".join(str(int(status)) for status in statuses),
+            query.type or "",
+        ]
+        if after is not None:
+            args += [int(after.status), after.type, after.position, after.job_id]
+        flat = await self._read(self._call("list", args))
         positions: list[ListPosition] = []
-        for status in statuses:
-            for job_type in types:
-                if len(positions) > limit:
-                    break
-                if after is not None and (status, job_type) < (after.status, after.type):
-                    continue
-                start = after if after and (status, job_type) == after[:2] else None
-                positions += await self._segment(status, job_type, now, start, limit + 1)
-        page, more = positions[:limit], len(positions) > limit
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for position in page:
-                pipe.hgetall(self._ns + "j:" + position.job_id)
-            with _translated():
-                hashes = await pipe.execute()
-        jobs = []
-        for position, fields in zip(page, hashes, strict=True):
-            job = self._visible(position.job_id, fields)
-            # A job may have moved on since its index was read.
-            if job is not None and job.status is position.status:
-                jobs.append(job)
-        return JobPage(jobs, encode_cursor(page[-1]) if more and page else "")
+        jobs: list[Job] = []
+        for i in range(0, len(flat), 5):
+            job_id = flat[i + 3].decode()
+            status = JobStatus(int(flat[i]))
+            positions.append(ListPosition(status, flat[i + 1].decode(), int(flat[i + 2]), job_id))
+            jobs.append(job_from_hash(job_id, pairs_to_dict(flat[i + 4])))
+        more = len(jobs) > limit
+        page = jobs[:limit]
+        cursor = encode_cursor(positions[limit - 1]) if more else ""
+        return JobPage(page, cursor)
 
     async def stats(self) -> QueueStats:
-        args: list[_Arg] = [self._ns, self._settings.retention_ms]
+        args: list[_Arg] = [self._ns, _MAX_STATS_TYPES]
         flat = await self._read(self._call("stats", args))
         rows = []
-        for i in range(0, len(flat), 7):
+        for i in range(1, len(flat), 7):
             counts = [int(n) for n in flat[i + 1 : i + 7]]
             if any(counts):
                 rows.append(
                     TypeStats(type=flat[i].decode(), **dict(zip(_STAT_NAMES, counts, strict=True)))
                 )
-        return QueueStats(types=sorted(rows, key=lambda row: row.type))
+        return QueueStats(types=rows, omitted_types=int(flat[0]))
 
     async def watch(self, job_id: str) -> AsyncIterator[Job]:
         # Subscribed (on the store's shared pub/sub connection) before the
@@ -518,6 +519,8 @@ class RedisJobStore:
         also caches it) is safe even for a write.
         """
         keys = (self._types_key,) if keys is None else keys
+        if self._config_pending:
+            await self._publish_config()
         try:
             return await self._hot.execute("EVALSHA", _SHAS[name], len(keys), *keys, *args)
         except rexc.ResponseError as error:
@@ -542,51 +545,21 @@ class RedisJobStore:
             await self._waits.wait(wake_keys, max(timeout_s, 0.001))
 
     def _visible(self, job_id: str, fields: dict[bytes, bytes]) -> Job | None:
-        """The job in a hash, unless the hash is gone or its retention ran out by our clock."""
+        """The job in a hash, unless the hash is gone (Redis expires it at its retention)."""
         if not fields or b"t" not in fields:
-            return None
-        finished = fields.get(b"f")
-        if (
-            finished is not None
-            and int(finished) + self._settings.retention_ms <= self._clock.now_ms()
-        ):
             return None
         return job_from_hash(job_id, fields)
 
-    async def _segment(
-        self,
-        status: JobStatus,
-        job_type: str,
-        now: int,
-        after: ListPosition | None,
-        want: int,
-    ) -> list[ListPosition]:
-        """Up to ``want`` positions of one (status, type) index, after ``after``."""
-        if status is JobStatus.PENDING:
-            key, low = self._ns + "q:" + job_type, "-inf"
-        elif status is JobStatus.RUNNING:
-            key, low = self._ns + "r:" + job_type, "-inf"
-        else:
-            key = f"{self._ns}d:{job_type}:{int(status)}"
-            low = f"({now - self._settings.retention_ms}"
-        if after is not None:
-            low = str(after.position)
-        found: list[ListPosition] = []
-        offset = 0
-        while len(found) < want:
-            batch = await self._read(
-                lambda o=offset: self._redis.zrange(  # type: ignore[misc]
-                    key, low, "+inf", byscore=True, offset=o, num=want, withscores=True
-                )
-            )
-            if not batch:
-                break
-            offset += len(batch)
-            for member, score in cast(list[tuple[bytes, float]], batch):
-                position = ListPosition(status, job_type, int(score), member.decode())
-                if after is None or position > after:
-                    found.append(position)
-        return found[:want]
+    async def _publish_config(self) -> None:
+        settings = self._settings
+        fields: list[_Arg] = []
+        if settings.retention_ms is not None:
+            fields += ["retention_ms", settings.retention_ms]
+        if settings.max_finished is not None:
+            fields += ["max_finished", settings.max_finished]
+        with _translated():
+            await self._hot.execute("HSET", self._ns + "cfg", *fields)
+        self._config_pending = False
 
 
 def _stamped(job: Job, now: int) -> Job:
@@ -601,5 +574,9 @@ class _PendingAdd:
     batch_key: str | None
     future: asyncio.Future[list[Job]]
 
+
+_MAX_STATS_TYPES = 1_000
+"""Most types one ``stats`` call counts: bounds its cost with any number of types."""
+_MAX_PAGE = 1_000
 
 _STAT_NAMES = ("pending", "scheduled", "running", "completed", "failed", "cancelled")

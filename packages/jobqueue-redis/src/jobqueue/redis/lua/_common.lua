@@ -4,6 +4,14 @@
 -- 'k:' .. key idempotency key, 'b:' .. key batch idempotency key ("stored_ms:"
 -- then the ids it stored, comma-separated), 'w:' .. type wake-up list, 'ev:' .. id watch channel,
 -- 'cancels' the channel of cancel requests for running jobs.
+-- Indexes that keep every cost in proportion to work, not history:
+-- 'tz' every type that holds jobs (score 0, ordered by name), 'ts:' .. status
+-- the types that may hold jobs of that status (pruned lazily when empty),
+-- 'lx' types by a lower bound of their earliest lease deadline (the sweep
+-- visits only types whose bound passed), 'fx' types by a lower bound of their
+-- oldest finish (the trim visits only types with something to forget).
+-- 'cfg' settings every server and worker of the prefix shares: retention_ms
+-- and max_finished (the most finished jobs kept per type and status).
 -- Job hash fields: t type, p payload, s status, e due, c created, u updated,
 -- m max attempts, k idempotency key, a attempts, l lease token, d lease
 -- deadline, n 1 while the lease is unconfirmed, z unconfirmed expiries in a
@@ -25,6 +33,16 @@ local function held(jk, token, now)
     return nil
   end
   return f[4], f[5]
+end
+
+local DEFAULT_RETENTION_MS = 86400000
+local DEFAULT_MAX_FINISHED = 100000
+
+-- The retention settings, read from Redis so that whoever finishes a job,
+-- server or worker, applies the same ones.
+local function config(P)
+  local c = redis.call('HMGET', P .. 'cfg', 'retention_ms', 'max_finished')
+  return tonumber(c[1]) or DEFAULT_RETENTION_MS, tonumber(c[2]) or DEFAULT_MAX_FINISHED
 end
 
 -- Whether a job is gone: deleted, or past its retention (Redis expires the
@@ -65,15 +83,37 @@ local function notify(P, jk, id)
   end
 end
 
--- Move a job to a terminal status and start its retention clock.
-local function finish(P, jk, id, jtype, status, now, retention)
+-- Forget a finished job now: its hash, its idempotency key if it still names it.
+local function forget(P, id)
+  local jk = P .. 'j:' .. id
+  local ikey = redis.call('HGET', jk, 'k')
+  if ikey and redis.call('GET', P .. 'k:' .. ikey) == id then
+    redis.call('DEL', P .. 'k:' .. ikey)
+  end
+  redis.call('DEL', jk)
+end
+
+-- Move a job to a terminal status and start its retention clock. Past the
+-- count cap, the oldest finished jobs of its type and status go at once, at
+-- most two per finish, so the cap holds without a long step.
+local function finish(P, jk, id, jtype, status, now, retention, cap)
   redis.call('HSET', jk, 's', status, 'u', now, 'f', now)
   redis.call('HDEL', jk, 'l', 'd', 'n', 'z')
-  redis.call('ZADD', P .. 'd:' .. jtype .. ':' .. status, now, id)
+  local dk = P .. 'd:' .. jtype .. ':' .. status
+  redis.call('ZADD', dk, now, id)
   redis.call('PEXPIRE', jk, retention)
   local ikey = redis.call('HGET', jk, 'k')
   if ikey then
     redis.call('PEXPIRE', P .. 'k:' .. ikey, retention)
+  end
+  redis.call('ZADD', P .. 'ts:' .. status, 0, jtype)
+  redis.call('ZADD', P .. 'fx', 'LT', now, jtype)
+  local excess = redis.call('ZCARD', dk) - cap
+  if excess > 0 then
+    local oldest = redis.call('ZPOPMIN', dk, math.min(excess, 2))
+    for i = 1, #oldest, 2 do
+      forget(P, oldest[i])
+    end
   end
   notify(P, jk, id)
 end
@@ -83,6 +123,7 @@ local function requeue(P, jk, id, jtype, due, now)
   redis.call('HSET', jk, 's', 1, 'e', due, 'u', now)
   redis.call('HDEL', jk, 'l', 'd', 'n')
   redis.call('ZADD', P .. 'q:' .. jtype, due, id)
+  redis.call('ZADD', P .. 'ts:1', 0, jtype)
   wake_for(P, jtype, id, due, now)
   notify(P, jk, id)
 end

@@ -1,6 +1,6 @@
 -- Store new PENDING jobs, all in one step.
--- KEYS[1] the set of known types (it routes the call to the queue's slot).
--- ARGV: prefix, retention_ms, the batch key or '', then per job three
+-- KEYS[1] the index of types (it routes the call to the queue's slot).
+-- ARGV: prefix, the batch key or '', then per job three
 -- arguments: a head "id type execution_time|'-' max_attempts|''" (four words,
 -- none of which can hold a space; '-' means due now), the payload, and the
 -- idempotency key or ''. Creation and "now" are Redis's time, not the caller's.
@@ -11,8 +11,8 @@
 -- returns the ids its first call stored instead, unless one of those jobs is gone.
 local P = ARGV[1]
 local now = clock_ms()
-local retention = tonumber(ARGV[2])
-local batch = ARGV[3]
+local retention = config(P)
+local batch = ARGV[2]
 if batch ~= '' then
   local prior = redis.call('GET', P .. 'b:' .. batch)
   local stored_at, list = string.match(prior or '', '^(%d+):(.*)$')
@@ -35,7 +35,7 @@ local out = {now}
 local claimed_keys = {}
 local due_types = {} -- type -> its earliest new job
 local queued = {} -- type -> ZADD arguments: due, id, due, id ...
-for i = 4, #ARGV, 3 do
+for i = 3, #ARGV, 3 do
   local id, jtype, exec, max_attempts = string.match(ARGV[i], '^(%S+) (%S+) (%S+) (%d*)$')
   if exec == '-' then
     exec = now
@@ -95,7 +95,8 @@ end
 -- One token wakes one blocked worker; a worker that finds more work than it
 -- can take passes the token on (see claim.lua), so one token per type suffices.
 for jtype, earliest in pairs(due_types) do
-  redis.call('SADD', KEYS[1], jtype)
+  redis.call('ZADD', KEYS[1], 0, jtype)
+  redis.call('ZADD', P .. 'ts:1', 0, jtype)
   wake_for(P, jtype, earliest.id, earliest.due, now)
 end
 if batch ~= '' then

@@ -1,10 +1,10 @@
 -- Cancel a PENDING job, or flag a RUNNING one for its worker to stop.
--- ARGV: prefix, retention_ms, id.
+-- ARGV: prefix, id.
 -- Returns {'ok', fields} | {'missing'} | {'finished', status}.
 local P = ARGV[1]
 local now = clock_ms()
-local retention = tonumber(ARGV[2])
-local id = ARGV[3]
+local retention, cap = config(P)
+local id = ARGV[2]
 local jk = P .. 'j:' .. id
 local f = redis.call('HMGET', jk, 's', 't', 'x', 'f')
 if not f[1] or (f[4] and tonumber(f[4]) + retention <= now) then
@@ -12,7 +12,7 @@ if not f[1] or (f[4] and tonumber(f[4]) + retention <= now) then
 end
 if f[1] == '1' then
   redis.call('ZREM', P .. 'q:' .. f[2], id)
-  finish(P, jk, id, f[2], 5, now, retention)
+  finish(P, jk, id, f[2], 5, now, retention, cap)
 elseif f[1] == '2' then
   if f[3] ~= '1' then
     redis.call('HSET', jk, 'x', 1, 'u', now)

@@ -1,5 +1,5 @@
 -- Lease up to `limit` due jobs of the given types, in turns across types.
--- KEYS[1] the set of known types. ARGV: prefix, limit, lease_ms, token_base, types...
+-- KEYS[1] the index of types. ARGV: prefix, limit, lease_ms, token_base, types...
 -- Returns {next_due, now, id, token, fields, id, token, fields, ...}; next_due
 -- is the earliest due time among the types when nothing was claimed, else -1;
 -- now is Redis's time, from which the leases' deadlines count.
@@ -31,6 +31,9 @@ while count < limit and #active > 0 do
     if #ids > 0 then
       redis.call('ZREM', q, unpack(ids))
       local r = P .. 'r:' .. jtype
+      -- The sweep finds this type by its earliest deadline; listings by status.
+      redis.call('ZADD', P .. 'lx', 'LT', deadline, jtype)
+      redis.call('ZADD', P .. 'ts:2', 0, jtype)
       for _, id in ipairs(ids) do
         local jk = P .. 'j:' .. id
         if redis.call('HGET', jk, 's') == '1' then

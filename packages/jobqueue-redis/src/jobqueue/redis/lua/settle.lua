@@ -1,7 +1,7 @@
 -- Apply worker verdicts on leased jobs; a lease no longer held (stale token, or
 -- deadline passed by Redis's clock) changes nothing.
--- KEYS[1] the set of known types. ARGV: prefix, retention_ms, then
--- ARGV[3]: plain completions (no result, no error) packed in one string,
+-- KEYS[1] the index of types. ARGV: prefix, then
+-- ARGV[2]: plain completions (no result, no error) packed in one string,
 -- 'id\0token\0id\0token...' ('' for none): one argument instead of seven per
 -- job, because encoding arguments is most of a worker's settle cost;
 -- then per other outcome: id, token, kind (c complete, r retry, f fail,
@@ -9,7 +9,7 @@
 -- Returns 1 per applied outcome, 0 per rejected one: the packed ones first.
 local P = ARGV[1]
 local now = clock_ms()
-local retention = tonumber(ARGV[2])
+local retention, cap = config(P)
 local out = {}
 
 local function apply(id, token, kind, has_result, result, err, retry_delay)
@@ -26,12 +26,12 @@ local function apply(id, token, kind, has_result, result, err, retry_delay)
     if has_result == '1' then
       redis.call('HSET', jk, 'r', result)
     end
-    finish(P, jk, id, jtype, 3, now, retention)
+    finish(P, jk, id, jtype, 3, now, retention, cap)
   elseif kind == 'f' then
-    finish(P, jk, id, jtype, 4, now, retention)
+    finish(P, jk, id, jtype, 4, now, retention, cap)
   elseif kind == 'x' or cancel_requested == '1' then
     -- A retry or release of a job someone cancelled ends it instead.
-    finish(P, jk, id, jtype, 5, now, retention)
+    finish(P, jk, id, jtype, 5, now, retention, cap)
   else
     if kind == 'l' then
       redis.call('HINCRBY', jk, 'a', -1)
@@ -47,7 +47,7 @@ local function apply(id, token, kind, has_result, result, err, retry_delay)
   return 1
 end
 
-local packed = ARGV[3]
+local packed = ARGV[2]
 local pos = 1
 while pos <= #packed do
   local a = string.find(packed, '\0', pos, true)
@@ -56,7 +56,7 @@ while pos <= #packed do
     'c', '0', '', '', '')
   pos = b + 1
 end
-for i = 4, #ARGV, 7 do
+for i = 3, #ARGV, 7 do
   out[#out + 1] = apply(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
     ARGV[i + 5], ARGV[i + 6])
 end
