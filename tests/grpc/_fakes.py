@@ -63,9 +63,9 @@ class FaultyStore:
         self._check()
         return await self.inner.cancel(job_id)
 
-    async def requeue_expired(self, *, limit: int = 1_000) -> int:
+    async def requeue_expired(self, *, limit: int = 1_000, lock_ms: int = 0) -> int:
         self._check()
-        return await self.inner.requeue_expired(limit=limit)
+        return await self.inner.requeue_expired(limit=limit, lock_ms=lock_ms)
 
     async def stats(self) -> QueueStats:
         self._check()

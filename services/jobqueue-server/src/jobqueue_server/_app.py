@@ -181,7 +181,10 @@ class App:
         while True:
             await asyncio.sleep(self._settings.sweep_interval_seconds)
             try:
-                expired = await store.requeue_expired()
+                # The lock lets one of many servers and workers sweep per
+                # interval (a little less, so this one's next round is not skipped).
+                lock_ms = int(self._settings.sweep_interval_seconds * 800)
+                expired = await store.requeue_expired(lock_ms=lock_ms)
             except Exception as error:  # the store may be down; health reports that
                 _log.debug("lease sweep failed: %s", error)
                 continue
