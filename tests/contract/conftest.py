@@ -1,16 +1,118 @@
-"""One `store` fixture parametrized over every JobStore adapter (dramatiq's pattern)."""
+"""One contract, every JobStore adapter: each test runs on each store (dramatiq's pattern).
+
+Time is the one thing the adapters cannot share. The memory store reads an
+injected clock, so a test can move it by exactly one millisecond; Redis reads
+its own (``TIME`` in every script), which no test can move. So tests never
+touch a clock directly: they go through a ``Passage``, which advances the
+ManualClock for the memory store and really waits for Redis, and which reads
+"now" from the store's own clock for bounds. A Redis test can then only assert
+what real elapsed time guarantees: after ``advance(ms)`` at least ``ms`` passed
+on Redis's clock, and an event that must *not* have happened yet is at least
+``guard_ms`` (over a second) away, so a slow, shared machine cannot fail it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 import pytest
+import redis.asyncio as aioredis
 
-from jobqueue.domain import Job, JobStatus, JobStore, ManualClock, UuidV7Generator
+from jobqueue.domain import (
+    Job,
+    JobStatus,
+    JobStore,
+    ManualClock,
+    SystemClock,
+    UuidV7Generator,
+)
 from jobqueue.memory import MemoryJobStore, MemoryStoreSettings
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
 
 RETENTION_MS = 60_000
+"""The default store's retention: longer than any test, so nothing expires unasked."""
+
+REDIS_GUARD_MS = 1_100
+"""How far ahead of Redis's clock an event must be for a test to assert it has not happened."""
+
+
+class Passage(Protocol):
+    """Time as one store sees it: read it, let it pass."""
+
+    guard_ms: int
+    """The margin a "not yet" assertion leaves: 0 on a manual clock, over a second on Redis."""
+
+    def producer_now(self) -> int:
+        """The producer's clock, which stamps the jobs tests build (``make_job``)."""
+        ...
+
+    async def now_ms(self) -> int:
+        """The store's own clock now."""
+        ...
+
+    async def advance(self, ms: int) -> None:
+        """Return once at least ``ms`` passed on the store's clock."""
+        ...
+
+
+class ManualPassage:
+    """The memory store's clock is the test's ManualClock: time moves exactly as told."""
+
+    guard_ms = 0
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+
+    def producer_now(self) -> int:
+        return self.clock.now_ms()
+
+    async def now_ms(self) -> int:
+        return self.clock.now_ms()
+
+    async def advance(self, ms: int) -> None:
+        self.clock.advance(ms)
+
+
+class RedisPassage:
+    """Redis's clock, read with TIME on a plain connection; time passes by really waiting."""
+
+    guard_ms = REDIS_GUARD_MS
+
+    def __init__(self, raw: aioredis.Redis) -> None:
+        self.raw = raw
+        # The producer runs on this host, as Redis does: an honest clock.
+        self.clock = SystemClock()
+
+    def producer_now(self) -> int:
+        return self.clock.now_ms()
+
+    async def now_ms(self) -> int:
+        seconds, micros = await self.raw.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    async def advance(self, ms: int) -> None:
+        # TIME is read in whole ms (floored), so one more ms makes the bound
+        # hold for the true instants; asyncio's sleep is on the monotonic
+        # clock, so the result is checked on Redis's, and topped up if short.
+        until = await self.now_ms() + ms + 1
+        await asyncio.sleep(ms / 1000)
+        for _ in range(1_000):  # bounded: each round sleeps what is missing
+            missing = until - await self.now_ms()
+            if missing <= 0:
+                return
+            await asyncio.sleep(missing / 1000)
+        raise AssertionError("Redis's clock did not advance")
+
+
+MakeStore = Callable[..., JobStore]
+MakeJob = Callable[..., Job]
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
@@ -18,29 +120,51 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def store(
-    request: pytest.FixtureRequest, clock: ManualClock, key_prefix: str
-) -> AsyncIterator[JobStore]:
-    if request.param == "memory":
-        adapter: JobStore = MemoryJobStore(
-            MemoryStoreSettings(retention_ms=RETENTION_MS), clock=clock
-        )
-    else:
-        url: str = request.getfixturevalue("redis_url")
-        adapter = RedisJobStore(
-            RedisStoreSettings(url=url, key_prefix=key_prefix, retention_ms=RETENTION_MS),
-            clock=clock,
-        )
-    yield adapter
-    await adapter.close()
-
-
-MakeJob = Callable[..., Job]
+@pytest.fixture
+async def passage(
+    backend: str, clock: ManualClock, request: pytest.FixtureRequest
+) -> AsyncIterator[Passage]:
+    if backend == "memory":
+        yield ManualPassage(clock)
+        return
+    url: str = request.getfixturevalue("redis_url")
+    raw = aioredis.Redis.from_url(url)
+    yield RedisPassage(raw)
+    await raw.aclose()
 
 
 @pytest.fixture
-def make_job(clock: ManualClock) -> MakeJob:
+async def make_store(
+    backend: str, clock: ManualClock, request: pytest.FixtureRequest
+) -> AsyncIterator[MakeStore]:
+    """Build a store of the test's backend; ``retention_ms`` per store (all share one queue)."""
+    made: list[JobStore] = []
+
+    def make(*, retention_ms: int = RETENTION_MS) -> JobStore:
+        adapter: JobStore
+        if backend == "memory":
+            adapter = MemoryJobStore(MemoryStoreSettings(retention_ms=retention_ms), clock=clock)
+        else:
+            url: str = request.getfixturevalue("redis_url")
+            prefix: str = request.getfixturevalue("key_prefix")
+            settings = RedisStoreSettings(url=url, key_prefix=prefix, retention_ms=retention_ms)
+            adapter = RedisJobStore(settings, clock=SystemClock())
+        made.append(adapter)
+        return adapter
+
+    yield make
+    for adapter in made:
+        await adapter.close()
+
+
+@pytest.fixture
+def store(make_store: MakeStore) -> JobStore:
+    return make_store()
+
+
+@pytest.fixture
+def make_job(passage: Passage) -> MakeJob:
+    """New PENDING jobs stamped by the producer's clock, due ``delay_ms`` after it."""
     ids = UuidV7Generator()
 
     def make(
@@ -51,7 +175,7 @@ def make_job(clock: ManualClock) -> MakeJob:
         max_attempts: int | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
-        now = clock.now_ms()
+        now = passage.producer_now()
         return Job(
             id=ids.new_id(),
             type=job_type,
