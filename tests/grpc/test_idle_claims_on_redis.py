@@ -1,4 +1,4 @@
-"""1,000 idle ClaimJobs calls on one server over Redis use a bounded number of connections."""
+"""1,000 idle ClaimJobs calls or WatchJob streams on one server over Redis use a few connections."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 
-from jobqueue.domain import JobService, SystemClock, UuidV7Generator
+from jobqueue.domain import EnqueueRequest, JobService, SystemClock, UuidV7Generator
 from jobqueue.grpc import RunningServer
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
+from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
+from mpataki.jobqueue.v1 import jobqueue_pb2_grpc, worker_pb2_grpc
 from mpataki.jobqueue.v1 import worker_pb2 as wpb
-from mpataki.jobqueue.v1 import worker_pb2_grpc
-from tests._redis_clients import clients, evalsha_calls, peak_clients, until
+from tests._redis_clients import clients, evalsha_calls, peak_clients, subscribers, until
 from tests.grpc.conftest import start_api
 
 pytestmark = pytest.mark.redis
@@ -66,6 +67,52 @@ async def test_a_thousand_idle_claim_calls_share_a_few_redis_connections(
     finally:
         for call in calls:
             call.cancel()
+        await channel.close(None)
+        await server.stop(None)
+        await store.close()
+        await producer.close()
+
+
+async def test_a_thousand_watch_streams_share_one_subscriber(
+    redis_url: str, key_prefix: str, raw: aioredis.Redis
+) -> None:
+    settings = RedisStoreSettings(url=redis_url, key_prefix=key_prefix)
+    store = RedisJobStore(settings, clock=SystemClock())
+    producer = RedisJobStore(settings, clock=SystemClock())
+    service = JobService(producer, clock=SystemClock(), ids=UuidV7Generator())
+    jobs = []
+    for _ in range(CALLS // 500):
+        jobs += await service.enqueue_many([EnqueueRequest(type="watched")] * 500)
+    server: RunningServer = await start_api(store)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    api = jobqueue_pb2_grpc.JobServiceStub(channel)
+    baseline, _ = await clients(raw)
+    seen: dict[str, list[int]] = {job.id: [] for job in jobs}
+
+    async def follow(job_id: str) -> None:
+        async for update in api.WatchJob(pb.WatchJobRequest(id=job_id), timeout=60):
+            seen[job_id].append(update.job.status)
+
+    watches = [asyncio.create_task(follow(job.id)) for job in jobs]
+
+    async def all_started() -> bool:
+        return any(watch.done() for watch in watches) or all(seen.values())
+
+    try:
+        assert await until(all_started, within_s=30.0)
+        failed = Counter(f"{w.exception()!r}"[:200] for w in watches if w.done())
+        assert not failed
+        connected, _ = await clients(raw)
+        assert connected - baseline <= 10
+        assert len(await subscribers(raw)) == 1
+        await asyncio.gather(*(producer.cancel(job.id) for job in jobs))
+        await asyncio.wait_for(asyncio.gather(*watches), 60)
+        finished = [pb.JOB_STATUS_PENDING, pb.JOB_STATUS_CANCELLED]
+        assert all(statuses == finished for statuses in seen.values())
+    finally:
+        for watch in watches:
+            watch.cancel()
+        await asyncio.gather(*watches, return_exceptions=True)
         await channel.close(None)
         await server.stop(None)
         await store.close()

@@ -9,6 +9,7 @@ relative to what was open before they started.
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -21,6 +22,7 @@ from jobqueue.domain import (
     JobService,
     JobStatus,
     Lease,
+    StoreUnavailable,
     SystemClock,
     UuidV7Generator,
 )
@@ -33,6 +35,7 @@ from tests._redis_clients import (
     subscribers,
     until,
 )
+from tests._redis_server import RedisProcess, free_port
 
 pytestmark = pytest.mark.redis
 
@@ -280,3 +283,42 @@ async def test_closing_the_store_ends_its_cancellation_streams(
     await store.close()
     assert await asyncio.wait_for(first, 5) is None
     assert [job_id async for job_id in store.cancellations()] == []
+
+
+async def test_the_subscriber_waits_for_redis_to_come_up(redis_url: str, key_prefix: str) -> None:
+    """A watch needs Redis to begin; a cancellation stream waits for it, with backoff."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server to start one late")
+    port = free_port()
+    store = make_store(f"redis://127.0.0.1:{port}/0", key_prefix, connect_timeout_s=0.5)
+    with pytest.raises(StoreUnavailable):
+        await anext(store.watch("0190d5f4-0000-7000-8000-000000000000"))
+    received: list[str] = []
+
+    async def collect() -> None:
+        async for job_id in store.cancellations():
+            received.append(job_id)
+
+    collector = asyncio.create_task(collect())
+    server = RedisProcess(port=port)
+    raw = aioredis.Redis.from_url(server.url)
+    channel = "{" + key_prefix + "}:cancels"
+    try:
+        server.start()
+
+        async def subscribed() -> bool:
+            return await numsub(raw, channel) == 1
+
+        assert await until(subscribed, within_s=15.0)
+        await raw.publish(channel, "late-job")
+        for _ in range(250):  # bounded: 5 s
+            if received:
+                break
+            await asyncio.sleep(0.02)
+        assert received == ["late-job"]
+    finally:
+        collector.cancel()
+        await asyncio.gather(collector, return_exceptions=True)
+        await store.close()
+        await raw.aclose()
+        server.close()

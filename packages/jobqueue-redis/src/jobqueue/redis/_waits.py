@@ -31,6 +31,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
+from ._pubsub import raise_if_cancelled
+
 _GIVE_BACK = "if redis.call('LLEN', KEYS[1]) == 0 then redis.call('LPUSH', KEYS[1], 1) end"
 """Put back a wake token nobody here could use, unless one is waiting already (as ``wake``)."""
 
@@ -66,8 +68,6 @@ class WakeWaits:
         self._slots = asyncio.Semaphore(self._slot_count)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._background: set[asyncio.Task[None]] = set()
-        self.blpops = 0
-        """How many BLPOPs it has sent so far (the tests read it)."""
 
     async def wait(self, keys: Sequence[str], timeout_s: float) -> None:
         """Until a token of one of ``keys`` is handed to this caller, or ``timeout_s`` passes.
@@ -137,7 +137,6 @@ class WakeWaits:
                     if not deadlines:
                         return
                     block_s = min(max(max(deadlines) - loop.time(), 0.01), self._max_block_s)
-                    self.blpops += 1
                     try:
                         reply = await asyncio.wait_for(
                             self._blocking.blpop(list(group.keys), timeout=block_s),
@@ -149,6 +148,7 @@ class WakeWaits:
                         ) from None
                 finally:
                     self._slots.release()
+                raise_if_cancelled()  # one redis-py's wait_for lost would keep close() waiting
                 if reply is not None:
                     key = reply[0]
                     self._hand_over(group, key.decode() if isinstance(key, bytes) else str(key))
