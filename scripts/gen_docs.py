@@ -84,7 +84,15 @@ FALLBACK_DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
             "Namespace of every key, as the Redis Cluster hash tag `{<key_prefix>}:`; "
             "1 to 64 characters from `[A-Za-z0-9_.:-]`."
         ),
-        "retention_ms": "How long finished jobs stay readable; positive.",
+        "retention_ms": (
+            "How long finished jobs stay readable; positive. Kept in Redis and shared by "
+            "every server and worker of the prefix: None follows what Redis holds "
+            "(24 hours if nothing was set); set it on servers, not workers."
+        ),
+        "max_finished": (
+            "Most finished jobs kept per type and status, oldest forgotten first; kept in "
+            "Redis like `retention_ms`. None follows what Redis holds (100,000)."
+        ),
         "socket_timeout_s": "How long a Redis command may wait for its reply.",
         "connect_timeout_s": "Timeout of opening a connection to Redis.",
         "max_connections": (

@@ -109,6 +109,11 @@ class Output:
                 end_section=row is stats.types[-1] if stats.types else False,
             )
         self.console.print(table)
+        if stats.omitted_types:
+            self.console.print(
+                f"{stats.omitted_types} more types hold jobs (the first 1,000 by name are shown)",
+                style="dim",
+            )
 
     def state(self, job: Job) -> None:
         """One line per observed state, for ``watch`` and ``submit --wait``."""

@@ -165,5 +165,7 @@ def _type_stats(message: pb.TypeStats) -> TypeStats:
 
 def stats_from_proto(message: pb.GetQueueStatsResponse) -> QueueStats:
     return QueueStats(
-        types=tuple(_type_stats(row) for row in message.types), total=_type_stats(message.total)
+        types=tuple(_type_stats(row) for row in message.types),
+        total=_type_stats(message.total),
+        omitted_types=message.omitted_types,
     )

@@ -155,13 +155,22 @@ class TypeStats:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueueStats:
-    """Counts per job type (sorted by type) and their sums."""
+    """Counts per job type (sorted by type) and their sums.
+
+    A server lists at most 1,000 types; ``omitted_types`` says how many more
+    hold jobs (``total`` sums the listed ones).
+    """
 
     types: tuple[TypeStats, ...]
     total: TypeStats
+    omitted_types: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"types": [row.to_dict() for row in self.types], "total": self.total.to_dict()}
+        return {
+            "types": [row.to_dict() for row in self.types],
+            "total": self.total.to_dict(),
+            "omitted_types": self.omitted_types,
+        }
 
 
 Payload = bytes | bytearray | str | Mapping[str, Any] | list[Any] | int | float | bool | None

@@ -134,6 +134,7 @@ def stats_to_proto(stats: QueueStats) -> pb.GetQueueStatsResponse:
     return pb.GetQueueStatsResponse(
         types=[_type_stats_to_proto(row) for row in stats.types],
         total=_type_stats_to_proto(stats.total),
+        omitted_types=stats.omitted_types,
     )
 
 

@@ -332,23 +332,29 @@ class GetQueueStatsResponse(_message.Message):
 
     TYPES_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
+    OMITTED_TYPES_FIELD_NUMBER: _builtins.int
+    omitted_types: _builtins.int
+    """How many more types hold jobs than `types` lists."""
     @_builtins.property
     def types(self) -> _containers.RepeatedCompositeFieldContainer[Global___TypeStats]:
-        """One entry per job type, sorted by type."""
+        """One entry per job type, sorted by type: at most 1,000 types, the first by
+        name, so the call costs the same with any number of types.
+        """
 
     @_builtins.property
     def total(self) -> Global___TypeStats:
-        """The sums over every type (its type field is empty)."""
+        """The sums over the listed types (its type field is empty)."""
 
     def __init__(
         self,
         *,
         types: _abc.Iterable[Global___TypeStats] | None = ...,
         total: Global___TypeStats | None = ...,
+        omitted_types: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["total", b"total", "types", b"types"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["omitted_types", b"omitted_types", "total", b"total", "types", b"types"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
