@@ -6,6 +6,7 @@ Everything binds 127.0.0.1 only. Every wait here is bounded in time.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -406,8 +407,12 @@ def check_ledger(
       job is in ``explained`` (a fault the scenario knows made it run again);
     - stale result: the stored result is not the one of the run with the
       stored attempt number, i.e. an older lease's verdict overwrote a newer one;
-    - attempts in the ledger are distinct: two runs under one attempt number
-      would mean one claim was handed to two workers.
+    - attempt numbers never go down from one run to the next. Two runs may
+      share a number only when the first one's worker was killed before it
+      renewed or settled: its lease was never confirmed, so the store gave the
+      attempt back (``MAX_UNCONFIRMED_DELIVERIES``). That the two runs were
+      not one claim handed to two workers at once is ``_timeline``'s
+      overlap check.
     """
     killed = set(killed_pids)
     explained = explained or set()
@@ -425,9 +430,10 @@ def check_ledger(
         if len(job_runs) > 1:
             ran_twice.append(job_id)
             earlier = job_runs[:-1]
-            attempts = [run.attempt for run in job_runs]
+            by_start = sorted(job_runs, key=lambda run: run.started_ns)
+            went_down = any(b.attempt < a.attempt for a, b in itertools.pairwise(by_start))
             if job_id not in explained and (
-                len(set(attempts)) != len(attempts) or not all(run.pid in killed for run in earlier)
+                went_down or not all(run.pid in killed for run in earlier)
             ):
                 unexplained.append(job_id)
         last = job_runs[-1]
