@@ -97,6 +97,8 @@ class WakeWaits:
             group.waiters.pop(woken, None)
             if woken.done() and not woken.cancelled():
                 woken.exception()  # seen, even when a timeout won the race with a failure
+            if not group.waiters and group.task is None and self._groups.get(group_keys) is group:
+                del self._groups[group_keys]
 
     async def close(self) -> None:
         """Stop every shared wait (a token taken by one that is cut short may be lost)."""
@@ -172,7 +174,6 @@ class WakeWaits:
         task.add_done_callback(self._background.discard)
 
     async def _give_back(self, key: str) -> None:
-        with contextlib.suppress(
-            Exception
-        ):  # Redis is failing: the token's loss is the least of it
+        # If this fails, Redis is failing: the token's loss is the least of it.
+        with contextlib.suppress(Exception):
             await self._execute("EVAL", _GIVE_BACK, 1, key)
