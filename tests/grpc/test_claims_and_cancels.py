@@ -14,6 +14,7 @@ import math
 import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Protocol
 
 import grpc
 import pytest
@@ -42,6 +43,16 @@ CANCEL_BOUND_S = 1.0
 """The issue's figure for a cancel to reach a worker through the server."""
 
 ClaimCall = grpc.aio.UnaryUnaryCall[wpb.ClaimJobsRequest, wpb.ClaimJobsResponse]
+
+
+class Stubs(Protocol):
+    """The two API stubs the helpers below call, on whichever server."""
+
+    @property
+    def jobs(self) -> jobqueue_pb2_grpc.JobServiceAsyncStub: ...
+
+    @property
+    def workers(self) -> worker_pb2_grpc.WorkerServiceAsyncStub: ...
 
 
 class HeldClaimStore(FaultyStore):
@@ -133,7 +144,7 @@ async def test_a_claim_whose_caller_left_hands_its_jobs_back(
         await store.close()
 
 
-async def _claim_and_cancel(api: Api, job_type: str) -> str:
+async def _claim_and_cancel(api: Stubs, job_type: str) -> str:
     await api.jobs.EnqueueJob(pb.EnqueueJobRequest(type=job_type, payload=b"p"))
     claimed = await api.workers.ClaimJobs(wpb.ClaimJobsRequest(types=[job_type]))
     (lease,) = claimed.leases
@@ -141,7 +152,7 @@ async def _claim_and_cancel(api: Api, job_type: str) -> str:
     return lease.job.id
 
 
-async def _until_live(api: Api, received: asyncio.Queue[str]) -> None:
+async def _until_live(api: Stubs, received: asyncio.Queue[str]) -> None:
     """Cancel probe jobs until one is heard: from then on the stream sees every cancel."""
     for _ in range(50):
         probe = await _claim_and_cancel(api, "probe")
@@ -167,7 +178,7 @@ async def _notices(
         yield notice.job_id
 
 
-async def _cancel_latencies(api: Api, received: asyncio.Queue[str], count: int) -> list[float]:
+async def _cancel_latencies(api: Stubs, received: asyncio.Queue[str], count: int) -> list[float]:
     """Seconds from sending each CancelJob to its id arriving on the stream.
 
     Counted from the send, not the answer: the notice may well overtake the
