@@ -137,6 +137,10 @@ class App:
     async def stop(self) -> None:
         """Refuse new calls, let calls in flight finish within the grace, close the store."""
         grace = self._settings.shutdown_grace_seconds
+        if self._running is not None or self._http is not None:
+            # Workers hold a WatchCancellations stream for as long as they run:
+            # end those first, or they keep the server for the whole grace.
+            await self._container.worker_servicer().stop_streams()
         if self._running is not None:
             _log.info("stopping: calls in flight have %.1f s to finish", grace)
             await self._running.stop(grace)
