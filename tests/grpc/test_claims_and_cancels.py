@@ -293,8 +293,10 @@ async def test_cancel_to_worker_latency_through_the_server(api: Api) -> None:
     assert p99 < CANCEL_BOUND_S
 
 
-async def test_closing_a_grpc_source_ends_its_cancellations(api: Api) -> None:
-    source = GrpcSource(f"127.0.0.1:{api.server.port}", timeout_s=5)
+@pytest.mark.parametrize("own_channel", [True, False], ids=["own channel", "given channel"])
+async def test_closing_a_grpc_source_ends_its_cancellations(api: Api, own_channel: bool) -> None:
+    target = f"127.0.0.1:{api.server.port}"
+    source = GrpcSource(target, timeout_s=5, channel=None if own_channel else api.channel)
     received: asyncio.Queue[str] = asyncio.Queue()
     reader = asyncio.create_task(_collect(source.cancellations(), received))
     await _until_live(api, received)

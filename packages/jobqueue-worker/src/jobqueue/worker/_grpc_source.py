@@ -7,10 +7,12 @@ uses the worker has to import ``grpc``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import grpc
 
@@ -96,6 +98,9 @@ class GrpcSource:
         self._owns_channel = channel is None
         self._stub: pb_grpc.WorkerServiceAsyncStub | None = None
         self._closed = False
+        self._closing = asyncio.Event()
+        # Open cancellation streams, ended by ``close`` even on a channel it does not own.
+        self._watches: set[grpc.aio.UnaryStreamCall[Any, Any]] = set()
 
     @property
     def target(self) -> str:
@@ -185,7 +190,7 @@ class GrpcSource:
         # heartbeat asks again, and a stale token is refused at settle anyway.
         return [_LEASE_STATES.get(state, LeaseState.ACTIVE) for state in response.states]
 
-    async def requeue_expired(self, *, limit: int) -> int:
+    async def requeue_expired(self, *, limit: int, lock_ms: int = 0) -> int:
         return 0
 
     async def cancellations(self) -> AsyncIterator[str]:
@@ -202,6 +207,7 @@ class GrpcSource:
             call = self._worker_stub().WatchCancellations(
                 pb.WatchCancellationsRequest(), metadata=self._metadata
             )
+            self._watches.add(call)
             try:
                 async for notice in call:
                     wait_s = _WATCH_RETRY_MIN_S
@@ -221,13 +227,18 @@ class GrpcSource:
                     wait_s = _WATCH_RETRY_MAX_S
             finally:
                 call.cancel()
+                self._watches.discard(call)
             if time.monotonic() - opened >= _WATCH_HEALTHY_S:
                 wait_s = _WATCH_RETRY_MIN_S
-            await asyncio.sleep(wait_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), wait_s)
             wait_s = min(wait_s * 2, _WATCH_RETRY_MAX_S)
 
     async def close(self) -> None:
         self._closed = True
+        self._closing.set()
+        for call in self._watches:
+            call.cancel()
         if self._owns_channel and self._channel is not None:
             await self._channel.close(None)
         self._channel = None if self._owns_channel else self._channel
