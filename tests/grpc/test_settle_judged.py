@@ -8,6 +8,7 @@ clock, and an old worker's absolute ``retry_at_ms`` still works.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import pytest
 from jobqueue.domain import Limits, Outcome, OutcomeKind
 from jobqueue.grpc import MIB, RunningServer, ServerOptions, outcome_from_proto
 from jobqueue.memory import MemoryJobStore, MemoryStoreSettings
-from jobqueue.worker import GrpcSource
+from jobqueue.worker import GrpcSource, JobContext, Worker, WorkerSettings
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
 from mpataki.jobqueue.v1 import jobqueue_pb2_grpc, worker_pb2_grpc
 from mpataki.jobqueue.v1 import worker_pb2 as wpb
@@ -250,3 +251,48 @@ def test_the_mapping_turns_an_old_retry_time_into_a_delay() -> None:
     assert delay(retry_at_ms=1) == 0
     assert delay(retry_delay_ms=700) == 700
     assert delay(retry_delay_ms=700, retry_at_ms=99_000) == 700
+
+
+async def test_a_worker_with_a_bigger_limit_than_the_server_gets_its_job_failed_alone(
+    roomy: Server,
+) -> None:
+    """The issue's case end to end: 21 jobs, one handler returns 2 MB, through the server.
+
+    The worker here allows bigger results than the server (a deployment whose
+    limits disagree), so the 2 MB result reaches the server and is judged
+    there: that job alone FAILED, the 20 others COMPLETED on their first
+    attempt, and nothing is settled twice.
+    """
+    ids = await roomy.enqueue(20, job_type="small")
+    (big,) = await roomy.enqueue(1, job_type="big")
+    worker = Worker(
+        GrpcSource(roomy.target, timeout_s=5),
+        settings=WorkerSettings(max_result_bytes=4 * MIB, concurrency=50),
+    )
+
+    @worker.handler("small")
+    async def small(job: JobContext) -> bytes:
+        return b"ok"
+
+    @worker.handler("big")
+    async def huge(job: JobContext) -> bytes:
+        return b"x" * TWO_MB
+
+    await worker.start()
+    try:
+        for _ in range(200):
+            jobs = [await roomy.job(job_id) for job_id in [*ids, big]]
+            if all(job.status in (pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED) for job in jobs):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await worker.stop(grace_s=2)
+    failed = await roomy.job(big)
+    assert (failed.status, failed.attempts, failed.last_error) == (
+        pb.JOB_STATUS_FAILED,
+        1,
+        TOO_LARGE,
+    )
+    for job_id in ids:
+        job = await roomy.job(job_id)
+        assert (job.status, job.attempts, job.result) == (pb.JOB_STATUS_COMPLETED, 1, b"ok")
