@@ -197,6 +197,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 server = Server(wire, redis_server.url)
                 try:
                     for name, (unit, workload) in workloads(counts, redis_server.url).items():
+                        if args.only and not any(word in name for word in args.only):
+                            continue
                         flush.flushall()
                         value = await workload(server.target)
                         row = results.setdefault(name, {"unit": unit})
@@ -237,6 +239,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts (about a minute)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per wire (alternating)")
+    parser.add_argument(
+        "--only", nargs="*", default=[], help="workloads whose name holds one of these words"
+    )
     args = parser.parse_args()
     results = asyncio.run(run(args))
     print()
