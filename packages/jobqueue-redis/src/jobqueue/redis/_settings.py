@@ -34,6 +34,11 @@ class RedisStoreSettings:
     socket_timeout_s: float = 5.0
     connect_timeout_s: float = 2.0
     max_connections: int = 64
+    shards: int = 1
+    """Virtual shards (see _shards.py): 1 keeps every key under ``{<key_prefix>}``."""
+    cluster: bool = False
+    """Talk to a Redis Cluster (redis-py's RedisCluster, which follows MOVED and ASK);
+    also implied by a ``redis+cluster://host:port,host:port`` URL."""
 
     def __post_init__(self) -> None:
         if not _PREFIX_RE.fullmatch(self.key_prefix):
@@ -42,6 +47,13 @@ class RedisStoreSettings:
             raise ValueError("retention_ms must be positive")
         if self.max_finished is not None and self.max_finished <= 0:
             raise ValueError("max_finished must be positive")
+        if not 1 <= self.shards <= 1 << 16:
+            raise ValueError("shards must be between 1 and 65536")
+
+    @property
+    def is_cluster(self) -> bool:
+        """Whether the store talks to a Redis Cluster."""
+        return self.cluster or self.url.startswith(("redis+cluster://", "rediss+cluster://"))
 
     @property
     def namespace(self) -> str:
