@@ -33,6 +33,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from jobqueue.domain import RetryPolicy
@@ -68,6 +70,21 @@ class Ledger:
         line = f"{event} {ctx.id} {ctx.attempt} {self.pid} {time.monotonic_ns()}\n"
         os.write(self._fd, line.encode())
 
+    @contextmanager
+    def run(self, ctx: JobContext) -> Iterator[None]:
+        """``S`` now, then ``E`` when the body returns or ``X`` when it is cancelled or raises.
+
+        A plain context manager serves async handlers too: a cancellation
+        arrives as an exception at an ``await`` inside the block.
+        """
+        self.write("S", ctx)
+        try:
+            yield
+        except BaseException:
+            self.write("X", ctx)
+            raise
+        self.write("E", ctx)
+
 
 def build_worker(args: argparse.Namespace, ledger: Ledger) -> Worker:
     source: JobSource
@@ -96,59 +113,49 @@ def build_worker(args: argparse.Namespace, ledger: Ledger) -> Worker:
 
     @worker.handler(WORK_TYPE)
     async def work(ctx: JobContext) -> str:
-        ledger.write("S", ctx)
-        try:
+        with ledger.run(ctx):
             await asyncio.sleep(work_s)
-        except BaseException:
-            # Cancelled (a lost lease, a stop): the run ends here all the same.
-            ledger.write("X", ctx)
-            raise
-        ledger.write("E", ctx)
         return f"{pid}:{ctx.attempt}"
 
     @worker.handler(HEALTHY_TYPE)
     async def healthy(ctx: JobContext) -> str:
         # Runs for several lease lengths: only heartbeats keep the job ours.
-        ledger.write("S", ctx)
-        await asyncio.sleep(float(ctx.payload or b"0.1"))
-        ledger.write("E", ctx)
+        with ledger.run(ctx):
+            await asyncio.sleep(float(ctx.payload or b"0.1"))
         return f"{pid}:{ctx.attempt}"
 
     @worker.handler(OVERRUN_TYPE, timeout=OVERRUN_TIMEOUT_S, max_attempts=OVERRUN_ATTEMPTS)
     async def overrun(ctx: JobContext) -> str:
-        ledger.write("S", ctx)
-        await asyncio.sleep(30)
-        ledger.write("E", ctx)
+        with ledger.run(ctx):
+            await asyncio.sleep(30)
         return f"{pid}:{ctx.attempt}"
 
     @worker.handler(BLOCKING_TYPE, timeout=BLOCKING_TIMEOUT_S, max_attempts=BLOCKING_ATTEMPTS)
     def blocking(ctx: JobContext) -> str:
         # A plain def that ignores its cancelled flag: its thread outlives the timeout.
-        ledger.write("S", ctx)
-        time.sleep(2.0)
-        ledger.write("E", ctx)
+        with ledger.run(ctx):
+            time.sleep(2.0)
         return f"{pid}:{ctx.attempt}"
 
     @worker.handler(HANG_TYPE, timeout=HANG_TIMEOUT_S, max_attempts=HANG_ATTEMPTS)
     async def hang(ctx: JobContext) -> str:
-        ledger.write("S", ctx)
-        await asyncio.Event().wait()
+        with ledger.run(ctx):
+            await asyncio.Event().wait()
         return "unreachable"
 
     @worker.handler(
         HANG_THREAD_TYPE, timeout=HANG_THREAD_TIMEOUT_S, max_attempts=HANG_THREAD_ATTEMPTS
     )
     def hang_thread(ctx: JobContext) -> str:
-        ledger.write("S", ctx)
-        threading.Event().wait(STUCK_CAP_S)
+        with ledger.run(ctx):
+            threading.Event().wait(STUCK_CAP_S)
         return "unreachable"
 
     @worker.handler(HANG_FOREVER_TYPE)
     async def hang_forever(ctx: JobContext) -> str:
         # No timeout: only a cancel request (or this worker's death) ends it.
-        ledger.write("S", ctx)
-        await asyncio.sleep(STUCK_CAP_S)
-        ledger.write("E", ctx)
+        with ledger.run(ctx):
+            await asyncio.sleep(STUCK_CAP_S)
         return f"{pid}:{ctx.attempt}"
 
     return worker

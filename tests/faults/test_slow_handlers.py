@@ -8,7 +8,10 @@ without a timeout that hangs until it is cancelled — and, meanwhile, a stream
 of ordinary 10 ms jobs. The worker must stay responsive (the ordinary jobs
 complete), healthy jobs must complete on their first attempt, timed-out jobs
 must be retried exactly as configured and then FAILED, and the hung job must
-stay RUNNING on one lease until it is cancelled.
+stay RUNNING on one lease until it is cancelled. No attempt of a job may
+start while an earlier one still runs — in particular not while the thread of
+a handler past its timeout is still blocked (the ledger's start and end
+lines, on the monotonic clock).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from tests.faults._harness import (
     summarize,
     wait_terminal,
 )
+from tests.faults._timeline import overlapping_runs
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(scale(120, 300))]
 
@@ -91,6 +95,7 @@ async def test_slow_and_stuck_handlers_leave_the_worker_responsive(
         runs = read_ledger(tmp_path)
         # Its stuck thread keeps this worker from exiting on SIGTERM: see the test below.
         pool.kill(pid)
+        overlaps = overlapping_runs(runs, pool.exited)
         report(
             "slow-handlers",
             ordinary=len(ordinary),
@@ -99,6 +104,7 @@ async def test_slow_and_stuck_handlers_leave_the_worker_responsive(
             statuses=summarize(finished),
             runs={t: sum(len(runs.get(j, [])) for j in ids) for t, ids in timed_out.items()},
             hung_attempts=hung.attempts,
+            overlapping_runs=len(overlaps),
         )
 
         assert all(job is not None and job.status == 3 for job in done.values()), summarize(done)
@@ -122,6 +128,7 @@ async def test_slow_and_stuck_handlers_leave_the_worker_responsive(
                 assert b"HandlerTimeout" in (job.error or b""), job.error
                 # A thread handler queued behind busy threads may time out before it starts.
                 assert 1 <= len(runs[job_id]) <= job.attempts, (job_type, runs[job_id])
+        assert not overlaps, overlaps[:3]
         assert (hung.status, hung.attempts) == (JobStatus.RUNNING, 1), hung
         assert cancelled.cancel_requested
         assert ended.status is JobStatus.CANCELLED
