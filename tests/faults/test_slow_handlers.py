@@ -7,8 +7,10 @@ thread handlers that block past their timeout or for good, and a handler
 without a timeout that hangs until it is cancelled — and, meanwhile, a stream
 of ordinary 10 ms jobs. The worker must stay responsive (the ordinary jobs
 complete), healthy jobs must complete on their first attempt, timed-out jobs
-must be retried exactly as configured and then FAILED, and the hung job must
-stay RUNNING on one lease until it is cancelled. No attempt of a job may
+must be retried exactly as configured and then FAILED, the hung job must
+stay RUNNING on one lease until it is cancelled, and the job whose thread is
+stuck for good must stay RUNNING on its first attempt: a thread cannot be
+killed, so its attempt keeps its lease until the thread returns. No attempt of a job may
 start while an earlier one still runs — in particular not while the thread of
 a handler past its timeout is still blocked (the ledger's start and end
 lines, on the monotonic clock).
@@ -70,8 +72,8 @@ async def test_slow_and_stuck_handlers_leave_the_worker_responsive(
                 lw.OVERRUN_TYPE: [(await sdk.enqueue(lw.OVERRUN_TYPE)).id for _ in range(2)],
                 lw.BLOCKING_TYPE: [(await sdk.enqueue(lw.BLOCKING_TYPE)).id for _ in range(2)],
                 lw.HANG_TYPE: [(await sdk.enqueue(lw.HANG_TYPE)).id],
-                lw.HANG_THREAD_TYPE: [(await sdk.enqueue(lw.HANG_THREAD_TYPE)).id],
             }
+            stuck = (await sdk.enqueue(lw.HANG_THREAD_TYPE)).id
             forever = (await sdk.enqueue(lw.HANG_FOREVER_TYPE)).id
 
             # Ordinary jobs, paced over the time the others are stuck.
@@ -92,8 +94,8 @@ async def test_slow_and_stuck_handlers_leave_the_worker_responsive(
         finished = wait_terminal(
             client, prefix, healthy + [j for ids in timed_out.values() for j in ids], timeout_s=30
         )
+        stuck_job = read_jobs(client, prefix, [stuck])[stuck]
         runs = read_ledger(tmp_path)
-        # Its stuck thread keeps this worker from exiting on SIGTERM: see the test below.
         pool.kill(pid)
         overlaps = overlapping_runs(runs, pool.exited)
         report(
@@ -104,6 +106,7 @@ async def test_slow_and_stuck_handlers_leave_the_worker_responsive(
             statuses=summarize(finished),
             runs={t: sum(len(runs.get(j, [])) for j in ids) for t, ids in timed_out.items()},
             hung_attempts=hung.attempts,
+            stuck_thread=None if stuck_job is None else summarize({stuck: stuck_job}),
             overlapping_runs=len(overlaps),
         )
 
@@ -117,7 +120,6 @@ async def test_slow_and_stuck_handlers_leave_the_worker_responsive(
             lw.OVERRUN_TYPE: lw.OVERRUN_ATTEMPTS,
             lw.BLOCKING_TYPE: lw.BLOCKING_ATTEMPTS,
             lw.HANG_TYPE: lw.HANG_ATTEMPTS,
-            lw.HANG_THREAD_TYPE: lw.HANG_THREAD_ATTEMPTS,
         }
         for job_type, ids in timed_out.items():
             for job_id in ids:
@@ -129,6 +131,10 @@ async def test_slow_and_stuck_handlers_leave_the_worker_responsive(
                 # A thread handler queued behind busy threads may time out before it starts.
                 assert 1 <= len(runs[job_id]) <= job.attempts, (job_type, runs[job_id])
         assert not overlaps, overlaps[:3]
+        # Seconds past its timeout, its thread still blocked: the attempt holds its lease.
+        assert stuck_job is not None
+        assert (stuck_job.status, stuck_job.attempts) == (2, 1), stuck_job
+        assert len(runs[stuck]) == 1, runs[stuck]
         assert (hung.status, hung.attempts) == (JobStatus.RUNNING, 1), hung
         assert cancelled.cancel_requested
         assert ended.status is JobStatus.CANCELLED
@@ -152,8 +158,14 @@ async def test_a_worker_with_a_stuck_thread_handler_exits_on_sigterm(
         (pid,) = pool.spawn_many(1)
         async with AsyncJobClient(target=server.target, timeout=5.0) as sdk:
             job_id = (await sdk.enqueue(lw.HANG_THREAD_TYPE)).id
-            failed = await sdk.wait(job_id, timeout=10)
-        assert failed.status is JobStatus.FAILED  # by its timeout; its thread is still stuck
+            for _ in range(200):  # its run starts within 10 s
+                if job_id in read_ledger(tmp_path):
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(lw.HANG_THREAD_TIMEOUT_S + 0.5)
+            stuck = await sdk.get(job_id)
+        # Past its timeout, its thread stuck: still RUNNING on its only attempt.
+        assert (stuck.status, stuck.attempts) == (JobStatus.RUNNING, 1), stuck
         process = pool.processes[pid]
         process.send_signal(signal.SIGTERM)
         # The worker's shutdown grace is 2 s; give it 3 s more.
@@ -162,6 +174,11 @@ async def test_a_worker_with_a_stuck_thread_handler_exits_on_sigterm(
         except subprocess.TimeoutExpired:
             pytest.fail("the worker did not exit within 5 s of SIGTERM")
         assert code == 0
+        # Stopped with the thread still stuck past its timeout: the attempt failed.
+        ended = wait_terminal(client, prefix, [job_id], timeout_s=10)[job_id]
+        assert ended is not None
+        assert ended.status == 4, ended
+        assert b"HandlerTimeout" in (ended.error or b""), ended.error
     finally:
         for process in pool.processes.values():
             process.kill()
