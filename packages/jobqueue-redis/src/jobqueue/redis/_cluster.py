@@ -1,0 +1,117 @@
+"""The store's connections to a Redis Cluster: redis-py's asyncio RedisCluster.
+
+RedisCluster learns the slot map (CLUSTER SLOTS), sends each command to the
+master of its keys' slot, and follows ``MOVED`` (a slot that moved for good,
+after a failover or a reshard) and ``ASK`` (a slot being migrated) by itself.
+Scripts route by their declared keys (EVALSHA's numkeys), which all carry one
+shard's hash tag (_shards.py), so each call reaches the one master that holds
+its shard.
+
+Writes are not retried on a connection error (``retry`` of 0 attempts), as on
+a single Redis: a write whose reply was lost may have been applied. A failed
+node makes redis-py drop its connections and re-read the slot map on the next
+call, so the call after a failover reaches the promoted replica.
+
+URL forms: ``redis+cluster://[user:password@]host:port[,host:port...]``
+and ``rediss+cluster://`` (TLS); or ``redis://host:port`` with
+``RedisStoreSettings(cluster=True)``. Any one reachable node is enough: the
+others are discovered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from ._settings import RedisStoreSettings
+
+
+def cluster_nodes(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """The seed nodes of a cluster URL (``host:port[,host:port...]``) and its options."""
+    parts = urlsplit(url)
+    options: dict[str, Any] = {}
+    if parts.scheme.startswith("rediss"):
+        options["ssl"] = True
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    if userinfo:
+        user, _, password = userinfo.partition(":")
+        if user:
+            options["username"] = unquote(user)
+        if password:
+            options["password"] = unquote(password)
+    nodes = []
+    for item in hosts.split(","):
+        if item:
+            host, _, port = item.rpartition(":")
+            nodes.append((host.strip("[]") or "127.0.0.1", int(port or 6379)))
+    if not nodes:
+        raise ValueError("a cluster URL names at least one node: redis+cluster://host:port,...")
+    return nodes, options
+
+
+def _client(settings: RedisStoreSettings, *, socket_timeout: float | None) -> RedisCluster:
+    nodes, options = cluster_nodes(settings.url)
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=settings.connect_timeout_s,
+        max_connections=settings.max_connections,
+        retry=Retry(NoBackoff(), 0),
+        **options,
+    )
+
+
+class ClusterConnection:
+    """Commands and scripts on the cluster, with the replies as the single-Redis path reads them.
+
+    The same ``execute``/``close`` face as ``MultiplexedConnection``, so the
+    store's code is the same on both topologies.
+    """
+
+    def __init__(self, settings: RedisStoreSettings) -> None:
+        self.client = _client(settings, socket_timeout=settings.socket_timeout_s)
+
+    async def execute(self, *args: Any) -> Any:
+        reply = await self.client.execute_command(*args)
+        if isinstance(reply, dict):  # redis-py's HGETALL callback; the store reads flat pairs
+            return [item for pair in reply.items() for item in pair]
+        return reply
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def blocking_client(settings: RedisStoreSettings) -> RedisCluster:
+    """A cluster client without a socket timeout, for BLPOPs (all their keys share a slot)."""
+    return _client(settings, socket_timeout=None)
+
+
+def subscriber_connections(settings: RedisStoreSettings) -> Callable[[], AbstractConnection]:
+    """Makes pub/sub connections to a seed node.
+
+    The store's channels are published with PUBLISH, which a cluster
+    forwards to every node, so any node hears them all.
+    """
+    nodes, options = cluster_nodes(settings.url)
+    ssl = options.pop("ssl", False)
+    host, port = nodes[0]
+    pool = aioredis.ConnectionPool(
+        host=host,
+        port=port,
+        socket_connect_timeout=settings.connect_timeout_s,
+        socket_timeout=settings.socket_timeout_s,
+        health_check_interval=0,
+        retry=Retry(NoBackoff(), 0),
+        protocol=2,
+        **options,
+    )
+    if ssl:
+        pool.connection_class = aioredis.SSLConnection
+    return pool.make_connection
