@@ -241,3 +241,17 @@ async def test_healthz_answers_503_once_the_server_is_stopping(wire_server: Wire
     await wire_server.health.shutdown()
     answer = await http1(wire_server.server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     assert answer.status == 503
+
+
+@pytest.mark.parametrize("wire", WIRES, ids=[w.name for w in WIRES])
+async def test_a_message_over_the_limit_is_resource_exhausted_on_every_wire(
+    wire_server: WireServer, wire: Wire
+) -> None:
+    # 1 MiB is the tests' message limit (TEST_OPTIONS); the payload limit is far smaller,
+    # so only the transport can answer RESOURCE_EXHAUSTED here.
+    huge = pb.EnqueueJobRequest(type="t", payload=b"x" * (1024 * 1024 + 1))
+    async with wire_client(wire_server.url, wire) as client:
+        with pytest.raises(ConnectError) as caught:
+            await client.unary("JobService", "EnqueueJob", huge)
+    assert caught.value.code == Code.RESOURCE_EXHAUSTED, caught.value.message
+    assert await stored(wire_server) == 0

@@ -91,9 +91,10 @@ async def start_http_server(
             http1=True,
             access_log=False,
             lifespan="off",
-            # A request is one message (or a batch) at most this big; the Connect
-            # app checks each message again with the same bound.
-            max_request_body_size=max_message_bytes + 64 * 1024,
+            # The Connect app answers a message over the limit RESOURCE_EXHAUSTED in
+            # each protocol's form; h2corn's own cap (HTTP 413, no such code) only
+            # stops bodies far beyond it, such as a request twice the limit.
+            max_request_body_size=2 * max_message_bytes + 64 * 1024,
             # Streams (WatchJob, ClaimJobs long polls, health Watch) share connections.
             max_concurrent_streams=1000,
             timeout_graceful_shutdown=max(grace, 0.001),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 _PREFIX_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
@@ -24,7 +25,8 @@ class RedisStoreSettings:
     tag, so one queue's keys share a slot and its Lua scripts stay atomic on a
     cluster. Different prefixes isolate tenants (and tests) in one Redis, and
     spread over a cluster's shards. The URL carries the password and TLS
-    (``rediss://``) as redis-py understands them.
+    (``rediss://``) as redis-py understands them; ``redis+sentinel://host:26379,
+    host:26380/<service>/<db>`` finds the primary through Sentinel (_topology.py).
     """
 
     url: str = "redis://127.0.0.1:6379/0"
@@ -40,7 +42,26 @@ class RedisStoreSettings:
     """Talk to a Redis Cluster (redis-py's RedisCluster, which follows MOVED and ASK);
     also implied by a ``redis+cluster://host:port,host:port`` URL."""
 
+    min_replicas: int = 0
+    """Durability on demand: add, settle and cancel are acknowledged only once this many
+    replicas hold them (``WAIT``; see _durability.py). 0: acknowledged by the primary alone."""
+    replica_timeout_ms: int = 1_000
+    """How long a durable write waits for its replicas before failing as unavailable."""
+    durable_connections: int = 4
+    """Connections that carry durable writes and their WAITs, apart from every other call."""
+    connection: Literal["multiplexed", "redis-py"] = "multiplexed"
+    """The hot path: one pipelined connection (_multiplex.py), or redis-py's pooled client
+    (_pooled.py); measured side by side in docs/benchmarks.md."""
+
     def __post_init__(self) -> None:
+        if self.min_replicas < 0:
+            raise ValueError("min_replicas must not be negative")
+        if self.replica_timeout_ms <= 0:
+            raise ValueError("replica_timeout_ms must be positive")
+        if self.durable_connections <= 0:
+            raise ValueError("durable_connections must be positive")
+        if self.connection not in ("multiplexed", "redis-py"):
+            raise ValueError("connection is 'multiplexed' or 'redis-py'")
         if not _PREFIX_RE.fullmatch(self.key_prefix):
             raise ValueError("key_prefix must be 1 to 64 characters from [A-Za-z0-9_.:-]")
         if self.retention_ms is not None and self.retention_ms <= 0:

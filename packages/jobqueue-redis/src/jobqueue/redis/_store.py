@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeVar
 
-import redis.asyncio as aioredis
 from jobqueue.domain import (
     DEFAULT_MAX_ATTEMPTS,
     MAX_UNCONFIRMED_DELIVERIES,
@@ -39,11 +38,11 @@ from jobqueue.domain import (
     validate_type,
 )
 from redis import exceptions as rexc
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from ._codec import job_from_hash, pairs_to_dict
-from ._multiplex import MultiplexedConnection
+from ._connections import store_connections
+from ._durability import DURABLE_SCRIPTS
+from ._errors import UNAVAILABLE_ERRORS, is_failover
 from ._pubsub import Subscriber
 from ._settings import RedisStoreSettings
 from ._waits import WakeWaits
@@ -62,7 +61,6 @@ _KINDS = {
     OutcomeKind.CANCELLED: "x",
 }
 _LEASE_STATES = {0: LeaseState.LOST, 1: LeaseState.ACTIVE, 2: LeaseState.CANCEL_REQUESTED}
-_UNAVAILABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ReadOnlyError, OSError)
 T = TypeVar("T")
 _Arg = bytes | str | int | float
 
@@ -88,22 +86,25 @@ def _translated() -> Iterator[None]:
     connection error; a caller that retries on StoreUnavailable would then
     never stop. A dropped cancellation still counts in ``Task.cancelling()``,
     so a count that grew during the call means one was lost.
+
+    Errors are classified by their redis-py types (_errors.py): a node that
+    is no primary now (READONLY, LOADING, MASTERDOWN, TRYAGAIN, CLUSTERDOWN)
+    is unavailable like an unreachable one, and the connection that heard it
+    was already retired, so a retry reaches the new primary.
     """
     task = asyncio.current_task()
     cancels = task.cancelling() if task is not None else 0
     try:
         yield
-    except _UNAVAILABLE as error:
+    except UNAVAILABLE_ERRORS as error:
         if task is not None and task.cancelling() > cancels:
             raise asyncio.CancelledError from error
+        if is_failover(error):
+            code = getattr(error, "status_code", None) or type(error).__name__
+            raise StoreUnavailable(f"Redis cannot serve this now ({code}: {error})") from error
         raise StoreUnavailable(f"Redis is unreachable: {error}") from error
-    except rexc.ResponseError as error:
-        message = str(error)
-        if message.startswith("OOM"):
-            raise CapacityExceeded("Redis is out of memory (maxmemory reached)") from error
-        if message.startswith(("LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")):
-            raise StoreUnavailable(f"Redis is not ready: {message}") from error
-        raise
+    except rexc.OutOfMemoryError as error:
+        raise CapacityExceeded("Redis is out of memory (maxmemory reached)") from error
     if task is not None and task.cancelling() > cancels:
         raise asyncio.CancelledError
 
@@ -129,39 +130,19 @@ class RedisJobStore:
         self._config_pending = (
             settings.retention_ms is not None or settings.max_finished is not None
         )
-        common: dict[str, Any] = {
-            "socket_connect_timeout": settings.connect_timeout_s,
-            "max_connections": settings.max_connections,
-            "health_check_interval": 5,
-            "retry": Retry(NoBackoff(), 0),
-        }
-        self._redis = aioredis.Redis.from_url(
-            settings.url, socket_timeout=settings.socket_timeout_s, **common
-        )
-        # Blocking waits hold a connection for their whole timeout, longer than
-        # the command socket timeout allows, so they get a pool of their own.
-        self._blocking = aioredis.Redis.from_url(settings.url, socket_timeout=None, **common)
-        # Scripts and single-key reads, nearly every call a worker or producer
-        # makes, share one pipelined connection (see _multiplex.py).
-        self._hot = MultiplexedConnection(
-            settings.url,
-            connect_timeout_s=settings.connect_timeout_s,
-            timeout_s=settings.socket_timeout_s,
-        )
+        # Single Redis, Sentinel or Cluster, each connection finds the primary
+        # when it connects (_connections.py). Scripts and single-key reads,
+        # nearly every call a worker or producer makes, share one pipelined
+        # connection (_multiplex.py); durable writes have their own (_durability.py).
+        self._connections = store_connections(settings)
+        self._hot = self._connections.hot
+        self._durable = self._connections.durable
+        self._blocking = self._connections.blocking
         # Idle claims share one BLPOP per set of wake lists, and at most as
         # many as the blocking pool holds, so they never exhaust it (_waits.py).
         self._waits = WakeWaits(self._blocking, self._hot.execute, slots=settings.max_connections)
-        # Every watch and cancellation stream shares one pub/sub connection
-        # (_pubsub.py); it answers its own PINGs, so no health checks.
-        subscriber_pool = aioredis.ConnectionPool.from_url(
-            settings.url,
-            socket_connect_timeout=settings.connect_timeout_s,
-            socket_timeout=settings.socket_timeout_s,
-            health_check_interval=0,
-            retry=Retry(NoBackoff(), 0),
-            protocol=2,  # messages as plain replies, whatever redis-py's default
-        )
-        self._subscriber = Subscriber(subscriber_pool.make_connection)
+        # Every watch and cancellation stream shares one pub/sub connection (_pubsub.py).
+        self._subscriber = Subscriber(self._connections.subscriber)
         self._rotation = 0
         self._sweeper_id = secrets.token_hex(8)
         self._add_queue: deque[_PendingAdd] = deque()
@@ -501,9 +482,7 @@ class RedisJobStore:
     async def close(self) -> None:
         await self._waits.close()
         await self._subscriber.close()
-        await self._hot.close()
-        await self._redis.aclose()
-        await self._blocking.aclose()
+        await self._connections.aclose()
 
     # -- internals -------------------------------------------------------------
 
@@ -516,17 +495,21 @@ class RedisJobStore:
         """Run a script by its SHA, sending its source only when Redis lacks it.
 
         A NOSCRIPT reply means nothing ran, so sending the source (EVAL, which
-        also caches it) is safe even for a write.
+        also caches it) is safe even for a write. With ``min_replicas``, the
+        scripts that acknowledge a write (add, settle, cancel) run on the
+        durable connections and wait for the replicas (_durability.py).
         """
         keys = (self._types_key,) if keys is None else keys
         if self._config_pending:
             await self._publish_config()
+        run = self._hot.execute
+        if self._durable is not None and name in DURABLE_SCRIPTS:
+            run = self._durable.execute
         try:
-            return await self._hot.execute("EVALSHA", _SHAS[name], len(keys), *keys, *args)
-        except rexc.ResponseError as error:
-            if not str(error).startswith("NOSCRIPT"):
-                raise
-        return await self._hot.execute("EVAL", _SCRIPTS[name], len(keys), *keys, *args)
+            return await run("EVALSHA", _SHAS[name], len(keys), *keys, *args)
+        except rexc.NoScriptError:
+            pass
+        return await run("EVAL", _SCRIPTS[name], len(keys), *keys, *args)
 
     async def _read(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run an idempotent command, retrying on a fresh connection if one broke."""
