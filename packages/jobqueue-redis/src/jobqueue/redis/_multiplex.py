@@ -7,10 +7,17 @@ call writes its command at once and waits on a future that ``data_received``
 resolves, replies being matched to callers by order. Concurrent callers thus
 pipeline on one socket, and a call costs one write, one read and one future.
 
-hiredis, the parser redis-py uses too, packs commands and parses replies.
+hiredis, the parser redis-py uses too, packs commands and parses replies;
+error replies are typed by redis-py's own parser table (``_errors.py``).
 redis-py still reads the URL and builds the TLS context, so both connections
 of the store honour the same settings, and failures are redis-py's
-exception types, which the store already translates.
+exception types, which the store translates.
+
+Each (re)connection asks ``resolve`` for the primary's address when one is
+given (Sentinel, see ``_topology.py``). A reply saying the node is no
+primary now (``READONLY`` after a failover, ``LOADING``...) retires the
+connection: later calls open a new one, re-resolved, while the replies
+already due on the old one still reach their callers.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ import hiredis
 from redis import exceptions as rexc
 from redis.asyncio.connection import RedisSSLContext
 from redis.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+
+from ._errors import is_failover, parse_error_reply
+from ._topology import Resolver
 
 _Arg = bytes | str | int | float
 _INCOMPLETE = object()
@@ -52,7 +62,7 @@ class _ReplyProtocol(asyncio.Protocol):
     def __init__(self, timeout_s: float) -> None:
         self._parser = hiredis.Reader(
             protocolError=rexc.InvalidResponse,
-            replyError=_reply_error,
+            replyError=parse_error_reply,
             notEnoughData=_INCOMPLETE,
         )
         self._waiting: deque[asyncio.Future[Any]] = deque()
@@ -61,7 +71,12 @@ class _ReplyProtocol(asyncio.Protocol):
         self._watchdog: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
         self.closed: BaseException | None = None
+        self.retired = False
         self.loop = asyncio.get_running_loop()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._waiting)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -74,6 +89,10 @@ class _ReplyProtocol(asyncio.Protocol):
                 self._sent_at.popleft()
                 if not future.done():  # a caller that gave up leaves a done future
                     future.set_result(reply)
+                if is_failover(reply):
+                    self.retired = True
+            if self.retired and not self._waiting:
+                self.close(rexc.ConnectionError("the connection was retired (failover)"))
         except (rexc.InvalidResponse, IndexError) as error:
             # A reply nobody asked for, or bytes that are no reply: nothing
             # after it on this socket can be trusted.
@@ -83,7 +102,7 @@ class _ReplyProtocol(asyncio.Protocol):
         self._fail(rexc.ConnectionError(f"connection to Redis lost: {exc or 'closed'}"))
 
     def send(self, command: bytes) -> asyncio.Future[Any]:
-        if self.closed is not None or self._transport is None:
+        if self.closed is not None or self._transport is None or self.retired:
             raise rexc.ConnectionError("connection to Redis is closed")
         future = self.loop.create_future()
         self._waiting.append(future)
@@ -131,7 +150,15 @@ class MultiplexedConnection:
     will not answer those queued behind it.
     """
 
-    def __init__(self, url: str, *, connect_timeout_s: float, timeout_s: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout_s: float,
+        timeout_s: float,
+        resolve: Resolver | None = None,
+    ) -> None:
+        """``resolve``, when given, names the address to connect to (the URL's host is unused)."""
         options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
         connection_class = options.pop("connection_class", None)
         self._path: str | None = options.get("path")
@@ -153,6 +180,7 @@ class MultiplexedConnection:
         self._tls = connection_class is SSLConnection
         if connection_class is not UnixDomainSocketConnection:
             self._path = None
+        self._resolve = resolve
         self._connect_timeout_s = connect_timeout_s
         self._timeout_s = timeout_s
         self._protocol: _ReplyProtocol | None = None
@@ -160,13 +188,39 @@ class MultiplexedConnection:
 
     async def execute(self, *args: _Arg) -> Any:
         """Send one command and return its reply; an error reply is raised."""
-        protocol = self._protocol
-        if protocol is None or protocol.closed is not None or protocol.loop is not _loop():
-            protocol = await self._connected()
+        protocol = await self._usable()
         reply = await protocol.send(_pack(args))
         if isinstance(reply, rexc.RedisError):
             raise reply
         return reply
+
+    async def execute_in_order(self, *commands: tuple[_Arg, ...]) -> list[Any]:
+        """Send ``commands`` back to back on one connection; error replies are returned.
+
+        Nothing of another caller comes between them: what a later command
+        covers (``WAIT`` covers its connection's earlier writes) includes the
+        earlier ones.
+        """
+        protocol = await self._usable()
+        futures = [protocol.send(_pack(command)) for command in commands]
+        return list(await asyncio.gather(*futures))
+
+    @property
+    def in_flight(self) -> int:
+        """Commands sent and not answered yet: how busy this connection is."""
+        protocol = self._protocol
+        return 0 if protocol is None or protocol.closed is not None else protocol.in_flight
+
+    async def _usable(self) -> _ReplyProtocol:
+        protocol = self._protocol
+        if (
+            protocol is None
+            or protocol.closed is not None
+            or protocol.retired
+            or protocol.loop is not _loop()
+        ):
+            protocol = await self._connected()
+        return protocol
 
     async def close(self) -> None:
         if self._connecting is not None and not self._connecting.done():
@@ -195,13 +249,14 @@ class MultiplexedConnection:
         protocol: _ReplyProtocol | None = None
         try:
             async with asyncio.timeout(self._connect_timeout_s):
-                if self._path is not None:
+                if self._path is not None and self._resolve is None:
                     _, protocol = await loop.create_unix_connection(made, self._path)
                 else:
+                    host, port = self._host, self._port
+                    if self._resolve is not None:
+                        host, port = await self._resolve()
                     tls = RedisSSLContext(**self._ssl_options).get() if self._tls else None
-                    _, protocol = await loop.create_connection(
-                        made, self._host, self._port, ssl=tls
-                    )
+                    _, protocol = await loop.create_connection(made, host, port, ssl=tls)
                 for command in self._handshake:
                     reply = await protocol.send(_pack(command))
                     if isinstance(reply, rexc.RedisError):
@@ -223,13 +278,6 @@ class MultiplexedConnection:
             raise rexc.ConnectionError("could not connect to Redis")
         self._protocol = protocol
         return protocol
-
-
-def _reply_error(message: str) -> rexc.RedisError:
-    """An error reply as redis-py would raise it: a refused login means unavailable."""
-    if message.startswith(("NOAUTH", "WRONGPASS")):
-        return rexc.AuthenticationError(message)
-    return rexc.ResponseError(message)
 
 
 def _pack(command: tuple[_Arg, ...]) -> bytes:

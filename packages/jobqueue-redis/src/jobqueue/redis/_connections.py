@@ -1,0 +1,119 @@
+"""Every connection a store holds, made from its settings for the topology they name.
+
+- ``hot``: scripts and single-key reads, nearly every call (``_multiplex.py``,
+  or redis-py's pool with ``connection="redis-py"``, see ``_pooled.py``);
+- ``blocking``: a redis-py pool without a socket timeout, for BLPOPs (``_waits.py``);
+- ``subscriber``: makes the one pub/sub connection (``_pubsub.py``);
+- ``durable``: with ``min_replicas``, the connections that carry acknowledged
+  writes and their ``WAIT`` (``_durability.py``).
+
+On a single Redis each connects to the URL's address; through Sentinel each
+asks Sentinel for the primary whenever it (re)connects (``_topology.py``), so
+after a failover all of them reach the new primary. A Redis Cluster's
+connections come from ``_cluster.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from ._durability import DurableWrites, OrderedConnection
+from ._multiplex import MultiplexedConnection
+from ._pooled import PooledConnection
+from ._settings import RedisStoreSettings
+from ._topology import Topology
+
+
+@dataclass(slots=True)
+class StoreConnections:
+    hot: Any
+    """``execute(*args)`` and ``close()``: an ``OrderedConnection`` except on a cluster."""
+    blocking: Any
+    """A redis-py client (``Redis``, or ``RedisCluster``) for blocking commands."""
+    subscriber: Callable[[], AbstractConnection]
+    durable: DurableWrites | None
+    topology: Topology | None
+
+    async def aclose(self) -> None:
+        if self.durable is not None:
+            await self.durable.close()
+        await self.hot.close()
+        await self.blocking.aclose()
+        if self.topology is not None:
+            await self.topology.aclose()
+
+
+def store_connections(settings: RedisStoreSettings) -> StoreConnections:
+    """The connections of one store; none connects before its first use."""
+    if settings.is_cluster:
+        from ._cluster import ClusterConnection, blocking_client, subscriber_connections
+
+        return StoreConnections(
+            hot=ClusterConnection(settings),
+            blocking=blocking_client(settings),
+            subscriber=subscriber_connections(settings),
+            durable=None,  # WAIT on a cluster goes to each shard's master: see _cluster.py
+            topology=None,
+        )
+    topology = Topology(
+        settings.url,
+        connect_timeout_s=settings.connect_timeout_s,
+        socket_timeout_s=settings.socket_timeout_s,
+    )
+
+    def hot() -> OrderedConnection:
+        if settings.connection == "redis-py":
+            return PooledConnection(
+                topology.client(
+                    socket_timeout=settings.socket_timeout_s,
+                    socket_connect_timeout=settings.connect_timeout_s,
+                    max_connections=settings.max_connections,
+                    retry=Retry(NoBackoff(), 0),
+                )
+            )
+        return MultiplexedConnection(
+            topology.data_url,
+            connect_timeout_s=settings.connect_timeout_s,
+            timeout_s=settings.socket_timeout_s,
+            resolve=topology.resolver,
+        )
+
+    durable = None
+    if settings.min_replicas > 0:
+        durable = DurableWrites(
+            hot,
+            min_replicas=settings.min_replicas,
+            timeout_ms=settings.replica_timeout_ms,
+            connections=settings.durable_connections,
+        )
+    # Blocking waits hold a connection for their whole timeout, longer than
+    # the command socket timeout allows, so they get a pool of their own.
+    blocking: aioredis.Redis = topology.client(
+        socket_timeout=None,
+        socket_connect_timeout=settings.connect_timeout_s,
+        max_connections=settings.max_connections,
+        health_check_interval=5,
+        retry=Retry(NoBackoff(), 0),
+    )
+    # The pub/sub connection answers its own PINGs, so no health checks.
+    subscriber_pool = topology.pool(
+        socket_connect_timeout=settings.connect_timeout_s,
+        socket_timeout=settings.socket_timeout_s,
+        health_check_interval=0,
+        retry=Retry(NoBackoff(), 0),
+        protocol=2,  # messages as plain replies, whatever redis-py's default
+    )
+    return StoreConnections(
+        hot=hot(),
+        blocking=blocking,
+        subscriber=subscriber_pool.make_connection,
+        durable=durable,
+        topology=topology,
+    )

@@ -1,0 +1,168 @@
+"""Where the primary is: one address from the URL, or whichever one Sentinel names now.
+
+A store holds three kinds of connection (the multiplexed one, the blocking
+pool, the subscriber). Each asks this module for the primary's address every
+time it (re)connects, so after a failover every one of them reaches the new
+primary by its next connection, with no restart.
+
+URL forms:
+
+- ``redis://[user:password@]host:port/db`` and ``rediss://`` (TLS), as redis-py
+  reads them;
+- ``redis+sentinel://[user:password@]host:26379,host:26380/service/db`` and
+  ``rediss+sentinel://`` (TLS to the data nodes). The user and password are
+  the data nodes'; sentinels that require a password of their own take
+  ``sentinel_username`` and ``sentinel_password`` query options, and
+  ``sentinel_ssl=true`` when they speak TLS. Other query options (``ssl_*``)
+  are redis-py's, as on ``rediss://``.
+
+Sentinel is redis-py's asyncio Sentinel support (``redis.asyncio.sentinel``):
+its ``discover_master`` and its ``SentinelConnectionPool``, whose connections
+ask Sentinel on each connect and drop themselves on ``READONLY``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.connection import SSLConnection, parse_url
+
+_SENTINEL_SCHEMES = {"redis+sentinel": "redis", "rediss+sentinel": "rediss"}
+_SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password", "sentinel_ssl")
+DEFAULT_SENTINEL_PORT = 26379
+
+Resolver = Callable[[], Awaitable[tuple[str, int]]]
+"""The primary's (host, port) now; raises ``redis.ConnectionError`` when none is known."""
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelAddress:
+    """What a ``redis+sentinel://`` URL names."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    data_url: str
+    """The equivalent ``redis://`` URL of the data nodes (its host a placeholder)."""
+    sentinel_options: dict[str, Any]
+
+
+def parse_sentinel_url(url: str) -> SentinelAddress | None:
+    """The Sentinel addresses, service and data-node options of ``url``; None for other URLs.
+
+    Raises ValueError when a ``redis+sentinel`` URL lacks sentinels or a service name.
+    """
+    parts = urlsplit(url)
+    scheme = _SENTINEL_SCHEMES.get(parts.scheme)
+    if scheme is None:
+        return None
+    hosts = parts.netloc.rpartition("@")[2]
+    sentinels: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        if not item:
+            continue
+        if item.startswith("["):  # [::1]:26379
+            host, _, rest = item[1:].partition("]")
+            port = rest.lstrip(":") or DEFAULT_SENTINEL_PORT
+        else:
+            host, _, port_text = item.partition(":")
+            port = port_text or DEFAULT_SENTINEL_PORT
+        sentinels.append((unquote(host), int(port)))
+    path = [unquote(p) for p in parts.path.split("/") if p]
+    if not sentinels or not path:
+        raise ValueError(
+            "a Sentinel URL is redis+sentinel://host:26379[,host:port...]/<service>[/<db>]"
+        )
+    service = path[0]
+    db = path[1] if len(path) > 1 else "0"
+    query = parse_qsl(parts.query)
+    sentinel_options: dict[str, Any] = {}
+    data_query: list[tuple[str, str]] = []
+    for name, value in query:
+        if name in _SENTINEL_OPTIONS:
+            key = name.removeprefix("sentinel_")
+            sentinel_options[key] = value.lower() in ("1", "true", "yes") if key == "ssl" else value
+        else:
+            data_query.append((name, value))
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = (credentials + "@" if credentials else "") + "sentinel-discovered"
+    data_url = urlunsplit((scheme, netloc, f"/{db}", urlencode(data_query), ""))
+    return SentinelAddress(tuple(sentinels), service, data_url, sentinel_options)
+
+
+class Topology:
+    """Makes every connection of a store, each finding the primary when it connects.
+
+    ``url`` is a plain Redis URL or a Sentinel one (see the module's doc).
+    ``connect_timeout_s`` and ``socket_timeout_s`` apply to the sentinels too.
+    """
+
+    def __init__(self, url: str, *, connect_timeout_s: float, socket_timeout_s: float) -> None:
+        self._url = url
+        self._sentinel_address = parse_sentinel_url(url)
+        self._sentinel: Sentinel | None = None
+        if self._sentinel_address is not None:
+            address = self._sentinel_address
+            self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
+                list(address.sentinels),
+                sentinel_kwargs={
+                    "socket_connect_timeout": connect_timeout_s,
+                    "socket_timeout": socket_timeout_s,
+                    **address.sentinel_options,
+                },
+            )
+
+    @property
+    def is_sentinel(self) -> bool:
+        return self._sentinel is not None
+
+    @property
+    def data_url(self) -> str:
+        """A redis:// URL carrying the data nodes' credentials, database and TLS options."""
+        if self._sentinel_address is not None:
+            return self._sentinel_address.data_url
+        return self._url
+
+    @property
+    def resolver(self) -> Resolver | None:
+        """Asks Sentinel for the primary, for connections that resolve it themselves."""
+        if self._sentinel is None or self._sentinel_address is None:
+            return None
+        sentinel, service = self._sentinel, self._sentinel_address.service
+
+        async def primary() -> tuple[str, int]:
+            host, port = await sentinel.discover_master(service)
+            return str(host), int(port)
+
+        return primary
+
+    def client(self, **options: Any) -> aioredis.Redis:
+        """A redis-py client (with its own pool) of the primary."""
+        if self._sentinel is None or self._sentinel_address is None:
+            return aioredis.Redis.from_url(self._url, **options)
+        pool = self.pool(**options)
+        return aioredis.Redis(connection_pool=pool)
+
+    def pool(self, **options: Any) -> aioredis.ConnectionPool:
+        """A redis-py pool of the primary: Sentinel-managed when the URL names sentinels."""
+        if self._sentinel is None or self._sentinel_address is None:
+            return aioredis.ConnectionPool.from_url(self._url, **options)
+        data: dict[str, Any] = parse_url(self.data_url)  # type: ignore[no-untyped-call]
+        data.pop("host", None)
+        data.pop("port", None)
+        ssl = data.pop("connection_class", None) is SSLConnection
+        return SentinelConnectionPool(  # type: ignore[no-untyped-call]
+            self._sentinel_address.service,
+            self._sentinel,
+            ssl=ssl,
+            **data,
+            **options,
+        )
+
+    async def aclose(self) -> None:
+        if self._sentinel is not None:
+            await self._sentinel.aclose()
