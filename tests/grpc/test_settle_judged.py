@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from jobqueue.domain import Limits, Outcome, OutcomeKind
+from jobqueue.domain import JobStore, Limits, Outcome, OutcomeKind
 from jobqueue.grpc import MIB, RunningServer, ServerOptions, outcome_from_proto
 from jobqueue.memory import MemoryJobStore, MemoryStoreSettings
+from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from jobqueue.worker import GrpcSource, JobContext, Worker, WorkerSettings
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
 from mpataki.jobqueue.v1 import jobqueue_pb2_grpc, worker_pb2_grpc
@@ -49,8 +50,7 @@ class Server:
         return (await self.jobs.GetJob(pb.GetJobRequest(id=job_id))).job
 
 
-async def _serve(max_message_bytes: int) -> AsyncIterator[Server]:
-    store = MemoryJobStore(MemoryStoreSettings(max_jobs=1_000))
+async def _serve(max_message_bytes: int, store: JobStore) -> AsyncIterator[Server]:
     options = ServerOptions(
         max_message_bytes=max_message_bytes, max_claim_wait_ms=TEST_OPTIONS.max_claim_wait_ms
     )
@@ -71,17 +71,28 @@ async def _serve(max_message_bytes: int) -> AsyncIterator[Server]:
         await store.close()
 
 
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def store(request: pytest.FixtureRequest) -> JobStore:
+    if request.param == "redis":
+        settings = RedisStoreSettings(
+            url=request.getfixturevalue("redis_url"),
+            key_prefix=request.getfixturevalue("key_prefix").rstrip(":"),
+        )
+        return RedisJobStore(settings)
+    return MemoryJobStore(MemoryStoreSettings(max_jobs=1_000))
+
+
 @pytest.fixture
-async def roomy() -> AsyncIterator[Server]:
+async def roomy(store: JobStore) -> AsyncIterator[Server]:
     """A server whose messages may hold 8 MiB: a 2 MB result arrives and is judged."""
-    async for server in _serve(8 * MIB):
+    async for server in _serve(8 * MIB, store):
         yield server
 
 
 @pytest.fixture
-async def tight() -> AsyncIterator[Server]:
+async def tight(store: JobStore) -> AsyncIterator[Server]:
     """A server at the smallest message limit (1 MiB): a 2 MB result cannot even arrive."""
-    async for server in _serve(MIB):
+    async for server in _serve(MIB, store):
         yield server
 
 
