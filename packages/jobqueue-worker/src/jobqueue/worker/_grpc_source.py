@@ -79,6 +79,8 @@ class GrpcSource:
     direct path's); they travel in calls of at most 4 MiB, and one that the
     server cannot even receive (over its message size limit) fails its job
     here with the same "result too large" error, never holding back the rest.
+    ``cancellations`` follows the server's ``WatchCancellations`` stream, so a
+    cancel reaches the worker at once rather than at its next heartbeat.
     """
 
     def __init__(
