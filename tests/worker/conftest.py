@@ -170,8 +170,11 @@ class ForwardingSource:
     async def renew(self, leases: Sequence[tuple[str, str]], *, lease_ms: int) -> list[LeaseState]:
         return await self.inner.renew(leases, lease_ms=lease_ms)
 
-    async def requeue_expired(self, *, limit: int) -> int:
+    async def requeue_expired(self, *, limit: int, lock_ms: int = 0) -> int:
         return await self.inner.requeue_expired(limit=limit)
+
+    def cancellations(self) -> AsyncIterator[str]:
+        return self.inner.cancellations()
 
     async def close(self) -> None:
         await self.inner.close()

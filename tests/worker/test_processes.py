@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -120,6 +121,7 @@ async def test_a_job_of_a_killed_worker_is_completed_by_another_after_its_lease(
     first = cluster.start_worker(LEDGER_LEASE_MS="2000")
     job = await cluster.service.enqueue("work", _sleepy(60))
     await cluster.wait_ledger(1)
+    await asyncio.sleep(0.5)  # the worker confirms a running job's lease after 100 ms
     first.send_signal(signal.SIGKILL)
     first.wait(5)
     second = cluster.start_worker(LEDGER_LEASE_MS="2000")
@@ -130,12 +132,15 @@ async def test_a_job_of_a_killed_worker_is_completed_by_another_after_its_lease(
     # first worker past its lease lets it lose and re-claim the job before the
     # kill; that is at-least-once working, not a failure. What must hold: every
     # run before the kill is the first worker's, the second completes the job,
-    # and attempts count every run.
+    # and attempts count every confirmed run: a run killed before its lease was
+    # confirmed (a stalled machine again) gives its attempt back.
     pids = [pid for _, _, pid in runs]
     assert pids[-1] == second.pid
     assert set(pids[:-1]) == {first.pid}
-    assert [attempt for _, attempt, _ in runs] == list(range(1, len(runs) + 1))
-    assert done.attempts == len(runs)
+    attempts = [attempt for _, attempt, _ in runs]
+    assert attempts[0] == 1
+    assert all(later - earlier in (0, 1) for earlier, later in itertools.pairwise(attempts))
+    assert done.attempts == attempts[-1]
 
 
 async def test_four_worker_processes_run_every_job_exactly_once(cluster: Cluster) -> None:

@@ -21,9 +21,10 @@ from ._errors import (
     WorkerStateError,
 )
 from ._handler import AsyncHandlerFunc, Handler, HandlerFunc, SyncHandlerFunc, encode_result
+from ._outcomes import describe_error
 from ._settings import WorkerSettings
 from ._source import JobSource, StoreSource
-from ._worker import CallNext, Middleware, Worker, describe_error
+from ._worker import CallNext, Middleware, Worker
 
 if TYPE_CHECKING:
     from ._grpc_source import GrpcSource

@@ -32,12 +32,15 @@ class JobContext:
     __slots__ = (
         "_cancel_event",
         "_cancelled",
+        "_confirmed",
+        "_deadline",
         "_handler",
         "_lease",
         "_lost",
         "_settling",
         "_shutdown",
         "_task",
+        "_timed_out",
         "attempt",
         "id",
         "max_attempts",
@@ -45,7 +48,9 @@ class JobContext:
         "type",
     )
 
-    def __init__(self, lease: Lease, handler: Handler, max_attempts: int) -> None:
+    def __init__(
+        self, lease: Lease, handler: Handler, max_attempts: int, deadline: float = 0.0
+    ) -> None:
         job = lease.job
         self.id = job.id
         self.type = job.type
@@ -58,6 +63,12 @@ class JobContext:
         self._lost = False
         self._shutdown = False
         self._settling = False
+        self._timed_out = False
+        # The lease's deadline on this process's monotonic clock, from when the
+        # claim or the last successful renew was sent: never later than the store's.
+        self._deadline = deadline
+        # True once a renew reached the store: the store then counts the attempt.
+        self._confirmed = False
         self._task: asyncio.Task[None] | None = None
         # Only thread handlers can block on cancellation; async ones get CancelledError.
         self._cancel_event: threading.Event | None = None if handler.is_async else threading.Event()
@@ -65,6 +76,10 @@ class JobContext:
     @property
     def cancelled(self) -> bool:
         """True once someone asked to cancel the job, or the worker gave up on it.
+
+        The worker gives a job up when it ran past its timeout, or when its
+        lease could not be renewed and is about to run out (another worker may
+        then take the job, and this attempt's outcome is discarded).
 
         Async handlers are also interrupted with ``asyncio.CancelledError``;
         thread handlers cannot be, so long-running ones should check this flag

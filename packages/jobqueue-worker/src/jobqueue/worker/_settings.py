@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobqueue.domain import DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_POLICY, RetryPolicy
+from jobqueue.domain import DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_POLICY, Limits, RetryPolicy
+
+_DEFAULT_MAX_RESULT_BYTES = Limits().max_result_bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -19,9 +21,17 @@ class WorkerSettings:
         heartbeat_interval_ms: how often all leases are renewed in one call;
             None means a third of ``lease_ms``, so two heartbeats may fail
             before a lease runs out.
+        confirm_after_ms: how long a freshly claimed job may run before its
+            lease is confirmed by a renew of just the fresh leases. The store
+            counts an attempt only once its lease is confirmed (by a renew or
+            the settle), so a claim whose reply was lost costs the job nothing;
+            jobs that finish sooner are confirmed by their settle, at no extra
+            round trip.
         claim_wait_ms: how long one idle claim waits in the store for a job to
             become due. The store answers as soon as one is, so this bounds only
-            how long ``stop`` waits for an idle claim to return.
+            how long ``stop`` waits for an idle claim to return. At most a
+            quarter of ``lease_ms`` is used: a lease is counted from when its
+            claim was sent, so a long wait would eat into it.
         requeue_interval_ms: how often this worker hands expired leases (of dead
             workers) back to the queue; 0 disables it.
         shutdown_grace_s: how long ``stop`` lets running jobs finish before it
@@ -35,11 +45,15 @@ class WorkerSettings:
             means no timeout.
         max_error_backoff_s: the longest pause between retries of a failed call
             to the source (its backend is down); pauses grow up to it.
+        max_result_bytes: the largest result a handler may return; a larger
+            one fails that job alone, at once and for good (the same limit as
+            the store's and the server's, ``Limits.max_result_bytes``).
     """
 
     concurrency: int = 100
     lease_ms: int = 30_000
     heartbeat_interval_ms: int | None = None
+    confirm_after_ms: int = 100
     claim_wait_ms: int = 1_000
     requeue_interval_ms: int = 5_000
     shutdown_grace_s: float = 10.0
@@ -48,6 +62,7 @@ class WorkerSettings:
     default_retry: RetryPolicy = DEFAULT_RETRY_POLICY
     default_timeout_s: float | None = None
     max_error_backoff_s: float = 2.0
+    max_result_bytes: int = _DEFAULT_MAX_RESULT_BYTES
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -58,14 +73,37 @@ class WorkerSettings:
             0 < self.heartbeat_interval_ms < self.lease_ms
         ):
             raise ValueError("heartbeat_interval_ms must be positive and shorter than lease_ms")
-        if self.claim_wait_ms < 0 or self.requeue_interval_ms < 0:
-            raise ValueError("claim_wait_ms and requeue_interval_ms must not be negative")
+        if self.claim_wait_ms < 0 or self.requeue_interval_ms < 0 or self.confirm_after_ms < 0:
+            raise ValueError(
+                "claim_wait_ms, requeue_interval_ms and confirm_after_ms must not be negative"
+            )
         if self.shutdown_grace_s < 0:
             raise ValueError("shutdown_grace_s must not be negative")
         if self.default_max_attempts < 1:
             raise ValueError("default_max_attempts must be at least 1")
+        if self.max_result_bytes < 0:
+            raise ValueError("max_result_bytes must not be negative")
 
     @property
     def heartbeat_s(self) -> float:
-        interval = self.heartbeat_interval_ms or max(self.lease_ms // 3, 1)
-        return interval / 1000
+        return self._heartbeat_ms / 1000
+
+    @property
+    def fence_margin_s(self) -> float:
+        """How long before a lease's local deadline the worker gives the job up.
+
+        Renewals that keep failing end in the store handing the job to another
+        worker at the deadline, by the store's clock. The worker measures the
+        deadline on its monotonic clock from when the claim or renew was *sent*
+        (the store's deadline can only be later), and stops the handler this
+        much earlier still: a tenth of the lease, at least 500 ms, but less
+        than the time between heartbeats and the time after the next heartbeat
+        (so one failed heartbeat alone never gives a job up).
+        """
+        heartbeat = self._heartbeat_ms
+        margin = min(max(self.lease_ms / 10, 500), heartbeat / 2, (self.lease_ms - heartbeat) / 2)
+        return margin / 1000
+
+    @property
+    def _heartbeat_ms(self) -> int:
+        return self.heartbeat_interval_ms or max(self.lease_ms // 3, 1)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from jobqueue.domain import JobStore, Lease, LeaseState, Outcome
+from jobqueue.domain import JobStore, Lease, LeaseService, LeaseState, Limits, Outcome
 
 
 @runtime_checkable
 class JobSource(Protocol):
-    """The four calls a worker makes, each batched so one round trip serves many jobs.
+    """The calls a worker makes, each batched so one round trip serves many jobs.
 
     The semantics are those of the same-named ``JobStore`` methods: a worker
     behaves the same whether the jobs come straight from a store or through the
@@ -31,8 +31,21 @@ class JobSource(Protocol):
         """Extend each ``(job_id, token)`` lease; report cancellations and lost leases."""
         ...
 
-    async def requeue_expired(self, *, limit: int) -> int:
-        """Give jobs of dead workers back to the queue; returns how many."""
+    async def requeue_expired(self, *, limit: int, lock_ms: int = 0) -> int:
+        """Give jobs of dead workers back to the queue; returns how many.
+
+        With ``lock_ms`` > 0, does nothing when another process swept within it.
+        """
+        ...
+
+    def cancellations(self) -> AsyncIterator[str]:
+        """Ids of running jobs whose cancellation was requested, as the requests happen.
+
+        The worker consumes one such iterator for its whole life (opening a new
+        one with backoff when it ends or fails) so a handler is stopped at once
+        rather than at the next heartbeat. It is a hint: ``renew`` stays the
+        authority, so a request missed during a reconnect still arrives.
+        """
         ...
 
     async def close(self) -> None:
@@ -43,15 +56,24 @@ class JobSource(Protocol):
 class StoreSource:
     """The direct path: a ``JobStore`` (Redis, or in-memory) used in this process.
 
+    Every call goes through the domain's ``LeaseService``, as the server's
+    ``WorkerService`` does, so the same rules (the result limit above all)
+    hold on both paths.
+
     Args:
         store: the store to take jobs from.
         close_store: close the store when the worker stops. Leave it False when
             the store is shared with other code that outlives the worker.
+        limits: the limits outcomes are judged by; match the server's when
+            a deployment tunes them (the default is ``Limits()``).
     """
 
-    def __init__(self, store: JobStore, *, close_store: bool = False) -> None:
+    def __init__(
+        self, store: JobStore, *, close_store: bool = False, limits: Limits | None = None
+    ) -> None:
         self._store = store
         self._close_store = close_store
+        self._leases = LeaseService(store, limits=limits)
 
     @property
     def store(self) -> JobStore:
@@ -60,16 +82,19 @@ class StoreSource:
     async def claim(
         self, types: Sequence[str], *, limit: int, lease_ms: int, wait_ms: int
     ) -> list[Lease]:
-        return await self._store.claim(types, limit=limit, lease_ms=lease_ms, wait_ms=wait_ms)
+        return await self._leases.claim(types, limit=limit, lease_ms=lease_ms, wait_ms=wait_ms)
 
     async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
-        return await self._store.settle(outcomes)
+        return await self._leases.settle(outcomes)
 
     async def renew(self, leases: Sequence[tuple[str, str]], *, lease_ms: int) -> list[LeaseState]:
-        return await self._store.renew(leases, lease_ms=lease_ms)
+        return await self._leases.renew(leases, lease_ms=lease_ms)
 
-    async def requeue_expired(self, *, limit: int) -> int:
-        return await self._store.requeue_expired(limit=limit)
+    async def requeue_expired(self, *, limit: int, lock_ms: int = 0) -> int:
+        return await self._leases.requeue_expired(limit=limit, lock_ms=lock_ms)
+
+    def cancellations(self) -> AsyncIterator[str]:
+        return self._leases.cancellations()
 
     async def close(self) -> None:
         if self._close_store:

@@ -3,36 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
 import signal
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar
 
-from jobqueue.domain import (
-    Clock,
-    Lease,
-    LeaseState,
-    Outcome,
-    OutcomeKind,
-    RetryPolicy,
-    SystemClock,
-    failure_outcome,
-    validate_type,
-)
+from jobqueue.domain import Lease, Outcome, OutcomeKind, RetryPolicy, validate_type
 
 from ._context import JobContext
 from ._errors import (
     HandlerAlreadyRegistered,
     HandlerTimeout,
     JobCancelled,
-    PermanentError,
     WorkerStateError,
 )
 from ._handler import Handler, HandlerFunc, encode_result, is_async_callable
+from ._leases import LeaseKeeper, backoff_s
+from ._outcomes import cancelled_outcome, failure, job_fields, unstorable
 from ._settings import WorkerSettings
 from ._source import JobSource
 from ._threads import DaemonThreadPool
@@ -49,7 +40,8 @@ may replace it) and any exception the handler raises (and may translate it).
 
 _F = TypeVar("_F", bound=HandlerFunc)
 _Invoke: TypeAlias = Callable[[JobContext], Awaitable[Any]]
-_TRACEBACK_FRAMES = 5
+_CLAIM_REPLY_BOUND_S = 10.0
+"""How long ``stop`` waits for an in-flight claim beyond its wait (GrpcSource's default timeout)."""
 
 
 class Worker:
@@ -59,7 +51,8 @@ class Worker:
     its free slots; when there is nothing to do it waits inside the source
     until a job is due, so a job starts within milliseconds. Outcomes of many
     handlers are stored in one call (a group commit: the next batch is sent as
-    soon as the previous one returns), and one heartbeat renews every lease.
+    soon as the previous one returns), and one heartbeat renews every lease
+    (see ``LeaseKeeper`` for confirmation, fencing and immediate cancels).
 
     Args:
         source: where jobs come from (``StoreSource`` or ``GrpcSource``).
@@ -67,7 +60,6 @@ class Worker:
         concurrency: jobs in flight at once.
         lease_ms: lease length; a crashed worker's jobs return after it.
         shutdown_grace_s: how long ``stop`` lets running jobs finish.
-        clock: the time used for retry schedules.
 
     Example:
         >>> worker = Worker(StoreSource(store), concurrency=50)
@@ -85,7 +77,6 @@ class Worker:
         concurrency: int | None = None,
         lease_ms: int | None = None,
         shutdown_grace_s: float | None = None,
-        clock: Clock | None = None,
     ) -> None:
         overrides: dict[str, Any] = {
             name: value
@@ -98,7 +89,11 @@ class Worker:
         }
         self._settings = dataclasses.replace(settings or WorkerSettings(), **overrides)
         self._source = source
-        self._clock: Clock = clock or SystemClock()
+        settings = self._settings
+        # A claim's lease is counted from when the claim was sent, so a claim
+        # that waits long in the store eats into it: keep the wait well short.
+        self._claim_wait_ms = min(settings.claim_wait_ms, settings.lease_ms // 4)
+        self._max_result_bytes = settings.max_result_bytes
         self._handlers: dict[str, Handler] = {}
         self._middlewares: list[Middleware] = []
         self._invoke_chain: _Invoke = self._invoke
@@ -107,6 +102,9 @@ class Worker:
         self._inflight: dict[str, JobContext] = {}
         self._outbox: list[Outcome] = []
         self._unsettled = 0  # outcomes queued or being sent, some with no _inflight entry
+        self._leases = LeaseKeeper(
+            source, settings, self._inflight, lose=self._abandon, cancel=self._request_cancel
+        )
         self._pool: DaemonThreadPool | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._claim_task: asyncio.Task[None] | None = None
@@ -151,14 +149,27 @@ class Worker:
             job_type: the job type it handles.
             max_attempts: attempts of jobs whose producer left the number open.
             timeout: seconds an attempt may run before it is cancelled and
-                counted as a failure. A thread handler cannot be killed: its job
-                is failed (or retried) and its ``cancelled`` flag set, but the
-                thread runs on until the function returns.
+                counted as a failure (``HandlerTimeout``). An async handler is
+                cancelled. A thread handler cannot be killed: its ``cancelled``
+                flag is set, and it keeps its slot and its lease (still renewed)
+                until the function returns; only then is the attempt failed or
+                retried, so two runs of one job never overlap.
             retry: backoff between attempts; the worker's default otherwise.
 
         A plain ``def`` runs in the worker's thread pool so it cannot block the
         event loop. The return value becomes the job's result: bytes as they
-        are, str as UTF-8, None as no result, anything else as compact JSON.
+        are, str as UTF-8, None as no result, anything else as compact JSON. A
+        result that cannot be encoded, or is over ``max_result_bytes``, fails
+        the job at once (retrying would give the same result).
+
+        At shutdown, ``stop`` waits up to its grace period for running
+        handlers. A thread still running after it is not waited for: its
+        ``cancelled`` flag is set and its job released (or, past its timeout,
+        failed or retried) so another worker may take it. The thread runs on
+        until its function returns; the pool's threads are daemon threads, so
+        a process that exits does not wait for it (and ends it), but in an
+        application that keeps running after ``stop`` it may overlap the job's
+        next run elsewhere. Long thread handlers should check ``cancelled``.
         """
 
         def register(func: _F) -> _F:
@@ -244,7 +255,7 @@ class Worker:
         self._claim_task = asyncio.create_task(self._claim_loop(), name="jobqueue-claim")
         self._tasks = [
             asyncio.create_task(self._flush_loop(), name="jobqueue-settle"),
-            asyncio.create_task(self._heartbeat_loop(), name="jobqueue-heartbeat"),
+            *self._leases.start(),
         ]
         if self._settings.requeue_interval_ms:
             self._tasks.append(asyncio.create_task(self._requeue_loop(), name="jobqueue-requeue"))
@@ -256,10 +267,12 @@ class Worker:
     async def stop(self, *, grace_s: float | None = None) -> None:
         """Stop gracefully: stop claiming, let running jobs finish, release the rest.
 
-        Jobs still running after ``grace_s`` (default: the settings') are
-        cancelled and released, so another worker takes them at once. Returns
-        when every outcome is stored (or the source stayed unreachable for the
-        grace period; those jobs come back when their leases expire).
+        A claim already sent is not cancelled but awaited, and the jobs it
+        returns are released untried. Jobs still running after ``grace_s``
+        (default: the settings') are cancelled and released, so another worker
+        takes them at once. Returns when every outcome is stored (or the source
+        stayed unreachable for the grace period; those jobs come back when
+        their leases expire).
         """
         if not self._started:
             return
@@ -290,6 +303,7 @@ class Worker:
 
         await self._wait_settled(loop.time() + max(grace, 1.0))
         self._closing = True
+        self._leases.closing = True
         for task in self._tasks:
             task.cancel()
         await _wait_cancelled(self._tasks)
@@ -332,7 +346,9 @@ class Worker:
 
     # -- running one job --------------------------------------------------------
 
-    def _launch(self, lease: Lease, loop: asyncio.AbstractEventLoop) -> None:
+    def _launch(
+        self, lease: Lease, loop: asyncio.AbstractEventLoop, deadline: float
+    ) -> JobContext | None:
         job = lease.job
         handler = self._handlers.get(job.type)
         if handler is None:
@@ -340,37 +356,46 @@ class Worker:
             # give the job straight back rather than hold it until the lease expires.
             logger.error("claimed a job of an unknown type", extra={"job_type": job.type})
             self._queue(Outcome(job_id=job.id, token=lease.token, kind=OutcomeKind.RELEASE))
-            return
+            return None
         max_attempts = (
             job.max_attempts or handler.max_attempts or self._settings.default_max_attempts
         )
-        ctx = JobContext(lease, handler, max_attempts)
+        ctx = JobContext(lease, handler, max_attempts, deadline)
         self._inflight[lease.token] = ctx
         ctx._task = loop.create_task(self._run(ctx))
+        return ctx
 
     async def _run(self, ctx: JobContext) -> None:
         lease = ctx._lease
         started = time.perf_counter()
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("job started", extra=_job_fields(ctx))
+            logger.debug("job started", extra=job_fields(ctx))
         outcome: Outcome | None
         try:
             value = await self._invoke_chain(ctx)
-            outcome = Outcome(
-                job_id=ctx.id,
-                token=lease.token,
-                kind=OutcomeKind.COMPLETE,
-                result=encode_result(value),
-            )
         except asyncio.CancelledError:
-            outcome = self._cancelled_outcome(ctx)
+            outcome = cancelled_outcome(ctx)
             if outcome is None and not ctx._lost:
                 self._inflight.pop(lease.token, None)
                 raise
         except JobCancelled:
             outcome = Outcome(job_id=ctx.id, token=lease.token, kind=OutcomeKind.CANCELLED)
         except Exception as error:
-            outcome = self._failure(ctx, error, time.perf_counter() - started)
+            outcome = failure(ctx, error, time.perf_counter() - started)
+        else:
+            try:
+                result = encode_result(value)
+            except (TypeError, ValueError) as error:
+                duration_s = time.perf_counter() - started
+                outcome = unstorable(ctx, error, duration_s, self._max_result_bytes)
+            else:
+                if result is not None and len(result) > self._max_result_bytes:
+                    duration_s = time.perf_counter() - started
+                    outcome = unstorable(ctx, result, duration_s, self._max_result_bytes)
+                else:
+                    outcome = Outcome(
+                        job_id=ctx.id, token=lease.token, kind=OutcomeKind.COMPLETE, result=result
+                    )
         if ctx._lost or outcome is None:
             # The store already gave the job to someone else: our verdict would be refused.
             self._inflight.pop(lease.token, None)
@@ -378,11 +403,11 @@ class Worker:
             return
         if outcome.kind is OutcomeKind.COMPLETE:
             if logger.isEnabledFor(logging.DEBUG):
-                fields = _job_fields(ctx)
+                fields = job_fields(ctx)
                 fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
                 logger.debug("job completed", extra=fields)
         elif outcome.kind is not OutcomeKind.RETRY and outcome.kind is not OutcomeKind.FAIL:
-            fields = _job_fields(ctx)
+            fields = job_fields(ctx)
             fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
             fields["outcome"] = outcome.kind.value
             logger.info("job stopped", extra=fields)
@@ -402,61 +427,38 @@ class Worker:
 
     async def _invoke_guarded(self, ctx: JobContext) -> Any:
         handler = ctx._handler
+        timeout_s = handler.timeout_s
         if handler.is_async:
             call: Awaitable[Any] = handler.func(ctx)
-        else:
-            assert self._pool is not None
-            call = asyncio.get_running_loop().run_in_executor(self._pool, handler.func, ctx)
-        if handler.timeout_s is None:
-            return await call
-        try:
-            async with asyncio.timeout(handler.timeout_s) as scope:
+            if timeout_s is None:
                 return await call
+            try:
+                async with asyncio.timeout(timeout_s) as scope:
+                    return await call
+            except TimeoutError:
+                if not scope.expired():
+                    raise
+                ctx._cancel()
+                raise HandlerTimeout(handler.type, timeout_s) from None
+        assert self._pool is not None
+        thread = asyncio.get_running_loop().run_in_executor(self._pool, handler.func, ctx)
+        if timeout_s is None:
+            return await thread
+        try:
+            async with asyncio.timeout(timeout_s) as scope:
+                # Shielded: the timeout must not detach us from the thread.
+                return await asyncio.shield(thread)
         except TimeoutError:
             if not scope.expired():
                 raise
-            ctx._cancel()  # lets a thread handler that checks the flag stop early
-            raise HandlerTimeout(handler.type, handler.timeout_s) from None
-
-    def _cancelled_outcome(self, ctx: JobContext) -> Outcome | None:
-        """The outcome after our task was cancelled, or None when it is not ours to settle."""
-        if ctx._lost:
-            return None
-        if ctx._shutdown:
-            return Outcome(job_id=ctx.id, token=ctx._lease.token, kind=OutcomeKind.RELEASE)
-        if ctx._cancelled:
-            return Outcome(job_id=ctx.id, token=ctx._lease.token, kind=OutcomeKind.CANCELLED)
-        task = asyncio.current_task()
-        if task is not None and task.cancelling() == 0:
-            # The handler raised CancelledError itself (an inner task was cancelled):
-            # that is the handler's failure, not a request to stop this worker.
-            return failure_outcome(
-                ctx._lease,
-                "CancelledError: the handler raised asyncio.CancelledError",
-                now_ms=self._clock.now_ms(),
-                policy=ctx._handler.retry,
-                default_max_attempts=ctx.max_attempts,
-            )
-        return None  # the event loop is shutting down: the lease will expire
-
-    def _failure(self, ctx: JobContext, error: Exception, duration_s: float) -> Outcome:
-        outcome = failure_outcome(
-            ctx._lease,
-            describe_error(error),
-            now_ms=self._clock.now_ms(),
-            permanent=isinstance(error, PermanentError),
-            policy=ctx._handler.retry,
-            default_max_attempts=ctx.max_attempts,
-        )
-        fields = _job_fields(ctx)
-        fields["duration_ms"] = round(duration_s * 1000, 3)
-        fields["error"] = f"{type(error).__name__}: {error}"
-        if outcome.kind is OutcomeKind.RETRY:
-            fields["retry_at_ms"] = outcome.retry_at_ms
-            logger.warning("job failed, will retry", extra=fields)
-        else:
-            logger.error("job failed", extra=fields, exc_info=error)
-        return outcome
+        ctx._timed_out = True
+        ctx._cancel()  # lets a thread handler that checks the flag stop early
+        # One run of a job at a time: the attempt keeps its slot and its lease
+        # (the heartbeat renews it) until the thread returns; only then may the
+        # job be retried.
+        with contextlib.suppress(Exception):
+            await thread
+        raise HandlerTimeout(handler.type, timeout_s)
 
     def _queue(self, outcome: Outcome) -> None:
         self._outbox.append(outcome)
@@ -472,6 +474,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         settings = self._settings
         types = tuple(self._handlers)
+        lease_s = settings.lease_ms / 1000
         failures = 0
         while not self._stopping:
             free = settings.concurrency - len(self._inflight)
@@ -479,9 +482,10 @@ class Worker:
                 self._slots_freed.clear()
                 await self._slots_freed.wait()
                 continue
+            sent = time.monotonic()
             try:
                 leases = await self._source.claim(
-                    types, limit=free, lease_ms=settings.lease_ms, wait_ms=settings.claim_wait_ms
+                    types, limit=free, lease_ms=settings.lease_ms, wait_ms=self._claim_wait_ms
                 )
             except Exception as error:
                 failures += 1
@@ -495,8 +499,10 @@ class Worker:
                         Outcome(job_id=lease.job.id, token=lease.token, kind=OutcomeKind.RELEASE)
                     )
                 return
-            for lease in leases:
-                self._launch(lease, loop)
+            if leases:
+                deadline = sent + lease_s
+                launched = [self._launch(lease, loop, deadline) for lease in leases]
+                self._leases.claimed([ctx for ctx in launched if ctx is not None])
 
     async def _flush_loop(self) -> None:
         """Store outcomes in batches: whatever accumulated while the last call was out."""
@@ -511,7 +517,7 @@ class Worker:
                 stored = await self._source.settle(batch)
             except Exception as error:
                 # Keep the batch: outcomes are safe to send again, a stale one is refused.
-                self._outbox[:0] = batch
+                self._outbox[:0] = self._without_lost(batch)
                 failures += 1
                 logger.warning("settle failed", extra={"error": repr(error), "failures": failures})
                 await self._pause(failures)
@@ -528,34 +534,14 @@ class Worker:
                     )
             self._slot_freed()
 
-    async def _heartbeat_loop(self) -> None:
-        interval = self._settings.heartbeat_s
-        while not self._closing:
-            await asyncio.sleep(interval)
-            contexts = [ctx for ctx in self._inflight.values() if not ctx._settling]
-            if not contexts:
-                continue
-            try:
-                states = await self._source.renew(
-                    [(ctx.id, ctx._lease.token) for ctx in contexts],
-                    lease_ms=self._settings.lease_ms,
-                )
-            except Exception as error:
-                logger.warning("lease renewal failed", extra={"error": repr(error)})
-                continue
-            for ctx, state in zip(contexts, states, strict=True):
-                if state is LeaseState.ACTIVE or ctx._settling:
-                    continue
-                if state is LeaseState.LOST:
-                    self._abandon(ctx)
-                elif not ctx._cancelled:
-                    self._request_cancel(ctx)
-
     async def _requeue_loop(self) -> None:
         interval = self._settings.requeue_interval_ms / 1000
         while not self._closing:
             try:
-                count = await self._source.requeue_expired(limit=1_000)
+                # One sweep per interval across every process sharing the store.
+                count = await self._source.requeue_expired(
+                    limit=1_000, lock_ms=self._settings.requeue_interval_ms * 4 // 5
+                )
             except Exception as error:
                 logger.warning("requeue of expired leases failed", extra={"error": repr(error)})
             else:
@@ -563,15 +549,47 @@ class Worker:
                     logger.info("requeued jobs with expired leases", extra={"count": count})
             await asyncio.sleep(interval)
 
-    def _abandon(self, ctx: JobContext) -> None:
-        logger.warning("lease lost: abandoning the job", extra=_job_fields(ctx))
+    def _without_lost(self, batch: list[Outcome]) -> list[Outcome]:
+        """``batch`` less the outcomes of leases given up (the store would refuse them)."""
+        kept = []
+        for outcome in batch:
+            ctx = self._inflight.get(outcome.token)
+            if ctx is not None and ctx._lost:
+                self._inflight.pop(outcome.token, None)
+                self._unsettled -= 1
+                self._slot_freed()
+            else:
+                kept.append(outcome)
+        return kept
+
+    def _abandon(self, ctx: JobContext, reason: str) -> None:
+        """Give up a job whose lease we no longer hold: stop its handler, send no outcome."""
+        if ctx._lost:
+            return
         ctx._lost = True
         ctx._cancel()
-        if ctx._task is not None:
+        fields = job_fields(ctx)
+        fields["reason"] = reason
+        if ctx._settling:
+            # Its outcome waits to be sent or is on its way; if still waiting, drop it.
+            logger.info("lease lost before the outcome was stored", extra=fields)
+            token = ctx._lease.token
+            for index, outcome in enumerate(self._outbox):
+                if outcome.token == token:
+                    del self._outbox[index]
+                    self._unsettled -= 1
+                    self._inflight.pop(token, None)
+                    self._slot_freed()
+                    break
+            return
+        logger.warning("lease lost: abandoning the job", extra=fields)
+        # A thread cannot be interrupted: it keeps its slot until it returns
+        # (it sees ``cancelled``), and its outcome is then discarded.
+        if ctx._handler.is_async and ctx._task is not None:
             ctx._task.cancel()
 
     def _request_cancel(self, ctx: JobContext) -> None:
-        logger.info("cancellation requested", extra=_job_fields(ctx))
+        logger.info("cancellation requested", extra=job_fields(ctx))
         ctx._cancel()
         # A thread cannot be interrupted: it sees ``cancelled`` and its outcome
         # is then settled as it comes (a retry of a cancelled job ends CANCELLED).
@@ -581,19 +599,29 @@ class Worker:
     # -- helpers ----------------------------------------------------------------
 
     async def _pause(self, failures: int) -> None:
-        delay = min(0.05 * 2 ** min(failures - 1, 16), self._settings.max_error_backoff_s)
-        await asyncio.sleep(delay)
+        await asyncio.sleep(backoff_s(failures, self._settings.max_error_backoff_s))
 
     async def _await_claim_task(self) -> None:
-        """Let an outstanding claim return so the jobs it took can be released, not stranded."""
+        """Let an outstanding claim return so the jobs it took are released, not stranded.
+
+        A claim once sent is never cancelled: the store may already have leased
+        jobs to it, and only the reply tells us which. The claim is bounded by
+        its wait and the source's own timeouts; a source hanging far beyond
+        them is left behind, and its leases expire unconfirmed, which costs
+        those jobs no attempt.
+        """
         task = self._claim_task
         if task is None or task.done():
             return
-        timeout = self._settings.claim_wait_ms / 1000 + 1.0
-        done, _ = await asyncio.wait([task], timeout=timeout)
+        bound = self._claim_wait_ms / 1000 + max(
+            _CLAIM_REPLY_BOUND_S, self._settings.shutdown_grace_s
+        )
+        done, _ = await asyncio.wait([task], timeout=bound)
         if not done:
-            task.cancel()
-            await _wait_cancelled([task])
+            logger.warning(
+                "an in-flight claim did not return; its leases will expire unconfirmed",
+                extra={"waited_s": round(bound, 3)},
+            )
 
     async def _wait_tasks(self, tasks: set[asyncio.Task[None]], deadline: float) -> None:
         loop = asyncio.get_running_loop()
@@ -641,16 +669,3 @@ async def _wait_cancelled(tasks: list[asyncio.Task[None]], timeout_s: float = 2.
 
 async def _call_middleware(middleware: Middleware, call_next: _Invoke, ctx: JobContext) -> Any:
     return await middleware(ctx, functools.partial(call_next, ctx))
-
-
-def _job_fields(ctx: JobContext) -> dict[str, Any]:
-    return {"job_id": ctx.id, "job_type": ctx.type, "attempt": ctx.attempt}
-
-
-def describe_error(error: BaseException) -> str:
-    """The text stored as a failed job's error: type, message, then the innermost frames."""
-    head = f"{type(error).__qualname__}: {error}"
-    frames = traceback.extract_tb(error.__traceback__)[-_TRACEBACK_FRAMES:]
-    if not frames:
-        return head
-    return head + "\n" + "".join(traceback.format_list(frames)).rstrip()
