@@ -1,5 +1,8 @@
 """Leases a worker can trust, on every store (issue 11, items 2 and 4).
 
+A renew sets the deadline to the store's now plus the lease; an expired lease
+is handed back by the sweep, or fails the job on its last attempt.
+
 A claim's attempt is provisional until the lease's first renew or settle: a
 lease that expires unconfirmed (its reply may never have reached a worker)
 gives the attempt back, up to MAX_UNCONFIRMED_DELIVERIES times in a row. And a
@@ -47,10 +50,76 @@ async def expire(store: JobStore, passage: Passage) -> None:
     assert await store.requeue_expired() == 1
 
 
+def complete(job_id: str, token: str, result: bytes | None = None) -> Outcome:
+    return Outcome(job_id=job_id, token=token, kind=OutcomeKind.COMPLETE, result=result)
+
+
 async def stored(store: JobStore, job: Job) -> Job:
     found = await store.get(job.id)
     assert found is not None
     return found
+
+
+# -- renew and expiry -------------------------------------------------------------------
+
+
+async def test_renew_sets_the_deadline_to_the_stores_now_plus_the_lease(
+    store: JobStore, make_job: MakeJob, passage: Passage
+) -> None:
+    first_ms = passage.guard_ms + 100
+    await store.add([make_job()])
+    (lease,) = await store.claim(["email"], limit=1, lease_ms=first_ms)
+    renewal = [(lease.job.id, lease.token)]
+    assert await store.renew(renewal, lease_ms=LEASE) == [LeaseState.ACTIVE]
+    await passage.advance(first_ms)  # the claim's deadline passed; the renewed one did not
+    assert await store.requeue_expired() == 0
+    assert await store.renew(renewal, lease_ms=LEASE) == [LeaseState.ACTIVE]
+    # A renew sets the deadline, even to an earlier one.
+    assert await store.renew(renewal, lease_ms=50) == [LeaseState.ACTIVE]
+    await passage.advance(50)
+    assert await store.requeue_expired() == 1
+
+
+async def test_renew_reports_lost_leases(store: JobStore, make_job: MakeJob) -> None:
+    await store.add([make_job()])
+    (lease,) = await store.claim(["email"], limit=1, lease_ms=1_000)
+    assert await store.renew([(lease.job.id, "stale"), ("missing", "x")], lease_ms=1_000) == [
+        LeaseState.LOST,
+        LeaseState.LOST,
+    ]
+
+
+async def test_expired_lease_is_redelivered_and_the_stale_worker_cannot_settle(
+    store: JobStore, make_job: MakeJob, passage: Passage
+) -> None:
+    job = make_job()
+    await store.add([job])
+    first = await confirmed(store)
+    await passage.advance(50)
+    assert await store.requeue_expired() == 1
+    (second,) = await store.claim(["email"], limit=1, lease_ms=LEASE)
+    assert second.job.id == job.id
+    assert second.job.attempts == 2
+    assert await store.settle([complete(job.id, first.token, b"stale")]) == [False]
+    assert await store.renew([(job.id, first.token)], lease_ms=LEASE) == [LeaseState.LOST]
+    assert await store.settle([complete(job.id, second.token, b"fresh")]) == [True]
+    stored = await store.get(job.id)
+    assert stored is not None
+    assert stored.result == b"fresh"
+
+
+async def test_lease_expiry_on_the_last_attempt_fails_the_job(
+    store: JobStore, make_job: MakeJob, passage: Passage
+) -> None:
+    job = make_job(max_attempts=1)
+    await store.add([job])
+    await confirmed(store)
+    await passage.advance(50)
+    assert await store.requeue_expired() == 1
+    stored = await store.get(job.id)
+    assert stored is not None
+    assert stored.status is JobStatus.FAILED
+    assert stored.last_error == "lease expired on the last attempt"
 
 
 # -- confirmed attempts ---------------------------------------------------------------

@@ -23,16 +23,13 @@ from jobqueue.domain import (
     JobQuery,
     JobStatus,
     JobStore,
-    Lease,
     LeaseState,
     Outcome,
     OutcomeKind,
 )
-from tests.contract.conftest import MakeJob, MakeStore, Passage
+from tests.contract.conftest import MakeJob, Passage
 
 LEASE = 30_000
-FAR_MS = 3_600_000
-"""A due time no test reaches."""
 
 
 def complete(job_id: str, token: str, result: bytes | None = None) -> Outcome:
@@ -41,11 +38,6 @@ def complete(job_id: str, token: str, result: bytes | None = None) -> Outcome:
 
 def ids(jobs: Sequence[Job]) -> list[str]:
     return [job.id for job in jobs]
-
-
-def short_retention(passage: Passage) -> int:
-    """A retention a test can wait out: 300 ms past the store's "not yet" guard."""
-    return passage.guard_ms + 300
 
 
 def assert_stored_as(stored: Job, job: Job, before: int, after: int) -> None:
@@ -133,42 +125,6 @@ async def test_batch_keys_name_batches_not_jobs(store: JobStore, make_job: MakeJ
     inner, plain = make_job(idempotency_key="shared"), make_job()
     assert ids(await store.add([inner, plain], batch_key="third")) == [keyed.id, plain.id]
     assert (await store.add([make_job(idempotency_key="shared")]))[0].id == keyed.id
-
-
-async def test_a_batch_key_is_forgotten_after_the_retention_period(
-    make_store: MakeStore, make_job: MakeJob, passage: Passage
-) -> None:
-    retention = short_retention(passage)
-    store = make_store(retention_ms=retention)
-    first = [make_job(delay_ms=FAR_MS)]
-    await store.add(first, batch_key="nightly")
-    await passage.advance(retention - passage.guard_ms - 1)
-    assert ids(await store.add([make_job()], batch_key="nightly")) == ids(first)
-    await passage.advance(passage.guard_ms + 1)
-    fresh = [make_job(delay_ms=FAR_MS)]
-    assert ids(await store.add(fresh, batch_key="nightly")) == ids(fresh)
-    assert ids(await store.add([make_job()], batch_key="nightly")) == ids(fresh)
-
-
-async def test_a_batch_key_whose_jobs_are_gone_stores_anew(
-    make_store: MakeStore, make_job: MakeJob, passage: Passage
-) -> None:
-    # A job keyed by an earlier call can finish, and expire, before the batch
-    # key: the key must be stored at least a guard after the job finished, and
-    # the job must still be there then, so the retention spans two guards.
-    half = passage.guard_ms + 100
-    store = make_store(retention_ms=2 * half)
-    done = make_job(idempotency_key="early")
-    await store.add([done])
-    (lease,) = await store.claim(["email"], limit=1, lease_ms=LEASE)
-    await store.settle([complete(lease.job.id, lease.token)])
-    await passage.advance(half)
-    assert (await store.add([make_job(idempotency_key="early")], batch_key="b"))[0].id == done.id
-    await passage.advance(half)
-    await store.requeue_expired()
-    assert await store.get(done.id) is None
-    fresh = make_job(idempotency_key="early")
-    assert ids(await store.add([fresh], batch_key="b")) == [fresh.id]
 
 
 # -- claim ----------------------------------------------------------------------
@@ -335,79 +291,6 @@ async def test_settle_applies_a_mixed_batch(store: JobStore, make_job: MakeJob) 
     assert statuses == [JobStatus.COMPLETED, JobStatus.RUNNING, JobStatus.FAILED]
 
 
-# -- leases ---------------------------------------------------------------------
-
-
-async def test_renew_sets_the_deadline_to_the_stores_now_plus_the_lease(
-    store: JobStore, make_job: MakeJob, passage: Passage
-) -> None:
-    first_ms = passage.guard_ms + 100
-    await store.add([make_job()])
-    (lease,) = await store.claim(["email"], limit=1, lease_ms=first_ms)
-    renewal = [(lease.job.id, lease.token)]
-    assert await store.renew(renewal, lease_ms=LEASE) == [LeaseState.ACTIVE]
-    await passage.advance(first_ms)  # the claim's deadline passed; the renewed one did not
-    assert await store.requeue_expired() == 0
-    assert await store.renew(renewal, lease_ms=LEASE) == [LeaseState.ACTIVE]
-    # A renew sets the deadline, even to an earlier one.
-    assert await store.renew(renewal, lease_ms=50) == [LeaseState.ACTIVE]
-    await passage.advance(50)
-    assert await store.requeue_expired() == 1
-
-
-async def test_renew_reports_lost_leases(store: JobStore, make_job: MakeJob) -> None:
-    await store.add([make_job()])
-    (lease,) = await store.claim(["email"], limit=1, lease_ms=1_000)
-    assert await store.renew([(lease.job.id, "stale"), ("missing", "x")], lease_ms=1_000) == [
-        LeaseState.LOST,
-        LeaseState.LOST,
-    ]
-
-
-async def confirmed_lease_expiring_in(store: JobStore, lease_ms: int) -> Lease:
-    """Claim the one due email job and confirm its lease with a renew to ``lease_ms``.
-
-    The claim's own lease is long, so the confirming renew always finds it held.
-    """
-    (lease,) = await store.claim(["email"], limit=1, lease_ms=LEASE)
-    renewal = [(lease.job.id, lease.token)]
-    assert await store.renew(renewal, lease_ms=lease_ms) == [LeaseState.ACTIVE]
-    return lease
-
-
-async def test_expired_lease_is_redelivered_and_the_stale_worker_cannot_settle(
-    store: JobStore, make_job: MakeJob, passage: Passage
-) -> None:
-    job = make_job()
-    await store.add([job])
-    first = await confirmed_lease_expiring_in(store, 50)
-    await passage.advance(50)
-    assert await store.requeue_expired() == 1
-    (second,) = await store.claim(["email"], limit=1, lease_ms=LEASE)
-    assert second.job.id == job.id
-    assert second.job.attempts == 2
-    assert await store.settle([complete(job.id, first.token, b"stale")]) == [False]
-    assert await store.renew([(job.id, first.token)], lease_ms=LEASE) == [LeaseState.LOST]
-    assert await store.settle([complete(job.id, second.token, b"fresh")]) == [True]
-    stored = await store.get(job.id)
-    assert stored is not None
-    assert stored.result == b"fresh"
-
-
-async def test_lease_expiry_on_the_last_attempt_fails_the_job(
-    store: JobStore, make_job: MakeJob, passage: Passage
-) -> None:
-    job = make_job(max_attempts=1)
-    await store.add([job])
-    await confirmed_lease_expiring_in(store, 50)
-    await passage.advance(50)
-    assert await store.requeue_expired() == 1
-    stored = await store.get(job.id)
-    assert stored is not None
-    assert stored.status is JobStatus.FAILED
-    assert stored.last_error == "lease expired on the last attempt"
-
-
 # -- cancel ---------------------------------------------------------------------
 
 
@@ -487,33 +370,6 @@ async def test_cancel_racing_claims_never_both_win(store: JobStore, make_job: Ma
         assert stored.status is expected
         assert stored.cancel_requested == (job.id in claimed and stored.cancel_requested)
     assert cancelled | claimed == {job.id for job in jobs}
-
-
-# -- retention ------------------------------------------------------------------
-
-
-async def test_finished_jobs_expire_after_retention_and_pending_ones_never(
-    make_store: MakeStore, make_job: MakeJob, passage: Passage
-) -> None:
-    retention = short_retention(passage)
-    store = make_store(retention_ms=retention)
-    done, keyed = make_job(), make_job(idempotency_key="once")
-    waiting = make_job("later", delay_ms=FAR_MS)
-    (stored_waiting,) = await store.add([waiting])
-    await store.add([done, keyed])
-    leases = await store.claim(["email"], limit=2, lease_ms=LEASE)
-    await store.settle([complete(lease.job.id, lease.token) for lease in leases])
-    await passage.advance(retention - passage.guard_ms - 1)
-    assert await store.get(done.id) is not None
-    await passage.advance(passage.guard_ms + 1)
-    await store.requeue_expired()
-    assert await store.get(done.id) is None
-    assert await store.get(keyed.id) is None
-    assert ids((await store.list_jobs(JobQuery())).jobs) == [waiting.id]
-    assert [row.type for row in (await store.stats()).types] == ["later"]
-    assert await store.get(waiting.id) == stored_waiting
-    fresh = make_job(idempotency_key="once")
-    assert ids(await store.add([fresh])) == [fresh.id]
 
 
 # -- list and stats -------------------------------------------------------------
