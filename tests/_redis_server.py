@@ -152,3 +152,108 @@ def redis_for_tests() -> Iterator[str]:
         yield server.url
     finally:
         server.close()
+
+
+class ClusterProcesses:
+    """A Redis Cluster on loopback: ``masters`` masters with ``replicas`` replicas each.
+
+    Six ``redis-server --cluster-enabled yes`` and ``redis-cli --cluster
+    create ... --cluster-replicas 1 --cluster-yes``, as an operator would; each
+    node's cluster bus gets a free port of its own (``cluster-port``), since
+    port + 10000 may be taken. ``nodes[i]`` stays the same process slot after a
+    kill and a restart, so fault tests can bring a node back.
+    """
+
+    def __init__(
+        self, *, masters: int = 3, replicas: int = 1, node_timeout_ms: int = 2_000
+    ) -> None:
+        self.masters = masters
+        self.replicas = replicas
+        self.nodes = [
+            RedisProcess(extra_args=_cluster_args(node_timeout_ms))
+            for _ in range(masters * (1 + replicas))
+        ]
+
+    @property
+    def url(self) -> str:
+        """A ``redis+cluster://`` URL naming every node (any one is enough)."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{node.port}" for node in self.nodes),
+                "--cluster-replicas",
+                str(self.replicas),
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        self.wait_until_ok()
+        deadline = time.monotonic() + 30
+        while len(self.master_ports()) != self.masters:  # replicas join as masters first
+            if time.monotonic() > deadline:
+                raise RuntimeError("the cluster's replicas did not attach")
+            time.sleep(0.05)
+
+    def wait_until_ok(
+        self, timeout_s: float = 30.0, *, nodes: list[RedisProcess] | None = None
+    ) -> None:
+        """Until every running node reports ``cluster_state:ok`` and knows every slot's master."""
+        deadline = time.monotonic() + timeout_s
+        for node in nodes or [n for n in self.nodes if n.process is not None]:
+            client = redis.Redis(host="127.0.0.1", port=node.port)
+            try:
+                while True:
+                    info = dict(client.cluster("INFO"))
+                    if (
+                        info.get("cluster_state") == "ok"
+                        and int(info.get("cluster_slots_ok", 0)) == 16384
+                        and int(info.get("cluster_size", 0)) == self.masters
+                        and int(info.get("cluster_known_nodes", 0)) == len(self.nodes)
+                    ):
+                        break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"cluster not ok on {node.port}: {info}")
+                    time.sleep(0.05)
+            finally:
+                client.close()
+
+    def master_ports(self) -> list[int]:
+        """The ports of the nodes that are masters now (as the first running node sees it)."""
+        for node in self.nodes:
+            if node.process is None:
+                continue
+            client = redis.Redis(host="127.0.0.1", port=node.port)
+            try:
+                nodes = dict(client.cluster("NODES"))
+            finally:
+                client.close()
+            return sorted(
+                int(address.rsplit(":", 1)[1])
+                for address, fields in nodes.items()
+                if "master" in fields["flags"].split(",") and "fail" not in fields["flags"]
+            )
+        raise RuntimeError("no cluster node is running")
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+
+
+def _cluster_args(node_timeout_ms: int) -> tuple[str, ...]:
+    return (
+        "--cluster-enabled", "yes",
+        "--cluster-config-file", "nodes.conf",
+        "--cluster-node-timeout", str(node_timeout_ms),
+        "--cluster-port", str(free_port()),
+        "--appendonly", "yes",
+        "--appendfsync", "everysec",
+    )  # fmt: skip

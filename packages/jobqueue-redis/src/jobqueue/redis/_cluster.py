@@ -56,9 +56,24 @@ def cluster_nodes(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
     return nodes, options
 
 
+class _SetUpOnce(RedisCluster):
+    """RedisCluster that reads the slot map before its first command.
+
+    Without retries, concurrent first calls on a fresh RedisCluster fail with
+    "Connection closed by server" (redis-py 8.1): each sets the client up on
+    its own. ``initialize`` is locked and idempotent, so calling it first
+    (and again whenever redis-py asks for a new slot map) serializes that.
+    """
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self._initialize:
+            await self.initialize()
+        return await super().execute_command(*args, **kwargs)
+
+
 def _client(settings: RedisStoreSettings, *, socket_timeout: float | None) -> RedisCluster:
     nodes, options = cluster_nodes(settings.url)
-    return RedisCluster(
+    return _SetUpOnce(
         startup_nodes=[ClusterNode(host, port) for host, port in nodes],
         socket_timeout=socket_timeout,
         socket_connect_timeout=settings.connect_timeout_s,

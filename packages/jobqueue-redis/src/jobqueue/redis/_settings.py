@@ -39,8 +39,9 @@ class RedisStoreSettings:
     shards: int = 1
     """Virtual shards (see _shards.py): 1 keeps every key under ``{<key_prefix>}``."""
     cluster: bool = False
-    """Talk to a Redis Cluster (redis-py's RedisCluster, which follows MOVED and ASK);
-    also implied by a ``redis+cluster://host:port,host:port`` URL."""
+    """Talk to a Redis Cluster through redis-py's RedisCluster (it follows MOVED and
+    ASK); implied by a ``redis+cluster://host:port[,host:port...]`` URL. Any one
+    reachable node is enough: the others are discovered (_cluster.py)."""
 
     min_replicas: int = 0
     """Durability on demand: add, settle and cancel are acknowledged only once this many

@@ -73,3 +73,22 @@ def namespace(prefix: str, shard: int, shards: int) -> str:
     if shards == 1:
         return "{" + prefix + "}:"
     return "{" + prefix + "." + str(shard) + "}:"
+
+
+_FIXED_KEYS: dict[str, tuple[str, ...]] = {
+    "add": ("tz", "cfg", "ts:1"),
+    "claim": ("tz", "lx", "ts:2"),
+    "settle": ("tz", "cfg", "fx", "ts:1", "ts:3", "ts:4", "ts:5"),
+    "renew": ("tz", "lx"),
+    "cancel": ("tz", "cfg", "fx", "ts:5"),
+    "requeue": ("tz", "cfg", "lx", "fx", "sweep", "ts:1", "ts:3", "ts:4", "ts:5"),
+    "stats": ("tz", "cfg"),
+    "list": ("tz", "cfg", "ts:1", "ts:2", "ts:3", "ts:4", "ts:5"),
+    "watchers": (),
+}
+"""The fixed keys of its shard each script touches, declared in its KEYS (see _common.lua)."""
+
+
+def script_keys(ns: str) -> dict[str, tuple[str, ...]]:
+    """Per script, the KEYS that declare the shard's fixed keys it touches."""
+    return {name: tuple(ns + key for key in keys) for name, keys in _FIXED_KEYS.items()}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import heapq
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -45,6 +46,7 @@ from ._durability import DURABLE_SCRIPTS
 from ._errors import UNAVAILABLE_ERRORS, is_failover
 from ._pubsub import Subscriber
 from ._settings import RedisStoreSettings
+from ._shards import namespace, script_keys, shard_of_id, shard_of_type, with_shard
 from ._waits import WakeWaits
 
 MAX_CLAIM = 1_000
@@ -62,6 +64,7 @@ _KINDS = {
 }
 _LEASE_STATES = {0: LeaseState.LOST, 1: LeaseState.ACTIVE, 2: LeaseState.CANCEL_REQUESTED}
 T = TypeVar("T")
+R = TypeVar("R")
 _Arg = bytes | str | int | float
 
 
@@ -69,7 +72,8 @@ def _load_scripts() -> dict[str, str]:
     folder = resources.files(__package__).joinpath("lua")
     common = folder.joinpath("_common.lua").read_text()
     names = ("add", "claim", "settle", "renew", "cancel", "requeue", "stats", "list", "watchers")
-    return {name: common + folder.joinpath(f"{name}.lua").read_text() for name in names}
+    # The shebang makes Redis Cluster refuse any key outside the declared keys' slot.
+    return {name: "#!lua\n" + common + folder.joinpath(f"{name}.lua").read_text() for name in names}
 
 
 _SCRIPTS = _load_scripts()
@@ -125,6 +129,12 @@ class RedisJobStore:
         self._settings = settings
         self._ns = settings.namespace
         self._types_key = self._ns + "tz"
+        # Virtual shards (_shards.py): shard k's namespace and its scripts' KEYS.
+        self._shard_count = settings.shards
+        self._namespaces = [
+            namespace(settings.key_prefix, k, settings.shards) for k in range(settings.shards)
+        ]
+        self._shard_keys = [script_keys(ns) for ns in self._namespaces]
         # Retention set here is written to Redis before the first script runs,
         # where every server and worker of the prefix reads it (see _common.lua).
         self._config_pending = (
@@ -223,7 +233,50 @@ class RedisJobStore:
             self._add_queue.clear()
 
     async def _add_now(self, jobs: Sequence[Job], batch_key: str | None) -> list[Job]:
-        args: list[_Arg] = [self._ns, batch_key or ""]
+        """Store jobs, one script per shard they fall in (see docs/redis-data-model.md).
+
+        With several shards, each job's id is rewritten to name its type's
+        shard (_shards.py): the returned jobs carry the ids to use. A batch
+        that spans shards is one atomic, idempotent part per shard, each
+        remembered under the batch key in its own shard.
+        """
+        if self._shard_count == 1:
+            return await self._add_to_shard(0, jobs, batch_key)
+        routed = [self._routed(job) for job in jobs]
+        parts: dict[int, list[int]] = {}
+        for index, job in enumerate(routed):
+            parts.setdefault(shard_of_type(job.type, self._shard_count), []).append(index)
+        if len(parts) == 1:
+            return await self._add_to_shard(next(iter(parts)), routed, batch_key)
+        replies = await _all(
+            self._add_to_shard(shard, [routed[i] for i in indexes], batch_key)
+            for shard, indexes in parts.items()
+        )
+        if any(
+            len(reply) != len(indexes)
+            for indexes, reply in zip(parts.values(), replies, strict=True)
+        ):
+            # A replayed batch returns what its first call stored: shard by shard.
+            return [job for reply in replies for job in reply]
+        stored: list[Job] = list(routed)
+        for indexes, reply in zip(parts.values(), replies, strict=True):
+            for index, job in zip(indexes, reply, strict=True):
+                stored[index] = job
+        return stored
+
+    def _routed(self, job: Job) -> Job:
+        """The job with an id that names its type's shard."""
+        shard = shard_of_type(job.type, self._shard_count)
+        try:
+            job_id = with_shard(job.id, shard, self._shard_count)
+        except ValueError as error:
+            raise InvalidJob("id", str(error)) from None
+        return job if job_id == job.id else dataclasses.replace(job, id=job_id)
+
+    async def _add_to_shard(
+        self, shard: int, jobs: Sequence[Job], batch_key: str | None
+    ) -> list[Job]:
+        args: list[_Arg] = [self._namespaces[shard], batch_key or ""]
         for job in jobs:
             max_attempts = "" if job.max_attempts is None else job.max_attempts
             # A job due when it was made is due at Redis's now: the caller's
@@ -234,7 +287,7 @@ class RedisJobStore:
                 raise InvalidJob("id", "job ids and types must not contain spaces")
             args += [head, job.payload, job.idempotency_key or ""]
         with _translated():
-            reply = await self._script("add", args)
+            reply = await self._script("add", args, keys=self._shard_keys[shard]["add"])
         now = int(reply[0])
         stored_ids = [raw_id.decode() for raw_id in reply[1:]]
         ours = {job.id: _stamped(job, now) for job in jobs}
@@ -253,14 +306,18 @@ class RedisJobStore:
         return [ours[stored_id] for stored_id in stored_ids]
 
     async def get(self, job_id: str) -> Job | None:
-        key = self._ns + "j:" + job_id
+        key = self._namespaces[shard_of_id(job_id, self._shard_count)] + "j:" + job_id
         fields = await self._read(lambda: self._hot.execute("HGETALL", key))
         return self._visible(job_id, pairs_to_dict(fields))
 
     async def cancel(self, job_id: str) -> Job:
-        args: list[_Arg] = [self._ns, job_id]
+        shard = shard_of_id(job_id, self._shard_count)
+        ns = self._namespaces[shard]
+        # Every shard publishes cancellations on the one channel workers listen to.
+        args: list[_Arg] = [ns, job_id, self._ns + "cancels"]
+        keys = (*self._shard_keys[shard]["cancel"], ns + "j:" + job_id)
         with _translated():
-            reply = await self._script("cancel", args)
+            reply = await self._script("cancel", args, keys=keys)
         verdict = reply[0]
         if verdict == b"missing":
             raise JobNotFound(job_id)
@@ -280,32 +337,99 @@ class RedisJobStore:
         if not order or limit <= 0:
             await asyncio.sleep(max(wait_ms, 0) / 1000)
             return []
-        wake_keys = [self._ns + "w:" + t for t in order]
+        groups: dict[int, list[str]] = {}
+        for job_type in order:
+            groups.setdefault(shard_of_type(job_type, self._shard_count), []).append(job_type)
+        wake_keys = [
+            [self._namespaces[shard] + "w:" + t for t in group] for shard, group in groups.items()
+        ]
         while True:
-            self._rotation = (self._rotation + 1) % len(order)
-            rotated = order[self._rotation :] + order[: self._rotation]
-            token_base = secrets.token_hex(6) + ":"
-            args: list[_Arg] = [self._ns, limit, lease_ms, token_base, *rotated]
-            with _translated():
-                reply = await self._script("claim", args)
-            now = int(reply[1])  # Redis's time: deadlines and due times count from it
-            leases = [
-                Lease(
-                    job_from_hash(reply[i].decode(), pairs_to_dict(reply[i + 2])),
-                    reply[i + 1].decode(),
-                    now + lease_ms,
-                )
-                for i in range(2, len(reply), 3)
-            ]
+            if len(groups) == 1:
+                shard, group = next(iter(groups.items()))
+                leases, wait_s = await self._claim_shard(shard, group, limit, lease_ms)
+            else:
+                leases, wait_s = await self._claim_shards(groups, limit, lease_ms)
             remaining = give_up_at - loop.time()
             if leases or remaining <= 0:
                 return leases
-            next_due = int(reply[0])
-            if next_due >= 0:
-                remaining = min(remaining, max(next_due - now, 0) / 1000)
+            if wait_s is not None:
+                remaining = min(remaining, wait_s)
             await self._wait_for_wake(wake_keys, remaining)
 
+    async def _claim_shard(
+        self, shard: int, order: list[str], limit: int, lease_ms: int
+    ) -> tuple[list[Lease], float | None]:
+        """One claim script on one shard; with no lease, how long until its next due job."""
+        self._rotation = (self._rotation + 1) % len(order)
+        rotated = order[self._rotation :] + order[: self._rotation]
+        token_base = secrets.token_hex(6) + ":"
+        args: list[_Arg] = [self._namespaces[shard], limit, lease_ms, token_base, *rotated]
+        with _translated():
+            reply = await self._script("claim", args, keys=self._shard_keys[shard]["claim"])
+        now = int(reply[1])  # Redis's time: deadlines and due times count from it
+        leases = [
+            Lease(
+                job_from_hash(reply[i].decode(), pairs_to_dict(reply[i + 2])),
+                reply[i + 1].decode(),
+                now + lease_ms,
+            )
+            for i in range(2, len(reply), 3)
+        ]
+        next_due = int(reply[0])
+        return leases, (max(next_due - now, 0) / 1000 if next_due >= 0 else None)
+
+    async def _claim_shards(
+        self, groups: dict[int, list[str]], limit: int, lease_ms: int
+    ) -> tuple[list[Lease], float | None]:
+        """Claim across shards with the fairness claim.lua keeps across types.
+
+        Each round gives the shards that may hold due work a share of what is
+        left in proportion to their types (a shard that filled its share may
+        have more), starting from a rotating shard, and the shards of a round
+        run at once. A claim smaller than the number of shards asks at most
+        ``limit`` of them per round: an idle claim of one job over 30 empty
+        shards costs 30 small scripts. Each master stamps its own leases, so a
+        deadline counts from the clock of the master that holds the job.
+        """
+        active = list(groups)
+        self._rotation = (self._rotation + 1) % len(active)
+        active = active[self._rotation :] + active[: self._rotation]
+        leases: list[Lease] = []
+        waits: list[float] = []
+        while active and len(leases) < limit:
+            # Shares in proportion to each shard's types: an equal share per type.
+            left = limit - len(leases)
+            weights = [len(groups[shard]) for shard in active]
+            wants = [left * weight // sum(weights) for weight in weights]
+            for index in range(left - sum(wants)):  # the remainder, in the rotated order
+                wants[index % len(wants)] += 1
+            replies = await _all(
+                self._claim_shard(shard, groups[shard], want, lease_ms)
+                for shard, want in zip(active, wants, strict=True)
+                if want > 0
+            )
+            asked = [(shard, want) for shard, want in zip(active, wants, strict=True) if want]
+            # A shard that filled its share may hold more; one that got no share
+            # this round has not been asked yet. Each round ends at least one of
+            # the others, or fills the claim, so the rounds are few.
+            still = [shard for shard, want in zip(active, wants, strict=True) if not want]
+            for (shard, want), (got, wait_s) in zip(asked, replies, strict=True):
+                leases += got
+                if wait_s is not None:
+                    waits.append(wait_s)
+                if len(got) == want:
+                    still.append(shard)
+            active = still
+        return leases, (min(waits) if waits else None)
+
     async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        if self._shard_count == 1:
+            return await self._settle_shard(0, outcomes)
+        return await self._per_shard(
+            outcomes, lambda outcome: outcome.job_id, self._settle_shard, False
+        )
+
+    async def _settle_shard(self, shard: int, outcomes: Sequence[Outcome]) -> list[bool]:
         results: list[bool] = []
         for start in range(0, len(outcomes), _CHUNK):
             chunk = outcomes[start : start + _CHUNK]
@@ -313,7 +437,7 @@ class RedisJobStore:
             # redis-py encodes each argument in Python, seven per outcome otherwise.
             plain: list[int] = []
             packed: list[str] = []
-            args: list[_Arg] = [self._ns, ""]
+            args: list[_Arg] = [self._namespaces[shard], ""]
             for index, outcome in enumerate(chunk):
                 if (
                     outcome.kind is OutcomeKind.COMPLETE
@@ -336,7 +460,7 @@ class RedisJobStore:
                 ]
             args[1] = "\0".join(packed)
             with _translated():
-                applied = await self._script("settle", args)
+                applied = await self._script("settle", args, keys=self._shard_keys[shard]["settle"])
             flags = [flag == 1 for flag in applied]
             if len(plain) == len(chunk) or not plain:
                 results += flags
@@ -354,18 +478,36 @@ class RedisJobStore:
         return results
 
     async def renew(self, leases: Sequence[tuple[str, str]], *, lease_ms: int) -> list[LeaseState]:
+        async def renew_shard(shard: int, part: Sequence[tuple[str, str]]) -> list[LeaseState]:
+            return await self._renew_shard(shard, part, lease_ms)
+
+        if self._shard_count == 1:
+            return await renew_shard(0, leases)
+        return await self._per_shard(leases, lambda lease: lease[0], renew_shard, LeaseState.LOST)
+
+    async def _renew_shard(
+        self, shard: int, leases: Sequence[tuple[str, str]], lease_ms: int
+    ) -> list[LeaseState]:
         states: list[LeaseState] = []
+        keys = self._shard_keys[shard]["renew"]
         for start in range(0, len(leases), _CHUNK):
-            args: list[_Arg] = [self._ns, lease_ms]
+            args: list[_Arg] = [self._namespaces[shard], lease_ms]
             for job_id, token in leases[start : start + _CHUNK]:
                 args += [job_id, token]
-            reply = await self._read(self._call("renew", args))
+            reply = await self._read(self._call("renew", args, keys))
             states += [_LEASE_STATES[int(code)] for code in reply]
         return states
 
     async def requeue_expired(self, *, limit: int = 1_000, lock_ms: int = 0) -> int:
+        """The sweep, shard by shard: each shard has its own lock and ``limit``."""
+        swept = await _all(
+            self._requeue_shard(shard, limit, lock_ms) for shard in range(self._shard_count)
+        )
+        return sum(swept)
+
+    async def _requeue_shard(self, shard: int, limit: int, lock_ms: int) -> int:
         args: list[_Arg] = [
-            self._ns,
+            self._namespaces[shard],
             limit,
             DEFAULT_MAX_ATTEMPTS,
             MAX_UNCONFIRMED_DELIVERIES,
@@ -373,7 +515,9 @@ class RedisJobStore:
             self._sweeper_id,
         ]
         with _translated():
-            expired, _forgotten = await self._script("requeue", args)
+            expired, _forgotten = await self._script(
+                "requeue", args, keys=self._shard_keys[shard]["requeue"]
+            )
         return max(int(expired), 0)
 
     # -- operators -------------------------------------------------------------
@@ -385,46 +529,67 @@ class RedisJobStore:
             return JobPage([], "")
         statuses = [query.status] if query.status is not None else list(JobStatus)
         args: list[_Arg] = [
-            self._ns,
             min(limit, _MAX_PAGE) + 1,
             ",".join(str(int(status)) for status in statuses),
             query.type or "",
         ]
         if after is not None:
             args += [int(after.status), after.type, after.position, after.job_id]
-        flat = await self._read(self._call("list", args))
-        positions: list[ListPosition] = []
-        jobs: list[Job] = []
+        if query.type:
+            shards = [shard_of_type(query.type, self._shard_count)]
+        else:
+            shards = list(range(self._shard_count))
+        # Each shard returns its first page in the one listing order; its types
+        # are its own, so merging the pages gives the first page of all (a page
+        # costs a page per shard).
+        pages = await _all(self._list_shard(shard, args) for shard in shards)
+        rows = list(heapq.merge(*pages, key=lambda row: _listing_order(row[0])))
+        more = len(rows) > limit
+        page = [job for _, job in rows[:limit]]
+        cursor = encode_cursor(rows[limit - 1][0]) if more else ""
+        return JobPage(page, cursor)
+
+    async def _list_shard(self, shard: int, tail: list[_Arg]) -> list[tuple[ListPosition, Job]]:
+        args: list[_Arg] = [self._namespaces[shard], *tail]
+        flat = await self._read(self._call("list", args, self._shard_keys[shard]["list"]))
+        rows = []
         for i in range(0, len(flat), 5):
             job_id = flat[i + 3].decode()
             status = JobStatus(int(flat[i]))
-            positions.append(ListPosition(status, flat[i + 1].decode(), int(flat[i + 2]), job_id))
-            jobs.append(job_from_hash(job_id, pairs_to_dict(flat[i + 4])))
-        more = len(jobs) > limit
-        page = jobs[:limit]
-        cursor = encode_cursor(positions[limit - 1]) if more else ""
-        return JobPage(page, cursor)
+            position = ListPosition(status, flat[i + 1].decode(), int(flat[i + 2]), job_id)
+            rows.append((position, job_from_hash(job_id, pairs_to_dict(flat[i + 4]))))
+        return rows
 
     async def stats(self) -> QueueStats:
-        args: list[_Arg] = [self._ns, _MAX_STATS_TYPES]
-        flat = await self._read(self._call("stats", args))
-        rows = []
-        for i in range(1, len(flat), 7):
-            counts = [int(n) for n in flat[i + 1 : i + 7]]
-            if any(counts):
-                rows.append(
-                    TypeStats(type=flat[i].decode(), **dict(zip(_STAT_NAMES, counts, strict=True)))
-                )
-        return QueueStats(types=rows, omitted_types=int(flat[0]))
+        replies = await _all(self._stats_shard(shard) for shard in range(self._shard_count))
+        counted = sorted(row for _, rows in replies for row in rows)
+        omitted = sum(omitted for omitted, _ in replies) + max(len(counted) - _MAX_STATS_TYPES, 0)
+        rows = [
+            TypeStats(type=job_type, **dict(zip(_STAT_NAMES, counts, strict=True)))
+            for job_type, counts in counted[:_MAX_STATS_TYPES]
+            if any(counts)
+        ]
+        return QueueStats(types=rows, omitted_types=omitted)
+
+    async def _stats_shard(self, shard: int) -> tuple[int, list[tuple[str, tuple[int, ...]]]]:
+        args: list[_Arg] = [self._namespaces[shard], _MAX_STATS_TYPES]
+        flat = await self._read(self._call("stats", args, self._shard_keys[shard]["stats"]))
+        rows = [
+            (flat[i].decode(), tuple(int(n) for n in flat[i + 1 : i + 7]))
+            for i in range(1, len(flat), 7)
+        ]
+        return int(flat[0]), rows
 
     async def watch(self, job_id: str) -> AsyncIterator[Job]:
         # Subscribed (on the store's shared pub/sub connection) before the
         # first read, so no change after that read goes unseen.
+        ns = self._namespaces[shard_of_id(job_id, self._shard_count)]
+        job_key = (ns + "j:" + job_id,)
         with _translated():
-            events = await self._subscriber.listen(self._ns + "ev:" + job_id, max_messages=1)
+            events = await self._subscriber.listen(ns + "ev:" + job_id, max_messages=1)
         try:
             with _translated():
-                fields = await self._script("watchers", [self._ns, job_id, 1], keys=())
+                fields = await self._script("watchers", [ns, job_id, 1], keys=job_key)
         except BaseException:
             events.close()
             raise
@@ -449,7 +614,7 @@ class RedisJobStore:
             events.close()
             try:
                 with _translated():
-                    await self._script("watchers", [self._ns, job_id, -1], keys=())
+                    await self._script("watchers", [ns, job_id, -1], keys=job_key)
             except StoreUnavailable:
                 pass
 
@@ -486,8 +651,10 @@ class RedisJobStore:
 
     # -- internals -------------------------------------------------------------
 
-    def _call(self, name: str, args: list[_Arg]) -> Callable[[], Awaitable[Any]]:
-        return lambda: self._script(name, args)
+    def _call(
+        self, name: str, args: list[_Arg], keys: Sequence[str]
+    ) -> Callable[[], Awaitable[Any]]:
+        return lambda: self._script(name, args, keys=keys)
 
     async def _script(
         self, name: str, args: Sequence[_Arg], keys: Sequence[str] | None = None
@@ -522,10 +689,28 @@ class RedisJobStore:
                     raise
         raise AssertionError("unreachable")
 
-    async def _wait_for_wake(self, wake_keys: list[str], timeout_s: float) -> None:
-        """Until a wake token for ``wake_keys`` is ours or ``timeout_s`` passed (see _waits.py)."""
+    async def _wait_for_wake(self, wake_keys: list[list[str]], timeout_s: float) -> None:
+        """Until a wake token is ours or ``timeout_s`` passed (see _waits.py).
+
+        ``wake_keys`` holds one list per shard: one BLPOP cannot span slots, so
+        a claimer of several shards waits on each and wakes at the first token
+        (a token handed to a wait it then cancels is passed on, see _waits.py).
+        """
+        timeout_s = max(timeout_s, 0.001)
         with _translated():
-            await self._waits.wait(wake_keys, max(timeout_s, 0.001))
+            if len(wake_keys) == 1:
+                await self._waits.wait(wake_keys[0], timeout_s)
+                return
+            waits = [asyncio.ensure_future(self._waits.wait(keys, timeout_s)) for keys in wake_keys]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
+                outcomes = await asyncio.gather(*waits, return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, Exception):
+                    raise outcome
 
     def _visible(self, job_id: str, fields: dict[bytes, bytes]) -> Job | None:
         """The job in a hash, unless the hash is gone (Redis expires it at its retention)."""
@@ -541,8 +726,47 @@ class RedisJobStore:
         if settings.max_finished is not None:
             fields += ["max_finished", settings.max_finished]
         with _translated():
-            await self._hot.execute("HSET", self._ns + "cfg", *fields)
+            # Every shard reads its own copy (scripts touch one shard's keys).
+            await _all(self._hot.execute("HSET", ns + "cfg", *fields) for ns in self._namespaces)
         self._config_pending = False
+
+    async def _per_shard(
+        self,
+        items: Sequence[T],
+        job_id: Callable[[T], str],
+        run: Callable[[int, Sequence[T]], Awaitable[list[R]]],
+        missing: R,
+    ) -> list[R]:
+        """``run`` on each shard's items, all at once; the replies in ``items``' order."""
+        parts: dict[int, list[int]] = {}
+        for index, item in enumerate(items):
+            parts.setdefault(shard_of_id(job_id(item), self._shard_count), []).append(index)
+        replies = await _all(
+            run(shard, [items[i] for i in indexes]) for shard, indexes in parts.items()
+        )
+        results = [missing] * len(items)
+        for indexes, reply in zip(parts.values(), replies, strict=True):
+            for index, result in zip(indexes, reply, strict=True):
+                results[index] = result
+        return results
+
+
+async def _all(calls: Iterable[Awaitable[T]]) -> list[T]:
+    """Await calls at once; raise the first failure only once every call has ended.
+
+    ``asyncio.gather`` would raise at the first failure and leave the others
+    running unobserved: a write on another shard may still be in flight.
+    """
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results  # type: ignore[return-value]
+
+
+def _listing_order(position: ListPosition) -> tuple[int, str, int, str]:
+    """The listing order list.lua walks: status, type, position, id."""
+    return (int(position.status), position.type, position.position, position.job_id)
 
 
 def _stamped(job: Job, now: int) -> Job:

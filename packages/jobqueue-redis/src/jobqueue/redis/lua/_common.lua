@@ -3,7 +3,7 @@
 -- deadline), 'd:' .. type .. ':' .. status finished (score: finish ms),
 -- 'k:' .. key idempotency key, 'b:' .. key batch idempotency key ("stored_ms:"
 -- then the ids it stored, comma-separated), 'w:' .. type wake-up list, 'ev:' .. id watch channel,
--- 'cancels' the channel of cancel requests for running jobs.
+-- '{prefix}:cancels' (shard or not) the channel of cancel requests for running jobs.
 -- Indexes that keep every cost in proportion to work, not history:
 -- 'tz' every type that holds jobs (score 0, ordered by name), 'ts:' .. status
 -- the types that may hold jobs of that status (pruned lazily when empty),
@@ -12,6 +12,13 @@
 -- oldest finish (the trim visits only types with something to forget).
 -- 'cfg' settings every server and worker of the prefix shares: retention_ms
 -- and max_finished (the most finished jobs kept per type and status).
+-- Every key a script touches carries the shard's hash tag (P is
+-- '{prefix}:' or '{prefix.N}:', see _shards.py), and every script runs with
+-- the '#!lua' shebang, under which Redis Cluster refuses a script that
+-- reaches a key of another slot: a script is atomic in one slot, provably.
+-- KEYS declares the shard's fixed keys the script touches (its header lists
+-- them) and, for scripts about one job, the job's hash; keys named by data
+-- (a type's q/r/d/w, the jobs of a batch, idempotency keys) are built from P.
 -- Job hash fields: t type, p payload, s status, e due, c created, u updated,
 -- m max attempts, k idempotency key, a attempts, l lease token, d lease
 -- deadline, n 1 while the lease is unconfirmed, z unconfirmed expiries in a

@@ -1,5 +1,5 @@
 -- Store new PENDING jobs, all in one step.
--- KEYS[1] the index of types (it routes the call to the queue's slot).
+-- KEYS: tz, cfg, ts:1 of the shard (KEYS[1] routes the call to the shard's slot).
 -- ARGV: prefix, the batch key or '', then per job three
 -- arguments: a head "id type execution_time|'-' max_attempts|''" (four words,
 -- none of which can hold a space; '-' means due now), the payload, and the

@@ -1,11 +1,12 @@
 -- Cancel a PENDING job, or flag a RUNNING one for its worker to stop.
--- ARGV: prefix, id.
+-- KEYS: tz, cfg, fx, ts:5 of the shard, the job's hash.
+-- ARGV: prefix, id, the channel of cancel requests (one for every shard).
 -- Returns {'ok', fields} | {'missing'} | {'finished', status}.
 local P = ARGV[1]
 local now = clock_ms()
 local retention, cap = config(P)
 local id = ARGV[2]
-local jk = P .. 'j:' .. id
+local jk = KEYS[5]
 local f = redis.call('HMGET', jk, 's', 't', 'x', 'f')
 if not f[1] or (f[4] and tonumber(f[4]) + retention <= now) then
   return {'missing'}
@@ -18,7 +19,7 @@ elseif f[1] == '2' then
     redis.call('HSET', jk, 'x', 1, 'u', now)
     notify(P, jk, id)
     -- Workers listen here to stop the handler at once, not at their next heartbeat.
-    redis.call('PUBLISH', P .. 'cancels', id)
+    redis.call('PUBLISH', ARGV[3], id)
   end
 else
   return {'finished', f[1]}

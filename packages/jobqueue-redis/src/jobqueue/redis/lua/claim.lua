@@ -1,5 +1,5 @@
 -- Lease up to `limit` due jobs of the given types, in turns across types.
--- KEYS[1] the index of types. ARGV: prefix, limit, lease_ms, token_base, types...
+-- KEYS: tz, lx, ts:2 of the shard. ARGV: prefix, limit, lease_ms, token_base, types...
 -- Returns {next_due, now, id, token, fields, id, token, fields, ...}; next_due
 -- is the earliest due time among the types when nothing was claimed, else -1;
 -- now is Redis's time, from which the leases' deadlines count.

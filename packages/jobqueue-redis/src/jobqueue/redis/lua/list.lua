@@ -3,7 +3,7 @@
 -- walks 'ts:' .. status, the types that may hold jobs of that status, and
 -- prunes the ones found empty: a page costs in proportion to its size, not to
 -- the number of types ever seen.
--- KEYS[1] the index of types. ARGV: prefix, want, statuses (comma-separated,
+-- KEYS: tz, cfg, ts:1 to ts:5 of the shard. ARGV: prefix, want, statuses (comma-separated,
 -- ascending), type or '', then the cursor or nothing: status, type, position, id.
 -- Returns {status, type, position, id, fields, ...}, up to `want` jobs.
 local P = ARGV[1]

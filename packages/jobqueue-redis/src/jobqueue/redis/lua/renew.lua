@@ -1,4 +1,5 @@
--- Extend leases that are still held. ARGV: prefix, lease_ms, then id, token pairs.
+-- Extend leases that are still held. KEYS: tz, lx of the shard.
+-- ARGV: prefix, lease_ms, then id, token pairs.
 -- Returns per lease: 1 active, 2 cancel requested, 0 lost (stale token, or a
 -- deadline already passed by Redis's clock: such a lease changes nothing, even
 -- before the sweeper hands its job back). A renew confirms the lease's attempt.
@@ -18,6 +19,8 @@ for i = 3, #ARGV, 2 do
       redis.call('HDEL', jk, 'n', 'z')
     end
     redis.call('ZADD', P .. 'r:' .. f[4], 'XX', deadline, id)
+    -- A renew may shorten a lease: the type's entry in lx stays a lower bound.
+    redis.call('ZADD', KEYS[2], 'LT', deadline, f[4])
     if f[5] == '1' then
       out[#out + 1] = 2
     else

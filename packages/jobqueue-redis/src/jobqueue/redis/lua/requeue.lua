@@ -4,8 +4,8 @@
 -- lower bound of their earliest lease deadline) or 'fx' (a lower bound of
 -- their oldest finish) says there may be something to do, and forgets at most
 -- `limit` finished jobs per call.
--- KEYS[1] the index of types. ARGV: prefix, limit, default_max_attempts,
--- max_unconfirmed, lock_ms, lock_token.
+-- KEYS: tz, cfg, lx, fx, sweep, ts:1, ts:3, ts:4, ts:5 of the shard.
+-- ARGV: prefix, limit, default_max_attempts, max_unconfirmed, lock_ms, lock_token.
 -- With lock_ms > 0 the sweep runs only if no other sweep ran in the last
 -- lock_ms (a SET NX PX lock), so many servers and workers sweep once between them.
 -- Returns {expired leases handed back or failed, finished jobs forgotten}, or
@@ -59,8 +59,8 @@ for _, jtype in ipairs(redis.call('ZRANGE', lx, '-inf', now, 'BYSCORE', 'LIMIT',
       requeue(P, jk, id, jtype, now, now)
     end
   end
-  -- The type's entry moves to its real earliest deadline (renewals only ever
-  -- push deadlines later, so the entry stays a lower bound), or goes.
+  -- The type's entry moves to its real earliest deadline (a renew that
+  -- shortens a lease lowers it again, so it stays a lower bound), or goes.
   local first = redis.call('ZRANGE', r, 0, 0, 'WITHSCORES')
   if #first == 0 then
     redis.call('ZREM', lx, jtype)

@@ -1,6 +1,6 @@
 -- Apply worker verdicts on leased jobs; a lease no longer held (stale token, or
 -- deadline passed by Redis's clock) changes nothing.
--- KEYS[1] the index of types. ARGV: prefix, then
+-- KEYS: tz, cfg, fx, ts:1, ts:3, ts:4, ts:5 of the shard. ARGV: prefix, then
 -- ARGV[2]: plain completions (no result, no error) packed in one string,
 -- 'id\0token\0id\0token...' ('' for none): one argument instead of seven per
 -- job, because encoding arguments is most of a worker's settle cost;

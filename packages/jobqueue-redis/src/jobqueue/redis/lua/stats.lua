@@ -1,6 +1,6 @@
 -- Counts per type, for at most `max_types` types (the first by name among the
 -- types that hold jobs), so one call costs the same with 100,000 types.
--- KEYS[1] the index of types. ARGV: prefix, max_types.
+-- KEYS: tz, cfg of the shard. ARGV: prefix, max_types.
 -- Returns {omitted, type, pending, scheduled, running, completed, failed, cancelled, ...}:
 -- omitted is how many more types hold jobs.
 local P = ARGV[1]

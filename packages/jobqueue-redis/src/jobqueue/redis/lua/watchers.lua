@@ -1,6 +1,6 @@
--- Count a watcher of a job in or out. ARGV: prefix, id, delta.
+-- Count a watcher of a job in or out. KEYS: the job's hash. ARGV: prefix, id, delta.
 -- Returns the job's fields, or an empty list when the job does not exist.
-local jk = ARGV[1] .. 'j:' .. ARGV[2]
+local jk = KEYS[1]
 if redis.call('EXISTS', jk) == 0 then
   return {}
 end
