@@ -14,7 +14,8 @@ on Redis's clock, and an event that must *not* have happened yet is at least
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Protocol
 
 import pytest
@@ -30,12 +31,17 @@ from jobqueue.domain import (
 )
 from jobqueue.memory import MemoryJobStore, MemoryStoreSettings
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
+from jobqueue.redis._shards import shard_of_type, with_shard
+from tests._redis_server import ClusterProcesses
 
 RETENTION_MS = 60_000
 """The default store's retention: longer than any test, so nothing expires unasked."""
 
 REDIS_GUARD_MS = 1_100
 """How far ahead of Redis's clock an event must be for a test to assert it has not happened."""
+
+CLUSTER_SHARDS = 8
+"""Virtual shards of the cluster backend: the contract's types spread over its 3 masters."""
 
 
 class Passage(Protocol):
@@ -110,9 +116,30 @@ MakeStore = Callable[..., JobStore]
 MakeJob = Callable[..., Job]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 def backend(request: pytest.FixtureRequest) -> str:
+    """Every store: in memory, one Redis, and a Redis Cluster of 3 masters and 3 replicas
+    with 8 virtual shards (set JOBQUEUE_SKIP_CLUSTER_TESTS=1 to leave it out)."""
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    if os.environ.get("JOBQUEUE_SKIP_REDIS_TESTS") == "1":
+        pytest.skip("JOBQUEUE_SKIP_REDIS_TESTS=1")
+    if os.environ.get("JOBQUEUE_SKIP_CLUSTER_TESTS") == "1":
+        pytest.skip("JOBQUEUE_SKIP_CLUSTER_TESTS=1")
+    cluster = ClusterProcesses()
+    try:
+        cluster.start()
+        yield cluster.url
+    finally:
+        cluster.close()
+
+
+def _first_node(cluster_url: str) -> str:
+    """A ``redis://`` URL of one node of a ``redis+cluster://`` URL (for TIME)."""
+    return "redis://" + cluster_url.split("://", 1)[1].split(",", 1)[0]
 
 
 @pytest.fixture
@@ -127,7 +154,11 @@ async def passage(
     if backend == "memory":
         yield ManualPassage(clock)
         return
-    url: str = request.getfixturevalue("redis_url")
+    if backend == "redis-cluster":
+        # Every master runs on this host's clock: any one tells the time.
+        url = _first_node(request.getfixturevalue("redis_cluster_url"))
+    else:
+        url = request.getfixturevalue("redis_url")
     raw = aioredis.Redis.from_url(url)
     yield RedisPassage(raw)
     await raw.aclose()
@@ -145,9 +176,17 @@ async def make_store(
         if backend == "memory":
             adapter = MemoryJobStore(MemoryStoreSettings(retention_ms=retention_ms), clock=clock)
         else:
-            url: str = request.getfixturevalue("redis_url")
             prefix: str = request.getfixturevalue("key_prefix")
-            settings = RedisStoreSettings(url=url, key_prefix=prefix, retention_ms=retention_ms)
+            if backend == "redis-cluster":
+                settings = RedisStoreSettings(
+                    url=request.getfixturevalue("redis_cluster_url"),
+                    key_prefix=prefix,
+                    retention_ms=retention_ms,
+                    shards=CLUSTER_SHARDS,
+                )
+            else:
+                url: str = request.getfixturevalue("redis_url")
+                settings = RedisStoreSettings(url=url, key_prefix=prefix, retention_ms=retention_ms)
             adapter = RedisJobStore(settings, clock=SystemClock())
         made.append(adapter)
         return adapter
@@ -163,9 +202,14 @@ def store(make_store: MakeStore) -> JobStore:
 
 
 @pytest.fixture
-def make_job(passage: Passage) -> MakeJob:
-    """New PENDING jobs stamped by the producer's clock, due ``delay_ms`` after it."""
+def make_job(passage: Passage, backend: str) -> MakeJob:
+    """New PENDING jobs stamped by the producer's clock, due ``delay_ms`` after it.
+
+    On the cluster, ids name their type's shard, as the sharded store's
+    ``add`` would rewrite them, so tests keep using the ids they made.
+    """
     ids = UuidV7Generator()
+    shards = CLUSTER_SHARDS if backend == "redis-cluster" else 1
 
     def make(
         job_type: str = "email",
@@ -177,7 +221,7 @@ def make_job(passage: Passage) -> MakeJob:
     ) -> Job:
         now = passage.producer_now()
         return Job(
-            id=ids.new_id(),
+            id=with_shard(ids.new_id(), shard_of_type(job_type, shards), shards),
             type=job_type,
             payload=payload,
             status=JobStatus.PENDING,
