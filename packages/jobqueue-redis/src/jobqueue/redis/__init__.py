@@ -1,6 +1,13 @@
 """Redis JobStore: atomic Lua scripts over one hash per job and sorted sets per type."""
 
+from ._migrate import MigrationReport, migrate_to_shards
 from ._settings import RedisStoreSettings
 from ._store import MAX_CLAIM, RedisJobStore
 
-__all__ = ["RedisJobStore", "RedisStoreSettings", "MAX_CLAIM"]
+__all__ = [
+    "RedisJobStore",
+    "RedisStoreSettings",
+    "MAX_CLAIM",
+    "MigrationReport",
+    "migrate_to_shards",
+]

@@ -308,22 +308,49 @@ class RedisJobStore:
     async def get(self, job_id: str) -> Job | None:
         key = self._namespaces[shard_of_id(job_id, self._shard_count)] + "j:" + job_id
         fields = await self._read(lambda: self._hot.execute("HGETALL", key))
-        return self._visible(job_id, pairs_to_dict(fields))
+        job = self._visible(job_id, pairs_to_dict(fields))
+        if job is None and self._shard_count > 1:
+            return await self._get_unsharded(job_id)
+        return job
+
+    async def _get_unsharded(self, job_id: str) -> Job | None:
+        """A job of the layout before sharding (_migrate.py): still there, or moved."""
+        key = self._ns + "j:" + job_id
+        fields = await self._read(lambda: self._hot.execute("HGETALL", key))
+        job = self._visible(job_id, pairs_to_dict(fields))
+        if job is not None:
+            return job
+        moved = await self._moved(job_id)
+        return None if moved is None else await self.get(moved)
+
+    async def _moved(self, job_id: str) -> str | None:
+        """The new id of a job the migration moved into its shard."""
+        pointer = self._ns + "moved:" + job_id
+        moved = await self._read(lambda: self._hot.execute("GET", pointer))
+        return None if moved is None else bytes(moved).decode()
 
     async def cancel(self, job_id: str) -> Job:
         shard = shard_of_id(job_id, self._shard_count)
-        ns = self._namespaces[shard]
-        # Every shard publishes cancellations on the one channel workers listen to.
-        args: list[_Arg] = [ns, job_id, self._ns + "cancels"]
-        keys = (*self._shard_keys[shard]["cancel"], ns + "j:" + job_id)
-        with _translated():
-            reply = await self._script("cancel", args, keys=keys)
+        reply = await self._cancel_in(
+            self._namespaces[shard], self._shard_keys[shard]["cancel"], job_id
+        )
+        if reply[0] == b"missing" and self._shard_count > 1:
+            # The layout before sharding (_migrate.py): the job is still there, or moved.
+            reply = await self._cancel_in(self._ns, script_keys(self._ns)["cancel"], job_id)
+            if reply[0] == b"missing" and (moved := await self._moved(job_id)) is not None:
+                return await self.cancel(moved)
         verdict = reply[0]
         if verdict == b"missing":
             raise JobNotFound(job_id)
         if verdict == b"finished":
             raise JobAlreadyFinished(job_id, JobStatus(int(reply[1])).name)
         return job_from_hash(job_id, pairs_to_dict(reply[1]))
+
+    async def _cancel_in(self, ns: str, fixed_keys: Sequence[str], job_id: str) -> Any:
+        # Every shard publishes cancellations on the one channel workers listen to.
+        args: list[_Arg] = [ns, job_id, self._ns + "cancels"]
+        with _translated():
+            return await self._script("cancel", args, keys=(*fixed_keys, ns + "j:" + job_id))
 
     # -- workers ---------------------------------------------------------------
 

@@ -1,0 +1,30 @@
+-- Migration to several shards, step 1 of 2, on the one-shard layout: take up
+-- to `limit` PENDING jobs out of their queue into 'migrating' (so no worker of
+-- the old layout claims them meanwhile), and return them. A batch taken
+-- before and not finished (the migration stopped) comes back first, the same,
+-- so a rerun stores it again under the same batch key: never twice.
+-- KEYS: tz, migrating of the old layout. ARGV: prefix, limit.
+-- Returns {id, fields, id, fields, ...}.
+local P = ARGV[1]
+local limit = tonumber(ARGV[2])
+local migrating = KEYS[2]
+local out = {}
+local ids = redis.call('ZRANGE', migrating, 0, limit - 1)
+if #ids == 0 then
+  for _, jtype in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    local q = P .. 'q:' .. jtype
+    for _, id in ipairs(redis.call('ZRANGE', q, 0, limit - #ids - 1)) do
+      redis.call('ZREM', q, id)
+      redis.call('ZADD', migrating, 0, id)
+      ids[#ids + 1] = id
+    end
+    if #ids >= limit then
+      break
+    end
+  end
+end
+for _, id in ipairs(ids) do
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGETALL', P .. 'j:' .. id)
+end
+return out
