@@ -70,17 +70,19 @@ class LeaseKeeper:
         self._lease_s = settings.lease_ms / 1000
         self._margin_s = settings.fence_margin_s
         self._confirm_after_s = settings.confirm_after_ms / 1000
-        self._fresh: collections.deque[tuple[float, list[JobContext]]] = collections.deque()
+        # When each claim's fresh leases are due for confirmation. Times only: a
+        # list of the contexts would keep every finished job alive that long,
+        # and the garbage collector's work grows with live objects.
+        self._fresh: collections.deque[float] = collections.deque()
         self._fresh_ready = asyncio.Event()
         # True while the last heartbeat failed: deadlines may then run out between beats.
         self._behind = False
         self.closing = False
 
-    def claimed(self, contexts: list[JobContext]) -> None:
+    def claimed(self) -> None:
         """Schedule the confirmation of the leases a claim just returned."""
-        if contexts:
-            self._fresh.append((time.monotonic() + self._confirm_after_s, contexts))
-            self._fresh_ready.set()
+        self._fresh.append(time.monotonic() + self._confirm_after_s)
+        self._fresh_ready.set()
 
     def start(self) -> list[asyncio.Task[None]]:
         return [
@@ -93,25 +95,29 @@ class LeaseKeeper:
 
     async def _confirm_loop(self) -> None:
         fresh = self._fresh
-        inflight = self._inflight
+        # A lease's claim was sent at its first deadline less the lease.
+        claimed_before = self._lease_s - self._confirm_after_s
         while not self.closing:
             if not fresh:
                 self._fresh_ready.clear()
                 await self._fresh_ready.wait()
                 continue
             now = time.monotonic()
-            wait = fresh[0][0] - now
+            wait = fresh[0] - now
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
-            # Everything due goes in one call, as outcomes do in the settle loop.
-            contexts: list[JobContext] = []
-            while fresh and fresh[0][0] <= now:
-                for ctx in fresh.popleft()[1]:
-                    if ctx._settling or ctx._confirmed or ctx._lost:
-                        continue  # a settle confirms it, or a heartbeat did
-                    if inflight.get(ctx._lease.token) is ctx:
-                        contexts.append(ctx)
+            while fresh and fresh[0] <= now:
+                fresh.popleft()
+            # Everything due goes in one call, as outcomes do in the settle
+            # loop; a settle confirms the jobs that finished, a heartbeat may
+            # have confirmed others.
+            limit = now + claimed_before
+            contexts = [
+                ctx
+                for ctx in self._inflight.values()
+                if not (ctx._settling or ctx._confirmed or ctx._lost) and ctx._deadline <= limit
+            ]
             if contexts:
                 try:
                     await self._renew(contexts)

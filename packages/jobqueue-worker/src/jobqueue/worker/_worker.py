@@ -346,9 +346,7 @@ class Worker:
 
     # -- running one job --------------------------------------------------------
 
-    def _launch(
-        self, lease: Lease, loop: asyncio.AbstractEventLoop, deadline: float
-    ) -> JobContext | None:
+    def _launch(self, lease: Lease, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         job = lease.job
         handler = self._handlers.get(job.type)
         if handler is None:
@@ -356,14 +354,13 @@ class Worker:
             # give the job straight back rather than hold it until the lease expires.
             logger.error("claimed a job of an unknown type", extra={"job_type": job.type})
             self._queue(Outcome(job_id=job.id, token=lease.token, kind=OutcomeKind.RELEASE))
-            return None
+            return
         max_attempts = (
             job.max_attempts or handler.max_attempts or self._settings.default_max_attempts
         )
         ctx = JobContext(lease, handler, max_attempts, deadline)
         self._inflight[lease.token] = ctx
         ctx._task = loop.create_task(self._run(ctx))
-        return ctx
 
     async def _run(self, ctx: JobContext) -> None:
         lease = ctx._lease
@@ -501,8 +498,9 @@ class Worker:
                 return
             if leases:
                 deadline = sent + lease_s
-                launched = [self._launch(lease, loop, deadline) for lease in leases]
-                self._leases.claimed([ctx for ctx in launched if ctx is not None])
+                for lease in leases:
+                    self._launch(lease, loop, deadline)
+                self._leases.claimed()
 
     async def _flush_loop(self) -> None:
         """Store outcomes in batches: whatever accumulated while the last call was out."""
