@@ -85,6 +85,7 @@ def store_connections(settings: RedisStoreSettings) -> StoreConnections:
             resolve=topology.resolver,
         )
 
+    shared = hot()
     durable = None
     if settings.min_replicas > 0:
         durable = DurableWrites(
@@ -92,6 +93,8 @@ def store_connections(settings: RedisStoreSettings) -> StoreConnections:
             min_replicas=settings.min_replicas,
             timeout_ms=settings.replica_timeout_ms,
             connections=settings.durable_connections,
+            still_primary=topology.still_primary if topology.is_sentinel else None,
+            on_failover=shared.retire,
         )
     # Blocking waits hold a connection for their whole timeout, longer than
     # the command socket timeout allows, so they get a pool of their own.
@@ -111,7 +114,7 @@ def store_connections(settings: RedisStoreSettings) -> StoreConnections:
         protocol=2,  # messages as plain replies, whatever redis-py's default
     )
     return StoreConnections(
-        hot=hot(),
+        hot=shared,
         blocking=blocking,
         subscriber=subscriber_pool.make_connection,
         durable=durable,

@@ -32,7 +32,7 @@ Where the server has ``WAITAOF`` (Redis 7.2 and later) and its own
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from jobqueue.domain import StoreUnavailable
@@ -53,6 +53,11 @@ class OrderedConnection(Protocol):
     @property
     def in_flight(self) -> int: ...
 
+    @property
+    def address(self) -> tuple[str, int] | None: ...
+
+    def retire(self) -> None: ...
+
     async def execute(self, *args: _Arg) -> Any: ...
 
     async def execute_in_order(self, *commands: tuple[_Arg, ...]) -> list[Any]: ...
@@ -70,8 +75,14 @@ class DurableWrites:
         min_replicas: int,
         timeout_ms: int,
         connections: int,
+        still_primary: Callable[[tuple[str, int]], Awaitable[bool]] | None = None,
+        on_failover: Callable[[], None] | None = None,
     ) -> None:
+        """``still_primary`` (Sentinel) fences each acknowledged write against a failover
+        begun meanwhile; ``on_failover`` is told when one was seen (to re-resolve others)."""
         self._connections = [make_connection() for _ in range(max(connections, 1))]
+        self._still_primary = still_primary
+        self._on_failover = on_failover
         self._min_replicas = min_replicas
         self._timeout_ms = timeout_ms
         self._waitaof: bool | None = None
@@ -103,6 +114,8 @@ class DurableWrites:
                 raise wait_reply
         acknowledged = int(replies[1])
         if acknowledged < self._min_replicas:
+            # Perhaps the replicas moved to a new primary: ask where it is.
+            self._failover_seen(connection)
             raise StoreUnavailable(
                 f"only {acknowledged} of {self._min_replicas} replicas acknowledged the write "
                 f"within {self._timeout_ms} ms: it applied on the primary and may not survive "
@@ -112,7 +125,24 @@ class DurableWrites:
             raise StoreUnavailable(
                 f"Redis did not fsync the write within {self._timeout_ms} ms (WAITAOF)"
             )
+        address = connection.address
+        fenced = self._still_primary is not None and address is not None
+        if fenced and not await self._still_primary(address):  # type: ignore[misc,arg-type]
+            self._failover_seen(connection)
+            raise StoreUnavailable(
+                "a failover began around this write: it applied on the old primary and "
+                "may be lost (retrying is safe: enqueues with an idempotency key are not "
+                "repeated)"
+            )
         return reply
+
+    def _failover_seen(self, connection: OrderedConnection) -> None:
+        # Every connection here went to the same node: none should ask it again.
+        del connection
+        for each in self._connections:
+            each.retire()
+        if self._on_failover is not None:
+            self._on_failover()
 
     async def close(self) -> None:
         for connection in self._connections:

@@ -78,6 +78,12 @@ class _ReplyProtocol(asyncio.Protocol):
     def in_flight(self) -> int:
         return len(self._waiting)
 
+    def retire(self) -> None:
+        """Take no new commands; close once the replies already due have arrived."""
+        self.retired = True
+        if not self._waiting:
+            self.close(rexc.ConnectionError("the connection was retired (failover)"))
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
 
@@ -181,6 +187,8 @@ class MultiplexedConnection:
         if connection_class is not UnixDomainSocketConnection:
             self._path = None
         self._resolve = resolve
+        self.address: tuple[str, int] | None = None
+        """Where the current connection goes (host, port)."""
         self._connect_timeout_s = connect_timeout_s
         self._timeout_s = timeout_s
         self._protocol: _ReplyProtocol | None = None
@@ -204,6 +212,11 @@ class MultiplexedConnection:
         protocol = await self._usable()
         futures = [protocol.send(_pack(command)) for command in commands]
         return list(await asyncio.gather(*futures))
+
+    def retire(self) -> None:
+        """Make the next call connect afresh (re-resolved); replies due still arrive."""
+        if self._protocol is not None:
+            self._protocol.retire()
 
     @property
     def in_flight(self) -> int:
@@ -257,11 +270,18 @@ class MultiplexedConnection:
                         host, port = await self._resolve()
                     tls = RedisSSLContext(**self._ssl_options).get() if self._tls else None
                     _, protocol = await loop.create_connection(made, host, port, ssl=tls)
+                    self.address = (host, port)
                 for command in self._handshake:
                     reply = await protocol.send(_pack(command))
                     if isinstance(reply, rexc.RedisError):
                         # A subclass of ConnectionError, as redis-py raises it.
                         raise rexc.AuthenticationError(f"Redis refused {command[0]!s}: {reply}")
+                if self._resolve is not None:
+                    # Sentinel may name a node before it is promoted, or one it
+                    # is about to demote: only a primary is worth keeping.
+                    role = await protocol.send(_pack(("ROLE",)))
+                    if isinstance(role, rexc.RedisError) or role[0] != b"master":
+                        raise rexc.ConnectionError(f"{self.address} is no primary now")
         except BaseException as error:
             # Never leave a half-made connection open (a refused login, a
             # handshake that timed out, a cancelled attempt).

@@ -13,6 +13,7 @@ connection returns them, so the store reads both alike.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -29,10 +30,24 @@ class PooledConnection:
         self._client = client
         self._client.response_callbacks.clear()
         self._in_flight = 0
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """The primary a Sentinel-managed pool last resolved (None for a plain URL: no fence)."""
+        master = getattr(self._client.connection_pool, "master_address", None)
+        return (str(master[0]), int(master[1])) if master else None
+
+    def retire(self) -> None:
+        """Close the idle connections, so the next calls connect (and resolve) afresh."""
+        pool = self._client.connection_pool
+        task = asyncio.get_running_loop().create_task(pool.disconnect(inuse_connections=False))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def execute(self, *args: _Arg) -> Any:
         self._in_flight += 1

@@ -23,6 +23,7 @@ ask Sentinel on each connect and drop themselves on ``READONLY``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -105,6 +106,8 @@ class Topology:
         self._url = url
         self._sentinel_address = parse_sentinel_url(url)
         self._sentinel: Sentinel | None = None
+        self._next_check: asyncio.Future[set[tuple[str, int]]] | None = None
+        self._checker: asyncio.Task[None] | None = None
         if self._sentinel_address is not None:
             address = self._sentinel_address
             self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
@@ -144,8 +147,8 @@ class Topology:
         """A redis-py client (with its own pool) of the primary."""
         if self._sentinel is None or self._sentinel_address is None:
             return aioredis.Redis.from_url(self._url, **options)
-        pool = self.pool(**options)
-        return aioredis.Redis(connection_pool=pool)
+        # from_pool: the client owns the pool, so closing it closes the connections.
+        return aioredis.Redis.from_pool(self.pool(**options))
 
     def pool(self, **options: Any) -> aioredis.ConnectionPool:
         """A redis-py pool of the primary: Sentinel-managed when the URL names sentinels."""
@@ -163,6 +166,64 @@ class Topology:
             **options,
         )
 
+    async def still_primary(self, address: tuple[str, int]) -> bool:
+        """Whether the sentinels still name ``address`` as the primary, with no failover begun.
+
+        A durable write asks this after its ``WAIT``: during a failover the
+        old primary keeps accepting writes, and a replica not yet moved to the
+        new primary acknowledges them, yet both are about to be overwritten
+        by the promoted node. A write acknowledged around then must fail
+        instead. A majority of sentinels must answer, and every answer must
+        name ``address`` and no failover in progress. Concurrent callers share
+        one round of questions, which starts after each of them asked.
+        """
+        if self._sentinel is None:
+            return True
+        loop = asyncio.get_running_loop()
+        if self._next_check is None or self._next_check.get_loop() is not loop:
+            self._next_check = loop.create_future()
+            if (
+                self._checker is None
+                or self._checker.done()
+                or self._checker.get_loop() is not loop
+            ):
+                self._checker = loop.create_task(self._run_checks())
+        named = await asyncio.shield(self._next_check)
+        return named == {address}
+
+    async def _run_checks(self) -> None:
+        while self._next_check is not None:
+            future, self._next_check = self._next_check, None
+            try:
+                answer = await self._ask_sentinels()
+            except Exception as error:
+                if not future.done():
+                    future.set_exception(error)
+                continue
+            if not future.done():
+                future.set_result(answer)
+
+    async def _ask_sentinels(self) -> set[tuple[str, int]]:
+        """The primaries the sentinels name; empty when one is failing over or few answer."""
+        if self._sentinel is None or self._sentinel_address is None:
+            return set()
+        service = self._sentinel_address.service
+        replies = await asyncio.gather(
+            *(node.sentinel_master(service) for node in self._sentinel.sentinels),
+            return_exceptions=True,
+        )
+        states = [reply for reply in replies if isinstance(reply, dict)]
+        if len(states) * 2 <= len(replies):
+            return set()
+        named: set[tuple[str, int]] = set()
+        for state in states:
+            if "failover_in_progress" in str(state.get("flags", "")) or not state.get("is_master"):
+                return set()
+            named.add((str(state["ip"]), int(state["port"])))
+        return named
+
     async def aclose(self) -> None:
+        if self._checker is not None and not self._checker.done():
+            self._checker.cancel()
         if self._sentinel is not None:
             await self._sentinel.aclose()
