@@ -143,3 +143,28 @@ async def test_the_direct_path_judges_results_by_the_stores_limits(
         assert failed.last_error == "result too large: 12 bytes > limit of 10"
     finally:
         await harness.close()
+
+
+async def test_stopping_fails_a_timed_out_thread_attempt_instead_of_giving_it_back(
+    harness: Harness,
+) -> None:
+    worker = harness.worker()
+    release = threading.Event()
+    runs: list[bool] = []
+
+    @worker.handler("stuck", timeout=0.1, max_attempts=3)
+    def stuck(job: JobContext) -> None:
+        runs.append(job.wait_cancelled(5))  # True once the timeout flags it
+        release.wait(10)
+
+    await worker.start()
+    job = await harness.enqueue("stuck")
+    await harness.wait_until(lambda: runs == [True])
+    await worker.stop(grace_s=0)
+    release.set()
+    retried = await harness.wait_status(job.id, JobStatus.PENDING)
+    # The attempt ran and timed out: it counts, and it is not run again meanwhile.
+    assert retried.attempts == 1
+    assert retried.last_error is not None
+    assert retried.last_error.startswith("HandlerTimeout")
+    assert runs == [True]
