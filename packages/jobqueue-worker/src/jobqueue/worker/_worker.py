@@ -571,14 +571,7 @@ class Worker:
         if ctx._settling:
             # Its outcome waits to be sent or is on its way; if still waiting, drop it.
             logger.info("lease lost before the outcome was stored", extra=fields)
-            token = ctx._lease.token
-            for index, outcome in enumerate(self._outbox):
-                if outcome.token == token:
-                    del self._outbox[index]
-                    self._unsettled -= 1
-                    self._inflight.pop(token, None)
-                    self._slot_freed()
-                    break
+            self._outbox = self._without_lost(self._outbox)
             return
         logger.warning("lease lost: abandoning the job", extra=fields)
         # A thread cannot be interrupted: it keeps its slot until it returns
