@@ -46,7 +46,9 @@ class RedisTime:
     """
 
     manual = False
-    delays = (-20, -5, 0, HOUR_MS)
+    # Past due times are hours back, so they queue before every time the store
+    # stamps (requeues, jobs due at once) whatever the real gaps between steps.
+    delays = (-2 * HOUR_MS, -HOUR_MS, 0, HOUR_MS)
     leases = (1, HOUR_MS, HOUR_MS)
     retry_delays = (0, HOUR_MS)
 

@@ -4,7 +4,7 @@ The memory store runs on a ManualClock the machine moves, so every time is
 exact and leases, due times and retention cross their boundaries at random.
 Redis takes its time from TIME, which no test can move, so its machine reads
 Redis's clock before each step and keeps every time far from any boundary a
-step could straddle: jobs are due in the past, at once or in an hour; leases
+step could straddle: jobs are due hours ago, at once or in an hour; leases
 last an hour or 1 ms, and a 1 ms lease is waited out before the next step,
 so it is already expired whatever runs next; retention is an hour, or, in a
 second run, 1 ms, waited out in the same way. Times the store picks itself (a
@@ -129,6 +129,8 @@ class StoreMachine(RuleBasedStateMachine):
         self.runner = asyncio.Runner()
         # Short leases end by this instant; no store call starts before it passed.
         self.horizon = 0
+        # The last call that stamped due times ended by this instant.
+        self.stamped = 0
         self.store, self.time = type(self).make_store()
         self.model = Model(self.time.retention_ms)
         self.ids = UuidV7Generator()
@@ -139,18 +141,26 @@ class StoreMachine(RuleBasedStateMachine):
     def now(self) -> int:
         return self.time.now()
 
-    def timed(self, call: Coroutine[Any, Any, T]) -> tuple[int, T, int]:
+    def timed(self, call: Coroutine[Any, Any, T], *, stamps: bool = False) -> tuple[int, T, int]:
         """Run one store call between two readings of the store's clock.
 
-        It starts only once every short lease has lapsed (at once, nearly
-        always: the check after the last step took longer than 1 ms).
+        On Redis it starts only once every short lease has lapsed and, if it
+        may stamp due times (a requeue's, a job due at once), in a later
+        millisecond than the last call that did. Stamped due times then grow
+        strictly from step to step, so jobs queue in the same order in every
+        run of an example however fast it runs, as Hypothesis needs to replay
+        and shrink it. The waits are rare: a step's check takes over 1 ms.
         """
+        edge = max(self.horizon, self.stamped) if stamps else self.horizon
         before = self.time.now()
-        if before <= self.horizon:
-            self.time.wait_past(self.horizon)
+        if before <= edge:
+            self.time.wait_past(edge)
             before = self.time.now()
         result = self.run(call)
-        return before, result, self.time.now()
+        after = self.time.now()
+        if stamps:
+            self.stamped = after
+        return before, result, after
 
     def teardown(self) -> None:
         self.run(self.store.close())
@@ -193,7 +203,8 @@ class StoreMachine(RuleBasedStateMachine):
             )
             for job_type, delay, max_attempts in specs
         ]
-        _, stored, after = self.timed(self.store.add(jobs))
+        due_at_once = any(job.execution_time_ms == now for job in jobs)
+        _, stored, after = self.timed(self.store.add(jobs), stamps=due_at_once)
         assert [job.id for job in stored] == [job.id for job in jobs]
         for job, kept in zip(jobs, stored, strict=True):
             due = job.execution_time_ms
@@ -238,7 +249,8 @@ class StoreMachine(RuleBasedStateMachine):
             error="e" if kind in (OutcomeKind.RETRY, OutcomeKind.FAIL) else None,
             retry_delay_ms=retry_delay if kind is OutcomeKind.RETRY else None,
         )
-        now, applied, after = self.timed(self.store.settle([outcome]))
+        requeues = kind in (OutcomeKind.RETRY, OutcomeKind.RELEASE) and not job.cancel_requested
+        now, applied, after = self.timed(self.store.settle([outcome]), stamps=requeues)
         held = job.deadline > now
         assert applied == [held]
         if not held:  # the deadline passed: refused, and nothing changes
@@ -310,7 +322,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule()
     def requeue_expired(self) -> None:
-        now, count, after = self.timed(self.store.requeue_expired())
+        now, count, after = self.timed(self.store.requeue_expired(), stamps=self.running())
         expired = [
             j
             for j in self.model.jobs.values()
