@@ -44,8 +44,8 @@ class LeaseKeeper:
       runs on its own schedule, never waiting for the heartbeat's.
     - *heartbeat*: renews every lease we hold, including jobs whose outcome
       waits to be settled (a settle that keeps failing must not let their lease
-      run out). It fences: a job whose local deadline minus the margin passes
-      without a successful renew is given up, also while a renew hangs.
+      run out). It fences: a running job whose local deadline minus the margin
+      passes without a successful renew is given up, also while a renew hangs.
     - *cancellations*: follows the source's stream of cancel requests, so a
       running handler is stopped at once instead of at the next heartbeat.
 
@@ -158,15 +158,15 @@ class LeaseKeeper:
 
     def _earliest_fence(self) -> float:
         deadline = min(
-            (ctx._deadline for ctx in self._inflight.values() if not ctx._lost), default=math.inf
+            (ctx._deadline for ctx in self._inflight.values() if _fenced(ctx)), default=math.inf
         )
         return deadline - self._margin_s
 
     def _fence(self, now: float) -> None:
-        """Give up every job whose local deadline, less the margin, has passed."""
+        """Give up every running job whose local deadline, less the margin, has passed."""
         limit = now + self._margin_s
         expired = [
-            ctx for ctx in self._inflight.values() if not ctx._lost and ctx._deadline <= limit
+            ctx for ctx in self._inflight.values() if _fenced(ctx) and ctx._deadline <= limit
         ]
         for ctx in expired:
             self._lose(ctx, "the lease could not be renewed before its deadline")
@@ -240,6 +240,15 @@ class LeaseKeeper:
         for ctx in list(self._inflight.values()):
             if ctx.id == job_id and not (ctx._cancelled or ctx._settling or ctx._lost):
                 self._cancel(ctx)
+
+
+def _fenced(ctx: JobContext) -> bool:
+    """Whether a job's local deadline stops it: only a running handler has anything to stop.
+
+    An outcome waiting to be settled is still sent when its deadline passes
+    locally: the store applies it if the lease held there, refuses it if not.
+    """
+    return not (ctx._lost or ctx._settling)
 
 
 async def _aclose(stream: Any) -> None:
