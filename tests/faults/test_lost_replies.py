@@ -89,10 +89,11 @@ class LostClaims:
         self.stub = stub
         self.counts: Counter[str] = Counter()
 
-    async def direct(self, cancel_after_s: float) -> None:
+    async def direct(self, sent: asyncio.Event, cancel_after_s: float) -> None:
         task = asyncio.create_task(
             self.store.claim(["work"], limit=1, lease_ms=LEASE_MS, wait_ms=3_000)
         )
+        await sent.wait()
         await asyncio.sleep(cancel_after_s)
         if task.done():
             self.counts["direct answered, leases dropped"] += len(self._leases(task))
@@ -181,14 +182,13 @@ async def test_no_job_fails_without_running_when_claim_replies_are_lost(
                 waiting = [
                     asyncio.create_task(lost.over_grpc(sent, rng.uniform(0, CANCEL_WITHIN_S)))
                     for _ in range(GRPC_LOST_CLAIMS)
+                ] + [
+                    asyncio.create_task(lost.direct(sent, rng.uniform(0, CANCEL_WITHIN_S)))
+                    for _ in range(DIRECT_LOST_CLAIMS)
                 ]
                 await asyncio.sleep(0.05)  # the claims are waiting for work now
                 burst = asyncio.create_task(enqueue_burst(jobs_stub, f"{prefix}-{number}"))
                 sent.set()
-                waiting += [
-                    asyncio.create_task(lost.direct(rng.uniform(0, CANCEL_WITHIN_S)))
-                    for _ in range(DIRECT_LOST_CLAIMS)
-                ]
                 # A worker stopped while it claims from this burst, then replaced.
                 pool = direct if number % 3 != 2 else over_grpc
                 victim = rng.choice(pool.alive)
