@@ -203,6 +203,18 @@ class ClusterProcesses:
             if time.monotonic() > deadline:
                 raise RuntimeError("the cluster's replicas did not attach")
             time.sleep(0.05)
+        for node in self.nodes:  # replicas in sync, so WAIT can be answered at once
+            client = redis.Redis(host="127.0.0.1", port=node.port)
+            try:
+                while True:
+                    info = client.info("replication")
+                    if info.get("role") == "master" or info.get("master_link_status") == "up":
+                        break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"replica {node.port} did not sync")
+                    time.sleep(0.05)
+            finally:
+                client.close()
 
     def wait_until_ok(
         self, timeout_s: float = 30.0, *, nodes: list[RedisProcess] | None = None
@@ -257,6 +269,7 @@ def _cluster_args(node_timeout_ms: int) -> tuple[str, ...]:
         "--cluster-port", str(free_port()),
         "--appendonly", "yes",
         "--appendfsync", "everysec",
+        "--repl-diskless-sync-delay", "0",
     )  # fmt: skip
 
 

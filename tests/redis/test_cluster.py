@@ -9,7 +9,9 @@ spread the commands over the masters.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from importlib import resources
@@ -26,6 +28,7 @@ from jobqueue.domain import (
     LeaseState,
     Outcome,
     OutcomeKind,
+    StoreUnavailable,
     SystemClock,
     UuidV7Generator,
 )
@@ -287,3 +290,45 @@ async def migrate_take_only(cluster: ClusterProcesses, prefix: str) -> None:
         await client.eval(script, 2, ns + "tz", ns + "migrating", ns, 4)
     finally:
         await client.aclose()
+
+
+async def test_a_durable_enqueue_is_on_a_replica_when_acknowledged(
+    cluster: ClusterProcesses,
+) -> None:
+    """min_replicas on a cluster: the write and its WAIT go to the job's own master."""
+    prefix = f"jqd-{uuid.uuid4().hex[:8]}"
+    settings = RedisStoreSettings(url=cluster.url, key_prefix=prefix, shards=SHARDS, min_replicas=1)
+    store = RedisJobStore(settings)
+    try:
+        jobs = await service_for(store).enqueue_many(
+            [EnqueueRequest(type=f"durable{i}") for i in range(6)]
+        )
+        master_ports = set(cluster.master_ports())
+        for job in jobs:
+            key = "{" + f"{prefix}.{shard_of_type(job.type, SHARDS)}" + "}:j:" + job.id
+            holders = []
+            for node in cluster.nodes:
+                replica = redis.Redis(host="127.0.0.1", port=node.port)
+                try:
+                    if node.port not in master_ports:
+                        replica.readonly()
+                        holders.append(bool(replica.exists(key)))
+                except redis.exceptions.MovedError:
+                    pass  # a replica of another master
+                finally:
+                    replica.close()
+            assert any(holders), job.id  # its master's replica holds it already
+        # With the replicas frozen, a durable enqueue is not acknowledged.
+        replicas = [n.process for n in cluster.nodes if n.port not in master_ports and n.process]
+        for process in replicas:
+            process.send_signal(signal.SIGSTOP)
+        try:
+            quick = RedisJobStore(dataclasses.replace(settings, replica_timeout_ms=300))
+            with pytest.raises(StoreUnavailable, match="replicas acknowledged"):
+                await service_for(quick).enqueue("durable0")
+            await quick.close()
+        finally:
+            for process in replicas:
+                process.send_signal(signal.SIGCONT)
+    finally:
+        await store.close()

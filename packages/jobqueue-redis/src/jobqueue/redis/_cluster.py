@@ -25,12 +25,24 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
+from jobqueue.domain import StoreUnavailable
+from redis import exceptions as rexc
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from ._settings import RedisStoreSettings
+
+
+_NODE_GONE = (
+    rexc.ConnectionError,
+    rexc.TimeoutError,
+    rexc.ClusterDownError,
+    rexc.TryAgainError,
+    rexc.ReadOnlyError,
+    OSError,
+)
 
 
 def cluster_nodes(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
@@ -63,12 +75,20 @@ class _SetUpOnce(RedisCluster):
     "Connection closed by server" (redis-py 8.1): each sets the client up on
     its own. ``initialize`` is locked and idempotent, so calling it first
     (and again whenever redis-py asks for a new slot map) serializes that.
+    A node that failed makes the next call read the slot map again.
     """
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         if self._initialize:
             await self.initialize()
-        return await super().execute_command(*args, **kwargs)
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except _NODE_GONE:
+            # Without retries redis-py keeps a dead master in its slot map; the
+            # next call reads the map again, and reaches the promoted replica
+            # once the cluster has one.
+            self._initialize = True
+            raise
 
 
 def _client(settings: RedisStoreSettings, *, socket_timeout: float | None) -> RedisCluster:
@@ -130,3 +150,66 @@ def subscriber_connections(settings: RedisStoreSettings) -> Callable[[], Abstrac
     if ssl:
         pool.connection_class = aioredis.SSLConnection
     return pool.make_connection
+
+
+class ClusterDurableWrites:
+    """Durable writes on a cluster: the write and its ``WAIT`` back to back on one connection.
+
+    ``WAIT`` covers the writes sent before it *on its connection*, and
+    RedisCluster takes any free connection per command, so here the write's
+    master is looked up by the command's first key (the slot map RedisCluster
+    keeps), one of that master's connections is taken, and the command and
+    ``WAIT`` are sent together on it (as _durability.py does on one Redis).
+    A ``MOVED`` or ``ASK`` reply means the write did not run there: the slot map
+    is read again and the call fails as unavailable, for the caller to retry.
+    """
+
+    def __init__(self, hot: ClusterConnection, *, min_replicas: int, timeout_ms: int) -> None:
+        self._client = hot.client
+        self._min_replicas = min_replicas
+        self._timeout_ms = timeout_ms
+
+    async def execute(self, *command: Any) -> Any:
+        """``command`` is EVALSHA or EVAL with at least one key; its reply once replicated."""
+        client = self._client
+        if client._initialize:
+            await client.initialize()
+        node = client.get_node_from_key(command[3])
+        if node is None:
+            raise StoreUnavailable("no master serves this shard's slot now")
+        connection = node.acquire_connection()
+        replies: list[Any] = []
+        try:
+            await connection.send_packed_command(
+                connection.pack_commands([command, ("WAIT", self._min_replicas, self._timeout_ms)])
+            )
+            for _ in range(2):
+                try:
+                    replies.append(await connection.read_response())
+                except rexc.ResponseError as error:
+                    replies.append(error)
+        except BaseException:
+            await connection.disconnect()
+            client._initialize = True  # perhaps a failover: read the slot map again
+            raise
+        finally:
+            node.release(connection)
+        reply = replies[0]
+        if isinstance(reply, rexc.AskError):  # MovedError is one too
+            client._initialize = True
+            raise StoreUnavailable(f"the shard's slot moved ({reply}): retry") from reply
+        if isinstance(reply, rexc.RedisError):
+            raise reply
+        if isinstance(replies[1], rexc.RedisError):
+            raise replies[1]
+        acknowledged = int(replies[1])
+        if acknowledged < self._min_replicas:
+            raise StoreUnavailable(
+                f"only {acknowledged} of {self._min_replicas} replicas acknowledged the write "
+                f"within {self._timeout_ms} ms: it applied on the master and may not survive "
+                "a failover (retrying is safe: enqueues with an idempotency key are not repeated)"
+            )
+        return reply
+
+    async def close(self) -> None:
+        """Its connections are the cluster client's, closed with it."""

@@ -38,7 +38,8 @@ class StoreConnections:
     blocking: Any
     """A redis-py client (``Redis``, or ``RedisCluster``) for blocking commands."""
     subscriber: Callable[[], AbstractConnection]
-    durable: DurableWrites | None
+    durable: Any
+    """``execute(*command)`` and ``close()``: a ``DurableWrites``, or a cluster's own."""
     topology: Topology | None
 
     async def aclose(self) -> None:
@@ -53,13 +54,26 @@ class StoreConnections:
 def store_connections(settings: RedisStoreSettings) -> StoreConnections:
     """The connections of one store; none connects before its first use."""
     if settings.is_cluster:
-        from ._cluster import ClusterConnection, blocking_client, subscriber_connections
+        from ._cluster import (
+            ClusterConnection,
+            ClusterDurableWrites,
+            blocking_client,
+            subscriber_connections,
+        )
 
+        cluster = ClusterConnection(settings)
         return StoreConnections(
-            hot=ClusterConnection(settings),
+            hot=cluster,
             blocking=blocking_client(settings),
             subscriber=subscriber_connections(settings),
-            durable=None,  # WAIT on a cluster goes to each shard's master: see _cluster.py
+            # WAIT goes to each write's own master, on the write's connection (_cluster.py).
+            durable=ClusterDurableWrites(
+                cluster,
+                min_replicas=settings.min_replicas,
+                timeout_ms=settings.replica_timeout_ms,
+            )
+            if settings.min_replicas > 0
+            else None,
             topology=None,
         )
     topology = Topology(

@@ -1,0 +1,221 @@
+"""A Redis Cluster under load losing a master, and resharding live (issue 12's Cluster faults).
+
+Producers enqueue with idempotency keys (a retry after an unavailable reply is
+safe) and keep a ledger of what was acknowledged; workers claim, complete and
+sweep. A fault hits in the middle; afterwards every acknowledged job must be
+found COMPLETED. The store runs with ``min_replicas=1``: an acknowledged write
+is on a replica before the producer hears of it.
+
+Long (tens of seconds each): set JOBQUEUE_FAULTS_LONG=1 to run them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import redis
+
+from jobqueue.domain import (
+    JobService,
+    JobStatus,
+    Outcome,
+    OutcomeKind,
+    SystemClock,
+    UuidV7Generator,
+)
+from jobqueue.redis import RedisJobStore, RedisStoreSettings
+from tests._redis_server import ClusterProcesses
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(
+        os.environ.get("JOBQUEUE_FAULTS_LONG") != "1", reason="set JOBQUEUE_FAULTS_LONG=1"
+    ),
+    pytest.mark.timeout(300),
+]
+
+TYPES = [f"type{i:02d}" for i in range(6)]
+"""Six types, spread over the three masters by 32 virtual shards."""
+
+
+@pytest.fixture
+def cluster() -> Iterator[ClusterProcesses]:
+    nodes = ClusterProcesses()
+    try:
+        nodes.start()
+        yield nodes
+    finally:
+        nodes.close()
+
+
+@dataclass
+class Ledger:
+    acknowledged: set[str] = field(default_factory=set)
+    completed: set[str] = field(default_factory=set)
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+def settings_for(cluster: ClusterProcesses, prefix: str) -> RedisStoreSettings:
+    return RedisStoreSettings(
+        url=cluster.url,
+        key_prefix=prefix,
+        shards=32,
+        min_replicas=1,
+        replica_timeout_ms=2_000,
+        socket_timeout_s=3.0,
+    )
+
+
+async def run_load(cluster: ClusterProcesses, disrupt: Callable[[], Awaitable[None]]) -> Ledger:
+    settings = settings_for(cluster, f"jqf-{uuid.uuid4().hex[:6]}")
+    ledger = Ledger()
+    stop = asyncio.Event()
+    stores = [RedisJobStore(settings) for _ in range(4)]
+
+    async def produce(store: RedisJobStore, name: str) -> None:
+        service = JobService(store, clock=SystemClock(), ids=UuidV7Generator())
+        for i in range(100_000):  # bounded; stops when told
+            if stop.is_set():
+                return
+            for _ in range(200):  # retry one job until acknowledged: its key makes it safe
+                try:
+                    job = await service.enqueue(
+                        TYPES[i % len(TYPES)], b"p", idempotency_key=f"{name}-{i}"
+                    )
+                    ledger.acknowledged.add(job.id)
+                    break
+                except Exception as error:
+                    ledger.errors[f"{type(error).__name__}: {str(error)[:70]}"] += 1
+                    await asyncio.sleep(0.05)
+
+    async def work(store: RedisJobStore, until_done: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()
+        for _ in range(1_000_000):  # bounded; stops when the ledger is settled
+            if until_done.is_set():
+                return
+            try:
+                if loop.time() >= next_sweep:
+                    next_sweep = loop.time() + 0.5
+                    await store.requeue_expired(lock_ms=500)
+                leases = await store.claim(TYPES, limit=50, lease_ms=3_000, wait_ms=200)
+                outcomes = [
+                    Outcome(job_id=lease.job.id, token=lease.token, kind=OutcomeKind.COMPLETE)
+                    for lease in leases
+                ]
+                applied = await store.settle(outcomes) if outcomes else []
+                ledger.completed.update(
+                    o.job_id for o, ok in zip(outcomes, applied, strict=True) if ok
+                )
+            except Exception as error:
+                ledger.errors[f"{type(error).__name__}: {str(error)[:70]}"] += 1
+                await asyncio.sleep(0.05)
+
+    done = asyncio.Event()
+    try:
+        producers = [asyncio.create_task(produce(stores[i], f"p{i}")) for i in range(2)]
+        workers = [asyncio.create_task(work(stores[i], done)) for i in range(2, 4)]
+        await asyncio.sleep(3)
+        await disrupt()
+        await asyncio.sleep(4)
+        stop.set()
+        await asyncio.gather(*producers)
+        for _ in range(600):  # up to 60 s for the workers to finish the ledger
+            if ledger.acknowledged <= ledger.completed:
+                break
+            await asyncio.sleep(0.1)
+        done.set()
+        await asyncio.gather(*workers)
+        # Completions whose reply was lost in the fault still count: ask each job.
+        missing = ledger.acknowledged - ledger.completed
+        for job_id in missing:
+            job = await stores[0].get(job_id)
+            if job is not None and job.status is JobStatus.COMPLETED:
+                ledger.completed.add(job_id)
+        return ledger
+    finally:
+        for store in stores:
+            await store.close()
+
+
+def master_of_most_slots(cluster: ClusterProcesses) -> tuple[int, str]:
+    """(port, node id) of a master."""
+    port = cluster.master_ports()[0]
+    client = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        node_id = client.cluster("MYID")
+    finally:
+        client.close()
+    return port, node_id.decode() if isinstance(node_id, bytes) else str(node_id)
+
+
+async def test_a_master_killed_under_load_loses_no_acknowledged_job(
+    cluster: ClusterProcesses,
+) -> None:
+    async def kill_a_master() -> None:
+        port, _ = master_of_most_slots(cluster)
+        (victim,) = [node for node in cluster.nodes if node.port == port]
+        victim.kill()
+        survivors = [node for node in cluster.nodes if node.process is not None]
+        await asyncio.to_thread(_wait_for_promotion, cluster, survivors)
+
+    ledger = await run_load(cluster, kill_a_master)
+    print("acknowledged", len(ledger.acknowledged), "errors", dict(ledger.errors))
+    assert len(ledger.acknowledged) > 100
+    assert ledger.acknowledged - ledger.completed == set()
+
+
+async def test_a_live_reshard_under_load_loses_no_acknowledged_job(
+    cluster: ClusterProcesses,
+) -> None:
+    async def reshard() -> None:
+        port, source = master_of_most_slots(cluster)
+        other = next(p for p in cluster.master_ports() if p != port)
+        client = redis.Redis(host="127.0.0.1", port=other)
+        try:
+            target = client.cluster("MYID")
+        finally:
+            client.close()
+        target_id = target.decode() if isinstance(target, bytes) else str(target)
+        await asyncio.to_thread(
+            subprocess.run,
+            [
+                "redis-cli",
+                "--cluster",
+                "reshard",
+                f"127.0.0.1:{port}",
+                "--cluster-from",
+                source,
+                "--cluster-to",
+                target_id,
+                "--cluster-slots",
+                "2000",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    ledger = await run_load(cluster, reshard)
+    print("acknowledged", len(ledger.acknowledged), "errors", dict(ledger.errors))
+    assert len(ledger.acknowledged) > 100
+    assert ledger.acknowledged - ledger.completed == set()
+
+
+def _wait_for_promotion(cluster: ClusterProcesses, survivors: list) -> None:  # type: ignore[type-arg]
+    import time
+
+    deadline = time.monotonic() + 30
+    while len(cluster.master_ports()) < cluster.masters:
+        if time.monotonic() > deadline:
+            raise RuntimeError("no replica was promoted")
+        time.sleep(0.1)
+    del survivors
