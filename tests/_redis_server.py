@@ -376,19 +376,23 @@ class SentinelGroup:
             client.close()
 
     def wait_for_new_primary(self, old_port: int, timeout_s: float = 20.0) -> int:
-        """Until every sentinel names a primary other than ``old_port`` that answers as one."""
+        """Until the failover is over: every sentinel's ``SENTINEL MASTER`` (what clients
+        read) names a primary other than ``old_port``, with no failover in progress, and
+        that node answers as a primary."""
 
         def moved() -> bool:
             ports = set()
             for port in self.sentinel_ports:
                 client = self._sentinel_client(port)
                 try:
-                    address: Any = client.sentinel_get_master_addr_by_name(self.SERVICE)
+                    state: Any = client.sentinel_master(self.SERVICE)
                 except redis.RedisError:
                     return False
                 finally:
                     client.close()
-                ports.add(int(address[1]) if address else old_port)
+                if "failover_in_progress" in str(state.get("flags", "")):
+                    return False
+                ports.add(int(state["port"]))
             if len(ports) != 1 or old_port in ports:
                 return False
             return self._role(ports.pop()) == "master"

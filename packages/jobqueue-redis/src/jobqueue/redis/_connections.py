@@ -90,6 +90,7 @@ def store_connections(settings: RedisStoreSettings) -> StoreConnections:
                     socket_connect_timeout=settings.connect_timeout_s,
                     max_connections=settings.max_connections,
                     retry=Retry(NoBackoff(), 0),
+                    protocol=2,  # flat replies, as the multiplexed connection reads them
                 )
             )
         return MultiplexedConnection(
