@@ -1,5 +1,6 @@
 """Redis JobStore: atomic Lua scripts over one hash per job and sorted sets per type."""
 
+from ._durability import redis_warnings
 from ._migrate import MigrationReport, migrate_to_shards
 from ._settings import RedisStoreSettings
 from ._store import MAX_CLAIM, RedisJobStore
@@ -10,4 +11,5 @@ __all__ = [
     "MAX_CLAIM",
     "MigrationReport",
     "migrate_to_shards",
+    "redis_warnings",
 ]

@@ -38,6 +38,9 @@ from typing import Any, Protocol
 from jobqueue.domain import StoreUnavailable
 from redis import exceptions as rexc
 
+from ._errors import UNAVAILABLE_ERRORS
+from ._settings import RedisStoreSettings
+
 _Arg = bytes | str | int | float
 DURABLE_SCRIPTS = frozenset({"add", "settle", "cancel"})
 """The scripts whose replies acknowledge something to a caller (the module's doc says why)."""
@@ -201,3 +204,20 @@ async def persistence_warnings(connection: Any) -> list[str]:
             "writes, which callers see as RESOURCE_EXHAUSTED)"
         )
     return warnings
+
+
+async def redis_warnings(settings: RedisStoreSettings) -> list[str]:
+    """``persistence_warnings`` of the primary the settings name, on a connection of its own.
+
+    For a server's start: it connects once (through Sentinel when configured)
+    and closes. Raises ``StoreUnavailable`` when Redis cannot be reached.
+    """
+    from ._connections import store_connections  # the store's own way to reach the primary
+
+    connections = store_connections(settings)
+    try:
+        return await persistence_warnings(connections.hot)
+    except UNAVAILABLE_ERRORS as error:
+        raise StoreUnavailable(f"Redis is unreachable: {error}") from error
+    finally:
+        await connections.aclose()

@@ -74,6 +74,7 @@ class PooledConnection:
         return replies
 
     async def close(self) -> None:
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self._client.aclose()
 
     async def _forget_node(self, error: object) -> None:

@@ -223,7 +223,13 @@ class Topology:
         return named
 
     async def aclose(self) -> None:
-        if self._checker is not None and not self._checker.done():
-            self._checker.cancel()
+        checker, self._checker = self._checker, None
+        if checker is not None and not checker.done():
+            checker.cancel()
+            # Its questions hold sentinel connections: let them go before closing.
+            await asyncio.gather(checker, return_exceptions=True)
+        if self._next_check is not None and not self._next_check.done():
+            self._next_check.cancel()
+        self._next_check = None
         if self._sentinel is not None:
             await self._sentinel.aclose()
