@@ -107,9 +107,16 @@ async def test_the_server_sweeps_expired_leases(app_over_fake: tuple[App, Record
         jobs = jobqueue_pb2_grpc.JobServiceStub(channel)
         workers = worker_pb2_grpc.WorkerServiceStub(channel)
         job = (await jobs.EnqueueJob(pb.EnqueueJobRequest(type="t"))).job
-        claimed = await workers.ClaimJobs(worker_pb2.ClaimJobsRequest(types=["t"], lease_ms=100))
+        claimed = await workers.ClaimJobs(worker_pb2.ClaimJobsRequest(types=["t"], lease_ms=200))
         assert [lease.job.id for lease in claimed.leases] == [job.id]
-        # The worker "dies": nobody renews. The server's sweep hands the job back.
+        # The worker confirms its lease (so the attempt counts), then "dies":
+        # nobody renews again. The server's sweep hands the job back.
+        (lease,) = claimed.leases
+        ref = worker_pb2.LeaseRef(job_id=job.id, token=lease.token)
+        renewed = await workers.RenewLeases(
+            worker_pb2.RenewLeasesRequest(leases=[ref], lease_ms=200)
+        )
+        assert list(renewed.states) == [worker_pb2.LEASE_STATE_ACTIVE]
         for _ in range(100):
             current = (await jobs.GetJob(pb.GetJobRequest(id=job.id))).job
             if current.status == pb.JOB_STATUS_PENDING:
@@ -117,6 +124,27 @@ async def test_the_server_sweeps_expired_leases(app_over_fake: tuple[App, Record
             await asyncio.sleep(0.05)
         assert current.status == pb.JOB_STATUS_PENDING
         assert current.attempts == 1
+
+
+async def test_the_sweep_gives_back_the_attempt_of_a_lease_never_confirmed(
+    app_over_fake: tuple[App, RecordingStore],
+) -> None:
+    """A claim whose reply never reached a worker costs the job nothing (issue 11, item 2)."""
+    app, _ = app_over_fake
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        jobs = jobqueue_pb2_grpc.JobServiceStub(channel)
+        workers = worker_pb2_grpc.WorkerServiceStub(channel)
+        request = pb.EnqueueJobRequest(type="t", max_attempts=1)
+        job = (await jobs.EnqueueJob(request)).job
+        claimed = await workers.ClaimJobs(worker_pb2.ClaimJobsRequest(types=["t"], lease_ms=100))
+        assert [lease.job.id for lease in claimed.leases] == [job.id]
+        for _ in range(100):
+            current = (await jobs.GetJob(pb.GetJobRequest(id=job.id))).job
+            if current.status != pb.JOB_STATUS_RUNNING:
+                break
+            await asyncio.sleep(0.05)
+        assert current.status == pb.JOB_STATUS_PENDING
+        assert current.attempts == 0
 
 
 def test_the_cli_documents_every_setting() -> None:
