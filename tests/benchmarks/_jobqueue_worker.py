@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from jobqueue.worker import JobContext, JobSource, StoreSource, Worker
 
@@ -39,6 +40,7 @@ async def run_worker(
         if seen >= count:
             done.set()
 
+    cpu = time.process_time()
     started = now()
     await worker.start()
     if mode == "latency":
@@ -54,6 +56,7 @@ async def run_worker(
             "seconds": handled - started,
             "settled_seconds": settled - started,
             "rss_mib": peak_rss_mib(),
+            "cpu_s": time.process_time() - cpu,
             "concurrency": concurrency,
             "latencies": latencies,
         }

@@ -19,9 +19,42 @@ def _run(coro: Coroutine[Any, Any, None], use_uvloop: bool) -> None:
         asyncio.run(coro)
 
 
+PRODUCERS = ("prefill", "enqueue-direct", "bulk-direct", "enqueue-grpc", "bulk-grpc", "paced")
+
+
+async def _produce(args: argparse.Namespace) -> None:
+    """One producer workload in a process of its own, reporting its rate.
+
+    compare.py runs it with PYTHONPATH on another tree's packages, so the same
+    harness drives the baseline's library and HEAD's alike.
+    """
+    import time
+
+    from . import _jobqueue
+    from ._common import report
+
+    cpu = time.process_time()
+    rate = 0.0
+    if args.workload == "prefill":
+        await _jobqueue.prefill(args.redis_url, args.count)
+    elif args.workload == "enqueue-direct":
+        rate = await _jobqueue.enqueue_direct(args.redis_url, args.count)
+    elif args.workload == "bulk-direct":
+        rate = await _jobqueue.enqueue_bulk_direct(args.redis_url, args.count)
+    elif args.workload == "enqueue-grpc":
+        rate = await _jobqueue.enqueue_grpc(args.target, args.count, args.in_flight)
+    elif args.workload == "bulk-grpc":
+        rate = await _jobqueue.enqueue_bulk_grpc(args.target, args.count)
+    else:
+        await _jobqueue.enqueue_paced_direct(args.redis_url, args.count, 100.0)
+    report({"rate": rate, "cpu_s": time.process_time() - cpu})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=["jq-server", "noop-server", "jq-worker", "peer-worker"])
+    parser.add_argument(
+        "role", choices=["jq-server", "noop-server", "jq-worker", "jq-producer", "peer-worker"]
+    )
     parser.add_argument("--redis-url", default="")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--target", default="", help="server host:port; empty: direct Redis")
@@ -31,6 +64,13 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--peer", default="")
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument(
+        "--workload",
+        choices=sorted(PRODUCERS),
+        default="enqueue-direct",
+        help="jq-producer: which producer to run (compare.py runs each tree's own)",
+    )
+    parser.add_argument("--in-flight", type=int, default=1)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -45,6 +85,8 @@ def main() -> None:
         from . import _jobqueue
 
         _run(_jobqueue.run_noop_server(args.port), args.uvloop)
+    elif args.role == "jq-producer":
+        _run(_produce(args), args.uvloop)
     elif args.role == "jq-worker":
         from . import _jobqueue_worker
 
