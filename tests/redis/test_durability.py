@@ -10,6 +10,7 @@ claims made meanwhile are answered while the durable write still waits: the
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import signal
@@ -175,3 +176,29 @@ async def test_the_start_up_check_is_quiet_for_a_safe_config_and_tolerates_no_co
     finally:
         safe.close()
         locked.close()
+
+
+async def test_the_server_passes_min_replicas_and_warns_at_start(
+    risky_redis: RedisProcess, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from jobqueue_server import App, Container, ServerSettings
+
+    monkeypatch.setenv("JOBQUEUE_REDIS_MIN_REPLICAS", "2")
+    monkeypatch.setenv("JOBQUEUE_REDIS_REPLICA_TIMEOUT_MS", "250")
+    container = Container()
+    container.settings.override(ServerSettings(host="127.0.0.1", port=0, redis_url=risky_redis.url))
+    store = container.store()
+    assert isinstance(store, RedisJobStore)
+    assert (store.settings.min_replicas, store.settings.replica_timeout_ms) == (2, 250)
+    app = App(container)
+    caplog.set_level(logging.WARNING, logger="jobqueue_server")
+    await app.start()
+    try:
+        for _ in range(100):  # bounded: the check runs in the background
+            if "allkeys-lru" in caplog.text:
+                break
+            await asyncio.sleep(0.02)
+        assert "appendonly off" in caplog.text
+        assert "allkeys-lru" in caplog.text
+    finally:
+        await app.stop()

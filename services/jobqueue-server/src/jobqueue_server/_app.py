@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 
 from jobqueue.connect import HttpServer, WireApp, start_http_server
-from jobqueue.domain import JobStore
+from jobqueue.domain import JobStore, StoreUnavailable
 from jobqueue.grpc import (
     BearerTokenAuth,
     ObservingInterceptor,
@@ -19,6 +19,7 @@ from jobqueue.grpc import (
     StoreHealth,
     start_server,
 )
+from jobqueue.redis import RedisJobStore, RedisStoreSettings, redis_warnings
 
 from ._metrics import Metrics
 from .containers import Container
@@ -80,6 +81,12 @@ class App:
         self._tasks.append(
             asyncio.create_task(self._sweep(self._store), name="jobqueue-lease-sweep")
         )
+        if isinstance(self._store, RedisJobStore):
+            self._tasks.append(
+                asyncio.create_task(
+                    _warn_about_redis(self._store.settings), name="jobqueue-redis-check"
+                )
+            )
         _log.info(
             "jobqueue-server listening on %s:%d (%s store)",
             self._settings.host,
@@ -206,3 +213,15 @@ class App:
             except Exception as error:
                 _log.debug("collecting queue stats failed: %s", error)
             await asyncio.sleep(_STATS_INTERVAL_S)
+
+
+async def _warn_about_redis(settings: RedisStoreSettings) -> None:
+    """Log what in Redis's configuration can lose jobs; in the background, so a slow
+    or absent Redis does not hold the start (health reports it)."""
+    try:
+        warnings = await redis_warnings(settings)
+    except StoreUnavailable as error:
+        _log.warning("could not check Redis's persistence settings at start: %s", error)
+        return
+    for warning in warnings:
+        _log.warning("%s", warning)

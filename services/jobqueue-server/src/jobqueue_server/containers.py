@@ -49,9 +49,27 @@ def memory_store(*, retention_ms: int, clock: Clock) -> JobStore:
     return MemoryJobStore(MemoryStoreSettings(retention_ms=retention_ms), clock=clock)
 
 
-def redis_store(*, url: str, key_prefix: str, retention_ms: int, clock: Clock) -> JobStore:
-    settings = RedisStoreSettings(url=url, key_prefix=key_prefix, retention_ms=retention_ms)
+def redis_store(
+    *,
+    url: str,
+    key_prefix: str,
+    retention_ms: int,
+    clock: Clock,
+    min_replicas: int = 0,
+    replica_timeout_ms: int = 1_000,
+) -> JobStore:
+    settings = RedisStoreSettings(
+        url=url,
+        key_prefix=key_prefix,
+        retention_ms=retention_ms,
+        min_replicas=min_replicas,
+        replica_timeout_ms=replica_timeout_ms,
+    )
     _log.info("using the Redis store (key prefix %r)", key_prefix)
+    if min_replicas:
+        _log.info(
+            "writes wait for %d replica(s), at most %d ms each", min_replicas, replica_timeout_ms
+        )
     return RedisJobStore(settings, clock=clock)
 
 
@@ -121,6 +139,8 @@ class Container(containers.DeclarativeContainer):
             key_prefix=settings.provided.key_prefix,
             retention_ms=settings.provided.retention_ms,
             clock=clock,
+            min_replicas=settings.provided.redis_min_replicas,
+            replica_timeout_ms=settings.provided.redis_replica_timeout_ms,
         ),
     )
 

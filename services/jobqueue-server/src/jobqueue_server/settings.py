@@ -41,7 +41,11 @@ class ServerSettings(BaseSettings):
         ),
     )
     redis_url: str | None = Field(
-        default=None, description="redis:// or rediss:// URL; unset: the in-memory store."
+        default=None,
+        description=(
+            "redis://, rediss:// or redis+sentinel://host:26379,host:26380/<service>/<db> "
+            "URL; unset: the in-memory store."
+        ),
     )
     redis_addr: str | None = Field(
         default=None,
@@ -49,6 +53,17 @@ class ServerSettings(BaseSettings):
         description="The seed's host:port form, used when redis_url is unset.",
     )
     key_prefix: str = Field(default="jq", description="Namespace of every Redis key.")
+    redis_min_replicas: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Acknowledge enqueues, settles and cancels only once this many replicas hold "
+            "them (WAIT); fewer within the timeout: UNAVAILABLE. 0: the primary alone."
+        ),
+    )
+    redis_replica_timeout_ms: int = Field(
+        default=1_000, gt=0, description="How long a write waits for JOBQUEUE_REDIS_MIN_REPLICAS."
+    )
     retention_seconds: int = Field(
         default=86_400, gt=0, description="How long finished jobs stay readable."
     )
