@@ -19,6 +19,7 @@ from importlib import resources
 import pytest
 import redis
 import redis.asyncio as aioredis
+from redis.crc import key_slot
 
 from jobqueue.domain import (
     EnqueueRequest,
@@ -332,3 +333,41 @@ async def test_a_durable_enqueue_is_on_a_replica_when_acknowledged(
                 process.send_signal(signal.SIGCONT)
     finally:
         await store.close()
+
+
+async def test_a_claim_meeting_a_slot_in_migration_changes_nothing(
+    cluster: ClusterProcesses,
+) -> None:
+    """A script is not rolled back when a command in it fails: during a reshard, a claim
+    whose job hash already left for the new master must fail before it takes any job
+    out of the queue (``probe`` in _common.lua), or that job would be lost."""
+    prefix = f"jqx-{uuid.uuid4().hex[:8]}"
+    store = make_store(cluster, prefix)
+    ns = "{" + f"{prefix}.{shard_of_type('moving', SHARDS)}" + "}:"
+    slot = key_slot((ns + "tz").encode())
+    jobs = await service_for(store).enqueue_many([EnqueueRequest(type="moving")] * 4)
+    # One claim first: the keys the claim script declares (lx, ts:2) exist, so it runs.
+    (first,) = await store.claim(["moving"], limit=1, lease_ms=30_000)
+    waiting = [job for job in jobs if job.id != first.job.id]
+    nodes = {port: redis.Redis(host="127.0.0.1", port=port) for port in cluster.master_ports()}
+    owner = next(p for p, c in nodes.items() if c.cluster("COUNTKEYSINSLOT", slot))
+    target = next(p for p in nodes if p != owner)
+    ids = {p: _text(c.cluster("MYID")) for p, c in nodes.items()}
+    try:
+        nodes[target].cluster("SETSLOT", slot, "IMPORTING", ids[owner])
+        nodes[owner].cluster("SETSLOT", slot, "MIGRATING", ids[target])
+        moved_key = ns + "j:" + waiting[1].id
+        nodes[owner].migrate("127.0.0.1", target, [moved_key], 0, 5_000)
+        with pytest.raises((StoreUnavailable, redis.RedisError)):
+            await store.claim(["moving"], limit=10, lease_ms=30_000)
+        assert nodes[owner].zcard(ns + "q:moving") == 3  # nothing was taken out
+    finally:
+        for port in (owner, target):
+            nodes[port].cluster("SETSLOT", slot, "NODE", ids[owner])
+        for client in nodes.values():
+            client.close()
+        await store.close()
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

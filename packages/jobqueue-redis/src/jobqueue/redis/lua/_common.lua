@@ -42,6 +42,17 @@ local function held(jk, token, now)
   return f[4], f[5]
 end
 
+-- Read every key a step will write before it writes any. A script is not
+-- rolled back when a command in it fails, and on a cluster a command fails
+-- when its key is in a slot being migrated and has already left this node
+-- (ASK) - a key about to be created counts, since it is not here. Probing
+-- first makes such a step fail before it changed anything (the caller sees
+-- an error and retries), never halfway: a job out of its queue but not
+-- leased would be lost. On a single Redis it is one cheap read.
+local function probe(keys)
+  redis.call('EXISTS', unpack(keys))
+end
+
 local DEFAULT_RETENTION_MS = 86400000
 local DEFAULT_MAX_FINISHED = 100000
 

@@ -29,8 +29,13 @@ while count < limit and #active > 0 do
     local q = P .. 'q:' .. jtype
     local ids = redis.call('ZRANGE', q, '-inf', now, 'BYSCORE', 'LIMIT', 0, want)
     if #ids > 0 then
-      redis.call('ZREM', q, unpack(ids))
       local r = P .. 'r:' .. jtype
+      local keys = {r}
+      for _, id in ipairs(ids) do
+        keys[#keys + 1] = P .. 'j:' .. id
+      end
+      probe(keys)
+      redis.call('ZREM', q, unpack(ids))
       -- The sweep finds this type by its earliest deadline; listings by status.
       redis.call('ZADD', P .. 'lx', 'LT', deadline, jtype)
       redis.call('ZADD', P .. 'ts:2', 0, jtype)

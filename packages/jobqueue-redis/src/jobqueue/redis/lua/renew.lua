@@ -14,6 +14,7 @@ for i = 3, #ARGV, 2 do
   if f[1] ~= '2' or f[2] ~= token or tonumber(f[3]) <= now then
     out[#out + 1] = 0
   else
+    probe({P .. 'r:' .. f[4]})
     redis.call('HSET', jk, 'd', deadline)
     if f[6] then
       redis.call('HDEL', jk, 'n', 'z')

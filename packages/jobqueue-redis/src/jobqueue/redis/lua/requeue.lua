@@ -38,9 +38,12 @@ for _, jtype in ipairs(redis.call('ZRANGE', lx, '-inf', now, 'BYSCORE', 'LIMIT',
   local r = P .. 'r:' .. jtype
   local ids = redis.call('ZRANGE', r, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit - expired)
   for _, id in ipairs(ids) do
+    local jk = P .. 'j:' .. id
+    local ikey = redis.call('HGET', jk, 'k')
+    probe({jk, P .. 'q:' .. jtype, P .. 'w:' .. jtype, P .. 'd:' .. jtype .. ':4',
+      P .. 'd:' .. jtype .. ':5', P .. 'k:' .. (ikey or '')})
     expired = expired + 1
     redis.call('ZREM', r, id)
-    local jk = P .. 'j:' .. id
     local f = redis.call('HMGET', jk, 'a', 'm', 'x', 'n', 'z')
     local max_attempts = tonumber(f[2]) or default_max
     if f[3] == '1' then

@@ -18,6 +18,13 @@ local function apply(id, token, kind, has_result, result, err, retry_delay)
   if not jtype then
     return 0
   end
+  local keys = {P .. 'r:' .. jtype, P .. 'q:' .. jtype, P .. 'w:' .. jtype,
+    P .. 'd:' .. jtype .. ':3', P .. 'd:' .. jtype .. ':4', P .. 'd:' .. jtype .. ':5'}
+  local ikey = redis.call('HGET', jk, 'k')
+  if ikey then
+    keys[#keys + 1] = P .. 'k:' .. ikey
+  end
+  probe(keys)
   redis.call('ZREM', P .. 'r:' .. jtype, id)
   if err ~= '' then
     redis.call('HSET', jk, 'err', err)
