@@ -15,6 +15,7 @@ connections come from ``_cluster.py``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +129,12 @@ def store_connections(settings: RedisStoreSettings) -> StoreConnections:
         retry=Retry(NoBackoff(), 0),
         protocol=2,  # messages as plain replies, whatever redis-py's default
     )
+    if topology.is_sentinel:
+        # A new primary announced: no connection should keep writing to the old one.
+        topology.on_switch(shared.retire)
+        if durable is not None:
+            topology.on_switch(durable.retire_all)
+        topology.on_switch(lambda: _drop_idle(blocking))
     return StoreConnections(
         hot=shared,
         blocking=blocking,
@@ -135,3 +142,15 @@ def store_connections(settings: RedisStoreSettings) -> StoreConnections:
         durable=durable,
         topology=topology,
     )
+
+
+def _drop_idle(client: aioredis.Redis) -> None:
+    """Close a pool's idle connections in the background (their next use reconnects)."""
+    task = asyncio.get_running_loop().create_task(
+        client.connection_pool.disconnect(inuse_connections=False)
+    )
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Task[None]] = set()

@@ -139,11 +139,15 @@ class DurableWrites:
             )
         return reply
 
+    def retire_all(self) -> None:
+        """Make every durable connection connect (and resolve the primary) afresh."""
+        for each in self._connections:
+            each.retire()
+
     def _failover_seen(self, connection: OrderedConnection) -> None:
         # Every connection here went to the same node: none should ask it again.
         del connection
-        for each in self._connections:
-            each.retire()
+        self.retire_all()
         if self._on_failover is not None:
             self._on_failover()
 

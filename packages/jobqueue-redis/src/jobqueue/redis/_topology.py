@@ -108,6 +108,8 @@ class Topology:
         self._sentinel: Sentinel | None = None
         self._next_check: asyncio.Future[set[tuple[str, int]]] | None = None
         self._checker: asyncio.Task[None] | None = None
+        self._on_switch: list[Callable[[], None]] = []
+        self._watcher: asyncio.Task[None] | None = None
         if self._sentinel_address is not None:
             address = self._sentinel_address
             self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
@@ -138,10 +140,51 @@ class Topology:
         sentinel, service = self._sentinel, self._sentinel_address.service
 
         async def primary() -> tuple[str, int]:
+            self._watch()
             host, port = await sentinel.discover_master(service)
             return str(host), int(port)
 
         return primary
+
+    def on_switch(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the sentinels announce a new primary (``+switch-master``).
+
+        Without it, connections to a primary demoted by ``SENTINEL FAILOVER``
+        would stay open and writing until Sentinel reconfigures that node,
+        about ten seconds later, and every write of those seconds would be lost.
+        """
+        self._on_switch.append(callback)
+
+    def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._watcher is None or self._watcher.done() or self._watcher.get_loop() is not loop:
+            self._watcher = loop.create_task(self._watch_switches())
+
+    async def _watch_switches(self) -> None:
+        """Listen to ``+switch-master`` on one sentinel after another, until closed."""
+        if self._sentinel is None or self._sentinel_address is None:
+            return
+        service = self._sentinel_address.service.encode()
+        nodes = self._sentinel.sentinels
+        attempt = 0
+        while True:  # ends when the task is cancelled (aclose)
+            node = nodes[attempt % len(nodes)]
+            attempt += 1
+            pubsub = node.pubsub()
+            try:
+                await pubsub.subscribe("+switch-master")
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is None:
+                        continue
+                    data = message.get("data")
+                    if isinstance(data, bytes) and data.split(b" ", 1)[0] == service:
+                        for callback in self._on_switch:
+                            callback()
+            except Exception:  # a sentinel went away: listen on the next
+                await asyncio.sleep(0.2)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def client(self, **options: Any) -> aioredis.Redis:
         """A redis-py client (with its own pool) of the primary."""
@@ -223,11 +266,12 @@ class Topology:
         return named
 
     async def aclose(self) -> None:
-        checker, self._checker = self._checker, None
-        if checker is not None and not checker.done():
-            checker.cancel()
-            # Its questions hold sentinel connections: let them go before closing.
-            await asyncio.gather(checker, return_exceptions=True)
+        for task in (self._checker, self._watcher):
+            if task is not None and not task.done():
+                task.cancel()
+                # Its questions hold sentinel connections: let them go before closing.
+                await asyncio.gather(task, return_exceptions=True)
+        self._checker = self._watcher = None
         if self._next_check is not None and not self._next_check.done():
             self._next_check.cancel()
         self._next_check = None
