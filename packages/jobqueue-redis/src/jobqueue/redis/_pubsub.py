@@ -120,6 +120,7 @@ class Subscriber:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dirty = asyncio.Event()
         self._retry_now = asyncio.Event()
+        self._drop = asyncio.Event()
         self._ping_due = False
         self._closed = False
 
@@ -200,6 +201,16 @@ class Subscriber:
         self._task = None
         self._dirty = asyncio.Event()
         self._retry_now = asyncio.Event()
+        self._drop = asyncio.Event()
+
+    def reconnect(self) -> None:
+        """Drop the connection and make a new one (Sentinel announced a new primary).
+
+        Listeners stay subscribed and are told of the reconnect, as after a
+        failure: messages published meanwhile may be missed.
+        """
+        if self._task is not None and not self._task.done():
+            self._drop.set()
 
     def _leave(self, listener: Listener) -> None:
         state = self._channels.get(listener.channel)
@@ -242,16 +253,24 @@ class Subscriber:
         """Read and write until the connection fails (it raises) or the task is cancelled."""
         self._dirty.set()  # subscribe everything wanted on the new connection
         self._ping_due = False
+        self._drop.clear()
         reader = asyncio.create_task(self._read(connection))
         writer = asyncio.create_task(self._write(connection))
+        dropper = asyncio.create_task(self._dropped())
         try:
-            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {reader, writer, dropper}, return_when=asyncio.FIRST_COMPLETED
+            )
             for task in done:
                 task.result()
         finally:
-            for task in (reader, writer):
+            for task in (reader, writer, dropper):
                 task.cancel()
-            await asyncio.gather(reader, writer, return_exceptions=True)
+            await asyncio.gather(reader, writer, dropper, return_exceptions=True)
+
+    async def _dropped(self) -> None:
+        await self._drop.wait()
+        raise rexc.ConnectionError("a new primary was announced: reconnecting")
 
     async def _read(self, connection: AbstractConnection) -> None:
         ping_sent = False

@@ -153,6 +153,9 @@ class RedisJobStore:
         self._waits = WakeWaits(self._blocking, self._hot.execute, slots=settings.max_connections)
         # Every watch and cancellation stream shares one pub/sub connection (_pubsub.py).
         self._subscriber = Subscriber(self._connections.subscriber)
+        if self._connections.topology is not None and self._connections.topology.is_sentinel:
+            # Publishes of the new primary never reach a connection to the old one.
+            self._connections.topology.on_switch(self._subscriber.reconnect)
         self._rotation = 0
         self._sweeper_id = secrets.token_hex(8)
         self._add_queue: deque[_PendingAdd] = deque()
