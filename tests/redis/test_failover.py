@@ -163,3 +163,43 @@ async def test_readonly_after_a_demotion_then_the_next_call_succeeds(
         assert (await store.get(job.id)) is not None
     finally:
         await store.close()
+
+
+async def test_a_new_primary_makes_the_subscriber_reconnect_and_resubscribe(
+    redis_url: str, key_prefix: str
+) -> None:
+    """What the store does on Sentinel's ``+switch-master``: publishes of the new
+    primary never reach a pub/sub connection left on the old one."""
+    from jobqueue.redis._pubsub import Subscriber
+
+    admin = redis.asyncio.Redis.from_url(redis_url)
+    pool = redis.asyncio.ConnectionPool.from_url(redis_url, protocol=2)
+    subscriber = Subscriber(pool.make_connection)
+    channel = "{" + key_prefix + "}:switch"
+
+    async def pubsub_ids() -> set[int]:
+        return {int(c["id"]) for c in await admin.client_list(_type="pubsub")}
+
+    try:
+        listener = await subscriber.listen(channel)
+        before = await pubsub_ids()
+        assert len(before) == 1
+        subscriber.reconnect()
+        for _ in range(250):  # bounded: 5 s
+            now = await pubsub_ids()
+            if now and not now & before and (await admin.pubsub_numsub(channel))[0][1] == 1:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            pytest.fail("the subscriber did not come back on a new connection")
+        await admin.publish(channel, "after")
+        for _ in range(250):
+            if b"after" in listener.take():
+                break
+            await listener.wait(0.02)
+        else:
+            pytest.fail("the message published after the reconnect was not heard")
+    finally:
+        await subscriber.close()
+        await pool.aclose()
+        await admin.aclose()
