@@ -227,3 +227,50 @@ async def test_stop_waits_for_a_claim_in_flight_and_releases_what_it_took(
     released = await harness.wait_status(job.id, JobStatus.PENDING, within_s=1)
     assert released.attempts == 0
     assert ran == []
+
+
+async def test_a_job_reclaimed_beside_its_own_stuck_thread_waits_for_it(
+    harness: Harness,
+) -> None:
+    """One run of a job at a time inside one worker, even after its lease was lost.
+
+    The first run's thread ignores its ``cancelled`` flag; the worker gives up
+    its lease (renewals fail), the lease expires, and the same worker claims
+    the job again while that thread still runs. The second run must start only
+    once the first thread has returned.
+    """
+    source = RecordingSource(harness.make_source())
+    worker = harness.worker(source, concurrency=2, lease_ms=1_500)
+    loop = asyncio.get_running_loop()
+    started = asyncio.Event()
+    events: list[tuple[int, str]] = []
+
+    @worker.handler("stubborn")
+    def stubborn(job: JobContext) -> str:
+        run = sum(1 for _, event in events if event == "start") + 1
+        events.append((run, "start"))
+        loop.call_soon_threadsafe(started.set)
+        if run == 1:
+            time.sleep(3.0)  # ignores the flag: Python cannot stop a thread
+        events.append((run, "end"))
+        return "done"
+
+    await worker.start()
+    job = await harness.enqueue("stubborn")
+    await asyncio.wait_for(started.wait(), 2)
+    source.renew_cut = True
+    # Fenced before the deadline: the lease is given up while the thread runs on.
+    await harness.wait_until(lambda: any(ctx._lost for ctx in worker._inflight.values()))
+    source.renew_cut = False
+    # Hand the lapsed lease back as a sweeper would (the server path's test
+    # server runs none), so the job is claimed again while the thread runs.
+    for _ in range(100):
+        await harness.store.requeue_expired()
+        if len(events) > 1 or any(
+            ctx.id == job.id and not ctx._lost for ctx in worker._inflight.values()
+        ):
+            break
+        await asyncio.sleep(0.05)
+    done = await harness.wait_status(job.id, within_s=10)
+    assert done.status is JobStatus.COMPLETED
+    assert events == [(1, "start"), (1, "end"), (2, "start"), (2, "end")]

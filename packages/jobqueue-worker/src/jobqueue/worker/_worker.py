@@ -100,6 +100,9 @@ class Worker:
         # Keyed by lease token, not job id: a job re-delivered to us after a
         # lost lease must not overwrite the abandoned attempt's entry.
         self._inflight: dict[str, JobContext] = {}
+        # Job id -> the task of a thread run of it whose lease was lost but
+        # whose thread has not returned (see _abandon).
+        self._stuck: dict[str, asyncio.Task[None]] = {}
         self._outbox: list[Outcome] = []
         self._unsettled = 0  # outcomes queued or being sent, some with no _inflight entry
         self._leases = LeaseKeeper(
@@ -360,7 +363,18 @@ class Worker:
         )
         ctx = JobContext(lease, handler, max_attempts, deadline)
         self._inflight[lease.token] = ctx
-        ctx._task = loop.create_task(self._run(ctx))
+        stuck = self._stuck.get(job.id)
+        if stuck is None:
+            ctx._task = loop.create_task(self._run(ctx))
+        else:
+            # Our own earlier run of this job lost its lease but its thread has
+            # not returned: one run of a job at a time, so this one waits for it
+            # (its lease is kept meanwhile, like any job in flight).
+            ctx._task = loop.create_task(self._run_after(stuck, ctx))
+
+    async def _run_after(self, earlier: asyncio.Task[None], ctx: JobContext) -> None:
+        await asyncio.wait([earlier])
+        await self._run(ctx)
 
     async def _run(self, ctx: JobContext) -> None:
         lease = ctx._lease
@@ -574,10 +588,23 @@ class Worker:
             self._outbox = self._without_lost(self._outbox)
             return
         logger.warning("lease lost: abandoning the job", extra=fields)
+        task = ctx._task
+        if task is None or task.done():
+            return
+        if ctx._handler.is_async:
+            task.cancel()
+            return
         # A thread cannot be interrupted: it keeps its slot until it returns
-        # (it sees ``cancelled``), and its outcome is then discarded.
-        if ctx._handler.is_async and ctx._task is not None:
-            ctx._task.cancel()
+        # (it sees ``cancelled``), and its outcome is then discarded. Should
+        # this worker claim the job again meanwhile, that run waits for it.
+        job_id = ctx.id
+        self._stuck[job_id] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._stuck.get(job_id) is done:
+                del self._stuck[job_id]
+
+        task.add_done_callback(forget)
 
     def _request_cancel(self, ctx: JobContext) -> None:
         logger.info("cancellation requested", extra=job_fields(ctx))
