@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis import exceptions as rexc
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.connection import SSLConnection, parse_url
 
@@ -109,6 +110,7 @@ class Topology:
         self._next_check: asyncio.Future[set[tuple[str, int]]] | None = None
         self._checker: asyncio.Task[None] | None = None
         self._on_switch: list[Callable[[], None]] = []
+        self._closed = False
         self._watcher: asyncio.Task[None] | None = None
         if self._sentinel_address is not None:
             address = self._sentinel_address
@@ -140,6 +142,8 @@ class Topology:
         sentinel, service = self._sentinel, self._sentinel_address.service
 
         async def primary() -> tuple[str, int]:
+            if self._closed:  # a late reconnect must not reopen the sentinels' clients
+                raise rexc.ConnectionError("the store was closed")
             self._watch()
             host, port = await sentinel.discover_master(service)
             return str(host), int(port)
@@ -222,6 +226,8 @@ class Topology:
         """
         if self._sentinel is None:
             return True
+        if self._closed:
+            return False
         loop = asyncio.get_running_loop()
         if self._next_check is None or self._next_check.get_loop() is not loop:
             self._next_check = loop.create_future()
@@ -266,6 +272,7 @@ class Topology:
         return named
 
     async def aclose(self) -> None:
+        self._closed = True
         for task in (self._checker, self._watcher):
             if task is not None and not task.done():
                 task.cancel()
