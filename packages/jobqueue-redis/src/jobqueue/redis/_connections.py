@@ -44,12 +44,21 @@ class StoreConnections:
     topology: Topology | None
 
     async def aclose(self) -> None:
+        """Close everything, each step even if an earlier one failed (a pool of a dead
+        node may raise), the sentinels' clients last."""
+        steps = [self.hot.close, self.blocking.aclose]
         if self.durable is not None:
-            await self.durable.close()
-        await self.hot.close()
-        await self.blocking.aclose()
+            steps.insert(0, self.durable.close)
         if self.topology is not None:
-            await self.topology.aclose()
+            steps.append(self.topology.aclose)
+        failures = []
+        for step in steps:
+            try:
+                await step()
+            except Exception as error:
+                failures.append(error)
+        if failures:
+            raise failures[0]
 
 
 def store_connections(settings: RedisStoreSettings) -> StoreConnections:
