@@ -802,7 +802,21 @@ def _listing_order(position: ListPosition) -> tuple[int, str, int, str]:
 def _stamped(job: Job, now: int) -> Job:
     """The job as add.lua stored it: created (and, if due at once, due) at Redis's now."""
     due = now if job.execution_time_ms == job.created_at else job.execution_time_ms
-    return dataclasses.replace(job, created_at=now, updated_at=now, execution_time_ms=due)
+    return Job(
+        id=job.id,
+        type=job.type,
+        payload=job.payload,
+        status=job.status,
+        execution_time_ms=due,
+        created_at=now,
+        updated_at=now,
+        attempts=job.attempts,
+        max_attempts=job.max_attempts,
+        last_error=job.last_error,
+        result=job.result,
+        cancel_requested=job.cancel_requested,
+        idempotency_key=job.idempotency_key,
+    )
 
 
 @dataclass(slots=True)

@@ -33,13 +33,14 @@ local function clock_ms()
 end
 
 -- The lease a caller names, if it still holds: right token, deadline not passed.
--- Returns the job's type and its cancel flag, or nil.
+-- Returns the job's type, its cancel flag and its idempotency key (false if
+-- none), or nil: one read serves the whole settle of the job.
 local function held(jk, token, now)
-  local f = redis.call('HMGET', jk, 's', 'l', 'd', 't', 'x')
+  local f = redis.call('HMGET', jk, 's', 'l', 'd', 't', 'x', 'k')
   if f[1] ~= '2' or f[2] ~= token or tonumber(f[3]) <= now then
     return nil
   end
-  return f[4], f[5]
+  return f[4], f[5], f[6]
 end
 
 -- Read every key a step will write before it writes any. A script is not
@@ -114,24 +115,44 @@ end
 -- Move a job to a terminal status and start its retention clock. Past the
 -- count cap, the oldest finished jobs of its type and status go at once, at
 -- most two per finish, so the cap holds without a long step.
-local function finish(P, jk, id, jtype, status, now, retention, cap)
+-- The per-type side of finishing: the status and finish indexes, and the
+-- count cap (at most two forgotten per job finished), once per type and
+-- status for `n` jobs finished by one script.
+local function finish_index(P, dk, jtype, status, now, cap, n)
+  redis.call('ZADD', P .. 'ts:' .. status, 0, jtype)
+  redis.call('ZADD', P .. 'fx', 'LT', now, jtype)
+  local excess = redis.call('ZCARD', dk) - cap
+  if excess > 0 then
+    local oldest = redis.call('ZPOPMIN', dk, math.min(excess, 2 * n))
+    for i = 1, #oldest, 2 do
+      forget(P, oldest[i])
+    end
+  end
+end
+
+-- `ikey` is the job's idempotency key when the caller read it already (false:
+-- none), nil to read it here.
+local function finish(P, jk, id, jtype, status, now, retention, cap, batch, ikey)
   redis.call('HSET', jk, 's', status, 'u', now, 'f', now)
   redis.call('HDEL', jk, 'l', 'd', 'n', 'z')
   local dk = P .. 'd:' .. jtype .. ':' .. status
   redis.call('ZADD', dk, now, id)
   redis.call('PEXPIRE', jk, retention)
-  local ikey = redis.call('HGET', jk, 'k')
+  if ikey == nil then
+    ikey = redis.call('HGET', jk, 'k')
+  end
   if ikey then
     redis.call('PEXPIRE', P .. 'k:' .. ikey, retention)
   end
-  redis.call('ZADD', P .. 'ts:' .. status, 0, jtype)
-  redis.call('ZADD', P .. 'fx', 'LT', now, jtype)
-  local excess = redis.call('ZCARD', dk) - cap
-  if excess > 0 then
-    local oldest = redis.call('ZPOPMIN', dk, math.min(excess, 2))
-    for i = 1, #oldest, 2 do
-      forget(P, oldest[i])
+  if batch then
+    local seen = batch[dk]
+    if seen then
+      seen.n = seen.n + 1
+    else
+      batch[dk] = {jtype = jtype, status = status, n = 1}
     end
+  else
+    finish_index(P, dk, jtype, status, now, cap, 1)
   end
   notify(P, jk, id)
 end

@@ -11,20 +11,28 @@ local P = ARGV[1]
 local now = clock_ms()
 local retention, cap = config(P)
 local out = {}
+local probed = {} -- types whose keys were probed in this call
+local finished = {} -- d key -> {jtype, status, n}: indexed once per call
 
 local function apply(id, token, kind, has_result, result, err, retry_delay)
   local jk = P .. 'j:' .. id
-  local jtype, cancel_requested = held(jk, token, now)
+  local jtype, cancel_requested, ikey = held(jk, token, now)
   if not jtype then
     return 0
   end
-  local keys = {P .. 'r:' .. jtype, P .. 'q:' .. jtype, P .. 'w:' .. jtype,
-    P .. 'd:' .. jtype .. ':3', P .. 'd:' .. jtype .. ':4', P .. 'd:' .. jtype .. ':5'}
-  local ikey = redis.call('HGET', jk, 'k')
+  -- A type's keys, once probed, stay on this node until the script ends.
+  local keys = {}
+  if not probed[jtype] then
+    probed[jtype] = true
+    keys = {P .. 'r:' .. jtype, P .. 'q:' .. jtype, P .. 'w:' .. jtype,
+      P .. 'd:' .. jtype .. ':3', P .. 'd:' .. jtype .. ':4', P .. 'd:' .. jtype .. ':5'}
+  end
   if ikey then
     keys[#keys + 1] = P .. 'k:' .. ikey
   end
-  probe(keys)
+  if #keys > 0 then
+    probe(keys)
+  end
   redis.call('ZREM', P .. 'r:' .. jtype, id)
   if err ~= '' then
     redis.call('HSET', jk, 'err', err)
@@ -33,12 +41,12 @@ local function apply(id, token, kind, has_result, result, err, retry_delay)
     if has_result == '1' then
       redis.call('HSET', jk, 'r', result)
     end
-    finish(P, jk, id, jtype, 3, now, retention, cap)
+    finish(P, jk, id, jtype, 3, now, retention, cap, finished, ikey)
   elseif kind == 'f' then
-    finish(P, jk, id, jtype, 4, now, retention, cap)
+    finish(P, jk, id, jtype, 4, now, retention, cap, finished, ikey)
   elseif kind == 'x' or cancel_requested == '1' then
     -- A retry or release of a job someone cancelled ends it instead.
-    finish(P, jk, id, jtype, 5, now, retention, cap)
+    finish(P, jk, id, jtype, 5, now, retention, cap, finished, ikey)
   else
     if kind == 'l' then
       redis.call('HINCRBY', jk, 'a', -1)
@@ -66,5 +74,8 @@ end
 for i = 3, #ARGV, 7 do
   out[#out + 1] = apply(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
     ARGV[i + 5], ARGV[i + 6])
+end
+for dk, f in pairs(finished) do
+  finish_index(P, dk, f.jtype, f.status, now, cap, f.n)
 end
 return out
