@@ -89,6 +89,29 @@ FALLBACK_DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
             "every server and worker of the prefix: None follows what Redis holds "
             "(24 hours if nothing was set); set it on servers, not workers."
         ),
+        "min_replicas": (
+            "Durability on demand: add, settle and cancel are acknowledged only once this many "
+            "replicas hold them (`WAIT`); 0: the primary alone."
+        ),
+        "replica_timeout_ms": (
+            "How long a durable write waits for its replicas before failing as unavailable."
+        ),
+        "durable_connections": (
+            "Connections that carry durable writes and their WAITs, apart from every other call."
+        ),
+        "connection": (
+            "The hot path: `multiplexed` (one pipelined connection) or `redis-py` (its pooled "
+            "client); measured side by side in docs/benchmarks.md."
+        ),
+        "shards": (
+            "Virtual shards of the keyspace, by job type: 1 keeps every key under "
+            "`{<key_prefix>}` (a single Redis or Sentinel); more spread types over a Redis "
+            "Cluster's masters. Every server and worker of a prefix must agree."
+        ),
+        "cluster": (
+            "Talk to a Redis Cluster through redis-py's RedisCluster (follows MOVED and ASK); "
+            "implied by a `redis+cluster://host:port[,host:port...]` URL."
+        ),
         "max_finished": (
             "Most finished jobs kept per type and status, oldest forgotten first; kept in "
             "Redis like `retention_ms`. None follows what Redis holds (100,000)."

@@ -57,13 +57,17 @@ def redis_store(
     clock: Clock,
     min_replicas: int = 0,
     replica_timeout_ms: int = 1_000,
+    max_finished: int | None = None,
+    shards: int = 1,
 ) -> JobStore:
     settings = RedisStoreSettings(
         url=url,
         key_prefix=key_prefix,
         retention_ms=retention_ms,
+        max_finished=max_finished,
         min_replicas=min_replicas,
         replica_timeout_ms=replica_timeout_ms,
+        shards=shards,
     )
     _log.info("using the Redis store (key prefix %r)", key_prefix)
     if min_replicas:
@@ -141,6 +145,8 @@ class Container(containers.DeclarativeContainer):
             clock=clock,
             min_replicas=settings.provided.redis_min_replicas,
             replica_timeout_ms=settings.provided.redis_replica_timeout_ms,
+            max_finished=settings.provided.max_finished_per_type,
+            shards=settings.provided.redis_shards,
         ),
     )
 

@@ -65,7 +65,30 @@ class ServerSettings(BaseSettings):
         default=1_000, gt=0, description="How long a write waits for JOBQUEUE_REDIS_MIN_REPLICAS."
     )
     retention_seconds: int = Field(
-        default=86_400, gt=0, description="How long finished jobs stay readable."
+        default=86_400,
+        gt=0,
+        description=(
+            "How long finished jobs stay readable. On Redis it is stored there and applies "
+            "to every server and direct worker of the prefix."
+        ),
+    )
+    max_finished_per_type: int = Field(
+        default=100_000,
+        gt=0,
+        description=(
+            "Most finished jobs kept per type and status (oldest forgotten first), besides "
+            "the retention; on Redis shared like the retention."
+        ),
+    )
+    redis_shards: int = Field(
+        default=1,
+        ge=1,
+        le=65_535,
+        description=(
+            "Virtual shards of the Redis keyspace, by job type: 1 keeps one hash tag (a single "
+            "Redis or Sentinel); more spread types over a Redis Cluster's masters. Every "
+            "server and worker of a prefix must use the same number."
+        ),
     )
     max_payload_bytes: int = Field(
         default=MIB, gt=0, description="Largest payload (and result) of one job."
