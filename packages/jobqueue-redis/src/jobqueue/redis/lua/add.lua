@@ -11,16 +11,24 @@
 -- returns the ids its first call stored instead, unless one of those jobs is gone.
 local P = ARGV[1]
 local now = clock_ms()
-local retention = config(P)
 local batch = ARGV[2]
+-- The retention matters only to idempotency and batch keys: read it only then,
+-- since a plain add is the hottest call there is.
+local retention_ms = false
+local function retention()
+  if not retention_ms then
+    retention_ms = config(P)
+  end
+  return retention_ms
+end
 if batch ~= '' then
   local prior = redis.call('GET', P .. 'b:' .. batch)
   local stored_at, list = string.match(prior or '', '^(%d+):(.*)$')
   -- Remembered for the retention period, as job keys are.
-  if stored_at and tonumber(stored_at) + retention > now then
+  if stored_at and tonumber(stored_at) + retention() > now then
     local ids = {now}
     for id in string.gmatch(list, '[^,]+') do
-      if gone(P .. 'j:' .. id, now, retention) then
+      if gone(P .. 'j:' .. id, now, retention()) then
         ids = false
         break
       end
@@ -47,7 +55,7 @@ for i = 3, #ARGV, 3 do
     if not prior then
       prior = redis.call('GET', P .. 'k:' .. ikey)
       -- The key outlives its job by at most the retention period.
-      if prior and gone(P .. 'j:' .. prior, now, retention) then
+      if prior and gone(P .. 'j:' .. prior, now, retention()) then
         prior = false
       end
     end
@@ -88,19 +96,24 @@ for i = 3, #ARGV, 3 do
 end
 -- One ZADD per type and chunk: a call per job costs more than the insert.
 for jtype, members in pairs(queued) do
+  local q = P .. 'q:' .. jtype
   for i = 1, #members, 1000 do
-    redis.call('ZADD', P .. 'q:' .. jtype, unpack(members, i, math.min(i + 999, #members)))
+    redis.call('ZADD', q, unpack(members, i, math.min(i + 999, #members)))
+  end
+  -- A queue that held jobs already is in both indexes (they drop a type only
+  -- once its queue is gone): only a queue this call started needs adding.
+  if redis.call('ZCARD', q) == #members / 2 then
+    redis.call('ZADD', KEYS[1], 0, jtype)
+    redis.call('ZADD', P .. 'ts:1', 0, jtype)
   end
 end
 -- One token wakes one blocked worker; a worker that finds more work than it
 -- can take passes the token on (see claim.lua), so one token per type suffices.
 for jtype, earliest in pairs(due_types) do
-  redis.call('ZADD', KEYS[1], 0, jtype)
-  redis.call('ZADD', P .. 'ts:1', 0, jtype)
   wake_for(P, jtype, earliest.id, earliest.due, now)
 end
 if batch ~= '' then
   -- It expires no later than any of its jobs, which outlive their finish.
-  redis.call('SET', P .. 'b:' .. batch, now .. ':' .. table.concat(out, ',', 2), 'PX', retention)
+  redis.call('SET', P .. 'b:' .. batch, now .. ':' .. table.concat(out, ',', 2), 'PX', retention())
 end
 return out
