@@ -34,7 +34,6 @@ from redis.backoff import NoBackoff
 
 from ._settings import RedisStoreSettings
 
-
 _NODE_GONE = (
     rexc.ConnectionError,
     rexc.TimeoutError,

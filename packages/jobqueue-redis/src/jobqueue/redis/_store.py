@@ -602,13 +602,27 @@ class RedisJobStore:
         return QueueStats(types=rows, omitted_types=omitted)
 
     async def _stats_shard(self, shard: int) -> tuple[int, list[tuple[str, tuple[int, ...]]]]:
-        args: list[_Arg] = [self._namespaces[shard], _MAX_STATS_TYPES]
-        flat = await self._read(self._call("stats", args, self._shard_keys[shard]["stats"]))
-        rows = [
-            (flat[i].decode(), tuple(int(n) for n in flat[i + 1 : i + 7]))
-            for i in range(1, len(flat), 7)
-        ]
-        return int(flat[0]), rows
+        """The shard's first 1,000 types by name, counted a step of types per script call.
+
+        One call for 1,000 types held Redis 12-20 ms (tests/faults scenario 10);
+        a step of ``_STATS_STEP`` keeps each under a few ms, other callers between.
+        """
+        rows: list[tuple[str, tuple[int, ...]]] = []
+        holding = 0
+        after = ""
+        while len(rows) < _MAX_STATS_TYPES:
+            step = min(_STATS_STEP, _MAX_STATS_TYPES - len(rows))
+            args: list[_Arg] = [self._namespaces[shard], step, after]
+            flat = await self._read(self._call("stats", args, self._shard_keys[shard]["stats"]))
+            holding = int(flat[0])
+            rows += [
+                (flat[i].decode(), tuple(int(n) for n in flat[i + 1 : i + 7]))
+                for i in range(1, len(flat), 7)
+            ]
+            if len(flat) - 1 < 7 * step:
+                break
+            after = rows[-1][0]
+        return max(holding - len(rows), 0), rows
 
     async def watch(self, job_id: str) -> AsyncIterator[Job]:
         # Subscribed (on the store's shared pub/sub connection) before the
@@ -827,6 +841,8 @@ class _PendingAdd:
 
 
 _MAX_STATS_TYPES = 1_000
+_STATS_STEP = 100
+"""Types counted per ``stats.lua`` call."""
 """Most types one ``stats`` call counts: bounds its cost with any number of types."""
 _MAX_PAGE = 1_000
 

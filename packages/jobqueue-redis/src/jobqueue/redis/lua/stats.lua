@@ -1,15 +1,20 @@
--- Counts per type, for at most `max_types` types (the first by name among the
--- types that hold jobs), so one call costs the same with 100,000 types.
--- KEYS: tz, cfg of the shard. ARGV: prefix, max_types.
--- Returns {omitted, type, pending, scheduled, running, completed, failed, cancelled, ...}:
--- omitted is how many more types hold jobs.
+-- Counts per type, for at most `max_types` types by name after `after` (''
+-- for the first), so one call holds Redis briefly whatever the number of
+-- types; the store pages through the first 1,000 in such steps.
+-- KEYS: tz, cfg of the shard. ARGV: prefix, max_types, after.
+-- Returns {types holding jobs in all, type, pending, scheduled, running,
+-- completed, failed, cancelled, ...}.
 local P = ARGV[1]
 local max_types = tonumber(ARGV[2])
 local now = clock_ms()
 local retention = config(P)
 local since = '(' .. (now - retention)
-local types = redis.call('ZRANGE', KEYS[1], '-', '+', 'BYLEX', 'LIMIT', 0, max_types)
-local out = {redis.call('ZCARD', KEYS[1]) - #types}
+local from = '-'
+if ARGV[3] ~= '' then
+  from = '(' .. ARGV[3]
+end
+local types = redis.call('ZRANGE', KEYS[1], from, '+', 'BYLEX', 'LIMIT', 0, max_types)
+local out = {redis.call('ZCARD', KEYS[1])}
 for _, jtype in ipairs(types) do
   local q = P .. 'q:' .. jtype
   local due = redis.call('ZCOUNT', q, '-inf', now)
