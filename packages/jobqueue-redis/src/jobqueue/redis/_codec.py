@@ -11,6 +11,11 @@ from jobqueue.domain import Job, JobStatus
 # k idempotency key, l lease token, d lease deadline, f finished at, w watchers.
 
 
+_STATUSES = {str(int(status)).encode(): status for status in JobStatus}
+"""The stored status digit to its enum member: a dict lookup, not ``Enum.__call__``
+(which showed in the drain worker's profile)."""
+
+
 def pairs_to_dict(flat: Sequence[bytes]) -> dict[bytes, bytes]:
     """HGETALL as a Lua script returns it: a flat field, value list."""
     items = iter(flat)
@@ -25,7 +30,7 @@ def job_from_hash(job_id: str, h: Mapping[bytes, bytes]) -> Job:
         id=job_id,
         type=h[b"t"].decode(),
         payload=h.get(b"p", b""),
-        status=JobStatus(int(h[b"s"])),
+        status=_STATUSES[h[b"s"]],
         execution_time_ms=int(h[b"e"]),
         created_at=int(h[b"c"]),
         updated_at=int(h.get(b"u") or h[b"c"]),
