@@ -43,8 +43,9 @@ class ServerSettings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         description=(
-            "redis://, rediss:// or redis+sentinel://host:26379,host:26380/<service>/<db> "
-            "URL; unset: the in-memory store."
+            "redis://, rediss://, redis+sentinel://host:26379,host:26380/<service>/<db> "
+            "or redis+cluster://host:port[,host:port...] (with JOBQUEUE_REDIS_SHARDS) URL; "
+            "unset: the in-memory store."
         ),
     )
     redis_addr: str | None = Field(
