@@ -40,7 +40,11 @@ from pydantic_settings import BaseSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
-PROTO_FILES = ("mpataki/jobqueue/v1/jobqueue.proto", "mpataki/jobqueue/v1/worker.proto")
+PROTO_FILES = (
+    "mpataki/jobqueue/v1/jobqueue.proto",
+    "mpataki/jobqueue/v1/worker.proto",
+    "mpataki/jobqueue/v1/admin.proto",
+)
 PROTO_PACKAGE = "mpataki.jobqueue.v1"
 API_DOC = ROOT / "docs" / "api.md"
 CONFIG_DOC = ROOT / "docs" / "configuration.md"
@@ -235,7 +239,15 @@ def _link(type_name: str) -> str:
     return f"[`{name}`](#{name.lower()})"
 
 
-def _field_type(field: d.FieldDescriptorProto) -> str:
+def _field_type(
+    field: d.FieldDescriptorProto, maps: Mapping[str, d.DescriptorProto] | None = None
+) -> str:
+    entry = (maps or {}).get(_short(field.type_name)) if field.type_name else None
+    if entry is not None:
+        # A map field is a repeated message of a synthetic *Entry type: show
+        # it the way the .proto spells it.
+        key, value = entry.field
+        return f"map<{_field_type(key)}, {_field_type(value)}>"
     if field.type in (
         d.FieldDescriptorProto.TYPE_MESSAGE,
         d.FieldDescriptorProto.TYPE_ENUM,
@@ -305,7 +317,12 @@ def _render_service(
 def _render_message(
     message: d.DescriptorProto, comments: _Comments, path: tuple[int, ...]
 ) -> list[str]:
-    if message.nested_type or message.enum_type:
+    maps = {
+        f"{message.name}.{nested.name}": nested
+        for nested in message.nested_type
+        if nested.options.map_entry
+    }
+    if len(maps) != len(message.nested_type) or message.enum_type:
         raise SystemExit(f"{message.name}: nested types are not rendered; extend gen_docs.py")
     out = [f"### {message.name}", ""]
     doc = comments.paragraphs(*path)
@@ -319,7 +336,7 @@ def _render_message(
         [
             _code(field.name),
             str(field.number),
-            _field_type(field),
+            _field_type(field, maps),
             SEED_MARK if field.number in seed else "",
             comments.line(*path, _MESSAGE_FIELD, index),
         ]

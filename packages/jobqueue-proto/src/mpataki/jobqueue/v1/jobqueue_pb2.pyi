@@ -52,11 +52,32 @@ Global___JobStatus: _TypeAlias = JobStatus  # noqa: Y015
 class EnqueueJobRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class HeadersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TYPE_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
     EXECUTION_TIME_MS_FIELD_NUMBER: _builtins.int
     MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    HEADERS_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     """Which handler runs the job: 1 to 128 characters from [A-Za-z0-9_.:-]."""
     payload: _builtins.bytes
@@ -73,6 +94,14 @@ class EnqueueJobRequest(_message.Message):
     """A retried enqueue with the same key returns the job first stored under it
     instead of creating a second one (while that job is retained).
     """
+    @_builtins.property
+    def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Message headers carried with the job to its handler, such as the W3C
+        trace context (traceparent, tracestate) that links the producer's trace
+        to the run: at most 32 entries; keys 1 to 64 characters from
+        [A-Za-z0-9_.-], values at most 1,024 bytes.
+        """
+
     def __init__(
         self,
         *,
@@ -81,10 +110,11 @@ class EnqueueJobRequest(_message.Message):
         execution_time_ms: _builtins.int | None = ...,
         max_attempts: _builtins.int | None = ...,
         idempotency_key: _builtins.str | None = ...,
+        headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_execution_time_ms", b"_execution_time_ms", "_idempotency_key", b"_idempotency_key", "_max_attempts", b"_max_attempts", "execution_time_ms", b"execution_time_ms", "idempotency_key", b"idempotency_key", "max_attempts", b"max_attempts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_execution_time_ms", b"_execution_time_ms", "_idempotency_key", b"_idempotency_key", "_max_attempts", b"_max_attempts", "execution_time_ms", b"execution_time_ms", "idempotency_key", b"idempotency_key", "max_attempts", b"max_attempts", "payload", b"payload", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_execution_time_ms", b"_execution_time_ms", "_idempotency_key", b"_idempotency_key", "_max_attempts", b"_max_attempts", "execution_time_ms", b"execution_time_ms", "headers", b"headers", "idempotency_key", b"idempotency_key", "max_attempts", b"max_attempts", "payload", b"payload", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__execution_time_ms: _TypeAlias = _typing.Literal["execution_time_ms"]  # noqa: Y015
     _WhichOneofArgType__execution_time_ms: _TypeAlias = _typing.Literal["_execution_time_ms", b"_execution_time_ms"]  # noqa: Y015
@@ -373,6 +403,9 @@ class TypeStats(_message.Message):
     COMPLETED_FIELD_NUMBER: _builtins.int
     FAILED_FIELD_NUMBER: _builtins.int
     CANCELLED_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    OLDEST_PENDING_AGE_MS_FIELD_NUMBER: _builtins.int
+    WORKERS_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     pending: _builtins.int
     """PENDING and due now."""
@@ -382,6 +415,16 @@ class TypeStats(_message.Message):
     completed: _builtins.int
     failed: _builtins.int
     cancelled: _builtins.int
+    paused: _builtins.bool
+    """Claims skip the type (AdminService.PauseType); always false in `total`."""
+    oldest_pending_age_ms: _builtins.int
+    """How long the oldest due PENDING job has waited, in ms; 0 when none is due.
+    In `total`, the largest over the listed types.
+    """
+    workers: _builtins.int
+    """Live workers that handle the type (AdminService.ListWorkers). A type
+    with due jobs and no worker will not make progress.
+    """
     def __init__(
         self,
         *,
@@ -392,10 +435,13 @@ class TypeStats(_message.Message):
         completed: _builtins.int = ...,
         failed: _builtins.int = ...,
         cancelled: _builtins.int = ...,
+        paused: _builtins.bool = ...,
+        oldest_pending_age_ms: _builtins.int = ...,
+        workers: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "completed", b"completed", "failed", b"failed", "pending", b"pending", "running", b"running", "scheduled", b"scheduled", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "completed", b"completed", "failed", b"failed", "oldest_pending_age_ms", b"oldest_pending_age_ms", "paused", b"paused", "pending", b"pending", "running", b"running", "scheduled", b"scheduled", "type", b"type", "workers", b"workers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -446,6 +492,26 @@ class Job(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class HeadersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
@@ -459,6 +525,7 @@ class Job(_message.Message):
     RESULT_FIELD_NUMBER: _builtins.int
     CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    HEADERS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     type: _builtins.str
     payload: _builtins.bytes
@@ -478,6 +545,10 @@ class Job(_message.Message):
     """Someone asked to cancel the job while it was RUNNING; its worker was told."""
     idempotency_key: _builtins.str
     """The idempotency key it was enqueued with, if any."""
+    @_builtins.property
+    def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The headers it was enqueued with (EnqueueJobRequest.headers)."""
+
     def __init__(
         self,
         *,
@@ -494,10 +565,11 @@ class Job(_message.Message):
         result: _builtins.bytes | None = ...,
         cancel_requested: _builtins.bool = ...,
         idempotency_key: _builtins.str | None = ...,
+        headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key", "_last_error", b"_last_error", "_max_attempts", b"_max_attempts", "_result", b"_result", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "max_attempts", b"max_attempts", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key", "_last_error", b"_last_error", "_max_attempts", b"_max_attempts", "_result", b"_result", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "created_at", b"created_at", "execution_time_ms", b"execution_time_ms", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "max_attempts", b"max_attempts", "payload", b"payload", "result", b"result", "status", b"status", "type", b"type", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key", "_last_error", b"_last_error", "_max_attempts", b"_max_attempts", "_result", b"_result", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "created_at", b"created_at", "execution_time_ms", b"execution_time_ms", "headers", b"headers", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "max_attempts", b"max_attempts", "payload", b"payload", "result", b"result", "status", b"status", "type", b"type", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__idempotency_key: _TypeAlias = _typing.Literal["idempotency_key"]  # noqa: Y015
     _WhichOneofArgType__idempotency_key: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key"]  # noqa: Y015

@@ -425,3 +425,104 @@ class WatchCancellationsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchCancellationsResponse: _TypeAlias = WatchCancellationsResponse  # noqa: Y015
+
+@_typing.final
+class WorkerInfo(_message.Message):
+    """A worker process as it describes itself in its heartbeats."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    PID_FIELD_NUMBER: _builtins.int
+    SDK_FIELD_NUMBER: _builtins.int
+    TYPES_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_FIELD_NUMBER: _builtins.int
+    BUSY_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    LAST_SEEN_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Unique per worker process and start, chosen by the worker (for example
+    host-pid-random): 1 to 128 characters from [A-Za-z0-9_.:-].
+    """
+    host: _builtins.str
+    pid: _builtins.int
+    sdk: _builtins.str
+    """The SDK and its version, for example "jobqueue-python/0.3.0"."""
+    concurrency: _builtins.int
+    """How many jobs it runs at once, and how many it runs now."""
+    busy: _builtins.int
+    started_at: _builtins.int
+    """When it started and when its last heartbeat arrived, in ms since the
+    Unix epoch; last_seen_at is the store's time, set on arrival.
+    """
+    last_seen_at: _builtins.int
+    @_builtins.property
+    def types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The job types it handles."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        host: _builtins.str = ...,
+        pid: _builtins.int = ...,
+        sdk: _builtins.str = ...,
+        types: _abc.Iterable[_builtins.str] | None = ...,
+        concurrency: _builtins.int = ...,
+        busy: _builtins.int = ...,
+        started_at: _builtins.int = ...,
+        last_seen_at: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["busy", b"busy", "concurrency", b"concurrency", "host", b"host", "id", b"id", "last_seen_at", b"last_seen_at", "pid", b"pid", "sdk", b"sdk", "started_at", b"started_at", "types", b"types"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkerInfo: _TypeAlias = WorkerInfo  # noqa: Y015
+
+@_typing.final
+class HeartbeatRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKER_FIELD_NUMBER: _builtins.int
+    TTL_MS_FIELD_NUMBER: _builtins.int
+    STOPPING_FIELD_NUMBER: _builtins.int
+    ttl_ms: _builtins.int
+    """How long the worker counts as alive without another heartbeat: 1 s to
+    10 min; 0 means 30 s. Send a heartbeat well within it (a third of it).
+    """
+    stopping: _builtins.bool
+    """The worker is stopping: remove it from the list now."""
+    @_builtins.property
+    def worker(self) -> Global___WorkerInfo: ...
+    def __init__(
+        self,
+        *,
+        worker: Global___WorkerInfo | None = ...,
+        ttl_ms: _builtins.int = ...,
+        stopping: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["worker", b"worker"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["stopping", b"stopping", "ttl_ms", b"ttl_ms", "worker", b"worker"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HeartbeatRequest: _TypeAlias = HeartbeatRequest  # noqa: Y015
+
+@_typing.final
+class HeartbeatResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HeartbeatResponse: _TypeAlias = HeartbeatResponse  # noqa: Y015

@@ -54,6 +54,11 @@ class WorkerServiceStub:
                 request_serializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.WatchCancellationsRequest.SerializeToString,
                 response_deserializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.WatchCancellationsResponse.FromString,
                 _registered_method=True)
+        self.Heartbeat = channel.unary_unary(
+                '/mpataki.jobqueue.v1.WorkerService/Heartbeat',
+                request_serializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.HeartbeatRequest.SerializeToString,
+                response_deserializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.HeartbeatResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerServiceServicer:
@@ -97,6 +102,15 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Heartbeat(self, request, context):
+        """Says this worker is alive, and what it is doing, for AdminService's
+        ListWorkers and the stats' live-worker counts. A worker that sends none
+        within ttl_ms disappears from the list; one that stops sends `stopping`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -119,6 +133,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.WatchCancellations,
                     request_deserializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.WatchCancellationsRequest.FromString,
                     response_serializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.WatchCancellationsResponse.SerializeToString,
+            ),
+            'Heartbeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.Heartbeat,
+                    request_deserializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.HeartbeatRequest.FromString,
+                    response_serializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.HeartbeatResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -229,6 +248,33 @@ class WorkerService:
             '/mpataki.jobqueue.v1.WorkerService/WatchCancellations',
             mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.WatchCancellationsRequest.SerializeToString,
             mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.WatchCancellationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Heartbeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpataki.jobqueue.v1.WorkerService/Heartbeat',
+            mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.HeartbeatRequest.SerializeToString,
+            mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.HeartbeatResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,6 +67,11 @@ class WorkerServiceStub:
     reaches the worker as LEASE_STATE_CANCEL_REQUESTED from RenewLeases.
     Every open stream sees every request, also for jobs leased by others.
     """
+    Heartbeat: _grpc.UnaryUnaryMultiCallable[_worker_pb2.HeartbeatRequest, _worker_pb2.HeartbeatResponse]
+    """Says this worker is alive, and what it is doing, for AdminService's
+    ListWorkers and the stats' live-worker counts. A worker that sends none
+    within ttl_ms disappears from the list; one that stops sends `stopping`.
+    """
 
 @_typing.type_check_only
 class WorkerServiceAsyncStub(WorkerServiceStub):
@@ -92,6 +97,11 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     effort: a request made while no stream was open (a reconnect) still
     reaches the worker as LEASE_STATE_CANCEL_REQUESTED from RenewLeases.
     Every open stream sees every request, also for jobs leased by others.
+    """
+    Heartbeat: _aio.UnaryUnaryMultiCallable[_worker_pb2.HeartbeatRequest, _worker_pb2.HeartbeatResponse]  # type: ignore[assignment]
+    """Says this worker is alive, and what it is doing, for AdminService's
+    ListWorkers and the stats' live-worker counts. A worker that sends none
+    within ttl_ms disappears from the list; one that stops sends `stopping`.
     """
 
 class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -139,6 +149,17 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
         effort: a request made while no stream was open (a reconnect) still
         reaches the worker as LEASE_STATE_CANCEL_REQUESTED from RenewLeases.
         Every open stream sees every request, also for jobs leased by others.
+        """
+
+    @_abc_1.abstractmethod
+    def Heartbeat(
+        self,
+        request: _worker_pb2.HeartbeatRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_worker_pb2.HeartbeatResponse, _abc.Awaitable[_worker_pb2.HeartbeatResponse]]:
+        """Says this worker is alive, and what it is doing, for AdminService's
+        ListWorkers and the stats' live-worker counts. A worker that sends none
+        within ttl_ms disappears from the list; one that stops sends `stopping`.
         """
 
 def add_WorkerServiceServicer_to_server(servicer: WorkerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -27,7 +27,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mpataki/jobqueue/v1/worker.proto.
  */
 export const file_mpataki_jobqueue_v1_worker: GenFile = /*@__PURE__*/
-  fileDesc("CiBtcGF0YWtpL2pvYnF1ZXVlL3YxL3dvcmtlci5wcm90bxITbXBhdGFraS5qb2JxdWV1ZS52MSJWChBDbGFpbUpvYnNSZXF1ZXN0Eg0KBXR5cGVzGAEgAygJEhAKCG1heF9qb2JzGAIgASgFEhAKCGxlYXNlX21zGAMgASgDEg8KB3dhaXRfbXMYBCABKAMiPwoRQ2xhaW1Kb2JzUmVzcG9uc2USKgoGbGVhc2VzGAEgAygLMhoubXBhdGFraS5qb2JxdWV1ZS52MS5MZWFzZSJSCgVMZWFzZRIlCgNqb2IYASABKAsyGC5tcGF0YWtpLmpvYnF1ZXVlLnYxLkpvYhINCgV0b2tlbhgCIAEoCRITCgtkZWFkbGluZV9tcxgDIAEoAyJDChFTZXR0bGVKb2JzUmVxdWVzdBIuCghvdXRjb21lcxgBIAMoCzIcLm1wYXRha2kuam9icXVldWUudjEuT3V0Y29tZSImChJTZXR0bGVKb2JzUmVzcG9uc2USEAoIYWNjZXB0ZWQYASADKAgi9AEKB091dGNvbWUSDgoGam9iX2lkGAEgASgJEg0KBXRva2VuGAIgASgJEi4KBGtpbmQYAyABKA4yIC5tcGF0YWtpLmpvYnF1ZXVlLnYxLk91dGNvbWVLaW5kEhMKBnJlc3VsdBgEIAEoDEgAiAEBEhIKBWVycm9yGAUgASgJSAGIAQESHAoLcmV0cnlfYXRfbXMYBiABKANCAhgBSAKIAQESGwoOcmV0cnlfZGVsYXlfbXMYByABKANIA4gBAUIJCgdfcmVzdWx0QggKBl9lcnJvckIOCgxfcmV0cnlfYXRfbXNCEQoPX3JldHJ5X2RlbGF5X21zIlUKElJlbmV3TGVhc2VzUmVxdWVzdBItCgZsZWFzZXMYASADKAsyHS5tcGF0YWtpLmpvYnF1ZXVlLnYxLkxlYXNlUmVmEhAKCGxlYXNlX21zGAIgASgDIikKCExlYXNlUmVmEg4KBmpvYl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSJGChNSZW5ld0xlYXNlc1Jlc3BvbnNlEi8KBnN0YXRlcxgBIAMoDjIfLm1wYXRha2kuam9icXVldWUudjEuTGVhc2VTdGF0ZSIbChlXYXRjaENhbmNlbGxhdGlvbnNSZXF1ZXN0IiwKGldhdGNoQ2FuY2VsbGF0aW9uc1Jlc3BvbnNlEg4KBmpvYl9pZBgBIAEoCSqrAQoLT3V0Y29tZUtpbmQSHAoYT1VUQ09NRV9LSU5EX1VOU1BFQ0lGSUVEEAASGQoVT1VUQ09NRV9LSU5EX0NPTVBMRVRFEAESFgoST1VUQ09NRV9LSU5EX1JFVFJZEAISFQoRT1VUQ09NRV9LSU5EX0ZBSUwQAxIYChRPVVRDT01FX0tJTkRfUkVMRUFTRRAEEhoKFk9VVENPTUVfS0lORF9DQU5DRUxMRUQQBSp5CgpMZWFzZVN0YXRlEhsKF0xFQVNFX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSTEVBU0VfU1RBVEVfQUNUSVZFEAESIAocTEVBU0VfU1RBVEVfQ0FOQ0VMX1JFUVVFU1RFRBACEhQKEExFQVNFX1NUQVRFX0xPU1QQAzKlAwoNV29ya2VyU2VydmljZRJaCglDbGFpbUpvYnMSJS5tcGF0YWtpLmpvYnF1ZXVlLnYxLkNsYWltSm9ic1JlcXVlc3QaJi5tcGF0YWtpLmpvYnF1ZXVlLnYxLkNsYWltSm9ic1Jlc3BvbnNlEl0KClNldHRsZUpvYnMSJi5tcGF0YWtpLmpvYnF1ZXVlLnYxLlNldHRsZUpvYnNSZXF1ZXN0GicubXBhdGFraS5qb2JxdWV1ZS52MS5TZXR0bGVKb2JzUmVzcG9uc2USYAoLUmVuZXdMZWFzZXMSJy5tcGF0YWtpLmpvYnF1ZXVlLnYxLlJlbmV3TGVhc2VzUmVxdWVzdBooLm1wYXRha2kuam9icXVldWUudjEuUmVuZXdMZWFzZXNSZXNwb25zZRJ3ChJXYXRjaENhbmNlbGxhdGlvbnMSLi5tcGF0YWtpLmpvYnF1ZXVlLnYxLldhdGNoQ2FuY2VsbGF0aW9uc1JlcXVlc3QaLy5tcGF0YWtpLmpvYnF1ZXVlLnYxLldhdGNoQ2FuY2VsbGF0aW9uc1Jlc3BvbnNlMAFiBnByb3RvMw", [file_mpataki_jobqueue_v1_jobqueue]);
+  fileDesc("CiBtcGF0YWtpL2pvYnF1ZXVlL3YxL3dvcmtlci5wcm90bxITbXBhdGFraS5qb2JxdWV1ZS52MSJWChBDbGFpbUpvYnNSZXF1ZXN0Eg0KBXR5cGVzGAEgAygJEhAKCG1heF9qb2JzGAIgASgFEhAKCGxlYXNlX21zGAMgASgDEg8KB3dhaXRfbXMYBCABKAMiPwoRQ2xhaW1Kb2JzUmVzcG9uc2USKgoGbGVhc2VzGAEgAygLMhoubXBhdGFraS5qb2JxdWV1ZS52MS5MZWFzZSJSCgVMZWFzZRIlCgNqb2IYASABKAsyGC5tcGF0YWtpLmpvYnF1ZXVlLnYxLkpvYhINCgV0b2tlbhgCIAEoCRITCgtkZWFkbGluZV9tcxgDIAEoAyJDChFTZXR0bGVKb2JzUmVxdWVzdBIuCghvdXRjb21lcxgBIAMoCzIcLm1wYXRha2kuam9icXVldWUudjEuT3V0Y29tZSImChJTZXR0bGVKb2JzUmVzcG9uc2USEAoIYWNjZXB0ZWQYASADKAgi9AEKB091dGNvbWUSDgoGam9iX2lkGAEgASgJEg0KBXRva2VuGAIgASgJEi4KBGtpbmQYAyABKA4yIC5tcGF0YWtpLmpvYnF1ZXVlLnYxLk91dGNvbWVLaW5kEhMKBnJlc3VsdBgEIAEoDEgAiAEBEhIKBWVycm9yGAUgASgJSAGIAQESHAoLcmV0cnlfYXRfbXMYBiABKANCAhgBSAKIAQESGwoOcmV0cnlfZGVsYXlfbXMYByABKANIA4gBAUIJCgdfcmVzdWx0QggKBl9lcnJvckIOCgxfcmV0cnlfYXRfbXNCEQoPX3JldHJ5X2RlbGF5X21zIlUKElJlbmV3TGVhc2VzUmVxdWVzdBItCgZsZWFzZXMYASADKAsyHS5tcGF0YWtpLmpvYnF1ZXVlLnYxLkxlYXNlUmVmEhAKCGxlYXNlX21zGAIgASgDIikKCExlYXNlUmVmEg4KBmpvYl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSJGChNSZW5ld0xlYXNlc1Jlc3BvbnNlEi8KBnN0YXRlcxgBIAMoDjIfLm1wYXRha2kuam9icXVldWUudjEuTGVhc2VTdGF0ZSIbChlXYXRjaENhbmNlbGxhdGlvbnNSZXF1ZXN0IiwKGldhdGNoQ2FuY2VsbGF0aW9uc1Jlc3BvbnNlEg4KBmpvYl9pZBgBIAEoCSKcAQoKV29ya2VySW5mbxIKCgJpZBgBIAEoCRIMCgRob3N0GAIgASgJEgsKA3BpZBgDIAEoBRILCgNzZGsYBCABKAkSDQoFdHlwZXMYBSADKAkSEwoLY29uY3VycmVuY3kYBiABKAUSDAoEYnVzeRgHIAEoBRISCgpzdGFydGVkX2F0GAggASgDEhQKDGxhc3Rfc2Vlbl9hdBgJIAEoAyJlChBIZWFydGJlYXRSZXF1ZXN0Ei8KBndvcmtlchgBIAEoCzIfLm1wYXRha2kuam9icXVldWUudjEuV29ya2VySW5mbxIOCgZ0dGxfbXMYAiABKAMSEAoIc3RvcHBpbmcYAyABKAgiEwoRSGVhcnRiZWF0UmVzcG9uc2UqqwEKC091dGNvbWVLaW5kEhwKGE9VVENPTUVfS0lORF9VTlNQRUNJRklFRBAAEhkKFU9VVENPTUVfS0lORF9DT01QTEVURRABEhYKEk9VVENPTUVfS0lORF9SRVRSWRACEhUKEU9VVENPTUVfS0lORF9GQUlMEAMSGAoUT1VUQ09NRV9LSU5EX1JFTEVBU0UQBBIaChZPVVRDT01FX0tJTkRfQ0FOQ0VMTEVEEAUqeQoKTGVhc2VTdGF0ZRIbChdMRUFTRV9TVEFURV9VTlNQRUNJRklFRBAAEhYKEkxFQVNFX1NUQVRFX0FDVElWRRABEiAKHExFQVNFX1NUQVRFX0NBTkNFTF9SRVFVRVNURUQQAhIUChBMRUFTRV9TVEFURV9MT1NUEAMygQQKDVdvcmtlclNlcnZpY2USWgoJQ2xhaW1Kb2JzEiUubXBhdGFraS5qb2JxdWV1ZS52MS5DbGFpbUpvYnNSZXF1ZXN0GiYubXBhdGFraS5qb2JxdWV1ZS52MS5DbGFpbUpvYnNSZXNwb25zZRJdCgpTZXR0bGVKb2JzEiYubXBhdGFraS5qb2JxdWV1ZS52MS5TZXR0bGVKb2JzUmVxdWVzdBonLm1wYXRha2kuam9icXVldWUudjEuU2V0dGxlSm9ic1Jlc3BvbnNlEmAKC1JlbmV3TGVhc2VzEicubXBhdGFraS5qb2JxdWV1ZS52MS5SZW5ld0xlYXNlc1JlcXVlc3QaKC5tcGF0YWtpLmpvYnF1ZXVlLnYxLlJlbmV3TGVhc2VzUmVzcG9uc2USdwoSV2F0Y2hDYW5jZWxsYXRpb25zEi4ubXBhdGFraS5qb2JxdWV1ZS52MS5XYXRjaENhbmNlbGxhdGlvbnNSZXF1ZXN0Gi8ubXBhdGFraS5qb2JxdWV1ZS52MS5XYXRjaENhbmNlbGxhdGlvbnNSZXNwb25zZTABEloKCUhlYXJ0YmVhdBIlLm1wYXRha2kuam9icXVldWUudjEuSGVhcnRiZWF0UmVxdWVzdBomLm1wYXRha2kuam9icXVldWUudjEuSGVhcnRiZWF0UmVzcG9uc2ViBnByb3RvMw", [file_mpataki_jobqueue_v1_jobqueue]);
 
 /**
  * @generated from message mpataki.jobqueue.v1.ClaimJobsRequest
@@ -333,6 +333,122 @@ export const WatchCancellationsResponseSchema: GenMessage<WatchCancellationsResp
   messageDesc(file_mpataki_jobqueue_v1_worker, 10);
 
 /**
+ * A worker process as it describes itself in its heartbeats.
+ *
+ * @generated from message mpataki.jobqueue.v1.WorkerInfo
+ */
+export type WorkerInfo = Message<"mpataki.jobqueue.v1.WorkerInfo"> & {
+  /**
+   * Unique per worker process and start, chosen by the worker (for example
+   * host-pid-random): 1 to 128 characters from [A-Za-z0-9_.:-].
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string host = 2;
+   */
+  host: string;
+
+  /**
+   * @generated from field: int32 pid = 3;
+   */
+  pid: number;
+
+  /**
+   * The SDK and its version, for example "jobqueue-python/0.3.0".
+   *
+   * @generated from field: string sdk = 4;
+   */
+  sdk: string;
+
+  /**
+   * The job types it handles.
+   *
+   * @generated from field: repeated string types = 5;
+   */
+  types: string[];
+
+  /**
+   * How many jobs it runs at once, and how many it runs now.
+   *
+   * @generated from field: int32 concurrency = 6;
+   */
+  concurrency: number;
+
+  /**
+   * @generated from field: int32 busy = 7;
+   */
+  busy: number;
+
+  /**
+   * When it started and when its last heartbeat arrived, in ms since the
+   * Unix epoch; last_seen_at is the store's time, set on arrival.
+   *
+   * @generated from field: int64 started_at = 8;
+   */
+  startedAt: bigint;
+
+  /**
+   * @generated from field: int64 last_seen_at = 9;
+   */
+  lastSeenAt: bigint;
+};
+
+/**
+ * Describes the message mpataki.jobqueue.v1.WorkerInfo.
+ * Use `create(WorkerInfoSchema)` to create a new message.
+ */
+export const WorkerInfoSchema: GenMessage<WorkerInfo> = /*@__PURE__*/
+  messageDesc(file_mpataki_jobqueue_v1_worker, 11);
+
+/**
+ * @generated from message mpataki.jobqueue.v1.HeartbeatRequest
+ */
+export type HeartbeatRequest = Message<"mpataki.jobqueue.v1.HeartbeatRequest"> & {
+  /**
+   * @generated from field: mpataki.jobqueue.v1.WorkerInfo worker = 1;
+   */
+  worker?: WorkerInfo | undefined;
+
+  /**
+   * How long the worker counts as alive without another heartbeat: 1 s to
+   * 10 min; 0 means 30 s. Send a heartbeat well within it (a third of it).
+   *
+   * @generated from field: int64 ttl_ms = 2;
+   */
+  ttlMs: bigint;
+
+  /**
+   * The worker is stopping: remove it from the list now.
+   *
+   * @generated from field: bool stopping = 3;
+   */
+  stopping: boolean;
+};
+
+/**
+ * Describes the message mpataki.jobqueue.v1.HeartbeatRequest.
+ * Use `create(HeartbeatRequestSchema)` to create a new message.
+ */
+export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
+  messageDesc(file_mpataki_jobqueue_v1_worker, 12);
+
+/**
+ * @generated from message mpataki.jobqueue.v1.HeartbeatResponse
+ */
+export type HeartbeatResponse = Message<"mpataki.jobqueue.v1.HeartbeatResponse"> & {
+};
+
+/**
+ * Describes the message mpataki.jobqueue.v1.HeartbeatResponse.
+ * Use `create(HeartbeatResponseSchema)` to create a new message.
+ */
+export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
+  messageDesc(file_mpataki_jobqueue_v1_worker, 13);
+
+/**
  * @generated from enum mpataki.jobqueue.v1.OutcomeKind
  */
 export enum OutcomeKind {
@@ -473,6 +589,18 @@ export const WorkerService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchCancellationsRequestSchema;
     output: typeof WatchCancellationsResponseSchema;
+  },
+  /**
+   * Says this worker is alive, and what it is doing, for AdminService's
+   * ListWorkers and the stats' live-worker counts. A worker that sends none
+   * within ttl_ms disappears from the list; one that stops sends `stopping`.
+   *
+   * @generated from rpc mpataki.jobqueue.v1.WorkerService.Heartbeat
+   */
+  heartbeat: {
+    methodKind: "unary";
+    input: typeof HeartbeatRequestSchema;
+    output: typeof HeartbeatResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_mpataki_jobqueue_v1_worker, 0);
