@@ -25,6 +25,11 @@ wire, which the SDKs retry).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from jobqueue.domain import CapacityExceeded, StoreUnavailable
 from redis import exceptions as rexc
 from redis._parsers.base import BaseParser
 
@@ -54,3 +59,36 @@ def parse_error_reply(message: str) -> rexc.RedisError:
 def is_failover(error: BaseException) -> bool:
     """Whether ``error`` says the node is no primary now, so its connection must be re-resolved."""
     return isinstance(error, FAILOVER_ERRORS)
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Turn redis-py's failures into the domain's, so callers never import redis.
+
+    It also gives back cancellations redis-py loses. On Python 3.11, a task
+    cancelled just as a command's socket write completes has the cancellation
+    dropped inside ``asyncio.wait_for`` (fixed in 3.12), or sees it as a
+    connection error; a caller that retries on StoreUnavailable would then
+    never stop. A dropped cancellation still counts in ``Task.cancelling()``,
+    so a count that grew during the call means one was lost.
+
+    Errors are classified by their redis-py types (above): a node that is no
+    primary now (READONLY, LOADING, MASTERDOWN, TRYAGAIN, CLUSTERDOWN) is
+    unavailable like an unreachable one, and the connection that heard it
+    was already retired, so a retry reaches the new primary.
+    """
+    task = asyncio.current_task()
+    cancels = task.cancelling() if task is not None else 0
+    try:
+        yield
+    except UNAVAILABLE_ERRORS as error:
+        if task is not None and task.cancelling() > cancels:
+            raise asyncio.CancelledError from error
+        if is_failover(error):
+            code = getattr(error, "status_code", None) or type(error).__name__
+            raise StoreUnavailable(f"Redis cannot serve this now ({code}: {error})") from error
+        raise StoreUnavailable(f"Redis is unreachable: {error}") from error
+    except rexc.OutOfMemoryError as error:
+        raise CapacityExceeded("Redis is out of memory (maxmemory reached)") from error
+    if task is not None and task.cancelling() > cancels:
+        raise asyncio.CancelledError

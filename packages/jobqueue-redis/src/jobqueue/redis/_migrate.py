@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from importlib import resources
 
 from ._codec import job_from_hash, pairs_to_dict
+from ._errors import translated
 from ._settings import RedisStoreSettings
 from ._shards import shard_of_type
-from ._store import RedisJobStore, _translated
+from ._store import RedisJobStore
 
 
 def _script(name: str) -> str:
@@ -78,8 +79,8 @@ async def migrate_to_shards(settings: RedisStoreSettings, *, batch: int = 500) -
     try:
         await old.requeue_expired()  # leases that lapsed go back to their queue, then move
         for _ in range(1_000_000):  # bounded: each round moves a batch or ends
-            with _translated():
-                flat = await old._hot.execute(
+            with translated():
+                flat = await old._core.hot.execute(
                     "EVAL", _TAKE, 2, ns + "tz", ns + "migrating", ns, batch
                 )
             if not flat:
@@ -92,13 +93,13 @@ async def migrate_to_shards(settings: RedisStoreSettings, *, batch: int = 500) -
             old_ids = [flat[i].decode() for i in range(0, len(flat), 2)]
             key = "migrate:" + hashlib.sha1(",".join(old_ids).encode()).hexdigest()
             stored = await new.add(jobs, batch_key=key) if jobs else []
-            with _translated():
+            with translated():
                 for job, now_job in zip(jobs, stored, strict=True):
-                    await new._hot.execute(
+                    await new._core.hot.execute(
                         "EVAL",
                         _RESTORE,
                         1,
-                        new._namespaces[shard_of_type(now_job.type, settings.shards)]
+                        new._core.namespaces[shard_of_type(now_job.type, settings.shards)]
                         + "j:"
                         + now_job.id,
                         job.created_at,
@@ -109,15 +110,17 @@ async def migrate_to_shards(settings: RedisStoreSettings, *, batch: int = 500) -
                 pairs = [
                     item for job, s in zip(jobs, stored, strict=True) for item in (job.id, s.id)
                 ]
-                await old._hot.execute("EVAL", _DONE, 2, ns + "cfg", ns + "migrating", ns, *pairs)
+                await old._core.hot.execute(
+                    "EVAL", _DONE, 2, ns + "cfg", ns + "migrating", ns, *pairs
+                )
                 if len(jobs) < len(old_ids):  # hashes gone (never in practice): unmark them
                     gone = [i for i in old_ids if i not in {job.id for job in jobs}]
-                    await old._hot.execute("ZREM", ns + "migrating", *gone)
+                    await old._core.hot.execute("ZREM", ns + "migrating", *gone)
             moved += len(jobs)
-        with _translated():
+        with translated():
             running = 0
-            for job_type in await old._hot.execute("ZRANGE", ns + "tz", 0, -1):
-                running += int(await old._hot.execute("ZCARD", ns + "r:" + job_type.decode()))
+            for job_type in await old._core.hot.execute("ZRANGE", ns + "tz", 0, -1):
+                running += int(await old._core.hot.execute("ZCARD", ns + "r:" + job_type.decode()))
         return MigrationReport(moved=moved, running_left=running)
     finally:
         await old.close()
