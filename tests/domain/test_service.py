@@ -49,14 +49,30 @@ async def test_enqueue_keeps_an_explicit_time(service: JobService) -> None:
 
 async def test_invalid_input_stores_nothing(service: JobService) -> None:
     for bad in (
-        {"job_type": ""},
-        {"job_type": "ok", "payload": b"x" * 17},
-        {"job_type": "ok", "execution_time_ms": -5},
-        {"job_type": "ok", "max_attempts": 0},
+        EnqueueRequest(type=""),
+        EnqueueRequest(type="ok", payload=b"x" * 17),
+        EnqueueRequest(type="ok", execution_time_ms=-5),
+        EnqueueRequest(type="ok", max_attempts=0),
     ):
         with pytest.raises(InvalidJob):
-            await service.enqueue(**bad)
+            await service.enqueue(bad)
+        with pytest.raises(InvalidJob):
+            await service.enqueue(
+                bad.type,
+                bad.payload,
+                execution_time_ms=bad.execution_time_ms,
+                max_attempts=bad.max_attempts,
+            )
     assert (await service.list_jobs()).jobs == []
+
+
+async def test_enqueue_takes_the_request_a_transport_builds(service: JobService) -> None:
+    request = EnqueueRequest(type="t", payload=b"p", max_attempts=2, idempotency_key="k")
+    job = await service.enqueue(request)
+    assert (job.type, job.payload, job.max_attempts, job.idempotency_key) == ("t", b"p", 2, "k")
+    assert await service.enqueue("t", b"p", max_attempts=2, idempotency_key="k") == job
+    with pytest.raises(TypeError):
+        await service.enqueue(request, b"other")
 
 
 async def test_a_bad_request_rejects_the_whole_batch(service: JobService) -> None:

@@ -9,12 +9,14 @@ from jobqueue.domain import (
     InvalidJob,
     Job,
     JobStatus,
+    LeaseService,
     LeaseState,
+    ManualClock,
     OutcomeKind,
     QueueStats,
     TypeStats,
 )
-from jobqueue.grpc import (
+from jobqueue.grpc._mapping import (
     enqueue_request_from_proto,
     job_from_proto,
     job_to_proto,
@@ -24,6 +26,7 @@ from jobqueue.grpc import (
     status_filter_from_proto,
     status_from_proto,
 )
+from jobqueue.memory import MemoryJobStore
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
 from mpataki.jobqueue.v1 import worker_pb2 as wpb
 
@@ -110,7 +113,7 @@ def test_every_outcome_kind_and_lease_state_maps() -> None:
     }
     for wire, kind in kinds.items():
         message = wpb.Outcome(job_id=JOB_ID, token="t", kind=wire)
-        assert outcome_from_proto(message, index=0, now_ms=0).kind is kind
+        assert outcome_from_proto(message, index=0, delay_until=lambda at: at).kind is kind
     assert {lease_state_to_proto(state) for state in LeaseState} == {
         wpb.LEASE_STATE_ACTIVE,
         wpb.LEASE_STATE_CANCEL_REQUESTED,
@@ -118,11 +121,19 @@ def test_every_outcome_kind_and_lease_state_maps() -> None:
     }
 
 
-def test_an_outcome_error_is_truncated() -> None:
+def test_an_outcome_error_is_truncated_by_the_use_case() -> None:
     message = wpb.Outcome(job_id=JOB_ID, token="t", kind=wpb.OUTCOME_KIND_FAIL, error="e" * 100_000)
-    outcome = outcome_from_proto(message, index=0, now_ms=0)
-    assert outcome.error is not None
-    assert len(outcome.error) == 8_192
+    outcome = outcome_from_proto(message, index=0, delay_until=lambda at: at)
+    judged = LeaseService(MemoryJobStore(clock=ManualClock())).judge(outcome)
+    assert judged.error is not None
+    assert len(judged.error) == 8_192
+
+
+def test_an_unknown_outcome_kind_names_its_entry() -> None:
+    message = wpb.Outcome(job_id=JOB_ID, token="t", kind=wpb.OutcomeKind.ValueType(42))
+    with pytest.raises(InvalidJob) as caught:
+        outcome_from_proto(message, index=3, delay_until=lambda at: at)
+    assert caught.value.field == "outcomes[3].kind"
 
 
 def test_stats_carry_totals() -> None:
@@ -133,7 +144,7 @@ def test_stats_carry_totals() -> None:
 
 
 def test_the_public_surface_is_pinned() -> None:
-    assert sorted(jobqueue.grpc.__all__) == sorted(
+    assert jobqueue.grpc.__all__ == (
         [
             "JobServicer",
             "WorkerServicer",
@@ -158,16 +169,6 @@ def test_the_public_surface_is_pinned() -> None:
             "status_for",
             "service_handler",
             "MalformedRequest",
-            "job_to_proto",
-            "job_from_proto",
-            "status_from_proto",
-            "status_filter_from_proto",
-            "enqueue_request_from_proto",
-            "stats_to_proto",
-            "lease_to_proto",
-            "lease_state_to_proto",
-            "outcome_from_proto",
-            "lease_refs_from_proto",
         ]
     )
     for name in jobqueue.grpc.__all__:

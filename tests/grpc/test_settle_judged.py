@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from jobqueue.domain import JobStore, Limits, Outcome, OutcomeKind
-from jobqueue.grpc import MIB, RunningServer, ServerOptions, outcome_from_proto
+from jobqueue.domain import JobStore, LeaseService, Limits, ManualClock, Outcome, OutcomeKind
+from jobqueue.grpc import MIB, RunningServer, ServerOptions
+from jobqueue.grpc._mapping import outcome_from_proto
 from jobqueue.memory import MemoryJobStore, MemoryStoreSettings
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from jobqueue.worker import GrpcSource, JobContext, Worker, WorkerSettings
@@ -246,6 +247,8 @@ async def test_grpc_source_sends_the_retry_delay(roomy: Server) -> None:
 
 def test_the_mapping_turns_an_old_retry_time_into_a_delay() -> None:
     job_id = "0190a8f5-0000-7000-8000-000000000000"
+    clock = ManualClock(10_000)
+    leases = LeaseService(MemoryJobStore(clock=clock), clock=clock)
 
     def delay(*, retry_delay_ms: int | None = None, retry_at_ms: int | None = None) -> int | None:
         message = wpb.Outcome(
@@ -255,7 +258,7 @@ def test_the_mapping_turns_an_old_retry_time_into_a_delay() -> None:
             retry_delay_ms=retry_delay_ms,
             retry_at_ms=retry_at_ms,
         )
-        return outcome_from_proto(message, index=0, now_ms=10_000).retry_delay_ms
+        return outcome_from_proto(message, index=0, delay_until=leases.delay_until).retry_delay_ms
 
     assert delay() is None
     assert delay(retry_at_ms=12_500) == 2_500

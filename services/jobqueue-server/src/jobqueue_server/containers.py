@@ -152,7 +152,13 @@ class Container(containers.DeclarativeContainer):
 
     job_service = providers.Singleton(JobService, store, clock=clock, ids=ids, limits=limits)
     job_servicer = providers.Singleton(JobServicer, job_service, options=options)
-    lease_service = providers.Singleton(LeaseService, store, limits=limits)
+    lease_service = providers.Singleton(
+        LeaseService,
+        store,
+        limits=limits,
+        rules=options.provided.lease_rules.call(),
+        clock=clock,
+    )
     worker_servicer = providers.Singleton(
         WorkerServicer, lease_service, options=options, clock=clock
     )

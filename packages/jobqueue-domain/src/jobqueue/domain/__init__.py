@@ -28,7 +28,7 @@ from ._job import (
     QueueStats,
     TypeStats,
 )
-from ._leasing import MAX_RETRY_DELAY_MS, LeaseService
+from ._leasing import MAX_RETRY_DELAY_MS, LeaseRules, LeaseService
 from ._ports import Clock, IdGenerator, JobStore
 from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy, failure_outcome
 from ._service import EnqueueRequest, JobService
@@ -106,6 +106,7 @@ __all__ = [
     "JobService",
     "EnqueueRequest",
     "LeaseService",
+    "LeaseRules",
     "MAX_RETRY_DELAY_MS",
     # Errors
     "JobQueueError",

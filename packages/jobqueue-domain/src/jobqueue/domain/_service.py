@@ -52,20 +52,36 @@ class JobService:
 
     async def enqueue(
         self,
-        job_type: str,
+        request: EnqueueRequest | str,
         payload: bytes = b"",
         *,
         execution_time_ms: int | None = None,
         max_attempts: int | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
-        request = EnqueueRequest(
-            type=job_type,
-            payload=payload,
-            execution_time_ms=execution_time_ms,
-            max_attempts=max_attempts,
-            idempotency_key=idempotency_key,
-        )
+        """Store one new job, validated.
+
+        ``request`` is an ``EnqueueRequest`` (what a transport builds from its
+        message, the same object ``enqueue_many`` takes). A job type with the
+        fields as arguments is the shorter form for Python callers and builds
+        that request; the fields must not be given beside a request.
+        """
+        if isinstance(request, EnqueueRequest):
+            if (payload, execution_time_ms, max_attempts, idempotency_key) != (
+                b"",
+                None,
+                None,
+                None,
+            ):
+                raise TypeError("give the fields in the EnqueueRequest, not beside it")
+        else:
+            request = EnqueueRequest(
+                type=request,
+                payload=payload,
+                execution_time_ms=execution_time_ms,
+                max_attempts=max_attempts,
+                idempotency_key=idempotency_key,
+            )
         (job,) = await self._store.add([self._new_job(request, self._clock.now_ms())])
         return job
 

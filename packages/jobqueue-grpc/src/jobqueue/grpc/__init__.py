@@ -1,9 +1,10 @@
-"""The gRPC transport of jobqueue: servicers, proto mapping, status table, server builder.
+"""The gRPC transport of jobqueue: servicers, status table, server builder.
 
 The servicers are thin: they map proto messages to domain values, call the
-domain's ``JobService`` use cases or the ``JobStore`` port, and let
+domain's use cases (``JobService``, ``LeaseService``), and let
 ``service_handler`` turn domain errors into status codes through one table
-(``STATUS_CODES``). A caller's mistake is never INTERNAL.
+(``STATUS_CODES``). A caller's mistake is never INTERNAL. The proto mapping
+stays private (``_mapping``): it is the servicers' detail, not an API.
 """
 
 from ._auth import (
@@ -17,18 +18,6 @@ from ._auth import (
 from ._handlers import MalformedRequest, service_handler
 from ._health import StoreHealth
 from ._job_servicer import JobServicer
-from ._mapping import (
-    enqueue_request_from_proto,
-    job_from_proto,
-    job_to_proto,
-    lease_refs_from_proto,
-    lease_state_to_proto,
-    lease_to_proto,
-    outcome_from_proto,
-    stats_to_proto,
-    status_filter_from_proto,
-    status_from_proto,
-)
 from ._observe import ObservingInterceptor, RpcObserver
 from ._options import MIB, ServerOptions
 from ._server import JOB_SERVICE_NAME, WORKER_SERVICE_NAME, RunningServer, start_server
@@ -65,15 +54,4 @@ __all__ = [
     "status_for",
     "service_handler",
     "MalformedRequest",
-    # Mapping
-    "job_to_proto",
-    "job_from_proto",
-    "status_from_proto",
-    "status_filter_from_proto",
-    "enqueue_request_from_proto",
-    "stats_to_proto",
-    "lease_to_proto",
-    "lease_state_to_proto",
-    "outcome_from_proto",
-    "lease_refs_from_proto",
 ]

@@ -39,14 +39,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
     async def EnqueueJob(
         self, request: pb.EnqueueJobRequest, context: Context
     ) -> pb.EnqueueJobResponse:
-        r = enqueue_request_from_proto(request)
-        job = await self._service.enqueue(
-            r.type,
-            r.payload,
-            execution_time_ms=r.execution_time_ms,
-            max_attempts=r.max_attempts,
-            idempotency_key=r.idempotency_key,
-        )
+        job = await self._service.enqueue(enqueue_request_from_proto(request))
         return pb.EnqueueJobResponse(job=job_to_proto(job))
 
     async def EnqueueJobs(

@@ -7,7 +7,7 @@ know is rejected here as the caller's mistake instead of failing deeper down.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
@@ -23,8 +23,6 @@ from jobqueue.domain import (
     OutcomeKind,
     QueueStats,
     TypeStats,
-    truncate_error,
-    validate_job_id,
 )
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
 from mpataki.jobqueue.v1 import worker_pb2 as worker_pb
@@ -175,50 +173,35 @@ def lease_state_to_proto(state: LeaseState) -> worker_pb.LeaseState.ValueType:
     return _LEASE_STATES[state]
 
 
-def outcome_from_proto(message: worker_pb.Outcome, *, index: int, now_ms: int) -> Outcome:
-    """A worker's verdict, or InvalidJob naming the field when it is malformed.
+def outcome_from_proto(
+    message: worker_pb.Outcome, *, index: int, delay_until: Callable[[int], int]
+) -> Outcome:
+    """A worker's verdict as the domain's ``Outcome``; InvalidJob for an unknown kind.
 
-    Only what makes the outcome meaningless is checked here (its job id, token
-    and kind); the rules on results, delays and errors are the domain's
-    (``LeaseService.judge``), the same on the direct path. An old worker's
-    ``retry_at_ms`` (its own clock) becomes a delay against this server's
-    ``now_ms``, a past time meaning now; ``retry_delay_ms`` wins when both
-    are set.
+    Only the mapping is here: the checks of ids and tokens and the rules on
+    results, delays and errors are ``LeaseService``'s, the same on the direct
+    path. An old worker's ``retry_at_ms`` becomes a delay through
+    ``delay_until`` (``LeaseService.delay_until``); ``retry_delay_ms`` wins
+    when both are set.
     """
-    where = f"outcomes[{index}]"
-    try:
-        job_id = validate_job_id(message.job_id)
-    except InvalidJob as error:
-        raise InvalidJob(f"{where}.job_id", error.message) from None
-    if not message.token:
-        raise InvalidJob(f"{where}.token", "must not be empty")
     kind = _OUTCOME_KINDS.get(message.kind)
     if kind is None:
-        raise InvalidJob(f"{where}.kind", f"{message.kind} is not a known OutcomeKind")
+        raise InvalidJob(f"outcomes[{index}].kind", f"{message.kind} is not a known OutcomeKind")
     retry_delay_ms: int | None = None
     if message.HasField("retry_delay_ms"):
         retry_delay_ms = message.retry_delay_ms
     elif message.HasField("retry_at_ms"):
-        retry_delay_ms = max(0, message.retry_at_ms - now_ms)
+        retry_delay_ms = delay_until(message.retry_at_ms)
     return Outcome(
-        job_id=job_id,
+        job_id=message.job_id,
         token=message.token,
         kind=kind,
         result=message.result if message.HasField("result") else None,
-        # Truncated here too, so a long text is not carried further than needed.
-        error=truncate_error(message.error) if message.HasField("error") else None,
+        error=message.error if message.HasField("error") else None,
         retry_delay_ms=retry_delay_ms,
     )
 
 
 def lease_refs_from_proto(refs: Sequence[worker_pb.LeaseRef]) -> list[tuple[str, str]]:
-    pairs: list[tuple[str, str]] = []
-    for index, ref in enumerate(refs):
-        try:
-            job_id = validate_job_id(ref.job_id)
-        except InvalidJob as error:
-            raise InvalidJob(f"leases[{index}].job_id", error.message) from None
-        if not ref.token:
-            raise InvalidJob(f"leases[{index}].token", "must not be empty")
-        pairs.append((job_id, ref.token))
-    return pairs
+    """``(job_id, token)`` pairs, checked by ``LeaseService.renew``."""
+    return [(ref.job_id, ref.token) for ref in refs]

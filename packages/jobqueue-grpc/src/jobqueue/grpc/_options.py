@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jobqueue.domain import LeaseRules
+
 MIB = 1024 * 1024
 
 
@@ -19,7 +21,9 @@ class ServerOptions:
 
     ``max_claim_wait_ms`` caps how long a ClaimJobs call may hold a worker's
     request open waiting for a due job; lease durations are bounded so that a
-    typo cannot park a job for a year.
+    typo cannot park a job for a year. Those bounds are the domain's rules
+    (``LeaseRules``, applied by ``LeaseService``): ``lease_rules()`` hands
+    them over, so the direct path and the server check claims the same way.
     """
 
     max_message_bytes: int = 64 * MIB
@@ -36,3 +40,13 @@ class ServerOptions:
             raise ValueError("max_message_bytes must be at least 1 MiB")
         if not self.min_lease_ms <= self.default_lease_ms <= self.max_lease_ms:
             raise ValueError("default_lease_ms must lie between min_lease_ms and max_lease_ms")
+
+    def lease_rules(self) -> LeaseRules:
+        """The claim and lease bounds of these options, as the domain's ``LeaseRules``."""
+        return LeaseRules(
+            default_lease_ms=self.default_lease_ms,
+            min_lease_ms=self.min_lease_ms,
+            max_lease_ms=self.max_lease_ms,
+            max_claim_wait_ms=self.max_claim_wait_ms,
+            max_claim_jobs=self.max_claim_jobs,
+        )

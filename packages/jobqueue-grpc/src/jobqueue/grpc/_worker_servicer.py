@@ -17,9 +17,6 @@ from jobqueue.domain import (
     LeaseService,
     Limits,
     Outcome,
-    OutcomeKind,
-    SystemClock,
-    validate_type,
 )
 from mpataki.jobqueue.v1 import worker_pb2 as pb
 from mpataki.jobqueue.v1 import worker_pb2_grpc as pb_grpc
@@ -36,7 +33,6 @@ _log = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
-_MAX_CLAIM_TYPES = 1_000
 _PER_JOB_OVERHEAD_BYTES = 16 * 1024
 """Room for a leased job's fields besides its payload (its last error is at most 8 KiB)."""
 _DEADLINE_MARGIN_S = 0.25
@@ -46,17 +42,20 @@ _DEADLINE_MARGIN_S = 0.25
 class WorkerServicer(pb_grpc.WorkerServiceServicer):
     """Maps each RPC onto the domain's ``LeaseService``: claim, settle, renew, cancellations.
 
-    A remote worker is checked like any other caller: ids, tokens, kinds,
-    times and sizes are validated here or by the use case, since the store
-    trusts its input. The rules on outcomes (the result limit, delays) are the
-    ``LeaseService``'s, so they are the same as on the direct path.
+    A remote worker is checked like any other caller, by the use case: its
+    types, counts, lease durations, waits, ids, tokens and outcomes meet the
+    same ``LeaseService`` rules as on the direct path. What stays here is the
+    transport's own: how many leases fit in one response, a claim that must
+    answer before the caller's deadline, and claims whose caller left.
 
     Args:
         leases: the use cases; a bare ``JobStore`` is wrapped in a
-            ``LeaseService`` with ``limits`` (for embedders and tests).
+            ``LeaseService`` with ``limits``, the lease rules of ``options``
+            and ``clock`` (for embedders and tests).
         limits: only used to wrap a bare store; a ``LeaseService`` has its own.
-        options: transport limits (message size, lease and wait bounds).
-        clock: this server's clock, used only to turn an old worker's absolute
+        options: transport limits (message size); their lease and wait
+            bounds only apply when wrapping a bare store.
+        clock: only used to wrap a bare store: turns an old worker's absolute
             ``retry_at_ms`` into a delay.
     """
 
@@ -68,12 +67,13 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         options: ServerOptions | None = None,
         clock: Clock | None = None,
     ) -> None:
+        self._options = options or ServerOptions()
         if isinstance(leases, LeaseService):
             self._leases = leases
         else:
-            self._leases = LeaseService(leases, limits=limits)
-        self._options = options or ServerOptions()
-        self._clock = clock or SystemClock()
+            self._leases = LeaseService(
+                leases, limits=limits, rules=self._options.lease_rules(), clock=clock
+            )
         # Hand-backs of claims whose caller left; held so they are not collected mid-way.
         self._hand_backs: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -83,30 +83,28 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         """The most jobs one claim hands out: as many as surely fit in one response."""
         per_job = self._leases.limits.max_payload_bytes + _PER_JOB_OVERHEAD_BYTES
         fit = self._options.max_message_bytes // per_job
-        return max(1, min(self._options.max_claim_jobs, fit))
+        return max(1, min(self._leases.rules.max_claim_jobs, fit))
 
     async def ClaimJobs(
         self, request: pb.ClaimJobsRequest, context: Context
     ) -> pb.ClaimJobsResponse:
-        types = self._claim_types(request.types)
-        if request.max_jobs < 0:
-            raise InvalidJob("max_jobs", "must not be negative")
-        limit = min(max(request.max_jobs, 1), self.max_claim_jobs)
-        lease_ms = self._lease_ms(request.lease_ms)
-        if request.wait_ms < 0:
-            raise InvalidJob("wait_ms", "must not be negative")
-        wait_ms = min(request.wait_ms, self._options.max_claim_wait_ms)
         remaining = context.time_remaining()
-        if remaining is not None:
-            # Jobs leased after the caller gave up would have to be handed
-            # back: stop waiting before its deadline.
-            wait_ms = max(0, min(wait_ms, int((remaining - _DEADLINE_MARGIN_S) * 1000)))
+        # Jobs leased after the caller gave up would have to be handed back:
+        # stop waiting before its deadline.
+        budget = None if remaining is None else int((remaining - _DEADLINE_MARGIN_S) * 1000)
         # Once sent, a claim may lease jobs at any moment, so it is never
         # cancelled half-way: a caller that gives up would leave leases nobody
         # holds. It runs to its end shielded, and what it returns after the
         # caller left is handed back at once.
         claim = asyncio.ensure_future(
-            self._leases.claim(types, limit=limit, lease_ms=lease_ms, wait_ms=wait_ms)
+            self._leases.claim(
+                request.types,
+                limit=request.max_jobs,
+                lease_ms=request.lease_ms,
+                wait_ms=request.wait_ms,
+                max_jobs=self.max_claim_jobs,
+                wait_budget_ms=budget,
+            )
         )
         try:
             leases = await asyncio.shield(claim)
@@ -124,30 +122,24 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
     async def SettleJobs(
         self, request: pb.SettleJobsRequest, context: Context
     ) -> pb.SettleJobsResponse:
-        self._check_batch("outcomes", len(request.outcomes))
-        now_ms = self._clock.now_ms()
-        parsed: list[Outcome | None] = []
-        for index, message in enumerate(request.outcomes):
-            try:
-                parsed.append(outcome_from_proto(message, index=index, now_ms=now_ms))
-            except InvalidJob as error:
-                # One malformed entry is that entry's problem: it is refused
-                # alone and the rest of the batch still settles.
-                _log.info("SettleJobs: refused %s", error)
-                parsed.append(None)
-        valid = [outcome for outcome in parsed if outcome is not None]
-        applied = iter(await self._leases.settle(valid) if valid else [])
-        accepted = [outcome is not None and next(applied) for outcome in parsed]
-        return pb.SettleJobsResponse(accepted=accepted)
+        outcomes = [self._outcome(message, index) for index, message in enumerate(request.outcomes)]
+        return pb.SettleJobsResponse(accepted=await self._leases.settle(outcomes))
 
     async def RenewLeases(
         self, request: pb.RenewLeasesRequest, context: Context
     ) -> pb.RenewLeasesResponse:
-        self._check_batch("leases", len(request.leases))
-        pairs = lease_refs_from_proto(request.leases)
-        lease_ms = self._lease_ms(request.lease_ms)
-        states = await self._leases.renew(pairs, lease_ms=lease_ms) if pairs else []
+        states = await self._leases.renew(
+            lease_refs_from_proto(request.leases), lease_ms=request.lease_ms
+        )
         return pb.RenewLeasesResponse(states=[lease_state_to_proto(state) for state in states])
+
+    async def Heartbeat(
+        self, request: pb.HeartbeatRequest, context: Context
+    ) -> pb.HeartbeatResponse:
+        # Worker presence (the proto's Heartbeat, for AdminService.ListWorkers)
+        # has no use case yet: say so plainly, as grpcio's default would,
+        # rather than pretend the heartbeat was recorded.
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Heartbeat is not served yet")
 
     async def WatchCancellations(
         self, request: pb.WatchCancellationsRequest, context: Context
@@ -211,44 +203,18 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
 
     async def _hand_back(self, leases: Sequence[Lease]) -> None:
         """RELEASE leases nobody will hold: the jobs are due again, their attempt given back."""
-        outcomes = [
-            Outcome(job_id=lease.job.id, token=lease.token, kind=OutcomeKind.RELEASE)
-            for lease in leases
-        ]
         try:
-            await self._leases.settle(outcomes)
+            await self._leases.release(leases)
         except Exception as error:
             # Unconfirmed leases expire without charging an attempt: nothing is lost.
             _log.warning("could not hand back %d lease(s) of a left claim: %s", len(leases), error)
         else:
             _log.info("handed back %d lease(s) of a claim whose caller left", len(leases))
 
-    def _claim_types(self, types: Any) -> list[str]:
-        unique = list(dict.fromkeys(types))
-        if not unique:
-            raise InvalidJob("types", "name at least one job type")
-        if len(unique) > _MAX_CLAIM_TYPES:
-            raise InvalidJob("types", f"name at most {_MAX_CLAIM_TYPES} job types")
-        for index, job_type in enumerate(unique):
-            try:
-                validate_type(job_type)
-            except InvalidJob as error:
-                raise InvalidJob(f"types[{index}]", error.message) from None
-        return unique
-
-    def _lease_ms(self, requested: int) -> int:
-        options = self._options
-        if requested == 0:
-            return options.default_lease_ms
-        if not options.min_lease_ms <= requested <= options.max_lease_ms:
-            raise InvalidJob(
-                "lease_ms",
-                f"must be between {options.min_lease_ms} and {options.max_lease_ms} (0: default)",
-            )
-        return requested
-
-    def _check_batch(self, field: str, size: int) -> None:
-        if size > self._leases.limits.max_batch_size:
-            raise InvalidJob(
-                field, f"a batch holds at most {self._leases.limits.max_batch_size} items"
-            )
+    def _outcome(self, message: pb.Outcome, index: int) -> Outcome | None:
+        """The domain outcome, or None for one whose kind is unknown: refused alone."""
+        try:
+            return outcome_from_proto(message, index=index, delay_until=self._leases.delay_until)
+        except InvalidJob as error:
+            _log.info("SettleJobs: refused %s", error)
+            return None
