@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 
 from jobqueue.connect import HttpServer, WireApp, start_http_server
+from jobqueue.dashboard import Dashboard, DashboardSettings
 from jobqueue.domain import JobStore, StoreUnavailable
 from jobqueue.grpc import (
     BearerTokenAuth,
@@ -41,6 +42,7 @@ class App:
         self._health: StoreHealth | None = None
         self._metrics: Metrics | None = None
         self._metrics_port: int | None = None
+        self._dashboard: Dashboard | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -108,10 +110,12 @@ class App:
             observer=self._metrics,
             metrics=self._metrics.exposition,
         )
+        self._dashboard = _dashboard(self._container, api_protected=auth is not None)
+        served = app if self._dashboard is None else self._dashboard.mount(app)
         await self._health.start()
         try:
             self._http = await start_http_server(
-                app,
+                served,
                 address=self._settings.address,
                 tls=tls,
                 max_message_bytes=self._settings.max_message_bytes,
@@ -120,6 +124,10 @@ class App:
         except BaseException:
             await self._health.shutdown()
             raise
+        if self._dashboard is not None:
+            self._tasks.append(
+                asyncio.create_task(self._dashboard.sample_forever(), name="jobqueue-dashboard")
+            )
 
     async def _start_grpcio(self, auth: BearerTokenAuth | None, tls: ServerTls | None) -> None:
         """The grpcio server: gRPC alone (JOBQUEUE_WIRE=grpcio), kept to compare the two."""
@@ -148,6 +156,8 @@ class App:
             # Workers hold a WatchCancellations stream for as long as they run:
             # end those first, or they keep the server for the whole grace.
             await self._container.worker_servicer().stop_streams()
+        if self._dashboard is not None:
+            self._dashboard.close()  # ends open browser tabs' live streams
         if self._running is not None:
             _log.info("stopping: calls in flight have %.1f s to finish", grace)
             await self._running.stop(grace)
@@ -213,6 +223,25 @@ class App:
             except Exception as error:
                 _log.debug("collecting queue stats failed: %s", error)
             await asyncio.sleep(_STATS_INTERVAL_S)
+
+
+def _dashboard(container: Container, *, api_protected: bool) -> Dashboard | None:
+    """The dashboard on the HTTP port, unless off, or open beside an API that needs a token."""
+    settings = DashboardSettings.from_env()
+    if not settings.enabled:
+        return None
+    if api_protected and not settings.auth_required:
+        # An open dashboard would let anyone cancel what the API guards.
+        _log.warning(
+            "dashboard off: the API needs a token but no JOBQUEUE_DASHBOARD_TOKEN "
+            "(or JOBQUEUE_DASHBOARD_READONLY_TOKEN) is set"
+        )
+        return None
+    if not settings.auth_required:
+        _log.warning("no JOBQUEUE_DASHBOARD_TOKEN: the dashboard at %s/ is open", settings.prefix)
+    elif settings.short_tokens:
+        _log.warning("a dashboard token is shorter than 16 characters: easy to guess")
+    return Dashboard(container.job_service(), clock=container.clock(), settings=settings)
 
 
 async def _warn_about_redis(settings: RedisStoreSettings) -> None:

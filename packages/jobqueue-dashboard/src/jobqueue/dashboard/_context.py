@@ -1,0 +1,94 @@
+"""What every handler of the dashboard shares: the use cases, the clock, templates, auth."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.templating import Jinja2Templates
+
+from jobqueue.domain import Clock, JobService, JobStatus
+
+from . import _format
+from ._auth import CSRF_FIELD, Role, csrf_token, current_role
+from ._history import StatsHistory
+from ._settings import DashboardSettings
+
+HERE = Path(__file__).parent
+
+NAV = (
+    ("overview", "/", "Overview"),
+    ("types", "/types", "Job types"),
+    ("jobs", "/jobs", "Jobs"),
+    ("failed", "/failed", "Failed"),
+    ("cancelled", "/cancelled", "Cancelled"),
+    ("scheduled", "/scheduled", "Scheduled"),
+)
+"""The menu: (name, path under the prefix, label). A new page adds one line."""
+
+
+def _templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["iso"] = _format.iso
+    env.filters["duration"] = _format.duration
+    env.globals["statuses"] = [s.name.lower() for s in JobStatus]
+    return Jinja2Templates(env=env)
+
+
+@dataclass(slots=True, kw_only=True)
+class Context:
+    service: JobService
+    clock: Clock
+    settings: DashboardSettings
+    history: StatsHistory
+    templates: Jinja2Templates = field(default_factory=_templates)
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def url(self, path: str) -> str:
+        return self.settings.prefix + path
+
+    def role(self, request: Request) -> Role | None:
+        return current_role(request, self.settings)
+
+    def render(
+        self,
+        request: Request,
+        name: str,
+        values: dict[str, Any],
+        *,
+        page: str = "",
+        status_code: int = 200,
+    ) -> HTMLResponse:
+        role = self.role(request)
+        base = {
+            "prefix": self.settings.prefix,
+            "nav": NAV,
+            "page": page,
+            "role": role.value if role else None,
+            "can_act": role is Role.ADMIN,
+            "auth_required": self.settings.auth_required,
+            "csrf_field": CSRF_FIELD,
+            "csrf_token": csrf_token(request),
+            "now_ms": self.clock.now_ms(),
+            "live_interval_ms": self.settings.live_interval_ms,
+        }
+        return self.templates.TemplateResponse(
+            request, name, {**base, **values}, status_code=status_code
+        )
+
+    def fragment(self, name: str, values: dict[str, Any]) -> str:
+        """A template rendered alone, for a live update sent over server-sent events."""
+        return self.templates.get_template(name).render(
+            {"prefix": self.settings.prefix, "now_ms": self.clock.now_ms(), **values}
+        )
