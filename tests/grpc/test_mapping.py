@@ -169,6 +169,7 @@ def test_the_public_surface_is_pinned() -> None:
             "status_for",
             "service_handler",
             "MalformedRequest",
+            "job_from_proto",
         ]
     )
     for name in jobqueue.grpc.__all__:

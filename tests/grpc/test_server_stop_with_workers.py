@@ -22,7 +22,7 @@ GRACE_S = 30.0
 async def test_open_cancellation_streams_do_not_hold_a_stop(wire: str) -> None:
     container = Container()
     container.settings.override(
-        ServerSettings(host="127.0.0.1", port=0, wire=wire, shutdown_grace_seconds=GRACE_S)  # type: ignore[arg-type]
+        ServerSettings(host="127.0.0.1", port=0, wire=wire, shutdown_grace_s=GRACE_S)  # type: ignore[arg-type]
     )
     app = App(container)
     await app.start()

@@ -10,6 +10,7 @@ import grpc
 import pytest
 from click.testing import CliRunner
 
+import jobqueue_server
 from jobqueue.domain import JobService
 from jobqueue.memory import MemoryJobStore
 from jobqueue.redis import RedisJobStore
@@ -79,7 +80,7 @@ def test_the_payload_limit_reaches_the_domain() -> None:
 @pytest.fixture
 async def app_over_fake() -> AsyncIterator[tuple[App, RecordingStore]]:
     store = RecordingStore()
-    container = container_for(sweep_interval_seconds=0.05, shutdown_grace_seconds=1)
+    container = container_for(sweep_interval_s=0.05, shutdown_grace_s=1)
     with container.store.override(store):
         app = App(container)
         await app.start()
@@ -147,6 +148,48 @@ async def test_the_sweep_gives_back_the_attempt_of_a_lease_never_confirmed(
         assert current.attempts == 0
 
 
+def test_durations_carry_their_unit_and_the_old_names_still_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = ServerSettings(retention_ms=5_000, shutdown_grace_s=2.5, sweep_interval_s=0.5)
+    assert (settings.retention_ms, settings.shutdown_grace_s, settings.sweep_interval_s) == (
+        5_000,
+        2.5,
+        0.5,
+    )
+    with pytest.warns(DeprecationWarning, match="retention_ms"):
+        old = ServerSettings(retention_seconds=7)  # type: ignore[call-arg]
+    assert old.retention_ms == 7_000
+    with pytest.warns(DeprecationWarning, match="shutdown_grace_s"):
+        assert old.shutdown_grace_seconds == 10.0
+    with pytest.warns(DeprecationWarning, match="sweep_interval_s"):
+        assert old.sweep_interval_seconds == 1.0
+    with pytest.warns(DeprecationWarning, match="retention_ms"):
+        assert old.retention_seconds == 7
+    # Deployments keep their environment: the old variables work, in their old unit.
+    monkeypatch.setenv("JOBQUEUE_RETENTION_SECONDS", "60")
+    monkeypatch.setenv("JOBQUEUE_SHUTDOWN_GRACE_SECONDS", "3")
+    monkeypatch.setenv("JOBQUEUE_SWEEP_INTERVAL_SECONDS", "0.25")
+    from_env = ServerSettings()
+    assert (from_env.retention_ms, from_env.shutdown_grace_s, from_env.sweep_interval_s) == (
+        60_000,
+        3.0,
+        0.25,
+    )
+    monkeypatch.setenv("JOBQUEUE_RETENTION_MS", "1500")
+    assert ServerSettings().retention_ms == 1_500
+    monkeypatch.setenv("JOBQUEUE_RETENTION_SECONDS", "soon")
+    monkeypatch.delenv("JOBQUEUE_RETENTION_MS")
+    with pytest.raises(ValueError, match="retention_ms"):
+        ServerSettings()
+
+
+def test_the_public_face_is_pinned() -> None:
+    assert jobqueue_server.__all__ == ["App", "Container", "ServerSettings"]
+    for name in jobqueue_server.__all__:
+        assert hasattr(jobqueue_server, name)
+
+
 def test_the_cli_documents_every_setting() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
@@ -162,7 +205,7 @@ def test_the_cli_rejects_a_bad_flag_value() -> None:
 
 
 async def test_a_call_in_flight_finishes_during_the_grace_period() -> None:
-    container = container_for(shutdown_grace_seconds=5)
+    container = container_for(shutdown_grace_s=5)
     with container.store.override(RecordingStore()):
         app = App(container)
         await app.start()

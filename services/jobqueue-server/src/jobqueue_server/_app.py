@@ -119,7 +119,7 @@ class App:
                 address=self._settings.address,
                 tls=tls,
                 max_message_bytes=self._settings.max_message_bytes,
-                grace=self._settings.shutdown_grace_seconds,
+                grace=self._settings.shutdown_grace_s,
             )
         except BaseException:
             await self._health.shutdown()
@@ -151,7 +151,7 @@ class App:
 
     async def stop(self) -> None:
         """Refuse new calls, let calls in flight finish within the grace, close the store."""
-        grace = self._settings.shutdown_grace_seconds
+        grace = self._settings.shutdown_grace_s
         if self._running is not None or self._http is not None:
             # Workers hold a WatchCancellations stream for as long as they run:
             # end those first, or they keep the server for the whole grace.
@@ -200,11 +200,11 @@ class App:
         whatever the store.
         """
         while True:
-            await asyncio.sleep(self._settings.sweep_interval_seconds)
+            await asyncio.sleep(self._settings.sweep_interval_s)
             try:
                 # The lock lets one of many servers and workers sweep per
                 # interval (a little less, so this one's next round is not skipped).
-                lock_ms = int(self._settings.sweep_interval_seconds * 800)
+                lock_ms = int(self._settings.sweep_interval_s * 800)
                 expired = await store.requeue_expired(lock_ms=lock_ms)
             except Exception as error:  # the store may be down; health reports that
                 _log.debug("lease sweep failed: %s", error)

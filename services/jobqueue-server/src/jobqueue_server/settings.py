@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import warnings
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,12 +67,13 @@ class ServerSettings(BaseSettings):
     redis_replica_timeout_ms: int = Field(
         default=1_000, gt=0, description="How long a write waits for JOBQUEUE_REDIS_MIN_REPLICAS."
     )
-    retention_seconds: int = Field(
-        default=86_400,
+    retention_ms: int = Field(
+        default=86_400_000,
         gt=0,
         description=(
-            "How long finished jobs stay readable. On Redis it is stored there and applies "
-            "to every server and direct worker of the prefix."
+            "How long finished jobs stay readable, in ms. On Redis it is stored there and "
+            "applies to every server and direct worker of the prefix. "
+            "JOBQUEUE_RETENTION_SECONDS (in seconds) still works."
         ),
     )
     max_finished_per_type: int = Field(
@@ -97,11 +100,21 @@ class ServerSettings(BaseSettings):
     max_message_bytes: int = Field(
         default=64 * MIB, ge=MIB, description="Largest gRPC message, bounding batches and pages."
     )
-    shutdown_grace_seconds: float = Field(
-        default=10.0, ge=0, description="How long calls in flight may finish on SIGTERM."
+    shutdown_grace_s: float = Field(
+        default=10.0,
+        ge=0,
+        description=(
+            "How long calls in flight may finish on SIGTERM, in seconds. "
+            "JOBQUEUE_SHUTDOWN_GRACE_SECONDS still works."
+        ),
     )
-    sweep_interval_seconds: float = Field(
-        default=1.0, gt=0, description="How often expired leases are handed back to the queue."
+    sweep_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "How often expired leases are handed back to the queue, in seconds. "
+            "JOBQUEUE_SWEEP_INTERVAL_SECONDS still works."
+        ),
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     event_loop: EventLoop = Field(
@@ -132,6 +145,33 @@ class ServerSettings(BaseSettings):
         default=None,
         description="PEM CA bundle: require client certificates signed by it (mutual TLS).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """Accept the names from before the unit convention (``_ms`` / ``_s``).
+
+        An old keyword (``retention_seconds=``) warns; an old environment
+        variable (``JOBQUEUE_RETENTION_SECONDS``) keeps working silently, so
+        deployments need no change. A new name, wherever it is set, wins over
+        an old environment variable.
+        """
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for old, (new, scale) in _RENAMED.items():
+            if old in data:
+                warnings.warn(
+                    f"ServerSettings({old}=...) is deprecated: use {new}= ({_UNITS[new]})",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                data[new] = _scaled(data.pop(old), scale)
+                continue
+            env = os.environ.get(f"JOBQUEUE_{old.upper()}")
+            if env is not None and new not in data:
+                data[new] = _scaled(env, scale)
+        return data
 
     @field_validator("log_level")
     @classmethod
@@ -174,5 +214,45 @@ class ServerSettings(BaseSettings):
         return f"{host}:{self.port}"
 
     @property
-    def retention_ms(self) -> int:
-        return self.retention_seconds * 1000
+    def retention_seconds(self) -> int:
+        """Deprecated: ``retention_ms`` // 1000."""
+        _deprecated("retention_seconds", "retention_ms")
+        return self.retention_ms // 1000
+
+    @property
+    def shutdown_grace_seconds(self) -> float:
+        """Deprecated: ``shutdown_grace_s``."""
+        _deprecated("shutdown_grace_seconds", "shutdown_grace_s")
+        return self.shutdown_grace_s
+
+    @property
+    def sweep_interval_seconds(self) -> float:
+        """Deprecated: ``sweep_interval_s``."""
+        _deprecated("sweep_interval_seconds", "sweep_interval_s")
+        return self.sweep_interval_s
+
+
+_RENAMED: dict[str, tuple[str, int]] = {
+    "retention_seconds": ("retention_ms", 1000),
+    "shutdown_grace_seconds": ("shutdown_grace_s", 1),
+    "sweep_interval_seconds": ("sweep_interval_s", 1),
+}
+_UNITS = {"retention_ms": "ms", "shutdown_grace_s": "seconds", "sweep_interval_s": "seconds"}
+
+
+def _scaled(value: Any, scale: int) -> Any:
+    """An old value in the new unit; what is not a number is left for validation to refuse."""
+    if scale == 1 or value is None:
+        return value
+    try:
+        return int(float(value) * scale)
+    except (TypeError, ValueError):
+        return value
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"ServerSettings.{old} is deprecated: use {new} ({_UNITS[new]})",
+        DeprecationWarning,
+        stacklevel=3,
+    )

@@ -4,7 +4,8 @@ The servicers are thin: they map proto messages to domain values, call the
 domain's use cases (``JobService``, ``LeaseService``), and let
 ``service_handler`` turn domain errors into status codes through one table
 (``STATUS_CODES``). A caller's mistake is never INTERNAL. The proto mapping
-stays private (``_mapping``): it is the servicers' detail, not an API.
+stays private (``_mapping``), the servicers' detail, but for ``job_from_proto``,
+which the worker SDK's ``GrpcSource`` shares.
 """
 
 from ._auth import (
@@ -18,6 +19,7 @@ from ._auth import (
 from ._handlers import MalformedRequest, service_handler
 from ._health import StoreHealth
 from ._job_servicer import JobServicer
+from ._mapping import job_from_proto
 from ._observe import ObservingInterceptor, RpcObserver
 from ._options import MIB, ServerOptions
 from ._server import JOB_SERVICE_NAME, WORKER_SERVICE_NAME, RunningServer, start_server
@@ -54,4 +56,6 @@ __all__ = [
     "status_for",
     "service_handler",
     "MalformedRequest",
+    # Mapping shared with the worker SDK's GrpcSource
+    "job_from_proto",
 ]
