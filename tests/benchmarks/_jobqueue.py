@@ -98,14 +98,14 @@ async def enqueue_grpc(target: str, count: int, in_flight: int) -> float:
     The SDK gives every enqueue an idempotency key, so the server also records
     one key per job: the cost of safe retries is part of the figure.
     """
-    async with AsyncJobClient(target=target, timeout=10) as client:
+    async with AsyncJobClient(target=target) as client:
         payload = payload_bytes()
         await client.enqueue(JOB_TYPE, payload)  # connect outside the timing
         return await timed_calls(lambda: client.enqueue(JOB_TYPE, payload), count, in_flight)
 
 
 async def enqueue_bulk_grpc(target: str, count: int, batch: int = 1_000) -> float:
-    async with AsyncJobClient(target=target, timeout=30) as client:
+    async with AsyncJobClient(target=target) as client:
         payload = payload_bytes()
         await client.enqueue(JOB_TYPE, payload)
         specs = [JobSpec(JOB_TYPE, payload) for _ in range(batch)]
@@ -151,7 +151,11 @@ async def noop_floor(target: str, count: int, in_flight: int) -> float:
 # -- children ----------------------------------------------------------------------
 
 
-async def run_server(redis_url: str, port: int) -> None:
+async def run_server(
+    redis_url: str, port: int, *, probe: bool = False, allocs_path: str = "", profile_path: str = ""
+) -> None:
+    """The real server in this harness's process; with ``probe``, SIGUSR1 opens and closes
+    a cost window (``_probes``), whose counts come back as a ``STATS {json}`` line."""
     from jobqueue_server._app import App
     from jobqueue_server.containers import Container
     from jobqueue_server.settings import ServerSettings
@@ -162,11 +166,37 @@ async def run_server(redis_url: str, port: int) -> None:
     )
     app = App(container)
     await app.start()
+    if probe:
+        _probe_on_signal(allocs_path, profile_path)
     signal_ready()
     try:
         await asyncio.Event().wait()
     finally:
         await app.stop()
+
+
+def _probe_on_signal(allocs_path: str, profile_path: str) -> None:
+    import json
+    import signal
+    import sys
+
+    from . import _probes
+
+    loop = asyncio.get_running_loop()
+    counter = _probes.LoopCounter(loop)
+    windows: list[_probes.Window] = []
+
+    def toggle() -> None:
+        if windows:
+            stats = windows.pop().close()
+            sys.stdout.write("STATS " + json.dumps(stats) + "\n")
+            sys.stdout.flush()
+        else:
+            windows.append(_probes.Window(counter, allocs_path, profile_path))
+            sys.stdout.write("STATS {}\n")
+            sys.stdout.flush()
+
+    loop.add_signal_handler(signal.SIGUSR1, toggle)
 
 
 class _NoopJobService(pb_grpc.JobServiceServicer):

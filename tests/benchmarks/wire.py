@@ -89,14 +89,14 @@ class Server:
 
 
 async def enqueue(target: str, count: int, in_flight: int) -> float:
-    async with AsyncJobClient(target=target, timeout=10) as client:
+    async with AsyncJobClient(target=target, timeout_s=10) as client:
         payload = payload_bytes()
         await client.enqueue(JOB_TYPE, payload)  # connect outside the timing
         return await timed_calls(lambda: client.enqueue(JOB_TYPE, payload), count, in_flight)
 
 
 async def bulk(target: str, count: int, batch: int = 1_000) -> float:
-    async with AsyncJobClient(target=target, timeout=30) as client:
+    async with AsyncJobClient(target=target, timeout_s=30) as client:
         specs = [JobSpec(JOB_TYPE, payload_bytes()) for _ in range(batch)]
         await client.enqueue(JOB_TYPE, payload_bytes())
         calls = max(count // batch, 1)

@@ -31,7 +31,7 @@ async def server(store: UnreliableStore) -> AsyncIterator[RunningServer]:
 @pytest.fixture
 async def client(server: RunningServer) -> AsyncIterator[AsyncJobClient]:
     async with AsyncJobClient(
-        target=f"127.0.0.1:{server.port}", timeout=5, retries=FAST_RETRY
+        target=f"127.0.0.1:{server.port}", timeout_s=5, retries=FAST_RETRY
     ) as client:
         yield client
 
@@ -46,5 +46,5 @@ def server_thread() -> Iterator[ServerThread]:
 
 @pytest.fixture
 def sync_client(server_thread: ServerThread) -> Iterator[JobClient]:
-    with JobClient(target=server_thread.target, timeout=5, retries=FAST_RETRY) as client:
+    with JobClient(target=server_thread.target, timeout_s=5, retries=FAST_RETRY) as client:
         yield client

@@ -78,7 +78,7 @@ async def test_run_at_accepts_a_datetime_or_epoch_ms(client: AsyncJobClient) -> 
 @pytest.mark.parametrize("delay", [60, 60.0, timedelta(minutes=1)])
 async def test_delay_schedules_from_now(client: AsyncJobClient, delay: float | timedelta) -> None:
     before = now_ms()
-    job = await client.enqueue("t", delay=delay)
+    job = await client.enqueue("t", delay_s=delay)
     due = job.run_at.timestamp() * 1000
     assert before + 60_000 - 5 <= due <= now_ms() + 60_000 + 5
 
@@ -87,7 +87,7 @@ async def test_run_at_and_delay_together_are_refused_before_sending(
     client: AsyncJobClient, store: UnreliableStore
 ) -> None:
     with pytest.raises(ValueError, match="not both"):
-        await client.enqueue("t", run_at=1, delay=1)
+        await client.enqueue("t", run_at=1, delay_s=1)
     assert (await store.stats()).total.pending == 0
 
 
@@ -110,7 +110,7 @@ async def test_enqueue_many_keeps_order_and_is_atomic(
     client: AsyncJobClient, store: UnreliableStore
 ) -> None:
     jobs = await client.enqueue_many(
-        [JobSpec("a", b"1"), JobSpec("b", {"k": 2}, delay=30), JobSpec("c", max_attempts=2)]
+        [JobSpec("a", b"1"), JobSpec("b", {"k": 2}, delay_s=30), JobSpec("c", max_attempts=2)]
     )
     assert [job.type for job in jobs] == ["a", "b", "c"]
     assert jobs[1].payload == b'{"k":2}'
@@ -241,7 +241,7 @@ async def test_list_filters_limits_and_exposes_pages(client: AsyncJobClient) -> 
 
 
 async def test_stats_counts_per_type_and_in_total(client: AsyncJobClient) -> None:
-    await client.enqueue_many([JobSpec("a"), JobSpec("a"), JobSpec("b", delay=60)])
+    await client.enqueue_many([JobSpec("a"), JobSpec("a"), JobSpec("b", delay_s=60)])
     cancelled = await client.enqueue("b")
     await client.cancel(cancelled.id)
     stats = await client.stats()
@@ -271,7 +271,7 @@ async def test_wait_returns_the_job_a_real_worker_completed(
     await worker.start()
     try:
         job = await client.enqueue("add", {"a": 2, "b": 3})
-        done = await client.wait(job.id, timeout=10)
+        done = await client.wait(job.id, timeout_s=10)
     finally:
         await worker.stop(grace_s=0)
     assert done.status is JobStatus.COMPLETED
@@ -287,7 +287,7 @@ async def test_watch_reports_each_state_until_the_end(
     first_seen = asyncio.Event()
 
     async def follow() -> None:
-        async for state in client.watch(job.id, timeout=10):
+        async for state in client.watch(job.id, timeout_s=10):
             seen.append(state)
             first_seen.set()
 
@@ -308,7 +308,7 @@ async def test_wait_times_out_with_the_last_state(client: AsyncJobClient) -> Non
     job = await client.enqueue("t")
     started = time.monotonic()
     with pytest.raises(WaitTimeout) as caught:
-        await client.wait(job.id, timeout=0.3)
+        await client.wait(job.id, timeout_s=0.3)
     assert 0.25 <= time.monotonic() - started < 2
     assert isinstance(caught.value, TimeoutError)
     last = caught.value.last_seen
@@ -318,13 +318,13 @@ async def test_wait_times_out_with_the_last_state(client: AsyncJobClient) -> Non
 
 async def test_wait_for_an_unknown_job(client: AsyncJobClient) -> None:
     with pytest.raises(JobNotFound):
-        await client.wait(MISSING_ID, timeout=2)
+        await client.wait(MISSING_ID, timeout_s=2)
 
 
 async def test_a_finished_job_is_returned_at_once(client: AsyncJobClient) -> None:
     job = await client.enqueue("t")
     await client.cancel(job.id)
-    assert (await client.wait(job.id, timeout=2)).status is JobStatus.CANCELLED
+    assert (await client.wait(job.id, timeout_s=2)).status is JobStatus.CANCELLED
 
 
 # -- life cycle --------------------------------------------------------------------------
@@ -349,6 +349,6 @@ async def test_the_target_defaults_to_the_environment(monkeypatch: pytest.Monkey
 
 def test_bad_options_are_refused() -> None:
     with pytest.raises(ValueError, match="timeout"):
-        AsyncJobClient(timeout=0)
+        AsyncJobClient(timeout_s=0)
     with pytest.raises(ValueError, match="together"):
         AsyncJobClient(client_cert="cert.pem")

@@ -162,7 +162,7 @@ async def test_a_call_past_its_deadline_raises_deadline_exceeded_without_retryin
 ) -> None:
     job = await client.enqueue("t")
     store.stall = True
-    async with AsyncJobClient(target=client.target, timeout=0.2, retries=FAST_RETRY) as hasty:
+    async with AsyncJobClient(target=client.target, timeout_s=0.2, retries=FAST_RETRY) as hasty:
         started = time.monotonic()
         with pytest.raises(DeadlineExceeded) as caught:
             await hasty.get(job.id)
@@ -236,7 +236,7 @@ async def test_wait_resumes_its_watch_across_a_server_restart(store: UnreliableS
     server = await start_test_server(store, port=port)
     async with AsyncJobClient(target=f"127.0.0.1:{port}", retries=PATIENT_RETRY) as client:
         job = await client.enqueue("t")
-        waiting = asyncio.create_task(client.wait(job.id, timeout=10))
+        waiting = asyncio.create_task(client.wait(job.id, timeout_s=10))
         await asyncio.sleep(0.2)
         await server.stop(None)
         await asyncio.sleep(0.2)

@@ -25,7 +25,7 @@ MISSING_ID = "01900000-0000-7000-8000-000000000000"
 
 
 def test_enqueue_get_and_cancel(sync_client: JobClient) -> None:
-    job = sync_client.enqueue("send_email", {"to": "a"}, delay=60, max_attempts=2)
+    job = sync_client.enqueue("send_email", {"to": "a"}, delay_s=60, max_attempts=2)
     assert job.status is JobStatus.PENDING
     assert job.payload == b'{"to":"a"}'
     fetched = sync_client.get(job.id)
@@ -79,18 +79,18 @@ def test_wait_returns_when_the_job_is_settled(
 
     worker = threading.Timer(0.1, complete)
     worker.start()
-    done = sync_client.wait(job.id, timeout=10)
+    done = sync_client.wait(job.id, timeout_s=10)
     worker.join()
     assert done.status is JobStatus.COMPLETED
     assert done.json() == {"ok": True}
-    states = list(sync_client.watch(job.id, timeout=5))
+    states = list(sync_client.watch(job.id, timeout_s=5))
     assert [state.status for state in states] == [JobStatus.COMPLETED]
 
 
 def test_wait_times_out(sync_client: JobClient) -> None:
     job = sync_client.enqueue("t")
     with pytest.raises(WaitTimeout):
-        sync_client.wait(job.id, timeout=0.2)
+        sync_client.wait(job.id, timeout_s=0.2)
 
 
 def test_unavailable_store_is_retried(server_thread: ServerThread, sync_client: JobClient) -> None:

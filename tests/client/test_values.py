@@ -90,7 +90,7 @@ def test_a_jobs_file_is_read_line_by_line() -> None:
     specs = list(read_job_lines(lines, source="jobs.jsonl"))
     assert [number for number, _ in specs] == [1, 3, 4]
     first, second, third = (spec for _, spec in specs)
-    assert first == JobSpec("a", {"n": 1}, delay=30.0, max_attempts=2)
+    assert first == JobSpec("a", {"n": 1}, delay_s=30.0, max_attempts=2)
     assert second == JobSpec(
         "b", "text", run_at=datetime(2030, 1, 1, tzinfo=UTC), idempotency_key="k"
     )

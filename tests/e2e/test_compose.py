@@ -575,7 +575,7 @@ def test_worker_command_completes_a_job(
         with JobClient(target=f"127.0.0.1:{port}") as client:
             job = client.enqueue(EXAMPLE_JOB_TYPE, EXAMPLE_PAYLOAD)
             try:
-                done = client.wait(job.id, timeout=30)
+                done = client.wait(job.id, timeout_s=30)
             except WaitTimeout:
                 done = client.get(job.id)
     finally:

@@ -99,7 +99,7 @@ async def test_memory_stays_flat_under_load(
 
         sampling = asyncio.create_task(sample())
         started = time.monotonic()
-        async with AsyncJobClient(target=server.target, timeout=10.0) as sdk:
+        async with AsyncJobClient(target=server.target, timeout_s=10.0) as sdk:
             until = started + LOAD_S
             await asyncio.gather(*(producer(sdk, until) for _ in range(CLIENT_TASKS)))
         load_s = time.monotonic() - started

@@ -82,7 +82,7 @@ async def test_no_duplicate_jobs_across_server_restarts(
     restarts: list[tuple[float, int, str]] = []
     try:
         pool.spawn_many(2)
-        async with AsyncJobClient(target=server.target, timeout=5.0, retries=RETRY) as sdk:
+        async with AsyncJobClient(target=server.target, timeout_s=5.0, retries=RETRY) as sdk:
             producing = [asyncio.create_task(producer(sdk)) for _ in range(TASKS)]
             for number in range(RESTARTS):
                 await asyncio.sleep(LOAD_BETWEEN_S)

@@ -64,7 +64,7 @@ async def test_slow_and_stuck_handlers_leave_the_worker_responsive(
     client = redis.Redis.from_url(redis_aof.url)
     try:
         (pid,) = pool.spawn_many(1)
-        async with AsyncJobClient(target=server.target, timeout=5.0) as sdk:
+        async with AsyncJobClient(target=server.target, timeout_s=5.0) as sdk:
             healthy = [
                 (await sdk.enqueue(lw.HEALTHY_TYPE, str(HEALTHY_S).encode())).id for _ in range(3)
             ]
@@ -89,7 +89,7 @@ async def test_slow_and_stuck_handlers_leave_the_worker_responsive(
             await asyncio.sleep(max(0.0, 3 * LEASE_MS / 1000 - (time.monotonic() - started)))
             hung = await sdk.get(forever)
             cancelled = await sdk.cancel(forever)
-            ended = await sdk.wait(forever, timeout=10)
+            ended = await sdk.wait(forever, timeout_s=10)
 
         finished = wait_terminal(
             client, prefix, healthy + [j for ids in timed_out.values() for j in ids], timeout_s=30
@@ -156,7 +156,7 @@ async def test_a_worker_with_a_stuck_thread_handler_exits_on_sigterm(
     client = redis.Redis.from_url(redis_aof.url)
     try:
         (pid,) = pool.spawn_many(1)
-        async with AsyncJobClient(target=server.target, timeout=5.0) as sdk:
+        async with AsyncJobClient(target=server.target, timeout_s=5.0) as sdk:
             job_id = (await sdk.enqueue(lw.HANG_THREAD_TYPE)).id
             for _ in range(200):  # its run starts within 10 s
                 if job_id in read_ledger(tmp_path):

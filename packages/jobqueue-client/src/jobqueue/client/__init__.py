@@ -2,8 +2,8 @@
 
 >>> from jobqueue.client import JobClient
 >>> with JobClient(target="localhost:8080") as client:
-...     job = client.enqueue("send_email", {"to": "a@example.com"}, delay=30)
-...     done = client.wait(job.id, timeout=60)
+...     job = client.enqueue("send_email", {"to": "a@example.com"}, delay_s=30)
+...     done = client.wait(job.id, timeout_s=60)
 ...     print(done.status, done.json())
 
 ``AsyncJobClient`` offers the same calls for asyncio code. Errors are the

@@ -82,8 +82,9 @@ _FIELDS = {
     "payload": "payload",
     "run_at": "run_at",
     "at": "run_at",
-    "delay": "delay",
-    "in": "delay",
+    "delay": "delay_s",
+    "delay_s": "delay_s",
+    "in": "delay_s",
     "max_attempts": "max_attempts",
     "idempotency_key": "idempotency_key",
     "key": "idempotency_key",
@@ -131,9 +132,9 @@ def _spec(item: Any) -> JobSpec:
         fields["run_at"] = parse_time(run_at)
     elif run_at is not None and (isinstance(run_at, bool) or not isinstance(run_at, int)):
         raise ValueError("'run_at' must be an ISO 8601 string or epoch milliseconds")
-    delay = fields.get("delay")
+    delay = fields.get("delay_s")
     if isinstance(delay, str):
-        fields["delay"] = parse_duration(delay)
+        fields["delay_s"] = parse_duration(delay)
     elif delay is not None and (isinstance(delay, bool) or not isinstance(delay, int | float)):
         raise ValueError("'delay' must be seconds or a duration such as '30s'")
     attempts = fields.get("max_attempts")
@@ -142,6 +143,6 @@ def _spec(item: Any) -> JobSpec:
     key = fields.get("idempotency_key")
     if key is not None and not isinstance(key, str):
         raise ValueError("'idempotency_key' must be a string")
-    if fields.get("run_at") is not None and fields.get("delay") is not None:
+    if fields.get("run_at") is not None and fields.get("delay_s") is not None:
         raise ValueError("give run_at or delay, not both")
     return JobSpec(job_type, **fields)

@@ -95,7 +95,7 @@ def _enqueue_fields(spec: JobSpec) -> dict[str, Any]:
     fields: dict[str, Any] = {"type": spec.type, "payload": encode_payload(spec.payload)}
     if spec.idempotency_key is not None:
         fields["idempotency_key"] = spec.idempotency_key
-    due = execution_time_ms(spec.run_at, spec.delay)
+    due = execution_time_ms(spec.run_at, spec.delay_s)
     if due is not None:
         fields["execution_time_ms"] = due
     if spec.max_attempts is not None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+from ._renamed import renamed
 
 
 class JobStatus(enum.Enum):
@@ -188,6 +190,21 @@ class JobSpec:
     type: str
     payload: Payload = None
     run_at: datetime | int | None = None
-    delay: timedelta | float | None = None
+    delay_s: timedelta | float | None = None
     max_attempts: int | None = None
     idempotency_key: str | None = None
+    delay: InitVar[timedelta | float | None] = field(default=None, kw_only=True)
+    """Deprecated name of ``delay_s``."""
+
+    def __post_init__(self, delay: timedelta | float | None) -> None:
+        if delay is not None:
+            # renamed <- __post_init__ <- __init__ <- the user's call.
+            chosen = renamed(
+                "delay",
+                delay,
+                "delay_s",
+                self.delay_s,
+                given=self.delay_s is not None,
+                stacklevel=4,
+            )
+            object.__setattr__(self, "delay_s", chosen)

@@ -1,111 +1,82 @@
-"""``JobClient``: the jobqueue API for synchronous code (Django, Flask, scripts)."""
+"""``JobClient``: the jobqueue API for synchronous code (Django, Flask, scripts).
+
+Its calls are the ones in ``_calls`` (shared with ``AsyncJobClient``), carried
+over blocking ``grpc``; only the life cycle, the transport and the streaming
+``watch`` are written here.
+"""
 
 from __future__ import annotations
 
-import builtins
+import functools
+import threading
 import time
-from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Concatenate, ParamSpec, Self, TypeVar
 
 import grpc
 
-from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
 from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
 
-from ._channel import DEFAULT_TIMEOUT_S, PathLike, connection
-from ._convert import (
-    enqueue_jobs_request,
-    enqueue_request,
-    job_from_proto,
-    list_request,
-    page_from_proto,
-    stats_from_proto,
-)
-from ._errors import JobAlreadyFinished, JobQueueClientError, WaitTimeout, error_from_rpc
-from ._models import Job, JobPage, JobSpec, JobStatus, Payload, QueueStats
-from ._retry import DEFAULT_RETRY, RetryPolicy, is_retryable
-from ._watch import WatchState, timeout_seconds
+from . import _calls as calls
+from ._errors import JobQueueClientError
+from ._models import Job, QueueStats
+from ._options import OPTIONS_DOC, ClientOptions
+from ._watch import WatchState, last_state, watch_timeout_s
 
-_Req = TypeVar("_Req")
-_Resp = TypeVar("_Resp")
-
-DEFAULT_PAGE_SIZE = 100
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-class JobClient:
-    """Submit, inspect, cancel and follow jobs from synchronous code.
+def _blocking(build: Callable[P, calls.Unary[R]]) -> Callable[Concatenate[JobClient, P], R]:
+    """A ``JobClient`` method that makes the call ``build`` describes and returns its answer."""
+
+    @functools.wraps(build)
+    def method(self: JobClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self._unary(build(*args, **kwargs))
+
+    return method
+
+
+def _paged(build: Callable[P, calls.Listing]) -> Callable[Concatenate[JobClient, P], Iterator[Job]]:
+    """A ``JobClient`` method that walks the pages of the listing ``build`` describes."""
+
+    @functools.wraps(build)
+    def method(self: JobClient, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[Job]:
+        return self._pages(build(*args, **kwargs))
+
+    return method
+
+
+class JobClient(ClientOptions):
+    __doc__ = (
+        """Submit, inspect, cancel and follow jobs from synchronous code.
 
     One client is safe to share between threads; it holds one channel, which
     connects on the first call. Close it with ``client.close()``, or use it as
     ``with JobClient() as client``.
-
-    Every call has a deadline (``timeout``). Calls that are safe to repeat are
-    retried with backoff when the server is unavailable; enqueues are among
-    them because each carries an idempotency key (generated per call unless
-    given), so a retry after a lost reply never creates a second job.
-
-    Args:
-        target: ``host:port`` of the server; default ``$JOBQUEUE_SERVER``, else
-            ``localhost:8080``.
-        timeout: the deadline of each call attempt, in seconds.
-        retries: retries on UNAVAILABLE (an int), or a full ``RetryPolicy``.
-        tls: connect with TLS using the system's root certificates.
-        ca_cert: path of the PEM root certificates to trust (implies TLS).
-        client_cert: path of the PEM client certificate chain, for mutual TLS.
-        client_key: path of the PEM private key of ``client_cert``.
-        tls_server_name: the name to expect in the server's certificate, when
-            it differs from the target's host.
-        auth_token: sent as ``authorization: Bearer <token>`` on every call.
-
+    """
+        + OPTIONS_DOC
+        + """
     Example:
         >>> with JobClient(target="localhost:8080") as client:
         ...     job = client.enqueue("send_email", {"to": "a@example.com"})
-        ...     done = client.wait(job.id, timeout=30)
+        ...     done = client.wait(job.id, timeout_s=30)
     """
+    )
 
-    def __init__(
-        self,
-        *,
-        target: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT_S,
-        retries: int | RetryPolicy = DEFAULT_RETRY,
-        tls: bool = False,
-        ca_cert: PathLike | None = None,
-        client_cert: PathLike | None = None,
-        client_key: PathLike | None = None,
-        tls_server_name: str | None = None,
-        auth_token: str | None = None,
-    ) -> None:
-        self._conn = connection(
-            target=target,
-            timeout=timeout,
-            retries=retries,
-            tls=tls,
-            ca_cert=ca_cert,
-            client_cert=client_cert,
-            client_key=client_key,
-            tls_server_name=tls_server_name,
-            auth_token=auth_token,
-        )
-        # A sync channel connects on its first call, so opening it here costs
-        # nothing, and threads sharing the client never race to create it.
-        self._channel: grpc.Channel | None = self._conn.sync_channel()
-        self._stub: pb_grpc.JobServiceStub | None = pb_grpc.JobServiceStub(self._channel)
-        self._closed = False
-
-    @property
-    def target(self) -> str:
-        """The ``host:port`` this client talks to."""
-        return self._conn.target
+    _channel: grpc.Channel | None = None
+    _stub: pb_grpc.JobServiceStub | None = None
+    _lock = threading.Lock()  # guards only the first call's opening of the channel
 
     # -- life cycle ---------------------------------------------------------------
 
     def close(self) -> None:
         """Close the channel; calls in flight are cancelled. Closing twice is harmless."""
-        self._closed = True
-        channel, self._channel, self._stub = self._channel, None, None
+        with self._lock:
+            self._closed = True
+            channel, self._channel, self._stub = self._channel, None, None
         if channel is not None:
             channel.close()
 
@@ -120,185 +91,36 @@ class JobClient:
     ) -> None:
         self.close()
 
-    # -- submitting -----------------------------------------------------------------
+    # -- the calls (documented in _calls) -------------------------------------------
 
-    def enqueue(
-        self,
-        type: str,
-        payload: Payload = None,
-        *,
-        run_at: datetime | int | None = None,
-        delay: timedelta | float | None = None,
-        max_attempts: int | None = None,
-        idempotency_key: str | None = None,
-    ) -> Job:
-        """Submit one job.
-
-        Args:
-            type: which handler runs it (1-128 characters of ``[A-Za-z0-9_.:-]``).
-            payload: bytes as they are, str as UTF-8, anything else as compact JSON.
-            run_at: when it becomes due: a datetime or epoch milliseconds.
-            delay: or how long from now: a timedelta or seconds.
-            max_attempts: runs before it ends FAILED; unset leaves it to the handler.
-            idempotency_key: a repeated enqueue with the same key returns the job
-                first stored under it. A fresh key is generated when omitted.
-
-        Returns:
-            The stored job (PENDING).
-
-        Raises:
-            InvalidJob: the server rejected an argument.
-            QueueFull: the server is at capacity.
-            ServerUnavailable: the server could not be reached, even after retries.
-            ValueError: both ``run_at`` and ``delay`` were given.
-        """
-        request = enqueue_request(
-            JobSpec(type, payload, run_at, delay, max_attempts, idempotency_key)
-        )
-        response = self._call(self._jobs().EnqueueJob, request)
-        return job_from_proto(response.job)
-
-    def enqueue_many(
-        self, jobs: Iterable[JobSpec], *, idempotency_key: str | None = None
-    ) -> builtins.list[Job]:
-        """Submit a batch in one call, atomically: one invalid job rejects them all.
-
-        The batch carries one idempotency key, ``idempotency_key`` or a fresh
-        one, so a retried call returns the jobs the first stored instead of
-        storing them twice; jobs may carry their own keys too. The server
-        bounds a batch's size (10,000 jobs by default); split bigger inputs
-        into several calls.
-
-        Returns:
-            The stored jobs, in the order given.
-
-        Raises:
-            InvalidJob: a job was rejected; the message names it (``jobs[3].type: ...``).
-        """
-        request = enqueue_jobs_request(jobs, idempotency_key)
-        if not request.jobs:
-            return []
-        response = self._call(self._jobs().EnqueueJobs, request)
-        return [job_from_proto(job) for job in response.jobs]
-
-    # -- reading --------------------------------------------------------------------
-
-    def get(self, job_id: str) -> Job:
-        """The job as it is now.
-
-        Raises:
-            JobNotFound: no such job, or its retention ran out.
-            InvalidJob: ``job_id`` is not a job id.
-        """
-        response = self._call(self._jobs().GetJob, pb.GetJobRequest(id=job_id), job_id=job_id)
-        return job_from_proto(response.job)
-
-    def list_page(
-        self,
-        type: str | None = None,
-        status: JobStatus | str | None = None,
-        *,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        page_token: str = "",
-    ) -> JobPage:
-        """One page of jobs, optionally of one type and status.
-
-        Pass the returned ``next_page_token`` to get the next page; it is empty
-        on the last page. ``list`` does this for you.
-        """
-        request = list_request(type, status, page_size, page_token)
-        return page_from_proto(self._call(self._jobs().ListJobs, request))
-
-    def list(
-        self,
-        type: str | None = None,
-        status: JobStatus | str | None = None,
-        *,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        limit: int | None = None,
-    ) -> Iterator[Job]:
-        """Every matching job, fetched a page at a time as you iterate.
-
-        Order: by status, then type, then due time (see the API docs). Jobs that
-        change status while you page may be missed or seen twice.
-
-        Args:
-            type: only jobs of this type.
-            status: only jobs in this status (a ``JobStatus`` or its name).
-            page_size: jobs per round trip (the server caps it).
-            limit: stop after this many jobs.
-        """
-        token = ""
-        seen = 0
-        while True:
-            page = self.list_page(type, status, page_size=page_size, page_token=token)
-            for job in page.jobs:
-                if limit is not None and seen >= limit:
-                    return
-                seen += 1
-                yield job
-            if not page.next_page_token or (limit is not None and seen >= limit):
-                return
-            token = page.next_page_token
+    enqueue = _blocking(calls.enqueue)
+    enqueue_many = _blocking(calls.enqueue_many)
+    get = _blocking(calls.get)
+    list_page = _blocking(calls.list_page)
+    list = _paged(calls.listing)
 
     def stats(self) -> QueueStats:
-        """Counts of jobs per type and status, and their totals."""
-        return stats_from_proto(self._call(self._jobs().GetQueueStats, pb.GetQueueStatsRequest()))
+        """Counts of jobs per type and status, and their totals (scheduled: PENDING, due later)."""
+        return self._unary(calls.stats())
 
-    # -- cancelling -----------------------------------------------------------------
-
-    def cancel(self, job_id: str) -> Job:
-        """Cancel a PENDING job, or ask the worker running it to stop.
-
-        Returns:
-            The job after the request: CANCELLED, or RUNNING with ``cancel_requested``.
-
-        Raises:
-            JobNotFound: no such job.
-            JobAlreadyFinished: the job had already finished.
-        """
-        request = pb.CancelJobRequest(id=job_id)
-        attempts = [0]
-        try:
-            response = self._call(self._jobs().CancelJob, request, job_id=job_id, attempts=attempts)
-        except JobAlreadyFinished:
-            # Retrying a cancel is safe, but when the first attempt's reply was
-            # lost the retry finds the job CANCELLED by that very attempt; that
-            # is the success the caller asked for, not an error.
-            if attempts[0] > 1:
-                job = self.get(job_id)
-                if job.status is JobStatus.CANCELLED:
-                    return job
-            raise
-        return job_from_proto(response.job)
+    cancel = _blocking(calls.cancel)
 
     # -- following ------------------------------------------------------------------
 
-    def watch(self, job_id: str, *, timeout: float | timedelta | None = None) -> Iterator[Job]:
-        """The job now, then again on every change, ending with its terminal state.
-
-        Quick successive changes may arrive as one. The stream is resumed when
-        the connection drops (with the retry policy's backoff).
-
-        Args:
-            job_id: the job to follow.
-            timeout: give up after this long (seconds or a timedelta); None waits forever.
-
-        Raises:
-            WaitTimeout: the timeout passed before the job finished.
-            JobNotFound: no such job.
-        """
-        state = WatchState(job_id, self._conn.retry, timeout_seconds(timeout), time.monotonic())
-        request = pb.WatchJobRequest(id=job_id)
-        while True:
-            remaining = state.remaining(time.monotonic())
-            call = self._jobs().WatchJob(request, timeout=remaining, metadata=self._conn.metadata)
+    def watch(
+        self,
+        job_id: str,
+        *,
+        timeout_s: float | timedelta | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> Iterator[Job]:
+        """``AsyncJobClient.watch`` as a blocking iterator: the job's states until it finishes."""
+        timeout_s = watch_timeout_s(timeout_s, timeout)
+        state = WatchState(job_id, self._conn, timeout_s, time.monotonic())
+        while not state.finished:
+            call = state.open(self._jobs().WatchJob, time.monotonic())
             try:
-                for response in call:
-                    job = state.seen(job_from_proto(response.job))
-                    yield job
-                    if job.is_finished:
-                        return
+                yield from state.follow(call)
                 pause = state.stream_ended(time.monotonic())
             except grpc.RpcError as error:
                 pause = state.failed(error, time.monotonic())
@@ -306,53 +128,45 @@ class JobClient:
                 call.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves it untyped
             time.sleep(pause)
 
-    def wait(self, job_id: str, timeout: float | timedelta | None = None) -> Job:
-        """Wait until the job is COMPLETED, FAILED or CANCELLED, and return it.
-
-        Built on the server's WatchJob stream: no polling, the answer arrives
-        as soon as the job finishes.
-
-        Raises:
-            WaitTimeout: ``timeout`` (seconds or a timedelta) passed first.
-            JobNotFound: no such job.
-        """
-        last: Job | None = None
-        for job in self.watch(job_id, timeout=timeout):
-            last = job
-        if last is None:  # watch only ends normally after a terminal state
-            raise WaitTimeout(job_id)
-        return last
+    def wait(
+        self,
+        job_id: str,
+        timeout_s: float | timedelta | None = None,
+        *,
+        timeout: float | timedelta | None = None,
+    ) -> Job:
+        """``AsyncJobClient.wait``, blocking: the job once COMPLETED, FAILED or CANCELLED."""
+        return last_state(job_id, self.watch(job_id, timeout_s=watch_timeout_s(timeout_s, timeout)))
 
     # -- plumbing -------------------------------------------------------------------
 
     def _jobs(self) -> pb_grpc.JobServiceStub:
-        if self._closed or self._stub is None:
-            raise JobQueueClientError("the client is closed")
-        return self._stub
+        stub = self._stub
+        if stub is not None:
+            return stub
+        with self._lock:
+            if self._closed:
+                raise JobQueueClientError("the client is closed")
+            if self._stub is None:
+                self._channel = self._conn.sync_channel()
+                self._stub = pb_grpc.JobServiceStub(self._channel)
+            return self._stub
 
-    def _call(
-        self,
-        method: grpc.UnaryUnaryMultiCallable[_Req, _Resp],
-        request: _Req,
-        *,
-        job_id: str | None = None,
-        attempts: builtins.list[int] | None = None,
-    ) -> _Resp:
-        """One unary call with a deadline, retried with backoff while UNAVAILABLE.
+    def _pages(self, listing: calls.Listing) -> Iterator[Job]:
+        while (call := listing.next_call()) is not None:
+            yield from listing.take(self._unary(call))
 
-        Every method routed here is safe to repeat (see ``RetryPolicy``).
-        ``attempts[0]`` reports how many attempts were made.
-        """
-        policy = self._conn.retry
-        attempt = 0
+    def _unary(self, call: calls.Unary[R]) -> R:
+        """``call`` with a deadline, retried with backoff while UNAVAILABLE (see ``Attempts``)."""
+        method = getattr(self._jobs(), call.method)
+        attempts = calls.Attempts(self._conn.retry, call)
         while True:
-            attempt += 1
-            if attempts is not None:
-                attempts[0] = attempt
             try:
-                return method(request, timeout=self._conn.timeout_s, metadata=self._conn.metadata)
+                return call.read(
+                    method(call.request, timeout=self._conn.timeout_s, metadata=self._conn.metadata)
+                )
             except grpc.RpcError as error:
-                if is_retryable(error) and attempt <= policy.max_retries:
-                    time.sleep(policy.backoff_s(attempt))
-                    continue
-                raise error_from_rpc(error, job_id=job_id) from error
+                step = attempts.failed(error)
+            if isinstance(step, calls.Unary):
+                return self._unary(step)
+            time.sleep(step)

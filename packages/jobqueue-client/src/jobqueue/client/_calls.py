@@ -1,0 +1,274 @@
+"""The unary calls of both clients, written once: what to send, and what the answer means.
+
+Each of them is built here as a ``Unary``: the JobService method, its request,
+how to read the response and which job it is about. ``JobClient`` carries it
+over blocking ``grpc`` and ``AsyncJobClient`` over ``grpc.aio``, each through
+``Attempts``, the one retry rule. So every signature, docstring and rule
+exists once, and each client keeps its native transport: a blocking client
+that hopped to an event-loop thread for every call measured about 20% slower
+per enqueue than blocking ``grpc``.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+import grpc
+
+from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
+
+from ._convert import (
+    enqueue_jobs_request,
+    enqueue_request,
+    job_from_proto,
+    list_request,
+    page_from_proto,
+    stats_from_proto,
+)
+from ._errors import JobAlreadyFinished, JobQueueClientError, error_from_rpc
+from ._models import Job, JobPage, JobSpec, JobStatus, Payload, QueueStats
+from ._renamed import renamed
+from ._retry import RetryPolicy, is_retryable
+
+R = TypeVar("R")
+
+DEFAULT_PAGE_SIZE = 100
+
+# From the user's call: renamed <- the builder here <- the client's method <- the user.
+_CALLER = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Unary(Generic[R]):
+    """One unary call, ready for either transport.
+
+    Attributes:
+        method: the JobService method's name (``"EnqueueJob"``).
+        request: its request message.
+        read: turns the response into what the client's method returns.
+        job_id: the job the call is about, for the errors that name it.
+        recheck: after a retried call failed with this error, the call whose
+            answer decides whether the first attempt had succeeded after all.
+    """
+
+    method: str
+    request: Any
+    read: Callable[[Any], R]
+    job_id: str | None = None
+    recheck: Callable[[JobQueueClientError], Unary[R] | None] | None = None
+
+
+class Attempts(Generic[R]):
+    """The retries of one call: UNAVAILABLE is retried with backoff, within the policy.
+
+    Every call routed here is safe to repeat (see ``RetryPolicy``).
+    """
+
+    def __init__(self, policy: RetryPolicy, call: Unary[R]) -> None:
+        self.policy = policy
+        self.call = call
+        self.count = 0
+
+    def failed(self, error: grpc.RpcError) -> float | Unary[R]:
+        """The pause before the next attempt, or the call whose answer to return instead.
+
+        Raises:
+            JobQueueClientError: the client's error for ``error``, when it is final.
+        """
+        self.count += 1
+        if is_retryable(error) and self.count <= self.policy.max_retries:
+            return self.policy.backoff_s(self.count)
+        final = error_from_rpc(error, job_id=self.call.job_id)
+        if self.count > 1 and self.call.recheck is not None:
+            instead = self.call.recheck(final)
+            if instead is not None:
+                return instead
+        raise final from error
+
+
+def _job(response: Any) -> Job:
+    return job_from_proto(response.job)
+
+
+def enqueue(
+    type: str,
+    payload: Payload = None,
+    *,
+    run_at: datetime | int | None = None,
+    delay_s: timedelta | float | None = None,
+    max_attempts: int | None = None,
+    idempotency_key: str | None = None,
+    delay: timedelta | float | None = None,
+) -> Unary[Job]:
+    """Submit one job.
+
+    Args:
+        type: which handler runs it (1-128 characters of ``[A-Za-z0-9_.:-]``).
+        payload: bytes as they are, str as UTF-8, anything else as compact JSON.
+        run_at: when it becomes due: a datetime or epoch milliseconds.
+        delay_s: or how long from now: seconds or a timedelta.
+        max_attempts: runs before it ends FAILED; unset leaves it to the handler.
+        idempotency_key: a repeated enqueue with the same key returns the job
+            first stored under it. A fresh key is generated when omitted.
+        delay: deprecated name of ``delay_s``.
+
+    Returns:
+        The stored job (PENDING).
+
+    Raises:
+        InvalidJob: the server rejected an argument.
+        QueueFull: the server is at capacity.
+        ServerUnavailable: the server could not be reached, even after retries.
+        ValueError: both ``run_at`` and ``delay_s`` were given.
+    """
+    delay_s = renamed(
+        "delay", delay, "delay_s", delay_s, given=delay_s is not None, stacklevel=_CALLER
+    )
+    spec = JobSpec(type, payload, run_at, delay_s, max_attempts, idempotency_key)
+    return Unary("EnqueueJob", enqueue_request(spec), _job)
+
+
+def _jobs(response: Any) -> builtins.list[Job]:
+    return [job_from_proto(job) for job in response.jobs]
+
+
+def enqueue_many(
+    jobs: Iterable[JobSpec], *, idempotency_key: str | None = None
+) -> Unary[builtins.list[Job]]:
+    """Submit a batch in one call, atomically: one invalid job rejects them all.
+
+    The batch carries one idempotency key, ``idempotency_key`` or a fresh
+    one, so a retried call returns the jobs the first stored instead of
+    storing them twice; jobs may carry their own keys too. The server
+    bounds a batch's size (10,000 jobs by default); split bigger inputs
+    into several calls.
+
+    Returns:
+        The stored jobs, in the order given.
+
+    Raises:
+        InvalidJob: a job was rejected; the message names it (``jobs[3].type: ...``).
+    """
+    return Unary("EnqueueJobs", enqueue_jobs_request(jobs, idempotency_key), _jobs)
+
+
+def get(job_id: str) -> Unary[Job]:
+    """The job as it is now.
+
+    Raises:
+        JobNotFound: no such job, or its retention ran out.
+        InvalidJob: ``job_id`` is not a job id.
+    """
+    return Unary("GetJob", pb.GetJobRequest(id=job_id), _job, job_id)
+
+
+def list_page(
+    type: str | None = None,
+    status: JobStatus | str | None = None,
+    *,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    page_token: str = "",
+) -> Unary[JobPage]:
+    """One page of jobs, optionally of one type and status.
+
+    Pass the returned ``next_page_token`` to get the next page; it is empty
+    on the last page. ``list`` does this for you.
+    """
+    return Unary("ListJobs", list_request(type, status, page_size, page_token), page_from_proto)
+
+
+def stats() -> Unary[QueueStats]:
+    """Counts of jobs per type and status, and their totals.
+
+    ``scheduled`` counts the PENDING jobs due later; ``pending`` those due now.
+    """
+    return Unary("GetQueueStats", pb.GetQueueStatsRequest(), stats_from_proto)
+
+
+def cancel(job_id: str) -> Unary[Job]:
+    """Cancel a PENDING job, or ask the worker running it to stop.
+
+    Returns:
+        The job after the request: CANCELLED, or RUNNING with ``cancel_requested``.
+
+    Raises:
+        JobNotFound: no such job.
+        JobAlreadyFinished: the job had already finished.
+    """
+
+    def recheck(error: JobQueueClientError) -> Unary[Job] | None:
+        # Retrying a cancel is safe, but when the first attempt's reply was
+        # lost the retry finds the job CANCELLED by that very attempt; that is
+        # the success the caller asked for, not an error.
+        if not isinstance(error, JobAlreadyFinished):
+            return None
+
+        def cancelled(response: Any) -> Job:
+            job = _job(response)
+            if job.status is not JobStatus.CANCELLED:
+                raise error
+            return job
+
+        return Unary("GetJob", pb.GetJobRequest(id=job_id), cancelled, job_id)
+
+    return Unary("CancelJob", pb.CancelJobRequest(id=job_id), _job, job_id, recheck)
+
+
+class Listing:
+    """The pages ``list`` walks through: the next call to make, and the jobs to hand out."""
+
+    def __init__(
+        self,
+        type: str | None,
+        status: JobStatus | str | None,
+        page_size: int,
+        limit: int | None,
+    ) -> None:
+        self._next: Unary[JobPage] | None = list_page(type, status, page_size=page_size)
+        self._type, self._status, self._page_size = type, status, page_size
+        self._left = limit
+
+    def next_call(self) -> Unary[JobPage] | None:
+        """The call that fetches the next page; None when the listing is done."""
+        return self._next
+
+    def take(self, page: JobPage) -> tuple[Job, ...]:
+        """The jobs of ``page`` to hand out, after which ``next_call`` moves on."""
+        jobs = page.jobs if self._left is None else page.jobs[: self._left]
+        if self._left is not None:
+            self._left -= len(jobs)
+        self._next = None
+        if page.next_page_token and self._left != 0:
+            self._next = list_page(
+                self._type,
+                self._status,
+                page_size=self._page_size,
+                page_token=page.next_page_token,
+            )
+        return jobs
+
+
+def listing(
+    type: str | None = None,
+    status: JobStatus | str | None = None,
+    *,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    limit: int | None = None,
+) -> Listing:
+    """Every matching job, fetched a page at a time as you iterate.
+
+    Order: by status, then type, then due time (see the API docs). Jobs that
+    change status while you page may be missed or seen twice.
+
+    Args:
+        type: only jobs of this type.
+        status: only jobs in this status (a ``JobStatus`` or its name).
+            ``"scheduled"`` is not a status: scheduled jobs are PENDING ones due later.
+        page_size: jobs per round trip (the server caps it).
+        limit: stop after this many jobs.
+    """
+    return Listing(type, status, page_size, limit)
