@@ -418,7 +418,7 @@ def _click_options(command: click.Command) -> dict[str, click.Option]:
     return {
         param.name: param
         for param in command.params
-        if isinstance(param, click.Option) and param.name is not None
+        if isinstance(param, click.Option) and param.name is not None and not param.hidden
     }
 
 

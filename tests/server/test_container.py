@@ -193,8 +193,10 @@ def test_the_public_face_is_pinned() -> None:
 def test_the_cli_documents_every_setting() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
-    for flag in ("--port", "--host", "--redis-url", "--key-prefix", "--retention-seconds"):
+    for flag in ("--port", "--host", "--redis-url", "--key-prefix", "--retention-ms"):
         assert flag in result.output
+    # Renamed flags keep working, unlisted.
+    assert "--retention-seconds" not in result.output
     assert "JOBQUEUE_PORT" in result.output
 
 

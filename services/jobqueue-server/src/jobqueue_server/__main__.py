@@ -34,10 +34,11 @@ from .settings import EventLoop, ServerSettings
 )
 @click.option("--key-prefix", help="Namespace of Redis keys [env JOBQUEUE_KEY_PREFIX; jq].")
 @click.option(
-    "--retention-seconds",
+    "--retention-ms",
     type=int,
-    help="How long finished jobs stay readable [env JOBQUEUE_RETENTION_SECONDS; 86400].",
+    help="How long finished jobs stay readable, in ms [env JOBQUEUE_RETENTION_MS; 86400000].",
 )
+@click.option("--retention-seconds", type=int, hidden=True, help="Deprecated: --retention-ms.")
 @click.option(
     "--max-payload-bytes",
     type=int,
@@ -49,9 +50,12 @@ from .settings import EventLoop, ServerSettings
     help="Largest gRPC message [env JOBQUEUE_MAX_MESSAGE_BYTES; 67108864].",
 )
 @click.option(
-    "--shutdown-grace-seconds",
+    "--shutdown-grace-s",
     type=float,
-    help="Time calls in flight get on SIGTERM [env JOBQUEUE_SHUTDOWN_GRACE_SECONDS; 10].",
+    help="Seconds calls in flight get on SIGTERM [env JOBQUEUE_SHUTDOWN_GRACE_S; 10].",
+)
+@click.option(
+    "--shutdown-grace-seconds", type=float, hidden=True, help="Deprecated: --shutdown-grace-s."
 )
 @click.option("--metrics-port", type=int, help="Prometheus port [env JOBQUEUE_METRICS_PORT].")
 @click.option("--log-level", help="Log level [env JOBQUEUE_LOG_LEVEL; INFO].")
