@@ -119,7 +119,7 @@ class App:
                 address=self._settings.address,
                 tls=tls,
                 max_message_bytes=self._settings.max_message_bytes,
-                grace=self._settings.shutdown_grace_s,
+                grace_s=self._settings.shutdown_grace_s,
             )
         except BaseException:
             await self._health.shutdown()

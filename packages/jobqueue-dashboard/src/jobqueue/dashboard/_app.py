@@ -14,6 +14,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -44,6 +45,8 @@ from ._pages import Pages
 from ._settings import DashboardSettings
 
 _log = logging.getLogger(__name__)
+
+HostApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 SECURITY_HEADERS = [
     # Only the dashboard's own files: no inline script or style, no CDN, no framing.
@@ -198,8 +201,12 @@ class Dashboard:
         """End live streams and the sampler: the host is stopping."""
         self._ctx.closing.set()
 
-    def mount(self, host: ASGIApp) -> ASGIApp:
-        """An ASGI app sending the prefix's requests here and every other one to ``host``."""
+    def mount(self, host: HostApp) -> ASGIApp:
+        """An ASGI app sending the prefix's requests here and every other one to ``host``.
+
+        ``host`` is any ASGI app; typed loosely because hosts spell ASGI's
+        types their own way (``WireApp`` takes plain dicts).
+        """
         prefix = self.settings.prefix
         app = self.app
 
