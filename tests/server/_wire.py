@@ -187,6 +187,6 @@ async def start_wire(
         address="127.0.0.1:0",
         tls=tls,
         max_message_bytes=TEST_OPTIONS.max_message_bytes,
-        grace=1.0,
+        grace_s=1.0,
     )
     return WireServer(store=store, server=server, health=health)

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +36,15 @@ class HttpServer:
     _server: h2corn.Server
     _task: asyncio.Task[None]
 
-    async def stop(self, grace: float | None) -> None:
-        """Stop accepting, give requests in flight ``grace`` seconds, then end them."""
-        del grace  # fixed at start: h2corn's timeout_graceful_shutdown
+    async def stop(self, grace_s: float | None = None, *, grace: float | None = None) -> None:
+        """Stop accepting, give requests in flight their grace, then end them.
+
+        The grace is the one given to ``start_http_server`` (h2corn fixes it
+        at start); ``grace_s`` is taken for the same call shape as
+        ``RunningServer.stop``, and ``grace`` is its deprecated name.
+        """
+        if grace is not None:
+            _deprecated_grace("HttpServer.stop")
         self._server.shutdown()
         await self.wait_closed()
 
@@ -78,12 +85,18 @@ async def start_http_server(
     address: str,
     tls: ServerTls | None = None,
     max_message_bytes: int,
-    grace: float = 10.0,
+    grace_s: float = 10.0,
+    grace: float | None = None,
 ) -> HttpServer:
     """Serve ``app`` (ASGI) on ``address`` (``host:port``); port 0 binds a free port.
 
-    Raises OSError when the address cannot be bound.
+    ``grace_s`` is how long requests in flight may finish once the server
+    stops (``grace`` is its deprecated name). Raises OSError when the address
+    cannot be bound.
     """
+    if grace is not None:
+        _deprecated_grace("start_http_server")
+        grace_s = grace
     with _tls_files(tls) as tls_options:
         config = h2corn.Config(
             bind=(address,),
@@ -97,7 +110,7 @@ async def start_http_server(
             max_request_body_size=2 * max_message_bytes + 64 * 1024,
             # Streams (WatchJob, ClaimJobs long polls, health Watch) share connections.
             max_concurrent_streams=1000,
-            timeout_graceful_shutdown=max(grace, 0.001),
+            timeout_graceful_shutdown=max(grace_s, 0.001),
             **tls_options,
         )
         server = h2corn.Server(app, config)
@@ -119,3 +132,9 @@ async def start_http_server(
         "plaintext: HTTP/1.1 and h2c" if tls is None else ("mutual TLS" if tls.mutual else "TLS"),
     )
     return HttpServer(port=port, _server=server, _task=task)
+
+
+def _deprecated_grace(where: str) -> None:
+    warnings.warn(
+        f"{where}(grace=...) is deprecated: use grace_s=", DeprecationWarning, stacklevel=3
+    )

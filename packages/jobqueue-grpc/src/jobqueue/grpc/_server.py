@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,14 +35,22 @@ class RunningServer:
     port: int
     health: StoreHealth
 
-    async def stop(self, grace: float | None) -> None:
-        """Refuse new calls, let calls in flight finish for ``grace`` seconds, then cancel them.
+    async def stop(self, grace_s: float | None = None, *, grace: float | None = None) -> None:
+        """Refuse new calls, let calls in flight finish for ``grace_s`` seconds, then cancel them.
 
-        Health turns NOT_SERVING first, so probes see the server leave before
-        its port closes.
+        None cancels them at once. Health turns NOT_SERVING first, so probes
+        see the server leave before its port closes. ``grace`` is the
+        deprecated name of ``grace_s``.
         """
+        if grace is not None:
+            warnings.warn(
+                "RunningServer.stop(grace=...) is deprecated: use grace_s=",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            grace_s = grace
         await self.health.shutdown()
-        await self.server.stop(grace)
+        await self.server.stop(grace_s)
 
     async def wait_for_termination(self) -> None:
         await self.server.wait_for_termination()
