@@ -5,18 +5,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 from jobqueue.worker import JobContext, JobSource, StoreSource, Worker
 
 from ._common import now, peak_rss_mib, report, signal_ready, stamp_of
 
 JOB_TYPE = "bench"
+COUNTER_KEY = "bench:incr"
 
 
 async def run_worker(
-    *, redis_url: str, target: str, mode: str, count: int, concurrency: int, timeout_s: float
+    *,
+    redis_url: str,
+    target: str,
+    mode: str,
+    count: int,
+    concurrency: int,
+    timeout_s: float,
+    handler: str = "noop",
+    probe: bool = False,
+    allocs_path: str = "",
+    profile_path: str = "",
 ) -> None:
-    """Drain ``count`` jobs (mode "drain") or record start latencies (mode "latency")."""
+    """Drain ``count`` jobs (mode "drain") or record start latencies (mode "latency").
+
+    ``handler`` "incr" makes each job pay one Redis round trip (INCR through
+    redis-py's asyncio client, the ecosystem's usual one), as a real handler
+    recording its work would; "noop" does nothing. ``probe`` adds the cost
+    window of ``_probes`` (CPU, loop iterations, allocations, profile).
+    """
     source: JobSource
     if target:
         from jobqueue.worker import GrpcSource
@@ -26,6 +44,12 @@ async def run_worker(
         from jobqueue.redis import RedisJobStore, RedisStoreSettings
 
         source = StoreSource(RedisJobStore(RedisStoreSettings(url=redis_url)), close_store=True)
+    counter: Any = None
+    if handler == "incr":
+        import redis.asyncio
+
+        counter = redis.asyncio.Redis.from_url(redis_url)
+        await counter.ping()  # connect outside the timing
     worker = Worker(source, concurrency=concurrency)
     done = asyncio.Event()
     latencies: list[float] = []
@@ -36,10 +60,18 @@ async def run_worker(
         nonlocal seen
         if mode == "latency":
             latencies.append(now() - stamp_of(job.payload))
+        if counter is not None:
+            await counter.incr(COUNTER_KEY)
         seen += 1
         if seen >= count:
             done.set()
 
+    window = None
+    if probe:
+        from . import _probes
+
+        loop_counter = _probes.LoopCounter(asyncio.get_running_loop())
+        window = _probes.Window(loop_counter, allocs_path, profile_path)
     cpu = time.process_time()
     started = now()
     await worker.start()
@@ -50,6 +82,9 @@ async def run_worker(
     handled = now()
     await worker.stop()
     settled = now()
+    probed = window.close() if window is not None else {}
+    if counter is not None:
+        await counter.aclose()
     report(
         {
             "count": seen,
@@ -58,6 +93,8 @@ async def run_worker(
             "rss_mib": peak_rss_mib(),
             "cpu_s": time.process_time() - cpu,
             "concurrency": concurrency,
+            "handler": handler,
             "latencies": latencies,
+            "probe": probed,
         }
     )

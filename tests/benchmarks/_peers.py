@@ -70,10 +70,32 @@ class _Tally:
 
 
 _tally: _Tally | None = None
+COUNTER_KEY = "bench:incr"
+_incr_sync: Any = None
+"""With ``--handler incr``: a redis-py client whose INCR thread-based peers' handlers call."""
+_incr_async: Any = None
+"""With ``--handler incr``: a redis.asyncio client for the async peers (made on their loop)."""
+_redis_url = ""
 
 
 def _hit(payload: str) -> None:
+    """A thread-based peer's handler: one INCR round trip first when the variant asks."""
     assert _tally is not None
+    if _incr_sync is not None:
+        _incr_sync.incr(COUNTER_KEY)
+    _tally.hit(payload)
+
+
+async def _hit_async(payload: str) -> None:
+    """An async peer's handler: one INCR through redis-py's asyncio client first, if asked."""
+    global _incr_async
+    assert _tally is not None
+    if _redis_url and _incr_async is None:
+        import redis.asyncio
+
+        _incr_async = redis.asyncio.Redis.from_url(_redis_url)
+    if _incr_async is not None:
+        await _incr_async.incr(COUNTER_KEY)
     _tally.hit(payload)
 
 
@@ -91,7 +113,7 @@ def _taskiq(url: str) -> tuple[Any, Any]:
 
     @broker.task(task_name="noop")
     async def noop(payload: str) -> None:
-        _hit(payload)
+        await _hit_async(payload)
 
     return broker, noop
 
@@ -187,7 +209,7 @@ def dramatiq_worker(url: str, tally: _Tally, concurrency: int) -> None:
 
 
 async def _saq_noop(ctx: Any, *, payload: str) -> None:
-    _hit(payload)
+    await _hit_async(payload)
 
 
 async def saq_enqueue(url: str, count: int, rate: float = 0.0) -> float:
@@ -296,10 +318,31 @@ async def _paced_async(call: Callable[[float], Any], count: int, rate: float) ->
 
 
 def run_worker(
-    peer: str, url: str, mode: str, count: int, concurrency: int, use_uvloop: bool
+    peer: str,
+    url: str,
+    mode: str,
+    count: int,
+    concurrency: int,
+    use_uvloop: bool,
+    *,
+    handler: str = "noop",
 ) -> None:
-    global _tally
+    """One peer's worker to ``count`` handler calls.
+
+    ``handler`` "incr": every handler makes one Redis round trip (INCR), through
+    redis-py's asyncio client in the async peers and its blocking client (one
+    pool shared by the threads) in the thread-based ones, each peer's usual client.
+    """
+    global _tally, _incr_sync, _redis_url
     _tally = tally = _Tally(count, latency=mode == "latency")
+    if handler == "incr":
+        if peer in ("taskiq", "saq"):
+            _redis_url = url
+        else:
+            import redis
+
+            _incr_sync = redis.Redis.from_url(url)
+            _incr_sync.ping()
     factory = None
     if use_uvloop:
         import uvloop

@@ -71,6 +71,17 @@ def main() -> None:
         help="jq-producer: which producer to run (compare.py runs each tree's own)",
     )
     parser.add_argument("--in-flight", type=int, default=1)
+    parser.add_argument(
+        "--handler",
+        choices=["noop", "incr"],
+        default="noop",
+        help="workers: a no-op handler, or one INCR round trip to Redis per job",
+    )
+    parser.add_argument(
+        "--probe", action="store_true", help="jq-worker, jq-server: cost window (_probes)"
+    )
+    parser.add_argument("--allocs-path", default="", help="with --probe: count allocations")
+    parser.add_argument("--profile-path", default="", help="with --probe: cProfile to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -80,7 +91,16 @@ def main() -> None:
     if args.role == "jq-server":
         from . import _jobqueue
 
-        _run(_jobqueue.run_server(args.redis_url, args.port), args.uvloop)
+        _run(
+            _jobqueue.run_server(
+                args.redis_url,
+                args.port,
+                probe=args.probe,
+                allocs_path=args.allocs_path,
+                profile_path=args.profile_path,
+            ),
+            args.uvloop,
+        )
     elif args.role == "noop-server":
         from . import _jobqueue
 
@@ -98,6 +118,10 @@ def main() -> None:
                 count=args.count,
                 concurrency=args.concurrency,
                 timeout_s=args.timeout,
+                handler=args.handler,
+                probe=args.probe,
+                allocs_path=args.allocs_path,
+                profile_path=args.profile_path,
             ),
             args.uvloop,
         )
@@ -105,7 +129,13 @@ def main() -> None:
         from . import _peers
 
         _peers.run_worker(
-            args.peer, args.redis_url, args.mode, args.count, args.concurrency, args.uvloop
+            args.peer,
+            args.redis_url,
+            args.mode,
+            args.count,
+            args.concurrency,
+            args.uvloop,
+            handler=args.handler,
         )
 
 
