@@ -31,6 +31,19 @@ from ._job import (
 from ._leasing import MAX_RETRY_DELAY_MS, LeaseRules, LeaseService
 from ._ports import Clock, IdGenerator, JobStore
 from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy, failure_outcome
+from ._schedule_service import Advance, ScheduleService, ScheduleStore
+from ._schedules import (
+    CronParser,
+    CronRule,
+    FirePlan,
+    JobTemplate,
+    OverlapPolicy,
+    Schedule,
+    ScheduleNotFound,
+    plan,
+    tick_key,
+    ticks_after,
+)
 from ._service import EnqueueRequest, JobService
 from ._transitions import (
     DEFAULT_MAX_ATTEMPTS,
@@ -108,6 +121,19 @@ __all__ = [
     "LeaseService",
     "LeaseRules",
     "MAX_RETRY_DELAY_MS",
+    # Recurring schedules
+    "Schedule",
+    "JobTemplate",
+    "OverlapPolicy",
+    "ScheduleStore",
+    "ScheduleService",
+    "Advance",
+    "CronParser",
+    "CronRule",
+    "FirePlan",
+    "plan",
+    "ticks_after",
+    "tick_key",
     # Errors
     "JobQueueError",
     "InvalidJob",
@@ -117,4 +143,5 @@ __all__ = [
     "LeaseLost",
     "CapacityExceeded",
     "StoreUnavailable",
+    "ScheduleNotFound",
 ]

@@ -2,12 +2,14 @@
 
 from ._durability import redis_warnings
 from ._migrate import MigrationReport, migrate_to_shards
+from ._schedules import RedisScheduleStore
 from ._settings import RedisStoreSettings
 from ._store import MAX_CLAIM, RedisJobStore
 
 __all__ = [
     "RedisJobStore",
     "RedisStoreSettings",
+    "RedisScheduleStore",
     "MAX_CLAIM",
     "MigrationReport",
     "migrate_to_shards",

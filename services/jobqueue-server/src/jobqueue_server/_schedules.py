@@ -1,0 +1,73 @@
+"""The server's part in recurring schedules: the ScheduleService over its store, fired on a timer.
+
+Every server runs this loop; there is no leader to elect, lose or fail over
+(the failure that makes other queues skip or double ticks on a deploy). Each
+round asks the store for the schedules due by the store's clock and applies
+one planned step per tick, atomically and only if no other server applied
+it first (jobqueue/domain/_schedule_service.py), so any number of servers
+fire each tick exactly once, and a server killed mid-round costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from jobqueue.domain import (
+    Clock,
+    IdGenerator,
+    JobQueueError,
+    JobStore,
+    Limits,
+    ScheduleService,
+    ScheduleStore,
+)
+from jobqueue.memory import MemoryJobStore, MemoryScheduleStore
+from jobqueue.redis import RedisJobStore, RedisScheduleStore
+
+from ._cron import CronsimParser
+
+_log = logging.getLogger(__name__)
+
+FIRE_INTERVAL_S = 0.2
+"""How often each server looks for due ticks: a tick fires within this (plus a round trip)."""
+
+
+def schedule_store_for(store: JobStore, *, clock: Clock) -> ScheduleStore:
+    """The ScheduleStore that lives beside ``store`` (and enqueues into it)."""
+    if isinstance(store, MemoryJobStore):
+        return MemoryScheduleStore(store, clock=clock)
+    if isinstance(store, RedisJobStore):
+        return RedisScheduleStore(store)
+    raise TypeError(f"no schedule store for {type(store).__name__}")
+
+
+def schedule_service_for(
+    store: JobStore, *, clock: Clock, ids: IdGenerator, limits: Limits | None = None
+) -> ScheduleService:
+    return ScheduleService(
+        schedule_store_for(store, clock=clock),
+        store,
+        cron=CronsimParser(),
+        clock=clock,
+        ids=ids,
+        limits=limits,
+    )
+
+
+async def fire_forever(service: ScheduleService, *, interval_s: float = FIRE_INTERVAL_S) -> None:
+    """Fire due ticks until cancelled; a failed round is logged and retried on the next."""
+    while True:
+        try:
+            fired = await service.fire_due()
+            if fired:
+                _log.debug("fired %d scheduled jobs", len(fired))
+        except (JobQueueError, OSError) as error:
+            _log.warning("firing schedules failed, retrying: %s", error)
+        await asyncio.sleep(interval_s)
+
+
+def start_firing(store: JobStore, *, clock: Clock, ids: IdGenerator) -> asyncio.Task[None]:
+    """The server's one call: a task that fires this store's schedules until cancelled."""
+    service = schedule_service_for(store, clock=clock, ids=ids)
+    return asyncio.create_task(fire_forever(service), name="jobqueue-schedules")
