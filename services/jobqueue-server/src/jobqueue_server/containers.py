@@ -58,7 +58,7 @@ def redis_store(
     min_replicas: int = 0,
     replica_timeout_ms: int = 1_000,
     max_finished: int | None = None,
-    shards: int = 1,
+    shards: int | None = None,
 ) -> JobStore:
     settings = RedisStoreSettings(
         url=url,

@@ -84,14 +84,16 @@ class ServerSettings(BaseSettings):
             "the retention; on Redis shared like the retention."
         ),
     )
-    redis_shards: int = Field(
-        default=1,
+    redis_shards: int | None = Field(
+        default=None,
         ge=1,
         le=65_535,
         description=(
             "Virtual shards of the Redis keyspace, by job type: 1 keeps one hash tag (a single "
-            "Redis or Sentinel); more spread types over a Redis Cluster's masters. Every "
-            "server and worker of a prefix must use the same number."
+            "Redis or Sentinel); more spread types over a Redis Cluster's masters. Unset: the "
+            "number recorded in Redis by the prefix's first writer (1 when none); a number "
+            "that disagrees with the record stops the store (jobqueue-server migrate moves a "
+            "one-shard queue into shards)."
         ),
     )
     max_payload_bytes: int = Field(

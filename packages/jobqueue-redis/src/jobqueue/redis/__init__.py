@@ -1,6 +1,7 @@
 """Redis JobStore: atomic Lua scripts over one hash per job and sorted sets per type."""
 
 from ._durability import redis_warnings
+from ._errors import ShardLayoutMismatch
 from ._migrate import MigrationReport, migrate_to_shards
 from ._schedules import RedisScheduleStore
 from ._settings import RedisStoreSettings
@@ -14,4 +15,5 @@ __all__ = [
     "MigrationReport",
     "migrate_to_shards",
     "redis_warnings",
+    "ShardLayoutMismatch",
 ]

@@ -22,6 +22,7 @@ from ._connections import store_connections
 from ._durability import DURABLE_SCRIPTS
 from ._errors import translated
 from ._fanout import gather_all
+from ._layout import recorded_layout
 from ._settings import RedisStoreSettings
 from ._shards import namespace, script_keys, shard_of_id, shard_of_type
 
@@ -52,11 +53,10 @@ class StoreCore:
         """The namespace of the one-shard layout: ``{<prefix>}:``."""
         self._types_key = self.ns + "tz"
         # Virtual shards (_shards.py): shard k's namespace and its scripts' KEYS.
-        self.shards = settings.shards
-        self.namespaces = [
-            namespace(settings.key_prefix, k, settings.shards) for k in range(settings.shards)
-        ]
-        self.keys = [script_keys(ns) for ns in self.namespaces]
+        # Without an explicit ``shards`` the layout is the one recorded in
+        # Redis, learnt by ``resolve_layout`` before the first call (_layout.py).
+        self._layout_known = False
+        self._set_layout(settings.shards or 1)
         # Retention set here is written to Redis before the first script runs,
         # where every server and worker of the prefix reads it (see _common.lua).
         self._config_pending = (
@@ -69,6 +69,28 @@ class StoreCore:
         self.connections = store_connections(settings)
         self.hot = self.connections.hot
         self._durable = self.connections.durable
+
+    def _set_layout(self, shards: int) -> None:
+        self.shards = shards
+        self.namespaces = [namespace(self.settings.key_prefix, k, shards) for k in range(shards)]
+        self.keys = [script_keys(ns) for ns in self.namespaces]
+
+    async def resolve_layout(self, *, writing: bool = False) -> None:
+        """Learn the shard layout of the data before the first call that depends on it.
+
+        Cheap once known (a flag). Raises ShardLayoutMismatch when an explicit
+        ``shards`` disagrees with the layout Redis records (_layout.py).
+        """
+        if self._layout_known:
+            return
+        shards, final = await recorded_layout(self, writing=writing)
+        self._set_layout(shards)
+        self._layout_known = final
+
+    def fix_layout(self, shards: int) -> None:
+        """Use ``shards`` whatever Redis records: the migration's view of the old layout."""
+        self._set_layout(shards)
+        self._layout_known = True
 
     def shard_of_type(self, job_type: str) -> int:
         return shard_of_type(job_type, self.shards)

@@ -29,7 +29,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from jobqueue.domain import CapacityExceeded, StoreUnavailable
+from jobqueue.domain import CapacityExceeded, JobQueueError, StoreUnavailable
 from redis import exceptions as rexc
 from redis._parsers.base import BaseParser
 
@@ -92,3 +92,34 @@ def translated() -> Iterator[None]:
         raise CapacityExceeded("Redis is out of memory (maxmemory reached)") from error
     if task is not None and task.cancelling() > cancels:
         raise asyncio.CancelledError
+
+
+class ShardLayoutMismatch(JobQueueError):
+    """Raised when a store's ``shards`` setting disagrees with the layout its data is in.
+
+    A store that guessed the layout would read and write where no other
+    process of the prefix does: jobs stranded, never claimed. So an explicit
+    ``shards`` must equal the number recorded in ``{<prefix>}:cfg`` (by the
+    first store that wrote the prefix, or by ``jobqueue-server migrate``), and
+    a sharded store refuses a prefix whose jobs are still in the one-shard
+    layout until they are migrated. Not retryable: the configuration must change.
+    """
+
+    def __init__(self, *, key_prefix: str, configured: int, recorded: int | None) -> None:
+        self.key_prefix = key_prefix
+        self.configured = configured
+        self.recorded = recorded
+        if recorded is None:
+            message = (
+                f"key prefix {key_prefix!r} holds jobs in the one-shard layout, but this store "
+                f"is configured with shards={configured}: move them with `jobqueue-server "
+                f"migrate` (JOBQUEUE_REDIS_SHARDS={configured}) first"
+            )
+        else:
+            message = (
+                f"key prefix {key_prefix!r} is recorded in Redis as {recorded} virtual "
+                f"shard(s), but this store is configured with shards={configured}: leave "
+                "shards (JOBQUEUE_REDIS_SHARDS) unset to adopt the recorded layout, or set "
+                f"it to {recorded}"
+            )
+        super().__init__(message)

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from importlib import resources
 
 from ._codec import job_from_hash, pairs_to_dict
-from ._errors import translated
+from ._errors import ShardLayoutMismatch, translated
+from ._layout import read_record, record_layout
 from ._settings import RedisStoreSettings
 from ._shards import shard_of_type
 from ._store import RedisJobStore
@@ -62,21 +63,40 @@ class MigrationReport:
     """PENDING jobs now in their shards."""
     running_left: int
     """RUNNING jobs still in the old layout: run the migration again once they settle."""
+    dry_run: bool = False
+    """Nothing was changed: ``moved`` counts the PENDING jobs a run would move now."""
 
 
-async def migrate_to_shards(settings: RedisStoreSettings, *, batch: int = 500) -> MigrationReport:
+async def migrate_to_shards(
+    settings: RedisStoreSettings, *, batch: int = 500, dry_run: bool = False
+) -> MigrationReport:
     """Move the PENDING jobs of ``{settings.key_prefix}`` into ``settings.shards`` shards.
 
     Safe to run while producers and workers of either layout run, and to run
-    again: see the module docstring.
+    again: see the module docstring. First it records ``settings.shards`` as
+    the prefix's layout (_layout.py), so every process started from then on
+    uses the shards; processes already running keep the layout they learnt
+    until restarted, and a later run moves what they still enqueued.
+    Raises ShardLayoutMismatch when the prefix is recorded with another
+    number of shards (moving between two sharded layouts is not supported).
     """
-    if settings.shards == 1:
+    shards = settings.shards
+    if shards is None or shards == 1:
         raise ValueError("migrating needs shards > 1: one shard is the old layout itself")
     old = RedisJobStore(dataclasses.replace(settings, shards=1, retention_ms=None))
+    old._core.fix_layout(1)  # the old layout, whatever Redis records
     new = RedisJobStore(settings)
     ns = settings.namespace
     moved = 0
     try:
+        recorded = await read_record(old._core)
+        if recorded not in (None, 1, shards):
+            raise ShardLayoutMismatch(
+                key_prefix=settings.key_prefix, configured=shards, recorded=recorded
+            )
+        if dry_run:
+            return await _count(old, ns)
+        await record_layout(old._core, shards)
         await old.requeue_expired()  # leases that lapsed go back to their queue, then move
         for _ in range(1_000_000):  # bounded: each round moves a batch or ends
             with translated():
@@ -99,7 +119,7 @@ async def migrate_to_shards(settings: RedisStoreSettings, *, batch: int = 500) -
                         "EVAL",
                         _RESTORE,
                         1,
-                        new._core.namespaces[shard_of_type(now_job.type, settings.shards)]
+                        new._core.namespaces[shard_of_type(now_job.type, shards)]
                         + "j:"
                         + now_job.id,
                         job.created_at,
@@ -117,14 +137,24 @@ async def migrate_to_shards(settings: RedisStoreSettings, *, batch: int = 500) -
                     gone = [i for i in old_ids if i not in {job.id for job in jobs}]
                     await old._core.hot.execute("ZREM", ns + "migrating", *gone)
             moved += len(jobs)
-        with translated():
-            running = 0
-            for job_type in await old._core.hot.execute("ZRANGE", ns + "tz", 0, -1):
-                running += int(await old._core.hot.execute("ZCARD", ns + "r:" + job_type.decode()))
-        return MigrationReport(moved=moved, running_left=running)
+        left = await _count(old, ns)
+        return MigrationReport(moved=moved, running_left=left.running_left)
     finally:
         await old.close()
         await new.close()
+
+
+async def _count(old: RedisJobStore, ns: str) -> MigrationReport:
+    """What the old layout holds now: PENDING jobs (and any batch taken), RUNNING jobs."""
+    hot = old._core.hot
+    pending = running = 0
+    with translated():
+        for job_type in await hot.execute("ZRANGE", ns + "tz", 0, -1):
+            name = job_type.decode()
+            pending += int(await hot.execute("ZCARD", ns + "q:" + name))
+            running += int(await hot.execute("ZCARD", ns + "r:" + name))
+        pending += int(await hot.execute("ZCARD", ns + "migrating"))
+    return MigrationReport(moved=pending, running_left=running, dry_run=True)
 
 
 __all__ = ["MigrationReport", "migrate_to_shards"]

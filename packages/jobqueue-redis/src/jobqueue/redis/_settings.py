@@ -21,10 +21,11 @@ class RedisStoreSettings:
     follow what Redis holds (24 hours and 100,000 when nothing was ever set).
     Set them on the servers, not on every worker.
 
-    Every key is ``{<key_prefix>}:...``: the braces are a Redis Cluster hash
-    tag, so one queue's keys share a slot and its Lua scripts stay atomic on a
-    cluster. Different prefixes isolate tenants (and tests) in one Redis, and
-    spread over a cluster's shards. The URL carries the password and TLS
+    Every key is ``{<key_prefix>}:...`` (one shard), or ``{<key_prefix>.<k>}:...``
+    for shard k of several: the braces are a Redis Cluster hash tag, so one
+    shard's keys share a slot and its Lua scripts stay atomic on a cluster.
+    Different prefixes isolate tenants (and tests) in one Redis, and spread
+    over a cluster's masters. The URL carries the password and TLS
     (``rediss://``) as redis-py understands them; ``redis+sentinel://host:26379,
     host:26380/<service>/<db>`` finds the primary through Sentinel (_topology.py).
     """
@@ -36,8 +37,11 @@ class RedisStoreSettings:
     socket_timeout_s: float = 5.0
     connect_timeout_s: float = 2.0
     max_connections: int = 64
-    shards: int = 1
-    """Virtual shards (see _shards.py): 1 keeps every key under ``{<key_prefix>}``."""
+    shards: int | None = None
+    """Virtual shards (see _shards.py): 1 keeps every key under ``{<key_prefix>}``. None
+    (the default) adopts the number recorded in Redis by the prefix's first writer, 1 when
+    nothing is; a number that disagrees with the record fails (ShardLayoutMismatch,
+    _layout.py), so no process of a prefix writes where the others do not look."""
     cluster: bool = False
     """Talk to a Redis Cluster through redis-py's RedisCluster (it follows MOVED and
     ASK); implied by a ``redis+cluster://host:port[,host:port...]`` URL. Any one
@@ -69,7 +73,7 @@ class RedisStoreSettings:
             raise ValueError("retention_ms must be positive")
         if self.max_finished is not None and self.max_finished <= 0:
             raise ValueError("max_finished must be positive")
-        if not 1 <= self.shards <= 1 << 16:
+        if self.shards is not None and not 1 <= self.shards <= 1 << 16:
             raise ValueError("shards must be between 1 and 65536")
 
     @property

@@ -50,12 +50,15 @@ class RedisJobStore:
 
     async def add(self, jobs: Sequence[Job], *, batch_key: str | None = None) -> list[Job]:
         """Store new jobs; see ``Enqueuer.add`` for how concurrent calls share a script."""
+        await self._core.resolve_layout(writing=True)
         return await self._enqueuer.add(jobs, batch_key=batch_key)
 
     async def get(self, job_id: str) -> Job | None:
+        await self._core.resolve_layout()
         return await self._admin.get(job_id)
 
     async def cancel(self, job_id: str) -> Job:
+        await self._core.resolve_layout()
         return await self._admin.cancel(job_id)
 
     # -- workers ---------------------------------------------------------------
@@ -63,24 +66,30 @@ class RedisJobStore:
     async def claim(
         self, types: Sequence[str], *, limit: int, lease_ms: int, wait_ms: int = 0
     ) -> list[Lease]:
+        await self._core.resolve_layout()
         return await self._leasing.claim(types, limit=limit, lease_ms=lease_ms, wait_ms=wait_ms)
 
     async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        await self._core.resolve_layout()
         return await self._leasing.settle(outcomes)
 
     async def renew(self, leases: Sequence[tuple[str, str]], *, lease_ms: int) -> list[LeaseState]:
+        await self._core.resolve_layout()
         return await self._leasing.renew(leases, lease_ms=lease_ms)
 
     async def requeue_expired(self, *, limit: int = 1_000, lock_ms: int = 0) -> int:
         """The sweep, shard by shard: each shard has its own lock and ``limit``."""
+        await self._core.resolve_layout()
         return await self._leasing.requeue_expired(limit=limit, lock_ms=lock_ms)
 
     # -- operators -------------------------------------------------------------
 
     async def list_jobs(self, query: JobQuery) -> JobPage:
+        await self._core.resolve_layout()
         return await self._admin.list_jobs(query)
 
     async def stats(self) -> QueueStats:
+        await self._core.resolve_layout()
         return await self._admin.stats()
 
     def watch(self, job_id: str) -> AsyncIterator[Job]:
@@ -89,6 +98,16 @@ class RedisJobStore:
     def cancellations(self) -> AsyncIterator[str]:
         """Ids of RUNNING jobs whose cancel was requested (see ``Watching.cancellations``)."""
         return self._watching.cancellations()
+
+    async def check_layout(self) -> int:
+        """Learn the shard layout now (it is learnt at the first call otherwise): its shards.
+
+        For a process to fail at start, not at its first call, when its
+        ``shards`` setting disagrees with Redis's record (ShardLayoutMismatch,
+        see _layout.py); StoreUnavailable when Redis cannot be reached.
+        """
+        await self._core.resolve_layout()
+        return self._core.shards
 
     async def ping(self) -> None:
         with translated():

@@ -35,6 +35,7 @@ class Watching:
         # Subscribed (on the store's shared pub/sub connection) before the
         # first read, so no change after that read goes unseen.
         core = self._core
+        await core.resolve_layout()
         ns = core.namespaces[core.shard_of_id(job_id)]
         job_key = (ns + "j:" + job_id,)
         with translated():
@@ -80,6 +81,7 @@ class Watching:
         """
         if self.subscriber.closed:
             return
+        await self._core.resolve_layout()
         with translated():
             events = await self.subscriber.listen(self._core.ns + "cancels", confirm=False)
         try:
