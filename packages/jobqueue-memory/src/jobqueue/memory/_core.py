@@ -1,0 +1,115 @@
+"""The in-memory store's state and the steps every operation shares.
+
+One ``_MemoryCore`` holds every job and index; the operations live in mixins
+by concern (``_leasing`` for workers, ``_reading`` for operators' reads, the
+face in ``_store``). Nothing here awaits, so each operation built from these
+steps stays atomic on one event loop, as the port requires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections import deque
+from dataclasses import dataclass, replace
+
+from jobqueue.domain import Clock, Job, JobStatus, SystemClock
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryStoreSettings:
+    """Bounds of the in-memory store.
+
+    ``max_jobs`` caps how many jobs (of any status) it holds, so a runaway
+    producer gets RESOURCE_EXHAUSTED instead of exhausting the server's memory.
+    """
+
+    retention_ms: int = 24 * 3600 * 1000
+    max_jobs: int = 1_000_000
+
+
+@dataclass(slots=True)
+class _Record:
+    job: Job
+    token: str = ""
+    deadline_ms: int = 0
+    # The lease's attempt counts for good once a renew or settle confirms it.
+    confirmed: bool = False
+    unconfirmed_expiries: int = 0
+
+
+class _MemoryCore:
+    """Every job, its indexes and its waiters; the steps shared by all operations."""
+
+    def __init__(
+        self, settings: MemoryStoreSettings | None = None, *, clock: Clock | None = None
+    ) -> None:
+        self._settings = settings or MemoryStoreSettings()
+        self._clock = clock or SystemClock()
+        self._records: dict[str, _Record] = {}
+        self._pending: dict[str, list[tuple[int, str]]] = {}
+        self._running: dict[str, int] = {}
+        self._finished: deque[tuple[int, str]] = deque()
+        self._keys: dict[str, str] = {}
+        self._batches: dict[str, tuple[int, list[str]]] = {}
+        self._batch_expiry: deque[tuple[int, str]] = deque()
+        self._rotation = 0
+        self._sweep_locked_until = 0
+        self._changed = asyncio.Event()
+        self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._cancel_inboxes: set[asyncio.Queue[str]] = set()
+
+    def _live_lease(self, job_id: str, token: str) -> _Record | None:
+        """The record whose lease this is, unless the token is stale or the deadline passed."""
+        record = self._records.get(job_id)
+        if (
+            record is None
+            or record.job.status is not JobStatus.RUNNING
+            or record.token != token
+            or record.deadline_ms <= self._clock.now_ms()
+        ):
+            return None
+        return record
+
+    def _requeue(self, record: _Record, due: int, now: int) -> None:
+        job = record.job
+        record.job = replace(job, status=JobStatus.PENDING, execution_time_ms=due, updated_at=now)
+        record.token = ""
+        record.deadline_ms = 0
+        self._running.pop(job.id, None)
+        heapq.heappush(self._pending.setdefault(job.type, []), (due, job.id))
+        self._notify(job.id)
+
+    def _finish(self, record: _Record, status: JobStatus, now: int) -> Job:
+        job = replace(record.job, status=status, updated_at=now)
+        record.job = job
+        record.token = ""
+        record.deadline_ms = 0
+        self._running.pop(job.id, None)
+        self._finished.append((now + self._settings.retention_ms, job.id))
+        self._notify(job.id)
+        return job
+
+    def _purge(self) -> None:
+        now = self._clock.now_ms()
+        # The clock never goes back, so batch keys expire in the order stored.
+        while self._batch_expiry and self._batch_expiry[0][0] <= now:
+            _, batch_key = self._batch_expiry.popleft()
+            known = self._batches.get(batch_key)
+            if known is not None and known[0] <= now:
+                del self._batches[batch_key]
+        while self._finished and self._finished[0][0] <= now:
+            _, job_id = self._finished.popleft()
+            record = self._records.pop(job_id, None)
+            if record is not None:
+                key = record.job.idempotency_key
+                if key is not None and self._keys.get(key) == job_id:
+                    del self._keys[key]
+                self._notify(job_id)
+
+    def _wake(self) -> None:
+        self._changed.set()
+
+    def _notify(self, job_id: str) -> None:
+        for changed in self._watchers.get(job_id, ()):
+            changed.set()

@@ -1,0 +1,219 @@
+"""The workers' operations of the in-memory store: claim, settle, renew, sweep, cancellations."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import secrets
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import replace
+
+from jobqueue.domain import (
+    MAX_UNCONFIRMED_DELIVERIES,
+    Event,
+    JobStatus,
+    Lease,
+    LeaseState,
+    Outcome,
+    OutcomeKind,
+    resolve,
+    transition,
+)
+
+from ._core import _MemoryCore, _Record
+
+_OUTCOME_EVENTS = {
+    OutcomeKind.COMPLETE: Event.COMPLETE,
+    OutcomeKind.RETRY: Event.RETRY,
+    OutcomeKind.FAIL: Event.FAIL,
+    OutcomeKind.RELEASE: Event.RELEASE,
+    OutcomeKind.CANCELLED: Event.ABORT,
+}
+
+
+class _LeasingMixin(_MemoryCore):
+    """Leases: handed out fairly across types, renewed, settled or expired."""
+
+    async def claim(
+        self, types: Sequence[str], *, limit: int, lease_ms: int, wait_ms: int = 0
+    ) -> list[Lease]:
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + wait_ms / 1000
+        while True:
+            self._purge()
+            leases = self._claim_now(types, limit, lease_ms)
+            remaining = give_up_at - loop.time()
+            if leases or remaining <= 0 or limit <= 0:
+                return leases
+            next_due = self._next_due(types)
+            if next_due is not None:
+                remaining = min(remaining, max(next_due - self._clock.now_ms(), 0) / 1000)
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=max(remaining, 0.001))
+
+    async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        now = self._clock.now_ms()
+        results: list[bool] = []
+        for outcome in outcomes:
+            record = self._live_lease(outcome.job_id, outcome.token)
+            if record is None:
+                results.append(False)
+                continue
+            event = resolve(record.job, _OUTCOME_EVENTS[outcome.kind])
+            status = transition(record.job.status, event)
+            job = record.job
+            if outcome.kind is OutcomeKind.RELEASE and status is JobStatus.PENDING:
+                # Handed back untried: the attempt it was claimed for does not count.
+                job = replace(job, attempts=max(job.attempts - 1, 0))
+            if outcome.error:
+                job = replace(job, last_error=outcome.error)
+            record.unconfirmed_expiries = 0
+            if status is JobStatus.PENDING:
+                due = now + (outcome.retry_delay_ms or 0)
+                record.job = job
+                self._requeue(record, due, now)
+            else:
+                record.job = (
+                    replace(job, result=outcome.result) if status is JobStatus.COMPLETED else job
+                )
+                self._finish(record, status, now)
+            results.append(True)
+        self._wake()
+        return results
+
+    async def renew(self, leases: Sequence[tuple[str, str]], *, lease_ms: int) -> list[LeaseState]:
+        now = self._clock.now_ms()
+        states: list[LeaseState] = []
+        for job_id, token in leases:
+            record = self._live_lease(job_id, token)
+            if record is None:
+                states.append(LeaseState.LOST)
+                continue
+            record.deadline_ms = now + lease_ms
+            record.confirmed = True
+            record.unconfirmed_expiries = 0
+            self._running[job_id] = record.deadline_ms
+            states.append(
+                LeaseState.CANCEL_REQUESTED if record.job.cancel_requested else LeaseState.ACTIVE
+            )
+        return states
+
+    async def requeue_expired(self, *, limit: int = 1_000, lock_ms: int = 0) -> int:
+        now = self._clock.now_ms()
+        if lock_ms > 0:
+            if now < self._sweep_locked_until:
+                return 0
+            self._sweep_locked_until = now + lock_ms
+        expired = sorted(
+            (deadline, job_id) for job_id, deadline in self._running.items() if deadline <= now
+        )[:limit]
+        for _, job_id in expired:
+            record = self._records[job_id]
+            if (
+                not record.confirmed
+                and not record.job.cancel_requested
+                and record.unconfirmed_expiries < MAX_UNCONFIRMED_DELIVERIES
+            ):
+                # Never confirmed: the claim's reply may never have reached a
+                # worker, so the job may never have run. Give the attempt back.
+                record.unconfirmed_expiries += 1
+                record.job = replace(record.job, attempts=max(record.job.attempts - 1, 0))
+                self._requeue(record, now, now)
+                continue
+            event = resolve(record.job, Event.EXPIRE)
+            status = transition(record.job.status, event)
+            if status is JobStatus.PENDING:
+                self._requeue(record, now, now)
+            else:
+                if status is JobStatus.FAILED:
+                    record.job = replace(record.job, last_error="lease expired on the last attempt")
+                self._finish(record, status, now)
+        if expired:
+            self._wake()
+        return len(expired)
+
+    async def cancellations(self) -> AsyncIterator[str]:
+        """Ids of RUNNING jobs whose cancel was requested, as ``cancel`` flags them.
+
+        Each open iterator has an inbox of its own, so every one sees every
+        request made while it is open, however slowly it is read.
+        """
+        inbox: asyncio.Queue[str] = asyncio.Queue()
+        self._cancel_inboxes.add(inbox)
+        try:
+            while True:
+                yield await inbox.get()
+        finally:
+            self._cancel_inboxes.discard(inbox)
+
+    def _claim_now(self, types: Sequence[str], limit: int, lease_ms: int) -> list[Lease]:
+        now = self._clock.now_ms()
+        order = list(dict.fromkeys(types))
+        if not order:
+            return []
+        # Start each claim at the next type in turn and give every type an
+        # equal share per round, so a flooded type cannot starve the others.
+        self._rotation = (self._rotation + 1) % len(order)
+        active = order[self._rotation :] + order[: self._rotation]
+        leases: list[Lease] = []
+        while len(leases) < limit and active:
+            still: list[str] = []
+            share = -(-(limit - len(leases)) // len(active))
+            for job_type in active:
+                want = min(share, limit - len(leases))
+                if want <= 0:
+                    break
+                taken = 0
+                while taken < want:
+                    record = self._pop_due(job_type, now)
+                    if record is None:
+                        break
+                    taken += 1
+                    leases.append(self._lease(record, now, lease_ms))
+                if taken == want:
+                    still.append(job_type)
+            active = still
+        return leases
+
+    def _lease(self, record: _Record, now: int, lease_ms: int) -> Lease:
+        transition(record.job.status, Event.CLAIM)
+        record.job = replace(
+            record.job,
+            status=JobStatus.RUNNING,
+            attempts=record.job.attempts + 1,
+            updated_at=now,
+        )
+        record.token = secrets.token_hex(8)
+        record.deadline_ms = now + lease_ms
+        record.confirmed = False
+        self._running[record.job.id] = record.deadline_ms
+        self._notify(record.job.id)
+        return Lease(record.job, record.token, record.deadline_ms)
+
+    def _pop_due(self, job_type: str, now: int) -> _Record | None:
+        heap = self._pending.get(job_type)
+        while heap:
+            due, job_id = heap[0]
+            record = self._records.get(job_id)
+            if (
+                record is None
+                or record.job.status is not JobStatus.PENDING
+                or record.job.execution_time_ms != due
+            ):
+                heapq.heappop(heap)  # a stale entry: cancelled, claimed or rescheduled
+                continue
+            if due > now:
+                return None
+            heapq.heappop(heap)
+            return record
+        return None
+
+    def _next_due(self, types: Iterable[str]) -> int | None:
+        dues = []
+        for job_type in types:
+            heap = self._pending.get(job_type)
+            if heap:
+                dues.append(heap[0][0])
+        return min(dues) if dues else None

@@ -1,0 +1,105 @@
+"""The operators' reads of the in-memory store: get, list, stats, watch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from jobqueue.domain import (
+    Job,
+    JobNotFound,
+    JobPage,
+    JobQuery,
+    JobStatus,
+    ListPosition,
+    QueueStats,
+    TypeStats,
+    decode_cursor,
+    encode_cursor,
+)
+
+from ._core import _MemoryCore, _Record
+
+MAX_STATS_TYPES = 1_000
+"""Most types one ``stats`` call counts, as in the Redis store."""
+
+
+class _ReadingMixin(_MemoryCore):
+    """Reads that change nothing but purging what outlived its retention."""
+
+    async def get(self, job_id: str) -> Job | None:
+        self._purge()
+        record = self._records.get(job_id)
+        return record.job if record else None
+
+    async def list_jobs(self, query: JobQuery) -> JobPage:
+        self._purge()
+        after = decode_cursor(query.cursor)
+        matches = sorted(
+            key
+            for key in (self._sort_key(record) for record in self._records.values())
+            if (query.status is None or key.status is query.status)
+            and (query.type is None or key.type == query.type)
+            and (after is None or key > after)
+        )
+        page = matches[: max(query.limit, 0)]
+        more = len(matches) > len(page) and bool(page)
+        return JobPage(
+            jobs=[self._records[key.job_id].job for key in page],
+            next_cursor=encode_cursor(page[-1]) if more else "",
+        )
+
+    async def stats(self) -> QueueStats:
+        self._purge()
+        now = self._clock.now_ms()
+        counts: dict[str, dict[str, int]] = {}
+        for record in self._records.values():
+            job = record.job
+            row = counts.setdefault(job.type, {})
+            if job.status is JobStatus.PENDING:
+                name = "pending" if job.execution_time_ms <= now else "scheduled"
+            else:
+                name = job.status.name.lower()
+            row[name] = row.get(name, 0) + 1
+        names = sorted(counts)
+        return QueueStats(
+            types=[TypeStats(type=name, **counts[name]) for name in names[:MAX_STATS_TYPES]],
+            omitted_types=max(len(names) - MAX_STATS_TYPES, 0),
+        )
+
+    async def watch(self, job_id: str) -> AsyncIterator[Job]:
+        self._purge()
+        record = self._records.get(job_id)
+        if record is None:
+            raise JobNotFound(job_id)
+        changed = asyncio.Event()
+        self._watchers.setdefault(job_id, set()).add(changed)
+        try:
+            last: Job | None = None
+            while True:
+                changed.clear()
+                current = self._records.get(job_id)
+                if current is None:
+                    return
+                if current.job != last:
+                    last = current.job
+                    yield last
+                    if last.status.is_terminal:
+                        return
+                await changed.wait()
+        finally:
+            watchers = self._watchers.get(job_id)
+            if watchers is not None:
+                watchers.discard(changed)
+                if not watchers:
+                    del self._watchers[job_id]
+
+    def _sort_key(self, record: _Record) -> ListPosition:
+        job = record.job
+        if job.status is JobStatus.PENDING:
+            position = job.execution_time_ms
+        elif job.status is JobStatus.RUNNING:
+            position = record.deadline_ms
+        else:
+            position = job.updated_at
+        return ListPosition(job.status, job.type, position, job.id)
