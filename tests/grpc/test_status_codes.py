@@ -9,6 +9,7 @@ from collections.abc import Awaitable
 import grpc
 import pytest
 
+from jobqueue.connect import connect_error
 from jobqueue.domain import (
     CapacityExceeded,
     InvalidJob,
@@ -20,6 +21,7 @@ from jobqueue.domain import (
     StoreUnavailable,
 )
 from jobqueue.grpc import INTERNAL_DETAILS, STATUS_CODES, status_for
+from jobqueue.grpc._status import UNAVAILABLE_DETAILS
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
 from mpataki.jobqueue.v1 import worker_pb2 as worker_pb
 from tests.grpc.conftest import Api
@@ -99,6 +101,41 @@ async def test_an_unexpected_error_is_logged_and_its_text_never_leaks(
         )
     assert error.details() == INTERNAL_DETAILS
     assert any("secret internals" in str(record.exc_info) for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        StoreUnavailable(
+            "Redis is unreachable: Error 2 connecting to unix:/var/run/redis/redis.sock. "
+            "No such file or directory."
+        ),
+        RuntimeError('File "/home/deploy/app/jobqueue/redis/_core.py", line 12, in claim'),
+    ],
+    ids=["unavailable", "internal"],
+)
+def test_no_machine_path_reaches_a_caller(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="jobqueue.grpc"):
+        code, details = status_for(error)
+        connect = connect_error(error)
+    assert code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL)
+    for text in (details, connect.message):
+        assert "/" not in text
+        assert text in (UNAVAILABLE_DETAILS, INTERNAL_DETAILS)
+    # The operator still learns what happened.
+    assert "/var/run/redis" in caplog.text or "/home/deploy" in str(
+        [record.exc_info for record in caplog.records]
+    )
+
+
+async def test_an_unavailable_store_answers_without_its_details(api: Api) -> None:
+    api.store.error = StoreUnavailable("Error 111 connecting to 10.0.0.7:6379. Connection refused.")
+    error = await expect_status(
+        api.jobs.GetJob(pb.GetJobRequest(id=str(uuid.uuid4()))), grpc.StatusCode.UNAVAILABLE
+    )
+    assert error.details() == UNAVAILABLE_DETAILS
 
 
 def test_status_for_uses_the_closest_base_class() -> None:

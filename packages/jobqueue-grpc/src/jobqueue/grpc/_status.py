@@ -15,6 +15,7 @@ from jobqueue.domain import (
     JobNotFound,
     JobQueueError,
     LeaseLost,
+    ScheduleNotFound,
     StoreUnavailable,
 )
 
@@ -23,6 +24,7 @@ _log = logging.getLogger(__name__)
 STATUS_CODES: Mapping[type[JobQueueError], grpc.StatusCode] = {
     InvalidJob: grpc.StatusCode.INVALID_ARGUMENT,
     JobNotFound: grpc.StatusCode.NOT_FOUND,
+    ScheduleNotFound: grpc.StatusCode.NOT_FOUND,
     JobAlreadyFinished: grpc.StatusCode.FAILED_PRECONDITION,
     LeaseLost: grpc.StatusCode.FAILED_PRECONDITION,
     InvalidTransition: grpc.StatusCode.FAILED_PRECONDITION,
@@ -32,6 +34,7 @@ STATUS_CODES: Mapping[type[JobQueueError], grpc.StatusCode] = {
 """Every domain error a caller can see, and its status code. Anything else is INTERNAL."""
 
 INTERNAL_DETAILS = "internal error; the server logged the details"
+UNAVAILABLE_DETAILS = "the store is unavailable now; retry (the server logged why)"
 
 
 def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
@@ -40,7 +43,13 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
     Domain errors carry their own message, written for the caller. Any other
     exception is our bug: it is logged here with its traceback and the caller
     sees only a generic INTERNAL, so internals never leak onto the wire.
+    ``StoreUnavailable`` is logged and answered with a fixed text too: its
+    message comes from the store's client library and may name the store's
+    hosts, addresses or socket paths, which are no business of a caller.
     """
+    if isinstance(error, StoreUnavailable):
+        _log.info("answering UNAVAILABLE: %s", error)
+        return grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_DETAILS
     if isinstance(error, JobQueueError):
         for cls in type(error).__mro__:
             code = STATUS_CODES.get(cls)
