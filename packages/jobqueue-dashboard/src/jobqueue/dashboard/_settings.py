@@ -89,4 +89,5 @@ class DashboardSettings:
             prefix=text("PREFIX") or "/dashboard",
             sample_interval_ms=number("SAMPLE_INTERVAL_MS", 5_000),
             history_samples=number("HISTORY_SAMPLES", 720),
+            page_size=number("PAGE_SIZE", 50),
         )
