@@ -358,15 +358,64 @@ async def test_a_claim_meeting_a_slot_in_migration_changes_nothing(
         nodes[owner].cluster("SETSLOT", slot, "MIGRATING", ids[target])
         moved_key = ns + "j:" + waiting[1].id
         nodes[owner].migrate("127.0.0.1", target, [moved_key], 0, 5_000)
-        with pytest.raises((StoreUnavailable, redis.RedisError)):
+        # Each reshard reply reaches the caller as UNAVAILABLE, which the SDKs retry:
+        # "non local key" from inside the claim script, ASK then TRYAGAIN until
+        # redis-py gives up ("TTL exhausted") for a cancel and an enqueue.
+        with pytest.raises(StoreUnavailable, match="moving this shard's slot"):
             await store.claim(["moving"], limit=10, lease_ms=30_000)
-        assert nodes[owner].zcard(ns + "q:moving") == 3  # nothing was taken out
+        with pytest.raises(StoreUnavailable):
+            await store.cancel(waiting[1].id)
+        with pytest.raises(StoreUnavailable):
+            await service_for(store).enqueue("moving")
+        assert nodes[owner].zcard(ns + "q:moving") == 3  # nothing taken out, nothing added
+        # The slot's move finished: every call works again, and nothing was lost.
+        nodes[owner].migrate("127.0.0.1", target, _keys_in(nodes[owner], slot), 0, 5_000)
+        for port in (target, owner, *(p for p in nodes if p not in (owner, target))):
+            nodes[port].cluster("SETSLOT", slot, "NODE", ids[target])
+        owner, target = target, owner
+        leases = []
+        for _ in range(100):  # bounded: the nodes learn the new owner within a few rounds
+            try:
+                leases = await store.claim(["moving"], limit=10, lease_ms=30_000)
+                break
+            except StoreUnavailable:
+                await asyncio.sleep(0.05)
+        assert sorted(lease.job.id for lease in leases) == sorted(job.id for job in waiting)
     finally:
-        for port in (owner, target):
+        for port in nodes:
             nodes[port].cluster("SETSLOT", slot, "NODE", ids[owner])
         for client in nodes.values():
             client.close()
         await store.close()
+
+
+def _keys_in(client: redis.Redis, slot: int) -> list[str]:
+    return [_text(key) for key in client.cluster("GETKEYSINSLOT", slot, 1_000)]
+
+
+async def test_a_moved_reply_left_over_is_unavailable(cluster: ClusterProcesses) -> None:
+    """A store that was not told it talks to a cluster meets MOVED: typed, retryable."""
+    first = cluster.master_ports()[0]
+    elsewhere = set(range(16384)) - _slots_of(first)
+    prefix = next(f"jqm{i}" for i in range(1_000) if key_slot(f"{{jqm{i}}}".encode()) in elsewhere)
+    plain = RedisJobStore(RedisStoreSettings(url=f"redis://127.0.0.1:{first}/0", key_prefix=prefix))
+    try:
+        with pytest.raises(StoreUnavailable, match="MOVED"):
+            await plain.get("0190a4d2-0000-7000-8000-000000000000")
+    finally:
+        await plain.close()
+
+
+def _slots_of(port: int) -> set[int]:
+    client = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        mine = set()
+        for start, end, master, *_ in client.cluster("SLOTS"):
+            if int(master[1]) == port:
+                mine |= set(range(int(start), int(end) + 1))
+        return mine
+    finally:
+        client.close()
 
 
 def _text(value: object) -> str:

@@ -37,7 +37,9 @@ from ._settings import RedisStoreSettings
 _NODE_GONE = (
     rexc.ConnectionError,
     rexc.TimeoutError,
-    rexc.ClusterDownError,
+    rexc.ClusterError,  # ClusterDownError, and "TTL exhausted" after redirections
+    rexc.AskError,  # MovedError too
+    rexc.SlotNotCoveredError,
     rexc.TryAgainError,
     rexc.ReadOnlyError,
     OSError,

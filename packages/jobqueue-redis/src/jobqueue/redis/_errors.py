@@ -33,13 +33,23 @@ from jobqueue.domain import CapacityExceeded, JobQueueError, StoreUnavailable
 from redis import exceptions as rexc
 from redis._parsers.base import BaseParser
 
-FAILOVER_ERRORS: tuple[type[rexc.RedisError], ...] = (
+FAILOVER_ERRORS: tuple[type[Exception], ...] = (
     rexc.ReadOnlyError,
     rexc.BusyLoadingError,
     rexc.TryAgainError,
-    rexc.ClusterDownError,  # MasterDownError is one
+    rexc.ClusterError,  # ClusterDownError and MasterDownError are ones; "TTL exhausted" too
+    rexc.AskError,  # MovedError is one: a redirection left over, not followed
+    rexc.SlotNotCoveredError,
 )
-"""Replies of a node that cannot serve writes now: the command did not run."""
+"""Replies of a node that cannot serve writes now: the command did not run.
+
+On a cluster, a slot being resharded answers ``ASK``/``MOVED`` (which
+RedisCluster follows, a few times: then ``ClusterError("TTL exhausted")``)
+and ``TRYAGAIN`` (a multi-key command whose keys are split between the two
+nodes for the moment). Each means "retry shortly"."""
+
+_NON_LOCAL_KEY = "Script attempted to access a non local key in a cluster node"
+"""Redis's reply when a script reaches a key its node does not hold (redis-py has no type)."""
 
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     rexc.ConnectionError,  # AuthenticationError, BusyLoadingError, MaxConnectionsError...
@@ -59,6 +69,21 @@ def parse_error_reply(message: str) -> rexc.RedisError:
 def is_failover(error: BaseException) -> bool:
     """Whether ``error`` says the node is no primary now, so its connection must be re-resolved."""
     return isinstance(error, FAILOVER_ERRORS)
+
+
+def is_resharding(error: BaseException) -> bool:
+    """Whether a plain error reply means a script met a slot in migration.
+
+    A script that reaches a key of its slot that already left for the new
+    master (mid ``redis-cli --cluster reshard``) fails inside Redis with
+    "non local key"; redis-py types it only as ResponseError, so this one
+    reply is recognised by its text, the one exception to typing by class.
+    It cannot mean a bug of ours: every script touches only keys of its own
+    shard's slot (declared, and proven on a cluster by tests/redis/test_cluster.py),
+    so a key is "non local" only while that slot moves. ``probe`` in
+    _common.lua makes the script fail before it changed anything.
+    """
+    return isinstance(error, rexc.ResponseError) and str(error).startswith(_NON_LOCAL_KEY)
 
 
 @contextmanager
@@ -90,6 +115,10 @@ def translated() -> Iterator[None]:
         raise StoreUnavailable(f"Redis is unreachable: {error}") from error
     except rexc.OutOfMemoryError as error:
         raise CapacityExceeded("Redis is out of memory (maxmemory reached)") from error
+    except rexc.ResponseError as error:
+        if is_resharding(error):
+            raise StoreUnavailable(f"Redis Cluster is moving this shard's slot: {error}") from error
+        raise
     if task is not None and task.cancelling() > cancels:
         raise asyncio.CancelledError
 
