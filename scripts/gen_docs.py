@@ -44,6 +44,7 @@ PROTO_FILES = (
     "mpataki/jobqueue/v1/jobqueue.proto",
     "mpataki/jobqueue/v1/worker.proto",
     "mpataki/jobqueue/v1/admin.proto",
+    "mpataki/jobqueue/v1/schedule.proto",
 )
 PROTO_PACKAGE = "mpataki.jobqueue.v1"
 API_DOC = ROOT / "docs" / "api.md"

@@ -16,6 +16,7 @@ from jobqueue.grpc import (
     BearerTokenAuth,
     ObservingInterceptor,
     RunningServer,
+    ScheduleServicer,
     ServerTls,
     StoreHealth,
     start_server,
@@ -23,6 +24,7 @@ from jobqueue.grpc import (
 from jobqueue.redis import RedisJobStore, RedisStoreSettings, redis_warnings
 
 from ._metrics import Metrics
+from ._schedules import schedule_service_for, start_firing
 from .containers import Container
 
 _log = logging.getLogger(__name__)
@@ -66,6 +68,9 @@ class App:
         auth = container.auth()
         tls = container.tls()
         self._store = container.store()
+        self._schedules = schedule_service_for(
+            self._store, clock=container.clock(), ids=container.ids(), limits=container.limits()
+        )
         if self._settings.wire == "http":
             await self._start_http(auth, tls)
         else:
@@ -83,6 +88,7 @@ class App:
         self._tasks.append(
             asyncio.create_task(self._sweep(self._store), name="jobqueue-lease-sweep")
         )
+        self._tasks.append(start_firing(self._schedules))
         if isinstance(self._store, RedisJobStore):
             self._tasks.append(
                 asyncio.create_task(
@@ -109,6 +115,7 @@ class App:
             auth=auth,
             observer=self._metrics,
             metrics=self._metrics.exposition,
+            schedule_servicer=ScheduleServicer(self._schedules),
         )
         self._dashboard = _dashboard(self._container, api_protected=auth is not None)
         served = app if self._dashboard is None else self._dashboard.mount(app)
@@ -147,6 +154,7 @@ class App:
             options=container.options(),
             tls=tls,
             interceptors=interceptors,
+            schedule_servicer=ScheduleServicer(self._schedules),
         )
 
     async def stop(self) -> None:

@@ -67,7 +67,6 @@ async def fire_forever(service: ScheduleService, *, interval_s: float = FIRE_INT
         await asyncio.sleep(interval_s)
 
 
-def start_firing(store: JobStore, *, clock: Clock, ids: IdGenerator) -> asyncio.Task[None]:
-    """The server's one call: a task that fires this store's schedules until cancelled."""
-    service = schedule_service_for(store, clock=clock, ids=ids)
+def start_firing(service: ScheduleService) -> asyncio.Task[None]:
+    """The server's one call: a task that fires the service's schedules until cancelled."""
     return asyncio.create_task(fire_forever(service), name="jobqueue-schedules")

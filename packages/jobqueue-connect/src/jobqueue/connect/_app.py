@@ -20,15 +20,17 @@ from connectrpc.server import ConnectASGIApplication, Endpoint
 from jobqueue.grpc import (
     JOB_SERVICE_NAME,
     OPEN_SERVICES,
+    SCHEDULE_SERVICE_NAME,
     WORKER_SERVICE_NAME,
     BearerTokenAuth,
     JobServicer,
     RpcObserver,
+    ScheduleServicer,
     ServerOptions,
     StoreHealth,
     WorkerServicer,
 )
-from mpataki.jobqueue.v1 import jobqueue_pb2, worker_pb2
+from mpataki.jobqueue.v1 import jobqueue_pb2, schedule_pb2, worker_pb2
 
 from ._endpoints import service_endpoints
 from ._extras import HEALTH_SERVICE, health_endpoints, reflection_endpoints
@@ -72,8 +74,12 @@ class WireApp:
         observer: RpcObserver | None = None,
         metrics: MetricsExposition | None = None,
         open_services: Iterable[str] = OPEN_SERVICES,
+        schedule_servicer: ScheduleServicer | None = None,
     ) -> None:
         options = options or ServerOptions()
+        services = [JOB_SERVICE_NAME, WORKER_SERVICE_NAME]
+        if schedule_servicer is not None:
+            services.append(SCHEDULE_SERVICE_NAME)
         endpoints: dict[str, Endpoint[Any, Any]] = {
             **service_endpoints(
                 jobqueue_pb2.DESCRIPTOR.services_by_name["JobService"], job_servicer
@@ -82,8 +88,14 @@ class WireApp:
                 worker_pb2.DESCRIPTOR.services_by_name["WorkerService"], worker_servicer
             ),
             **health_endpoints(health),
-            **reflection_endpoints([JOB_SERVICE_NAME, WORKER_SERVICE_NAME, HEALTH_SERVICE]),
+            **reflection_endpoints([*services, HEALTH_SERVICE]),
         }
+        if schedule_servicer is not None:
+            endpoints.update(
+                service_endpoints(
+                    schedule_pb2.DESCRIPTOR.services_by_name["ScheduleService"], schedule_servicer
+                )
+            )
         interceptors: list[Interceptor] = []
         if observer is not None:
             interceptors.append(ObservingInterceptor(observer))

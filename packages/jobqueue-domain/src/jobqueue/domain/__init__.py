@@ -33,6 +33,7 @@ from ._ports import Clock, IdGenerator, JobStore
 from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy, failure_outcome
 from ._schedule_service import Advance, ScheduleService, ScheduleStore
 from ._schedules import (
+    DEFAULT_CATCHUP_WINDOW_MS,
     CronParser,
     CronRule,
     FirePlan,
@@ -134,6 +135,7 @@ __all__ = [
     "plan",
     "ticks_after",
     "tick_key",
+    "DEFAULT_CATCHUP_WINDOW_MS",
     # Errors
     "JobQueueError",
     "InvalidJob",

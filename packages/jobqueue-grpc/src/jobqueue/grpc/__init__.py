@@ -22,7 +22,14 @@ from ._job_servicer import JobServicer
 from ._mapping import job_from_proto
 from ._observe import ObservingInterceptor, RpcObserver
 from ._options import MIB, ServerOptions
-from ._server import JOB_SERVICE_NAME, WORKER_SERVICE_NAME, RunningServer, start_server
+from ._schedule_servicer import ScheduleServicer
+from ._server import (
+    JOB_SERVICE_NAME,
+    SCHEDULE_SERVICE_NAME,
+    WORKER_SERVICE_NAME,
+    RunningServer,
+    start_server,
+)
 from ._status import INTERNAL_DETAILS, STATUS_CODES, status_for
 from ._tls import ServerTls
 from ._worker_servicer import WorkerServicer
@@ -31,6 +38,7 @@ __all__ = [
     # Servicers
     "JobServicer",
     "WorkerServicer",
+    "ScheduleServicer",
     # Server
     "start_server",
     "RunningServer",
@@ -38,6 +46,7 @@ __all__ = [
     "StoreHealth",
     "JOB_SERVICE_NAME",
     "WORKER_SERVICE_NAME",
+    "SCHEDULE_SERVICE_NAME",
     "MIB",
     # Security
     "BearerTokenAuth",

@@ -12,12 +12,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from mpataki.jobqueue.v1 import jobqueue_pb2, worker_pb2
+from mpataki.jobqueue.v1 import jobqueue_pb2, schedule_pb2, worker_pb2
 
 from ._handlers import service_handler
 from ._health import StoreHealth
 from ._job_servicer import JobServicer
 from ._options import ServerOptions
+from ._schedule_servicer import ScheduleServicer
 from ._tls import ServerTls
 from ._worker_servicer import WorkerServicer
 
@@ -25,6 +26,7 @@ _log = logging.getLogger(__name__)
 
 JOB_SERVICE_NAME: str = jobqueue_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
 WORKER_SERVICE_NAME: str = worker_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name
+SCHEDULE_SERVICE_NAME: str = schedule_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name
 
 
 @dataclass(slots=True)
@@ -65,13 +67,15 @@ async def start_server(
     options: ServerOptions | None = None,
     tls: ServerTls | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
+    schedule_servicer: ScheduleServicer | None = None,
 ) -> RunningServer:
     """Serve JobService, WorkerService, grpc.health.v1 and reflection on ``address``.
 
     ``address`` is ``host:port``; port 0 binds a free port, reported in the
     result. With ``tls`` the port speaks only TLS (and plaintext clients fail
     the handshake). ``interceptors`` wrap every call, the first outermost —
-    e.g. a ``BearerTokenAuth``. Raises OSError when the address cannot be bound.
+    e.g. a ``BearerTokenAuth``. With ``schedule_servicer`` it serves ScheduleService
+    too. Raises OSError when the address cannot be bound.
     """
     options = options or ServerOptions()
     server = grpc.aio.server(
@@ -92,11 +96,20 @@ async def start_server(
             ),
         ]
     )
+    if schedule_servicer is not None:
+        server.add_generic_rpc_handlers(
+            [
+                service_handler(
+                    schedule_pb2.DESCRIPTOR.services_by_name["ScheduleService"], schedule_servicer
+                )
+            ]
+        )
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
     reflection.enable_server_reflection(
         [
             JOB_SERVICE_NAME,
             WORKER_SERVICE_NAME,
+            *([SCHEDULE_SERVICE_NAME] if schedule_servicer is not None else []),
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ],
