@@ -9,6 +9,7 @@ import pytest
 from jobqueue.client import AsyncJobClient, JobClient, RetryPolicy
 from jobqueue.grpc import RunningServer
 from tests.client._servers import ServerThread, UnreliableStore, start_test_server
+from tests.server._process import ServerProcess
 
 FAST_RETRY = RetryPolicy(max_retries=8, initial_backoff_s=0.02, max_backoff_s=0.2)
 """Quick retries, so that an outage test takes a fraction of a second."""
@@ -48,3 +49,12 @@ def server_thread() -> Iterator[ServerThread]:
 def sync_client(server_thread: ServerThread) -> Iterator[JobClient]:
     with JobClient(target=server_thread.target, timeout_s=5, retries=FAST_RETRY) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[str]:
+    """One real ``jobqueue-server`` (in-memory store) for the module; tests use their own types."""
+    server = ServerProcess()
+    server.start()
+    yield f"127.0.0.1:{server.port}"
+    server.stop()

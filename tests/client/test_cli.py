@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,6 @@ import pytest
 
 from jobqueue.worker import GrpcSource, JobContext, PermanentError, Worker, WorkerSettings
 from tests._redis_server import free_port
-from tests.server._process import ServerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -82,15 +81,6 @@ def assert_one_line_error(result: Result, code: int, *fragments: str) -> None:
         assert fragment in lines[0]
 
 
-@pytest.fixture(scope="module")
-def target() -> Iterator[str]:
-    """One real ``jobqueue-server`` (in-memory store) for the module; tests use their own types."""
-    server = ServerProcess()
-    server.start()
-    yield f"127.0.0.1:{server.port}"
-    server.stop()
-
-
 def test_the_console_script_is_installed() -> None:
     assert JOBQUEUE.exists(), "run `uv sync`: the jobqueue console script is missing"
     result = run_cli(None, "--help")
@@ -103,7 +93,7 @@ def test_submit_get_cancel(target: str) -> None:
     submitted = run_cli(target, "submit", "cli_basic", '{"to": "a"}', "--in", "5m")
     assert submitted.code == 0, submitted
     assert "cli_basic" in submitted.stdout
-    assert "PENDING" in submitted.stdout
+    assert "SCHEDULED" in submitted.stdout  # PENDING, due in 5 minutes
     job = run_cli(target, "--json", "list", "--type", "cli_basic").json()
     job_id = job["id"]
     assert job["payload"] == '{"to": "a"}'

@@ -102,7 +102,9 @@ async def test_the_cli_speaks_tls_with_a_token(tls_server: RunningServer, pki: P
     tls = ["--ca-cert", str(pki.ca.cert)]
     result = await run_cli_async(target, *tls, "--token", TOKEN, "--json", "stats")
     assert result.code == 0, result
-    assert_one_line_error(await run_cli_async(target, *tls, "stats"), 6, "token")
+    assert_one_line_error(
+        await run_cli_async(target, *tls, "stats"), 6, "--token", "JOBQUEUE_AUTH_TOKEN"
+    )
     assert_one_line_error(
         await run_cli_async(target, *tls, "--token", "wrong", "get", "x"), 6, "token"
     )

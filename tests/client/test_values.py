@@ -88,8 +88,9 @@ def test_a_jobs_file_is_read_line_by_line() -> None:
         '{"type": "c", "run_at": 5, "idempotency_key": "k2", "delay": null}\n',
     ]
     specs = list(read_job_lines(lines, source="jobs.jsonl"))
-    assert [number for number, _ in specs] == [1, 3, 4]
-    first, second, third = (spec for _, spec in specs)
+    assert [line.number for line in specs] == [1, 3, 4]
+    assert specs[0].text == lines[0].rstrip("\n")
+    first, second, third = (line.spec for line in specs)
     assert first == JobSpec("a", {"n": 1}, delay_s=30.0, max_attempts=2)
     assert second == JobSpec(
         "b", "text", run_at=datetime(2030, 1, 1, tzinfo=UTC), idempotency_key="k"

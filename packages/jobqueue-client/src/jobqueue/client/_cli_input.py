@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import click
 
+from ._convert import execution_time_ms
 from ._models import JobSpec
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -95,8 +99,17 @@ class BadJobLine(ValueError):
     """Raised when a line of a jobs file does not describe a job; says which line and why."""
 
 
-def read_job_lines(lines: Iterable[str], *, source: str) -> Iterator[tuple[int, JobSpec]]:
-    """``(line number, JobSpec)`` per non-blank line of JSON objects, checked before sending.
+@dataclass(frozen=True, slots=True)
+class JobLine:
+    """One job of a jobs file: where it stands, what it asks for, and its text as read."""
+
+    number: int
+    spec: JobSpec
+    text: str
+
+
+def read_job_lines(lines: Iterable[str], *, source: str) -> Iterator[JobLine]:
+    """A ``JobLine`` per non-blank line of JSON objects, checked before sending.
 
     Each object has ``type`` and optionally ``payload`` (a string is sent as
     text, anything else as JSON), ``run_at``/``at`` (ISO 8601 or epoch ms),
@@ -108,9 +121,45 @@ def read_job_lines(lines: Iterable[str], *, source: str) -> Iterator[tuple[int, 
         if not line.strip():
             continue
         try:
-            yield number, _spec(json.loads(line))
+            yield JobLine(number, _checked(_spec(json.loads(line))), line.rstrip("\r\n"))
         except (ValueError, TypeError) as error:
             raise BadJobLine(f"{source}:{number}: {error}") from None
+
+
+_TYPE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_MAX_KEY_CHARS = 256
+
+
+def _checked(spec: JobSpec) -> JobSpec:
+    """The server's own rules for a job, checked here too so a bad line stops the whole file.
+
+    Only the payload's size limit is the server's to tell (it is configurable);
+    a batch the server rejects for it stores nothing, and a re-run stores no
+    batch twice (see ``batch_key``).
+    """
+    if not _TYPE.fullmatch(spec.type):
+        raise ValueError("type: must be 1-128 characters of letters, digits and _ . : -")
+    if spec.max_attempts is not None and spec.max_attempts < 1:
+        raise ValueError("max_attempts: must be at least 1")
+    key = spec.idempotency_key
+    if key is not None and not 1 <= len(key) <= _MAX_KEY_CHARS:
+        raise ValueError(f"idempotency_key: must be 1 to {_MAX_KEY_CHARS} characters")
+    execution_time_ms(spec.run_at, spec.delay_s)  # raises for a negative delay or a bad time
+    return spec
+
+
+def batch_key(lines: Sequence[JobLine]) -> str:
+    """The idempotency key of one batch of a jobs file, from its lines' text and position.
+
+    Running the same file again sends the same keys, so the server returns the
+    jobs it stored the first time instead of storing them again; after a fix
+    to one line, only that line's batch is new.
+    """
+    digest = hashlib.sha256(f"{lines[0].number}\n".encode())
+    for line in lines:
+        digest.update(line.text.encode())
+        digest.update(b"\n")
+    return f"jobqueue-cli-file:{digest.hexdigest()}"
 
 
 def _spec(item: Any) -> JobSpec:
@@ -146,3 +195,16 @@ def _spec(item: Any) -> JobSpec:
     if fields.get("run_at") is not None and fields.get("delay_s") is not None:
         raise ValueError("give run_at or delay, not both")
     return JobSpec(job_type, **fields)
+
+
+def read_payload(text: str | None, stdin: IO[bytes]) -> str | bytes | None:
+    """A PAYLOAD argument: text as given, ``-`` for stdin, ``@path`` for a file's bytes.
+
+    Bytes from stdin or a file are sent exactly as read: JSON, text or binary.
+    (Text that starts with ``@`` can be sent through stdin.)
+    """
+    if text == "-":
+        return stdin.read()
+    if text is not None and text.startswith("@"):
+        return Path(text[1:]).expanduser().read_bytes()
+    return text

@@ -8,21 +8,20 @@ object, or one object per line for listings and followed states.
 
 from __future__ import annotations
 
-import re
+import itertools
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ._channel import DEFAULT_TARGET, DEFAULT_TIMEOUT_S, TARGET_ENV
-from ._cli_input import BadJobLine, duration_option, read_job_lines, time_option
-from ._cli_output import Output
+from ._cli_input import duration_option
+from ._cli_output import Output, shown_status
+from ._cli_settings import EXIT_JOB_UNSUCCESSFUL, Settings, follow, json_flag, pass_settings
+from ._cli_submit import submit
+from ._cli_worker import WorkerMissing, worker
 from ._errors import (
     InvalidJob,
     JobAlreadyFinished,
@@ -34,8 +33,7 @@ from ._errors import (
     Unauthenticated,
     WaitTimeout,
 )
-from ._models import Job, JobSpec, JobStatus
-from ._sync_client import JobClient
+from ._models import JobStatus
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -46,7 +44,6 @@ EXIT_UNAVAILABLE = 5
 EXIT_UNAUTHENTICATED = 6
 EXIT_QUEUE_FULL = 7
 EXIT_TIMEOUT = 8
-EXIT_JOB_UNSUCCESSFUL = 9
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES: list[tuple[type[Exception], int]] = [
@@ -77,39 +74,10 @@ Exit codes:
   {EXIT_JOB_UNSUCCESSFUL}  the followed job ended FAILED or CANCELLED
 """
 
-_STATUS_NAMES = [status.value for status in JobStatus]
-
-
-@dataclass
-class _Settings:
-    """The global options, and the client made from them on first use."""
-
-    server: str
-    token: str | None
-    timeout: float
-    tls: bool
-    ca_cert: Path | None
-    client_cert: Path | None
-    client_key: Path | None
-    output: Output
-    client: JobClient | None = field(default=None)
-
-    def connect(self) -> JobClient:
-        if self.client is None:
-            self.client = JobClient(
-                target=self.server,
-                timeout=self.timeout,
-                tls=self.tls,
-                ca_cert=self.ca_cert,
-                client_cert=self.client_cert,
-                client_key=self.client_key,
-                auth_token=self.token,
-            )
-        return self.client
-
-    def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
+SCHEDULED = "scheduled"
+_STATUS_NAMES = [status.value for status in JobStatus] + [SCHEDULED]
+_SPLIT = {JobStatus.PENDING.value, SCHEDULED}
+_AUTH_HINT = "give the server's token with --token or JOBQUEUE_AUTH_TOKEN"
 
 
 @click.group(epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -118,8 +86,11 @@ class _Settings:
     envvar=TARGET_ENV,
     default=DEFAULT_TARGET,
     show_default=True,
-    metavar="HOST:PORT",
-    help=f"The jobqueue server (env {TARGET_ENV}).",
+    metavar="ADDRESS",
+    help=(
+        f"The jobqueue server (env {TARGET_ENV}): host[:port] (port 8080 when omitted), "
+        "http://host:port (plaintext) or https://host[:port] (TLS)."
+    ),
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (JSON lines for listings).")
 @click.option(
@@ -167,10 +138,10 @@ def cli(
     """Submit, inspect, cancel and follow jobqueue jobs."""
     if (client_cert is None) != (client_key is None):
         raise click.UsageError("--client-cert and --client-key go together")
-    settings = _Settings(
+    settings = Settings(
         server=server,
         token=token,
-        timeout=timeout,
+        timeout_s=timeout,
         tls=tls,
         ca_cert=ca_cert,
         client_cert=client_cert,
@@ -181,178 +152,36 @@ def cli(
     ctx.call_on_close(settings.close)
 
 
-pass_settings = click.make_pass_decorator(_Settings)
-
-
-@cli.command()
-@click.argument("job_type", metavar="TYPE", required=False)
-@click.argument("payload", required=False)
-@click.option(
-    "--at",
-    "run_at",
-    callback=time_option,
-    metavar="TIME",
-    help="When it is due: ISO 8601 or epoch ms.",
-)
-@click.option(
-    "--in",
-    "delay",
-    callback=duration_option,
-    metavar="DURATION",
-    help="Or how long from now: 30s, 5m, 1h30m.",
-)
-@click.option("--max-attempts", type=click.IntRange(min=1), help="Runs before it ends FAILED.")
-@click.option("--key", "idempotency_key", help="Idempotency key: resubmitting it is a no-op.")
-@click.option("--wait", is_flag=True, help="Follow the job until it finishes.")
-@click.option(
-    "--wait-timeout",
-    callback=duration_option,
-    metavar="DURATION",
-    help="Give up waiting after this long (with --wait).",
-)
-@click.option(
-    "--file",
-    "jobs_file",
-    type=click.File("r", encoding="utf-8"),
-    help="Submit every job of a JSON-lines file ('-': stdin) instead.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1, max=10_000),
-    default=500,
-    show_default=True,
-    help="Jobs per call with --file.",
-)
-@pass_settings
-def submit(
-    settings: _Settings,
-    job_type: str | None,
-    payload: str | None,
-    run_at: datetime | int | None,
-    delay: float | None,
-    max_attempts: int | None,
-    idempotency_key: str | None,
-    wait: bool,
-    wait_timeout: float | None,
-    jobs_file: IO[str] | None,
-    batch_size: int,
-) -> None:
-    """Submit a job of TYPE with an optional PAYLOAD (sent as text), or a file of jobs.
-
-    \b
-    Examples:
-      jobqueue submit send_email '{"to": "a@example.com"}' --in 5m
-      jobqueue submit report --at 2030-01-31T09:00:00Z --max-attempts 3 --wait
-      jobqueue submit --file jobs.jsonl
-
-    Each line of a jobs file is a JSON object: {"type": "send_email", "payload":
-    {...}, "delay": "30s", "max_attempts": 3, "key": "..."}; "run_at" takes ISO
-    8601 or epoch ms. The whole file is checked before anything is sent.
-    """
-    if jobs_file is not None:
-        extras = [
-            name
-            for name, value in (
-                ("TYPE", job_type),
-                ("PAYLOAD", payload),
-                ("--at", run_at),
-                ("--in", delay),
-                ("--max-attempts", max_attempts),
-                ("--key", idempotency_key),
-                ("--wait", wait or None),
-            )
-            if value is not None
-        ]
-        if extras:
-            raise click.UsageError(f"--file cannot be combined with {', '.join(extras)}")
-        _submit_file(settings, jobs_file, batch_size)
-        return
-    if job_type is None:
-        raise click.UsageError("give a job TYPE, or --file")
-    if run_at is not None and delay is not None:
-        raise click.UsageError("give --at or --in, not both")
-    job = settings.connect().enqueue(
-        job_type,
-        payload,
-        run_at=run_at,
-        delay=delay,
-        max_attempts=max_attempts,
-        idempotency_key=idempotency_key,
-    )
-    if not wait:
-        settings.output.job(job)
-        return
-    _follow(settings, job.id, wait_timeout)
-
-
-def _submit_file(settings: _Settings, jobs_file: IO[str], batch_size: int) -> None:
-    name = getattr(jobs_file, "name", "<file>")
-    try:
-        numbered = list(read_job_lines(jobs_file, source=str(name)))
-    except BadJobLine as error:
-        raise click.UsageError(str(error)) from None
-    client = settings.connect()
-    output = settings.output
-    stderr = Console(stderr=True)
-    progress = Progress(
-        TextColumn("submitting"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-        # A bar is for people watching; piped stderr gets no stray lines.
-        disable=not stderr.is_terminal,
-    )
-    submitted = 0
-    with progress:
-        task = progress.add_task("submit", total=len(numbered))
-        for start in range(0, len(numbered), batch_size):
-            batch = numbered[start : start + batch_size]
-            try:
-                jobs = client.enqueue_many([spec for _, spec in batch])
-            except InvalidJob as error:
-                raise InvalidJob(
-                    _locate(error.message, batch, str(name)), code=error.code
-                ) from None
-            submitted += len(jobs)
-            progress.advance(task, len(jobs))
-            if output.as_json:
-                for job in jobs:
-                    output.json_line(job.to_dict())
-    output.message(f"submitted {submitted} job{'s' if submitted != 1 else ''} from {name}")
-
-
-def _locate(message: str, batch: Sequence[tuple[int, JobSpec]], source: str) -> str:
-    """The server names a rejected job by its index in the batch; name its line instead."""
-    found = re.match(r"jobs\[(\d+)\]\.(.*)", message, re.DOTALL)
-    if found is None or int(found.group(1)) >= len(batch):
-        return f"{source}: {message}"
-    line, _ = batch[int(found.group(1))]
-    return f"{source}:{line}: {found.group(2)}"
-
-
 @cli.command()
 @click.argument("job_id", metavar="ID")
+@json_flag
 @pass_settings
-def get(settings: _Settings, job_id: str) -> None:
-    """Show a job."""
+def get(settings: Settings, job_id: str) -> None:
+    """Show a job (a PENDING job due later shows as SCHEDULED)."""
     settings.output.job(settings.connect().get(job_id))
 
 
 @cli.command()
 @click.argument("job_id", metavar="ID")
+@json_flag
 @pass_settings
-def cancel(settings: _Settings, job_id: str) -> None:
+def cancel(settings: Settings, job_id: str) -> None:
     """Cancel a pending job, or ask the worker running it to stop."""
     job = settings.connect().cancel(job_id)
+    if job.status is JobStatus.RUNNING:
+        # Not cancelled yet: its worker was told, and the job ends when the handler stops.
+        settings.output.message(
+            f"cancel requested: job {job.id} is running; its worker was told to stop it"
+        )
     settings.output.job(job)
 
 
 @cli.command(name="list")
 @click.option("--type", "job_type", help="Only jobs of this type.")
 @click.option(
-    "--status", type=click.Choice(_STATUS_NAMES, case_sensitive=False), help="Only this status."
+    "--status",
+    type=click.Choice(_STATUS_NAMES, case_sensitive=False),
+    help="Only this status; pending means due now, scheduled due later (as in stats).",
 )
 @click.option(
     "--limit",
@@ -361,24 +190,30 @@ def cancel(settings: _Settings, job_id: str) -> None:
     show_default=True,
     help="At most this many jobs (0: all).",
 )
+@json_flag
 @pass_settings
-def list_jobs(settings: _Settings, job_type: str | None, status: str | None, limit: int) -> None:
+def list_jobs(settings: Settings, job_type: str | None, status: str | None, limit: int) -> None:
     """List jobs, optionally of one type and status."""
+    wanted = status.lower() if status else None
     jobs = settings.connect().list(
         job_type,
-        status.lower() if status else None,
+        JobStatus.PENDING.value if wanted == SCHEDULED else wanted,
         page_size=min(limit, 500) if limit else 500,
-        limit=limit or None,
+        # PENDING splits into due now and due later here, so the limit counts after that.
+        limit=None if wanted in _SPLIT else limit or None,
     )
+    if wanted in _SPLIT:
+        jobs = itertools.islice((job for job in jobs if shown_status(job) == wanted), limit or None)
     shown = settings.output.jobs(jobs)
     if limit and shown == limit:
         settings.output.message(f"[dim]stopped at --limit {limit}; --limit 0 lists every job[/dim]")
 
 
 @cli.command()
+@json_flag
 @pass_settings
-def stats(settings: _Settings) -> None:
-    """Count jobs per type and status."""
+def stats(settings: Settings) -> None:
+    """Count jobs per type and status (scheduled: PENDING and due later)."""
     settings.output.stats(settings.connect().stats())
 
 
@@ -391,22 +226,18 @@ def stats(settings: _Settings) -> None:
     metavar="DURATION",
     help="Give up after this long.",
 )
+@json_flag
 @pass_settings
-def watch(settings: _Settings, job_id: str, wait_timeout: float | None) -> None:
+def watch(settings: Settings, job_id: str, wait_timeout: float | None) -> None:
     """Follow a job live until it finishes, printing each state.
 
     Exits 0 when the job COMPLETED and 9 when it ended FAILED or CANCELLED.
     """
-    _follow(settings, job_id, wait_timeout)
+    follow(settings, job_id, wait_timeout)
 
 
-def _follow(settings: _Settings, job_id: str, timeout: float | None) -> None:
-    last: Job | None = None
-    for job in settings.connect().watch(job_id, timeout=timeout):
-        settings.output.state(job)
-        last = job
-    if last is not None and last.status is not JobStatus.COMPLETED:
-        raise click.exceptions.Exit(EXIT_JOB_UNSUCCESSFUL)
+cli.add_command(submit)
+cli.add_command(worker)
 
 
 def exit_code_for(error: Exception) -> int:
@@ -438,10 +269,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if error.ctx is not None:
             hint = f" (see '{error.ctx.command_path} --help')"
         return _fail(error.format_message() + hint, EXIT_USAGE)
+    except WorkerMissing as error:  # not the user's input: the environment lacks a package
+        return _fail(error.format_message(), EXIT_ERROR)
     except click.ClickException as error:  # e.g. an unreadable --file
         return _fail(error.format_message(), EXIT_USAGE)
     except click.Abort:
         return _fail("interrupted", EXIT_INTERRUPTED)
+    except (Unauthenticated, PermissionDenied) as error:
+        return _fail(f"{error.message} ({_AUTH_HINT})", exit_code_for(error))
     except JobQueueClientError as error:
         return _fail(error.message, exit_code_for(error))
     except (ValueError, TypeError) as error:
