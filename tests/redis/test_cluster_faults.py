@@ -80,7 +80,7 @@ def settings_for(cluster: ClusterProcesses, prefix: str) -> RedisStoreSettings:
         shards=32,
         min_replicas=1,
         replica_timeout_ms=2_000,
-        socket_timeout_s=3.0,
+        socket_timeout_ms=3_000,
     )
 
 

@@ -111,7 +111,7 @@ def test_settings_refuse_a_prefix_that_could_escape() -> None:
 
 async def test_unreachable_redis_is_store_unavailable() -> None:
     store = RedisJobStore(
-        RedisStoreSettings(url=f"redis://127.0.0.1:{free_port()}/0", connect_timeout_s=0.5)
+        RedisStoreSettings(url=f"redis://127.0.0.1:{free_port()}/0", connect_timeout_ms=500)
     )
     with pytest.raises(StoreUnavailable):
         await store.ping()

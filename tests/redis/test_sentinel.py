@@ -64,8 +64,8 @@ def store_for(group: SentinelGroup, prefix: str, **options: object) -> RedisJobS
     settings = RedisStoreSettings(
         url=group.url(),
         key_prefix=prefix,
-        socket_timeout_s=2.0,
-        connect_timeout_s=1.0,
+        socket_timeout_ms=2_000,
+        connect_timeout_ms=1_000,
         **options,  # type: ignore[arg-type]
     )
     return RedisJobStore(settings, clock=SystemClock())

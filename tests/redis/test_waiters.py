@@ -290,7 +290,7 @@ async def test_the_subscriber_waits_for_redis_to_come_up(redis_url: str, key_pre
     if shutil.which("redis-server") is None:
         pytest.skip("needs redis-server to start one late")
     port = free_port()
-    store = make_store(f"redis://127.0.0.1:{port}/0", key_prefix, connect_timeout_s=0.5)
+    store = make_store(f"redis://127.0.0.1:{port}/0", key_prefix, connect_timeout_ms=500)
     with pytest.raises(StoreUnavailable):
         await anext(store.watch("0190d5f4-0000-7000-8000-000000000000"))
     received: list[str] = []

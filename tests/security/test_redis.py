@@ -94,7 +94,9 @@ def plain_redis() -> Iterator[RedisProcess]:
 
 def make_store(url: str) -> RedisJobStore:
     return RedisJobStore(
-        RedisStoreSettings(url=url, key_prefix=PREFIX, connect_timeout_s=1, socket_timeout_s=2)
+        RedisStoreSettings(
+            url=url, key_prefix=PREFIX, connect_timeout_ms=1_000, socket_timeout_ms=2_000
+        )
     )
 
 

@@ -97,7 +97,7 @@ def _client(settings: RedisStoreSettings, *, socket_timeout: float | None) -> Re
     return _SetUpOnce(
         startup_nodes=[ClusterNode(host, port) for host, port in nodes],
         socket_timeout=socket_timeout,
-        socket_connect_timeout=settings.connect_timeout_s,
+        socket_connect_timeout=settings.connect_timeout_ms / 1000,
         max_connections=settings.max_connections,
         retry=Retry(NoBackoff(), 0),
         **options,
@@ -112,7 +112,7 @@ class ClusterConnection:
     """
 
     def __init__(self, settings: RedisStoreSettings) -> None:
-        self.client = _client(settings, socket_timeout=settings.socket_timeout_s)
+        self.client = _client(settings, socket_timeout=settings.socket_timeout_ms / 1000)
 
     async def execute(self, *args: Any) -> Any:
         reply = await self.client.execute_command(*args)
@@ -141,8 +141,8 @@ def subscriber_connections(settings: RedisStoreSettings) -> Callable[[], Abstrac
     pool = aioredis.ConnectionPool(
         host=host,
         port=port,
-        socket_connect_timeout=settings.connect_timeout_s,
-        socket_timeout=settings.socket_timeout_s,
+        socket_connect_timeout=settings.connect_timeout_ms / 1000,
+        socket_timeout=settings.socket_timeout_ms / 1000,
         health_check_interval=0,
         retry=Retry(NoBackoff(), 0),
         protocol=2,

@@ -88,16 +88,16 @@ def store_connections(settings: RedisStoreSettings) -> StoreConnections:
         )
     topology = Topology(
         settings.url,
-        connect_timeout_s=settings.connect_timeout_s,
-        socket_timeout_s=settings.socket_timeout_s,
+        connect_timeout_s=settings.connect_timeout_ms / 1000,
+        socket_timeout_s=settings.socket_timeout_ms / 1000,
     )
 
     def hot() -> OrderedConnection:
         if settings.connection == "redis-py":
             return PooledConnection(
                 topology.client(
-                    socket_timeout=settings.socket_timeout_s,
-                    socket_connect_timeout=settings.connect_timeout_s,
+                    socket_timeout=settings.socket_timeout_ms / 1000,
+                    socket_connect_timeout=settings.connect_timeout_ms / 1000,
                     max_connections=settings.max_connections,
                     retry=Retry(NoBackoff(), 0),
                     protocol=2,  # flat replies, as the multiplexed connection reads them
@@ -105,8 +105,8 @@ def store_connections(settings: RedisStoreSettings) -> StoreConnections:
             )
         return MultiplexedConnection(
             topology.data_url,
-            connect_timeout_s=settings.connect_timeout_s,
-            timeout_s=settings.socket_timeout_s,
+            connect_timeout_s=settings.connect_timeout_ms / 1000,
+            timeout_s=settings.socket_timeout_ms / 1000,
             resolve=topology.resolver,
         )
 
@@ -125,15 +125,15 @@ def store_connections(settings: RedisStoreSettings) -> StoreConnections:
     # the command socket timeout allows, so they get a pool of their own.
     blocking: aioredis.Redis = topology.client(
         socket_timeout=None,
-        socket_connect_timeout=settings.connect_timeout_s,
+        socket_connect_timeout=settings.connect_timeout_ms / 1000,
         max_connections=settings.max_connections,
         health_check_interval=5,
         retry=Retry(NoBackoff(), 0),
     )
     # The pub/sub connection answers its own PINGs, so no health checks.
     subscriber_pool = topology.pool(
-        socket_connect_timeout=settings.connect_timeout_s,
-        socket_timeout=settings.socket_timeout_s,
+        socket_connect_timeout=settings.connect_timeout_ms / 1000,
+        socket_timeout=settings.socket_timeout_ms / 1000,
         health_check_interval=0,
         retry=Retry(NoBackoff(), 0),
         protocol=2,  # messages as plain replies, whatever redis-py's default

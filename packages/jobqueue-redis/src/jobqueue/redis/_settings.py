@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import warnings
+from dataclasses import InitVar, dataclass
 from typing import Literal
 
 _PREFIX_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -34,8 +35,10 @@ class RedisStoreSettings:
     key_prefix: str = "jq"
     retention_ms: int | None = None
     max_finished: int | None = None
-    socket_timeout_s: float = 5.0
-    connect_timeout_s: float = 2.0
+    socket_timeout_ms: int = 5_000
+    """How long one command may wait for its reply before the connection counts as broken."""
+    connect_timeout_ms: int = 2_000
+    """How long connecting (and the handshake) may take."""
     max_connections: int = 64
     shards: int | None = None
     """Virtual shards (see _shards.py): 1 keeps every key under ``{<key_prefix>}``. None
@@ -58,7 +61,27 @@ class RedisStoreSettings:
     """The hot path: one pipelined connection (_multiplex.py), or redis-py's pooled client
     (_pooled.py); measured side by side in docs/benchmarks.md."""
 
-    def __post_init__(self) -> None:
+    socket_timeout_s: InitVar[float | None] = None
+    """Deprecated: ``socket_timeout_ms`` (every duration of the store is in integer ms)."""
+    connect_timeout_s: InitVar[float | None] = None
+    """Deprecated: ``connect_timeout_ms``."""
+
+    def __post_init__(
+        self, socket_timeout_s: float | None, connect_timeout_s: float | None
+    ) -> None:
+        for old, new, seconds in (
+            ("socket_timeout_s", "socket_timeout_ms", socket_timeout_s),
+            ("connect_timeout_s", "connect_timeout_ms", connect_timeout_s),
+        ):
+            if seconds is not None:
+                warnings.warn(
+                    f"RedisStoreSettings({old}=...) is deprecated: use {new} (milliseconds)",
+                    DeprecationWarning,
+                    stacklevel=3,
+                )
+                object.__setattr__(self, new, round(seconds * 1000))
+        if self.socket_timeout_ms <= 0 or self.connect_timeout_ms <= 0:
+            raise ValueError("socket_timeout_ms and connect_timeout_ms must be positive")
         if self.min_replicas < 0:
             raise ValueError("min_replicas must not be negative")
         if self.replica_timeout_ms <= 0:
