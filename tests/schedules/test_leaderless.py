@@ -8,7 +8,7 @@ tick from the first to the last must have exactly one job: its key names the
 tick, so a tick fired twice would be two jobs for one key (the queue would
 hold more jobs than keys), and a missed tick a gap in the keys.
 
-15 s by default; ``JOBQUEUE_FAULTS_LONG=1`` runs the issue's 60 s.
+12 s by default; ``JOBQUEUE_FAULTS_LONG=1`` runs the issue's 60 s.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tests.faults._harness import ServerProc, new_prefix, report, scale
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(scale(120, 240))]
 
-DURATION_S = scale(15, 60)
+DURATION_S = scale(12, 60)
 KILL_EVERY_S = 3.0
 
 
