@@ -42,7 +42,7 @@ async def test_a_thread_handler_past_its_timeout_keeps_its_job_until_the_thread_
     lock = threading.Lock()
 
     @worker.handler(
-        "stuck", timeout=0.5, max_attempts=3, retry=RetryPolicy(base_ms=50, jitter=False)
+        "stuck", timeout_s=0.5, max_attempts=3, retry=RetryPolicy(base_ms=50, jitter=False)
     )
     def stuck(job: JobContext) -> str:
         start = time.monotonic()
@@ -152,7 +152,7 @@ async def test_stopping_fails_a_timed_out_thread_attempt_instead_of_giving_it_ba
     release = threading.Event()
     runs: list[bool] = []
 
-    @worker.handler("stuck", timeout=0.1, max_attempts=3)
+    @worker.handler("stuck", timeout_s=0.1, max_attempts=3)
     def stuck(job: JobContext) -> None:
         runs.append(job.wait_cancelled(5))  # True once the timeout flags it
         release.wait(10)

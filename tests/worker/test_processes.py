@@ -47,7 +47,12 @@ class Cluster:
         self.service = JobService(self.store, clock=SystemClock(), ids=UuidV7Generator())
 
     def start_worker(
-        self, module: str = "tests.worker._ledger_worker", **env: str
+        self,
+        module: str = "tests.worker._ledger_worker",
+        *,
+        own_group: bool = False,
+        stderr: int | None = None,
+        **env: str,
     ) -> subprocess.Popen[bytes]:
         environment = {
             **os.environ,
@@ -59,7 +64,13 @@ class Cluster:
             **env,
         }
         process = subprocess.Popen(
-            [sys.executable, "-m", module], cwd=ROOT, env=environment, stdin=subprocess.DEVNULL
+            [sys.executable, "-m", module],
+            cwd=ROOT,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stderr=stderr,
+            # Its own process group (pgid = pid), as under systemd or ``timeout``.
+            start_new_session=own_group,
         )
         self.processes.append(process)
         return process
@@ -227,3 +238,60 @@ async def test_the_example_worker_runs_its_handlers(cluster: Cluster) -> None:
     await cluster.service.cancel(slow.id)
     cancelled = await cluster.wait_status(slow.id, within_s=20)
     assert cancelled.status is JobStatus.CANCELLED
+
+
+async def _signal_group_as_uv_run_does(process: subprocess.Popen[bytes]) -> bytes:
+    """SIGTERM to the whole group, then the copy a supervisor in it forwards (``uv run``).
+
+    The copy is sent once the worker has taken the first (its log says so), as
+    a forwarder's copy arrives a few milliseconds after the group's: two
+    signals sent at once may merge into one pending signal, which proves nothing.
+    Returns the log read so far.
+    """
+    assert process.stderr is not None
+    os.killpg(process.pid, signal.SIGTERM)
+    seen = b""
+    while b"SIGTERM received" not in seen:
+        line = await asyncio.to_thread(process.stderr.readline)
+        assert line, seen
+        seen += line
+    process.send_signal(signal.SIGTERM)
+    return seen
+
+
+async def test_sigterm_to_the_process_group_is_one_graceful_stop(cluster: Cluster) -> None:
+    worker = cluster.start_worker(
+        own_group=True, stderr=subprocess.PIPE, LEDGER_GRACE_S="30", LEDGER_LOG_LEVEL="DEBUG"
+    )
+    job = await cluster.service.enqueue("work", _sleepy(1.0))
+    await cluster.wait_ledger(1)
+    seen = await _signal_group_as_uv_run_does(worker)
+    _, err = worker.communicate(timeout=20)
+    assert worker.returncode == 0
+    log = (seen + err).decode()
+    # One graceful stop: the running job had its grace period and finished.
+    done = await cluster.store.get(job.id)
+    assert done is not None
+    assert done.status is JobStatus.COMPLETED
+    assert "second signal" not in log
+    assert log.count("SIGTERM received: stopping gracefully") == 1
+    assert "the same stop request (sent to the process group), ignored" in log
+
+
+async def test_a_later_second_signal_still_cancels_running_jobs_at_once(cluster: Cluster) -> None:
+    worker = cluster.start_worker(
+        stderr=subprocess.PIPE, LEDGER_GRACE_S="30", LEDGER_LOG_LEVEL="INFO"
+    )
+    job = await cluster.service.enqueue("work", _sleepy(60))
+    await cluster.wait_ledger(1)
+    worker.send_signal(signal.SIGTERM)
+    await asyncio.sleep(1.5)  # past the window in which a repeat is the same request
+    assert worker.poll() is None  # still in its 30 s grace period
+    worker.send_signal(signal.SIGINT)
+    _, err = worker.communicate(timeout=10)
+    assert worker.returncode == 0
+    assert "SIGTERM received: stopping gracefully" in err.decode()
+    assert "second signal (SIGINT): cancelling running jobs now" in err.decode()
+    released = await cluster.store.get(job.id)
+    assert released is not None
+    assert released.status is JobStatus.PENDING

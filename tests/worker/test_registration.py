@@ -16,8 +16,8 @@ from jobqueue.worker import (
     Worker,
     WorkerSettings,
     WorkerStateError,
-    describe_error,
 )
+from jobqueue.worker._outcomes import describe_error
 
 
 def _worker() -> Worker:
@@ -91,14 +91,55 @@ def test_invalid_settings_are_refused() -> None:
         WorkerSettings(lease_ms=1_000, heartbeat_interval_ms=1_000)
 
 
-def test_an_error_description_has_type_message_and_frames() -> None:
+def test_a_stored_error_is_type_and_message_without_paths_unless_asked() -> None:
     def inner() -> None:
         raise ValueError("bad value")
 
     try:
         inner()
     except ValueError as error:
-        text = describe_error(error)
-    assert text.startswith("ValueError: bad value\n")
-    assert "in inner" in text
-    assert describe_error(asyncio.CancelledError()) == "CancelledError: "
+        plain = describe_error(error)
+        full = describe_error(error, with_traceback=True)
+    assert plain == "ValueError: bad value"
+    assert full.startswith("ValueError: bad value\nTraceback (most recent call last):\n")
+    assert "in inner" in full
+    assert __file__ in full  # the machine path that the default keeps out of the job
+    assert describe_error(asyncio.CancelledError()) == "CancelledError"
+    long = describe_error(RuntimeError("x" * 5_000))
+    assert len(long) == 1_000
+    assert long.startswith("RuntimeError: xxx")
+
+
+def test_timeout_is_a_deprecated_alias_of_timeout_s() -> None:
+    worker = _worker()
+    with pytest.warns(DeprecationWarning, match="timeout_s"):
+        worker.register("old", _noop, timeout=2.5)
+    with pytest.warns(DeprecationWarning, match="timeout_s"):
+        worker.handler("older", timeout=1.5)(_noop)
+    worker.register("new", _noop, timeout_s=3.5)
+    timeouts = [worker._handlers[name].timeout_s for name in ("old", "older", "new")]
+    assert timeouts == [2.5, 1.5, 3.5]
+    with (
+        pytest.raises(TypeError, match="not both"),
+        pytest.warns(DeprecationWarning, match="timeout_s"),
+    ):
+        worker.register("both", _noop, timeout_s=1, timeout=1)
+
+
+def test_a_worker_takes_one_source() -> None:
+    store = MemoryJobStore()
+    with pytest.raises(ValueError, match="one of source, redis_url and server"):
+        Worker(StoreSource(store), redis_url="redis://127.0.0.1:1/0")
+    with pytest.raises(ValueError, match="one of source, redis_url and server"):
+        Worker(redis_url="redis://127.0.0.1:1/0", server="127.0.0.1:1")
+    with pytest.raises(ValueError, match="go with server"):
+        Worker(redis_url="redis://127.0.0.1:1/0", auth_token="t")
+    with pytest.raises(ValueError, match="key_prefix must be"):
+        Worker(redis_url="redis://127.0.0.1:1/0", key_prefix="bad prefix")
+
+
+async def test_a_worker_without_a_source_says_how_to_give_one() -> None:
+    worker = Worker()
+    worker.register("a", _noop)
+    with pytest.raises(WorkerStateError, match="redis_url"):
+        await worker.start()

@@ -131,8 +131,8 @@ async def test_a_failing_handler_is_retried_with_backoff_then_fails(harness: Har
     assert calls[1] - calls[0] >= 0.035
     assert calls[2] - calls[1] >= 0.075
     assert failed.last_error is not None
-    assert failed.last_error.startswith("ValueError: boom on attempt 3")
-    assert "in boom" in failed.last_error  # a traceback excerpt names the handler's frame
+    # The type and message only: the traceback (with the machine's paths) goes to the log.
+    assert failed.last_error == "ValueError: boom on attempt 3"
 
 
 async def test_the_jobs_own_max_attempts_wins_over_the_handlers(harness: Harness) -> None:
@@ -171,7 +171,7 @@ async def test_a_handler_over_its_timeout_is_cancelled_and_fails(harness: Harnes
     worker = harness.worker()
     cancelled = asyncio.Event()
 
-    @worker.handler("hang", timeout=0.05, max_attempts=1)
+    @worker.handler("hang", timeout_s=0.05, max_attempts=1)
     async def hang(job: JobContext) -> None:
         try:
             await asyncio.sleep(30)
@@ -192,7 +192,7 @@ async def test_a_thread_handler_over_its_timeout_fails_and_sees_the_flag(harness
     worker = harness.worker()
     saw_flag = threading.Event()
 
-    @worker.handler("block", timeout=0.05, max_attempts=1)
+    @worker.handler("block", timeout_s=0.05, max_attempts=1)
     def block(job: JobContext) -> None:
         if job.wait_cancelled(5):
             saw_flag.set()

@@ -1,13 +1,15 @@
-"""``jobqueue-example-worker``: run the example handlers until SIGTERM or SIGINT."""
+"""``jobqueue-example-worker``: the worker command (``run_command``) on the example handlers."""
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+import sys
+from typing import Any, Literal
 
 import click
 
-from ._bootstrap import build_worker, configure_logging
+from jobqueue.worker import run_command
+
+from ._bootstrap import command_args
 from ._settings import ExampleWorkerSettings
 
 
@@ -19,14 +21,24 @@ from ._settings import ExampleWorkerSettings
     "--concurrency", type=click.IntRange(1), help="Jobs in flight [env JOBQUEUE_CONCURRENCY]."
 )
 @click.option("--log-level", help="DEBUG logs every job start and finish [env JOBQUEUE_LOG_LEVEL].")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Text lines or JSON objects [env JOBQUEUE_LOG_FORMAT].",
+)
 def main(
     redis_url: str | None,
     server: str | None,
     key_prefix: str | None,
     concurrency: int | None,
     log_level: str | None,
+    log_format: Literal["text", "json"] | None,
 ) -> None:
-    """Run the example worker: handlers send_email, flaky and slow."""
+    """Run the example worker: handlers send_email, flaky and slow.
+
+    The settings are read as the server reads its own (``JOBQUEUE_*``), then
+    handed to the SDK's worker command, which runs ``jobqueue_example_worker:worker``.
+    """
     overrides: dict[str, Any] = {
         name: value
         for name, value in {
@@ -35,14 +47,12 @@ def main(
             "key_prefix": key_prefix,
             "concurrency": concurrency,
             "log_level": log_level,
+            "log_format": log_format,
         }.items()
         if value is not None
     }
     settings = ExampleWorkerSettings(**overrides)
-    configure_logging(settings.log_level)
-    path = f"redis {settings.key_prefix!r}" if settings.redis_url else f"server {settings.server}"
-    logging.getLogger("jobqueue_example_worker").info("taking jobs from %s", path)
-    build_worker(settings).run()
+    sys.exit(run_command(command_args(settings)))
 
 
 if __name__ == "__main__":

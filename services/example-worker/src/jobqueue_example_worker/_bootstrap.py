@@ -1,10 +1,7 @@
-"""The composition root: settings in, a ready Worker out. Nothing connects here."""
+"""The composition root: settings in, a ready source or Worker out. Nothing connects here."""
 
 from __future__ import annotations
 
-import logging
-
-from jobqueue.domain import SystemClock
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from jobqueue.worker import GrpcSource, JobSource, StoreSource, Worker, WorkerSettings
 
@@ -16,16 +13,15 @@ def build_source(settings: ExampleWorkerSettings) -> JobSource:
     """Redis directly when ``JOBQUEUE_REDIS_URL`` is set, else the server over gRPC."""
     if settings.redis_url:
         store = RedisJobStore(
-            RedisStoreSettings(url=settings.redis_url, key_prefix=settings.key_prefix),
-            clock=SystemClock(),
+            RedisStoreSettings(url=settings.redis_url, key_prefix=settings.key_prefix)
         )
         return StoreSource(store, close_store=True)
     token = settings.auth_token.get_secret_value() if settings.auth_token else None
-    metadata = [("authorization", f"Bearer {token}")] if token else []
-    return GrpcSource(settings.server, metadata=metadata)
+    return GrpcSource(settings.server, auth_token=token)
 
 
 def build_worker(settings: ExampleWorkerSettings) -> Worker:
+    """A Worker with the example handlers, for embedding in an asyncio application."""
     worker = Worker(
         build_source(settings),
         settings=WorkerSettings(
@@ -38,20 +34,24 @@ def build_worker(settings: ExampleWorkerSettings) -> Worker:
     return worker
 
 
-class KeyValueFormatter(logging.Formatter):
-    """Appends a record's ``extra=`` fields as ``key=value``, so logs stay greppable."""
-
-    _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        fields = " ".join(
-            f"{key}={value}" for key, value in vars(record).items() if key not in self._STANDARD
-        )
-        return f"{line} {fields}" if fields else line
-
-
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+def command_args(settings: ExampleWorkerSettings) -> list[str]:
+    """The worker command's arguments that run ``jobqueue_example_worker:worker`` so."""
+    args = [
+        "jobqueue_example_worker:worker",
+        "--concurrency",
+        str(settings.concurrency),
+        "--lease-ms",
+        str(settings.lease_ms),
+        "--shutdown-grace-s",
+        str(settings.shutdown_grace_s),
+        "--log-level",
+        settings.log_level,
+        "--log-format",
+        settings.log_format,
+    ]
+    if settings.redis_url:
+        return [*args, "--redis-url", settings.redis_url, "--key-prefix", settings.key_prefix]
+    args += ["--server", settings.server]
+    if settings.auth_token:
+        args += ["--token", settings.auth_token.get_secret_value()]
+    return args

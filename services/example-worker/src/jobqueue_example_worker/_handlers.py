@@ -1,4 +1,10 @@
-"""Demonstration handlers: one that works, one that fails twice first, one that takes time."""
+"""Demonstration handlers: one that works, one that fails twice first, one that takes time.
+
+``worker`` is what the worker command runs (``jobqueue-worker
+jobqueue_example_worker:worker``): it names no source, so the command's
+``--redis-url`` / ``--server`` (or ``JOBQUEUE_REDIS_URL`` / ``JOBQUEUE_SERVER``)
+say where the jobs are.
+"""
 
 from __future__ import annotations
 
@@ -47,7 +53,7 @@ async def slow(job: JobContext) -> dict[str, float]:
 
 def register_handlers(worker: Worker) -> None:
     """Register every example handler on ``worker``."""
-    worker.register("send_email", send_email, max_attempts=5, timeout=30)
+    worker.register("send_email", send_email, max_attempts=5, timeout_s=30)
     worker.register("flaky", flaky, max_attempts=5, retry=RetryPolicy(base_ms=500, jitter=False))
     worker.register("slow", slow)
 
@@ -60,3 +66,7 @@ def _json_object(job: JobContext) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise PermanentError("the payload must be a JSON object")
     return value
+
+
+worker = Worker()
+register_handlers(worker)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -34,3 +36,7 @@ class ExampleWorkerSettings(BaseSettings):
         description="Bearer token sent to a server that requires one (the gRPC path).",
     )
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines as text, or as one JSON object each (the SDK's JsonFormatter).",
+    )

@@ -1,14 +1,19 @@
 """The worker SDK: register handlers for job types and run them reliably.
 
->>> worker = Worker(StoreSource(store), concurrency=50)
->>> @worker.handler("send_email", max_attempts=5, timeout=30)
+>>> from jobqueue.worker import JobContext, Worker
+>>> worker = Worker(redis_url="redis://127.0.0.1:6379/0", concurrency=50)
+>>> @worker.handler("send_email", max_attempts=5, timeout_s=30)
 ... async def send_email(job: JobContext) -> dict[str, str]:
 ...     return {"sent_to": job.json()["to"]}
 >>> worker.run()
+
+Or run it with the worker command: ``jobqueue-worker myapp:worker``.
 """
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
+from ._command import run_command
 from ._context import JobContext
 from ._errors import (
     HandlerAlreadyRegistered,
@@ -20,14 +25,18 @@ from ._errors import (
     WorkerError,
     WorkerStateError,
 )
-from ._handler import AsyncHandlerFunc, Handler, HandlerFunc, SyncHandlerFunc, encode_result
-from ._outcomes import describe_error
+from ._handler import AsyncHandlerFunc, Handler, HandlerFunc, SyncHandlerFunc
+from ._logging import JsonFormatter
+from ._registry import CallNext, Middleware
 from ._settings import WorkerSettings
 from ._source import JobSource, StoreSource
-from ._worker import CallNext, Middleware, Worker
+from ._worker import Worker
 
 if TYPE_CHECKING:
     from ._grpc_source import GrpcSource
+
+_MOVED = {"describe_error": "_outcomes", "encode_result": "_handler"}
+"""Internal helpers that were public once: still importable, with a warning."""
 
 
 def __getattr__(name: str) -> Any:
@@ -37,6 +46,16 @@ def __getattr__(name: str) -> Any:
         from ._grpc_source import GrpcSource
 
         return GrpcSource
+    if name in _MOVED:
+        module = _MOVED[name]
+        warnings.warn(
+            f"jobqueue.worker.{name} is internal: import it from jobqueue.worker.{module}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from importlib import import_module
+
+        return getattr(import_module(f"{__name__}.{module}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -44,6 +63,7 @@ __all__ = [
     # The worker
     "Worker",
     "WorkerSettings",
+    "run_command",
     # Handlers
     "JobContext",
     "Handler",
@@ -52,12 +72,12 @@ __all__ = [
     "SyncHandlerFunc",
     "Middleware",
     "CallNext",
-    "encode_result",
-    "describe_error",
     # Job sources
     "JobSource",
     "StoreSource",
     "GrpcSource",
+    # Logging
+    "JsonFormatter",
     # Errors
     "WorkerError",
     "PermanentError",

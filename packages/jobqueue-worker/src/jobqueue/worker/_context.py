@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from jobqueue.domain import Lease
@@ -92,15 +93,23 @@ class JobContext:
         if self._cancelled:
             raise JobCancelled(f"job {self.id} was cancelled")
 
-    def wait_cancelled(self, timeout: float | None = None) -> bool:
-        """Block a thread handler up to ``timeout`` seconds or until cancellation.
+    def wait_cancelled(
+        self, timeout_s: float | None = None, *, timeout: float | None = None
+    ) -> bool:
+        """Block a thread handler up to ``timeout_s`` seconds or until cancellation.
 
         Returns ``cancelled``: a sleep that ends early when the job is cancelled.
         Async handlers should ``await asyncio.sleep`` instead, which is cancelled.
+        ``timeout`` is the deprecated name of ``timeout_s``.
         """
+        if timeout is not None:
+            warnings.warn(
+                "timeout= is deprecated: use timeout_s= (seconds)", DeprecationWarning, stacklevel=2
+            )
+            timeout_s = timeout
         if self._cancel_event is None:
             raise RuntimeError("wait_cancelled blocks its thread: use it in thread handlers only")
-        return self._cancel_event.wait(timeout)
+        return self._cancel_event.wait(timeout_s)
 
     def json(self) -> Any:
         """The payload decoded as JSON."""

@@ -1,13 +1,17 @@
 """The server path: a JobSource over the server's ``WorkerService``.
 
-gRPC failures are translated here into the SDK's own errors, so nobody who
-uses the worker has to import ``grpc``.
+Built on the client SDK's connection code (``jobqueue.client``): the same
+target, TLS, token and channel options, the same table from gRPC status codes
+to errors and the same backoff, and the server's own proto <-> domain mapping
+of jobs (``jobqueue.grpc``). gRPC failures are translated into the worker
+SDK's errors, so nobody who uses the worker has to import ``grpc``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import time
@@ -16,35 +20,24 @@ from typing import Any
 
 import grpc
 
-from jobqueue.domain import Job, JobStatus, Lease, LeaseState, Outcome, OutcomeKind
-from mpataki.jobqueue.v1 import jobqueue_pb2
+from jobqueue.client._channel import PathLike, connection
+from jobqueue.client._errors import QueueFull, ServerUnavailable, error_from_rpc, status_of
+from jobqueue.client._retry import RetryPolicy
+from jobqueue.domain import Lease, LeaseState, Outcome, OutcomeKind
+from jobqueue.grpc._mapping import job_from_proto
 from mpataki.jobqueue.v1 import worker_pb2 as pb
 from mpataki.jobqueue.v1 import worker_pb2_grpc as pb_grpc
 
-from ._errors import SourceError, SourceUnavailable
+from ._errors import SourceError, SourceUnavailable, WorkerError
 
-_OUTCOME_KINDS: dict[OutcomeKind, pb.OutcomeKind.ValueType] = {
-    OutcomeKind.COMPLETE: pb.OUTCOME_KIND_COMPLETE,
-    OutcomeKind.RETRY: pb.OUTCOME_KIND_RETRY,
-    OutcomeKind.FAIL: pb.OUTCOME_KIND_FAIL,
-    OutcomeKind.RELEASE: pb.OUTCOME_KIND_RELEASE,
-    OutcomeKind.CANCELLED: pb.OUTCOME_KIND_CANCELLED,
-}
-_LEASE_STATES: dict[int, LeaseState] = {
-    pb.LEASE_STATE_ACTIVE: LeaseState.ACTIVE,
-    pb.LEASE_STATE_CANCEL_REQUESTED: LeaseState.CANCEL_REQUESTED,
-    pb.LEASE_STATE_LOST: LeaseState.LOST,
-}
-_UNAVAILABLE = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.CANCELLED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-    }
+# The domain's enums and the wire's share their member names.
+_OUTCOME_KINDS = {kind: pb.OutcomeKind.Value(f"OUTCOME_KIND_{kind.name}") for kind in OutcomeKind}
+_LEASE_STATES = {pb.LeaseState.Value(f"LEASE_STATE_{s.name}"): s for s in LeaseState}
+_KEEPALIVE: tuple[tuple[str, int | str], ...] = (
+    # The cancellation stream stays open for the worker's life: notice a dead peer.
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
 )
-_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-"""As large as the server's default: a claim of many big payloads must fit."""
 _SETTLE_BATCH_BYTES = 4 * 1024 * 1024
 """A SettleJobs call carries at most this many encoded bytes (one bigger outcome goes alone).
 
@@ -54,26 +47,38 @@ below its 64 MiB default; a message over the server's limit is refused whole.
 _TOO_LARGE = re.compile(r"larger than (?:max \(\d+ vs\. (\d+)\)|configured max (\d+))")
 """A message over a size limit, in gRPC core's words (either side's: "size vs. limit")
 or connectrpc's ("larger than configured max N", a server on the Connect stack)."""
-_WATCH_RETRY_MIN_S = 0.2
-_WATCH_RETRY_MAX_S = 5.0
+_WATCH_RETRY = RetryPolicy(initial_backoff_s=0.2, max_backoff_s=5.0)
+"""Reconnects of the cancellation stream: the client's full-jitter backoff, up to 5 s."""
 _WATCH_HEALTHY_S = 10.0
 """A stream open this long counts as healthy: the next reconnect starts from the shortest wait."""
+_WATCH_GIVE_UP = 64
+"""A failure count that puts the backoff at its cap (a server without the RPC)."""
 
 _log = logging.getLogger(__name__)
 
 
 class GrpcSource:
-    """Takes jobs through a jobqueue server (``JOBQUEUE_SERVER``, ``host:port``).
+    """Takes jobs through a jobqueue server (``host:port``).
 
     Args:
         target: the server's address, ``host:port``.
         timeout_s: deadline of settle and renew calls; a claim gets its wait on top.
-        credentials: TLS credentials; None means a plaintext channel.
-        metadata: sent with every call, e.g. ``[("authorization", "Bearer ...")]``.
+        auth_token: sent as ``authorization: Bearer <token>`` on every call.
+        tls: connect with TLS using the system's root certificates.
+        ca_cert: path of the PEM root certificates to trust (implies TLS).
+        client_cert: path of the PEM client certificate chain, for mutual TLS.
+        client_key: path of the PEM private key of ``client_cert``.
+        tls_server_name: the name to expect in the server's certificate, when
+            it differs from the target's host.
+        credentials: ``grpc.ChannelCredentials`` to use instead of the TLS
+            options (for callers that already build their own).
+        metadata: more metadata sent with every call.
         channel: an existing channel to use instead (it is not closed by ``close``).
 
-    The server sweeps expired leases itself, so ``requeue_expired`` does nothing
-    here. No connection is made before the first call.
+    The options are the client SDK's (``jobqueue.client.JobClient``), read by
+    the same code. The server sweeps expired leases itself, so
+    ``requeue_expired`` does nothing here. No connection is made before the
+    first call.
 
     Outcomes are judged by the server one by one (its result limit is the
     direct path's); they travel in calls of at most 4 MiB, and one that the
@@ -88,14 +93,35 @@ class GrpcSource:
         target: str,
         *,
         timeout_s: float = 10.0,
+        auth_token: str | None = None,
+        tls: bool = False,
+        ca_cert: PathLike | None = None,
+        client_cert: PathLike | None = None,
+        client_key: PathLike | None = None,
+        tls_server_name: str | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         metadata: Sequence[tuple[str, str]] = (),
         channel: grpc.aio.Channel | None = None,
     ) -> None:
-        self._target = target
+        conn = connection(
+            target=target,
+            timeout=timeout_s,
+            retries=0,
+            tls=tls,
+            ca_cert=ca_cert,
+            client_cert=client_cert,
+            client_key=client_key,
+            tls_server_name=tls_server_name,
+            auth_token=auth_token,
+        )
+        self._conn = dataclasses.replace(
+            conn,
+            credentials=credentials or conn.credentials,
+            metadata=conn.metadata + tuple(metadata),
+            options=conn.options + _KEEPALIVE,
+        )
         self._timeout_s = timeout_s
-        self._credentials = credentials
-        self._metadata = tuple(metadata) or None
+        self._metadata = self._conn.metadata or None
         self._channel = channel
         self._owns_channel = channel is None
         self._stub: pb_grpc.WorkerServiceAsyncStub | None = None
@@ -106,25 +132,14 @@ class GrpcSource:
 
     @property
     def target(self) -> str:
-        return self._target
+        return self._conn.target
 
     def _worker_stub(self) -> pb_grpc.WorkerServiceAsyncStub:
         # A grpc.aio channel belongs to the event loop it is created on, so it
         # is created on first use, inside the worker's loop.
         if self._stub is None:
             if self._channel is None:
-                options = [
-                    ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
-                    ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
-                    ("grpc.keepalive_time_ms", 20_000),
-                    ("grpc.keepalive_permit_without_calls", 1),
-                ]
-                if self._credentials is None:
-                    self._channel = grpc.aio.insecure_channel(self._target, options=options)
-                else:
-                    self._channel = grpc.aio.secure_channel(
-                        self._target, self._credentials, options=options
-                    )
+                self._channel = self._conn.aio_channel()
             self._stub = pb_grpc.WorkerServiceStub(self._channel)
         return self._stub
 
@@ -141,7 +156,7 @@ class GrpcSource:
         except grpc.aio.AioRpcError as error:
             raise _translate(error) from None
         return [
-            Lease(_job_from_proto(lease.job), lease.token, lease.deadline_ms)
+            Lease(job_from_proto(lease.job), lease.token, lease.deadline_ms)
             for lease in response.leases
         ]
 
@@ -198,12 +213,13 @@ class GrpcSource:
     async def cancellations(self) -> AsyncIterator[str]:
         """Ids of running jobs whose cancellation was requested, from ``WatchCancellations``.
 
-        Reconnects with backoff (0.2 s doubling to 5 s) whenever the stream
-        fails or ends, until the source is closed: a cancel requested while it
-        was down still reaches the worker through ``renew``. A server too old
-        to have the RPC is asked again at the longest wait.
+        Reconnects with the client's backoff (full jitter, bounds from 0.2 s
+        doubling to 5 s) whenever the stream fails or ends, until the source is
+        closed: a cancel requested while it was down still reaches the worker
+        through ``renew``. A server too old to have the RPC is asked again at
+        the longest bound.
         """
-        wait_s = _WATCH_RETRY_MIN_S
+        failures = 0
         while not self._closed:
             opened = time.monotonic()
             call = self._worker_stub().WatchCancellations(
@@ -212,7 +228,7 @@ class GrpcSource:
             self._watches.add(call)
             try:
                 async for notice in call:
-                    wait_s = _WATCH_RETRY_MIN_S
+                    failures = 0
                     yield notice.job_id
             except asyncio.CancelledError:
                 # grpc.aio reports a call cancelled by ``close`` as the
@@ -224,17 +240,17 @@ class GrpcSource:
             except grpc.aio.AioRpcError as error:
                 if self._closed:
                     return
-                _log.info("cancellation stream from %s ended: %s", self._target, error.code().name)
+                _log.info("cancellation stream from %s ended: %s", self.target, error.code().name)
                 if error.code() is grpc.StatusCode.UNIMPLEMENTED:
-                    wait_s = _WATCH_RETRY_MAX_S
+                    failures = _WATCH_GIVE_UP
             finally:
                 call.cancel()
                 self._watches.discard(call)
             if time.monotonic() - opened >= _WATCH_HEALTHY_S:
-                wait_s = _WATCH_RETRY_MIN_S
+                failures = 0
+            failures += 1
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), wait_s)
-            wait_s = min(wait_s * 2, _WATCH_RETRY_MAX_S)
+                await asyncio.wait_for(self._closing.wait(), _WATCH_RETRY.backoff_s(failures))
 
     async def close(self) -> None:
         self._closed = True
@@ -245,22 +261,6 @@ class GrpcSource:
             await self._channel.close(None)
         self._channel = None if self._owns_channel else self._channel
         self._stub = None
-
-
-def _job_from_proto(message: jobqueue_pb2.Job) -> Job:
-    return Job(
-        id=message.id,
-        type=message.type,
-        payload=message.payload,
-        status=JobStatus(message.status),
-        execution_time_ms=message.execution_time_ms,
-        created_at=message.created_at,
-        updated_at=message.updated_at,
-        attempts=message.attempts,
-        max_attempts=message.max_attempts if message.HasField("max_attempts") else None,
-        last_error=message.last_error if message.HasField("last_error") else None,
-        cancel_requested=message.cancel_requested,
-    )
 
 
 def _outcome_to_proto(outcome: Outcome) -> pb.Outcome:
@@ -296,9 +296,10 @@ def _chunks(messages: list[pb.Outcome], budget: int) -> list[list[pb.Outcome]]:
 
 def _size_limit(error: grpc.aio.AioRpcError) -> int | None:
     """The message size limit a call hit, or None when it failed for another reason."""
-    if error.code() is not grpc.StatusCode.RESOURCE_EXHAUSTED:
+    code, details = status_of(error)
+    if code is not grpc.StatusCode.RESOURCE_EXHAUSTED:
         return None
-    found = _TOO_LARGE.search(error.details() or "")
+    found = _TOO_LARGE.search(details)
     return int(found.group(1) or found.group(2)) if found else None
 
 
@@ -312,9 +313,15 @@ def _fail_too_large(outcome: pb.Outcome, limit: int) -> pb.Outcome:
     )
 
 
-def _translate(error: grpc.aio.AioRpcError) -> Exception:
-    code = error.code()
-    details = error.details() or code.name
-    if code in _UNAVAILABLE:
-        return SourceUnavailable(f"{code.name}: {details}")
-    return SourceError(code.name, details)
+def _translate(error: grpc.aio.AioRpcError) -> WorkerError:
+    """The client's reading of a failed call, as the worker's error.
+
+    What the client calls unavailable (and a server that is shedding load,
+    RESOURCE_EXHAUSTED) the worker rides out by retrying; anything else is a
+    refusal, with the status code kept.
+    """
+    failure = error_from_rpc(error)
+    code = failure.code or "UNKNOWN"
+    if isinstance(failure, ServerUnavailable | QueueFull):
+        return SourceUnavailable(f"{code}: {failure.message}")
+    return SourceError(code, failure.message)

@@ -48,6 +48,10 @@ class WorkerSettings:
         max_result_bytes: the largest result a handler may return; a larger
             one fails that job alone, at once and for good (the same limit as
             the store's and the server's, ``Limits.max_result_bytes``).
+        store_traceback: also store a failed attempt's traceback in the job's
+            ``last_error``. Off by default: clients of the API read that text,
+            and a traceback shows the worker machine's paths and code; the
+            traceback always goes to the worker's log.
     """
 
     concurrency: int = 100
@@ -63,6 +67,7 @@ class WorkerSettings:
     default_timeout_s: float | None = None
     max_error_backoff_s: float = 2.0
     max_result_bytes: int = _DEFAULT_MAX_RESULT_BYTES
+    store_traceback: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:

@@ -1,0 +1,228 @@
+"""``jobqueue-worker`` (and ``jobqueue worker``): run a Worker defined in your code.
+
+Like ``arq``, ``celery worker`` and ``rq worker``: point it at the Worker
+object (``path.to.module:worker``) or at a function that returns one, and
+say where the jobs are; it sets up logging, runs the worker and stops it
+gracefully on SIGTERM or SIGINT. It reads the same ``JOBQUEUE_*`` variables
+as the server and the client; a flag wins over its variable, and either wins
+over a source the Worker was given in code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from ._logging import JsonFormatter
+from ._sources import ServerOptions, SourceSpec, redis_source, server_source
+from ._worker import Worker
+
+DEFAULT_SERVER = "localhost:8080"
+_TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_log = logging.getLogger("jobqueue.worker.command")
+
+
+def run_command(argv: Sequence[str]) -> int:
+    """Run the worker command with ``argv`` (the arguments after the command's name).
+
+    Returns the process exit status: 0 after a graceful stop (or ``--help``),
+    1 when the worker cannot be loaded or started, 2 for a usage error.
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exit:  # argparse exits on --help and on usage errors
+        return exit.code if isinstance(exit.code, int) else 2
+    try:
+        worker = load_worker(args.target)
+        spec = _command_source(args)
+    except (ImportError, AttributeError, TypeError, ValueError) as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, ValueError) else 1
+    if spec is not None:
+        worker._use_source(spec)
+    elif worker._source_spec is None:
+        worker._use_source(server_source(DEFAULT_SERVER, _server_options(args)))
+    # Only now: the process is the worker's from here on (and a caller of
+    # run_command that got an error back keeps its own logging).
+    _configure_logging(args.log_level, args.log_format)
+    try:
+        worker._override(
+            concurrency=args.concurrency,
+            lease_ms=args.lease_ms,
+            shutdown_grace_s=args.shutdown_grace_s,
+            store_traceback=args.store_traceback or None,
+        )
+        worker.run()
+    except Exception:
+        _log.exception("the worker stopped on an error")
+        return 1
+    return 0
+
+
+def load_worker(target: str) -> Worker:
+    """The Worker named by ``module:attr`` (``attr`` defaults to ``worker``).
+
+    ``attr`` may be dotted, and may name a callable that takes no arguments
+    and returns the Worker. The current directory is importable, as it is for
+    ``python -m``.
+    """
+    module_name, _, attr = target.partition(":")
+    if not module_name:
+        raise ValueError(f"{target!r} is not path.to.module:attribute")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    value: object = importlib.import_module(module_name)
+    for part in (attr or "worker").split("."):
+        value = getattr(value, part)
+    if not isinstance(value, Worker) and callable(value):
+        value = value()
+    if not isinstance(value, Worker):
+        raise TypeError(f"{target} is {type(value).__name__}, not a jobqueue Worker")
+    return value
+
+
+def _command_source(args: argparse.Namespace) -> SourceSpec | None:
+    """The source the flags or the environment choose, or None to keep the worker's own."""
+    if args.redis_url and args.server:
+        raise ValueError("give --redis-url or --server, not both")
+    redis_url = args.redis_url
+    server = args.server
+    if not (redis_url or server):
+        # The environment: as the example worker always read it, Redis first.
+        redis_url = os.environ.get("JOBQUEUE_REDIS_URL") or None
+        server = None if redis_url else os.environ.get("JOBQUEUE_SERVER") or None
+    if redis_url:
+        return redis_source(redis_url, key_prefix=args.key_prefix)
+    if server:
+        return server_source(server, _server_options(args))
+    return None
+
+
+def _server_options(args: argparse.Namespace) -> ServerOptions:
+    if (args.client_cert is None) != (args.client_key is None):
+        raise ValueError("--client-cert and --client-key go together")
+    return ServerOptions(
+        auth_token=args.token,
+        tls=args.tls,
+        ca_cert=args.ca_cert,
+        client_cert=args.client_cert,
+        client_key=args.client_key,
+        tls_server_name=args.tls_server_name,
+    )
+
+
+def _configure_logging(level: str, format: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if format == "json" else logging.Formatter(_TEXT_FORMAT))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+def _prog() -> str:
+    # Run as `jobqueue worker`, the usage line should say so.
+    return "jobqueue worker" if os.path.basename(sys.argv[0]) == "jobqueue" else "jobqueue-worker"
+
+
+def _parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(
+        prog=_prog(),
+        description="Run the jobqueue Worker defined at TARGET until SIGTERM or SIGINT.",
+        epilog="Example: jobqueue-worker myapp.tasks:worker --redis-url redis://127.0.0.1:6379/0",
+    )
+    parser.add_argument(
+        "target",
+        metavar="TARGET",
+        help="path.to.module:attr, a Worker or a function returning one (attr: worker)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=_env_int("JOBQUEUE_CONCURRENCY"),
+        help="jobs in flight at once [env JOBQUEUE_CONCURRENCY; default: the worker's]",
+    )
+    where = parser.add_argument_group("where the jobs are (default: the worker's own source)")
+    where.add_argument(
+        "--redis-url",
+        help="take jobs straight from Redis: redis://, rediss://, redis+sentinel://, "
+        "redis+cluster:// [env JOBQUEUE_REDIS_URL]",
+    )
+    where.add_argument(
+        "--key-prefix",
+        default=env("JOBQUEUE_KEY_PREFIX"),
+        help="the queue's Redis key prefix [env JOBQUEUE_KEY_PREFIX; default jq]",
+    )
+    where.add_argument(
+        "--server",
+        help=f"host:port of a jobqueue server [env JOBQUEUE_SERVER; default {DEFAULT_SERVER} "
+        "when the worker has no source]",
+    )
+    where.add_argument(
+        "--token",
+        default=env("JOBQUEUE_AUTH_TOKEN"),
+        help="bearer token for the server [env JOBQUEUE_AUTH_TOKEN]",
+    )
+    where.add_argument("--tls", action="store_true", help="connect to the server with TLS")
+    where.add_argument("--ca-cert", help="PEM root certificates to trust (implies --tls)")
+    where.add_argument("--client-cert", help="PEM client certificate chain, for mutual TLS")
+    where.add_argument("--client-key", help="PEM private key of --client-cert")
+    where.add_argument("--tls-server-name", help="the name in the server's certificate")
+    tuning = parser.add_argument_group("running")
+    tuning.add_argument(
+        "--lease-ms",
+        type=_positive_int,
+        default=_env_int("JOBQUEUE_LEASE_MS"),
+        help="lease length in ms [env JOBQUEUE_LEASE_MS]",
+    )
+    tuning.add_argument(
+        "--shutdown-grace-s",
+        type=float,
+        default=_env_float("JOBQUEUE_SHUTDOWN_GRACE_S"),
+        help="seconds running jobs may finish after SIGTERM [env JOBQUEUE_SHUTDOWN_GRACE_S]",
+    )
+    tuning.add_argument(
+        "--store-traceback",
+        action="store_true",
+        help="store a failed job's traceback in its last_error, not only in this log",
+    )
+    logs = parser.add_argument_group("logging")
+    logs.add_argument(
+        "--log-level",
+        default=env("JOBQUEUE_LOG_LEVEL", "INFO"),
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="DEBUG logs every job's start and end [env JOBQUEUE_LOG_LEVEL; default INFO]",
+    )
+    logs.add_argument(
+        "--log-format",
+        default=env("JOBQUEUE_LOG_FORMAT", "text"),
+        choices=["text", "json"],
+        help="text lines, or one JSON object a line [env JOBQUEUE_LOG_FORMAT; default text]",
+    )
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+    return value
+
+
+def _env_int(name: str) -> int | None:
+    text = os.environ.get(name)
+    return int(text) if text else None
+
+
+def _env_float(name: str) -> float | None:
+    text = os.environ.get(name)
+    return float(text) if text else None
+
+
+def main() -> None:
+    """The ``jobqueue-worker`` console script."""
+    sys.exit(run_command(sys.argv[1:]))

@@ -1,0 +1,159 @@
+"""The worker command: ``run_command`` and the ``jobqueue-worker`` console script.
+
+The console script runs as a real process against a real Redis and against
+a real server on a loopback port, and stops on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobqueue.domain import Job, JobService, JobStatus, JobStore, SystemClock, UuidV7Generator
+from jobqueue.memory import MemoryJobStore
+from jobqueue.redis import RedisJobStore, RedisStoreSettings
+from jobqueue.worker import Worker, run_command
+from jobqueue.worker._command import load_worker
+
+from .conftest import start_test_server
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(sys.executable).with_name("jobqueue-worker")
+APP = "tests.worker._command_app"
+
+
+def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_command(["--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--concurrency", "--redis-url", "--server", "--token", "--tls", "--log-format"):
+        assert flag in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "says"),
+    [
+        ([], 2, "TARGET"),
+        ([f"{APP}:worker", "--redis-url", "redis://x", "--server", "h:1"], 2, "not both"),
+        ([f"{APP}:worker", "--log-format", "xml"], 2, "invalid choice"),
+        (["tests.worker.no_such_module:worker"], 1, "No module named"),
+        ([f"{APP}:not_a_worker"], 1, "is int, not a jobqueue Worker"),
+        ([f"{APP}:missing"], 1, "has no attribute 'missing'"),
+    ],
+)
+def test_usage_errors_are_one_line_and_a_status(
+    argv: list[str], status: int, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_command(argv) == status
+    assert says in capsys.readouterr().err
+
+
+def test_the_target_may_be_a_worker_a_callable_or_a_module() -> None:
+    from tests.worker import _command_app
+
+    assert load_worker(f"{APP}:worker") is _command_app.worker
+    assert load_worker(APP) is _command_app.worker  # attr defaults to ``worker``
+    made = load_worker(f"{APP}:make_worker")
+    assert isinstance(made, Worker)
+    assert made.types == ("echo",)
+
+
+async def _wait(store: JobStore, job_id: str, within_s: float = 15.0) -> Job:
+    async with asyncio.timeout(within_s):
+        while True:
+            job = await store.get(job_id)
+            if job is not None and job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
+                return job
+            await asyncio.sleep(0.02)
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQUEUE_")}
+    return subprocess.Popen(
+        [str(SCRIPT), f"{APP}:worker", "--log-format", "json", *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def _stop(process: subprocess.Popen[str]) -> list[dict[str, Any]]:
+    process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(15):
+        while process.poll() is None:  # noqa: ASYNC110 - another process
+            await asyncio.sleep(0.02)
+    _, err = process.communicate(timeout=5)  # it has exited: this reads and closes the pipe
+    lines = err.splitlines()
+    assert process.returncode == 0, lines
+    return [json.loads(line) for line in lines]
+
+
+async def _run_jobs(store: JobStore) -> tuple[Job, Job]:
+    service = JobService(store, clock=SystemClock(), ids=UuidV7Generator())
+    echo = await service.enqueue("echo", b"hi")
+    boom = await service.enqueue("boom")
+    return await _wait(store, echo.id), await _wait(store, boom.id)
+
+
+def _check_logs(records: list[dict[str, Any]], boom: Job, source: str) -> None:
+    started = [r for r in records if r["message"].startswith("worker started")]
+    assert len(started) == 1
+    assert source in started[0]["message"]
+    assert started[0]["job_types"] == ["echo", "boom", "nap"]
+    assert started[0]["concurrency"] == 3
+    assert started[0]["version"] in started[0]["message"]
+    failed = [r for r in records if r.get("job_id") == boom.id]
+    assert len(failed) == 1
+    message = failed[0]["message"]
+    assert f"job {boom.id} (boom, attempt 1 of 1)" in message
+    assert message.endswith("PermanentError: no")
+    assert "Traceback" in failed[0]["exception"]  # the traceback goes to the log...
+    assert [r["message"] for r in records][-1].startswith("worker stopped")
+
+
+@pytest.mark.integration
+@pytest.mark.redis
+async def test_the_console_script_runs_a_worker_on_redis(redis_url: str, key_prefix: str) -> None:
+    prefix = key_prefix.rstrip(":")
+    store = RedisJobStore(RedisStoreSettings(url=redis_url, key_prefix=prefix))
+    process = _start("--redis-url", redis_url, "--key-prefix", prefix, "--concurrency", "3")
+    try:
+        echo, boom = await _run_jobs(store)
+        records = await _stop(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=5)
+        await store.close()
+    assert (echo.status, echo.result) == (JobStatus.COMPLETED, b"hi")
+    assert (boom.status, boom.last_error) == (JobStatus.FAILED, "PermanentError: no")
+    _check_logs(records, boom, f"redis {redis_url} (key prefix {prefix!r})")
+
+
+@pytest.mark.integration
+async def test_the_console_script_runs_a_worker_through_a_server() -> None:
+    store = MemoryJobStore()
+    server = await start_test_server(store)
+    target = f"127.0.0.1:{server.port}"
+    process = _start("--server", target, "--concurrency", "3")
+    try:
+        echo, boom = await _run_jobs(store)
+        records = await _stop(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=5)
+        await server.stop(None)
+        await store.close()
+    assert (echo.status, echo.result) == (JobStatus.COMPLETED, b"hi")
+    assert (boom.status, boom.last_error) == (JobStatus.FAILED, "PermanentError: no")
+    _check_logs(records, boom, f"server {target}")
