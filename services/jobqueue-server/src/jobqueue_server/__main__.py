@@ -16,7 +16,7 @@ from .containers import Container
 from .settings import EventLoop, ServerSettings
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--host", help="Address to bind [env JOBQUEUE_HOST; default 0.0.0.0].")
 @click.option(
     "--port",
@@ -85,11 +85,15 @@ from .settings import EventLoop, ServerSettings
     type=click.Path(path_type=Path),
     help="PEM CA: require client certificates it signed [env JOBQUEUE_TLS_CLIENT_CA_FILE].",
 )
-def cli(**flags: Any) -> None:
+@click.pass_context
+def cli(ctx: click.Context, /, **flags: Any) -> None:
     """Serve the jobqueue API (JobService, WorkerService, health, reflection) on one port.
 
     gRPC, the Connect protocol (HTTP/1.1 or HTTP/2, binary or JSON) and gRPC-Web.
+    With a command (``migrate``), run that instead.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     overrides = {name: value for name, value in flags.items() if value is not None}
     try:
         settings = ServerSettings(**overrides)
@@ -109,6 +113,66 @@ def cli(**flags: Any) -> None:
         raise click.ClickException(str(error)) from None
     with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
         runner.run(_serve(container))
+
+
+@cli.command()
+@click.option("--redis-url", help="Redis URL [env JOBQUEUE_REDIS_URL, or REDIS_ADDR=host:port].")
+@click.option("--key-prefix", help="Namespace of Redis keys [env JOBQUEUE_KEY_PREFIX; jq].")
+@click.option(
+    "--shards",
+    "redis_shards",
+    type=click.IntRange(2, 65_535),
+    help="Virtual shards to move the queue into [env JOBQUEUE_REDIS_SHARDS].",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would move; change nothing.")
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 10_000),
+    default=500,
+    show_default=True,
+    help="Jobs moved per step.",
+)
+def migrate(dry_run: bool, batch: int, **flags: Any) -> None:
+    """Move a one-shard queue ({prefix}:...) into virtual shards ({prefix.N}:...).
+
+    Records the new layout first, so processes started afterwards use it;
+    restart the ones running, then run this again to move what they still
+    enqueued. Safe to stop and re-run: each run moves what is PENDING, and
+    RUNNING jobs stay until they settle (run again then). See
+    docs/redis-data-model.md, "Moving existing data".
+    """
+    from jobqueue.domain import StoreUnavailable
+    from jobqueue.redis import RedisStoreSettings, ShardLayoutMismatch, migrate_to_shards
+
+    overrides = {name: value for name, value in flags.items() if value is not None}
+    try:
+        settings = ServerSettings(**overrides)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    url = settings.effective_redis_url
+    if url is None:
+        raise click.ClickException("no Redis to migrate: set --redis-url or JOBQUEUE_REDIS_URL")
+    shards = settings.redis_shards
+    if shards is None or shards < 2:
+        raise click.ClickException("migrating needs --shards N (or JOBQUEUE_REDIS_SHARDS), N > 1")
+    store = RedisStoreSettings(url=url, key_prefix=settings.key_prefix, shards=shards)
+    try:
+        report = asyncio.run(migrate_to_shards(store, batch=batch, dry_run=dry_run))
+    except (StoreUnavailable, ShardLayoutMismatch) as error:
+        raise click.ClickException(str(error)) from None
+    prefix = settings.key_prefix
+    if dry_run:
+        click.echo(
+            f"dry run: {report.moved} pending job(s) of {{{prefix}}} would move into "
+            f"{shards} shards; {report.running_left} running job(s) would stay until they settle"
+        )
+        return
+    click.echo(f"moved {report.moved} pending job(s) of {{{prefix}}} into {shards} shards")
+    if report.running_left:
+        click.echo(
+            f"{report.running_left} running job(s) left in the one-shard layout: "
+            "run `jobqueue-server migrate` again once they settle"
+        )
 
 
 def loop_factory(choice: EventLoop) -> Callable[[], asyncio.AbstractEventLoop] | None:
