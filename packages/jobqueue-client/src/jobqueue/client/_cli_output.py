@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -91,10 +92,25 @@ class Output:
             for job in jobs
         ]
         if rows:
-            self.console.print(_columns(_LIST_HEADER, rows), soft_wrap=True)
+            self._columns(*_columns(_LIST_HEADER, rows))
         count = len(rows)
         self.console.print(f"{count} job{'s' if count != 1 else ''}", style="dim")
         return count
+
+    def _columns(self, header: str, rows: list[tuple[str, str, str]]) -> None:
+        if self.console.color_system is None:
+            # Piped or colourless: nothing for rich to style, so the text goes out as it is.
+            lines = [header, *("".join(row) for row in rows)]
+            self.console.file.write("\n".join(lines) + "\n")
+            return
+        text = Text()
+        text.append(header + "\n", style="bold")
+        for before, status, after in rows:
+            text.append(before)
+            text.append(status, style=_style(status.strip().lower()))
+            text.append(after + "\n")
+        text.rstrip()
+        self.console.print(text, soft_wrap=True)
 
     def stats(self, stats: QueueStats) -> None:
         if self.as_json:
@@ -158,33 +174,39 @@ def status_text(job: Job, now: datetime | None = None) -> Text:
     return Text(shown.upper(), style=style)
 
 
-def _columns(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Text:
-    """Left-aligned columns two spaces apart: a bold header, then a line per row."""
+def _columns(
+    header: tuple[str, ...], rows: Sequence[tuple[str, ...]]
+) -> tuple[str, list[tuple[str, str, str]]]:
+    """Left-aligned columns two spaces apart: the header line, and each row in three pieces.
+
+    A row's pieces are the text before its status, the status, and the text
+    after it, so that only the status needs a style of its own.
+    """
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    status = _STATUS_COLUMN
 
     def line(cells: tuple[str, ...], first: int, last: int) -> str:
-        return "  ".join(
-            cell.ljust(width)
-            for cell, width in zip(cells[first:last], widths[first:last], strict=True)
-        )
+        pairs = zip(cells[first:last], widths[first:last], strict=True)
+        return "  ".join(cell.ljust(width) for cell, width in pairs)
 
-    text = Text()
-    text.append(line(header, 0, len(header)).rstrip() + "\n", style="bold")
-    status = _STATUS_COLUMN
-    for row in rows:
-        # Three pieces a row: only the status has a style of its own.
-        text.append(line(row, 0, status) + "  ")
-        text.append(row[status].upper().ljust(widths[status]), style=_style(row[status]))
-        text.append("  " + line(row, status + 1, len(row)).rstrip() + "\n")
-    text.rstrip()
-    return text
+    pieces = [
+        (
+            line(row, 0, status) + "  ",
+            row[status].upper().ljust(widths[status]),
+            "  " + line(row, status + 1, len(row)).rstrip(),
+        )
+        for row in rows
+    ]
+    return line(header, 0, len(header)).rstrip(), pieces
 
 
 def _style(shown: str) -> str:
     return "blue" if shown == SCHEDULED else _STATUS_STYLES[JobStatus(shown)]
 
 
+@functools.lru_cache(maxsize=4096)
 def _time(value: datetime) -> str:
+    # Jobs of one batch share their times (see _convert), so a listing formats few.
     return value.astimezone().isoformat(sep=" ", timespec="milliseconds")
 
 

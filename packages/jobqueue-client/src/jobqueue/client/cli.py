@@ -198,7 +198,7 @@ def list_jobs(settings: Settings, job_type: str | None, status: str | None, limi
     jobs = settings.connect().list(
         job_type,
         JobStatus.PENDING.value if wanted == SCHEDULED else wanted,
-        page_size=min(limit, 500) if limit else 500,
+        page_size=min(limit, 1_000) if limit else 1_000,  # the server caps it at its own limit
         # PENDING splits into due now and due later here, so the limit counts after that.
         limit=None if wanted in _SPLIT else limit or None,
     )
