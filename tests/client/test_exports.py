@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import types
+
 import jobqueue.client
 
 EXPECTED = [
@@ -37,6 +41,26 @@ EXPECTED = [
 
 def test_all_is_pinned() -> None:
     assert jobqueue.client.__all__ == EXPECTED
+
+
+def test_nothing_public_hides_outside_all() -> None:
+    # Submodules (the private _modules, and cli behind the console script) aside,
+    # every public name of the package is one of __all__.
+    public = {
+        name
+        for name, value in vars(jobqueue.client).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public == set(EXPECTED)
+
+
+def test_the_old_duration_names_are_deprecated_aliases_not_exports() -> None:
+    # The unit convention: durations end in _s (seconds) in the SDK; old names only warn.
+    options = inspect.signature(jobqueue.client.JobClient.__init__).parameters
+    assert "timeout_s" in options
+    assert "timeout" in options
+    assert options["timeout"].default is None
+    assert "delay_s" in {field.name for field in dataclasses.fields(jobqueue.client.JobSpec)}
 
 
 def test_every_export_exists_and_errors_share_one_root() -> None:
