@@ -4,6 +4,10 @@
 // The server command is `uv run jobqueue-server` from the repository root;
 // JOBQUEUE_SERVER_BIN, when set, names the console script to run instead
 // (tests/e2e/test_typescript_client.py passes the one of its environment).
+// JOBQUEUE_SERVER (`host:port` or an `http(s)://` URL), when set, targets a
+// server that is already running instead of starting one, with
+// JOBQUEUE_AUTH_TOKEN as its bearer token if it requires one. Every job type
+// carries this run's id, so a shared server's other jobs never interfere.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -14,6 +18,8 @@ import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 
 import { Code, ConnectError } from "@connectrpc/connect";
+
+import type { Interceptor } from "@connectrpc/connect";
 
 import {
   connectJobqueue,
@@ -28,8 +34,20 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", ".
 const STARTUP_TIMEOUT_MS = 60_000;
 const encode = (text: string) => new TextEncoder().encode(text);
 const decode = (bytes: Uint8Array | undefined) => new TextDecoder().decode(bytes);
+const RUN = randomUUID().slice(0, 8);
+const type = (name: string) => `ts.${name}.${RUN}`;
+const RUNNING_SERVER = process.env.JOBQUEUE_SERVER;
+const TOKEN = process.env.JOBQUEUE_AUTH_TOKEN;
+const auth: Interceptor[] = TOKEN
+  ? [
+      (next) => async (request) => {
+        request.header.set("authorization", `Bearer ${TOKEN}`);
+        return await next(request);
+      },
+    ]
+  : [];
 
-let server: ChildProcess;
+let server: ChildProcess | undefined;
 let serverOutput = "";
 let jq: JobqueueConnection;
 let address = "";
@@ -53,13 +71,17 @@ function serverCommand(port: number): [string, string[]] {
 async function waitForServer(): Promise<void> {
   const deadline = Date.now() + STARTUP_TIMEOUT_MS;
   for (;;) {
-    if (server.exitCode !== null) {
+    if (server !== undefined && server.exitCode !== null) {
       throw new Error(`server exited with ${server.exitCode}:\n${serverOutput}`);
     }
     try {
       await jq.jobs.getQueueStats({}, { timeoutMs: 1_000 });
       return;
     } catch (error) {
+      // Refused is an answer: a wrong or missing token will not improve with time.
+      if (error instanceof ConnectError && error.code === Code.Unauthenticated) {
+        throw new Error(`the server refused the token (${error.message})`);
+      }
       if (Date.now() > deadline) {
         throw new Error(`server did not answer in time (${String(error)}):\n${serverOutput}`);
       }
@@ -69,29 +91,37 @@ async function waitForServer(): Promise<void> {
 }
 
 before(async () => {
+  if (RUNNING_SERVER) {
+    address = RUNNING_SERVER;
+    jq = connectJobqueue(address, { defaultTimeoutMs: 10_000, interceptors: auth });
+    await waitForServer();
+    return;
+  }
   const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env, JOBQUEUE_SHUTDOWN_GRACE_SECONDS: "2" };
+  const env: NodeJS.ProcessEnv = { ...process.env, JOBQUEUE_SHUTDOWN_GRACE_S: "2" };
   // The embedded in-memory store: no Redis settings may leak in.
   for (const name of ["JOBQUEUE_REDIS_URL", "JOBQUEUE_REDIS_ADDR", "REDIS_ADDR"]) {
     delete env[name];
   }
   const [command, args] = serverCommand(port);
-  server = spawn(command, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-  server.stdout?.on("data", (chunk: Buffer) => (serverOutput += chunk.toString()));
-  server.stderr?.on("data", (chunk: Buffer) => (serverOutput += chunk.toString()));
+  const child = spawn(command, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  server = child;
+  child.stdout?.on("data", (chunk: Buffer) => (serverOutput += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (serverOutput += chunk.toString()));
   address = `127.0.0.1:${port}`;
-  jq = connectJobqueue(address, { defaultTimeoutMs: 10_000 });
+  jq = connectJobqueue(address, { defaultTimeoutMs: 10_000, interceptors: auth });
   await waitForServer();
 });
 
 after(async () => {
   jq?.close();
-  if (server === undefined || server.exitCode !== null) {
+  const child = server;
+  if (child === undefined || child.exitCode !== null) {
     return;
   }
-  const exited = once(server, "exit");
-  server.kill("SIGTERM");
-  const timer = setTimeout(() => server.kill("SIGKILL"), 15_000);
+  const exited = once(child, "exit");
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
   const [code, signal] = (await exited) as [number | null, NodeJS.Signals | null];
   clearTimeout(timer);
   assert.equal(code, 0, `server stopped with ${code ?? signal}:\n${serverOutput}`);
@@ -100,7 +130,7 @@ after(async () => {
 test("enqueue, read back and cancel a job", async () => {
   const payload = encode('{"to":"test@example.com"}');
   const later = BigInt(Date.now() + 3_600_000);
-  const { job } = await jq.jobs.enqueueJob({ type: "ts.send_email", payload, executionTimeMs: later });
+  const { job } = await jq.jobs.enqueueJob({ type: type("send_email"), payload, executionTimeMs: later });
   assert.ok(job);
   assert.ok(job.id.length > 0);
   assert.equal(job.status, JobStatus.PENDING);
@@ -109,7 +139,7 @@ test("enqueue, read back and cancel a job", async () => {
   const { job: read } = await jq.jobs.getJob({ id: job.id });
   assert.ok(read);
   assert.equal(read.id, job.id);
-  assert.equal(read.type, "ts.send_email");
+  assert.equal(read.type, type("send_email"));
   // Compared as plain arrays: the client may hand back a Buffer, a Uint8Array subclass.
   assert.deepEqual(Uint8Array.from(read.payload), payload);
   assert.equal(read.status, JobStatus.PENDING);
@@ -138,7 +168,7 @@ test("enqueue, read back and cancel a job", async () => {
 });
 
 test("a TypeScript worker claims a job and completes it with a result", async () => {
-  const { job } = await jq.jobs.enqueueJob({ type: "ts.reverse", payload: encode("hello") });
+  const { job } = await jq.jobs.enqueueJob({ type: type("reverse"), payload: encode("hello") });
   assert.ok(job);
   // WatchJob streams the job until it ends; started before the work happens.
   const watched = (async () => {
@@ -150,7 +180,7 @@ test("a TypeScript worker claims a job and completes it with a result", async ()
   })();
 
   const report = await processBatch(jq.workers, {
-    handlers: { "ts.reverse": (claimed) => encode(decode(claimed.payload).split("").reverse().join("")) },
+    handlers: { [type("reverse")]: (claimed) => encode(decode(claimed.payload).split("").reverse().join("")) },
     waitMs: 5_000,
   });
   assert.deepEqual([...report.settled], [[job.id, { kind: OutcomeKind.COMPLETE, accepted: true }]]);
@@ -165,11 +195,11 @@ test("a TypeScript worker claims a job and completes it with a result", async ()
 });
 
 test("a handler that throws on the last attempt ends the job FAILED", async () => {
-  const { job } = await jq.jobs.enqueueJob({ type: "ts.broken", payload: encode("x"), maxAttempts: 1 });
+  const { job } = await jq.jobs.enqueueJob({ type: type("broken"), payload: encode("x"), maxAttempts: 1 });
   assert.ok(job);
   const report = await processBatch(jq.workers, {
     handlers: {
-      "ts.broken": () => {
+      [type("broken")]: () => {
         throw new Error("boom");
       },
     },
@@ -182,7 +212,7 @@ test("a handler that throws on the last attempt ends the job FAILED", async () =
 });
 
 test("an idle claim answers with no leases", async () => {
-  const report = await processBatch(jq.workers, { handlers: { "ts.nothing": () => encode("") } });
+  const report = await processBatch(jq.workers, { handlers: { [type("nothing")]: () => encode("") } });
   assert.equal(report.settled.size, 0);
 });
 
@@ -198,11 +228,11 @@ const TRANSPORTS: [string, JobqueueClientOptions][] = [
 
 for (const [name, options] of TRANSPORTS) {
   test(`${name}: enqueue, read, watch, cancel, and the error codes`, async () => {
-    const client = connectJobqueue(address, { ...options, defaultTimeoutMs: 10_000 });
+    const client = connectJobqueue(address, { ...options, defaultTimeoutMs: 10_000, interceptors: auth });
     try {
       const payload = encode(`{"via":"${name}"}`);
       const later = BigInt(Date.now() + 3_600_000);
-      const { job } = await client.jobs.enqueueJob({ type: "ts.wire", payload, executionTimeMs: later });
+      const { job } = await client.jobs.enqueueJob({ type: type("wire"), payload, executionTimeMs: later });
       assert.ok(job);
       const { job: read } = await client.jobs.getJob({ id: job.id });
       assert.equal(decode(read?.payload), decode(payload));
