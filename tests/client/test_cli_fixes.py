@@ -203,7 +203,8 @@ def test_the_worker_command_runs_the_worker_sdks_command(target: str, tmp_path: 
     job_id = run_cli(target, "--json", "submit", "cli_worker_cmd", '{"n": 1}').json()["id"]
     env = environment() | {"PYTHONPATH": str(tmp_path)}
     process = subprocess.Popen(
-        [str(JOBQUEUE), "worker", "cli_worker_app:worker", "--server", target],
+        # The global --server reaches the worker command too.
+        [str(JOBQUEUE), "--server", target, "worker", "cli_worker_app:worker"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -55,4 +55,14 @@ def worker(ctx: click.Context, argv: tuple[str, ...]) -> None:
             click.echo(f"\nNote: {_MISSING}.")
             return
         raise WorkerMissing(_MISSING)
-    raise click.exceptions.Exit(run_command(list(argv)))
+    raise click.exceptions.Exit(run_command([*_global_server(ctx, argv), *argv]))
+
+
+def _global_server(ctx: click.Context, argv: Sequence[str]) -> list[str]:
+    """``jobqueue --server X worker ...`` means the worker's ``--server X`` too."""
+    parent = ctx.parent
+    if parent is None or "--server" in argv:
+        return []
+    if parent.get_parameter_source("server") is not click.core.ParameterSource.COMMANDLINE:
+        return []  # the worker command reads JOBQUEUE_SERVER itself
+    return ["--server", str(parent.params["server"])]
