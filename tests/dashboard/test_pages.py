@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx2
 import pytest
 
 from jobqueue.dashboard import SECURITY_HEADERS, Dashboard
-from jobqueue.domain import JobService, JobStatus, JobStore
+from jobqueue.domain import (
+    JobService,
+    JobStatus,
+    JobStore,
+    QueueStats,
+    StoreUnavailable,
+    SystemClock,
+    UuidV7Generator,
+)
+from jobqueue.memory import MemoryJobStore
 
 from .conftest import BASE, client_of, csrf_of, seed
 
@@ -196,3 +206,30 @@ async def test_cancel_from_the_page(
     else:
         assert after.cancel_requested
     assert again.status_code == 409
+
+
+class FailingStore(MemoryJobStore):
+    """A store whose stats fail the way it is told: a fake at the port, no patching."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    async def stats(self) -> QueueStats:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "code"), [(RuntimeError("disk on fire"), 500), (StoreUnavailable("down"), 503)]
+)
+async def test_a_failing_store_gives_an_error_page_that_still_carries_the_csp(
+    error: Exception, code: int
+) -> None:
+    service = JobService(FailingStore(error), clock=SystemClock(), ids=UuidV7Generator())
+    dashboard = Dashboard(service, clock=SystemClock())
+    transport = httpx2.ASGITransport(app=dashboard.app, raise_app_exceptions=False)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get(BASE + "/types")
+    assert response.status_code == code
+    assert response.headers["content-security-policy"] == CSP
+    assert "disk on fire" not in response.text  # no internals on the page

@@ -98,7 +98,8 @@ class Dashboard:
         self._ctx = Context(
             service=service, clock=clock, settings=self.settings, history=self.history
         )
-        self.app: ASGIApp = self._build()
+        # Outside Starlette's own error middleware, so a 500 carries the headers too.
+        self.app: ASGIApp = _SecurityHeaders(self._build())
 
     def _build(self) -> Starlette:
         ctx = self._ctx
@@ -169,7 +170,6 @@ class Dashboard:
                 Mount(prefix, routes=routes),
             ],
             middleware=[
-                Middleware(_SecurityHeaders),
                 Middleware(
                     SessionMiddleware,
                     secret_key=secret,
