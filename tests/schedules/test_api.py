@@ -32,6 +32,7 @@ async def wire() -> AsyncIterator[Wire]:
     clock = ManualClock()
     jobs = MemoryJobStore(clock=clock)
     service = schedule_service_for(jobs, clock=clock, ids=UuidV7Generator())
+    assert service is not None
     server = grpc.aio.server()
     server.add_generic_rpc_handlers(
         [

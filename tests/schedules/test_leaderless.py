@@ -60,6 +60,7 @@ async def test_three_servers_one_killed_every_3s_fire_each_tick_once(
         server.start(wait=False)
     store = RedisJobStore(RedisStoreSettings(url=redis_server.url, key_prefix=prefix))
     service = schedule_service_for(store, clock=SystemClock(), ids=UuidV7Generator())
+    assert service is not None
     raw = redis.Redis.from_url(redis_server.url)
     try:
         made = await service.create(

@@ -88,7 +88,8 @@ class App:
         self._tasks.append(
             asyncio.create_task(self._sweep(self._store), name="jobqueue-lease-sweep")
         )
-        self._tasks.append(start_firing(self._schedules))
+        if self._schedules is not None:
+            self._tasks.append(start_firing(self._schedules))
         if isinstance(self._store, RedisJobStore):
             self._tasks.append(
                 asyncio.create_task(
@@ -101,6 +102,9 @@ class App:
             self.port,
             self._settings.store_kind,
         )
+
+    def _schedule_servicer(self) -> ScheduleServicer | None:
+        return None if self._schedules is None else ScheduleServicer(self._schedules)
 
     async def _start_http(self, auth: BearerTokenAuth | None, tls: ServerTls | None) -> None:
         """gRPC, Connect and gRPC-Web on the one port, with /healthz and /metrics beside them."""
@@ -115,7 +119,7 @@ class App:
             auth=auth,
             observer=self._metrics,
             metrics=self._metrics.exposition,
-            schedule_servicer=ScheduleServicer(self._schedules),
+            schedule_servicer=self._schedule_servicer(),
         )
         self._dashboard = _dashboard(self._container, api_protected=auth is not None)
         served = app if self._dashboard is None else self._dashboard.mount(app)
@@ -154,7 +158,7 @@ class App:
             options=container.options(),
             tls=tls,
             interceptors=interceptors,
-            schedule_servicer=ScheduleServicer(self._schedules),
+            schedule_servicer=self._schedule_servicer(),
         )
 
     async def stop(self) -> None:

@@ -33,20 +33,29 @@ FIRE_INTERVAL_S = 0.2
 """How often each server looks for due ticks: a tick fires within this (plus a round trip)."""
 
 
-def schedule_store_for(store: JobStore, *, clock: Clock) -> ScheduleStore:
-    """The ScheduleStore that lives beside ``store`` (and enqueues into it)."""
+def schedule_store_for(store: JobStore, *, clock: Clock) -> ScheduleStore | None:
+    """The ScheduleStore that lives beside ``store`` (and enqueues into it), if there is one.
+
+    None for a store of another kind (a wrapper a test or an embedder put in
+    the container): schedules need the store's own atomic steps.
+    """
     if isinstance(store, MemoryJobStore):
         return MemoryScheduleStore(store, clock=clock)
     if isinstance(store, RedisJobStore):
         return RedisScheduleStore(store)
-    raise TypeError(f"no schedule store for {type(store).__name__}")
+    return None
 
 
 def schedule_service_for(
     store: JobStore, *, clock: Clock, ids: IdGenerator, limits: Limits | None = None
-) -> ScheduleService:
+) -> ScheduleService | None:
+    """The server's ScheduleService over ``store``; None (no schedules) for other stores."""
+    schedules = schedule_store_for(store, clock=clock)
+    if schedules is None:
+        _log.warning("%s has no schedule store: schedules are off", type(store).__name__)
+        return None
     return ScheduleService(
-        schedule_store_for(store, clock=clock),
+        schedules,
         store,
         cron=CronsimParser(),
         clock=clock,
