@@ -16,11 +16,11 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import grpc
 
-from jobqueue.client._channel import PathLike, connection
+from jobqueue.client._channel import connection
 from jobqueue.client._errors import QueueFull, ServerUnavailable, error_from_rpc, status_of
 from jobqueue.client._retry import RetryPolicy
 from jobqueue.domain import Lease, LeaseState, Outcome, OutcomeKind
@@ -29,10 +29,20 @@ from mpataki.jobqueue.v1 import worker_pb2 as pb
 from mpataki.jobqueue.v1 import worker_pb2_grpc as pb_grpc
 
 from ._errors import SourceError, SourceUnavailable, WorkerError
+from ._sources import ServerOptions
 
 # The domain's enums and the wire's share their member names.
 _OUTCOME_KINDS = {kind: pb.OutcomeKind.Value(f"OUTCOME_KIND_{kind.name}") for kind in OutcomeKind}
 _LEASE_STATES = {pb.LeaseState.Value(f"LEASE_STATE_{s.name}"): s for s in LeaseState}
+_NO_OPTIONS = ServerOptions(
+    auth_token=None,
+    tls=False,
+    ca_cert=None,
+    client_cert=None,
+    client_key=None,
+    tls_server_name=None,
+)
+"""What ``connection`` is given for an option the caller left out: plaintext, no token."""
 _KEEPALIVE: tuple[tuple[str, int | str], ...] = (
     # The cancellation stream stays open for the worker's life: notice a dead peer.
     ("grpc.keepalive_time_ms", 20_000),
@@ -63,20 +73,14 @@ class GrpcSource:
     Args:
         target: the server's address, ``host:port``.
         timeout_s: deadline of settle and renew calls; a claim gets its wait on top.
-        auth_token: sent as ``authorization: Bearer <token>`` on every call.
-        tls: connect with TLS using the system's root certificates.
-        ca_cert: path of the PEM root certificates to trust (implies TLS).
-        client_cert: path of the PEM client certificate chain, for mutual TLS.
-        client_key: path of the PEM private key of ``client_cert``.
-        tls_server_name: the name to expect in the server's certificate, when
-            it differs from the target's host.
         credentials: ``grpc.ChannelCredentials`` to use instead of the TLS
             options (for callers that already build their own).
         metadata: more metadata sent with every call.
         channel: an existing channel to use instead (it is not closed by ``close``).
+        **options: ``auth_token`` and the TLS options, as ``JobClient`` takes
+            them (see ``ServerOptions``), read by the client SDK's own code.
 
-    The options are the client SDK's (``jobqueue.client.JobClient``), read by
-    the same code. The server sweeps expired leases itself, so
+    The server sweeps expired leases itself, so
     ``requeue_expired`` does nothing here. No connection is made before the
     first call.
 
@@ -93,27 +97,14 @@ class GrpcSource:
         target: str,
         *,
         timeout_s: float = 10.0,
-        auth_token: str | None = None,
-        tls: bool = False,
-        ca_cert: PathLike | None = None,
-        client_cert: PathLike | None = None,
-        client_key: PathLike | None = None,
-        tls_server_name: str | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         metadata: Sequence[tuple[str, str]] = (),
         channel: grpc.aio.Channel | None = None,
+        **options: Unpack[ServerOptions],
     ) -> None:
-        conn = connection(
-            target=target,
-            timeout=timeout_s,
-            retries=0,
-            tls=tls,
-            ca_cert=ca_cert,
-            client_cert=client_cert,
-            client_key=client_key,
-            tls_server_name=tls_server_name,
-            auth_token=auth_token,
-        )
+        given = _NO_OPTIONS.copy()
+        given.update(options)
+        conn = connection(target=target, timeout=timeout_s, retries=0, **given)
         self._conn = dataclasses.replace(
             conn,
             credentials=credentials or conn.credentials,

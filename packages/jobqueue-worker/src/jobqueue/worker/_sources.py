@@ -12,6 +12,7 @@ import os
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypedDict
 
 from ._source import JobSource, StoreSource
 
@@ -26,34 +27,32 @@ class SourceSpec:
     build: Callable[[], JobSource]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ServerOptions:
-    """How to reach a jobqueue server: the client SDK's connection options, no ``grpc``."""
+class ServerOptions(TypedDict, total=False):
+    """How a worker reaches a server, besides its address: the client SDK's options.
 
-    auth_token: str | None = None
-    tls: bool = False
-    ca_cert: PathLike | None = None
-    client_cert: PathLike | None = None
-    client_key: PathLike | None = None
-    tls_server_name: str | None = None
+    The same names and meanings as ``jobqueue.client.JobClient``'s, read by
+    the same code (``jobqueue.client``'s connection): ``auth_token`` (sent as
+    ``authorization: Bearer <token>``), ``tls`` (the system's roots),
+    ``ca_cert`` (PEM roots to trust, implies TLS), ``client_cert`` and
+    ``client_key`` (mutual TLS) and ``tls_server_name`` (the name in the
+    server's certificate).
+    """
 
-    @property
-    def given(self) -> bool:
-        return any(
-            value not in (None, False)
-            for value in (
-                self.auth_token,
-                self.tls,
-                self.ca_cert,
-                self.client_cert,
-                self.client_key,
-                self.tls_server_name,
-            )
-        )
+    auth_token: str | None
+    tls: bool
+    ca_cert: PathLike | None
+    client_cert: PathLike | None
+    client_key: PathLike | None
+    tls_server_name: str | None
 
-    @property
-    def uses_tls(self) -> bool:
-        return self.tls or self.ca_cert is not None or self.client_cert is not None
+
+def uses_tls(options: ServerOptions) -> bool:
+    return bool(options.get("tls") or options.get("ca_cert") or options.get("client_cert"))
+
+
+def given(options: ServerOptions) -> bool:
+    """Whether any option is set (an option with no server to apply to is a mistake)."""
+    return any(value not in (None, False) for value in options.values())
 
 
 def given_source(source: JobSource) -> SourceSpec:
@@ -83,17 +82,10 @@ def server_source(target: str, options: ServerOptions) -> SourceSpec:
     def build() -> JobSource:
         from ._grpc_source import GrpcSource
 
-        return GrpcSource(
-            target,
-            auth_token=options.auth_token,
-            tls=options.tls,
-            ca_cert=options.ca_cert,
-            client_cert=options.client_cert,
-            client_key=options.client_key,
-            tls_server_name=options.tls_server_name,
-        )
+        return GrpcSource(target, **options)
 
-    extras = [name for name, on in (("TLS", options.uses_tls), ("token", options.auth_token)) if on]
+    flags = (("TLS", uses_tls(options)), ("token", options.get("auth_token")))
+    extras = [name for name, on in flags if on]
     label = f"server {target}" + (f" ({', '.join(extras)})" if extras else "")
     return SourceSpec(label, build)
 
@@ -115,3 +107,31 @@ def _describe(source: JobSource) -> str:
     if isinstance(source, StoreSource):
         return f"store {type(source.store).__name__}"
     return type(source).__name__
+
+
+def source_spec(
+    source: JobSource | None,
+    redis_url: str | None,
+    key_prefix: str | None,
+    server: str | None,
+    options: ServerOptions,
+) -> SourceSpec | None:
+    """The Worker constructor's choice of source, checked; None when it names none."""
+    chosen = [
+        name
+        for name, value in (("source", source), ("redis_url", redis_url), ("server", server))
+        if value is not None
+    ]
+    if len(chosen) > 1:
+        raise ValueError(f"give one of source, redis_url and server, not {' and '.join(chosen)}")
+    if key_prefix is not None and redis_url is None:
+        raise ValueError("key_prefix goes with redis_url")
+    if given(options) and server is None:
+        raise ValueError("auth_token and the TLS options go with server")
+    if source is not None:
+        return given_source(source)
+    if redis_url is not None:
+        return redis_source(redis_url, key_prefix=key_prefix)
+    if server is not None:
+        return server_source(server, options)
+    return None

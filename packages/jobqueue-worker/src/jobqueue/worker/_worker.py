@@ -7,7 +7,7 @@ import dataclasses
 import importlib.metadata
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from jobqueue.domain import RetryPolicy
 
@@ -19,16 +19,10 @@ from ._loops import Loops
 from ._registry import HandlerRegistry, Middleware, timeout_alias
 from ._runner import JobRunner
 from ._settings import WorkerSettings
+from ._shutdown import await_claim, wait_cancelled, wait_settled, wait_tasks
 from ._signals import run_until_signalled
 from ._source import JobSource
-from ._sources import (
-    PathLike,
-    ServerOptions,
-    SourceSpec,
-    given_source,
-    redis_source,
-    server_source,
-)
+from ._sources import ServerOptions, SourceSpec, source_spec
 from ._state import InFlight
 from ._threads import DaemonThreadPool
 
@@ -59,18 +53,15 @@ class Worker:
             ``redis+cluster://``).
         key_prefix: the Redis key prefix of the queue (default ``jq``).
         server: take jobs through a server, ``host:port``.
-        auth_token: with ``server``: sent as ``authorization: Bearer <token>``.
-        tls: with ``server``: connect with TLS, trusting the system's roots.
-        ca_cert: with ``server``: PEM root certificates to trust (implies TLS).
-        client_cert: with ``server``: PEM client certificate chain (mutual TLS).
-        client_key: with ``server``: the PEM private key of ``client_cert``.
-        tls_server_name: with ``server``: the name the server's certificate holds.
         settings: every tunable; the keyword arguments below override its fields.
         concurrency: jobs in flight at once.
         lease_ms: lease length; a crashed worker's jobs return after it.
         shutdown_grace_s: how long ``stop`` lets running jobs finish.
         store_traceback: store a failed job's traceback in its ``last_error``
             (by default it holds the error's type and message only).
+        **server_options: with ``server``, how to reach it: ``auth_token``,
+            ``tls``, ``ca_cert``, ``client_cert``, ``client_key`` and
+            ``tls_server_name``, as the client SDK takes them (``ServerOptions``).
 
     Example:
         >>> worker = Worker(redis_url="redis://127.0.0.1:6379/0", concurrency=50)
@@ -87,17 +78,12 @@ class Worker:
         redis_url: str | None = None,
         key_prefix: str | None = None,
         server: str | None = None,
-        auth_token: str | None = None,
-        tls: bool = False,
-        ca_cert: PathLike | None = None,
-        client_cert: PathLike | None = None,
-        client_key: PathLike | None = None,
-        tls_server_name: str | None = None,
         settings: WorkerSettings | None = None,
         concurrency: int | None = None,
         lease_ms: int | None = None,
         shutdown_grace_s: float | None = None,
         store_traceback: bool | None = None,
+        **server_options: Unpack[ServerOptions],
     ) -> None:
         self._settings = settings or WorkerSettings()
         self._override(
@@ -106,15 +92,7 @@ class Worker:
             shutdown_grace_s=shutdown_grace_s,
             store_traceback=store_traceback,
         )
-        options = ServerOptions(
-            auth_token=auth_token,
-            tls=tls,
-            ca_cert=ca_cert,
-            client_cert=client_cert,
-            client_key=client_key,
-            tls_server_name=tls_server_name,
-        )
-        self._source_spec = _source_spec(source, redis_url, key_prefix, server, options)
+        self._source_spec = source_spec(source, redis_url, key_prefix, server, server_options)
         self._registry = HandlerRegistry()
         self._state = InFlight()
         self._source: JobSource | None = None
@@ -340,10 +318,13 @@ class Worker:
         loop = asyncio.get_running_loop()
         grace = self._settings.shutdown_grace_s if grace_s is None else grace_s
         state.slot_freed()
-        await self._await_claim_task(loops.claim_wait_ms)
+        bound_s = loops.claim_wait_ms / 1000 + max(
+            _CLAIM_REPLY_BOUND_S, self._settings.shutdown_grace_s
+        )
+        await await_claim(self._claim_task, bound_s)
 
         running = {ctx._task for ctx in state.jobs.values() if ctx._task is not None}
-        await self._wait_tasks(running, loop.time() + grace)
+        await wait_tasks(running, loop.time() + grace, self._force)
         unfinished = [
             ctx
             for ctx in state.jobs.values()
@@ -363,12 +344,12 @@ class Worker:
                 extra={"count": len(unfinished)},
             )
 
-        await self._wait_settled(loop.time() + max(grace, 1.0))
+        await wait_settled(state, loop.time() + max(grace, 1.0))
         loops.closing = True
         leases.closing = True
         for task in self._tasks:
             task.cancel()
-        await _wait_cancelled(self._tasks)
+        await wait_cancelled(self._tasks)
         left = max(len(state.jobs), state.unsettled)
         if left:
             logger.warning(
@@ -404,108 +385,9 @@ class Worker:
             raise WorkerStateError("the source cannot change once the worker started")
         self._source_spec = spec
 
-    # -- helpers ----------------------------------------------------------------
-
-    async def _await_claim_task(self, claim_wait_ms: int) -> None:
-        """Let an outstanding claim return so the jobs it took are released, not stranded.
-
-        A claim once sent is never cancelled: the store may already have leased
-        jobs to it, and only the reply tells us which. The claim is bounded by
-        its wait and the source's own timeouts; a source hanging far beyond
-        them is left behind, and its leases expire unconfirmed, which costs
-        those jobs no attempt.
-        """
-        task = self._claim_task
-        if task is None or task.done():
-            return
-        bound = claim_wait_ms / 1000 + max(_CLAIM_REPLY_BOUND_S, self._settings.shutdown_grace_s)
-        done, _ = await asyncio.wait([task], timeout=bound)
-        if not done:
-            logger.warning(
-                "an in-flight claim did not return within %.3g s; its leases will expire "
-                "unconfirmed",
-                bound,
-                extra={"waited_s": round(bound, 3)},
-            )
-
-    async def _wait_tasks(self, tasks: set[asyncio.Task[None]], deadline: float) -> None:
-        loop = asyncio.get_running_loop()
-        pending = {task for task in tasks if not task.done()}
-        if not pending:
-            return
-        force = asyncio.ensure_future(self._force.wait())
-        try:
-            while pending and not force.done():
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                done, _ = await asyncio.wait(
-                    pending | {force}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                )
-                pending -= done
-        finally:
-            force.cancel()
-
-    async def _wait_settled(self, deadline: float) -> None:
-        loop = asyncio.get_running_loop()
-        state = self._state
-        while state.jobs or state.unsettled:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            state.slots_freed.clear()
-            try:
-                await asyncio.wait_for(state.slots_freed.wait(), remaining)
-            except TimeoutError:
-                return
-
-
-def _source_spec(
-    source: JobSource | None,
-    redis_url: str | None,
-    key_prefix: str | None,
-    server: str | None,
-    options: ServerOptions,
-) -> SourceSpec | None:
-    chosen = [
-        name
-        for name, value in (("source", source), ("redis_url", redis_url), ("server", server))
-        if value is not None
-    ]
-    if len(chosen) > 1:
-        raise ValueError(f"give one of source, redis_url and server, not {' and '.join(chosen)}")
-    if key_prefix is not None and redis_url is None:
-        raise ValueError("key_prefix goes with redis_url")
-    if options.given and server is None:
-        raise ValueError("auth_token and the TLS options go with server")
-    if source is not None:
-        return given_source(source)
-    if redis_url is not None:
-        return redis_source(redis_url, key_prefix=key_prefix)
-    if server is not None:
-        return server_source(server, options)
-    return None
-
 
 def _version() -> str:
     try:
         return importlib.metadata.version("jobqueue-worker")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
-
-
-async def _wait_cancelled(tasks: list[asyncio.Task[None]], timeout_s: float = 2.0) -> None:
-    """Wait a bounded time for cancelled tasks to end.
-
-    A library awaited inside a task may swallow its cancellation (redis-py can
-    during a command); ``stop`` must return anyway.
-    """
-    if not tasks:
-        return
-    _, pending = await asyncio.wait(tasks, timeout=timeout_s)
-    for task in pending:
-        logger.warning(
-            "background task %s ignored cancellation",
-            task.get_name(),
-            extra={"task": task.get_name()},
-        )
