@@ -247,7 +247,7 @@ def test_watch_timeout_exits_8(target: str) -> None:
 
 
 def test_an_unreachable_server_exits_5() -> None:
-    result = run_cli(f"127.0.0.1:{free_port()}", "--timeout", "1", "stats")
+    result = run_cli(f"127.0.0.1:{free_port()}", "--timeout-s", "1", "stats")
     assert_one_line_error(result, 5, "unavailable")
 
 

@@ -114,7 +114,7 @@ def test_server_addresses_as_people_write_them(target: str) -> None:
     port = target.rsplit(":", 1)[1]
     assert run_cli(f"http://127.0.0.1:{port}", "stats").code == 0
     # TLS asked of a plaintext server: the handshake fails, the server is unreachable.
-    refused = run_cli(f"https://127.0.0.1:{port}", "--timeout", "1", "stats")
+    refused = run_cli(f"https://127.0.0.1:{port}", "--timeout-s", "1", "stats")
     assert_one_line_error(refused, 5, "unavailable")
     assert split_target("localhost") == ("localhost:8080", None)
     assert split_target("http://localhost") == ("localhost:8080", False)
@@ -125,7 +125,7 @@ def test_server_addresses_as_people_write_them(target: str) -> None:
 
 def test_bare_localhost_dials_port_8080() -> None:
     # Whether or not something listens on 8080, the error names the port dialled.
-    result = run_cli("localhost", "--timeout", "1", "stats")
+    result = run_cli("localhost", "--timeout-s", "1", "stats")
     if result.code != 0:
         assert "8080" in result.stderr, result
     assert "443" not in result.stderr
@@ -218,3 +218,11 @@ def test_the_worker_command_runs_the_worker_sdks_command(target: str, tmp_path: 
         process.terminate()
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
+
+
+def test_the_old_timeout_flag_still_works_and_says_so(target: str) -> None:
+    result = run_cli(target, "--timeout", "5", "--json", "stats")
+    assert result.code == 0, result
+    assert "total" in result.json()
+    assert result.stderr == "jobqueue: warning: --timeout is deprecated; use --timeout-s\n"
+    assert "--timeout-s" in run_cli(None, "--help").stdout

@@ -100,11 +100,18 @@ _AUTH_HINT = "give the server's token with --token or JOBQUEUE_AUTH_TOKEN"
     help="Bearer token, if the server requires one (env JOBQUEUE_AUTH_TOKEN).",
 )
 @click.option(
-    "--timeout",
+    "--timeout-s",
     type=click.FloatRange(min=0, min_open=True),
     default=DEFAULT_TIMEOUT_S,
     show_default=True,
     help="Deadline of each call, in seconds.",
+)
+@click.option(
+    "--timeout",
+    "old_timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    hidden=True,
+    help="Deprecated name of --timeout-s.",
 )
 @click.option("--tls", is_flag=True, help="Connect with TLS (system root certificates).")
 @click.option(
@@ -129,7 +136,8 @@ def cli(
     server: str,
     as_json: bool,
     token: str | None,
-    timeout: float,
+    timeout_s: float,
+    old_timeout: float | None,
     tls: bool,
     ca_cert: Path | None,
     client_cert: Path | None,
@@ -138,10 +146,14 @@ def cli(
     """Submit, inspect, cancel and follow jobqueue jobs."""
     if (client_cert is None) != (client_key is None):
         raise click.UsageError("--client-cert and --client-key go together")
+    if old_timeout is not None:
+        # Durations carry their unit in their name; the old flag works a while longer.
+        click.echo("jobqueue: warning: --timeout is deprecated; use --timeout-s", err=True)
+        timeout_s = old_timeout
     settings = Settings(
         server=server,
         token=token,
-        timeout_s=timeout,
+        timeout_s=timeout_s,
         tls=tls,
         ca_cert=ca_cert,
         client_cert=client_cert,
