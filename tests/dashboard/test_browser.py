@@ -217,11 +217,26 @@ def test_a_form_with_a_forged_csrf_token_is_refused(
     job = a_pending_job(server)
     page = watched.page
     page.goto(f"{server.url}/jobs/{job.id}")
+    # At submit time: the live region may re-render the form (and its token) before the click.
     page.evaluate(
-        "document.querySelectorAll('input[name=csrf_token]').forEach(i => i.value = 'forged')"
+        "document.addEventListener('submit', e =>"
+        " e.target.querySelector('input[name=csrf_token]').value = 'forged', true)"
     )
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#cancel")
     expect(page.locator("#error-message")).to_contain_text("CSRF")
     assert server.call(server.service.get(job.id)).status is JobStatus.PENDING
     watched.assert_clean(allowed=(REFUSED,))
+
+
+def test_a_job_page_follows_the_job_live(server: ServerThread, context: BrowserContext) -> None:
+    watched = Watched(context.new_page())
+    log_in(watched, server, ADMIN_TOKEN)
+    job = a_pending_job(server)
+    page = watched.page
+    page.goto(f"{server.url}/jobs/{job.id}")
+    expect(page.locator("#cancel")).to_have_count(1)
+    server.call(server.service.cancel(job.id))  # elsewhere: the API, another operator
+    expect(page.locator("#job-status")).to_contain_text("cancelled", timeout=10_000)
+    expect(page.locator("#cancel")).to_have_count(0)
+    watched.assert_clean()

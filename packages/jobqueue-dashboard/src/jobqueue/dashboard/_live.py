@@ -22,6 +22,7 @@ from starlette.responses import Response, StreamingResponse
 from jobqueue.domain import JobQueueError
 
 from . import _format
+from ._auth import CSRF_FIELD, Role, csrf_token
 from ._context import Context
 from ._pages import Pages
 
@@ -61,7 +62,13 @@ class Live:
 
     async def job(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
-        return self._stream(self._watching(job_id))
+        # The fragment carries the job's action forms: the viewer's role and CSRF token.
+        viewer = {
+            "can_act": self._ctx.role(request) is Role.ADMIN,
+            "csrf_field": CSRF_FIELD,
+            "csrf_token": csrf_token(request),
+        }
+        return self._stream(self._watching(job_id, viewer))
 
     async def _ticking(self, render: Render) -> AsyncIterator[str]:
         interval_s = self._ctx.settings.live_interval_ms / 1000
@@ -74,7 +81,7 @@ class Live:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ctx.closing.wait(), interval_s)
 
-    async def _watching(self, job_id: str) -> AsyncIterator[str]:
+    async def _watching(self, job_id: str, viewer: dict[str, Any]) -> AsyncIterator[str]:
         yield f"retry: {self._ctx.settings.live_interval_ms * 2}\n\n"
         changes = self._ctx.service.watch(job_id)
         closing = asyncio.ensure_future(self._ctx.closing.wait())
@@ -92,7 +99,7 @@ class Live:
                 except StopAsyncIteration:
                     yield "event: done\ndata: \n\n"
                     return
-                values: dict[str, Any] = {"job": job, "result": _format.show_bytes(job.result)}
+                values = {**viewer, "job": job, "result": _format.show_bytes(job.result)}
                 yield event("refresh", self._ctx.fragment("_job_live.html", values))
         except JobQueueError as error:
             yield event("problem", f"<p>{escape(str(error))}</p>")
