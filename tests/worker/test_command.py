@@ -157,3 +157,40 @@ async def test_the_console_script_runs_a_worker_through_a_server() -> None:
     assert (echo.status, echo.result) == (JobStatus.COMPLETED, b"hi")
     assert (boom.status, boom.last_error) == (JobStatus.FAILED, "PermanentError: no")
     _check_logs(records, boom, f"server {target}")
+
+
+def _start_example(env: dict[str, str]) -> subprocess.Popen[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("JOBQUEUE_")}
+    return subprocess.Popen(
+        [str(SCRIPT.with_name("jobqueue-example-worker"))],
+        cwd=ROOT,
+        env={**clean, **env},
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.integration
+async def test_the_example_worker_runs_through_the_command_as_the_readme_shows() -> None:
+    # README: JOBQUEUE_SERVER=localhost:8080 uv run jobqueue-example-worker
+    store = MemoryJobStore()
+    server = await start_test_server(store)
+    target = f"127.0.0.1:{server.port}"
+    service = JobService(store, clock=SystemClock(), ids=UuidV7Generator())
+    process = _start_example({"JOBQUEUE_SERVER": target, "JOBQUEUE_LOG_FORMAT": "json"})
+    try:
+        job = await service.enqueue("send_email", b'{"to": "ada@example.org"}')
+        done = await _wait(store, job.id)
+        records = await _stop(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=5)
+        await server.stop(None)
+        await store.close()
+    assert done.status is JobStatus.COMPLETED
+    assert json.loads(done.result or b"") == {"status": "sent", "to": "ada@example.org"}
+    started = next(r for r in records if r["message"].startswith("worker started"))
+    assert started["source"] == f"server {target}"
+    assert started["job_types"] == ["send_email", "flaky", "slow"]
