@@ -13,6 +13,7 @@ import asyncio
 import pytest
 
 from jobqueue.domain import (
+    Advance,
     InvalidJob,
     JobStatus,
     JobStore,
@@ -214,3 +215,39 @@ async def test_trigger_enqueues_now_whatever_the_policy(
         assert (stored.type, stored.payload, stored.max_attempts) == ("email", b"{}", 3)
     with pytest.raises(ScheduleNotFound):
         await schedules.trigger("0190f0f0-0000-7000-8000-000000000000")
+
+
+async def test_a_step_applies_once_and_never_before_its_tick_by_the_stores_clock(
+    store: JobStore, schedule_store: ScheduleStore, schedules: ScheduleService, passage: Passage
+) -> None:
+    made = await every_second(schedules)
+    now = await passage.now_ms()
+    early = await schedule_store.advance(
+        made.id,
+        version=made.version,
+        tick_ms=now + 600_000,  # a host whose clock runs ten minutes ahead
+        last_tick_ms=now + 600_000,
+        next_tick_ms=now + 601_000,
+        missed=0,
+        job=None,
+    )
+    assert early == Advance(applied=False)
+
+    async def plan_ahead() -> bool:
+        result = await schedule_store.advance(
+            made.id,
+            version=made.version,
+            tick_ms=None,
+            last_tick_ms=None,
+            next_tick_ms=now + 5_000,
+            missed=0,
+            job=None,
+        )
+        return result.applied
+
+    assert await plan_ahead()
+    # The same step planned from the same version by a second server changes nothing.
+    assert not await plan_ahead()
+    after = await schedules.get(made.id)
+    assert (after.version, after.next_tick_ms, after.fired) == (made.version + 1, now + 5_000, 0)
+    assert (await store.stats()).total.pending == 0  # no tick, no job
