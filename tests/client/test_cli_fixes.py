@@ -93,6 +93,7 @@ def test_cancelling_a_running_job_says_cancel_requested(target: str) -> None:
     assert result.code == 0, result
     assert result.stdout.startswith(f"cancel requested: job {job_id} is running")
     assert "RUNNING" in result.stdout
+    assert "requested: its worker was told to stop" in run_cli(target, "get", job_id).stdout
 
 
 def test_scheduled_means_the_same_in_stats_get_and_list(target: str) -> None:

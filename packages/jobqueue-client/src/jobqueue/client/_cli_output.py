@@ -58,6 +58,8 @@ class Output:
             ("updated", _time(job.updated_at)),
             ("attempts", attempts),
         ]
+        if job.cancel_requested and not job.is_finished:
+            rows.append(("cancel", Text("requested: its worker was told to stop", style="magenta")))
         if job.last_error is not None:
             rows.append(("last error", job.last_error))
         if job.result is not None:
