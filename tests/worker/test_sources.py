@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 
@@ -19,6 +20,7 @@ from jobqueue.grpc import BearerTokenAuth
 from jobqueue.memory import MemoryJobStore
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from jobqueue.worker import JobContext, Worker
+from tests._redis_server import ClusterProcesses, SentinelGroup
 from tests.grpc.conftest import start_api
 
 
@@ -135,3 +137,31 @@ def test_a_worker_on_the_server_path_never_loads_the_redis_adapter() -> None:
     loaded = _loaded("server='127.0.0.1:9'")  # nothing listens: claims just fail
     assert "grpc" in loaded
     assert not [name for name in loaded if name.startswith("jobqueue.redis")]
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("topology", ["sentinel", "cluster"])
+async def test_a_worker_takes_the_sentinel_and_cluster_url_forms(topology: str) -> None:
+    if os.environ.get("JOBQUEUE_SKIP_REDIS_TESTS") == "1":
+        pytest.skip("JOBQUEUE_SKIP_REDIS_TESTS=1")
+    servers: SentinelGroup | ClusterProcesses = (
+        SentinelGroup(replicas=1) if topology == "sentinel" else ClusterProcesses()
+    )
+    try:
+        servers.start()
+        url = servers.url() if isinstance(servers, SentinelGroup) else servers.url
+        assert url.startswith(f"redis+{topology}://")
+        producer = RedisJobStore(RedisStoreSettings(url=url))
+        service = JobService(producer, clock=SystemClock(), ids=UuidV7Generator())
+        worker = Worker(redis_url=url, concurrency=2)
+        worker.register("echo", _echo)
+        try:
+            await worker.start()
+            job = await service.enqueue("echo", topology.encode())
+            done = await _finished(producer, job.id)
+        finally:
+            await worker.stop(grace_s=1)
+            await producer.close()
+        assert (done.status, done.result) == (JobStatus.COMPLETED, topology.encode())
+    finally:
+        servers.close()
