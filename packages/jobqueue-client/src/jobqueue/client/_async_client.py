@@ -19,7 +19,7 @@ import grpc
 from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
 
 from . import _calls as calls
-from ._errors import JobQueueClientError, WaitTimeout
+from ._errors import WaitTimeout
 from ._models import Job
 from ._options import OPTIONS_DOC, ClientOptions
 from ._watch import WatchState, watch_timeout_s
@@ -174,8 +174,7 @@ class AsyncJobClient(ClientOptions):
     # -- plumbing -------------------------------------------------------------------
 
     def _jobs(self) -> pb_grpc.JobServiceAsyncStub:
-        if self._closed:
-            raise JobQueueClientError("the client is closed")
+        self._check_open()
         if self._stub is None:
             self._channel = self._conn.aio_channel()
             self._stub = pb_grpc.JobServiceStub(self._channel)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._channel import DEFAULT_TIMEOUT_S, PathLike, connection
+from ._errors import JobQueueClientError
 from ._renamed import renamed
 from ._retry import DEFAULT_RETRY, RetryPolicy
 
@@ -64,3 +65,7 @@ class ClientOptions:
     def target(self) -> str:
         """The ``host:port`` this client talks to."""
         return self._conn.target
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise JobQueueClientError("the client is closed")

@@ -20,7 +20,6 @@ import grpc
 from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
 
 from . import _calls as calls
-from ._errors import JobQueueClientError
 from ._models import Job, QueueStats
 from ._options import OPTIONS_DOC, ClientOptions
 from ._watch import WatchState, last_state, watch_timeout_s
@@ -145,8 +144,7 @@ class JobClient(ClientOptions):
         if stub is not None:
             return stub
         with self._lock:
-            if self._closed:
-                raise JobQueueClientError("the client is closed")
+            self._check_open()
             if self._stub is None:
                 self._channel = self._conn.sync_channel()
                 self._stub = pb_grpc.JobServiceStub(self._channel)
