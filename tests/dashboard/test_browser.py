@@ -25,6 +25,8 @@ from .conftest import ADMIN_TOKEN, READER_TOKEN
 REFUSED = "the server responded with a status of 4"
 """Chromium logs a document answered 401/403 as a console error: expected where a test asks."""
 
+pytestmark = pytest.mark.e2e
+
 TYPES = ["email.send", "image.resize", "report.build", "webhook.deliver"]
 
 

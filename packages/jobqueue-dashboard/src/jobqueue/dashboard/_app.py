@@ -174,7 +174,7 @@ class Dashboard:
                     SessionMiddleware,
                     secret_key=secret,
                     session_cookie="jobqueue_dashboard",
-                    max_age=self.settings.session_max_age_s,
+                    max_age=self.settings.session_max_age_ms // 1000,
                     path=prefix,
                     same_site="strict",
                 ),

@@ -23,6 +23,7 @@ class DashboardSettings:
     operators reach it). With either token set, every page needs a login.
     ``secret`` signs the session cookie; None draws a random one per process,
     so sessions end with a restart and are never signed with a known key.
+    Sessions last ``session_max_age_ms`` (whole seconds count).
     """
 
     enabled: bool = True
@@ -34,14 +35,15 @@ class DashboardSettings:
     history_samples: int = 720
     live_interval_ms: int = 2_000
     page_size: int = 50
-    session_max_age_s: int = 12 * 3600
+    session_max_age_ms: int = 12 * 3600 * 1000
 
     def __post_init__(self) -> None:
         if not self.prefix.startswith("/") or self.prefix.endswith("/") or len(self.prefix) < 2:
             raise ValueError(f"dashboard prefix {self.prefix!r}: like /dashboard, no trailing /")
         if self.token is not None and self.token == self.readonly_token:
             raise ValueError("the dashboard's admin and read-only tokens must differ")
-        for name in ("sample_interval_ms", "history_samples", "live_interval_ms", "page_size"):
+        positive = ("sample_interval_ms", "history_samples", "live_interval_ms", "page_size")
+        for name in (*positive, "session_max_age_ms"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"dashboard {name} must be positive")
 
