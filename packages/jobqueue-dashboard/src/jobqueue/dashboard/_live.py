@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -27,6 +28,9 @@ from ._context import Context
 from ._pages import Pages
 
 Render = Callable[[], Awaitable[str]]
+
+_COST_FACTOR = 10
+"""A live region waits at least this many times its last render's duration."""
 
 
 def event(name: str, html: str) -> str:
@@ -74,12 +78,16 @@ class Live:
         interval_s = self._ctx.settings.live_interval_ms / 1000
         yield f"retry: {self._ctx.settings.live_interval_ms * 2}\n\n"
         while not self._ctx.closing.is_set():
+            started = time.monotonic()
             try:
                 yield event("refresh", await render())
             except JobQueueError as error:  # the store is down: say so, keep the stream
                 yield event("problem", f"<p>{escape(str(error))}</p>")
+            # A render that costs much (a big in-memory store) waits longer, so an
+            # open tab never takes more than a tenth of the server's loop.
+            pause_s = max(interval_s, _COST_FACTOR * (time.monotonic() - started))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ctx.closing.wait(), interval_s)
+                await asyncio.wait_for(self._ctx.closing.wait(), pause_s)
 
     async def _watching(self, job_id: str, viewer: dict[str, Any]) -> AsyncIterator[str]:
         yield f"retry: {self._ctx.settings.live_interval_ms * 2}\n\n"
