@@ -90,8 +90,7 @@ class Admin:
         return job_from_hash(job_id, pairs_to_dict(reply[1]))
 
     async def _cancel_in(self, ns: str, fixed_keys: Sequence[str], job_id: str) -> Any:
-        # Every shard publishes cancellations on the one channel workers listen to.
-        args: list[Arg] = [ns, job_id, self._core.ns + "cancels"]
+        args: list[Arg] = [ns, job_id, self._core.cancel_channel(ns)]
         with translated():
             return await self._core.script("cancel", args, keys=(*fixed_keys, ns + "j:" + job_id))
 

@@ -20,15 +20,12 @@ others are discovered.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import redis.asyncio as aioredis
 from jobqueue.domain import StoreUnavailable
 from redis import exceptions as rexc
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -127,30 +124,6 @@ class ClusterConnection:
 def blocking_client(settings: RedisStoreSettings) -> RedisCluster:
     """A cluster client without a socket timeout, for BLPOPs (all their keys share a slot)."""
     return _client(settings, socket_timeout=None)
-
-
-def subscriber_connections(settings: RedisStoreSettings) -> Callable[[], AbstractConnection]:
-    """Makes pub/sub connections to a seed node.
-
-    The store's channels are published with PUBLISH, which a cluster
-    forwards to every node, so any node hears them all.
-    """
-    nodes, options = cluster_nodes(settings.url)
-    ssl = options.pop("ssl", False)
-    host, port = nodes[0]
-    pool = aioredis.ConnectionPool(
-        host=host,
-        port=port,
-        socket_connect_timeout=settings.connect_timeout_ms / 1000,
-        socket_timeout=settings.socket_timeout_ms / 1000,
-        health_check_interval=0,
-        retry=Retry(NoBackoff(), 0),
-        protocol=2,
-        **options,
-    )
-    if ssl:
-        pool.connection_class = aioredis.SSLConnection
-    return pool.make_connection
 
 
 class ClusterDurableWrites:

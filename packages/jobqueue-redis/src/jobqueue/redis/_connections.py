@@ -3,7 +3,8 @@
 - ``hot``: scripts and single-key reads, nearly every call (``_multiplex.py``,
   or redis-py's pool with ``connection="redis-py"``, see ``_pooled.py``);
 - ``blocking``: a redis-py pool without a socket timeout, for BLPOPs (``_waits.py``);
-- ``subscriber``: makes the one pub/sub connection (``_pubsub.py``);
+- ``subscriber``: the one pub/sub connection (``_pubsub.py``), or one per
+  master with sharded channels on a cluster (``_cluster_pubsub.py``);
 - ``durable``: with ``min_replicas``, the connections that carry acknowledged
   writes and their ``WAIT`` (``_durability.py``).
 
@@ -16,18 +17,17 @@ connections come from ``_cluster.py``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from ._durability import DurableWrites, OrderedConnection
 from ._multiplex import MultiplexedConnection
 from ._pooled import PooledConnection
+from ._pubsub import Subscriber
 from ._settings import RedisStoreSettings
 from ._topology import Topology
 
@@ -38,7 +38,9 @@ class StoreConnections:
     """``execute(*args)`` and ``close()``: an ``OrderedConnection`` except on a cluster."""
     blocking: Any
     """A redis-py client (``Redis``, or ``RedisCluster``) for blocking commands."""
-    subscriber: Callable[[], AbstractConnection]
+    subscriber: Any
+    """``listen``, ``closed``, ``close`` and ``reconnect``: a ``Subscriber`` or a
+    ``ClusterSubscriber``."""
     durable: Any
     """``execute(*command)`` and ``close()``: a ``DurableWrites``, or a cluster's own."""
     topology: Topology | None
@@ -64,18 +66,14 @@ class StoreConnections:
 def store_connections(settings: RedisStoreSettings) -> StoreConnections:
     """The connections of one store; none connects before its first use."""
     if settings.is_cluster:
-        from ._cluster import (
-            ClusterConnection,
-            ClusterDurableWrites,
-            blocking_client,
-            subscriber_connections,
-        )
+        from ._cluster import ClusterConnection, ClusterDurableWrites, blocking_client
+        from ._cluster_pubsub import ClusterSubscriber
 
         cluster = ClusterConnection(settings)
         return StoreConnections(
             hot=cluster,
             blocking=blocking_client(settings),
-            subscriber=subscriber_connections(settings),
+            subscriber=ClusterSubscriber(settings, cluster),
             # WAIT goes to each write's own master, on the write's connection (_cluster.py).
             durable=ClusterDurableWrites(
                 cluster,
@@ -147,7 +145,7 @@ def store_connections(settings: RedisStoreSettings) -> StoreConnections:
     return StoreConnections(
         hot=shared,
         blocking=blocking,
-        subscriber=subscriber_pool.make_connection,
+        subscriber=Subscriber(subscriber_pool.make_connection),
         durable=durable,
         topology=topology,
     )

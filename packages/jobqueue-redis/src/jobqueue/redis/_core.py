@@ -32,16 +32,24 @@ Arg = bytes | str | int | float
 _READ_ATTEMPTS = 3
 
 
-def _load_scripts() -> dict[str, str]:
+def _load_scripts(publish: str) -> dict[str, str]:
     folder = resources.files(__package__).joinpath("lua")
     common = folder.joinpath("_common.lua").read_text()
     names = ("add", "claim", "settle", "renew", "cancel", "requeue", "stats", "list", "watchers")
     # The shebang makes Redis Cluster refuse any key outside the declared keys' slot.
-    return {name: "#!lua\n" + common + folder.joinpath(f"{name}.lua").read_text() for name in names}
+    head = f"#!lua\nlocal PUBLISH = '{publish}'\n" + common
+    return {name: head + folder.joinpath(f"{name}.lua").read_text() for name in names}
 
 
-_SCRIPTS = _load_scripts()
-_SHAS = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in _SCRIPTS.items()}
+# Watch and cancel events: PUBLISH on one Redis (any Redis version), SPUBLISH on
+# a cluster, where a PUBLISH would reach every master (_cluster_pubsub.py).
+_SCRIPTS = {
+    cluster: _load_scripts("SPUBLISH" if cluster else "PUBLISH") for cluster in (False, True)
+}
+_SHAS = {
+    cluster: {name: hashlib.sha1(src.encode()).hexdigest() for name, src in scripts.items()}
+    for cluster, scripts in _SCRIPTS.items()
+}
 
 
 class StoreCore:
@@ -67,6 +75,8 @@ class StoreCore:
         # nearly every call a worker or producer makes, share one pipelined
         # connection (_multiplex.py); durable writes have their own (_durability.py).
         self.connections = store_connections(settings)
+        self._scripts = _SCRIPTS[settings.is_cluster]
+        self._shas = _SHAS[settings.is_cluster]
         self.hot = self.connections.hot
         self._durable = self.connections.durable
 
@@ -92,6 +102,18 @@ class StoreCore:
         self._set_layout(shards)
         self._layout_known = True
 
+    def cancel_channel(self, ns: str) -> str:
+        """Where a cancel in namespace ``ns`` is published: its shard's channel on a cluster."""
+        return ns + "cancels" if self.settings.is_cluster else self.ns + "cancels"
+
+    def cancel_channels(self) -> list[str]:
+        """Every channel a cancel of this store may be published on."""
+        if not self.settings.is_cluster:
+            return [self.ns + "cancels"]
+        return list(
+            dict.fromkeys([*(ns + "cancels" for ns in self.namespaces), self.ns + "cancels"])
+        )
+
     def shard_of_type(self, job_type: str) -> int:
         return shard_of_type(job_type, self.shards)
 
@@ -115,10 +137,10 @@ class StoreCore:
         if self._durable is not None and name in DURABLE_SCRIPTS:
             run = self._durable.execute
         try:
-            return await run("EVALSHA", _SHAS[name], len(keys), *keys, *args)
+            return await run("EVALSHA", self._shas[name], len(keys), *keys, *args)
         except rexc.NoScriptError:
             pass
-        return await run("EVAL", _SCRIPTS[name], len(keys), *keys, *args)
+        return await run("EVAL", self._scripts[name], len(keys), *keys, *args)
 
     def call(self, name: str, args: list[Arg], keys: Sequence[str]) -> Callable[[], Awaitable[Any]]:
         """A script call to hand to ``read`` (which may make it more than once)."""

@@ -28,65 +28,11 @@ from typing import Any
 from redis import exceptions as rexc
 from redis.asyncio.connection import AbstractConnection
 
+from ._listener import Listener
+
 _SUBSCRIBE_CHUNK = 500
 """Most channels in one SUBSCRIBE or UNSUBSCRIBE: bounds one command's size."""
 _FAILURES = (rexc.RedisError, OSError)
-
-
-class Listener:
-    """One in-process subscriber of one channel.
-
-    Messages queue up to ``max_messages`` (the oldest are dropped beyond
-    that: they are hints, see the module docstring). ``wait`` returns when a
-    message arrives, when some may have been lost to a reconnect, or when the
-    subscriber closes.
-    """
-
-    def __init__(self, channel: str, *, max_messages: int) -> None:
-        self.channel = channel
-        self.closed = False
-        self._messages: deque[bytes] = deque(maxlen=max_messages)
-        self._signal = asyncio.Event()
-        self._confirmed: asyncio.Future[None] | None = None
-        self._hub: Subscriber | None = None
-
-    async def wait(self, timeout_s: float | None = None) -> None:
-        """Until something happened (see the class docstring) or ``timeout_s`` passed."""
-        if not self._signal.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout_s):
-                    await self._signal.wait()
-        self._signal.clear()
-
-    def take(self) -> list[bytes]:
-        """The messages received since the last call, oldest first."""
-        messages = list(self._messages)
-        self._messages.clear()
-        return messages
-
-    def close(self) -> None:
-        """Stop listening; the channel is unsubscribed when no listener is left."""
-        if self._hub is not None:
-            self._hub._leave(self)
-            self._hub = None
-
-    def _deliver(self, message: bytes) -> None:
-        self._messages.append(message)
-        self._signal.set()
-
-    def _interrupt(self) -> None:
-        self._signal.set()
-
-    def _confirm(self) -> None:
-        if self._confirmed is not None and not self._confirmed.done():
-            self._confirmed.set_result(None)
-
-    def _fail(self, error: BaseException) -> bool:
-        """Fail a listener still waiting for its subscription; False if it waits for none."""
-        if self._confirmed is None or self._confirmed.done():
-            return False
-        self._confirmed.set_exception(error)
-        return True
 
 
 @dataclass(slots=True)
@@ -101,17 +47,26 @@ class _Channel:
 
 
 class Subscriber:
-    """The store's single pub/sub connection and the listeners it serves."""
+    """The store's single pub/sub connection and the listeners it serves.
+
+    ``sharded``: the channels are Redis 7's shard channels (SSUBSCRIBE,
+    published with SPUBLISH), all served by the node this connection reaches
+    (a cluster's store has one Subscriber per master, _cluster_pubsub.py).
+    """
 
     def __init__(
         self,
         make_connection: Callable[[], AbstractConnection],
         *,
+        sharded: bool = False,
+        on_failure: Callable[[BaseException], None] | None = None,
         ping_interval_s: float = 5.0,
         first_backoff_s: float = 0.05,
         max_backoff_s: float = 5.0,
     ) -> None:
         self._make_connection = make_connection
+        self._sharded = sharded
+        self._on_failure = on_failure
         self._ping_interval_s = ping_interval_s
         self._first_backoff_s = first_backoff_s
         self._max_backoff_s = max_backoff_s
@@ -125,7 +80,12 @@ class Subscriber:
         self._closed = False
 
     async def listen(
-        self, channel: str, *, confirm: bool = True, max_messages: int = 10_000
+        self,
+        channel: str,
+        *,
+        confirm: bool = True,
+        max_messages: int = 10_000,
+        signal: asyncio.Event | None = None,
     ) -> Listener:
         """A listener of ``channel``; with ``confirm``, only once Redis confirmed the subscription.
 
@@ -139,7 +99,7 @@ class Subscriber:
         if self._closed:
             raise rexc.ConnectionError("the store was closed")
         self._adopt_loop()
-        listener = Listener(channel, max_messages=max_messages)
+        listener = Listener(channel, max_messages=max_messages, signal=signal)
         listener._hub = self
         if confirm:
             listener._confirmed = asyncio.get_running_loop().create_future()
@@ -203,6 +163,32 @@ class Subscriber:
         self._retry_now = asyncio.Event()
         self._drop = asyncio.Event()
 
+    def release(self, channel: str) -> list[Listener]:
+        """Give up ``channel`` and return its listeners, for another subscriber to ``adopt``."""
+        state = self._channels.pop(channel, None)
+        if state is None:
+            return []
+        for listener in state.listeners:
+            listener._hub = None
+        return list(state.listeners)
+
+    def adopt(self, listener: Listener) -> None:
+        """Serve a listener another subscriber released; it is told messages may be lost."""
+        if self._closed:
+            listener.closed = True
+            listener._interrupt()
+            return
+        self._adopt_loop()
+        listener._hub = self
+        state = self._channels.setdefault(listener.channel, _Channel())
+        state.listeners[listener] = None
+        if not state.on_server:
+            state.unsent.append(listener)
+            self._dirty.set()
+        listener._interrupt()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
     def reconnect(self) -> None:
         """Drop the connection and make a new one (Sentinel announced a new primary).
 
@@ -239,6 +225,8 @@ class Subscriber:
             except Exception as error:  # whatever broke, listeners are owed a reconnect
                 self._lost(error)
                 failures += 1
+                if self._on_failure is not None:
+                    self._on_failure(error)
             finally:
                 await _disconnect(connection)
             if not self.channels:
@@ -298,12 +286,17 @@ class Subscriber:
         state = self._channels.get(channel)
         if state is None:
             return
-        if kind == b"message" and len(reply) == 3:
+        if kind in (b"message", b"smessage") and len(reply) == 3:
             for listener in state.listeners:
                 listener._deliver(reply[2])
-        elif kind == b"subscribe" and state.in_flight:
+        elif kind in (b"subscribe", b"ssubscribe") and state.in_flight:
             for listener in state.in_flight.popleft():
                 listener._confirm()
+        elif kind == b"sunsubscribe" and state.on_server:
+            # Not asked for: the channel's slot moved to another node (a
+            # reshard). Reconnecting tells listeners that messages may have been
+            # missed; the owner of the store routes its channels afresh.
+            raise rexc.ConnectionError(f"the slot of shard channel {channel} moved")
         if not state.listeners and not state.on_server and not state.in_flight:
             del self._channels[channel]
 
@@ -322,13 +315,16 @@ class Subscriber:
                 elif not state.listeners and state.on_server:
                     state.on_server = False
                     unsubscribe.append(name)
+            # Shard channels of one command must share a slot: one per command.
+            chunk = 1 if self._sharded else _SUBSCRIBE_CHUNK
+            prefix = "S" if self._sharded else ""
             commands: list[tuple[str, ...]] = [
-                ("SUBSCRIBE", *subscribe[i : i + _SUBSCRIBE_CHUNK])
-                for i in range(0, len(subscribe), _SUBSCRIBE_CHUNK)
+                (prefix + "SUBSCRIBE", *subscribe[i : i + chunk])
+                for i in range(0, len(subscribe), chunk)
             ]
             commands += [
-                ("UNSUBSCRIBE", *unsubscribe[i : i + _SUBSCRIBE_CHUNK])
-                for i in range(0, len(unsubscribe), _SUBSCRIBE_CHUNK)
+                (prefix + "UNSUBSCRIBE", *unsubscribe[i : i + chunk])
+                for i in range(0, len(unsubscribe), chunk)
             ]
             if self._ping_due:
                 self._ping_due = False
@@ -368,7 +364,7 @@ def raise_if_cancelled() -> None:
 
     On Python 3.11 a task cancelled just as the ``asyncio.wait_for`` inside a
     redis-py call completes loses the cancellation (fixed in 3.12; see
-    ``_translated`` in _store.py); a loop of such calls would then never end,
+    ``translated`` in _errors.py); a loop of such calls would then never end,
     and ``close`` would wait for it forever. The request still counts in
     ``Task.cancelling()``, and these tasks are never legitimately uncancelled.
     """

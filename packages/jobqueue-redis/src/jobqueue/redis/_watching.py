@@ -8,6 +8,7 @@ its next renew.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from jobqueue.domain import Job, JobNotFound, StoreUnavailable
@@ -15,7 +16,7 @@ from jobqueue.domain import Job, JobNotFound, StoreUnavailable
 from ._codec import pairs_to_dict
 from ._core import StoreCore, visible
 from ._errors import translated
-from ._pubsub import Subscriber
+from ._listener import Listener
 
 
 class Watching:
@@ -24,8 +25,9 @@ class Watching:
     def __init__(self, core: StoreCore, get: Callable[[str], Awaitable[Job | None]]) -> None:
         self._core = core
         self._get = get
-        # Every watch and cancellation stream shares one pub/sub connection (_pubsub.py).
-        self.subscriber = Subscriber(core.connections.subscriber)
+        # Every watch and cancellation stream shares one pub/sub connection
+        # (_pubsub.py), or one per master on a cluster (_cluster_pubsub.py).
+        self.subscriber = core.connections.subscriber
         topology = core.connections.topology
         if topology is not None and topology.is_sentinel:
             # Publishes of the new primary never reach a connection to the old one.
@@ -74,22 +76,30 @@ class Watching:
     async def cancellations(self) -> AsyncIterator[str]:
         """Ids of RUNNING jobs whose cancel was requested: cancel.lua publishes them.
 
-        Every open iterator of the store shares one subscription of the
-        ``cancels`` channel. It listens on through reconnects (requests made
-        meanwhile are missed; ``renew`` still reports them) and ends when the
-        store closes.
+        Every open iterator of the store shares one subscription of each
+        ``cancels`` channel: one for the store on a single Redis, one per shard
+        on a cluster (each on its shard's master). It listens on through
+        reconnects (requests made meanwhile are missed; ``renew`` still
+        reports them) and ends when the store closes.
         """
         if self.subscriber.closed:
             return
         await self._core.resolve_layout()
-        with translated():
-            events = await self.subscriber.listen(self._core.ns + "cancels", confirm=False)
+        signal = asyncio.Event()  # one wake-up for all the channels
+        channels: list[Listener] = []
         try:
+            with translated():
+                for channel in self._core.cancel_channels():
+                    channels.append(
+                        await self.subscriber.listen(channel, confirm=False, signal=signal)
+                    )
             while True:
-                for message in events.take():
-                    yield message.decode()
-                if events.closed:
+                for events in channels:
+                    for message in events.take():
+                        yield message.decode()
+                if any(events.closed for events in channels):
                     return
-                await events.wait()
+                await channels[0].wait()
         finally:
-            events.close()
+            for events in channels:
+                events.close()

@@ -96,9 +96,11 @@ local function wake_for(P, jtype, id, due, now)
 end
 
 -- Tell watchers of a job that it changed; costs one HEXISTS when nobody watches.
+-- PUBLISH is 'SPUBLISH' on a cluster (the channel is in the shard's slot), set
+-- by the store before this file (_core.py, _cluster_pubsub.py).
 local function notify(P, jk, id)
   if redis.call('HEXISTS', jk, 'w') == 1 then
-    redis.call('PUBLISH', P .. 'ev:' .. id, 1)
+    redis.call(PUBLISH, P .. 'ev:' .. id, 1)
   end
 end
 

@@ -1,6 +1,7 @@
 -- Cancel a PENDING job, or flag a RUNNING one for its worker to stop.
 -- KEYS: tz, cfg, fx, ts:5 of the shard, the job's hash.
--- ARGV: prefix, id, the channel of cancel requests (one for every shard).
+-- ARGV: prefix, id, the channel of cancel requests (on a cluster the shard's own,
+-- published with SPUBLISH; else one for every shard).
 -- Returns {'ok', fields} | {'missing'} | {'finished', status}.
 local P = ARGV[1]
 local now = clock_ms()
@@ -21,7 +22,7 @@ elseif f[1] == '2' then
     redis.call('HSET', jk, 'x', 1, 'u', now)
     notify(P, jk, id)
     -- Workers listen here to stop the handler at once, not at their next heartbeat.
-    redis.call('PUBLISH', ARGV[3], id)
+    redis.call(PUBLISH, ARGV[3], id)
   end
 else
   return {'finished', f[1]}
