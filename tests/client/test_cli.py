@@ -85,7 +85,7 @@ def test_the_console_script_is_installed() -> None:
     assert JOBQUEUE.exists(), "run `uv sync`: the jobqueue console script is missing"
     result = run_cli(None, "--help")
     assert result.code == 0
-    for command in ("submit", "get", "cancel", "list", "stats", "watch", "Exit codes"):
+    for command in ("submit", "get", "cancel", "list", "stats", "watch", "worker", "Exit codes"):
         assert command in result.stdout
 
 

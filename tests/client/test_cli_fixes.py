@@ -101,6 +101,8 @@ def test_scheduled_means_the_same_in_stats_get_and_list(target: str) -> None:
     now = run_cli(target, "--json", "submit", "cli_sched").json()
     assert [job["id"] for job in listed(target, "cli_sched", "scheduled")] == [later["id"]]
     assert [job["id"] for job in listed(target, "cli_sched", "pending")] == [now["id"]]
+    assert (later["status"], later["scheduled"]) == ("pending", True)
+    assert (now["status"], now["scheduled"]) == ("pending", False)
     assert "SCHEDULED" in run_cli(target, "get", later["id"]).stdout
     assert "PENDING" in run_cli(target, "get", now["id"]).stdout
     table = run_cli(target, "list", "--type", "cli_sched").stdout

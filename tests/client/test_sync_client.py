@@ -108,3 +108,19 @@ def test_an_unreachable_server_and_a_closed_client() -> None:
         client.stats()
     with pytest.raises(JobQueueClientError, match="closed"):
         client.stats()
+
+
+def test_one_client_shared_by_threads(sync_client: JobClient) -> None:
+    # The channel opens on the first call, whichever thread makes it.
+    ids: list[str] = []
+
+    def submit(thread: int) -> None:
+        ids.extend(sync_client.enqueue("threads", thread * 100 + n).id for n in range(20))
+
+    threads = [threading.Thread(target=submit, args=(thread,)) for thread in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(ids)) == 160
+    assert len(list(sync_client.list("threads", limit=None))) == 160

@@ -40,7 +40,7 @@ class Output:
 
     def job(self, job: Job, *, title: str | None = None) -> None:
         if self.as_json:
-            self.json_line(job.to_dict())
+            self.json_line(job_json(job))
             return
         table = Table(show_header=False, box=None, title=title, title_justify="left")
         table.add_column(style="bold")
@@ -75,7 +75,7 @@ class Output:
         if self.as_json:
             count = 0
             for job in jobs:
-                self.json_line(job.to_dict())
+                self.json_line(job_json(job))
                 count += 1
             return count
         # Not a rich Table: it measures, wraps and pads every cell, which took
@@ -140,7 +140,7 @@ class Output:
     def state(self, job: Job) -> None:
         """One line per observed state, for ``watch`` and ``submit --wait``."""
         if self.as_json:
-            self.json_line(job.to_dict())
+            self.json_line(job_json(job))
             return
         line = Text(f"{_time(job.updated_at)}  ")
         line.append_text(status_text(job))
@@ -168,6 +168,11 @@ def shown_status(job: Job, now: datetime | None = None) -> str:
     if job.status is JobStatus.PENDING and job.run_at > (now or datetime.now(UTC)):
         return SCHEDULED
     return job.status.value
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    """A job for ``--json``: the API's fields, and ``scheduled`` as the tables show it."""
+    return job.to_dict() | {"scheduled": shown_status(job) == SCHEDULED}
 
 
 def status_text(job: Job, now: datetime | None = None) -> Text:

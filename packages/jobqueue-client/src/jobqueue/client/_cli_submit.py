@@ -21,6 +21,7 @@ from ._cli_input import (
     read_payload,
     time_option,
 )
+from ._cli_output import job_json
 from ._cli_settings import Settings, follow, json_flag, pass_settings
 from ._errors import InvalidJob
 from ._models import Job
@@ -175,7 +176,7 @@ def _submit_file(settings: Settings, jobs_file: IO[str], batch_size: int) -> Non
 def _print_jobs(settings: Settings, jobs: Sequence[Job]) -> None:
     if settings.output.as_json:
         for job in jobs:
-            settings.output.json_line(job.to_dict())
+            settings.output.json_line(job_json(job))
 
 
 def _rejected(message: str, batch: Sequence[JobLine], source: str, stored: int) -> str:
