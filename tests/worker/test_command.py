@@ -46,6 +46,8 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
         (["tests.worker.no_such_module:worker"], 1, "No module named"),
         ([f"{APP}:not_a_worker"], 1, "is int, not a jobqueue Worker"),
         ([f"{APP}:missing"], 1, "has no attribute 'missing'"),
+        ([f"{APP}:worker", "--shutdown-grace-s", "-1"], 2, "must not be negative"),
+        ([f"{APP}:worker", "--concurrency", "0"], 2, "not a positive whole number"),
     ],
 )
 def test_usage_errors_are_one_line_and_a_status(
@@ -53,6 +55,14 @@ def test_usage_errors_are_one_line_and_a_status(
 ) -> None:
     assert run_command(argv) == status
     assert says in capsys.readouterr().err
+
+
+def test_a_bad_environment_variable_is_one_line_too(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JOBQUEUE_CONCURRENCY", "lots")
+    assert run_command([f"{APP}:worker"]) == 2
+    assert "JOBQUEUE_CONCURRENCY must be a whole number, not 'lots'" in capsys.readouterr().err
 
 
 def test_the_target_may_be_a_worker_a_callable_or_a_module() -> None:

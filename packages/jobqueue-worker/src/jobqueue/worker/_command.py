@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ._errors import WorkerError
 from ._logging import JsonFormatter
 from ._sources import ServerOptions, SourceSpec, redis_source, server_source
 from ._worker import Worker
@@ -32,7 +33,11 @@ def run_command(argv: Sequence[str]) -> int:
     Returns the process exit status: 0 after a graceful stop (or ``--help``),
     1 when the worker cannot be loaded or started, 2 for a usage error.
     """
-    parser = _parser()
+    try:
+        parser = _parser()
+    except ValueError as error:  # a JOBQUEUE_* variable that is not a number
+        print(f"{_prog()}: error: {error}", file=sys.stderr)
+        return 2
     try:
         args = parser.parse_args(list(argv))
     except SystemExit as exit:  # argparse exits on --help and on usage errors
@@ -40,24 +45,27 @@ def run_command(argv: Sequence[str]) -> int:
     try:
         worker = load_worker(args.target)
         spec = _command_source(args)
-    except (ImportError, AttributeError, TypeError, ValueError) as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 2 if isinstance(error, ValueError) else 1
-    if spec is not None:
-        worker._use_source(spec)
-    elif worker._source_spec is None:
-        worker._use_source(server_source(DEFAULT_SERVER, _server_options(args)))
-    # Only now: the process is the worker's from here on (and a caller of
-    # run_command that got an error back keeps its own logging).
-    _configure_logging(args.log_level, args.log_format)
-    try:
+        if spec is None and worker._source_spec is None:
+            spec = server_source(DEFAULT_SERVER, _server_options(args))
+        if spec is not None:
+            worker._use_source(spec)
         worker._override(
             concurrency=args.concurrency,
             lease_ms=args.lease_ms,
             shutdown_grace_s=args.shutdown_grace_s,
             store_traceback=args.store_traceback or None,
         )
+    except (ImportError, AttributeError, TypeError, ValueError, WorkerError) as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, ValueError) else 1
+    # Only now: the process is the worker's from here on (and a caller of
+    # run_command that got an error back keeps its own logging).
+    _configure_logging(args.log_level, args.log_format)
+    try:
         worker.run()
+    except WorkerError as error:
+        _log.error("the worker could not run: %s", error)
+        return 1
     except Exception:
         _log.exception("the worker stopped on an error")
         return 1
@@ -215,12 +223,18 @@ def _positive_int(text: str) -> int:
 
 def _env_int(name: str) -> int | None:
     text = os.environ.get(name)
-    return int(text) if text else None
+    try:
+        return int(text) if text else None
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {text!r}") from None
 
 
 def _env_float(name: str) -> float | None:
     text = os.environ.get(name)
-    return float(text) if text else None
+    try:
+        return float(text) if text else None
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {text!r}") from None
 
 
 def main() -> None:
