@@ -130,6 +130,10 @@ class Child:
         finally:
             self.stop()
 
+    def read_line(self, timeout_s: float) -> str:
+        """The child's next stdout line (cost.py reads the server's STATS lines)."""
+        return self._line(timeout_s)
+
     def _line(self, timeout_s: float) -> str:
         """One line of the child's stdout, read from the raw pipe so no line hides in a buffer."""
         assert self.process is not None
