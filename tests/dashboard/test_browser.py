@@ -146,6 +146,13 @@ def test_every_page_renders_and_updates_live_without_console_errors(
     page.click("#next-page")
     expect(page.locator("#results tbody tr").first).to_contain_text("email.send")
 
+    # An exact id opens the job.
+    wanted = server.call(server.service.list_jobs(status=JobStatus.FAILED, page_size=1)).jobs[0]
+    page.fill("input[name=id]", wanted.id)
+    page.click("form.filters button")
+    expect(page).to_have_url(re.compile(f"/dashboard/jobs/{wanted.id}$"))
+    expect(page.locator("h1")).to_contain_text(wanted.id)
+
     page.click("header nav >> text='Failed'")
     page.click("#results tbody tr >> nth=0 >> td.id a")
     expect(page.locator("#job-status")).to_contain_text("failed")

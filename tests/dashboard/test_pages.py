@@ -142,6 +142,7 @@ async def test_an_id_search_opens_the_job_and_bad_input_gets_its_status(
     job = await service.enqueue("t", b"")
     async with client_of(dashboard_for()) as client:
         found = await client.get(BASE + f"/jobs?id={job.id}")
+        by_htmx = await client.get(BASE + f"/jobs?id={job.id}", headers={"HX-Request": "true"})
         missing = await client.get(BASE + "/jobs/01890000-0000-7000-8000-000000000000")
         malformed = await client.get(BASE + "/jobs/not-an-id")
         bad_status = await client.get(BASE + "/jobs?status=sleeping")
@@ -150,6 +151,7 @@ async def test_an_id_search_opens_the_job_and_bad_input_gets_its_status(
         bare = await client.get("http://testserver/dashboard")
     assert found.status_code == 303
     assert found.headers["location"] == f"/dashboard/jobs/{job.id}"
+    assert by_htmx.headers["hx-redirect"] == f"/dashboard/jobs/{job.id}"
     assert missing.status_code == 404
     assert malformed.status_code == bad_status.status_code == bad_cursor.status_code == 400
     assert nowhere.status_code == 404

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -83,7 +84,12 @@ class Pages:
         params = request.query_params
         job_id = params.get("id", "").strip()
         if job_id:
-            return RedirectResponse(self._ctx.url(f"/jobs/{job_id}"), status_code=303)
+            target = self._ctx.url(f"/jobs/{quote(job_id, safe='')}")
+            if request.headers.get("hx-request") == "true":
+                # The browser would follow a 303 inside htmx's request and swap in a
+                # page without the results; HX-Redirect makes htmx navigate instead.
+                return Response(status_code=200, headers={"hx-redirect": target})
+            return RedirectResponse(target, status_code=303)
         wanted = Filter(
             type=params.get("type", "").strip() or None,
             status=fixed or _status(params.get("status", "")),
