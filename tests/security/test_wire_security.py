@@ -116,7 +116,7 @@ async def test_either_token_reaches_the_servicer_and_health_is_open(
 
 
 def test_the_auth_test_covers_every_rpc() -> None:
-    assert len(RPCS) == 11
+    assert len(RPCS) == 12  # WorkerService.Heartbeat joined the proto
     assert ("JobService", "WatchJob", True) in RPCS
 
 
