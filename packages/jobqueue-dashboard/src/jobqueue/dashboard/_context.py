@@ -87,8 +87,19 @@ class Context:
             request, name, {**base, **values}, status_code=status_code
         )
 
-    def fragment(self, name: str, values: dict[str, Any]) -> str:
+    def viewer(self, request: Request) -> dict[str, Any]:
+        """What a fragment's forms need about who looks: may they act, and their CSRF token.
+
+        Read once when a live stream starts, so every update can carry action forms.
+        """
+        return {
+            "can_act": self.role(request) is Role.ADMIN,
+            "csrf_field": CSRF_FIELD,
+            "csrf_token": csrf_token(request),
+        }
+
+    def fragment(self, name: str, values: dict[str, Any], viewer: dict[str, Any]) -> str:
         """A template rendered alone, for a live update sent over server-sent events."""
         return self.templates.get_template(name).render(
-            {"prefix": self.settings.prefix, "now_ms": self.clock.now_ms(), **values}
+            {"prefix": self.settings.prefix, "now_ms": self.clock.now_ms(), **viewer, **values}
         )

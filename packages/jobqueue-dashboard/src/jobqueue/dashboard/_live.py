@@ -23,7 +23,6 @@ from starlette.responses import Response, StreamingResponse
 from jobqueue.domain import JobQueueError
 
 from . import _format
-from ._auth import CSRF_FIELD, Role, csrf_token
 from ._context import Context
 from ._pages import Pages
 
@@ -52,27 +51,27 @@ class Live:
         )
 
     async def overview(self, request: Request) -> Response:
+        viewer = self._ctx.viewer(request)
+
         async def render() -> str:
             values = await self._pages.overview_values()
-            return self._ctx.fragment("_overview_live.html", values)
+            return self._ctx.fragment("_overview_live.html", values, viewer)
 
         return self._stream(self._ticking(render))
 
     async def types(self, request: Request) -> Response:
+        viewer = self._ctx.viewer(request)
+
         async def render() -> str:
-            return self._ctx.fragment("_types_live.html", await self._pages.types_values())
+            values = await self._pages.types_values()
+            return self._ctx.fragment("_types_live.html", values, viewer)
 
         return self._stream(self._ticking(render))
 
     async def job(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
-        # The fragment carries the job's action forms: the viewer's role and CSRF token.
-        viewer = {
-            "can_act": self._ctx.role(request) is Role.ADMIN,
-            "csrf_field": CSRF_FIELD,
-            "csrf_token": csrf_token(request),
-        }
-        return self._stream(self._watching(job_id, viewer))
+        # The fragment carries the job's action forms.
+        return self._stream(self._watching(job_id, self._ctx.viewer(request)))
 
     async def _ticking(self, render: Render) -> AsyncIterator[str]:
         interval_s = self._ctx.settings.live_interval_ms / 1000
@@ -107,8 +106,8 @@ class Live:
                 except StopAsyncIteration:
                     yield "event: done\ndata: \n\n"
                     return
-                values = {**viewer, "job": job, "result": _format.show_bytes(job.result)}
-                yield event("refresh", self._ctx.fragment("_job_live.html", values))
+                values = {"job": job, "result": _format.show_bytes(job.result)}
+                yield event("refresh", self._ctx.fragment("_job_live.html", values, viewer))
         except JobQueueError as error:
             yield event("problem", f"<p>{escape(str(error))}</p>")
         finally:
