@@ -127,7 +127,9 @@ def test_server_addresses_as_people_write_them(target: str) -> None:
 
 
 def test_bare_localhost_dials_port_8080() -> None:
-    # Whether or not something listens on 8080, the error names the port dialled.
+    with JobClient(target="localhost") as client:
+        assert client.target == "localhost:8080"
+    # Whether or not something listens on 8080 here, nothing dials gRPC's default 443.
     result = run_cli("localhost", "--timeout-s", "1", "stats")
     if result.code != 0:
         assert "8080" in result.stderr, result
