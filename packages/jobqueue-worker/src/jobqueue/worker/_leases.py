@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import logging
 import math
 import time
 from collections.abc import Callable
@@ -22,10 +21,9 @@ from typing import Any
 from jobqueue.domain import LeaseState
 
 from ._context import JobContext
+from ._logging import error_text, logger
 from ._settings import WorkerSettings
 from ._source import JobSource
-
-logger = logging.getLogger("jobqueue.worker")
 
 
 def backoff_s(failures: int, cap_s: float) -> float:
@@ -124,7 +122,13 @@ class LeaseKeeper:
                 except Exception as error:
                     # The heartbeat renews them too; an unconfirmed lease that
                     # runs out costs the job no attempt.
-                    logger.warning("lease confirmation failed", extra={"error": repr(error)})
+                    text = error_text(error)
+                    logger.warning(
+                        "confirming %d fresh leases failed (the heartbeat retries): %s",
+                        len(contexts),
+                        text,
+                        extra={"error": text, "count": len(contexts)},
+                    )
 
     # -- heartbeat and fencing --------------------------------------------------
 
@@ -139,7 +143,14 @@ class LeaseKeeper:
                 await self._renew(contexts, fence=True)
             except Exception as error:
                 self._behind = True
-                logger.warning("lease renewal failed", extra={"error": repr(error)})
+                text = error_text(error)
+                logger.warning(
+                    "renewing %d leases failed (jobs are given up before their deadline "
+                    "if this goes on): %s",
+                    len(contexts),
+                    text,
+                    extra={"error": text, "count": len(contexts)},
+                )
                 self._fence(time.monotonic())
             else:
                 self._behind = False
@@ -222,8 +233,12 @@ class LeaseKeeper:
             except Exception as error:
                 failures += 1
                 log = logger.warning if failures == 1 else logger.debug
+                text = error_text(error)
                 log(
-                    "cancellation stream failed", extra={"error": repr(error), "failures": failures}
+                    "cancellation stream failed (%d in a row; renewals still report cancels): %s",
+                    failures,
+                    text,
+                    extra={"error": text, "failures": failures},
                 )
             else:
                 failures += 1
@@ -258,4 +273,5 @@ async def _aclose(stream: Any) -> None:
     try:
         await aclose()
     except Exception as error:
-        logger.debug("closing the cancellation stream failed", extra={"error": repr(error)})
+        text = error_text(error)
+        logger.debug("closing the cancellation stream failed: %s", text, extra={"error": text})
