@@ -124,20 +124,20 @@ def build_worker(args: argparse.Namespace, ledger: Ledger) -> Worker:
             await asyncio.sleep(float(ctx.payload or b"0.1"))
         return f"{pid}:{ctx.attempt}"
 
-    @worker.handler(OVERRUN_TYPE, timeout=OVERRUN_TIMEOUT_S, max_attempts=OVERRUN_ATTEMPTS)
+    @worker.handler(OVERRUN_TYPE, timeout_s=OVERRUN_TIMEOUT_S, max_attempts=OVERRUN_ATTEMPTS)
     async def overrun(ctx: JobContext) -> str:
         with ledger.run(ctx):
             await asyncio.sleep(30)
         return f"{pid}:{ctx.attempt}"
 
-    @worker.handler(BLOCKING_TYPE, timeout=BLOCKING_TIMEOUT_S, max_attempts=BLOCKING_ATTEMPTS)
+    @worker.handler(BLOCKING_TYPE, timeout_s=BLOCKING_TIMEOUT_S, max_attempts=BLOCKING_ATTEMPTS)
     def blocking(ctx: JobContext) -> str:
         # A plain def that ignores its cancelled flag: its thread outlives the timeout.
         with ledger.run(ctx):
             time.sleep(2.0)
         return f"{pid}:{ctx.attempt}"
 
-    @worker.handler(HANG_TYPE, timeout=HANG_TIMEOUT_S, max_attempts=HANG_ATTEMPTS)
+    @worker.handler(HANG_TYPE, timeout_s=HANG_TIMEOUT_S, max_attempts=HANG_ATTEMPTS)
     async def hang(ctx: JobContext) -> str:
         with ledger.run(ctx):
             await asyncio.Event().wait()
