@@ -3,31 +3,29 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
 import pytest
 
-from jobqueue.client import AsyncJobClient, JobClient, JobSpec, JobStatus
+from jobqueue.client import AsyncJobClient, Job, JobClient, JobSpec, JobStatus
 
 
 def test_the_clients_calls_keep_their_signatures() -> None:
     enqueue = ["type", "payload", "run_at", "delay_s", "max_attempts", "idempotency_key", "delay"]
+    listing = ["type", "status", "page_size", "limit"]
     for cls in (JobClient, AsyncJobClient):
-        assert list(inspect.signature(cls.enqueue).parameters) == enqueue
-        assert list(inspect.signature(cls.list).parameters) == [
-            "type",
-            "status",
-            "page_size",
-            "limit",
-        ]
-        assert list(inspect.signature(cls.wait).parameters) == [
-            "self",
-            "job_id",
-            "timeout_s",
-            "timeout",
-        ]
+        assert list(inspect.signature(cls.enqueue).parameters) == ["self", *enqueue]
+        assert inspect.signature(cls.get).return_annotation is Job
+        client = cls(target="127.0.0.1:1")
+        # What help() and editors show of a bound method: no self, nothing lost.
+        assert list(inspect.signature(client.enqueue).parameters) == enqueue
+        assert list(inspect.signature(client.list).parameters) == listing
+        assert list(inspect.signature(client.wait).parameters) == ["job_id", "timeout_s", "timeout"]
         assert inspect.signature(cls.__init__) == inspect.signature(JobClient.__init__)
-        assert (cls.enqueue.__doc__ or "").startswith("Submit one job.")
+        assert (client.enqueue.__doc__ or "").startswith("Submit one job.")
+    assert inspect.signature(JobClient.list).return_annotation == Iterator[Job]
+    assert inspect.signature(AsyncJobClient.list).return_annotation == AsyncIterator[Job]
 
 
 def test_the_old_timeout_name_warns_and_still_works() -> None:

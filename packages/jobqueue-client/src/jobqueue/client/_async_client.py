@@ -37,6 +37,7 @@ def _awaitable(
     async def method(self: AsyncJobClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
         return await self._unary(build(*args, **kwargs))
 
+    method.__signature__ = calls.method_signature(build, lambda answer: answer)  # type: ignore[attr-defined]
     return method
 
 
@@ -54,6 +55,7 @@ def _paged(
             for job in listing.take(await self._unary(call)):
                 yield job
 
+    method.__signature__ = calls.method_signature(build, AsyncIterator.__class_getitem__)  # type: ignore[attr-defined]
     return method
 
 

@@ -12,6 +12,8 @@ per enqueue than blocking ``grpc``.
 from __future__ import annotations
 
 import builtins
+import inspect
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -88,6 +90,21 @@ class Attempts(Generic[R]):
             if instead is not None:
                 return instead
         raise final from error
+
+
+def method_signature(build: Callable[..., Any], returns: Callable[[Any], Any]) -> inspect.Signature:
+    """What ``inspect`` and ``help()`` show for a client's method made from ``build``.
+
+    ``self`` first, then ``build``'s parameters; the return annotation is
+    ``returns`` applied to what ``build``'s call reads (``Job`` for ``Unary[Job]``).
+    """
+    signature = inspect.signature(build)
+    built = typing.get_type_hints(build)["return"]
+    answer = typing.get_args(built)[0] if typing.get_args(built) else Job  # a Listing: Jobs
+    first = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return signature.replace(
+        parameters=[first, *signature.parameters.values()], return_annotation=returns(answer)
+    )
 
 
 def _job(response: Any) -> Job:

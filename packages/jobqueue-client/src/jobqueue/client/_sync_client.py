@@ -35,6 +35,7 @@ def _blocking(build: Callable[P, calls.Unary[R]]) -> Callable[Concatenate[JobCli
     def method(self: JobClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
         return self._unary(build(*args, **kwargs))
 
+    method.__signature__ = calls.method_signature(build, lambda answer: answer)  # type: ignore[attr-defined]
     return method
 
 
@@ -45,6 +46,7 @@ def _paged(build: Callable[P, calls.Listing]) -> Callable[Concatenate[JobClient,
     def method(self: JobClient, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[Job]:
         return self._pages(build(*args, **kwargs))
 
+    method.__signature__ = calls.method_signature(build, Iterator.__class_getitem__)  # type: ignore[attr-defined]
     return method
 
 
