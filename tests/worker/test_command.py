@@ -23,6 +23,7 @@ from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from jobqueue.worker import Worker, run_command
 from jobqueue.worker._command import load_worker
 
+from ._waits import finished
 from .conftest import start_test_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,15 +76,6 @@ def test_the_target_may_be_a_worker_a_callable_or_a_module() -> None:
     assert made.types == ("echo",)
 
 
-async def _wait(store: JobStore, job_id: str, within_s: float = 15.0) -> Job:
-    async with asyncio.timeout(within_s):
-        while True:
-            job = await store.get(job_id)
-            if job is not None and job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
-                return job
-            await asyncio.sleep(0.02)
-
-
 def _start(*args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQUEUE_")}
     return subprocess.Popen(
@@ -107,11 +99,29 @@ async def _stop(process: subprocess.Popen[str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines]
 
 
+def _reap(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.communicate(timeout=5)
+
+
+async def _run_and_check(process: subprocess.Popen[str], store: JobStore, source: str) -> None:
+    """Two jobs through the worker process, then SIGTERM; its results and its log."""
+    try:
+        echo, boom = await _run_jobs(store)
+        records = await _stop(process)
+    finally:
+        _reap(process)
+    assert (echo.status, echo.result) == (JobStatus.COMPLETED, b"hi")
+    assert (boom.status, boom.last_error) == (JobStatus.FAILED, "PermanentError: no")
+    _check_logs(records, boom, source)
+
+
 async def _run_jobs(store: JobStore) -> tuple[Job, Job]:
     service = JobService(store, clock=SystemClock(), ids=UuidV7Generator())
     echo = await service.enqueue("echo", b"hi")
     boom = await service.enqueue("boom")
-    return await _wait(store, echo.id), await _wait(store, boom.id)
+    return await finished(store, echo.id), await finished(store, boom.id)
 
 
 def _check_logs(records: list[dict[str, Any]], boom: Job, source: str) -> None:
@@ -137,16 +147,9 @@ async def test_the_console_script_runs_a_worker_on_redis(redis_url: str, key_pre
     store = RedisJobStore(RedisStoreSettings(url=redis_url, key_prefix=prefix))
     process = _start("--redis-url", redis_url, "--key-prefix", prefix, "--concurrency", "3")
     try:
-        echo, boom = await _run_jobs(store)
-        records = await _stop(process)
+        await _run_and_check(process, store, f"redis {redis_url} (key prefix {prefix!r})")
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=5)
         await store.close()
-    assert (echo.status, echo.result) == (JobStatus.COMPLETED, b"hi")
-    assert (boom.status, boom.last_error) == (JobStatus.FAILED, "PermanentError: no")
-    _check_logs(records, boom, f"redis {redis_url} (key prefix {prefix!r})")
 
 
 @pytest.mark.integration
@@ -156,17 +159,10 @@ async def test_the_console_script_runs_a_worker_through_a_server() -> None:
     target = f"127.0.0.1:{server.port}"
     process = _start("--server", target, "--concurrency", "3")
     try:
-        echo, boom = await _run_jobs(store)
-        records = await _stop(process)
+        await _run_and_check(process, store, f"server {target}")
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=5)
         await server.stop(None)
         await store.close()
-    assert (echo.status, echo.result) == (JobStatus.COMPLETED, b"hi")
-    assert (boom.status, boom.last_error) == (JobStatus.FAILED, "PermanentError: no")
-    _check_logs(records, boom, f"server {target}")
 
 
 def _start_example(env: dict[str, str]) -> subprocess.Popen[str]:
@@ -191,12 +187,10 @@ async def test_the_example_worker_runs_through_the_command_as_the_readme_shows()
     process = _start_example({"JOBQUEUE_SERVER": target, "JOBQUEUE_LOG_FORMAT": "json"})
     try:
         job = await service.enqueue("send_email", b'{"to": "ada@example.org"}')
-        done = await _wait(store, job.id)
+        done = await finished(store, job.id)
         records = await _stop(process)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=5)
+        _reap(process)
         await server.stop(None)
         await store.close()
     assert done.status is JobStatus.COMPLETED

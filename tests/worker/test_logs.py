@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
 
 import pytest
 
-from jobqueue.domain import JobService, JobStatus, RetryPolicy, SystemClock, UuidV7Generator
+from jobqueue.domain import JobService, RetryPolicy, SystemClock, UuidV7Generator
 from jobqueue.memory import MemoryJobStore
 from jobqueue.worker import JobContext, JsonFormatter, StoreSource, Worker
 
-
-async def _until_finished(store: MemoryJobStore, job_id: str) -> None:
-    async with asyncio.timeout(10):
-        while not await _finished(store, job_id):  # noqa: ASYNC110 - the store has no event
-            await asyncio.sleep(0.005)
-
-
-async def _finished(store: MemoryJobStore, job_id: str) -> bool:
-    job = await store.get(job_id)
-    return job is not None and job.status in (JobStatus.COMPLETED, JobStatus.FAILED)
+from ._waits import finished
 
 
 async def test_every_line_about_a_job_names_it_and_its_error(
@@ -39,7 +29,7 @@ async def test_every_line_about_a_job_names_it_and_its_error(
     with caplog.at_level(logging.INFO, logger="jobqueue.worker"):
         await worker.start()
         job = await service.enqueue("flaky")
-        await _until_finished(store, job.id)
+        await finished(store, job.id)
         await worker.stop(grace_s=1)
     messages = [record.getMessage() for record in caplog.records]
     about_job = [r for r in caplog.records if getattr(r, "job_id", None) == job.id]
@@ -73,7 +63,7 @@ async def test_a_worker_may_opt_in_to_storing_the_traceback() -> None:
 
     await worker.start()
     job = await service.enqueue("boom")
-    await _until_finished(store, job.id)
+    await finished(store, job.id)
     await worker.stop(grace_s=1)
     failed = await store.get(job.id)
     assert failed is not None

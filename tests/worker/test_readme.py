@@ -7,7 +7,6 @@ Redis (only its URL is swapped for the test's), takes jobs, and stops on SIGTERM
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import signal
@@ -17,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from jobqueue.domain import Job, JobService, JobStatus, SystemClock, UuidV7Generator
+from jobqueue.domain import JobService, JobStatus, SystemClock, UuidV7Generator
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
+
+from ._waits import finished
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -56,7 +57,7 @@ async def test_the_snippet_runs_as_written(redis_url: str, tmp_path: Path) -> No
         good = await service.enqueue("send_email", b'{"to": "ada@example.org"}')
         bad = await service.enqueue("send_email", b'{"to": "nobody"}')
         image = await service.enqueue("resize_image", b"...")
-        sent, refused, resized = [await _finished(store, job.id) for job in (good, bad, image)]
+        sent, refused, resized = [await finished(store, job.id) for job in (good, bad, image)]
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=15)
     finally:
@@ -79,12 +80,3 @@ def _start(script: Path) -> subprocess.Popen[bytes]:
         stdin=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-
-
-async def _finished(store: RedisJobStore, job_id: str) -> Job:
-    async with asyncio.timeout(15):
-        while True:
-            job = await store.get(job_id)
-            if job is not None and job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
-                return job
-            await asyncio.sleep(0.02)

@@ -15,7 +15,7 @@ import sys
 import pytest
 import redis.asyncio as aioredis
 
-from jobqueue.domain import Job, JobService, JobStatus, JobStore, SystemClock, UuidV7Generator
+from jobqueue.domain import JobService, JobStatus, SystemClock, UuidV7Generator
 from jobqueue.grpc import BearerTokenAuth
 from jobqueue.memory import MemoryJobStore
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
@@ -23,18 +23,11 @@ from jobqueue.worker import JobContext, Worker
 from tests._redis_server import ClusterProcesses, SentinelGroup
 from tests.grpc.conftest import start_api
 
+from ._waits import finished
+
 
 async def _echo(job: JobContext) -> bytes:
     return job.payload
-
-
-async def _finished(store: JobStore, job_id: str) -> Job:
-    async with asyncio.timeout(10):
-        while True:
-            job = await store.get(job_id)
-            if job is not None and job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
-                return job
-            await asyncio.sleep(0.01)
 
 
 async def _clients(admin: aioredis.Redis) -> int:
@@ -56,7 +49,7 @@ async def test_a_worker_from_a_redis_url_runs_jobs_and_closes_its_store(
         worker.register("echo", _echo)
         await worker.start()
         job = await service.enqueue("echo", b"hello")
-        done = await _finished(producer, job.id)
+        done = await finished(producer, job.id)
         assert (done.status, done.result) == (JobStatus.COMPLETED, b"hello")
         assert await _clients(admin) > before  # the worker's own store is connected
         await worker.stop(grace_s=1)
@@ -81,7 +74,7 @@ async def test_a_worker_from_a_server_address_sends_its_token(
         job = await service.enqueue("echo", b"via server")
         await worker.start()
         if completes:
-            done = await _finished(store, job.id)
+            done = await finished(store, job.id)
             assert done.result == b"via server"
         else:
             await asyncio.sleep(0.3)  # several refused claims
@@ -158,7 +151,7 @@ async def test_a_worker_takes_the_sentinel_and_cluster_url_forms(topology: str) 
         try:
             await worker.start()
             job = await service.enqueue("echo", topology.encode())
-            done = await _finished(producer, job.id)
+            done = await finished(producer, job.id)
         finally:
             await worker.stop(grace_s=1)
             await producer.close()
