@@ -166,7 +166,9 @@ async def _has_local_aof(connection: OrderedConnection) -> bool:
     return persistence.get("aof_enabled") == "1"
 
 
-def _info_fields(reply: bytes | str) -> dict[str, str]:
+def _info_fields(reply: bytes | str | dict[str, Any]) -> dict[str, str]:
+    if isinstance(reply, dict):  # redis-py's cluster client parses INFO itself
+        return {str(name): str(value) for name, value in reply.items()}
     text = reply.decode() if isinstance(reply, bytes) else reply
     fields: dict[str, str] = {}
     for line in text.splitlines():
@@ -199,6 +201,8 @@ async def persistence_warnings(connection: Any) -> list[str]:
             f"could not read Redis's maxmemory-policy ({error}): check it is noeviction"
         )
         return warnings
+    if isinstance(reply, dict):  # parsed by redis-py's cluster client
+        reply = [item for pair in reply.items() for item in pair]
     values = [v.decode() if isinstance(v, bytes) else str(v) for v in reply]
     policy = values[1] if len(values) > 1 else ""
     if policy and policy != _EVICTION_SAFE:
@@ -220,8 +224,31 @@ async def redis_warnings(settings: RedisStoreSettings) -> list[str]:
 
     connections = store_connections(settings)
     try:
+        if settings.is_cluster:
+            return await _masters_warnings(connections.hot.client)
         return await persistence_warnings(connections.hot)
     except UNAVAILABLE_ERRORS as error:
         raise StoreUnavailable(f"Redis is unreachable: {error}") from error
     finally:
         await connections.aclose()
+
+
+async def _masters_warnings(client: Any) -> list[str]:
+    """``persistence_warnings`` of every master of a cluster, each named."""
+    await client.initialize()
+    warnings: list[str] = []
+    for node in client.get_primaries():
+        on_node = _OneNode(client, node)
+        warnings += [f"{node.name}: {text}" for text in await persistence_warnings(on_node)]
+    return warnings
+
+
+class _OneNode:
+    """``execute`` on one node of a RedisCluster."""
+
+    def __init__(self, client: Any, node: Any) -> None:
+        self._client = client
+        self._node = node
+
+    async def execute(self, *args: Any) -> Any:
+        return await self._client.execute_command(*args, target_nodes=self._node)
