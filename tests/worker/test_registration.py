@@ -7,7 +7,7 @@ import functools
 
 import pytest
 
-from jobqueue.domain import InvalidJob
+from jobqueue.domain import InvalidJob, Job, JobStatus, Lease
 from jobqueue.memory import MemoryJobStore
 from jobqueue.worker import (
     HandlerAlreadyRegistered,
@@ -143,3 +143,24 @@ async def test_a_worker_without_a_source_says_how_to_give_one() -> None:
     worker.register("a", _noop)
     with pytest.raises(WorkerStateError, match="redis_url"):
         await worker.start()
+
+
+def test_wait_cancelled_takes_timeout_s_and_the_old_name_with_a_warning() -> None:
+    worker = _worker()
+    worker.register("plain", lambda job: None)
+    job = Job(
+        id="0" * 32,
+        type="plain",
+        payload=b"",
+        status=JobStatus.RUNNING,
+        execution_time_ms=0,
+        created_at=0,
+        updated_at=0,
+        attempts=1,
+    )
+    ctx = JobContext(Lease(job, "token", 0), worker._handlers["plain"], 3)
+    assert ctx.wait_cancelled(timeout_s=0) is False
+    with pytest.warns(DeprecationWarning, match="timeout_s"):
+        assert ctx.wait_cancelled(timeout=0) is False
+    ctx._cancel()
+    assert ctx.wait_cancelled(0) is True
