@@ -48,20 +48,26 @@ async def run_worker(
     if handler == "incr":
         import redis.asyncio
 
-        counter = redis.asyncio.Redis.from_url(redis_url)
+        # redis-py's asyncio pool refuses a 101st connection by default (MaxConnectionsError):
+        # a handler per slot needs a pool as large as the slots, as an application sizes it.
+        counter = redis.asyncio.Redis.from_url(redis_url, max_connections=max(concurrency, 100))
         await counter.ping()  # connect outside the timing
     worker = Worker(source, concurrency=concurrency)
     done = asyncio.Event()
     latencies: list[float] = []
-    seen = 0
+    seen = errors = 0
 
     @worker.handler(JOB_TYPE)
     async def noop(job: JobContext) -> None:
-        nonlocal seen
+        nonlocal seen, errors
         if mode == "latency":
             latencies.append(now() - stamp_of(job.payload))
         if counter is not None:
-            await counter.incr(COUNTER_KEY)
+            try:
+                await counter.incr(COUNTER_KEY)
+            except Exception:
+                errors += 1  # the job is retried; the driver refuses a run with errors
+                raise
         seen += 1
         if seen >= count:
             done.set()
@@ -94,6 +100,7 @@ async def run_worker(
             "cpu_s": time.process_time() - cpu,
             "concurrency": concurrency,
             "handler": handler,
+            "handler_errors": errors,
             "latencies": latencies,
             "probe": probed,
         }

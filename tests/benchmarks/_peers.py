@@ -76,6 +76,7 @@ _incr_sync: Any = None
 _incr_async: Any = None
 """With ``--handler incr``: a redis.asyncio client for the async peers (made on their loop)."""
 _redis_url = ""
+_pool_size = 100
 
 
 def _hit(payload: str) -> None:
@@ -93,7 +94,8 @@ async def _hit_async(payload: str) -> None:
     if _redis_url and _incr_async is None:
         import redis.asyncio
 
-        _incr_async = redis.asyncio.Redis.from_url(_redis_url)
+        # A pool as large as the concurrency: redis-py's asyncio pool stops at 100 by default.
+        _incr_async = redis.asyncio.Redis.from_url(_redis_url, max_connections=_pool_size)
     if _incr_async is not None:
         await _incr_async.incr(COUNTER_KEY)
     _tally.hit(payload)
@@ -333,15 +335,16 @@ def run_worker(
     redis-py's asyncio client in the async peers and its blocking client (one
     pool shared by the threads) in the thread-based ones, each peer's usual client.
     """
-    global _tally, _incr_sync, _redis_url
+    global _tally, _incr_sync, _redis_url, _pool_size
     _tally = tally = _Tally(count, latency=mode == "latency")
     if handler == "incr":
+        _pool_size = max(concurrency, 100)
         if peer in ("taskiq", "saq"):
             _redis_url = url
         else:
             import redis
 
-            _incr_sync = redis.Redis.from_url(url)
+            _incr_sync = redis.Redis.from_url(url, max_connections=_pool_size)
             _incr_sync.ping()
     factory = None
     if use_uvloop:

@@ -135,6 +135,8 @@ class Cost:
                 server.close()
         if result["count"] < n:
             raise RuntimeError(f"{path}: drained {result['count']} of {n}")
+        if result.get("handler_errors"):
+            raise RuntimeError(f"{path}: {result['handler_errors']} handler errors")
         out = Pass(path)
         out.commands = {name: calls / n for name, calls in commands.items()}
         values = out.values
@@ -215,22 +217,29 @@ class Cost:
             order = paths[number % len(paths) :] + paths[: number % len(paths)]
             print(f"== round {number + 1}: uvloop, {' then '.join(order)}", flush=True)
             for path in order:
-                self.keep("rate", self.drain(path, n))
+                self.attempt("rate", path, n)
         if "asyncio" in wanted:
             print("== asyncio's loop: loop iterations", flush=True)
             for path in ("direct", "server"):
-                self.keep("asyncio", self.drain(path, n, uvloop=False))
+                self.attempt("asyncio", path, n, uvloop=False)
         has_memray = importlib.util.find_spec("memray") is not None
         if "allocs" in wanted and not has_memray:
             print("== allocations skipped: memray is not installed (uv run --with memray)")
         elif "allocs" in wanted:
             print(f"== allocations (memray), {self.args.alloc_count} jobs", flush=True)
             for path in ("direct", "server"):
-                self.keep("allocs", self.drain(path, self.args.alloc_count, allocs=True))
+                self.attempt("allocs", path, self.args.alloc_count, allocs=True)
         if "profile" in wanted:
             print("== profiles (cProfile)", flush=True)
             for path in ("direct", "server"):
-                self.keep("profile", self.drain(path, n, profile=True))
+                self.attempt("profile", path, n, profile=True)
+
+    def attempt(self, kind: str, path: str, n: int, **options: bool) -> None:
+        """One pass of one path; a failure costs its figures, not the run's."""
+        try:
+            self.keep(kind, self.drain(path, n, **options))
+        except Exception as error:
+            print(f"  {kind:<8} {LABELS[path]:<22} FAILED: {error}", flush=True)
 
     def keep(self, kind: str, result: Pass) -> None:
         self.passes.setdefault(kind, []).append(result)

@@ -190,6 +190,8 @@ class Versus:
             raise RuntimeError(f"{system.label}: drained {result['count']} of {n}")
         if handler == "incr" and int(self.redis.get("bench:incr") or 0) < n:
             raise RuntimeError(f"{system.label}: fewer INCRs than jobs")
+        if result.get("handler_errors"):
+            raise RuntimeError(f"{system.label}: {result['handler_errors']} handler errors")
         self.record(
             f"drain {handler}",
             system.label,
