@@ -332,14 +332,27 @@ class StoredJob:
     error: bytes | None
 
 
-def read_jobs(client: redis.Redis, prefix: str, ids: Sequence[str]) -> dict[str, StoredJob | None]:
-    """The stored state of each job (None: no such hash), read in pipelined chunks."""
+def read_jobs(
+    client: redis.Redis | redis.RedisCluster,
+    prefix: str,
+    ids: Sequence[str],
+    *,
+    shards: int = 1,
+) -> dict[str, StoredJob | None]:
+    """The stored state of each job (None: no such hash), read in pipelined chunks.
+
+    With ``shards`` > 1, each job's hash is in the namespace of the shard its
+    id names (jobqueue.redis._shards), read through a cluster client.
+    """
+    from jobqueue.redis._shards import namespace, shard_of_id
+
     found: dict[str, StoredJob | None] = {}
     for start in range(0, len(ids), 1_000):
         chunk = ids[start : start + 1_000]
         pipe = client.pipeline(transaction=False)
         for job_id in chunk:
-            pipe.hmget(f"{{{prefix}}}:j:{job_id}", "s", "a", "r", "err")
+            ns = namespace(prefix, shard_of_id(job_id, shards), shards)
+            pipe.hmget(f"{ns}j:{job_id}", "s", "a", "r", "err")
         for job_id, (s, a, r, err) in zip(chunk, pipe.execute(), strict=True):
             # A job never claimed has no 'a' field yet (docs/redis-data-model.md).
             found[job_id] = None if s is None else StoredJob(job_id, int(s), int(a or 0), r, err)
@@ -354,13 +367,18 @@ def stored_job_ids(client: redis.Redis, prefix: str) -> set[str]:
 
 
 def wait_terminal(
-    client: redis.Redis, prefix: str, ids: Iterable[str], *, timeout_s: float
+    client: redis.Redis | redis.RedisCluster,
+    prefix: str,
+    ids: Iterable[str],
+    *,
+    timeout_s: float,
+    shards: int = 1,
 ) -> dict[str, StoredJob | None]:
     """Poll until every job is COMPLETED, FAILED or CANCELLED (or the time is up)."""
     wanted = list(ids)
     deadline = time.monotonic() + timeout_s
     while True:
-        jobs = read_jobs(client, prefix, wanted)
+        jobs = read_jobs(client, prefix, wanted, shards=shards)
         if all(job is not None and job.status >= 3 for job in jobs.values()):
             return jobs
         if time.monotonic() > deadline:
