@@ -10,7 +10,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from jobqueue.connect import ObservingInterceptor as ConnectObservingInterceptor
 from jobqueue.grpc import BearerTokenAuth, ObservingInterceptor, RpcObserver
+from jobqueue.grpc._observe import observation_reporter
 from jobqueue.memory import MemoryJobStore
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
 from mpataki.jobqueue.v1 import jobqueue_pb2_grpc, worker_pb2, worker_pb2_grpc
@@ -25,8 +27,8 @@ ENQUEUE = "/mpataki.jobqueue.v1.JobService/EnqueueJob"
 class Recorder:
     calls: list[tuple[str, grpc.StatusCode, float]] = field(default_factory=list)
 
-    def observe(self, *, method: str, code: grpc.StatusCode, seconds: float) -> None:
-        self.calls.append((method, code, seconds))
+    def observe(self, *, method: str, code: grpc.StatusCode, duration_s: float) -> None:
+        self.calls.append((method, code, duration_s))
 
     def codes(self, method: str) -> list[grpc.StatusCode]:
         return [code for name, code, _ in self.calls if name == method]
@@ -119,3 +121,28 @@ async def test_unknown_methods_are_not_observed(
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
     await asyncio.sleep(0.05)
     assert recorder.calls == []
+
+
+class OldRecorder:
+    """An observer written before the unit convention: it takes ``seconds``."""
+
+    def __init__(self) -> None:
+        self.durations: list[float] = []
+
+    def observe(self, *, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        self.durations.append(seconds)
+
+
+def test_an_observer_taking_seconds_still_works_and_is_warned() -> None:
+    old = OldRecorder()
+    with pytest.warns(DeprecationWarning, match="duration_s"):
+        report = observation_reporter(old)  # type: ignore[arg-type]
+    report(ENQUEUE, grpc.StatusCode.OK, 0.25)
+    assert old.durations == [0.25]
+    with pytest.warns(DeprecationWarning, match="duration_s"):
+        ObservingInterceptor(OldRecorder())  # type: ignore[arg-type]
+    with pytest.warns(DeprecationWarning, match="duration_s"):
+        ConnectObservingInterceptor(OldRecorder())  # type: ignore[arg-type]
+    recorder = Recorder()
+    observation_reporter(recorder)(ENQUEUE, grpc.StatusCode.OK, 0.5)
+    assert recorder.calls == [(ENQUEUE, grpc.StatusCode.OK, 0.5)]

@@ -69,9 +69,9 @@ class Metrics:
         )
         self._http: tuple[WSGIServer, threading.Thread] | None = None
 
-    def observe(self, *, method: str, code: grpc.StatusCode, seconds: float) -> None:
+    def observe(self, *, method: str, code: grpc.StatusCode, duration_s: float) -> None:
         self.rpc_requests.labels(method=method, code=code.name).inc()
-        self.rpc_seconds.labels(method=method).observe(seconds)
+        self.rpc_seconds.labels(method=method).observe(duration_s)
 
     def observe_stats(self, stats: QueueStats) -> None:
         self.jobs.clear()

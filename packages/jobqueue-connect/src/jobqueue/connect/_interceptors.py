@@ -20,6 +20,10 @@ from connectrpc.request import RequestContext
 
 from jobqueue.grpc import INVALID_TOKEN, MISSING_TOKEN, BearerTokenAuth, RpcObserver
 
+# The one place that knows which keyword an observer takes (duration_s, or the
+# deprecated seconds): shared with grpc's interceptor, not part of either face.
+from jobqueue.grpc._observe import observation_reporter
+
 from ._endpoints import GRPC_CODES
 
 _log = logging.getLogger(__name__)
@@ -57,7 +61,7 @@ class ObservingInterceptor:
     """Reports each call's method, final code and duration; first, so refusals count too."""
 
     def __init__(self, observer: RpcObserver) -> None:
-        self._observer = observer
+        self._report = observation_reporter(observer)
 
     async def on_start(self, ctx: RequestContext[Any, Any]) -> float:
         return time.perf_counter()
@@ -71,6 +75,4 @@ class ObservingInterceptor:
             code = GRPC_CODES.get(error.code, grpc.StatusCode.UNKNOWN)
         else:
             code = grpc.StatusCode.UNKNOWN
-        self._observer.observe(
-            method=method_path(ctx), code=code, seconds=time.perf_counter() - token
-        )
+        self._report(method_path(ctx), code, time.perf_counter() - token)

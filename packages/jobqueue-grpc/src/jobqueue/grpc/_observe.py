@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
@@ -18,9 +19,33 @@ Continuation = Callable[
 class RpcObserver(Protocol):
     """Told about every finished call; must be quick and must not raise."""
 
-    def observe(self, *, method: str, code: grpc.StatusCode, seconds: float) -> None:
-        """``method`` is the full path (``/package.Service/Method``)."""
+    def observe(self, *, method: str, code: grpc.StatusCode, duration_s: float) -> None:
+        """``method`` is the full path (``/package.Service/Method``); ``duration_s`` in seconds."""
         ...
+
+
+Report = Callable[[str, grpc.StatusCode, float], None]
+
+
+def observation_reporter(observer: RpcObserver) -> Report:
+    """``observer.observe`` called with the keyword it takes.
+
+    ``duration_s`` is the name; an observer written before the unit
+    convention takes ``seconds`` and keeps working, with a DeprecationWarning
+    once, when the interceptor is built.
+    """
+    observe: Any = observer.observe
+    parameters = inspect.signature(observe).parameters
+    if "duration_s" not in parameters and "seconds" in parameters:
+        warnings.warn(
+            f"{type(observer).__name__}.observe(seconds=...) is deprecated: take duration_s",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return lambda method, code, duration_s: observe(
+            method=method, code=code, seconds=duration_s
+        )
+    return lambda method, code, duration_s: observe(method=method, code=code, duration_s=duration_s)
 
 
 class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
@@ -33,7 +58,7 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
     """
 
     def __init__(self, observer: RpcObserver) -> None:
-        self._observer = observer
+        self._report = observation_reporter(observer)
 
     async def intercept_service(
         self,
@@ -43,7 +68,7 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
         handler = await continuation(handler_call_details)
         if handler is None:
             return None  # type: ignore[return-value]
-        return _observed(handler_call_details.method, handler, self._observer)
+        return _observed(handler_call_details.method, handler, self._report)
 
 
 def _final_code(context: Any, error: BaseException | None) -> grpc.StatusCode:
@@ -63,14 +88,10 @@ def _final_code(context: Any, error: BaseException | None) -> grpc.StatusCode:
 
 
 def _observed(
-    method: str, handler: grpc.RpcMethodHandler[Any, Any], observer: RpcObserver
+    method: str, handler: grpc.RpcMethodHandler[Any, Any], observe: Report
 ) -> grpc.RpcMethodHandler[Any, Any]:
     def report(context: Any, started: float, error: BaseException | None) -> None:
-        observer.observe(
-            method=method,
-            code=_final_code(context, error),
-            seconds=time.perf_counter() - started,
-        )
+        observe(method, _final_code(context, error), time.perf_counter() - started)
 
     def unary(behaviour: Callable[..., Any]) -> Callable[..., Any] | None:
         if not inspect.iscoroutinefunction(behaviour):
