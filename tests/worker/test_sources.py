@@ -16,12 +16,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from jobqueue.domain import JobService, JobStatus, SystemClock, UuidV7Generator
-from jobqueue.grpc import BearerTokenAuth
+from jobqueue.grpc import BearerTokenAuth, ServerTls
 from jobqueue.memory import MemoryJobStore
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from jobqueue.worker import JobContext, Worker
 from tests._redis_server import ClusterProcesses, SentinelGroup
 from tests.grpc.conftest import start_api
+from tests.security._pki import Pki, make_pki
 
 from ._waits import finished
 
@@ -158,3 +159,39 @@ async def test_a_worker_takes_the_sentinel_and_cluster_url_forms(topology: str) 
         assert (done.status, done.result) == (JobStatus.COMPLETED, topology.encode())
     finally:
         servers.close()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    try:
+        return make_pki(tmp_path_factory.mktemp("pki"))
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.mark.parametrize("mutual", [False, True])
+async def test_a_worker_reaches_a_tls_server_with_file_paths_alone(pki: Pki, mutual: bool) -> None:
+    store = MemoryJobStore()
+    tls = ServerTls.from_files(
+        cert_file=pki.server.cert,
+        key_file=pki.server.key,
+        client_ca_file=pki.ca.cert if mutual else None,
+    )
+    server = await start_api(store, tls=tls)
+    service = JobService(store, clock=SystemClock(), ids=UuidV7Generator())
+    worker = Worker(
+        server=f"localhost:{server.port}",
+        ca_cert=pki.ca.cert,
+        client_cert=pki.client.cert if mutual else None,
+        client_key=pki.client.key if mutual else None,
+    )
+    worker.register("echo", _echo)
+    try:
+        job = await service.enqueue("echo", b"over tls")
+        await worker.start()
+        done = await finished(store, job.id)
+        assert done.result == b"over tls"
+    finally:
+        await worker.stop(grace_s=0)
+        await server.stop(None)
+        await store.close()
