@@ -111,7 +111,8 @@ FALLBACK_DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
         "shards": (
             "Virtual shards of the keyspace, by job type: 1 keeps every key under "
             "`{<key_prefix>}` (a single Redis or Sentinel); more spread types over a Redis "
-            "Cluster's masters. Every server and worker of a prefix must agree."
+            "Cluster's masters. None adopts the number Redis records for the prefix (1 when "
+            "none); one that disagrees with the record fails with `ShardLayoutMismatch`."
         ),
         "cluster": (
             "Talk to a Redis Cluster through redis-py's RedisCluster (follows MOVED and ASK); "
@@ -121,8 +122,14 @@ FALLBACK_DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
             "Most finished jobs kept per type and status, oldest forgotten first; kept in "
             "Redis like `retention_ms`. None follows what Redis holds (100,000)."
         ),
-        "socket_timeout_s": "How long a Redis command may wait for its reply.",
-        "connect_timeout_s": "Timeout of opening a connection to Redis.",
+        "socket_timeout_ms": (
+            "How long a Redis command may wait for its reply, in ms "
+            "(`socket_timeout_s`, in seconds, still works)."
+        ),
+        "connect_timeout_ms": (
+            "Timeout of opening a connection to Redis, in ms "
+            "(`connect_timeout_s`, in seconds, still works)."
+        ),
         "max_connections": (
             "Size of each redis-py pool (listing, blocking waits, watches); "
             "scripts and reads share one pipelined connection."
