@@ -11,8 +11,9 @@ from typing import Any, TypeVar, Unpack
 
 from jobqueue.domain import RetryPolicy
 
+from ._context import JobContext
 from ._errors import WorkerStateError
-from ._handler import HandlerFunc
+from ._handler import Handler, HandlerFunc
 from ._leases import LeaseKeeper
 from ._logging import logger
 from ._loops import Loops
@@ -123,12 +124,13 @@ class Worker:
         """Jobs claimed and not yet settled."""
         return len(self._state.jobs)
 
+    # Read by tests that look inside: the handlers as registered, the jobs in flight.
     @property
-    def _handlers(self) -> dict[str, Any]:
+    def _handlers(self) -> dict[str, Handler]:
         return self._registry.handlers
 
     @property
-    def _inflight(self) -> dict[str, Any]:
+    def _inflight(self) -> dict[str, JobContext]:
         return self._state.jobs
 
     def handler(
