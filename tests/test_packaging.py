@@ -8,6 +8,9 @@ the README's "Using jobqueue from another project").
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -53,3 +56,57 @@ def test_a_member_ships_py_typed(member: Path) -> None:
     package = member / "src" / Path(*module.split("."))
     assert (package / "__init__.py").is_file()
     assert (package / "py.typed").is_file()
+
+
+def _uv() -> str:
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.fail("uv is not on PATH (https://docs.astral.sh/uv/)", pytrace=False)
+    return uv
+
+
+def _isolated_env() -> dict[str, str]:
+    # The test runs inside the workspace's environment: the scratch project
+    # must resolve and build its own, from uv's cache (no network).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_PROJECT"))}
+    return env | {"UV_OFFLINE": "1", "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
+
+
+def _scratch_project(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "pyproject.toml").write_text(
+        '[project]\nname = "scratch"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
+        "dependencies = []\n"
+    )
+    return folder
+
+
+def _run(command: list[str], cwd: Path) -> str:
+    done = subprocess.run(
+        command, cwd=cwd, env=_isolated_env(), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, f"{command} exited {done.returncode}:\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_another_project_depends_on_a_checkout_and_on_built_wheels(tmp_path: Path) -> None:
+    """The README's "Using jobqueue from another project", ways 1 and 3, from scratch projects."""
+    uv = _uv()
+    probe = (
+        "import jobqueue.domain, jobqueue.memory; print(jobqueue.memory.MemoryJobStore.__name__)"
+    )
+    by_path = _scratch_project(tmp_path / "by-path")
+    # One line: jobqueue-memory's jobqueue-domain comes from the same checkout.
+    _run([uv, "add", "--editable", str(ROOT / "packages" / "jobqueue-memory")], by_path)
+    assert _run([uv, "run", "python", "-c", probe], by_path).split() == ["MemoryJobStore"]
+
+    dist = tmp_path / "dist"
+    for package in ("jobqueue-domain", "jobqueue-memory"):
+        _run([uv, "build", "--package", package, "--wheel", "-o", str(dist)], ROOT)
+    by_wheel = _scratch_project(tmp_path / "by-wheel")
+    _run([uv, "add", "--find-links", str(dist), "jobqueue-memory"], by_wheel)
+    assert _run([uv, "run", "python", "-c", probe], by_wheel).split() == ["MemoryJobStore"]
+    installed = _run([uv, "pip", "list", "--format", "freeze"], by_wheel)
+    assert "jobqueue-domain==0.1.0" in installed.split()
