@@ -68,7 +68,9 @@ def _uv() -> str:
 def _isolated_env() -> dict[str, str]:
     # The test runs inside the workspace's environment: the scratch project
     # must resolve and build its own, from uv's cache (no network).
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_PROJECT"))}
+    # A scratch project has no lock to keep, so UV_LOCKED/UV_FROZEN must not apply either.
+    dropped = ("VIRTUAL_ENV", "UV_PROJECT", "UV_LOCKED", "UV_FROZEN", "UV_NO_SYNC")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
     return env | {"UV_OFFLINE": "1", "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
 
 
