@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import click
+from dependency_injector import providers
 
-from ._app import App
+from ._app import AddressUnavailable, App
 from .containers import Container
 from .settings import EventLoop, ServerSettings
 
@@ -107,12 +108,17 @@ def cli(ctx: click.Context, /, **flags: Any) -> None:
     container.settings.override(settings)
     try:
         # Read tokens and certificates now, so a mistake is one clear line.
-        container.auth()
-        container.tls()
+        # Pinned as read: a Singleton that built None would build (and warn)
+        # again on the App's call.
+        container.auth.override(providers.Object(container.auth()))
+        container.tls.override(providers.Object(container.tls()))
     except (OSError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
-        runner.run(_serve(container))
+        try:
+            runner.run(_serve(container))
+        except AddressUnavailable as error:
+            raise click.ClickException(str(error)) from None
 
 
 @cli.command()

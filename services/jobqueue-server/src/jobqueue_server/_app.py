@@ -29,6 +29,11 @@ from .containers import Container
 
 _log = logging.getLogger(__name__)
 
+
+class AddressUnavailable(Exception):
+    """The server could not bind its address: the operator's fix, told in one line."""
+
+
 _STATS_INTERVAL_S = 5.0
 
 
@@ -71,10 +76,18 @@ class App:
         self._schedules = schedule_service_for(
             self._store, clock=container.clock(), ids=container.ids(), limits=container.limits()
         )
-        if self._settings.wire == "http":
-            await self._start_http(auth, tls)
-        else:
-            await self._start_grpcio(auth, tls)
+        try:
+            if self._settings.wire == "http":
+                await self._start_http(auth, tls)
+            else:
+                await self._start_grpcio(auth, tls)
+        except OSError as error:
+            # Both transports report a failed bind as OSError("cannot listen
+            # on ..."): a busy port is the operator's to fix, not a crash.
+            await self._store.close()
+            raise AddressUnavailable(
+                f"{error}; is another server running there? set JOBQUEUE_PORT or --port"
+            ) from error
         if self._metrics is not None:
             if self._settings.metrics_port is not None:
                 self._metrics_port = self._metrics.serve(

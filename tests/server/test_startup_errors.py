@@ -1,0 +1,47 @@
+"""What a newcomer sees when the server cannot start: one line that says why."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jobqueue_server"],
+        env={**os.environ, "JOBQUEUE_HOST": "127.0.0.1", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("wire", ["http", "grpcio"])
+def test_a_busy_port_is_one_line_not_a_traceback(wire: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _start({"JOBQUEUE_PORT": str(port), "JOBQUEUE_WIRE": wire})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1, result.stderr
+    assert f"127.0.0.1:{port}" in error_lines[0]
+    assert "JOBQUEUE_PORT" in error_lines[0]
+
+
+def test_without_a_token_the_open_api_is_said_once() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _start({"JOBQUEUE_PORT": str(port)})
+    assert result.stderr.count("every client may call every RPC") == 1, result.stderr
