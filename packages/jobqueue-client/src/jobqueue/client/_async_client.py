@@ -182,9 +182,16 @@ class AsyncJobClient(ClientOptions):
             self._stub = pb_grpc.JobServiceStub(self._channel)
         return self._stub
 
+    def _service(self, stub: type[Any] | None) -> Any:
+        """The stub of the call's service on this client's channel; None is JobService."""
+        jobs = self._jobs()
+        # Another service's stub is a few method handles on the one channel: cheap to
+        # make per call, and never left holding a channel that close() has closed.
+        return jobs if stub is None else stub(self._channel)
+
     async def _unary(self, call: calls.Unary[R]) -> R:
         """``call`` with a deadline, retried with backoff while UNAVAILABLE (see ``Attempts``)."""
-        method = getattr(self._jobs(), call.method)
+        method = getattr(self._service(call.stub), call.method)
         attempts = calls.Attempts(self._conn.retry, call)
         while True:
             try:

@@ -55,6 +55,9 @@ class Unary(Generic[R]):
         job_id: the job the call is about, for the errors that name it.
         recheck: after a retried call failed with this error, the call whose
             answer decides whether the first attempt had succeeded after all.
+        stub: the generated stub class of the method's service; None is JobService.
+        refine: turns the final error into a more specific one (a schedule's
+            NOT_FOUND into ``ScheduleNotFound``).
     """
 
     method: str
@@ -62,6 +65,8 @@ class Unary(Generic[R]):
     read: Callable[[Any], R]
     job_id: str | None = None
     recheck: Callable[[JobQueueClientError], Unary[R] | None] | None = None
+    stub: type[Any] | None = None
+    refine: Callable[[JobQueueClientError], JobQueueClientError] | None = None
 
 
 class Attempts(Generic[R]):
@@ -85,6 +90,8 @@ class Attempts(Generic[R]):
         if is_retryable(error) and self.count <= self.policy.max_retries:
             return self.policy.backoff_s(self.count)
         final = error_from_rpc(error, job_id=self.call.job_id)
+        if self.call.refine is not None:
+            final = self.call.refine(final)
         if self.count > 1 and self.call.recheck is not None:
             instead = self.call.recheck(final)
             if instead is not None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from types import TracebackType
-from typing import Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 import grpc
 
@@ -153,13 +153,20 @@ class JobClient(ClientOptions):
                 self._stub = pb_grpc.JobServiceStub(self._channel)
             return self._stub
 
+    def _service(self, stub: type[Any] | None) -> Any:
+        """The stub of the call's service on this client's channel; None is JobService."""
+        jobs = self._jobs()
+        # Another service's stub is a few method handles on the one channel: cheap to
+        # make per call, and never left holding a channel that close() has closed.
+        return jobs if stub is None else stub(self._channel)
+
     def _pages(self, listing: calls.Listing) -> Iterator[Job]:
         while (call := listing.next_call()) is not None:
             yield from listing.take(self._unary(call))
 
     def _unary(self, call: calls.Unary[R]) -> R:
         """``call`` with a deadline, retried with backoff while UNAVAILABLE (see ``Attempts``)."""
-        method = getattr(self._jobs(), call.method)
+        method = getattr(self._service(call.stub), call.method)
         attempts = calls.Attempts(self._conn.retry, call)
         while True:
             try:
