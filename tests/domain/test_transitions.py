@@ -25,6 +25,8 @@ EDGES = {
     (JobStatus.RUNNING, Event.FAIL): JobStatus.FAILED,
     (JobStatus.RUNNING, Event.CANCEL): JobStatus.RUNNING,
     (JobStatus.RUNNING, Event.ABORT): JobStatus.CANCELLED,
+    (JobStatus.FAILED, Event.REVIVE): JobStatus.PENDING,
+    (JobStatus.CANCELLED, Event.REVIVE): JobStatus.PENDING,
 }
 
 
@@ -38,9 +40,13 @@ def test_every_status_and_event(status: JobStatus, event: Event) -> None:
         assert transition(status, event) is expected
 
 
-def test_terminal_statuses_have_no_edges() -> None:
+def test_terminal_statuses_have_no_edges_but_an_operators_revive() -> None:
     assert {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED} == TERMINAL_STATUSES
-    assert all(status not in TRANSITIONS for status in TERMINAL_STATUSES)
+    assert JobStatus.COMPLETED not in TRANSITIONS
+    assert all(
+        set(TRANSITIONS[status]) == {Event.REVIVE}
+        for status in TERMINAL_STATUSES - {JobStatus.COMPLETED}
+    )
     assert all(status.is_terminal for status in TERMINAL_STATUSES)
 
 

@@ -3,6 +3,20 @@
 It imports nothing but the standard library, so any service can depend on it.
 """
 
+from ._admin import (
+    DEFAULT_BULK_LIMIT,
+    MAX_BULK_LIMIT,
+    RETRYABLE_STATUSES,
+    AdminService,
+    AdminStore,
+    BulkAction,
+    BulkResult,
+    JobFilter,
+    JobNotFinished,
+    JobNotRetryable,
+    decode_bulk_cursor,
+    encode_bulk_cursor,
+)
 from ._clock import ManualClock, SystemClock, UuidV7Generator
 from ._cursor import ListPosition, decode_cursor, encode_cursor
 from ._errors import (
@@ -122,6 +136,19 @@ __all__ = [
     "LeaseService",
     "LeaseRules",
     "MAX_RETRY_DELAY_MS",
+    # Operators' actions
+    "AdminService",
+    "AdminStore",
+    "BulkAction",
+    "BulkResult",
+    "JobFilter",
+    "JobNotRetryable",
+    "JobNotFinished",
+    "RETRYABLE_STATUSES",
+    "DEFAULT_BULK_LIMIT",
+    "MAX_BULK_LIMIT",
+    "encode_bulk_cursor",
+    "decode_bulk_cursor",
     # Recurring schedules
     "Schedule",
     "JobTemplate",

@@ -20,6 +20,8 @@ class Event(enum.Enum):
     RELEASE = "release"
     EXPIRE = "expire"
     ABORT = "abort"
+    REVIVE = "revive"
+    """An operator retries a finished job (AdminService.RetryJob)."""
 
 
 TRANSITIONS: Mapping[JobStatus, Mapping[Event, JobStatus]] = {
@@ -38,8 +40,13 @@ TRANSITIONS: Mapping[JobStatus, Mapping[Event, JobStatus]] = {
         Event.CANCEL: JobStatus.RUNNING,
         Event.ABORT: JobStatus.CANCELLED,
     },
+    # Only an operator leaves a terminal status: a retry runs the job again with
+    # a fresh attempt budget. COMPLETED has no edge (its work is done), and
+    # deleting a finished job is no transition: the job is gone.
+    JobStatus.FAILED: {Event.REVIVE: JobStatus.PENDING},
+    JobStatus.CANCELLED: {Event.REVIVE: JobStatus.PENDING},
 }
-"""Every legal edge. Terminal statuses have none."""
+"""Every legal edge. Terminal statuses have none but the operator's REVIVE."""
 
 DEFAULT_MAX_ATTEMPTS = 10
 """Attempts a job gets when neither its producer nor its handler chose a number.
