@@ -58,6 +58,8 @@ class Unary(Generic[R]):
         stub: the generated stub class of the method's service; None is JobService.
         refine: turns the final error into a more specific one (a schedule's
             NOT_FOUND into ``ScheduleNotFound``).
+        retryable: False for a call that a lost reply makes unsafe to repeat
+            (one with no idempotency key that creates something).
     """
 
     method: str
@@ -67,12 +69,14 @@ class Unary(Generic[R]):
     recheck: Callable[[JobQueueClientError], Unary[R] | None] | None = None
     stub: type[Any] | None = None
     refine: Callable[[JobQueueClientError], JobQueueClientError] | None = None
+    retryable: bool = True
 
 
 class Attempts(Generic[R]):
     """The retries of one call: UNAVAILABLE is retried with backoff, within the policy.
 
-    Every call routed here is safe to repeat (see ``RetryPolicy``).
+    Every call routed here is safe to repeat (see ``RetryPolicy``) unless it says
+    otherwise (``Unary.retryable``): those fail at once.
     """
 
     def __init__(self, policy: RetryPolicy, call: Unary[R]) -> None:
@@ -87,7 +91,7 @@ class Attempts(Generic[R]):
             JobQueueClientError: the client's error for ``error``, when it is final.
         """
         self.count += 1
-        if is_retryable(error) and self.count <= self.policy.max_retries:
+        if self.call.retryable and is_retryable(error) and self.count <= self.policy.max_retries:
             return self.policy.backoff_s(self.count)
         final = error_from_rpc(error, job_id=self.call.job_id)
         if self.call.refine is not None:
