@@ -62,6 +62,9 @@ DOMAIN = [
     "LeaseService",
     "LeaseRules",
     "MAX_RETRY_DELAY_MS",
+    # Claim-time gates
+    "TypeGates",
+    "GateService",
     # Operators' actions
     "AdminService",
     "AdminStore",

@@ -29,6 +29,7 @@ from ._errors import (
     LeaseLost,
     StoreUnavailable,
 )
+from ._gates import GateService, TypeGates
 from ._job import (
     TERMINAL_STATUSES,
     Job,
@@ -136,6 +137,9 @@ __all__ = [
     "LeaseService",
     "LeaseRules",
     "MAX_RETRY_DELAY_MS",
+    # Claim-time gates
+    "TypeGates",
+    "GateService",
     # Operators' actions
     "AdminService",
     "AdminStore",

@@ -123,7 +123,8 @@ class TypeStats:
     """Counts of the jobs of one type that the store holds now.
 
     ``pending`` are due now, ``scheduled`` wait for a future time; terminal
-    counts cover the retention window only.
+    counts cover the retention window only. ``paused``: claims skip the type
+    (``TypeGates.pause_type``); a paused type is listed even with no jobs.
     """
 
     type: str
@@ -133,6 +134,7 @@ class TypeStats:
     completed: int = 0
     failed: int = 0
     cancelled: int = 0
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

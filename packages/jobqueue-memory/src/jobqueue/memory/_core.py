@@ -58,6 +58,8 @@ class _MemoryCore:
         self._changed = asyncio.Event()
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._cancel_inboxes: set[asyncio.Queue[str]] = set()
+        # Types claims skip (pause_type); their jobs stay in ``_pending``.
+        self._paused: set[str] = set()
 
     def _live_lease(self, job_id: str, token: str) -> _Record | None:
         """The record whose lease this is, unless the token is stale or the deadline passed."""

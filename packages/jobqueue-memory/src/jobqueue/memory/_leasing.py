@@ -150,7 +150,8 @@ class _LeasingMixin(_MemoryCore):
 
     def _claim_now(self, types: Sequence[str], limit: int, lease_ms: int) -> list[Lease]:
         now = self._clock.now_ms()
-        order = list(dict.fromkeys(types))
+        # A paused type is skipped here, in the step that leases (see _gates.py).
+        order = [t for t in dict.fromkeys(types) if t not in self._paused]
         if not order:
             return []
         # Start each claim at the next type in turn and give every type an
@@ -214,6 +215,6 @@ class _LeasingMixin(_MemoryCore):
         dues = []
         for job_type in types:
             heap = self._pending.get(job_type)
-            if heap:
+            if heap and job_type not in self._paused:
                 dues.append(heap[0][0])
         return min(dues) if dues else None

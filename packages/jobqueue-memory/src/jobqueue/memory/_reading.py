@@ -61,9 +61,13 @@ class _ReadingMixin(_MemoryCore):
             else:
                 name = job.status.name.lower()
             row[name] = row.get(name, 0) + 1
-        names = sorted(counts)
+        # A paused type is listed even with no jobs: the operator paused it.
+        names = sorted(counts.keys() | self._paused)
         return QueueStats(
-            types=[TypeStats(type=name, **counts[name]) for name in names[:MAX_STATS_TYPES]],
+            types=[
+                TypeStats(type=name, paused=name in self._paused, **counts.get(name, {}))
+                for name in names[:MAX_STATS_TYPES]
+            ],
             omitted_types=max(len(names) - MAX_STATS_TYPES, 0),
         )
 

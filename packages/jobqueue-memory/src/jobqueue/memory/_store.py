@@ -24,11 +24,12 @@ from jobqueue.domain import (
 )
 
 from ._core import _Record
+from ._gates import _GatesMixin
 from ._leasing import _LeasingMixin
 from ._reading import _ReadingMixin
 
 
-class MemoryJobStore(_LeasingMixin, _ReadingMixin):
+class MemoryJobStore(_LeasingMixin, _ReadingMixin, _GatesMixin):
     """The embedded default store: same semantics as Redis, nothing survives a restart."""
 
     # -- producers -------------------------------------------------------------

@@ -136,7 +136,7 @@ class Admin:
         counted = sorted(row for _, rows in replies for row in rows)
         omitted = sum(omitted for omitted, _ in replies) + max(len(counted) - _MAX_STATS_TYPES, 0)
         rows = [
-            TypeStats(type=job_type, **dict(zip(_STAT_NAMES, counts, strict=True)))
+            TypeStats(type=job_type, paused=False, **dict(zip(_STAT_NAMES, counts, strict=True)))
             for job_type, counts in counted[:_MAX_STATS_TYPES]
             if any(counts)
         ]

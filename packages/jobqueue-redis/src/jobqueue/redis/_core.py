@@ -35,7 +35,18 @@ _READ_ATTEMPTS = 3
 def _load_scripts(publish: str) -> dict[str, str]:
     folder = resources.files(__package__).joinpath("lua")
     common = folder.joinpath("_common.lua").read_text()
-    names = ("add", "claim", "settle", "renew", "cancel", "requeue", "stats", "list", "watchers")
+    names = (
+        "add",
+        "claim",
+        "settle",
+        "renew",
+        "cancel",
+        "requeue",
+        "stats",
+        "list",
+        "watchers",
+        "gate",
+    )
     # The shebang makes Redis Cluster refuse any key outside the declared keys' slot.
     head = f"#!lua\nlocal PUBLISH = '{publish}'\n" + common
     return {name: head + folder.joinpath(f"{name}.lua").read_text() for name in names}

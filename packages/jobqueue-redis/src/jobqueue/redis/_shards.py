@@ -77,7 +77,7 @@ def namespace(prefix: str, shard: int, shards: int) -> str:
 
 _FIXED_KEYS: dict[str, tuple[str, ...]] = {
     "add": ("tz", "cfg", "ts:1"),
-    "claim": ("tz", "lx", "ts:2"),
+    "claim": ("tz", "lx", "ts:2", "pz"),
     "settle": ("tz", "cfg", "fx", "ts:1", "ts:3", "ts:4", "ts:5"),
     "renew": ("tz", "lx"),
     "cancel": ("tz", "cfg", "fx", "ts:5"),
@@ -85,6 +85,7 @@ _FIXED_KEYS: dict[str, tuple[str, ...]] = {
     "stats": ("tz", "cfg"),
     "list": ("tz", "cfg", "ts:1", "ts:2", "ts:3", "ts:4", "ts:5"),
     "watchers": (),
+    "gate": ("pz",),
 }
 """The fixed keys of its shard each script touches, declared in its KEYS (see _common.lua)."""
 

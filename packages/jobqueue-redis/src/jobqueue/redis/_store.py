@@ -15,6 +15,7 @@ from ._admin import Admin
 from ._core import StoreCore
 from ._enqueue import Enqueuer
 from ._errors import translated
+from ._gates import Gates, with_paused
 from ._leasing import MAX_CLAIM, Leasing
 from ._settings import RedisStoreSettings
 from ._watching import Watching
@@ -41,6 +42,7 @@ class RedisJobStore:
         self._enqueuer = Enqueuer(self._core, self._admin.get)
         self._leasing = Leasing(self._core)
         self._watching = Watching(self._core, self._admin.get)
+        self._gates = Gates(self._core)
 
     @property
     def settings(self) -> RedisStoreSettings:
@@ -90,7 +92,21 @@ class RedisJobStore:
 
     async def stats(self) -> QueueStats:
         await self._core.resolve_layout()
-        return await self._admin.stats()
+        return with_paused(await self._admin.stats(), await self._gates.paused_types())
+
+    # -- claim-time gates (jobqueue.domain.TypeGates) ----------------------------
+
+    async def pause_type(self, job_type: str) -> bool:
+        await self._core.resolve_layout(writing=True)
+        return await self._gates.set_paused(job_type, True)
+
+    async def resume_type(self, job_type: str) -> bool:
+        await self._core.resolve_layout(writing=True)
+        return await self._gates.set_paused(job_type, False)
+
+    async def paused_types(self) -> list[str]:
+        await self._core.resolve_layout()
+        return await self._gates.paused_types()
 
     def watch(self, job_id: str) -> AsyncIterator[Job]:
         return self._watching.watch(job_id)

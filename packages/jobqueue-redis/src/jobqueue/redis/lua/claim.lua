@@ -1,5 +1,6 @@
 -- Lease up to `limit` due jobs of the given types, in turns across types.
--- KEYS: tz, lx, ts:2 of the shard. ARGV: prefix, limit, lease_ms, token_base, types...
+-- KEYS: tz, lx, ts:2, pz of the shard. ARGV: prefix, limit, lease_ms, token_base, types...
+-- A type in pz (paused, see gate.lua) is skipped: its jobs stay PENDING.
 -- Returns {next_due, now, id, token, fields, id, token, fields, ...}; next_due
 -- is the earliest due time among the types when nothing was claimed, else -1;
 -- now is Redis's time, from which the leases' deadlines count.
@@ -12,7 +13,9 @@ local deadline = now + tonumber(ARGV[3])
 local base = ARGV[4]
 local active = {}
 for i = 5, #ARGV do
-  active[#active + 1] = ARGV[i]
+  if redis.call('SISMEMBER', KEYS[4], ARGV[i]) == 0 then
+    active[#active + 1] = ARGV[i]
+  end
 end
 local types = active
 local out = {-1, now}

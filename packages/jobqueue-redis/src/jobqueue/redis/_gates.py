@@ -1,0 +1,57 @@
+"""Claim-time gates on Redis: paused types, one set per shard (``{jq}:pz``).
+
+A type's flag lives in its own shard, beside its queue, so ``claim.lua``
+reads it in the same atomic step that leases: once ``pause_type`` returned,
+no claim on any server or worker leases a job of the type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from jobqueue.domain import QueueStats, TypeStats
+
+from ._admin import _MAX_STATS_TYPES as MAX_STATS_TYPES
+from ._core import StoreCore
+from ._errors import translated
+from ._fanout import gather_all
+
+
+class Gates:
+    """Pause, resume and list paused types of one store."""
+
+    def __init__(self, core: StoreCore) -> None:
+        self._core = core
+
+    async def set_paused(self, job_type: str, paused: bool) -> bool:
+        core = self._core
+        shard = core.shard_of_type(job_type)
+        args = [core.namespaces[shard], job_type, "1" if paused else "0"]
+        with translated():
+            changed = await core.script("gate", args, keys=core.keys[shard]["gate"])
+        return int(changed) == 1
+
+    async def paused_types(self) -> list[str]:
+        core = self._core
+
+        async def members(ns: str) -> list[bytes]:
+            reply: list[bytes] = await core.read(lambda: core.hot.execute("SMEMBERS", ns + "pz"))
+            return reply
+
+        replies = await gather_all(members(ns) for ns in core.namespaces)
+        return sorted(name.decode() for reply in replies for name in reply)
+
+
+def with_paused(stats: QueueStats, paused: list[str]) -> QueueStats:
+    """``stats`` with each paused type flagged, and listed even when it holds no jobs."""
+    if not paused:
+        return stats
+    flagged = set(paused)
+    rows = {row.type: dataclasses.replace(row, paused=row.type in flagged) for row in stats.types}
+    for name in flagged - rows.keys():
+        rows[name] = TypeStats(type=name, paused=True)
+    names = sorted(rows)
+    return QueueStats(
+        types=[rows[name] for name in names[:MAX_STATS_TYPES]],
+        omitted_types=stats.omitted_types + max(len(names) - MAX_STATS_TYPES, 0),
+    )
