@@ -102,6 +102,14 @@ class _MemoryCore:
                 del self._batches[batch_key]
         while self._finished and self._finished[0][0] <= now:
             _, job_id = self._finished.popleft()
+            record = self._records.get(job_id)
+            # A job retried since (_admin.py) is no longer finished, or finished
+            # again later with an entry of its own further on.
+            if record is not None and (
+                not record.job.status.is_terminal
+                or record.job.updated_at + self._settings.retention_ms > now
+            ):
+                continue
             record = self._records.pop(job_id, None)
             if record is not None:
                 key = record.job.idempotency_key

@@ -23,13 +23,14 @@ from jobqueue.domain import (
     transition,
 )
 
+from ._admin import _AdminMixin
 from ._core import _Record
 from ._gates import _GatesMixin
 from ._leasing import _LeasingMixin
 from ._reading import _ReadingMixin
 
 
-class MemoryJobStore(_LeasingMixin, _ReadingMixin, _GatesMixin):
+class MemoryJobStore(_AdminMixin, _LeasingMixin, _ReadingMixin, _GatesMixin):
     """The embedded default store: same semantics as Redis, nothing survives a restart."""
 
     # -- producers -------------------------------------------------------------

@@ -49,7 +49,12 @@ def _load_scripts(publish: str) -> dict[str, str]:
     )
     # The shebang makes Redis Cluster refuse any key outside the declared keys' slot.
     head = f"#!lua\nlocal PUBLISH = '{publish}'\n" + common
-    return {name: head + folder.joinpath(f"{name}.lua").read_text() for name in names}
+    scripts = {name: head + folder.joinpath(f"{name}.lua").read_text() for name in names}
+    # The operators' writes (_actions.py) share helpers of their own.
+    actions = head + folder.joinpath("_actions.lua").read_text()
+    for name in ("retry", "delete", "bulk"):
+        scripts[name] = actions + folder.joinpath(f"{name}.lua").read_text()
+    return scripts
 
 
 # Watch and cancel events: PUBLISH on one Redis (any Redis version), SPUBLISH on

@@ -85,6 +85,9 @@ _FIXED_KEYS: dict[str, tuple[str, ...]] = {
     "stats": ("tz", "cfg"),
     "list": ("tz", "cfg", "ts:1", "ts:2", "ts:3", "ts:4", "ts:5"),
     "watchers": (),
+    "retry": ("tz", "cfg", "ts:1"),
+    "delete": ("cfg",),
+    "bulk": ("tz", "cfg", "fx", "ts:1", "ts:5"),
     "gate": ("pz",),
 }
 """The fixed keys of its shard each script touches, declared in its KEYS (see _common.lua)."""

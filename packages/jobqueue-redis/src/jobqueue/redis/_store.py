@@ -9,8 +9,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from jobqueue.domain import Clock, Job, JobPage, JobQuery, Lease, LeaseState, Outcome, QueueStats
+from jobqueue.domain import (
+    BulkAction,
+    BulkResult,
+    Clock,
+    Job,
+    JobFilter,
+    JobPage,
+    JobQuery,
+    Lease,
+    LeaseState,
+    Outcome,
+    QueueStats,
+)
 
+from ._actions import Actions
 from ._admin import Admin
 from ._core import StoreCore
 from ._enqueue import Enqueuer
@@ -42,6 +55,7 @@ class RedisJobStore:
         self._enqueuer = Enqueuer(self._core, self._admin.get)
         self._leasing = Leasing(self._core)
         self._watching = Watching(self._core, self._admin.get)
+        self._actions = Actions(self._core, self._admin)
         self._gates = Gates(self._core)
 
     @property
@@ -107,6 +121,22 @@ class RedisJobStore:
     async def paused_types(self) -> list[str]:
         await self._core.resolve_layout()
         return await self._gates.paused_types()
+
+    # -- operators' writes (jobqueue.domain.AdminStore) ---------------------------
+
+    async def retry(self, job_id: str) -> Job:
+        await self._core.resolve_layout()
+        return await self._actions.retry(job_id)
+
+    async def delete(self, job_id: str) -> Job:
+        await self._core.resolve_layout()
+        return await self._actions.delete(job_id)
+
+    async def bulk(
+        self, action: BulkAction, job_filter: JobFilter, *, limit: int, cursor: str
+    ) -> BulkResult:
+        await self._core.resolve_layout()
+        return await self._actions.bulk(action, job_filter, limit=limit, cursor=cursor)
 
     def watch(self, job_id: str) -> AsyncIterator[Job]:
         return self._watching.watch(job_id)

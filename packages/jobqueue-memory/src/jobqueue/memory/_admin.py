@@ -1,0 +1,126 @@
+"""The operators' writes of the in-memory store: retry, delete and bulk actions.
+
+Nothing here awaits between its reads and writes, so each job's change is
+atomic on the event loop, as in Redis where each is one script step.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import replace
+
+from jobqueue.domain import (
+    BulkAction,
+    BulkResult,
+    Event,
+    InvalidJob,
+    Job,
+    JobFilter,
+    JobNotFinished,
+    JobNotFound,
+    JobNotRetryable,
+    JobQuery,
+    JobStatus,
+    decode_bulk_cursor,
+    encode_bulk_cursor,
+    transition,
+)
+
+from ._core import _Record
+from ._reading import _ReadingMixin
+
+
+class _AdminMixin(_ReadingMixin):
+    """Retry, delete and bulk actions over the listing order."""
+
+    async def retry(self, job_id: str) -> Job:
+        self._purge()
+        return self._retry_now(self._existing(job_id))
+
+    async def delete(self, job_id: str) -> Job:
+        self._purge()
+        return self._delete_now(self._existing(job_id))
+
+    async def bulk(
+        self, action: BulkAction, job_filter: JobFilter, *, limit: int, cursor: str
+    ) -> BulkResult:
+        # One shard: the token's shard is always 0 here, its listing cursor
+        # the listing's own (a cursor this store did not issue fails to decode).
+        shard, listing = decode_bulk_cursor(cursor)
+        if shard != 0:
+            raise InvalidJob("page_token", "is not a token this server issued")
+        query = JobQuery(
+            type=job_filter.type, status=job_filter.status, limit=limit, cursor=listing
+        )
+        page = await self.list_jobs(query)
+        matched = changed = 0
+        for seen in page.jobs:
+            record = self._records.get(seen.id)
+            if record is None or not job_filter.matches(record.job):
+                continue
+            matched += 1
+            if action.applies_to(record.job.status):
+                self._apply(action, record)
+                changed += 1
+        following = encode_bulk_cursor(0, page.next_cursor) if page.next_cursor else ""
+        return BulkResult(matched=matched, changed=changed, next_cursor=following)
+
+    def _existing(self, job_id: str) -> _Record:
+        record = self._records.get(job_id)
+        if record is None:
+            raise JobNotFound(job_id)
+        return record
+
+    def _apply(self, action: BulkAction, record: _Record) -> None:
+        if action is BulkAction.RETRY:
+            self._retry_now(record)
+        elif action is BulkAction.DELETE:
+            self._delete_now(record)
+        else:
+            self._cancel_now(record)
+
+    def _retry_now(self, record: _Record) -> Job:
+        job = record.job
+        if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            raise JobNotRetryable(job.id, job.status.name)
+        transition(job.status, Event.REVIVE)
+        now = self._clock.now_ms()
+        # A fresh attempt budget; the last error stays readable until the next run.
+        record.job = replace(
+            job,
+            status=JobStatus.PENDING,
+            execution_time_ms=now,
+            updated_at=now,
+            attempts=0,
+            result=None,
+            cancel_requested=False,
+        )
+        record.confirmed = False
+        record.unconfirmed_expiries = 0
+        heapq.heappush(self._pending.setdefault(job.type, []), (now, job.id))
+        self._wake()
+        self._notify(job.id)
+        return record.job
+
+    def _delete_now(self, record: _Record) -> Job:
+        job = record.job
+        if not job.status.is_terminal:
+            raise JobNotFinished(job.id, job.status.name)
+        del self._records[job.id]
+        key = job.idempotency_key
+        if key is not None and self._keys.get(key) == job.id:
+            del self._keys[key]
+        # Its retention entry in ``_finished`` finds no record later: nothing to undo.
+        self._notify(job.id)
+        return job
+
+    def _cancel_now(self, record: _Record) -> None:
+        job = record.job
+        now = self._clock.now_ms()
+        if job.status is JobStatus.PENDING:
+            self._finish(record, JobStatus.CANCELLED, now)
+        elif job.status is JobStatus.RUNNING and not job.cancel_requested:
+            record.job = replace(job, cancel_requested=True, updated_at=now)
+            self._notify(job.id)
+            for inbox in self._cancel_inboxes:
+                inbox.put_nowait(job.id)

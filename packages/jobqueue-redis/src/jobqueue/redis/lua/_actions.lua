@@ -1,0 +1,72 @@
+-- Helpers of the operators' writes (retry.lua, delete.lua, bulk.lua), loaded
+-- after _common.lua. Each step returns 'ok' when it changed the job, or the
+-- status digit the job was in when the action does not apply to it; it reads
+-- every key it will write first (probe), so it fails before changing anything.
+
+-- The job's status, type, idempotency key, finish time and cancel flag, or
+-- nil when it is gone (deleted, or finished past its retention).
+local function live_fields(jk, now, retention)
+  local f = redis.call('HMGET', jk, 's', 't', 'k', 'f', 'x')
+  if not f[1] or not f[2] or (f[4] and tonumber(f[4]) + retention <= now) then
+    return nil
+  end
+  return f
+end
+
+-- A FAILED or CANCELLED job back to its queue, due now, with a fresh attempt
+-- budget (attempts 0). Its last error stays until its next run overwrites it;
+-- it and its idempotency key (which still names it) no longer expire.
+local function retry_job(P, jk, id, f, now)
+  local s, jtype, ikey = f[1], f[2], f[3]
+  if s ~= '4' and s ~= '5' then
+    return s
+  end
+  local q, dk = P .. 'q:' .. jtype, P .. 'd:' .. jtype .. ':' .. s
+  probe({q, dk, P .. 'k:' .. (ikey or ''), P .. 'w:' .. jtype})
+  redis.call('ZREM', dk, id)
+  redis.call('HSET', jk, 's', 1, 'e', now, 'u', now, 'a', 0)
+  redis.call('HDEL', jk, 'f', 'r', 'x', 'l', 'd', 'n', 'z')
+  redis.call('PERSIST', jk)
+  if ikey and redis.call('GET', P .. 'k:' .. ikey) == id then
+    redis.call('PERSIST', P .. 'k:' .. ikey)
+  end
+  redis.call('ZADD', q, now, id)
+  redis.call('ZADD', P .. 'tz', 0, jtype)
+  redis.call('ZADD', P .. 'ts:1', 0, jtype)
+  wake_for(P, jtype, id, now, now)
+  notify(P, jk, id)
+  return 'ok'
+end
+
+-- Forget a finished job now: its hash, its finished index entry, its
+-- idempotency key if that still names it. Watchers hear of it first.
+local function delete_job(P, jk, id, f)
+  local s, jtype = f[1], f[2]
+  if s == '1' or s == '2' then
+    return s
+  end
+  local dk = P .. 'd:' .. jtype .. ':' .. s
+  probe({dk, P .. 'k:' .. (f[3] or '')})
+  notify(P, jk, id)
+  redis.call('ZREM', dk, id)
+  forget(P, id)
+  return 'ok'
+end
+
+-- cancel.lua's step: a PENDING job ends CANCELLED, a RUNNING one is flagged
+-- and its worker told on `channel` (once: a second request changes nothing).
+local function cancel_job(P, jk, id, f, now, retention, cap, channel)
+  local s, jtype = f[1], f[2]
+  if s == '1' then
+    probe({P .. 'q:' .. jtype, P .. 'd:' .. jtype .. ':5', P .. 'k:' .. (f[3] or '')})
+    redis.call('ZREM', P .. 'q:' .. jtype, id)
+    finish(P, jk, id, jtype, 5, now, retention, cap, nil, f[3])
+    return 'ok'
+  elseif s == '2' and f[5] ~= '1' then
+    redis.call('HSET', jk, 'x', 1, 'u', now)
+    notify(P, jk, id)
+    redis.call(PUBLISH, channel, id)
+    return 'ok'
+  end
+  return s
+end
