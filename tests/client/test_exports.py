@@ -24,6 +24,10 @@ EXPECTED = [
     "Payload",
     "QueueStats",
     "TypeStats",
+    # Recurring schedules
+    "Schedule",
+    "JobTemplate",
+    "OverlapPolicy",
     # Errors
     "JobQueueClientError",
     "InvalidJob",
@@ -36,6 +40,8 @@ EXPECTED = [
     "PermissionDenied",
     "ServerError",
     "WaitTimeout",
+    "ScheduleNotFound",
+    "InvalidSchedule",
 ]
 
 
@@ -72,7 +78,7 @@ def test_every_export_exists_and_errors_share_one_root() -> None:
         if isinstance(getattr(jobqueue.client, name), type)
         and issubclass(getattr(jobqueue.client, name), Exception)
     ]
-    assert len(errors) == 11
+    assert len(errors) == 13
     for error in errors:
         assert issubclass(error, jobqueue.client.JobQueueClientError)
         assert (error.__doc__ or "").startswith("Raised when"), error

@@ -17,11 +17,13 @@ from ._channel import DEFAULT_TARGET, DEFAULT_TIMEOUT_S, TARGET_ENV
 from ._errors import (
     DeadlineExceeded,
     InvalidJob,
+    InvalidSchedule,
     JobAlreadyFinished,
     JobNotFound,
     JobQueueClientError,
     PermissionDenied,
     QueueFull,
+    ScheduleNotFound,
     ServerError,
     ServerUnavailable,
     Unauthenticated,
@@ -29,6 +31,7 @@ from ._errors import (
 )
 from ._models import Job, JobPage, JobSpec, JobStatus, Payload, QueueStats, TypeStats
 from ._retry import RetryPolicy
+from ._schedule_models import JobTemplate, OverlapPolicy, Schedule
 from ._sync_client import JobClient
 
 __all__ = [
@@ -47,6 +50,10 @@ __all__ = [
     "Payload",
     "QueueStats",
     "TypeStats",
+    # Recurring schedules
+    "Schedule",
+    "JobTemplate",
+    "OverlapPolicy",
     # Errors
     "JobQueueClientError",
     "InvalidJob",
@@ -59,4 +66,6 @@ __all__ = [
     "PermissionDenied",
     "ServerError",
     "WaitTimeout",
+    "ScheduleNotFound",
+    "InvalidSchedule",
 ]

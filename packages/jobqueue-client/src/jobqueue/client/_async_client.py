@@ -19,6 +19,7 @@ import grpc
 from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
 
 from . import _calls as calls
+from . import _schedule_calls as schedules
 from ._errors import WaitTimeout
 from ._models import Job
 from ._options import OPTIONS_DOC, ClientOptions
@@ -107,6 +108,16 @@ class AsyncJobClient(ClientOptions):
     stats = _awaitable(calls.stats)
     cancel = _awaitable(calls.cancel)
     list = _paged(calls.listing)
+
+    # -- recurring schedules (documented in _schedule_calls) -------------------------
+
+    create_schedule = _awaitable(schedules.create_schedule)
+    list_schedules = _awaitable(schedules.list_schedules)
+    get_schedule = _awaitable(schedules.get_schedule)
+    pause_schedule = _awaitable(schedules.pause_schedule)
+    resume_schedule = _awaitable(schedules.resume_schedule)
+    trigger_schedule = _awaitable(schedules.trigger_schedule)
+    delete_schedule = _awaitable(schedules.delete_schedule)
 
     # -- following ------------------------------------------------------------------
 

@@ -112,6 +112,33 @@ class WaitTimeout(JobQueueClientError, TimeoutError):
         self.last_seen = last_seen
 
 
+class ScheduleNotFound(JobNotFound):
+    """Raised when no schedule has the given id (it never existed, or was deleted).
+
+    A ``JobNotFound`` too, so code and exit codes that handle "not found" keep working.
+
+    Attributes:
+        schedule_id: the id asked for.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, schedule_id: str) -> None:
+        super().__init__(message, code=code)
+        self.schedule_id = schedule_id
+
+
+class InvalidSchedule(InvalidJob):
+    """Raised when the server rejects a schedule: its cron expression, interval, time zone, ...
+
+    Attributes:
+        field: the argument at fault, by the SDK's name (``"cron"``,
+            ``"interval_s"``, ``"time_zone"``, ``"type"`` ...).
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, field: str) -> None:
+        super().__init__(message, code=code)
+        self.field = field
+
+
 _ERRORS: Mapping[grpc.StatusCode, type[JobQueueClientError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidJob,
     grpc.StatusCode.NOT_FOUND: JobNotFound,

@@ -20,6 +20,7 @@ import grpc
 from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
 
 from . import _calls as calls
+from . import _schedule_calls as schedules
 from ._models import Job, QueueStats
 from ._options import OPTIONS_DOC, ClientOptions
 from ._watch import WatchState, last_state, watch_timeout_s
@@ -106,6 +107,16 @@ class JobClient(ClientOptions):
         return self._unary(calls.stats())
 
     cancel = _blocking(calls.cancel)
+
+    # -- recurring schedules (documented in _schedule_calls) -------------------------
+
+    create_schedule = _blocking(schedules.create_schedule)
+    list_schedules = _blocking(schedules.list_schedules)
+    get_schedule = _blocking(schedules.get_schedule)
+    pause_schedule = _blocking(schedules.pause_schedule)
+    resume_schedule = _blocking(schedules.resume_schedule)
+    trigger_schedule = _blocking(schedules.trigger_schedule)
+    delete_schedule = _blocking(schedules.delete_schedule)
 
     # -- following ------------------------------------------------------------------
 

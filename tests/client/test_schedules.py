@@ -1,0 +1,235 @@
+"""Both clients' schedule calls against a real ``jobqueue-server`` process (in-memory store)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+import pytest
+
+from jobqueue.client import (
+    AsyncJobClient,
+    InvalidJob,
+    InvalidSchedule,
+    JobClient,
+    JobNotFound,
+    JobTemplate,
+    OverlapPolicy,
+    Schedule,
+    ScheduleNotFound,
+    ServerUnavailable,
+)
+from tests.client.conftest import FAST_RETRY
+
+pytestmark = pytest.mark.integration
+
+MISSING_ID = "01900000-0000-7000-8000-000000000000"
+
+
+def unique(name: str) -> str:
+    """A job type of this test alone: the module shares one server."""
+    return f"{name}.{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def aclient(target: str) -> AsyncIterator[AsyncJobClient]:
+    async with AsyncJobClient(target=target, timeout_s=5, retries=FAST_RETRY) as client:
+        yield client
+
+
+async def test_create_get_list_pause_resume_trigger_delete(aclient: AsyncJobClient) -> None:
+    job_type = unique("sdk.report")
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    created = await aclient.create_schedule(
+        "nightly report",
+        job_type,
+        {"kind": "daily"},
+        cron="30 2 * * *",
+        time_zone="Europe/Paris",
+        overlap="buffer_one",
+        catchup_window_s=timedelta(minutes=5),
+        headers={"tenant": "acme"},
+        max_attempts=3,
+    )
+    assert isinstance(created, Schedule)
+    assert created.name == "nightly report"
+    assert (created.cron, created.interval_s, created.time_zone) == (
+        "30 2 * * *",
+        None,
+        "Europe/Paris",
+    )
+    assert created.template == JobTemplate(
+        type=job_type, payload=b'{"kind":"daily"}', headers={"tenant": "acme"}, max_attempts=3
+    )
+    assert created.overlap is OverlapPolicy.BUFFER_ONE
+    assert created.catchup_window_s == 300.0
+    assert not created.paused
+    assert created.created_at >= before
+    assert (created.fired, created.skipped_overlap, created.missed) == (0, 0, 0)
+
+    assert await aclient.get_schedule(created.id) == created
+    assert created.id in {s.id for s in await aclient.list_schedules()}
+
+    paused = await aclient.pause_schedule(created.id)
+    assert paused.paused
+    assert paused.next_tick_at is None
+    assert (await aclient.pause_schedule(created.id)).paused  # idempotent
+    assert not (await aclient.resume_schedule(created.id)).paused
+
+    job_id = await aclient.trigger_schedule(created.id)
+    job = await aclient.get(job_id)
+    assert (job.type, job.payload, job.max_attempts) == (job_type, b'{"kind":"daily"}', 3)
+
+    await aclient.delete_schedule(created.id)
+    assert created.id not in {s.id for s in await aclient.list_schedules()}
+    assert (await aclient.get(job_id)).id == job_id  # the jobs it enqueued stay
+
+
+async def test_a_missing_schedule_is_not_found_on_every_call(aclient: AsyncJobClient) -> None:
+    for call in (
+        aclient.get_schedule,
+        aclient.pause_schedule,
+        aclient.resume_schedule,
+        aclient.trigger_schedule,
+        aclient.delete_schedule,
+    ):
+        with pytest.raises(ScheduleNotFound) as caught:
+            await call(MISSING_ID)
+        assert caught.value.schedule_id == MISSING_ID
+        assert caught.value.code == "NOT_FOUND"
+        assert isinstance(caught.value, JobNotFound)  # handlers of "not found" catch it too
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"cron": "61 * * * *"}, "cron"),
+        ({"cron": "every day"}, "cron"),
+        ({}, "cron"),  # neither a cron expression nor an interval
+        ({"interval_s": 0.5}, "interval_s"),
+        ({"interval_s": 60, "catchup_window_s": 8 * 86400}, "catchup_window_s"),
+        ({"cron": "* * * * *", "time_zone": "Mars/Olympus_Mons"}, "time_zone"),
+        ({"cron": "* * * * *", "name": ""}, "name"),
+        ({"cron": "* * * * *", "type": "no spaces allowed"}, "type"),
+        ({"cron": "* * * * *", "max_attempts": 0}, "max_attempts"),
+        ({"cron": "* * * * *", "headers": {"": "x"}}, "headers"),
+    ],
+)
+async def test_bad_input_names_the_argument_and_stores_nothing(
+    aclient: AsyncJobClient, arguments: dict[str, Any], field: str
+) -> None:
+    name = arguments.pop("name", "bad")
+    job_type = arguments.pop("type", unique("sdk.bad"))
+    before = await aclient.list_schedules()
+    with pytest.raises(InvalidSchedule) as caught:
+        await aclient.create_schedule(name, job_type, **arguments)
+    assert caught.value.field == field
+    assert caught.value.code == "INVALID_ARGUMENT"
+    assert isinstance(caught.value, InvalidJob)
+    assert await aclient.list_schedules() == before
+
+
+async def test_cron_and_interval_together_are_refused_before_sending(
+    aclient: AsyncJobClient,
+) -> None:
+    with pytest.raises(ValueError, match="not both"):
+        await aclient.create_schedule("both", "t", cron="* * * * *", interval_s=60)
+    with pytest.raises(ValueError, match="sometimes"):
+        await aclient.create_schedule("bad overlap", "t", cron="* * * * *", overlap="sometimes")
+
+
+async def test_an_interval_schedule_fires_each_tick_once(aclient: AsyncJobClient) -> None:
+    # The server's firing loop enqueues one job per tick, keyed by the schedule and tick.
+    job_type = unique("sdk.tick")
+    created = await aclient.create_schedule(
+        "every second", job_type, "x", interval_s=1, overlap=OverlapPolicy.ALLOW_ALL
+    )
+    deadline = time.monotonic() + 15
+    jobs = []
+    while time.monotonic() < deadline:
+        jobs = [job async for job in aclient.list(job_type)]
+        if len(jobs) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    shown = await aclient.get_schedule(created.id)
+    await aclient.delete_schedule(created.id)
+    assert len(jobs) >= 2
+    keys = [job.idempotency_key for job in jobs]
+    assert len(set(keys)) == len(keys)
+    assert all(key and key.startswith(f"schedule:{created.id}:") for key in keys)
+    assert shown.fired >= len(jobs)
+    assert shown.last_tick_at is not None
+    assert shown.last_job_id is not None
+
+
+def test_the_blocking_client_offers_the_same_calls(target: str) -> None:
+    job_type = unique("sdk.sync")
+    with JobClient(target=target, timeout_s=5, retries=FAST_RETRY) as client:
+        created = client.create_schedule("sync", job_type, interval_s=timedelta(hours=1))
+        assert created.interval_s == 3600.0
+        assert created.every == "every 3600s"
+        assert client.get_schedule(created.id).id == created.id
+        assert created.id in {s.id for s in client.list_schedules()}
+        assert client.pause_schedule(created.id).paused
+        assert not client.resume_schedule(created.id).paused
+        job = client.get(client.trigger_schedule(created.id))
+        assert job.type == job_type
+        client.delete_schedule(created.id)
+        with pytest.raises(ScheduleNotFound):
+            client.get_schedule(created.id)
+
+
+class Unavailable:
+    """A ScheduleService whose every call answers UNAVAILABLE, counting the attempts."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+
+    def handler(self, method: str) -> grpc.RpcMethodHandler[Any, Any]:
+        async def answer(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+            self.calls[method] = self.calls.get(method, 0) + 1
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "down (test)")
+            raise AssertionError("abort returns by raising")
+
+        return grpc.unary_unary_rpc_method_handler(answer)
+
+
+async def test_create_and_trigger_are_not_retried_the_others_are() -> None:
+    # Create and trigger have no idempotency key: a retry after a lost reply
+    # would make a second schedule or job. The rest are safe to repeat.
+    service = Unavailable()
+    methods = ["CreateSchedule", "TriggerSchedule", "GetSchedule", "DeleteSchedule"]
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "mpataki.jobqueue.v1.ScheduleService", {m: service.handler(m) for m in methods}
+            )
+        ]
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with AsyncJobClient(target=f"127.0.0.1:{port}", retries=FAST_RETRY) as client:
+            with pytest.raises(ServerUnavailable):
+                await client.create_schedule("s", "t", interval_s=60)
+            with pytest.raises(ServerUnavailable):
+                await client.trigger_schedule(MISSING_ID)
+            with pytest.raises(ServerUnavailable):
+                await client.get_schedule(MISSING_ID)
+            with pytest.raises(ServerUnavailable):
+                await client.delete_schedule(MISSING_ID)
+    finally:
+        await server.stop(None)
+    retried = 1 + FAST_RETRY.max_retries
+    assert service.calls == {
+        "CreateSchedule": 1,
+        "TriggerSchedule": 1,
+        "GetSchedule": retried,
+        "DeleteSchedule": retried,
+    }
