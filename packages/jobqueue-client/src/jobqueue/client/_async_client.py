@@ -19,6 +19,7 @@ import grpc
 from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
 
 from . import _calls as calls
+from . import _gate_calls as gates
 from . import _schedule_calls as schedules
 from ._errors import WaitTimeout
 from ._models import Job
@@ -108,6 +109,11 @@ class AsyncJobClient(ClientOptions):
     stats = _awaitable(calls.stats)
     cancel = _awaitable(calls.cancel)
     list = _paged(calls.listing)
+
+    # -- pausing job types (documented in _gate_calls) ------------------------------
+
+    pause_type = _awaitable(gates.pause_type)
+    resume_type = _awaitable(gates.resume_type)
 
     # -- recurring schedules (documented in _schedule_calls) -------------------------
 

@@ -121,7 +121,7 @@ class Output:
         table = Table("TYPE", "PENDING", "SCHEDULED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
         for row in (*stats.types, stats.total):
             table.add_row(
-                row.type or Text("total", style="bold"),
+                (row.type + " (paused)" if row.paused else row.type) or Text("total", style="bold"),
                 str(row.pending),
                 str(row.scheduled),
                 str(row.running),

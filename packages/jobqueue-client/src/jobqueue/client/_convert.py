@@ -160,6 +160,7 @@ def _type_stats(message: pb.TypeStats) -> TypeStats:
         completed=message.completed,
         failed=message.failed,
         cancelled=message.cancelled,
+        paused=message.paused,
     )
 
 

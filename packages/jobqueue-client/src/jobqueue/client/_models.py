@@ -133,6 +133,8 @@ class TypeStats:
         type: the job type (empty in the totals row).
         pending: PENDING and due now.
         scheduled: PENDING and due later.
+        paused: workers are handed none of its jobs (``pause_type``); always
+            False in the totals row.
     """
 
     type: str
@@ -142,6 +144,7 @@ class TypeStats:
     completed: int
     failed: int
     cancelled: int
+    paused: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,6 +155,7 @@ class TypeStats:
             "completed": self.completed,
             "failed": self.failed,
             "cancelled": self.cancelled,
+            "paused": self.paused,
         }
 
 

@@ -20,6 +20,7 @@ import grpc
 from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
 
 from . import _calls as calls
+from . import _gate_calls as gates
 from . import _schedule_calls as schedules
 from ._models import Job, QueueStats
 from ._options import OPTIONS_DOC, ClientOptions
@@ -107,6 +108,11 @@ class JobClient(ClientOptions):
         return self._unary(calls.stats())
 
     cancel = _blocking(calls.cancel)
+
+    # -- pausing job types (documented in _gate_calls) ------------------------------
+
+    pause_type = _blocking(gates.pause_type)
+    resume_type = _blocking(gates.resume_type)
 
     # -- recurring schedules (documented in _schedule_calls) -------------------------
 

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from ._channel import DEFAULT_TARGET, DEFAULT_TIMEOUT_S, TARGET_ENV
+from ._cli_gates import pause, resume
 from ._cli_input import duration_option
 from ._cli_output import Output, shown_status
 from ._cli_settings import EXIT_JOB_UNSUCCESSFUL, Settings, follow, json_flag, pass_settings
@@ -250,6 +251,8 @@ def watch(settings: Settings, job_id: str, wait_timeout: float | None) -> None:
 
 cli.add_command(submit)
 cli.add_command(worker)
+cli.add_command(pause)
+cli.add_command(resume)
 
 
 def exit_code_for(error: Exception) -> int:

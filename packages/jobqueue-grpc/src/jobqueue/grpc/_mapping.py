@@ -145,6 +145,7 @@ def _type_stats_to_proto(row: TypeStats) -> pb.TypeStats:
         completed=row.completed,
         failed=row.failed,
         cancelled=row.cancelled,
+        paused=row.paused,
     )
 
 
