@@ -45,6 +45,20 @@ from ._job import (
 )
 from ._leasing import MAX_RETRY_DELAY_MS, LeaseRules, LeaseService
 from ._ports import Clock, IdGenerator, JobStore
+from ._presence import (
+    DEFAULT_WORKER_TTL_MS,
+    MAX_LISTED_WORKERS,
+    MAX_WORKER_TTL_MS,
+    MAX_WORKER_TYPES,
+    MIN_WORKER_TTL_MS,
+    PresenceService,
+    PresenceStore,
+    WorkerInfo,
+    live_workers_by_type,
+    validate_worker,
+    validate_worker_id,
+    validate_worker_ttl,
+)
 from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy, failure_outcome
 from ._schedule_service import Advance, ScheduleService, ScheduleStore
 from ._schedules import (
@@ -153,6 +167,19 @@ __all__ = [
     "MAX_BULK_LIMIT",
     "encode_bulk_cursor",
     "decode_bulk_cursor",
+    # Worker presence
+    "WorkerInfo",
+    "PresenceStore",
+    "PresenceService",
+    "validate_worker",
+    "validate_worker_id",
+    "validate_worker_ttl",
+    "live_workers_by_type",
+    "DEFAULT_WORKER_TTL_MS",
+    "MIN_WORKER_TTL_MS",
+    "MAX_WORKER_TTL_MS",
+    "MAX_WORKER_TYPES",
+    "MAX_LISTED_WORKERS",
     # Recurring schedules
     "Schedule",
     "JobTemplate",

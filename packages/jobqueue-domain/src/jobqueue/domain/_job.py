@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from ._unique import UniqueRule
+
 
 class JobStatus(enum.IntEnum):
     """Where a job is in its life. Values are the wire numbers of the API's ``JobStatus``."""
@@ -44,6 +46,16 @@ class Job:
     result: bytes | None = None
     cancel_requested: bool = False
     idempotency_key: str | None = None
+    # The unique rule it was enqueued with (see _unique.py); its key is locked
+    # while the job is in the rule's scope.
+    unique: UniqueRule | None = None
+    # What its handler last reported (Job.progress in the SDK): 0..1 and a note.
+    progress: float | None = None
+    progress_message: str | None = None
+
+    @property
+    def unique_key(self) -> str | None:
+        return None if self.unique is None else self.unique.key
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +137,10 @@ class TypeStats:
     ``pending`` are due now, ``scheduled`` wait for a future time; terminal
     counts cover the retention window only. ``paused``: claims skip the type
     (``TypeGates.pause_type``); a paused type is listed even with no jobs.
+    ``oldest_pending_age_ms``: how long the earliest due PENDING job has
+    waited by the store's clock (0 when none is due). ``workers``: live
+    workers that handle the type (``PresenceStore``); a type listed with none
+    holds only jobs nobody is there to run.
     """
 
     type: str
@@ -135,6 +151,13 @@ class TypeStats:
     failed: int = 0
     cancelled: int = 0
     paused: bool = False
+    oldest_pending_age_ms: int = 0
+    workers: int = 0
+
+    @property
+    def unattended(self) -> bool:
+        """Due jobs wait and no live worker handles the type: they will not start on their own."""
+        return self.pending > 0 and self.workers == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,4 +185,5 @@ class QueueStats:
             completed=add("completed"),
             failed=add("failed"),
             cancelled=add("cancelled"),
+            oldest_pending_age_ms=max((t.oldest_pending_age_ms for t in self.types), default=0),
         )
