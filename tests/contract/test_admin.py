@@ -30,8 +30,14 @@ def admin(store: JobStore) -> AdminStore:
     return cast(AdminStore, store)
 
 
-async def failed(store: JobStore, make_job: MakeJob, job_type: str = "email", **kw: object) -> str:
-    job = make_job(job_type, **kw)  # type: ignore[arg-type]
+async def failed(
+    store: JobStore,
+    make_job: MakeJob,
+    job_type: str = "email",
+    *,
+    idempotency_key: str | None = None,
+) -> str:
+    job = make_job(job_type, idempotency_key=idempotency_key)
     await store.add([job])
     (lease,) = await store.claim([job_type], limit=1, lease_ms=60_000)
     outcome = Outcome(job_id=lease.job.id, token=lease.token, kind=OutcomeKind.FAIL, error="boom")

@@ -133,6 +133,7 @@ class App:
             observer=self._metrics,
             metrics=self._metrics.exposition,
             schedule_servicer=self._schedule_servicer(),
+            admin_servicer=container.admin_servicer(),
         )
         self._dashboard = _dashboard(self._container, api_protected=auth is not None)
         served = app if self._dashboard is None else self._dashboard.mount(app)
@@ -172,6 +173,7 @@ class App:
             tls=tls,
             interceptors=interceptors,
             schedule_servicer=self._schedule_servicer(),
+            admin_servicer=container.admin_servicer(),
         )
 
     async def stop(self) -> None:

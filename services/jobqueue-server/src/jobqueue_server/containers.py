@@ -14,6 +14,7 @@ from dependency_injector import containers, providers
 from pydantic import SecretStr
 
 from jobqueue.domain import (
+    AdminService,
     Clock,
     JobService,
     JobStore,
@@ -25,6 +26,7 @@ from jobqueue.domain import (
 from jobqueue.grpc import (
     JOB_SERVICE_NAME,
     WORKER_SERVICE_NAME,
+    AdminServicer,
     BearerTokenAuth,
     JobServicer,
     ServerOptions,
@@ -162,6 +164,10 @@ class Container(containers.DeclarativeContainer):
     worker_servicer = providers.Singleton(
         WorkerServicer, lease_service, options=options, clock=clock
     )
+    # Retry, delete and bulk actions; PauseType/ResumeType (gates=) and
+    # ListWorkers (list_workers=) answer UNIMPLEMENTED until wired in here.
+    admin_service = providers.Singleton(AdminService, store)
+    admin_servicer = providers.Singleton(AdminServicer, admin_service)
     auth = providers.Singleton(
         bearer_auth,
         token=settings.provided.auth_token,

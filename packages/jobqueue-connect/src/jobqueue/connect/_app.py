@@ -18,10 +18,12 @@ from connectrpc.interceptor import Interceptor
 from connectrpc.server import ConnectASGIApplication, Endpoint
 
 from jobqueue.grpc import (
+    ADMIN_SERVICE_NAME,
     JOB_SERVICE_NAME,
     OPEN_SERVICES,
     SCHEDULE_SERVICE_NAME,
     WORKER_SERVICE_NAME,
+    AdminServicer,
     BearerTokenAuth,
     JobServicer,
     RpcObserver,
@@ -30,7 +32,7 @@ from jobqueue.grpc import (
     StoreHealth,
     WorkerServicer,
 )
-from mpataki.jobqueue.v1 import jobqueue_pb2, schedule_pb2, worker_pb2
+from mpataki.jobqueue.v1 import admin_pb2, jobqueue_pb2, schedule_pb2, worker_pb2
 
 from ._endpoints import service_endpoints
 from ._extras import HEALTH_SERVICE, health_endpoints, reflection_endpoints
@@ -75,11 +77,14 @@ class WireApp:
         metrics: MetricsExposition | None = None,
         open_services: Iterable[str] = OPEN_SERVICES,
         schedule_servicer: ScheduleServicer | None = None,
+        admin_servicer: AdminServicer | None = None,
     ) -> None:
         options = options or ServerOptions()
         services = [JOB_SERVICE_NAME, WORKER_SERVICE_NAME]
         if schedule_servicer is not None:
             services.append(SCHEDULE_SERVICE_NAME)
+        if admin_servicer is not None:
+            services.append(ADMIN_SERVICE_NAME)
         endpoints: dict[str, Endpoint[Any, Any]] = {
             **service_endpoints(
                 jobqueue_pb2.DESCRIPTOR.services_by_name["JobService"], job_servicer
@@ -94,6 +99,12 @@ class WireApp:
             endpoints.update(
                 service_endpoints(
                     schedule_pb2.DESCRIPTOR.services_by_name["ScheduleService"], schedule_servicer
+                )
+            )
+        if admin_servicer is not None:
+            endpoints.update(
+                service_endpoints(
+                    admin_pb2.DESCRIPTOR.services_by_name["AdminService"], admin_servicer
                 )
             )
         interceptors: list[Interceptor] = []

@@ -8,6 +8,7 @@ stays private (``_mapping``), the servicers' detail, but for ``job_from_proto``,
 which the worker SDK's ``GrpcSource`` shares.
 """
 
+from ._admin_servicer import AdminServicer
 from ._auth import (
     HEALTH_SERVICE_NAME,
     INVALID_TOKEN,
@@ -24,13 +25,14 @@ from ._observe import ObservingInterceptor, RpcObserver
 from ._options import MIB, ServerOptions
 from ._schedule_servicer import ScheduleServicer
 from ._server import (
+    ADMIN_SERVICE_NAME,
     JOB_SERVICE_NAME,
     SCHEDULE_SERVICE_NAME,
     WORKER_SERVICE_NAME,
     RunningServer,
     start_server,
 )
-from ._status import INTERNAL_DETAILS, STATUS_CODES, status_for
+from ._status import INTERNAL_DETAILS, STATUS_CODES, NotServedHere, status_for
 from ._tls import ServerTls
 from ._worker_servicer import WorkerServicer
 
@@ -39,6 +41,7 @@ __all__ = [
     "JobServicer",
     "WorkerServicer",
     "ScheduleServicer",
+    "AdminServicer",
     # Server
     "start_server",
     "RunningServer",
@@ -47,6 +50,7 @@ __all__ = [
     "JOB_SERVICE_NAME",
     "WORKER_SERVICE_NAME",
     "SCHEDULE_SERVICE_NAME",
+    "ADMIN_SERVICE_NAME",
     "MIB",
     # Security
     "BearerTokenAuth",
@@ -63,6 +67,7 @@ __all__ = [
     "STATUS_CODES",
     "INTERNAL_DETAILS",
     "status_for",
+    "NotServedHere",
     "service_handler",
     "MalformedRequest",
     # Mapping shared with the worker SDK's GrpcSource

@@ -12,8 +12,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from mpataki.jobqueue.v1 import jobqueue_pb2, schedule_pb2, worker_pb2
+from mpataki.jobqueue.v1 import admin_pb2, jobqueue_pb2, schedule_pb2, worker_pb2
 
+from ._admin_servicer import AdminServicer
 from ._handlers import service_handler
 from ._health import StoreHealth
 from ._job_servicer import JobServicer
@@ -27,6 +28,7 @@ _log = logging.getLogger(__name__)
 JOB_SERVICE_NAME: str = jobqueue_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
 WORKER_SERVICE_NAME: str = worker_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name
 SCHEDULE_SERVICE_NAME: str = schedule_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name
+ADMIN_SERVICE_NAME: str = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 
 
 @dataclass(slots=True)
@@ -68,6 +70,7 @@ async def start_server(
     tls: ServerTls | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
     schedule_servicer: ScheduleServicer | None = None,
+    admin_servicer: AdminServicer | None = None,
 ) -> RunningServer:
     """Serve JobService, WorkerService, grpc.health.v1 and reflection on ``address``.
 
@@ -75,7 +78,7 @@ async def start_server(
     result. With ``tls`` the port speaks only TLS (and plaintext clients fail
     the handshake). ``interceptors`` wrap every call, the first outermost —
     e.g. a ``BearerTokenAuth``. With ``schedule_servicer`` it serves ScheduleService
-    too. Raises OSError when the address cannot be bound.
+    too, with ``admin_servicer`` AdminService. Raises OSError when the address cannot be bound.
     """
     options = options or ServerOptions()
     server = grpc.aio.server(
@@ -104,12 +107,17 @@ async def start_server(
                 )
             ]
         )
+    if admin_servicer is not None:
+        server.add_generic_rpc_handlers(
+            [service_handler(admin_pb2.DESCRIPTOR.services_by_name["AdminService"], admin_servicer)]
+        )
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
     reflection.enable_server_reflection(
         [
             JOB_SERVICE_NAME,
             WORKER_SERVICE_NAME,
             *([SCHEDULE_SERVICE_NAME] if schedule_servicer is not None else []),
+            *([ADMIN_SERVICE_NAME] if admin_servicer is not None else []),
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ],

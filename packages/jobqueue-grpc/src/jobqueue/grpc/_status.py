@@ -21,6 +21,18 @@ from jobqueue.domain import (
 
 _log = logging.getLogger(__name__)
 
+
+class NotServedHere(JobQueueError):
+    """Raised for an RPC this server does not serve: the feature behind it is not wired in.
+
+    UNIMPLEMENTED, the code a caller expects for a method the server lacks.
+    """
+
+    def __init__(self, method: str) -> None:
+        super().__init__(f"{method} is not served by this server")
+        self.method = method
+
+
 STATUS_CODES: Mapping[type[JobQueueError], grpc.StatusCode] = {
     InvalidJob: grpc.StatusCode.INVALID_ARGUMENT,
     JobNotFound: grpc.StatusCode.NOT_FOUND,
@@ -30,6 +42,7 @@ STATUS_CODES: Mapping[type[JobQueueError], grpc.StatusCode] = {
     InvalidTransition: grpc.StatusCode.FAILED_PRECONDITION,
     CapacityExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
+    NotServedHere: grpc.StatusCode.UNIMPLEMENTED,
 }
 """Every domain error a caller can see, and its status code. Anything else is INTERNAL."""
 
