@@ -20,6 +20,7 @@ from ._channel import DEFAULT_TARGET, DEFAULT_TIMEOUT_S, TARGET_ENV
 from ._cli_gates import pause, resume
 from ._cli_input import duration_option
 from ._cli_output import Output, shown_status
+from ._cli_schedules import schedules
 from ._cli_settings import EXIT_JOB_UNSUCCESSFUL, Settings, follow, json_flag, pass_settings
 from ._cli_submit import submit
 from ._cli_worker import WorkerMissing, worker
@@ -66,7 +67,7 @@ Exit codes:
   {EXIT_OK}  success
   {EXIT_ERROR}  other server error
   {EXIT_USAGE}  bad input or usage (the server rejected the job, or a flag is wrong)
-  {EXIT_NOT_FOUND}  job not found
+  {EXIT_NOT_FOUND}  job or schedule not found
   {EXIT_FINISHED}  job already finished (cancel)
   {EXIT_UNAVAILABLE}  server unavailable or too slow
   {EXIT_UNAUTHENTICATED}  not authenticated or not allowed
@@ -251,6 +252,7 @@ def watch(settings: Settings, job_id: str, wait_timeout: float | None) -> None:
 
 cli.add_command(submit)
 cli.add_command(worker)
+cli.add_command(schedules)
 cli.add_command(pause)
 cli.add_command(resume)
 
