@@ -81,3 +81,23 @@ class Actions:
         del form
         job = await self._ctx.service.cancel(request.path_params["job_id"])
         return RedirectResponse(self._ctx.url(f"/jobs/{quote(job.id, safe='')}"), status_code=303)
+
+    # --- job types --------------------------------------------------------
+
+    async def pause_type(self, request: Request, form: FormData) -> Response:
+        return await self._gate(request, form, paused=True)
+
+    async def resume_type(self, request: Request, form: FormData) -> Response:
+        return await self._gate(request, form, paused=False)
+
+    async def _gate(self, request: Request, form: FormData, *, paused: bool) -> Response:
+        del form
+        gates = self._ctx.gates
+        if gates is None:
+            return self._refuse(request, 404, "Pausing job types is not available here.")
+        job_type = request.path_params["job_type"]
+        if paused:
+            await gates.pause_type(job_type)
+        else:
+            await gates.resume_type(job_type)
+        return RedirectResponse(self._ctx.url("/types"), status_code=303)

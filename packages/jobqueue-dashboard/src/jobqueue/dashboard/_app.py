@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobqueue.domain import (
     Clock,
+    GateService,
     InvalidJob,
     JobAlreadyFinished,
     JobNotFound,
@@ -92,11 +93,16 @@ class Dashboard:
         *,
         clock: Clock,
         settings: DashboardSettings | None = None,
+        gates: GateService | None = None,
     ) -> None:
         self.settings = settings or DashboardSettings()
         self.history = StatsHistory(self.settings.history_samples)
         self._ctx = Context(
-            service=service, clock=clock, settings=self.settings, history=self.history
+            service=service,
+            clock=clock,
+            settings=self.settings,
+            history=self.history,
+            gates=gates,
         )
         # Outside Starlette's own error middleware, so a 500 carries the headers too.
         self.app: ASGIApp = _SecurityHeaders(self._build())
@@ -141,6 +147,8 @@ class Dashboard:
             Route("/login", act(actions.login, needs=None), methods=["POST"]),
             Route("/logout", act(actions.logout, needs=None), methods=["POST"]),
             Route("/jobs/{job_id}/cancel", act(actions.cancel), methods=["POST"]),
+            Route("/types/{job_type}/pause", act(actions.pause_type), methods=["POST"]),
+            Route("/types/{job_type}/resume", act(actions.resume_type), methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
-from jobqueue.domain import Clock, JobService, JobStatus
+from jobqueue.domain import Clock, GateService, JobService, JobStatus
 
 from . import _format
 from ._auth import CSRF_FIELD, Role, csrf_token, current_role
@@ -54,6 +54,8 @@ class Context:
     history: StatsHistory
     templates: Jinja2Templates = field(default_factory=_templates)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    gates: GateService | None = None
+    """Pausing job types; None hides the types page's pause and resume buttons."""
 
     def url(self, path: str) -> str:
         return self.settings.prefix + path

@@ -67,7 +67,7 @@ class Pages:
             for t, head in zip(shown, heads, strict=True)
             if head is not None and head.execution_time_ms <= now
         }
-        return {"stats": stats, "ages": ages}
+        return {"stats": stats, "ages": ages, "can_pause": self._ctx.gates is not None}
 
     # --- listings ---------------------------------------------------------
 
