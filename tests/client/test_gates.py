@@ -1,0 +1,138 @@
+"""Pausing job types through both SDKs and the CLI, over a real gRPC server.
+
+The server is in process (its own thread and event loop) and serves
+JobService and AdminService (its gates from a ``GateService``) over a
+memory store; the CLI runs as a user runs it, as a subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+import grpc
+import pytest
+
+from jobqueue.client import AsyncJobClient, InvalidJob, JobClient
+from jobqueue.domain import AdminService, GateService, JobService, SystemClock, UuidV7Generator
+from jobqueue.grpc import JobServicer, service_handler
+from jobqueue.grpc._admin_servicer import AdminServicer
+from jobqueue.memory import MemoryJobStore
+from mpataki.jobqueue.v1 import admin_pb2, jobqueue_pb2
+from tests.client.test_cli import run_cli
+
+T = TypeVar("T")
+LEASE = 30_000
+
+
+class GateServer:
+    """JobService and AdminService's gates over one memory store, on a loop of its own."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="gate-server")
+        self._thread.start()
+        self.store = MemoryJobStore()
+        self._server: grpc.aio.Server = self.run(self._start())
+
+    async def _start(self) -> grpc.aio.Server:
+        jobs = JobService(self.store, clock=SystemClock(), ids=UuidV7Generator())
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers(
+            [
+                service_handler(
+                    jobqueue_pb2.DESCRIPTOR.services_by_name["JobService"], JobServicer(jobs)
+                ),
+                service_handler(
+                    admin_pb2.DESCRIPTOR.services_by_name["AdminService"],
+                    AdminServicer(AdminService(self.store), gates=GateService(self.store)),
+                ),
+            ]
+        )
+        self.port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return server
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=10)
+
+    def claimed(self, job_type: str) -> int:
+        return len(self.run(self.store.claim([job_type], limit=100, lease_ms=LEASE)))
+
+    def stop(self) -> None:
+        self.run(self._server.stop(None))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+
+@pytest.fixture
+def gate_server() -> Iterator[GateServer]:
+    server = GateServer()
+    yield server
+    server.stop()
+
+
+def test_the_blocking_client_pauses_and_resumes(gate_server: GateServer) -> None:
+    with JobClient(target=gate_server.target, timeout_s=5) as client:
+        client.enqueue("a")
+        client.enqueue("a")
+        assert client.pause_type("a") is True
+        assert client.pause_type("a") is False
+        client.enqueue("a")  # producers still enqueue
+        assert gate_server.claimed("a") == 0
+        rows = {row.type: row for row in client.stats().types}
+        assert (rows["a"].paused, rows["a"].pending) == (True, 3)
+        assert rows["a"].to_dict()["paused"] is True
+        assert client.resume_type("a") is True
+        assert client.resume_type("a") is False
+        assert gate_server.claimed("a") == 3
+        assert client.stats().types[0].paused is False
+
+
+async def test_the_async_client_pauses_and_resumes(gate_server: GateServer) -> None:
+    async with AsyncJobClient(target=gate_server.target, timeout_s=5) as client:
+        await client.enqueue("b")
+        assert await client.pause_type("b") is True
+        assert await asyncio.to_thread(gate_server.claimed, "b") == 0
+        assert await client.resume_type("b") is True
+        assert await asyncio.to_thread(gate_server.claimed, "b") == 1
+
+
+def test_a_bad_type_is_invalid_argument_and_pauses_nothing(gate_server: GateServer) -> None:
+    with JobClient(target=gate_server.target, timeout_s=5) as client:
+        for call in (client.pause_type, client.resume_type):
+            with pytest.raises(InvalidJob) as caught:
+                call("not a type!")
+            assert caught.value.code == "INVALID_ARGUMENT"
+        assert gate_server.run(gate_server.store.paused_types()) == []
+
+
+@pytest.mark.integration
+def test_the_cli_pauses_and_resumes(gate_server: GateServer) -> None:
+    target = gate_server.target
+    with JobClient(target=target, timeout_s=5) as client:
+        client.enqueue("reports")
+    paused = run_cli(target, "pause", "reports")
+    assert (paused.code, paused.stdout.strip()) == (0, "reports: paused")
+    again = run_cli(target, "pause", "reports", "--json")
+    assert again.code == 0
+    assert json.loads(again.stdout) == {"type": "reports", "paused": True, "changed": False}
+    assert gate_server.claimed("reports") == 0
+    stats = run_cli(target, "stats")
+    assert "reports (paused)" in stats.stdout
+    resumed = run_cli(target, "resume", "reports")
+    assert (resumed.code, resumed.stdout.strip()) == (0, "reports: resumed")
+    not_paused = run_cli(target, "resume", "reports")
+    assert not_paused.stdout.strip() == "reports: resumed (it was not paused)"
+    assert gate_server.claimed("reports") == 1
+    bad = run_cli(target, "pause", "bad type")
+    assert bad.code == 2
+    assert "type" in bad.stderr
