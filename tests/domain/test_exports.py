@@ -91,6 +91,14 @@ DOMAIN = [
     "MAX_WORKER_TTL_MS",
     "MAX_WORKER_TYPES",
     "MAX_LISTED_WORKERS",
+    # Unique jobs
+    "UniqueRule",
+    "UniqueScope",
+    "OnConflict",
+    "UniqueConflict",
+    "validate_unique",
+    "MAX_UNIQUE_KEY_LENGTH",
+    "MAX_UNIQUE_WINDOW_MS",
     # Recurring schedules
     "Schedule",
     "JobTemplate",

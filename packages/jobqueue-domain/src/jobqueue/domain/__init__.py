@@ -84,6 +84,15 @@ from ._transitions import (
     resolve,
     transition,
 )
+from ._unique import (
+    MAX_UNIQUE_KEY_LENGTH,
+    MAX_UNIQUE_WINDOW_MS,
+    OnConflict,
+    UniqueConflict,
+    UniqueRule,
+    UniqueScope,
+    validate_unique,
+)
 from ._validation import (
     MAX_EPOCH_MS,
     MAX_TYPE_LENGTH,
@@ -180,6 +189,14 @@ __all__ = [
     "MAX_WORKER_TTL_MS",
     "MAX_WORKER_TYPES",
     "MAX_LISTED_WORKERS",
+    # Unique jobs
+    "UniqueRule",
+    "UniqueScope",
+    "OnConflict",
+    "UniqueConflict",
+    "validate_unique",
+    "MAX_UNIQUE_KEY_LENGTH",
+    "MAX_UNIQUE_WINDOW_MS",
     # Recurring schedules
     "Schedule",
     "JobTemplate",

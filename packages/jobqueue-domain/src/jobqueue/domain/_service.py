@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ._errors import InvalidJob, JobNotFound
 from ._job import Job, JobPage, JobQuery, JobStatus, QueueStats
 from ._ports import Clock, IdGenerator, JobStore
+from ._unique import OnConflict, UniqueScope, validate_unique
 from ._validation import (
     Limits,
     validate_execution_time,
@@ -28,6 +29,12 @@ class EnqueueRequest:
     execution_time_ms: int | None = None
     max_attempts: int | None = None
     idempotency_key: str | None = None
+    # A unique job (see _unique.py): None/0 leave the defaults (ACTIVE scope,
+    # RETURN_EXISTING); options without a key are refused.
+    unique_key: str | None = None
+    unique_scope: UniqueScope | None = None
+    on_conflict: OnConflict | None = None
+    unique_window_ms: int | None = None
 
 
 class JobService:
@@ -153,4 +160,10 @@ class JobService:
             updated_at=now,
             max_attempts=validate_max_attempts(request.max_attempts, self._limits),
             idempotency_key=validate_idempotency_key(request.idempotency_key),
+            unique=validate_unique(
+                request.unique_key,
+                request.unique_scope,
+                request.on_conflict,
+                request.unique_window_ms,
+            ),
         )

@@ -17,6 +17,7 @@ from jobqueue.domain import (
     LeaseLost,
     ScheduleNotFound,
     StoreUnavailable,
+    UniqueConflict,
 )
 
 _log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ STATUS_CODES: Mapping[type[JobQueueError], grpc.StatusCode] = {
     JobAlreadyFinished: grpc.StatusCode.FAILED_PRECONDITION,
     LeaseLost: grpc.StatusCode.FAILED_PRECONDITION,
     InvalidTransition: grpc.StatusCode.FAILED_PRECONDITION,
+    UniqueConflict: grpc.StatusCode.ALREADY_EXISTS,
     CapacityExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
     NotServedHere: grpc.StatusCode.UNIMPLEMENTED,

@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 
 from jobqueue.domain import Clock, Job, JobStatus, SystemClock
 
+from ._unique import UniqueLock, release_lock
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MemoryStoreSettings:
@@ -60,6 +62,8 @@ class _MemoryCore:
         self._cancel_inboxes: set[asyncio.Queue[str]] = set()
         # Types claims skip (pause_type); their jobs stay in ``_pending``.
         self._paused: set[str] = set()
+        # Unique key -> the job holding it (_unique.py).
+        self._unique_locks: dict[str, UniqueLock] = {}
 
     def _live_lease(self, job_id: str, token: str) -> _Record | None:
         """The record whose lease this is, unless the token is stale or the deadline passed."""
@@ -88,6 +92,7 @@ class _MemoryCore:
         record.token = ""
         record.deadline_ms = 0
         self._running.pop(job.id, None)
+        release_lock(self._unique_locks, job)
         self._finished.append((now + self._settings.retention_ms, job.id))
         self._notify(job.id)
         return job

@@ -22,6 +22,7 @@ from jobqueue.domain import (
 )
 
 from ._core import _MemoryCore, _Record
+from ._unique import release_lock
 
 _OUTCOME_EVENTS = {
     OutcomeKind.COMPLETE: Event.COMPLETE,
@@ -190,6 +191,7 @@ class _LeasingMixin(_MemoryCore):
         record.deadline_ms = now + lease_ms
         record.confirmed = False
         self._running[record.job.id] = record.deadline_ms
+        release_lock(self._unique_locks, record.job, claimed=True)
         self._notify(record.job.id)
         return Lease(record.job, record.token, record.deadline_ms)
 

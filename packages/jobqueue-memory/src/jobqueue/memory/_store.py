@@ -20,6 +20,8 @@ from jobqueue.domain import (
     JobAlreadyFinished,
     JobNotFound,
     JobStatus,
+    OnConflict,
+    UniqueConflict,
     transition,
 )
 
@@ -28,6 +30,7 @@ from ._core import _Record
 from ._gates import _GatesMixin
 from ._leasing import _LeasingMixin
 from ._reading import _ReadingMixin
+from ._unique import lock_holder, take_lock
 
 
 class MemoryJobStore(_AdminMixin, _LeasingMixin, _ReadingMixin, _GatesMixin):
@@ -48,6 +51,9 @@ class MemoryJobStore(_AdminMixin, _LeasingMixin, _ReadingMixin, _GatesMixin):
             )
         stored: list[Job] = []
         batch_keys: dict[str, Job] = {}
+        now = self._clock.now_ms()
+        batch_unique: dict[str, Job] = {}
+        replaced: list[str] = []
         for job in jobs:
             if job.status is not JobStatus.PENDING:
                 raise InvalidJob("status", "new jobs must be PENDING")
@@ -60,6 +66,11 @@ class MemoryJobStore(_AdminMixin, _LeasingMixin, _ReadingMixin, _GatesMixin):
                 if existing_id is not None and existing_id in self._records:
                     stored.append(self._records[existing_id].job)
                     continue
+            holder = self._unique_verdict(job, now, batch_unique, replaced)
+            if holder is not None:
+                stored.append(holder)
+                continue
+            if key is not None:
                 batch_keys[key] = job
             stored.append(job)
         for job in stored:
@@ -68,13 +79,49 @@ class MemoryJobStore(_AdminMixin, _LeasingMixin, _ReadingMixin, _GatesMixin):
             self._records[job.id] = _Record(job)
             if job.idempotency_key is not None:
                 self._keys[job.idempotency_key] = job.id
+            take_lock(self._unique_locks, job, now)
             heapq.heappush(self._pending.setdefault(job.type, []), (job.execution_time_ms, job.id))
+        for holder_id in replaced:
+            self._replaced(holder_id, now)
+        stored = [self._records[job.id].job for job in stored]
         if batch_key is not None:
             expires_at = self._clock.now_ms() + self._settings.retention_ms
             self._batches[batch_key] = (expires_at, [job.id for job in stored])
             self._batch_expiry.append((expires_at, batch_key))
         self._wake()
         return stored
+
+    def _unique_verdict(
+        self, job: Job, now: int, batch_unique: dict[str, Job], replaced: list[str]
+    ) -> Job | None:
+        """The holder to return in the job's place, or None to store it; raises on a reject.
+
+        Decided before anything is written, so a rejected job rejects the whole
+        batch with no change. Jobs earlier in the batch hold keys like stored ones.
+        """
+        rule = job.unique
+        if rule is None:
+            return None
+        holder = batch_unique.get(rule.key)
+        if holder is None:
+            record = self._records.get(lock_holder(self._unique_locks, rule.key, now) or "")
+            holder = record.job if record is not None else None
+        if holder is not None:
+            if rule.on_conflict is OnConflict.RETURN_EXISTING:
+                return holder
+            if rule.on_conflict is not OnConflict.REPLACE or holder.status is not JobStatus.PENDING:
+                raise UniqueConflict(rule.key, holder.id)
+            replaced.append(holder.id)
+        batch_unique[rule.key] = job
+        return None
+
+    def _replaced(self, holder_id: str, now: int) -> None:
+        """A PENDING holder that a REPLACE took the key from ends CANCELLED, saying by whom."""
+        record = self._records[holder_id]
+        key = record.job.unique_key or ""
+        successor = self._unique_locks[key].job_id if key in self._unique_locks else "?"
+        record.job = replace(record.job, last_error=f"replaced by job {successor}")
+        self._finish(record, JobStatus.CANCELLED, now)
 
     async def cancel(self, job_id: str) -> Job:
         self._purge()
