@@ -65,6 +65,15 @@ DOMAIN = [
     # Claim-time gates
     "TypeGates",
     "GateService",
+    # Counters and their history
+    "JobCounters",
+    "TypeCounters",
+    "CounterSample",
+    "COUNTER_KINDS",
+    "DEFAULT_SAMPLE_INTERVAL_MS",
+    "DEFAULT_SAMPLES_KEPT",
+    "counters_from_pairs",
+    "totals",
     # Operators' actions
     "AdminService",
     "AdminStore",

@@ -18,6 +18,16 @@ from ._admin import (
     encode_bulk_cursor,
 )
 from ._clock import ManualClock, SystemClock, UuidV7Generator
+from ._counters import (
+    COUNTER_KINDS,
+    DEFAULT_SAMPLE_INTERVAL_MS,
+    DEFAULT_SAMPLES_KEPT,
+    CounterSample,
+    JobCounters,
+    TypeCounters,
+    counters_from_pairs,
+    totals,
+)
 from ._cursor import ListPosition, decode_cursor, encode_cursor
 from ._errors import (
     CapacityExceeded,
@@ -163,6 +173,15 @@ __all__ = [
     # Claim-time gates
     "TypeGates",
     "GateService",
+    # Counters and their history
+    "JobCounters",
+    "TypeCounters",
+    "CounterSample",
+    "COUNTER_KINDS",
+    "DEFAULT_SAMPLE_INTERVAL_MS",
+    "DEFAULT_SAMPLES_KEPT",
+    "counters_from_pairs",
+    "totals",
     # Operators' actions
     "AdminService",
     "AdminStore",

@@ -62,6 +62,9 @@ class _MemoryCore:
         self._cancel_inboxes: set[asyncio.Queue[str]] = set()
         # Types claims skip (pause_type); their jobs stay in ``_pending``.
         self._paused: set[str] = set()
+        # Cumulative counters by (kind, type), moved in the step that makes the
+        # transition, as the Redis store's 'ct' hash (see ``_counters``).
+        self._counts: dict[tuple[str, str], int] = {}
         # Unique key -> the job holding it (_unique.py).
         self._unique_locks: dict[str, UniqueLock] = {}
 
@@ -88,6 +91,7 @@ class _MemoryCore:
 
     def _finish(self, record: _Record, status: JobStatus, now: int) -> Job:
         job = replace(record.job, status=status, updated_at=now)
+        self._count(status.name.lower(), job.type)
         record.job = job
         record.token = ""
         record.deadline_ms = 0
@@ -121,6 +125,10 @@ class _MemoryCore:
                 if key is not None and self._keys.get(key) == job_id:
                     del self._keys[key]
                 self._notify(job_id)
+
+    def _count(self, kind: str, job_type: str, n: int = 1) -> None:
+        key = (kind, job_type)
+        self._counts[key] = self._counts.get(key, 0) + n
 
     def _wake(self) -> None:
         self._changed.set()

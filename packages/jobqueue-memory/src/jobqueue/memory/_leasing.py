@@ -73,6 +73,8 @@ class _LeasingMixin(_MemoryCore):
             record.unconfirmed_expiries = 0
             if status is JobStatus.PENDING:
                 due = now + (outcome.retry_delay_ms or 0)
+                if outcome.kind is not OutcomeKind.RELEASE:
+                    self._count("retried", job.type)
                 record.job = job
                 self._requeue(record, due, now)
             else:
@@ -112,6 +114,7 @@ class _LeasingMixin(_MemoryCore):
         )[:limit]
         for _, job_id in expired:
             record = self._records[job_id]
+            self._count("leases_expired", record.job.type)
             if (
                 not record.confirmed
                 and not record.job.cancel_requested

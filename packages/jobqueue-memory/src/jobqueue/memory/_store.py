@@ -27,13 +27,14 @@ from jobqueue.domain import (
 
 from ._admin import _AdminMixin
 from ._core import _Record
+from ._counters import _CountersMixin
 from ._gates import _GatesMixin
 from ._leasing import _LeasingMixin
 from ._reading import _ReadingMixin
 from ._unique import lock_holder, take_lock
 
 
-class MemoryJobStore(_AdminMixin, _LeasingMixin, _ReadingMixin, _GatesMixin):
+class MemoryJobStore(_AdminMixin, _LeasingMixin, _ReadingMixin, _GatesMixin, _CountersMixin):
     """The embedded default store: same semantics as Redis, nothing survives a restart."""
 
     # -- producers -------------------------------------------------------------
@@ -77,6 +78,7 @@ class MemoryJobStore(_AdminMixin, _LeasingMixin, _ReadingMixin, _GatesMixin):
             if job.id in self._records:
                 continue
             self._records[job.id] = _Record(job)
+            self._count("enqueued", job.type)
             if job.idempotency_key is not None:
                 self._keys[job.idempotency_key] = job.id
             take_lock(self._unique_locks, job, now)

@@ -164,7 +164,7 @@ class RedisScheduleStore:
         if job is not None:
             job_id = with_shard(job.id, shard, core.shards)
             key = job.idempotency_key or ""
-        keys = (ns + "sx", ns + "tz", ns + "ts:1", ns + "sc:" + schedule_id)
+        keys = (ns + "sx", ns + "tz", ns + "ts:1", ns + "sc:" + schedule_id, ns + "ct")
         args: list[Arg] = [
             ns, schedule_id, version,
             "" if tick_ms is None else tick_ms,

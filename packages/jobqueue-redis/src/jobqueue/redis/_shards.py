@@ -76,12 +76,12 @@ def namespace(prefix: str, shard: int, shards: int) -> str:
 
 
 _FIXED_KEYS: dict[str, tuple[str, ...]] = {
-    "add": ("tz", "cfg", "ts:1"),
+    "add": ("tz", "cfg", "ts:1", "ct"),
     "claim": ("tz", "lx", "ts:2", "pz"),
-    "settle": ("tz", "cfg", "fx", "ts:1", "ts:3", "ts:4", "ts:5"),
+    "settle": ("tz", "cfg", "fx", "ts:1", "ts:3", "ts:4", "ts:5", "ct"),
     "renew": ("tz", "lx"),
-    "cancel": ("tz", "cfg", "fx", "ts:5"),
-    "requeue": ("tz", "cfg", "lx", "fx", "sweep", "ts:1", "ts:3", "ts:4", "ts:5"),
+    "cancel": ("tz", "cfg", "fx", "ts:5", "ct"),
+    "requeue": ("tz", "cfg", "lx", "fx", "sweep", "ts:1", "ts:3", "ts:4", "ts:5", "ct"),
     "stats": ("tz", "cfg"),
     "list": ("tz", "cfg", "ts:1", "ts:2", "ts:3", "ts:4", "ts:5"),
     "watchers": (),

@@ -13,6 +13,7 @@ from jobqueue.domain import (
     BulkAction,
     BulkResult,
     Clock,
+    CounterSample,
     Job,
     JobFilter,
     JobPage,
@@ -21,11 +22,13 @@ from jobqueue.domain import (
     LeaseState,
     Outcome,
     QueueStats,
+    TypeCounters,
 )
 
 from ._actions import Actions
 from ._admin import Admin
 from ._core import StoreCore
+from ._counters import Counters
 from ._enqueue import Enqueuer
 from ._errors import translated
 from ._gates import Gates, with_paused
@@ -57,6 +60,7 @@ class RedisJobStore:
         self._watching = Watching(self._core, self._admin.get)
         self._actions = Actions(self._core, self._admin)
         self._gates = Gates(self._core)
+        self._counters = Counters(self._core)
 
     @property
     def settings(self) -> RedisStoreSettings:
@@ -137,6 +141,20 @@ class RedisJobStore:
     ) -> BulkResult:
         await self._core.resolve_layout()
         return await self._actions.bulk(action, job_filter, limit=limit, cursor=cursor)
+
+    # -- counters and their history (jobqueue.domain.JobCounters) -----------------
+
+    async def counters(self) -> list[TypeCounters]:
+        await self._core.resolve_layout()
+        return await self._counters.counters()
+
+    async def record_sample(self, *, interval_ms: int, keep: int) -> bool:
+        await self._core.resolve_layout()
+        return await self._counters.record_sample(interval_ms=interval_ms, keep=keep)
+
+    async def samples(self, *, since_ms: int = 0) -> list[CounterSample]:
+        await self._core.resolve_layout()
+        return await self._counters.samples(since_ms=since_ms)
 
     def watch(self, job_id: str) -> AsyncIterator[Job]:
         return self._watching.watch(job_id)

@@ -114,6 +114,16 @@ local function forget(P, id)
   redis.call('DEL', jk)
 end
 
+-- Cumulative per-type counters ('ct', one hash per shard), moved in the same
+-- step as the transition they count, so every process (servers, direct
+-- workers) reports the same truth and it survives restarts. Field
+-- '<kind>:<type>' (a kind has no colon): enqueued, completed, failed,
+-- retried, cancelled, leases_expired. Scripts declare 'ct' last in KEYS.
+local COUNTED = {['3'] = 'completed', ['4'] = 'failed', ['5'] = 'cancelled'}
+local function count(P, jtype, kind, n)
+  redis.call('HINCRBY', P .. 'ct', kind .. ':' .. jtype, n)
+end
+
 -- Move a job to a terminal status and start its retention clock. Past the
 -- count cap, the oldest finished jobs of its type and status go at once, at
 -- most two per finish, so the cap holds without a long step.
@@ -121,6 +131,7 @@ end
 -- count cap (at most two forgotten per job finished), once per type and
 -- status for `n` jobs finished by one script.
 local function finish_index(P, dk, jtype, status, now, cap, n)
+  count(P, jtype, COUNTED[tostring(status)], n)
   redis.call('ZADD', P .. 'ts:' .. status, 0, jtype)
   redis.call('ZADD', P .. 'fx', 'LT', now, jtype)
   local excess = redis.call('ZCARD', dk) - cap

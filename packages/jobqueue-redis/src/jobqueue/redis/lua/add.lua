@@ -1,5 +1,5 @@
 -- Store new PENDING jobs, all in one step.
--- KEYS: tz, cfg, ts:1 of the shard (KEYS[1] routes the call to the shard's slot).
+-- KEYS: tz, cfg, ts:1, ct of the shard (KEYS[1] routes the call to the shard's slot).
 -- ARGV: prefix, the batch key or '', then per job three
 -- arguments: a head "id type execution_time|'-' max_attempts|''" (four words,
 -- none of which can hold a space; '-' means due now), the payload, and the
@@ -100,6 +100,7 @@ for jtype, members in pairs(queued) do
   for i = 1, #members, 1000 do
     redis.call('ZADD', q, unpack(members, i, math.min(i + 999, #members)))
   end
+  count(P, jtype, 'enqueued', #members / 2)
   -- A queue that held jobs already is in both indexes (they drop a type only
   -- once its queue is gone): only a queue this call started needs adding.
   if redis.call('ZCARD', q) == #members / 2 then

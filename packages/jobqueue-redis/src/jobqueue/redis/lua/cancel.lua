@@ -1,5 +1,5 @@
 -- Cancel a PENDING job, or flag a RUNNING one for its worker to stop.
--- KEYS: tz, cfg, fx, ts:5 of the shard, the job's hash.
+-- KEYS: tz, cfg, fx, ts:5, ct of the shard, the job's hash.
 -- ARGV: prefix, id, the channel of cancel requests (on a cluster the shard's own,
 -- published with SPUBLISH; else one for every shard).
 -- Returns {'ok', fields} | {'missing'} | {'finished', status}.
@@ -7,7 +7,7 @@ local P = ARGV[1]
 local now = clock_ms()
 local retention, cap = config(P)
 local id = ARGV[2]
-local jk = KEYS[5]
+local jk = KEYS[#KEYS]
 local f = redis.call('HMGET', jk, 's', 't', 'x', 'f')
 if not f[1] or (f[4] and tonumber(f[4]) + retention <= now) then
   return {'missing'}

@@ -4,7 +4,7 @@
 -- lower bound of their earliest lease deadline) or 'fx' (a lower bound of
 -- their oldest finish) says there may be something to do, and forgets at most
 -- `limit` finished jobs per call.
--- KEYS: tz, cfg, lx, fx, sweep, ts:1, ts:3, ts:4, ts:5 of the shard.
+-- KEYS: tz, cfg, lx, fx, sweep, ts:1, ts:3, ts:4, ts:5, ct of the shard.
 -- ARGV: prefix, limit, default_max_attempts, max_unconfirmed, lock_ms, lock_token.
 -- With lock_ms > 0 the sweep runs only if no other sweep ran in the last
 -- lock_ms (a SET NX PX lock), so many servers and workers sweep once between them.
@@ -44,6 +44,7 @@ for _, jtype in ipairs(redis.call('ZRANGE', lx, '-inf', now, 'BYSCORE', 'LIMIT',
       P .. 'd:' .. jtype .. ':5', P .. 'k:' .. (ikey or '')})
     expired = expired + 1
     redis.call('ZREM', r, id)
+    count(P, jtype, 'leases_expired', 1)
     local f = redis.call('HMGET', jk, 'a', 'm', 'x', 'n', 'z')
     local max_attempts = tonumber(f[2]) or default_max
     if f[3] == '1' then

@@ -2,7 +2,7 @@
 -- docs/domain.md ("Recurring schedules"). Any number of servers plan the same
 -- step from the same version; the first to run this applies it and bumps the
 -- version, the others find the version moved and change nothing.
--- KEYS: sx, tz, ts:1, sc:<id> (all of the schedule's shard, which is its job
+-- KEYS: sx, tz, ts:1, sc:<id>, ct (all of the schedule's shard, which is its job
 -- type's shard, so the tick's job is written in the same atomic step).
 -- ARGV: prefix, id, version, tick ('' for none), last tick ('' for none),
 -- next tick ('' for none), missed, the job id, the job's idempotency key.
@@ -55,6 +55,7 @@ if enqueue then
     redis.call('ZADD', P .. 'q:' .. jtype, now, jid)
     redis.call('ZADD', KEYS[2], 0, jtype)
     redis.call('ZADD', KEYS[3], 0, jtype)
+    count(P, jtype, 'enqueued', 1)
     wake(P, jtype)
   end
 else

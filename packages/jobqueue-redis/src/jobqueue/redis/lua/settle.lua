@@ -1,6 +1,6 @@
 -- Apply worker verdicts on leased jobs; a lease no longer held (stale token, or
 -- deadline passed by Redis's clock) changes nothing.
--- KEYS: tz, cfg, fx, ts:1, ts:3, ts:4, ts:5 of the shard. ARGV: prefix, then
+-- KEYS: tz, cfg, fx, ts:1, ts:3, ts:4, ts:5, ct of the shard. ARGV: prefix, then
 -- ARGV[2]: plain completions (no result, no error) packed in one string,
 -- 'id\0token\0id\0token...' ('' for none): one argument instead of seven per
 -- job, because encoding arguments is most of a worker's settle cost;
@@ -13,6 +13,7 @@ local retention, cap = config(P)
 local out = {}
 local probed = {} -- types whose keys were probed in this call
 local finished = {} -- d key -> {jtype, status, n}: indexed once per call
+local retried = {} -- type -> retries: counted once per call
 
 local function apply(id, token, kind, has_result, result, err, retry_delay)
   local jk = P .. 'j:' .. id
@@ -50,6 +51,8 @@ local function apply(id, token, kind, has_result, result, err, retry_delay)
   else
     if kind == 'l' then
       redis.call('HINCRBY', jk, 'a', -1)
+    else
+      retried[jtype] = (retried[jtype] or 0) + 1
     end
     -- A settled lease was confirmed: its unconfirmed expiries no longer run in a row.
     redis.call('HDEL', jk, 'z')
@@ -77,5 +80,8 @@ for i = 3, #ARGV, 7 do
 end
 for dk, f in pairs(finished) do
   finish_index(P, dk, f.jtype, f.status, now, cap, f.n)
+end
+for jtype, n in pairs(retried) do
+  count(P, jtype, 'retried', n)
 end
 return out
