@@ -13,7 +13,7 @@ import heapq
 from collections import deque
 from dataclasses import dataclass, replace
 
-from jobqueue.domain import Clock, Job, JobStatus, SystemClock
+from jobqueue.domain import Clock, Job, JobStatus, SystemClock, WorkerInfo
 
 from ._unique import UniqueLock, release_lock
 
@@ -62,6 +62,8 @@ class _MemoryCore:
         self._cancel_inboxes: set[asyncio.Queue[str]] = set()
         # Types claims skip (pause_type); their jobs stay in ``_pending``.
         self._paused: set[str] = set()
+        # Live workers (_presence.py): id -> (expiry by this store's clock, info).
+        self._workers: dict[str, tuple[int, WorkerInfo]] = {}
         # Cumulative counters by (kind, type), moved in the step that makes the
         # transition, as the Redis store's 'ct' hash (see ``_counters``).
         self._counts: dict[tuple[str, str], int] = {}

@@ -16,6 +16,7 @@ from jobqueue.domain import (
     TypeStats,
     decode_cursor,
     encode_cursor,
+    live_workers_by_type,
 )
 
 from ._core import _MemoryCore, _Record
@@ -58,14 +59,25 @@ class _ReadingMixin(_MemoryCore):
             row = counts.setdefault(job.type, {})
             if job.status is JobStatus.PENDING:
                 name = "pending" if job.execution_time_ms <= now else "scheduled"
+                if name == "pending":
+                    age = now - job.execution_time_ms
+                    row["oldest_pending_age_ms"] = max(row.get("oldest_pending_age_ms", 0), age)
             else:
                 name = job.status.name.lower()
             row[name] = row.get(name, 0) + 1
         # A paused type is listed even with no jobs: the operator paused it.
         names = sorted(counts.keys() | self._paused)
+        workers = live_workers_by_type(
+            info for expires_at, info in self._workers.values() if expires_at > now
+        )
         return QueueStats(
             types=[
-                TypeStats(type=name, paused=name in self._paused, **counts.get(name, {}))
+                TypeStats(
+                    type=name,
+                    paused=name in self._paused,
+                    workers=workers.get(name, 0),
+                    **counts.get(name, {}),
+                )
                 for name in names[:MAX_STATS_TYPES]
             ],
             omitted_types=max(len(names) - MAX_STATS_TYPES, 0),

@@ -30,11 +30,14 @@ from ._core import _Record
 from ._counters import _CountersMixin
 from ._gates import _GatesMixin
 from ._leasing import _LeasingMixin
+from ._presence import _PresenceMixin
 from ._reading import _ReadingMixin
 from ._unique import lock_holder, take_lock
 
 
-class MemoryJobStore(_AdminMixin, _LeasingMixin, _ReadingMixin, _GatesMixin, _CountersMixin):
+class MemoryJobStore(
+    _PresenceMixin, _AdminMixin, _LeasingMixin, _ReadingMixin, _GatesMixin, _CountersMixin
+):
     """The embedded default store: same semantics as Redis, nothing survives a restart."""
 
     # -- producers -------------------------------------------------------------

@@ -37,7 +37,17 @@ _MAX_STATS_TYPES = 1_000
 _STATS_STEP = 100
 """Types counted per ``stats.lua`` call."""
 _MAX_PAGE = 1_000
-_STAT_NAMES = ("pending", "scheduled", "running", "completed", "failed", "cancelled")
+_STAT_NAMES = (
+    "pending",
+    "scheduled",
+    "running",
+    "completed",
+    "failed",
+    "cancelled",
+    "oldest_pending_age_ms",
+)
+_STRIDE = len(_STAT_NAMES) + 1
+"""A type's name and its numbers in ``stats.lua``'s flat reply."""
 
 
 class Admin:
@@ -158,10 +168,10 @@ class Admin:
             flat = await core.read(core.call("stats", args, core.keys[shard]["stats"]))
             holding = int(flat[0])
             rows += [
-                (flat[i].decode(), tuple(int(n) for n in flat[i + 1 : i + 7]))
-                for i in range(1, len(flat), 7)
+                (flat[i].decode(), tuple(int(n) for n in flat[i + 1 : i + _STRIDE]))
+                for i in range(1, len(flat), _STRIDE)
             ]
-            if len(flat) - 1 < 7 * step:
+            if len(flat) - 1 < _STRIDE * step:
                 break
             after = rows[-1][0]
         return max(holding - len(rows), 0), rows

@@ -22,6 +22,7 @@ from jobqueue.domain import (
     LeaseState,
     Outcome,
     QueueStats,
+    WorkerInfo,
     TypeCounters,
 )
 
@@ -33,6 +34,7 @@ from ._enqueue import Enqueuer
 from ._errors import translated
 from ._gates import Gates, with_paused
 from ._leasing import MAX_CLAIM, Leasing
+from ._presence import Presence, with_workers
 from ._settings import RedisStoreSettings
 from ._watching import Watching
 
@@ -60,6 +62,7 @@ class RedisJobStore:
         self._watching = Watching(self._core, self._admin.get)
         self._actions = Actions(self._core, self._admin)
         self._gates = Gates(self._core)
+        self._presence = Presence(self._core)
         self._counters = Counters(self._core)
 
     @property
@@ -110,7 +113,20 @@ class RedisJobStore:
 
     async def stats(self) -> QueueStats:
         await self._core.resolve_layout()
-        return with_paused(await self._admin.stats(), await self._gates.paused_types())
+        stats = with_paused(await self._admin.stats(), await self._gates.paused_types())
+        return with_workers(stats, await self._presence.list_workers())
+
+    # -- worker presence (jobqueue.domain.PresenceStore) -------------------------
+
+    async def heartbeat(self, worker: WorkerInfo, *, ttl_ms: int) -> WorkerInfo:
+        """On the prefix's one fixed hash tag, whatever the shard layout (_presence.py)."""
+        return await self._presence.heartbeat(worker, ttl_ms)
+
+    async def deregister(self, worker_id: str) -> bool:
+        return await self._presence.deregister(worker_id)
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        return await self._presence.list_workers()
 
     # -- claim-time gates (jobqueue.domain.TypeGates) ----------------------------
 

@@ -3,7 +3,8 @@
 -- types; the store pages through the first 1,000 in such steps.
 -- KEYS: tz, cfg of the shard. ARGV: prefix, max_types, after.
 -- Returns {types holding jobs in all, type, pending, scheduled, running,
--- completed, failed, cancelled, ...}.
+-- completed, failed, cancelled, oldest pending age ms, ...}: the age is how
+-- long the earliest due job has waited by Redis's clock, 0 when none is due.
 local P = ARGV[1]
 local max_types = tonumber(ARGV[2])
 local now = clock_ms()
@@ -25,5 +26,11 @@ for _, jtype in ipairs(types) do
   for status = 3, 5 do
     out[#out + 1] = redis.call('ZCOUNT', P .. 'd:' .. jtype .. ':' .. status, since, '+inf')
   end
+  local head = redis.call('ZRANGE', q, 0, 0, 'WITHSCORES')
+  local age = 0
+  if due > 0 and #head > 0 then
+    age = now - tonumber(head[2])
+  end
+  out[#out + 1] = age
 end
 return out

@@ -1,0 +1,161 @@
+"""The PresenceStore contract (worker heartbeats and the live-worker list), on every store.
+
+A worker is listed from its heartbeat until the store's clock passes its own
+time to live, or until it deregisters; the store stamps ``last_seen_at_ms``
+with its own clock. Stats count the live workers of each type and say how
+long the oldest due job has waited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from jobqueue.domain import (
+    MAX_WORKER_TYPES,
+    InvalidJob,
+    JobStore,
+    PresenceService,
+    PresenceStore,
+    WorkerInfo,
+)
+from tests.contract.conftest import MakeJob, Passage
+
+TTL = 30_000
+
+
+def presence(store: JobStore) -> PresenceStore:
+    assert isinstance(store, PresenceStore)
+    return store
+
+
+def worker(worker_id: str = "host-1-abc", *types: str, busy: int = 0) -> WorkerInfo:
+    return WorkerInfo(
+        id=worker_id,
+        host="host",
+        pid=1234,
+        sdk="jobqueue-python/0.1.0",
+        types=types or ("email",),
+        concurrency=10,
+        busy=busy,
+        started_at_ms=1_700_000_000_000,
+        last_seen_at_ms=42,  # the store's clock decides, not this
+    )
+
+
+async def test_a_heartbeat_lists_the_worker_stamped_by_the_store_clock(
+    store: JobStore, passage: Passage
+) -> None:
+    before = await passage.now_ms()
+    stored = await presence(store).heartbeat(worker(busy=3), ttl_ms=TTL)
+    after = await passage.now_ms()
+    assert before <= stored.last_seen_at_ms <= after
+    assert await presence(store).list_workers() == [stored]
+    assert stored == replace(worker(busy=3), last_seen_at_ms=stored.last_seen_at_ms)
+
+
+async def test_a_later_heartbeat_replaces_what_the_worker_said(
+    store: JobStore, passage: Passage
+) -> None:
+    await presence(store).heartbeat(worker(busy=1), ttl_ms=TTL)
+    await passage.advance(5)
+    second = await presence(store).heartbeat(worker("host-1-abc", "sms", busy=7), ttl_ms=TTL)
+    listed = await presence(store).list_workers()
+    assert listed == [second]
+    assert listed[0].types == ("sms",) and listed[0].busy == 7
+
+
+async def test_workers_are_listed_by_id(store: JobStore) -> None:
+    for worker_id in ("w-c", "w-a", "w-b"):
+        await presence(store).heartbeat(worker(worker_id), ttl_ms=TTL)
+    assert [w.id for w in await presence(store).list_workers()] == ["w-a", "w-b", "w-c"]
+
+
+async def test_a_worker_disappears_when_its_ttl_passes_without_a_heartbeat(
+    store: JobStore, passage: Passage
+) -> None:
+    ttl = 1_000 + passage.guard_ms
+    await presence(store).heartbeat(worker("short"), ttl_ms=ttl)
+    await presence(store).heartbeat(worker("long"), ttl_ms=TTL)
+    await passage.advance(ttl - passage.guard_ms - 1)
+    assert [w.id for w in await presence(store).list_workers()] == ["long", "short"]
+    await passage.advance(passage.guard_ms + 1)
+    assert [w.id for w in await presence(store).list_workers()] == ["long"]
+    # A heartbeat after expiry lists it again, as a fresh registration.
+    await presence(store).heartbeat(worker("short"), ttl_ms=TTL)
+    assert [w.id for w in await presence(store).list_workers()] == ["long", "short"]
+
+
+async def test_deregister_forgets_a_worker_at_once(store: JobStore) -> None:
+    await presence(store).heartbeat(worker("a"), ttl_ms=TTL)
+    await presence(store).heartbeat(worker("b"), ttl_ms=TTL)
+    assert await presence(store).deregister("a") is True
+    assert await presence(store).deregister("a") is False
+    assert [w.id for w in await presence(store).list_workers()] == ["b"]
+
+
+async def test_stats_count_live_workers_per_type_and_flag_a_type_nobody_handles(
+    store: JobStore, make_job: MakeJob
+) -> None:
+    await store.add([make_job("email"), make_job("sms"), make_job("report")])
+    await presence(store).heartbeat(worker("w1", "email", "sms"), ttl_ms=TTL)
+    await presence(store).heartbeat(worker("w2", "email"), ttl_ms=TTL)
+    rows = {row.type: row for row in (await store.stats()).types}
+    assert {name: row.workers for name, row in rows.items()} == {
+        "email": 2,
+        "sms": 1,
+        "report": 0,
+    }
+    assert [name for name, row in rows.items() if row.unattended] == ["report"]
+    await presence(store).deregister("w1")
+    rows = {row.type: row for row in (await store.stats()).types}
+    assert rows["sms"].workers == 0 and rows["sms"].unattended
+
+
+async def test_stats_say_how_long_the_oldest_due_job_has_waited(
+    store: JobStore, make_job: MakeJob, passage: Passage
+) -> None:
+    first = make_job("email")
+    await store.add([first, make_job("email"), make_job("later", delay_ms=3_600_000)])
+    await passage.advance(250)
+    now = await passage.now_ms()
+    rows = {row.type: row for row in (await store.stats()).types}
+    # The producer stamped the job on its clock; the store measures on its own.
+    assert 250 <= rows["email"].oldest_pending_age_ms <= now - first.execution_time_ms + 1
+    assert rows["later"].oldest_pending_age_ms == 0
+    assert (await store.stats()).total.oldest_pending_age_ms >= 250
+
+
+async def test_the_service_refuses_bad_heartbeats_and_stores_nothing(store: JobStore) -> None:
+    service = PresenceService(presence(store))
+    bad = [
+        (worker("has space"), TTL, "worker.id"),
+        (worker(""), TTL, "worker.id"),
+        (worker("x" * 129), TTL, "worker.id"),
+        (worker("ok"), 999, "ttl_ms"),
+        (worker("ok"), 600_001, "ttl_ms"),
+        (worker("ok", "bad type!"), TTL, "type"),
+        (
+            replace(worker("ok"), types=tuple(f"t{i}" for i in range(MAX_WORKER_TYPES + 1))),
+            TTL,
+            "worker.types",
+        ),
+        (replace(worker("ok"), busy=-1), TTL, "worker.busy"),
+    ]
+    for info, ttl, field in bad:
+        with pytest.raises(InvalidJob) as raised:
+            await service.heartbeat(info, ttl_ms=ttl)
+        assert raised.value.field == field
+    assert await service.list_workers() == []
+
+
+async def test_the_service_defaults_the_ttl_and_deregisters_a_stopping_worker(
+    store: JobStore,
+) -> None:
+    service = PresenceService(presence(store))
+    stored = await service.heartbeat(worker("w", "email", "email", "sms"), ttl_ms=0)
+    assert stored is not None and stored.types == ("email", "sms")
+    assert await service.workers_by_type() == {"email": 1, "sms": 1}
+    assert await service.heartbeat(worker("w"), stopping=True) is None
+    assert await service.list_workers() == []
