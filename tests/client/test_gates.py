@@ -136,3 +136,15 @@ def test_the_cli_pauses_and_resumes(gate_server: GateServer) -> None:
     bad = run_cli(target, "pause", "bad type")
     assert bad.code == 2
     assert "type" in bad.stderr
+
+
+@pytest.mark.integration
+def test_a_jobqueue_server_process_serves_pause_and_resume(target: str) -> None:
+    """The server's own wiring: its AdminService has the gates, and stats show them."""
+    paused = run_cli(target, "pause", "gates.e2e")
+    assert (paused.code, paused.stdout.strip()) == (0, "gates.e2e: paused")
+    stats = run_cli(target, "stats", "--json")
+    rows = {row["type"]: row for row in stats.json()["types"]}
+    assert rows["gates.e2e"]["paused"] is True
+    resumed = run_cli(target, "resume", "gates.e2e", "--json")
+    assert json.loads(resumed.stdout)["changed"] is True

@@ -268,7 +268,12 @@ def _dashboard(container: Container, *, api_protected: bool) -> Dashboard | None
         _log.warning("no JOBQUEUE_DASHBOARD_TOKEN: the dashboard at %s/ is open", settings.prefix)
     elif settings.short_tokens:
         _log.warning("a dashboard token is shorter than 16 characters: easy to guess")
-    return Dashboard(container.job_service(), clock=container.clock(), settings=settings)
+    return Dashboard(
+        container.job_service(),
+        clock=container.clock(),
+        settings=settings,
+        gates=container.gate_service(),
+    )
 
 
 async def _warn_about_redis(settings: RedisStoreSettings) -> None:

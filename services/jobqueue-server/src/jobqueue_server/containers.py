@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from jobqueue.domain import (
     AdminService,
     Clock,
+    GateService,
     JobService,
     JobStore,
     LeaseService,
@@ -164,10 +165,12 @@ class Container(containers.DeclarativeContainer):
     worker_servicer = providers.Singleton(
         WorkerServicer, lease_service, options=options, clock=clock
     )
-    # Retry, delete and bulk actions; PauseType/ResumeType (gates=) and
-    # ListWorkers (list_workers=) answer UNIMPLEMENTED until wired in here.
+    # Retry, delete and bulk actions; ListWorkers (list_workers=) answers
+    # UNIMPLEMENTED until wired in here.
     admin_service = providers.Singleton(AdminService, store)
-    admin_servicer = providers.Singleton(AdminServicer, admin_service)
+    # Pausing job types (both stores are TypeGates): AdminService and the dashboard.
+    gate_service = providers.Singleton(GateService, store)
+    admin_servicer = providers.Singleton(AdminServicer, admin_service, gates=gate_service)
     auth = providers.Singleton(
         bearer_auth,
         token=settings.provided.auth_token,
