@@ -18,7 +18,9 @@ import {
   Http2SessionManager,
 } from "@connectrpc/connect-node";
 
+import { AdminService } from "../gen/ts/mpataki/jobqueue/v1/admin_pb.js";
 import { JobService } from "../gen/ts/mpataki/jobqueue/v1/jobqueue_pb.js";
+import { ScheduleService } from "../gen/ts/mpataki/jobqueue/v1/schedule_pb.js";
 import { WorkerService } from "../gen/ts/mpataki/jobqueue/v1/worker_pb.js";
 
 /** A client of `mpataki.jobqueue.v1.JobService`: submit, inspect and cancel jobs. */
@@ -26,6 +28,12 @@ export type JobServiceClient = Client<typeof JobService>;
 
 /** A client of `mpataki.jobqueue.v1.WorkerService`: claim, settle and renew leased jobs. */
 export type WorkerServiceClient = Client<typeof WorkerService>;
+
+/** A client of `mpataki.jobqueue.v1.ScheduleService`: create and manage recurring schedules. */
+export type ScheduleServiceClient = Client<typeof ScheduleService>;
+
+/** A client of `mpataki.jobqueue.v1.AdminService`: retry, delete and bulk actions, pauses, workers. */
+export type AdminServiceClient = Client<typeof AdminService>;
 
 export interface JobqueueClientOptions {
   /** Deadline of every call unless the call sets its own `timeoutMs`. */
@@ -55,10 +63,12 @@ export interface JobqueueTransport {
   close(): void;
 }
 
-/** Both clients of one server, sharing one HTTP/2 session. */
+/** The clients of one server's services, sharing one HTTP/2 session. */
 export interface JobqueueConnection {
   readonly jobs: JobServiceClient;
   readonly workers: WorkerServiceClient;
+  readonly schedules: ScheduleServiceClient;
+  readonly admin: AdminServiceClient;
   /** Ends the HTTP/2 session; calls still in flight fail. */
   close(): void;
 }
@@ -119,7 +129,17 @@ export function createWorkerServiceClient(transport: Transport): WorkerServiceCl
   return createClient(WorkerService, transport);
 }
 
-/** Both clients of the server at `address` (`host:port`), over one HTTP/2 session. */
+/** A ScheduleService client on `transport`. */
+export function createScheduleServiceClient(transport: Transport): ScheduleServiceClient {
+  return createClient(ScheduleService, transport);
+}
+
+/** An AdminService client on `transport`. */
+export function createAdminServiceClient(transport: Transport): AdminServiceClient {
+  return createClient(AdminService, transport);
+}
+
+/** The clients of the server at `address` (`host:port`), over one HTTP/2 session. */
 export function connectJobqueue(
   address: string,
   options: JobqueueClientOptions = {},
@@ -128,6 +148,8 @@ export function connectJobqueue(
   return {
     jobs: createJobServiceClient(transport),
     workers: createWorkerServiceClient(transport),
+    schedules: createScheduleServiceClient(transport),
+    admin: createAdminServiceClient(transport),
     close,
   };
 }

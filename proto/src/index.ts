@@ -2,17 +2,23 @@
 // loop over the code protoc-gen-es generates from mpataki/jobqueue/v1.
 export {
   connectJobqueue,
+  createAdminServiceClient,
   createJobqueueTransport,
   createJobServiceClient,
+  createScheduleServiceClient,
   createWorkerServiceClient,
   toBaseUrl,
   type JobqueueClientOptions,
   type JobqueueConnection,
   type JobqueueProtocol,
   type JobqueueTransport,
+  type AdminServiceClient,
   type JobServiceClient,
+  type ScheduleServiceClient,
   type WorkerServiceClient,
 } from "./client.js";
 export { processBatch, type BatchReport, type JobHandler, type ProcessBatchOptions } from "./worker.js";
 export * from "../gen/ts/mpataki/jobqueue/v1/jobqueue_pb.js";
 export * from "../gen/ts/mpataki/jobqueue/v1/worker_pb.js";
+export * from "../gen/ts/mpataki/jobqueue/v1/schedule_pb.js";
+export * from "../gen/ts/mpataki/jobqueue/v1/admin_pb.js";

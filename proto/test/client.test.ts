@@ -25,6 +25,7 @@ import {
   connectJobqueue,
   JobStatus,
   OutcomeKind,
+  OverlapPolicy,
   processBatch,
   type JobqueueClientOptions,
   type JobqueueConnection,
@@ -270,3 +271,50 @@ for (const [name, options] of TRANSPORTS) {
     }
   });
 }
+
+test("schedules: create, read, pause, resume, trigger and delete through ScheduleService", async () => {
+  const { schedule } = await jq.schedules.createSchedule({
+    schedule: {
+      name: "ts nightly",
+      spec: { case: "cron", value: "30 2 * * *" },
+      timeZone: "Europe/Paris",
+      template: { type: type("nightly"), payload: encode("{}"), headers: { tenant: "acme" } },
+      overlap: OverlapPolicy.BUFFER_ONE,
+      catchupWindowMs: 300_000n,
+    },
+  });
+  assert.ok(schedule);
+  assert.deepEqual(schedule.spec, { case: "cron", value: "30 2 * * *" });
+  assert.equal(schedule.overlap, OverlapPolicy.BUFFER_ONE);
+  assert.equal(schedule.catchupWindowMs, 300_000n);
+  assert.equal(schedule.template?.headers.tenant, "acme");
+
+  const { schedules } = await jq.schedules.listSchedules({});
+  assert.ok(schedules.some((found) => found.id === schedule.id));
+  const { schedule: paused } = await jq.schedules.pauseSchedule({ id: schedule.id });
+  assert.equal(paused?.paused, true);
+  const { schedule: resumed } = await jq.schedules.resumeSchedule({ id: schedule.id });
+  assert.equal(resumed?.paused, false);
+
+  const { jobId } = await jq.schedules.triggerSchedule({ id: schedule.id });
+  const { job } = await jq.jobs.getJob({ id: jobId });
+  assert.equal(job?.type, type("nightly"));
+
+  await jq.schedules.deleteSchedule({ id: schedule.id });
+  await assert.rejects(jq.schedules.getSchedule({ id: schedule.id }), (error: unknown) => {
+    assert.ok(error instanceof ConnectError);
+    assert.equal(error.code, Code.NotFound);
+    return true;
+  });
+  await assert.rejects(
+    jq.schedules.createSchedule({
+      schedule: { name: "bad", spec: { case: "cron", value: "61 * * * *" }, template: { type: type("bad") } },
+    }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConnectError);
+      assert.equal(error.code, Code.InvalidArgument);
+      assert.match(error.rawMessage, /^cron: /);
+      return true;
+    },
+  );
+});
