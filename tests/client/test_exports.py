@@ -28,6 +28,10 @@ EXPECTED = [
     "Schedule",
     "JobTemplate",
     "OverlapPolicy",
+    # Operators' job actions
+    "BulkAction",
+    "BulkPage",
+    "BulkTotals",
     # Errors
     "JobQueueClientError",
     "InvalidJob",
@@ -42,6 +46,7 @@ EXPECTED = [
     "WaitTimeout",
     "ScheduleNotFound",
     "InvalidSchedule",
+    "WrongJobStatus",
 ]
 
 
@@ -78,7 +83,7 @@ def test_every_export_exists_and_errors_share_one_root() -> None:
         if isinstance(getattr(jobqueue.client, name), type)
         and issubclass(getattr(jobqueue.client, name), Exception)
     ]
-    assert len(errors) == 13
+    assert len(errors) == 14
     for error in errors:
         assert issubclass(error, jobqueue.client.JobQueueClientError)
         assert (error.__doc__ or "").startswith("Raised when"), error

@@ -12,6 +12,7 @@ SDK's own (``JobNotFound``, ``InvalidJob``, ...), all under
 ``jobqueue`` command line tool is built on this package (``jobqueue --help``).
 """
 
+from ._admin_calls import BulkAction, BulkPage, BulkTotals, WrongJobStatus
 from ._async_client import AsyncJobClient
 from ._channel import DEFAULT_TARGET, DEFAULT_TIMEOUT_S, TARGET_ENV
 from ._errors import (
@@ -54,6 +55,10 @@ __all__ = [
     "Schedule",
     "JobTemplate",
     "OverlapPolicy",
+    # Operators' job actions
+    "BulkAction",
+    "BulkPage",
+    "BulkTotals",
     # Errors
     "JobQueueClientError",
     "InvalidJob",
@@ -68,4 +73,5 @@ __all__ = [
     "WaitTimeout",
     "ScheduleNotFound",
     "InvalidSchedule",
+    "WrongJobStatus",
 ]

@@ -11,7 +11,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
@@ -19,10 +19,11 @@ import grpc
 
 from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
 
+from . import _admin_calls as admin
 from . import _calls as calls
 from . import _gate_calls as gates
 from . import _schedule_calls as schedules
-from ._models import Job, QueueStats
+from ._models import Job, JobStatus, QueueStats
 from ._options import OPTIONS_DOC, ClientOptions
 from ._watch import WatchState, last_state, watch_timeout_s
 
@@ -113,6 +114,35 @@ class JobClient(ClientOptions):
 
     pause_type = _blocking(gates.pause_type)
     resume_type = _blocking(gates.resume_type)
+
+    # -- operators' job actions (documented in _admin_calls) -----------------------
+
+    retry_job = _blocking(admin.retry_job)
+    delete_job = _blocking(admin.delete_job)
+    bulk_page = _blocking(admin.bulk_page)
+
+    def bulk_jobs(
+        self,
+        action: admin.BulkAction | str,
+        *,
+        type: str | None = None,
+        status: JobStatus | str | None = None,
+        older_than_s: timedelta | float | None = None,
+        updated_before: datetime | int | None = None,
+        limit: int = 0,
+    ) -> admin.BulkTotals:
+        """``action`` on every matching job, a bounded call at a time (see ``_admin_calls``)."""
+        run = admin.bulk_run(
+            action,
+            type=type,
+            status=status,
+            older_than_s=older_than_s,
+            updated_before=updated_before,
+            limit=limit,
+        )
+        while (call := run.next_call()) is not None:
+            run.take(self._unary(call))
+        return run.totals
 
     # -- recurring schedules (documented in _schedule_calls) -------------------------
 
