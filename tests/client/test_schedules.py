@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -240,3 +244,19 @@ async def test_create_and_trigger_are_not_retried_the_others_are() -> None:
         "GetSchedule": retried,
         "DeleteSchedule": retried,
     }
+
+
+def test_the_operations_guides_python_snippet_runs_as_written(target: str) -> None:
+    # docs/operations.md's schedule calls, against this server instead of localhost:8080.
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text("utf-8")
+    section = guide.split("### Schedules from the command line and from Python\n", 1)[1]
+    found = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert found, "the schedules section has no python block"
+    code = found.group(1).replace('"localhost:8080"', repr(target))
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "nightly report 30 2 * * *" in done.stdout
+    assert "heartbeat every 30s" in done.stdout
+    assert done.stdout.rstrip().endswith("is gone")
