@@ -99,7 +99,7 @@ def test_tables_for_people(target: str) -> None:
         target, "schedules", "create", "heartbeat", job_type, "--every", "1h", "--paused"
     )
     assert created.code == 0, created
-    for text in ("heartbeat", job_type, "every 3600s", "PAUSED", "0 fired"):
+    for text in ("heartbeat", job_type, "every 1h", "PAUSED", "0 fired"):
         assert text in created.stdout
     schedule_id = run_cli(target, "--json", "schedules", "list").json_lines()[-1]["id"]
     listed = run_cli(target, "schedules", "list")

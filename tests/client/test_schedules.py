@@ -183,7 +183,7 @@ def test_the_blocking_client_offers_the_same_calls(target: str) -> None:
     with JobClient(target=target, timeout_s=5, retries=FAST_RETRY) as client:
         created = client.create_schedule("sync", job_type, interval_s=timedelta(hours=1))
         assert created.interval_s == 3600.0
-        assert created.every == "every 3600s"
+        assert created.every == "every 1h"
         assert client.get_schedule(created.id).id == created.id
         assert created.id in {s.id for s in client.list_schedules()}
         assert client.pause_schedule(created.id).paused
@@ -260,3 +260,18 @@ def test_the_operations_guides_python_snippet_runs_as_written(target: str) -> No
     assert "nightly report 30 2 * * *" in done.stdout
     assert "heartbeat every 30s" in done.stdout
     assert done.stdout.rstrip().endswith("is gone")
+
+
+@pytest.mark.parametrize(
+    ("interval_s", "shown"),
+    [(30, "every 30s"), (90, "every 1m30s"), (5415, "every 1h30m15s"), (1.5, "every 1.5s")],
+)
+def test_an_interval_reads_as_the_cli_takes_it(interval_s: float, shown: str) -> None:
+    schedule = Schedule(
+        id="s",
+        name="n",
+        template=JobTemplate(type="t"),
+        interval_s=interval_s,
+        created_at=datetime.now(UTC),
+    )
+    assert schedule.every == shown

@@ -131,6 +131,18 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+_UNITS = (("d", 86_400), ("h", 3_600), ("m", 60))
+
+
 def _seconds(value: float) -> str:
-    # 90 -> "90s", 1.5 -> "1.5s": the interval as typed, not 90.0.
-    return f"{value:g}s"
+    """A duration as the CLI's ``--every`` takes it: ``1h``, ``1h30m``, ``90m15s``, ``1.5s``."""
+    parts: list[str] = []
+    whole, fraction = divmod(value, 1)
+    rest = int(whole)
+    for unit, size in _UNITS:
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    if rest or fraction or not parts:
+        parts.append(f"{rest + fraction:g}s")
+    return "".join(parts)
