@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from ._channel import DEFAULT_TARGET, DEFAULT_TIMEOUT_S, TARGET_ENV
+from ._cli_admin import bulk, delete, purge, retry
 from ._cli_gates import pause, resume
 from ._cli_input import duration_option
 from ._cli_output import Output, shown_status
@@ -255,6 +256,10 @@ cli.add_command(worker)
 cli.add_command(schedules)
 cli.add_command(pause)
 cli.add_command(resume)
+cli.add_command(retry)
+cli.add_command(delete)
+cli.add_command(purge)
+cli.add_command(bulk)
 
 
 def exit_code_for(error: Exception) -> int:
