@@ -143,6 +143,21 @@ def test_stats_carry_totals() -> None:
     assert (wire.total.pending, wire.total.failed) == (4, 2)
 
 
+def test_stats_carry_live_workers_and_the_oldest_pending_age() -> None:
+    stats = QueueStats(
+        [
+            TypeStats(type="a", pending=1, oldest_pending_age_ms=900, workers=2),
+            TypeStats(type="b", pending=3, oldest_pending_age_ms=4_000),
+        ]
+    )
+    wire = stats_to_proto(stats)
+    assert [(row.workers, row.oldest_pending_age_ms) for row in wire.types] == [
+        (2, 900),
+        (0, 4_000),
+    ]
+    assert wire.total.oldest_pending_age_ms == 4_000
+
+
 def test_the_public_surface_is_pinned() -> None:
     assert jobqueue.grpc.__all__ == (
         [
@@ -174,7 +189,9 @@ def test_the_public_surface_is_pinned() -> None:
             "NotServedHere",
             "service_handler",
             "MalformedRequest",
+            "list_workers_seam",
             "job_from_proto",
+            "worker_info_to_proto",
         ]
     )
     for name in jobqueue.grpc.__all__:

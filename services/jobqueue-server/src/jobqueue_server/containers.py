@@ -21,6 +21,7 @@ from jobqueue.domain import (
     JobStore,
     LeaseService,
     Limits,
+    PresenceService,
     SystemClock,
     UuidV7Generator,
 )
@@ -34,6 +35,7 @@ from jobqueue.grpc import (
     ServerTls,
     StoreHealth,
     WorkerServicer,
+    list_workers_seam,
     parse_tokens,
 )
 from jobqueue.memory import MemoryJobStore, MemoryStoreSettings
@@ -162,15 +164,21 @@ class Container(containers.DeclarativeContainer):
         rules=options.provided.lease_rules.call(),
         clock=clock,
     )
+    # Worker presence (both stores are PresenceStores): Heartbeat, ListWorkers, the dashboard.
+    presence_service = providers.Singleton(PresenceService, store)
     worker_servicer = providers.Singleton(
-        WorkerServicer, lease_service, options=options, clock=clock
+        WorkerServicer, lease_service, options=options, clock=clock, presence=presence_service
     )
-    # Retry, delete and bulk actions; ListWorkers (list_workers=) answers
-    # UNIMPLEMENTED until wired in here.
+    # Retry, delete and bulk actions; ListWorkers through the presence use case.
     admin_service = providers.Singleton(AdminService, store)
     # Pausing job types (both stores are TypeGates): AdminService and the dashboard.
     gate_service = providers.Singleton(GateService, store)
-    admin_servicer = providers.Singleton(AdminServicer, admin_service, gates=gate_service)
+    admin_servicer = providers.Singleton(
+        AdminServicer,
+        admin_service,
+        gates=gate_service,
+        list_workers=providers.Callable(list_workers_seam, presence_service),
+    )
     auth = providers.Singleton(
         bearer_auth,
         token=settings.provided.auth_token,

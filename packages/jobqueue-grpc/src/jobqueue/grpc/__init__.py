@@ -23,6 +23,7 @@ from ._job_servicer import JobServicer
 from ._mapping import job_from_proto
 from ._observe import ObservingInterceptor, RpcObserver
 from ._options import MIB, ServerOptions
+from ._presence import list_workers_seam, worker_info_to_proto
 from ._schedule_servicer import ScheduleServicer
 from ._server import (
     ADMIN_SERVICE_NAME,
@@ -70,6 +71,9 @@ __all__ = [
     "NotServedHere",
     "service_handler",
     "MalformedRequest",
+    # Worker presence: ListWorkers' seam (AdminServicer(list_workers=...))
+    "list_workers_seam",
     # Mapping shared with the worker SDK's GrpcSource
     "job_from_proto",
+    "worker_info_to_proto",
 ]

@@ -146,6 +146,8 @@ def _type_stats_to_proto(row: TypeStats) -> pb.TypeStats:
         failed=row.failed,
         cancelled=row.cancelled,
         paused=row.paused,
+        oldest_pending_age_ms=row.oldest_pending_age_ms,
+        workers=row.workers,
     )
 
 

@@ -17,6 +17,8 @@ from jobqueue.domain import (
     LeaseService,
     Limits,
     Outcome,
+    PresenceService,
+    PresenceStore,
 )
 from mpataki.jobqueue.v1 import worker_pb2 as pb
 from mpataki.jobqueue.v1 import worker_pb2_grpc as pb_grpc
@@ -28,6 +30,8 @@ from ._mapping import (
     outcome_from_proto,
 )
 from ._options import ServerOptions
+from ._presence import heartbeat
+from ._status import NotServedHere
 
 _log = logging.getLogger(__name__)
 
@@ -57,6 +61,9 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
             bounds only apply when wrapping a bare store.
         clock: only used to wrap a bare store: turns an old worker's absolute
             ``retry_at_ms`` into a delay.
+        presence: what Heartbeat records into; by default the store's own
+            when it is a ``PresenceStore`` (both stores are). Without one,
+            Heartbeat answers UNIMPLEMENTED.
     """
 
     def __init__(
@@ -66,6 +73,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         limits: Limits | None = None,
         options: ServerOptions | None = None,
         clock: Clock | None = None,
+        presence: PresenceService | None = None,
     ) -> None:
         self._options = options or ServerOptions()
         if isinstance(leases, LeaseService):
@@ -74,6 +82,10 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
             self._leases = LeaseService(
                 leases, limits=limits, rules=self._options.lease_rules(), clock=clock
             )
+        store = self._leases.store
+        if presence is None and isinstance(store, PresenceStore):
+            presence = PresenceService(store)
+        self._presence = presence
         # Hand-backs of claims whose caller left; held so they are not collected mid-way.
         self._hand_backs: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -136,10 +148,10 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
     async def Heartbeat(
         self, request: pb.HeartbeatRequest, context: Context
     ) -> pb.HeartbeatResponse:
-        # Worker presence (the proto's Heartbeat, for AdminService.ListWorkers)
-        # has no use case yet: say so plainly, as grpcio's default would,
-        # rather than pretend the heartbeat was recorded.
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Heartbeat is not served yet")
+        if self._presence is None:
+            raise NotServedHere("Heartbeat")
+        await heartbeat(self._presence, request)
+        return pb.HeartbeatResponse()
 
     async def WatchCancellations(
         self, request: pb.WatchCancellationsRequest, context: Context
