@@ -11,7 +11,14 @@ import grpc
 
 from jobqueue.connect import HttpServer, WireApp, start_http_server
 from jobqueue.dashboard import Dashboard, DashboardSettings
-from jobqueue.domain import JobStore, StoreUnavailable
+from jobqueue.domain import (
+    DEFAULT_SAMPLE_INTERVAL_MS,
+    DEFAULT_SAMPLES_KEPT,
+    JobCounters,
+    JobStore,
+    PresenceStore,
+    StoreUnavailable,
+)
 from jobqueue.grpc import (
     BearerTokenAuth,
     ObservingInterceptor,
@@ -101,6 +108,10 @@ class App:
         self._tasks.append(
             asyncio.create_task(self._sweep(self._store), name="jobqueue-lease-sweep")
         )
+        if isinstance(self._store, JobCounters):
+            self._tasks.append(
+                asyncio.create_task(_sample_history(self._store), name="jobqueue-history")
+            )
         if self._schedules is not None:
             self._tasks.append(start_firing(self._schedules))
         if isinstance(self._store, RedisJobStore):
@@ -247,9 +258,30 @@ class App:
             metrics.store_up.set(1 if health.healthy else 0)
             try:
                 metrics.observe_stats(await store.stats())
+                if isinstance(store, JobCounters):
+                    metrics.observe_counters(await store.counters())
+                if isinstance(store, PresenceStore):
+                    metrics.observe_workers(await store.list_workers())
             except Exception as error:
                 _log.debug("collecting queue stats failed: %s", error)
             await asyncio.sleep(_STATS_INTERVAL_S)
+
+
+async def _sample_history(store: JobCounters) -> None:
+    """Sample the store's counters into its history, for the dashboard's charts.
+
+    Every server samples; the store writes one sample per bucket, so their
+    number does not matter. Sampling twice per bucket keeps no gap when one
+    round comes late.
+    """
+    while True:
+        try:
+            await store.record_sample(
+                interval_ms=DEFAULT_SAMPLE_INTERVAL_MS, keep=DEFAULT_SAMPLES_KEPT
+            )
+        except Exception as error:  # the store may be down; health reports that
+            _log.debug("sampling the counters failed: %s", error)
+        await asyncio.sleep(DEFAULT_SAMPLE_INTERVAL_MS / 2000)
 
 
 def _dashboard(container: Container, *, api_protected: bool) -> Dashboard | None:

@@ -1,10 +1,18 @@
 """Prometheus metrics: ``GET /metrics`` on the API's port, and on their own port when
-``JOBQUEUE_METRICS_PORT`` is set."""
+``JOBQUEUE_METRICS_PORT`` is set.
+
+The job counters (``jobqueue_jobs_<kind>_total{type}``) are the store's own
+(``jobqueue.domain.JobCounters``): every server reports the same values,
+whichever server or direct worker made the transitions, and they survive
+restarts. A custom collector exposes the last values read, refreshed by the
+server's observe loop every few seconds: a scrape never waits on the store.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from wsgiref.simple_server import WSGIServer
 
 import grpc
@@ -17,8 +25,10 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-from jobqueue.domain import QueueStats
+from jobqueue.domain import COUNTER_KINDS, QueueStats, TypeCounters, WorkerInfo
 
 _log = logging.getLogger(__name__)
 
@@ -26,6 +36,35 @@ _COUNTS = ("pending", "scheduled", "running", "completed", "failed", "cancelled"
 
 # ClaimJobs long-polls for up to 30 s: the buckets reach past it.
 _RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+_COUNTER_HELP = {
+    "enqueued": "Jobs stored, by type (an idempotent or unique duplicate stores nothing).",
+    "completed": "Jobs that ended COMPLETED, by type.",
+    "failed": "Jobs that ended FAILED (attempts spent, a fail verdict, or a lease lost on the "
+    "last attempt), by type.",
+    "retried": "Attempts a worker retried (back to PENDING for another attempt), by type.",
+    "cancelled": "Jobs that ended CANCELLED, by type.",
+    "leases_expired": "Leases that expired (worker died, hung or lost) and were handed back "
+    "or ended, by type.",
+}
+
+
+class StoreCounters(Collector):
+    """The store's cumulative counters as Prometheus counters, from the last read."""
+
+    def __init__(self) -> None:
+        self.rows: list[TypeCounters] = []
+
+    def collect(self) -> Iterator[Metric]:
+        rows = self.rows
+        for kind in COUNTER_KINDS:
+            family = CounterMetricFamily(
+                f"jobqueue_jobs_{kind}", _COUNTER_HELP[kind], labels=["type"]
+            )
+            for row in rows:
+                family.add_metric([row.type], getattr(row, kind))
+            yield family
 
 
 class Metrics:
@@ -46,6 +85,29 @@ class Metrics:
             ["type", "status"],
             registry=self.registry,
         )
+        self.oldest_pending_age = Gauge(
+            "jobqueue_oldest_pending_age_seconds",
+            "How long the earliest due PENDING job of a type has waited (0: none is due).",
+            ["type"],
+            registry=self.registry,
+        )
+        self.type_workers = Gauge(
+            "jobqueue_type_workers",
+            "Live workers that handle a type (0 with due jobs: nobody will run them).",
+            ["type"],
+            registry=self.registry,
+        )
+        self.workers = Gauge(
+            "jobqueue_workers", "Live workers (heartbeating), all types.", registry=self.registry
+        )
+        self.worker_slots = Gauge(
+            "jobqueue_worker_slots",
+            "Handler slots of the live workers, by state (busy or idle).",
+            ["state"],
+            registry=self.registry,
+        )
+        self.counters = StoreCounters()
+        self.registry.register(self.counters)
         self.store_up = Gauge(
             "jobqueue_store_up", "1 while the store answers pings.", registry=self.registry
         )
@@ -75,9 +137,24 @@ class Metrics:
 
     def observe_stats(self, stats: QueueStats) -> None:
         self.jobs.clear()
+        self.oldest_pending_age.clear()
+        self.type_workers.clear()
         for row in stats.types:
             for status in _COUNTS:
                 self.jobs.labels(type=row.type, status=status).set(getattr(row, status))
+            self.oldest_pending_age.labels(type=row.type).set(row.oldest_pending_age_ms / 1000)
+            self.type_workers.labels(type=row.type).set(row.workers)
+
+    def observe_counters(self, rows: list[TypeCounters]) -> None:
+        self.counters.rows = rows
+
+    def observe_workers(self, workers: list[WorkerInfo]) -> None:
+        self.workers.set(len(workers))
+        busy = sum(worker.busy for worker in workers)
+        self.worker_slots.labels(state="busy").set(busy)
+        self.worker_slots.labels(state="idle").set(
+            sum(worker.concurrency for worker in workers) - busy
+        )
 
     def exposition(self) -> tuple[bytes, str]:
         """The text format and its content type, for ``GET /metrics`` on the API's port."""
