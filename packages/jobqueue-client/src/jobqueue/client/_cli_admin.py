@@ -10,6 +10,8 @@ never purges by a forgotten flag.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -17,6 +19,8 @@ from ._admin_calls import BulkAction, BulkTotals
 from ._cli_input import duration_option
 from ._cli_settings import Settings, json_flag, pass_settings
 from ._models import JobStatus
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _STATUSES = [status.value for status in JobStatus]
 _DONE = {BulkAction.RETRY: "retried", BulkAction.CANCEL: "cancelled", BulkAction.DELETE: "deleted"}
@@ -43,7 +47,7 @@ def delete(settings: Settings, job_id: str) -> None:
         settings.output.json_line({"deleted": job.id, "status": job.status.value})
 
 
-def _filter_options(command: click.Command) -> click.Command:
+def _filter_options(command: F) -> F:
     for option in reversed(
         [
             click.option("--type", "job_type", help="Only jobs of this type."),
