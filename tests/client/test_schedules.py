@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import re
 import subprocess
@@ -195,48 +196,64 @@ def test_the_blocking_client_offers_the_same_calls(target: str) -> None:
             client.get_schedule(created.id)
 
 
-class Unavailable:
-    """A ScheduleService whose every call answers UNAVAILABLE, counting the attempts."""
+class Scripted:
+    """A ScheduleService answering each method from a script of status codes; the last repeats.
 
-    def __init__(self) -> None:
+    An OK answer is the method's empty response message, which every one of
+    the methods scripted here may answer.
+    """
+
+    def __init__(self, script: dict[str, list[grpc.StatusCode]]) -> None:
+        self.script = script
         self.calls: dict[str, int] = {}
 
     def handler(self, method: str) -> grpc.RpcMethodHandler[Any, Any]:
         async def answer(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-            self.calls[method] = self.calls.get(method, 0) + 1
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "down (test)")
+            count = self.calls[method] = self.calls.get(method, 0) + 1
+            answers = self.script[method]
+            code = answers[min(count, len(answers)) - 1]
+            if code is grpc.StatusCode.OK:
+                return b""
+            await context.abort(code, f"{code.name} (test)")
             raise AssertionError("abort returns by raising")
 
         return grpc.unary_unary_rpc_method_handler(answer)
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[AsyncJobClient]:
+        """The service on a loopback port, and a client of it with quick retries."""
+        server = grpc.aio.server()
+        handlers = {method: self.handler(method) for method in self.script}
+        server.add_generic_rpc_handlers(
+            [grpc.method_handlers_generic_handler("mpataki.jobqueue.v1.ScheduleService", handlers)]
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with AsyncJobClient(target=f"127.0.0.1:{port}", retries=FAST_RETRY) as client:
+                yield client
+        finally:
+            await server.stop(None)
+
+
+UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
+NOT_FOUND = grpc.StatusCode.NOT_FOUND
 
 
 async def test_create_and_trigger_are_not_retried_the_others_are() -> None:
     # Create and trigger have no idempotency key: a retry after a lost reply
     # would make a second schedule or job. The rest are safe to repeat.
-    service = Unavailable()
     methods = ["CreateSchedule", "TriggerSchedule", "GetSchedule", "DeleteSchedule"]
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers(
-        [
-            grpc.method_handlers_generic_handler(
-                "mpataki.jobqueue.v1.ScheduleService", {m: service.handler(m) for m in methods}
-            )
-        ]
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with AsyncJobClient(target=f"127.0.0.1:{port}", retries=FAST_RETRY) as client:
-            with pytest.raises(ServerUnavailable):
-                await client.create_schedule("s", "t", interval_s=60)
-            with pytest.raises(ServerUnavailable):
-                await client.trigger_schedule(MISSING_ID)
-            with pytest.raises(ServerUnavailable):
-                await client.get_schedule(MISSING_ID)
-            with pytest.raises(ServerUnavailable):
-                await client.delete_schedule(MISSING_ID)
-    finally:
-        await server.stop(None)
+    service = Scripted({method: [UNAVAILABLE] for method in methods})
+    async with service.serving() as client:
+        with pytest.raises(ServerUnavailable):
+            await client.create_schedule("s", "t", interval_s=60)
+        with pytest.raises(ServerUnavailable):
+            await client.trigger_schedule(MISSING_ID)
+        with pytest.raises(ServerUnavailable):
+            await client.get_schedule(MISSING_ID)
+        with pytest.raises(ServerUnavailable):
+            await client.delete_schedule(MISSING_ID)
     retried = 1 + FAST_RETRY.max_retries
     assert service.calls == {
         "CreateSchedule": 1,
@@ -244,6 +261,31 @@ async def test_create_and_trigger_are_not_retried_the_others_are() -> None:
         "GetSchedule": retried,
         "DeleteSchedule": retried,
     }
+
+
+async def test_a_retried_delete_that_finds_nothing_succeeds() -> None:
+    # The first attempt's reply was lost; the retry finds the schedule gone,
+    # most likely deleted by that very attempt: what the caller asked for.
+    service = Scripted(
+        {
+            "DeleteSchedule": [UNAVAILABLE, NOT_FOUND],
+            "ListSchedules": [grpc.StatusCode.OK],
+            "GetSchedule": [UNAVAILABLE, NOT_FOUND],
+        }
+    )
+    async with service.serving() as client:
+        await client.delete_schedule(MISSING_ID)  # no error: it is gone, as asked
+        assert service.calls == {"DeleteSchedule": 2, "ListSchedules": 1}
+        with pytest.raises(ScheduleNotFound):  # a read has no such excuse
+            await client.get_schedule(MISSING_ID)
+
+
+async def test_a_first_delete_that_finds_nothing_is_not_found() -> None:
+    service = Scripted({"DeleteSchedule": [NOT_FOUND], "ListSchedules": [grpc.StatusCode.OK]})
+    async with service.serving() as client:
+        with pytest.raises(ScheduleNotFound):
+            await client.delete_schedule(MISSING_ID)
+    assert service.calls == {"DeleteSchedule": 1}
 
 
 def test_the_operations_guides_python_snippet_runs_as_written(target: str) -> None:
