@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from jobqueue.domain import Job, JobStatus
+from jobqueue.domain import Job, JobStatus, OnConflict, UniqueRule, UniqueScope
 
 # t type, p payload, s status, e execution time, c created, u updated,
 # a attempts, m max attempts, err last error, r result, x cancel requested,
@@ -40,4 +40,19 @@ def job_from_hash(job_id: str, h: Mapping[bytes, bytes]) -> Job:
         result=h.get(b"r"),
         cancel_requested=h.get(b"x") == b"1",
         idempotency_key=key.decode() if key is not None else None,
+        unique=_unique_rule(h),
+    )
+
+
+def _unique_rule(h: Mapping[bytes, bytes]) -> UniqueRule | None:
+    """The rule add.lua stored: 'uk' the key, 'uq' "scope on_conflict window_ms"."""
+    key = h.get(b"uk")
+    if key is None:
+        return None
+    scope, on_conflict, window_ms = h[b"uq"].split()
+    return UniqueRule(
+        key=key.decode(),
+        scope=UniqueScope(int(scope)),
+        on_conflict=OnConflict(int(on_conflict)),
+        window_ms=int(window_ms),
     )

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from jobqueue.domain import InvalidJob, Job, StoreUnavailable
+from jobqueue.domain import InvalidJob, Job, StoreUnavailable, UniqueConflict
 
 from ._core import Arg, StoreCore
 from ._errors import translated
@@ -155,9 +155,17 @@ class Enqueuer:
             head = f"{job.id} {job.type} {due} {max_attempts}"
             if head.count(" ") != 3:
                 raise InvalidJob("id", "job ids and types must not contain spaces")
-            args += [head, job.payload, job.idempotency_key or ""]
+            rule = job.unique
+            spec = (
+                f"{int(rule.scope)} {int(rule.on_conflict)} {rule.window_ms} {rule.key}"
+                if rule is not None
+                else ""
+            )
+            args += [head, job.payload, job.idempotency_key or "", spec]
         with translated():
             reply = await core.script("add", args, keys=core.keys[shard]["add"])
+        if reply[0] == b"unique":
+            raise UniqueConflict(reply[1].decode(), reply[2].decode())
         now = int(reply[0])
         stored_ids = [raw_id.decode() for raw_id in reply[1:]]
         ours = {job.id: _stamped(job, now) for job in jobs}
@@ -193,6 +201,7 @@ def _stamped(job: Job, now: int) -> Job:
         result=job.result,
         cancel_requested=job.cancel_requested,
         idempotency_key=job.idempotency_key,
+        unique=job.unique,
     )
 
 

@@ -33,14 +33,26 @@ local function clock_ms()
 end
 
 -- The lease a caller names, if it still holds: right token, deadline not passed.
--- Returns the job's type, its cancel flag and its idempotency key (false if
--- none), or nil: one read serves the whole settle of the job.
+-- Returns the job's type, its cancel flag, its idempotency key and its unique
+-- key (false if none), or nil: one read serves the whole settle of the job.
 local function held(jk, token, now)
-  local f = redis.call('HMGET', jk, 's', 'l', 'd', 't', 'x', 'k')
+  local f = redis.call('HMGET', jk, 's', 'l', 'd', 't', 'x', 'k', 'uk')
   if f[1] ~= '2' or f[2] ~= token or tonumber(f[3]) <= now then
     return nil
   end
-  return f[4], f[5], f[6]
+  return f[4], f[5], f[6], f[7]
+end
+
+-- Release a unique key ('u:' .. key, see add.lua) if it still names the job:
+-- called in the step that moves the job out of its key's scope, so no lock
+-- outlives its job whatever crashes.
+local function unlock(P, ukey, id)
+  if ukey then
+    local lk = P .. 'u:' .. ukey
+    if redis.call('GET', lk) == id then
+      redis.call('DEL', lk)
+    end
+  end
 end
 
 -- Read every key a step will write before it writes any. A script is not
@@ -148,6 +160,7 @@ end
 local function finish(P, jk, id, jtype, status, now, retention, cap, batch, ikey)
   redis.call('HSET', jk, 's', status, 'u', now, 'f', now)
   redis.call('HDEL', jk, 'l', 'd', 'n', 'z')
+  unlock(P, redis.call('HGET', jk, 'uk'), id)
   local dk = P .. 'd:' .. jtype .. ':' .. status
   redis.call('ZADD', dk, now, id)
   redis.call('PEXPIRE', jk, retention)

@@ -1,9 +1,11 @@
 -- Store new PENDING jobs, all in one step.
 -- KEYS: tz, cfg, ts:1, ct of the shard (KEYS[1] routes the call to the shard's slot).
--- ARGV: prefix, the batch key or '', then per job three
+-- ARGV: prefix, the batch key or '', then per job four
 -- arguments: a head "id type execution_time|'-' max_attempts|''" (four words,
--- none of which can hold a space; '-' means due now), the payload, and the
--- idempotency key or ''. Creation and "now" are Redis's time, not the caller's.
+-- none of which can hold a space; '-' means due now), the payload, the
+-- idempotency key or '', and the unique rule "scope policy window_ms key" or ''
+-- (its lock is 'u:' .. key -> the holder's id). A conflict that rejects
+-- returns {'unique', key, holder id} and stores nothing. Creation and "now" are Redis's time, not the caller's.
 -- Packing the fixed fields keeps argument encoding, the client's main cost
 -- for large batches, to three strings a job.
 -- Returns the time it used, then, per job, the id stored under it: its own,
@@ -41,27 +43,65 @@ if batch ~= '' then
 end
 local out = {now}
 local claimed_keys = {}
+local holders = {} -- unique key -> the job of this call that holds it
+-- First decide every job, writing nothing: a unique key whose policy rejects
+-- must reject the whole call with no change. A job is stored, or answered by
+-- the job its idempotency key names, or by the holder of its unique key.
+local plan = {}
+for i = 3, #ARGV, 4 do
+  local id = string.match(ARGV[i], '^(%S+)')
+  local ikey, spec = ARGV[i + 2], ARGV[i + 3]
+  local step = {prior = false}
+  if ikey ~= '' then
+    step.prior = claimed_keys[ikey]
+    if not step.prior then
+      step.prior = redis.call('GET', P .. 'k:' .. ikey)
+      -- The key outlives its job by at most the retention period.
+      if step.prior and gone(P .. 'j:' .. step.prior, now, retention()) then
+        step.prior = false
+      end
+    end
+  end
+  if not step.prior and spec ~= '' then
+    -- A unique job: "scope policy window_ms key" (see UniqueRule).
+    local scope, policy, window, ukey = string.match(spec, '^(%d) (%d) (%d+) (.*)$')
+    local holder, status = holders[ukey], '1'
+    if not holder then
+      holder = redis.call('GET', P .. 'u:' .. ukey)
+      if holder then
+        status = redis.call('HGET', P .. 'j:' .. holder, 's')
+        if status ~= '1' and status ~= '2' then
+          holder = false -- never left behind by our scripts; a free key if it were
+        end
+      end
+    end
+    if holder and policy == '1' then
+      step.prior = holder
+    elseif holder and not (policy == '3' and status == '1') then
+      return {'unique', ukey, holder}
+    else
+      step.replace = holder
+      step.lock = {ukey, scope .. ' ' .. policy .. ' ' .. window, scope == '3' and tonumber(window)}
+      holders[ukey] = id
+    end
+  end
+  if not step.prior and ikey ~= '' then
+    claimed_keys[ikey] = id
+  end
+  plan[#plan + 1] = step
+end
 local due_types = {} -- type -> its earliest new job
 local queued = {} -- type -> ZADD arguments: due, id, due, id ...
-for i = 3, #ARGV, 3 do
+local replaced = {} -- PENDING holders a REPLACE took the key from
+for i = 3, #ARGV, 4 do
+  local step = plan[(i - 3) / 4 + 1]
   local id, jtype, exec, max_attempts = string.match(ARGV[i], '^(%S+) (%S+) (%S+) (%d*)$')
   if exec == '-' then
     exec = now
   end
   local payload, ikey = ARGV[i + 1], ARGV[i + 2]
-  local prior = false
-  if ikey ~= '' then
-    prior = claimed_keys[ikey]
-    if not prior then
-      prior = redis.call('GET', P .. 'k:' .. ikey)
-      -- The key outlives its job by at most the retention period.
-      if prior and gone(P .. 'j:' .. prior, now, retention()) then
-        prior = false
-      end
-    end
-  end
-  if prior then
-    out[#out + 1] = prior
+  if step.prior then
+    out[#out + 1] = step.prior
   else
     local jk = P .. 'j:' .. id
     -- A new job omits what it can derive (updated = created, attempts = 0):
@@ -76,7 +116,23 @@ for i = 3, #ARGV, 3 do
       fields[#fields + 1] = ikey
       -- No expiry yet: the key must live as long as the job does.
       redis.call('SET', P .. 'k:' .. ikey, id)
-      claimed_keys[ikey] = id
+    end
+    local lock = step.lock
+    if lock then
+      fields[#fields + 1] = 'uk'
+      fields[#fields + 1] = lock[1]
+      fields[#fields + 1] = 'uq'
+      fields[#fields + 1] = lock[2]
+      -- Released by the step that moves the job out of its scope (claim.lua,
+      -- finish in _common.lua); a debounce also lapses after its window.
+      if lock[3] then
+        redis.call('SET', P .. 'u:' .. lock[1], id, 'PX', lock[3])
+      else
+        redis.call('SET', P .. 'u:' .. lock[1], id)
+      end
+      if step.replace then
+        replaced[#replaced + 1] = {step.replace, id}
+      end
     end
     redis.call('HSET', jk, unpack(fields))
     local members = queued[jtype]
@@ -112,6 +168,21 @@ end
 -- can take passes the token on (see claim.lua), so one token per type suffices.
 for jtype, earliest in pairs(due_types) do
   wake_for(P, jtype, earliest.id, earliest.due, now)
+end
+-- A replaced holder ends CANCELLED, naming the job that took its key (the
+-- key names the successor already, so finish leaves it).
+if #replaced > 0 then
+  local _, cap = config(P)
+  for _, pair in ipairs(replaced) do
+    local holder, successor = pair[1], pair[2]
+    local hk = P .. 'j:' .. holder
+    local hf = redis.call('HMGET', hk, 's', 't')
+    if hf[1] == '1' then
+      redis.call('ZREM', P .. 'q:' .. hf[2], holder)
+      redis.call('HSET', hk, 'err', 'replaced by job ' .. successor)
+      finish(P, hk, holder, hf[2], 5, now, retention(), cap)
+    end
+  end
 end
 if batch ~= '' then
   -- It expires no later than any of its jobs, which outlive their finish.

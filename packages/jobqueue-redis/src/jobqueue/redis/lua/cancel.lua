@@ -12,8 +12,9 @@ local f = redis.call('HMGET', jk, 's', 't', 'x', 'f')
 if not f[1] or (f[4] and tonumber(f[4]) + retention <= now) then
   return {'missing'}
 end
-local ikey = redis.call('HGET', jk, 'k')
-probe({P .. 'q:' .. f[2], P .. 'd:' .. f[2] .. ':5', P .. 'k:' .. (ikey or '')})
+local keys = redis.call('HMGET', jk, 'k', 'uk')
+probe({P .. 'q:' .. f[2], P .. 'd:' .. f[2] .. ':5', P .. 'k:' .. (keys[1] or ''),
+  P .. 'u:' .. (keys[2] or '')})
 if f[1] == '1' then
   redis.call('ZREM', P .. 'q:' .. f[2], id)
   finish(P, jk, id, f[2], 5, now, retention, cap)

@@ -34,8 +34,16 @@ while count < limit and #active > 0 do
     if #ids > 0 then
       local r = P .. 'r:' .. jtype
       local keys = {r}
+      -- Status and unique rule (uk key, uq "scope ..."), read before any write.
+      local seen = {}
       for _, id in ipairs(ids) do
-        keys[#keys + 1] = P .. 'j:' .. id
+        local jk = P .. 'j:' .. id
+        keys[#keys + 1] = jk
+        local f = redis.call('HMGET', jk, 's', 'uk', 'uq')
+        seen[id] = f
+        if f[2] then
+          keys[#keys + 1] = P .. 'u:' .. f[2]
+        end
       end
       probe(keys)
       redis.call('ZREM', q, unpack(ids))
@@ -44,7 +52,12 @@ while count < limit and #active > 0 do
       redis.call('ZADD', P .. 'ts:2', 0, jtype)
       for _, id in ipairs(ids) do
         local jk = P .. 'j:' .. id
-        if redis.call('HGET', jk, 's') == '1' then
+        local f = seen[id]
+        if f[1] == '1' then
+          -- A claim moves a PENDING or DEBOUNCE holder out of its key's scope.
+          if f[2] and string.sub(f[3], 1, 1) ~= '2' then
+            unlock(P, f[2], id)
+          end
           count = count + 1
           local token = base .. count
           redis.call('HINCRBY', jk, 'a', 1)

@@ -39,9 +39,9 @@ for _, jtype in ipairs(redis.call('ZRANGE', lx, '-inf', now, 'BYSCORE', 'LIMIT',
   local ids = redis.call('ZRANGE', r, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit - expired)
   for _, id in ipairs(ids) do
     local jk = P .. 'j:' .. id
-    local ikey = redis.call('HGET', jk, 'k')
+    local keys = redis.call('HMGET', jk, 'k', 'uk')
     probe({jk, P .. 'q:' .. jtype, P .. 'w:' .. jtype, P .. 'd:' .. jtype .. ':4',
-      P .. 'd:' .. jtype .. ':5', P .. 'k:' .. (ikey or '')})
+      P .. 'd:' .. jtype .. ':5', P .. 'k:' .. (keys[1] or ''), P .. 'u:' .. (keys[2] or '')})
     expired = expired + 1
     redis.call('ZREM', r, id)
     count(P, jtype, 'leases_expired', 1)

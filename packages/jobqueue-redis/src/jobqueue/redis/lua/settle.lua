@@ -17,7 +17,7 @@ local retried = {} -- type -> retries: counted once per call
 
 local function apply(id, token, kind, has_result, result, err, retry_delay)
   local jk = P .. 'j:' .. id
-  local jtype, cancel_requested, ikey = held(jk, token, now)
+  local jtype, cancel_requested, ikey, ukey = held(jk, token, now)
   if not jtype then
     return 0
   end
@@ -30,6 +30,9 @@ local function apply(id, token, kind, has_result, result, err, retry_delay)
   end
   if ikey then
     keys[#keys + 1] = P .. 'k:' .. ikey
+  end
+  if ukey then
+    keys[#keys + 1] = P .. 'u:' .. ukey
   end
   if #keys > 0 then
     probe(keys)
