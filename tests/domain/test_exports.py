@@ -43,6 +43,9 @@ DOMAIN = [
     "validate_max_attempts",
     "validate_idempotency_key",
     "validate_job_id",
+    "validate_priority",
+    "MIN_PRIORITY",
+    "MAX_PRIORITY",
     "truncate_error",
     "result_too_large",
     # Retries

@@ -105,7 +105,9 @@ from ._unique import (
 )
 from ._validation import (
     MAX_EPOCH_MS,
+    MAX_PRIORITY,
     MAX_TYPE_LENGTH,
+    MIN_PRIORITY,
     Limits,
     result_too_large,
     truncate_error,
@@ -114,6 +116,7 @@ from ._validation import (
     validate_job_id,
     validate_max_attempts,
     validate_payload,
+    validate_priority,
     validate_type,
 )
 
@@ -151,6 +154,9 @@ __all__ = [
     "validate_max_attempts",
     "validate_idempotency_key",
     "validate_job_id",
+    "validate_priority",
+    "MIN_PRIORITY",
+    "MAX_PRIORITY",
     "truncate_error",
     "result_too_large",
     # Retries

@@ -46,6 +46,9 @@ class Job:
     result: bytes | None = None
     cancel_requested: bool = False
     idempotency_key: str | None = None
+    # Among due jobs of its type a higher priority is claimed first, FIFO
+    # (by due time) within one; -100..100 (_validation.py).
+    priority: int = 0
     # The unique rule it was enqueued with (see _unique.py); its key is locked
     # while the job is in the rule's scope.
     unique: UniqueRule | None = None

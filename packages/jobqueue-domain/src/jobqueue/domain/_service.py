@@ -16,6 +16,7 @@ from ._validation import (
     validate_job_id,
     validate_max_attempts,
     validate_payload,
+    validate_priority,
     validate_type,
 )
 
@@ -29,6 +30,8 @@ class EnqueueRequest:
     execution_time_ms: int | None = None
     max_attempts: int | None = None
     idempotency_key: str | None = None
+    # -100..100: among due jobs of a type, a higher one is claimed first.
+    priority: int = 0
     # A unique job (see _unique.py): None/0 leave the defaults (ACTIVE scope,
     # RETURN_EXISTING); options without a key are refused.
     unique_key: str | None = None
@@ -65,6 +68,7 @@ class JobService:
         execution_time_ms: int | None = None,
         max_attempts: int | None = None,
         idempotency_key: str | None = None,
+        priority: int = 0,
     ) -> Job:
         """Store one new job, validated.
 
@@ -74,11 +78,12 @@ class JobService:
         that request; the fields must not be given beside a request.
         """
         if isinstance(request, EnqueueRequest):
-            if (payload, execution_time_ms, max_attempts, idempotency_key) != (
+            if (payload, execution_time_ms, max_attempts, idempotency_key, priority) != (
                 b"",
                 None,
                 None,
                 None,
+                0,
             ):
                 raise TypeError("give the fields in the EnqueueRequest, not beside it")
         else:
@@ -88,6 +93,7 @@ class JobService:
                 execution_time_ms=execution_time_ms,
                 max_attempts=max_attempts,
                 idempotency_key=idempotency_key,
+                priority=priority,
             )
         (job,) = await self._store.add([self._new_job(request, self._clock.now_ms())])
         return job
@@ -160,6 +166,7 @@ class JobService:
             updated_at=now,
             max_attempts=validate_max_attempts(request.max_attempts, self._limits),
             idempotency_key=validate_idempotency_key(request.idempotency_key),
+            priority=validate_priority(request.priority),
             unique=validate_unique(
                 request.unique_key,
                 request.unique_scope,

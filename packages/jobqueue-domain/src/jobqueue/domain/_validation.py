@@ -80,6 +80,20 @@ def validate_max_attempts(max_attempts: int | None, limits: Limits) -> int | Non
     return max_attempts
 
 
+MIN_PRIORITY = -100
+MAX_PRIORITY = 100
+"""A job's priority: among due jobs of one type a higher one is claimed first (default 0)."""
+
+
+def validate_priority(priority: int) -> int:
+    """Check a priority: an integer from -100 to 100 (a bool is a caller's bug, not a 1)."""
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise InvalidJob("priority", "must be an integer")
+    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise InvalidJob("priority", f"must be between {MIN_PRIORITY} and {MAX_PRIORITY}")
+    return priority
+
+
 def validate_idempotency_key(key: str | None) -> str | None:
     if key is None:
         return None
