@@ -305,6 +305,7 @@ def _dashboard(container: Container, *, api_protected: bool) -> Dashboard | None
         clock=container.clock(),
         settings=settings,
         gates=container.gate_service(),
+        admin=container.admin_service(),
     )
 
 

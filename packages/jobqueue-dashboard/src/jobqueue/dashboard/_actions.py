@@ -15,6 +15,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from . import _admin_actions as admin_actions
 from ._auth import CSRF_FIELD, Role, csrf_ok, log_in, log_out, role_for_token
 from ._context import Context
 
@@ -81,6 +82,34 @@ class Actions:
         del form
         job = await self._ctx.service.cancel(request.path_params["job_id"])
         return RedirectResponse(self._ctx.url(f"/jobs/{quote(job.id, safe='')}"), status_code=303)
+
+    async def retry(self, request: Request, form: FormData) -> Response:
+        del form
+        admin = self._ctx.admin
+        if admin is None:
+            return self._refuse(request, 404, "Retrying jobs is not available here.")
+        job = await admin.retry(request.path_params["job_id"])
+        return RedirectResponse(self._ctx.url(f"/jobs/{quote(job.id, safe='')}"), status_code=303)
+
+    async def delete(self, request: Request, form: FormData) -> Response:
+        del form
+        admin = self._ctx.admin
+        if admin is None:
+            return self._refuse(request, 404, "Deleting jobs is not available here.")
+        job = await admin.delete(request.path_params["job_id"])
+        return RedirectResponse(self._ctx.url(admin_actions.after_delete(job)), status_code=303)
+
+    async def bulk(self, request: Request, form: FormData) -> Response:
+        """An action over the filter of the page the form sits on (see ``_admin_actions``)."""
+        admin = self._ctx.admin
+        if admin is None:
+            return self._refuse(request, 404, "Bulk actions are not available here.")
+        page = request.path_params["page"]
+        job_filter = admin_actions.bulk_filter(page, form)
+        action = admin_actions.bulk_action(form)
+        notice = await admin_actions.run_bulk(admin, action, job_filter)
+        target = admin_actions.back_to(page, job_filter, form, notice)
+        return RedirectResponse(self._ctx.url(target), status_code=303)
 
     # --- job types --------------------------------------------------------
 

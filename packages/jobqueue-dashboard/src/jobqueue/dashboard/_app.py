@@ -27,9 +27,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobqueue.domain import (
+    AdminService,
     Clock,
     GateService,
     InvalidJob,
+    InvalidTransition,
     JobAlreadyFinished,
     JobNotFound,
     JobQueueError,
@@ -61,6 +63,7 @@ _STATUS_OF: list[tuple[type[JobQueueError], int]] = [
     (JobNotFound, 404),
     (InvalidJob, 400),
     (JobAlreadyFinished, 409),
+    (InvalidTransition, 409),
     (StoreUnavailable, 503),
 ]
 
@@ -94,6 +97,7 @@ class Dashboard:
         clock: Clock,
         settings: DashboardSettings | None = None,
         gates: GateService | None = None,
+        admin: AdminService | None = None,
     ) -> None:
         self.settings = settings or DashboardSettings()
         self.history = StatsHistory(self.settings.history_samples)
@@ -103,6 +107,7 @@ class Dashboard:
             settings=self.settings,
             history=self.history,
             gates=gates,
+            admin=admin,
         )
         # Outside Starlette's own error middleware, so a 500 carries the headers too.
         self.app: ASGIApp = _SecurityHeaders(self._build())
@@ -147,6 +152,9 @@ class Dashboard:
             Route("/login", act(actions.login, needs=None), methods=["POST"]),
             Route("/logout", act(actions.logout, needs=None), methods=["POST"]),
             Route("/jobs/{job_id}/cancel", act(actions.cancel), methods=["POST"]),
+            Route("/jobs/{job_id}/retry", act(actions.retry), methods=["POST"]),
+            Route("/jobs/{job_id}/delete", act(actions.delete), methods=["POST"]),
+            Route("/{page:str}/bulk", act(actions.bulk), methods=["POST"]),
             Route("/types/{job_type}/pause", act(actions.pause_type), methods=["POST"]),
             Route("/types/{job_type}/resume", act(actions.resume_type), methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

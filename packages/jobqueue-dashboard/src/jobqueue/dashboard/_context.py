@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
-from jobqueue.domain import Clock, GateService, JobService, JobStatus
+from jobqueue.domain import AdminService, Clock, GateService, JobService, JobStatus
 
 from . import _format
 from ._auth import CSRF_FIELD, Role, csrf_token, current_role
@@ -56,6 +56,8 @@ class Context:
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     gates: GateService | None = None
     """Pausing job types; None hides the types page's pause and resume buttons."""
+    admin: AdminService | None = None
+    """Retry, delete and bulk actions; None hides their buttons and forms."""
 
     def url(self, path: str) -> str:
         return self.settings.prefix + path
@@ -79,6 +81,7 @@ class Context:
             "page": page,
             "role": role.value if role else None,
             "can_act": role is Role.ADMIN,
+            "can_admin": self.admin is not None,
             "auth_required": self.settings.auth_required,
             "csrf_field": CSRF_FIELD,
             "csrf_token": csrf_token(request),
@@ -103,5 +106,11 @@ class Context:
     def fragment(self, name: str, values: dict[str, Any], viewer: dict[str, Any]) -> str:
         """A template rendered alone, for a live update sent over server-sent events."""
         return self.templates.get_template(name).render(
-            {"prefix": self.settings.prefix, "now_ms": self.clock.now_ms(), **viewer, **values}
+            {
+                "prefix": self.settings.prefix,
+                "now_ms": self.clock.now_ms(),
+                "can_admin": self.admin is not None,
+                **viewer,
+                **values,
+            }
         )

@@ -113,6 +113,8 @@ class Pages:
             "jobs": listing.jobs,
             "next_cursor": listing.next_cursor,
             "first_page": not cursor,
+            # What a bulk action just did (_admin_actions.py), shown once above the list.
+            "notice": params.get("notice", "")[:200],
         }
         return self._ctx.render(request, "jobs.html", values, page=page)
 

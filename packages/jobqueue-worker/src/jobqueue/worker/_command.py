@@ -49,6 +49,8 @@ def run_command(argv: Sequence[str]) -> int:
             spec = server_source(DEFAULT_SERVER, _server_options(args))
         if spec is not None:
             worker._use_source(spec)
+        if args.metrics_port is not None:
+            worker._serve_metrics(host=args.metrics_host, port=args.metrics_port)
         worker._override(
             concurrency=args.concurrency,
             lease_ms=args.lease_ms,
@@ -196,6 +198,19 @@ def _parser() -> argparse.ArgumentParser:
         "--store-traceback",
         action="store_true",
         help="store a failed job's traceback in its last_error, not only in this log",
+    )
+    tuning.add_argument(
+        "--metrics-port",
+        type=int,
+        default=_env_int("JOBQUEUE_WORKER_METRICS_PORT"),
+        help="serve the worker's Prometheus metrics on this port, 0 for a free one "
+        "[env JOBQUEUE_WORKER_METRICS_PORT; default: none]",
+    )
+    tuning.add_argument(
+        "--metrics-host",
+        default=env("JOBQUEUE_WORKER_METRICS_HOST", "127.0.0.1"),
+        help="the address --metrics-port binds "
+        "[env JOBQUEUE_WORKER_METRICS_HOST; default 127.0.0.1]",
     )
     logs = parser.add_argument_group("logging")
     logs.add_argument(

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobqueue.domain import Lease, Outcome, OutcomeKind
 
@@ -20,6 +20,9 @@ from ._registry import Invoke
 from ._settings import WorkerSettings
 from ._state import InFlight
 from ._threads import DaemonThreadPool
+
+if TYPE_CHECKING:
+    from ._metrics import WorkerMetrics
 
 
 class JobRunner:
@@ -44,6 +47,8 @@ class JobRunner:
         self._store_traceback = settings.store_traceback
         # The handler's run inside every middleware; set by the worker at start.
         self.invoke_chain: Invoke = self.invoke
+        # Prometheus metrics of the runs, when the worker keeps them (_metrics.py).
+        self.metrics: WorkerMetrics | None = None
 
     def launch(self, lease: Lease, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         job = lease.job
@@ -85,6 +90,9 @@ class JobRunner:
         started = time.perf_counter()
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s started", job_label(ctx), extra=job_fields(ctx))
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.started(ctx)
         outcome: Outcome | None
         try:
             value = await self.invoke_chain(ctx)
@@ -100,6 +108,9 @@ class JobRunner:
             outcome = failure(ctx, error, duration_s, store_traceback=self._store_traceback)
         else:
             outcome = self._completed(ctx, value, started)
+        if metrics is not None:
+            kind = None if ctx._lost or outcome is None else outcome.kind
+            metrics.ended(ctx, kind, time.perf_counter() - started)
         if ctx._lost or outcome is None:
             # The store already gave the job to someone else: our verdict would be refused.
             state.jobs.pop(lease.token, None)

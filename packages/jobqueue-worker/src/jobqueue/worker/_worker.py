@@ -7,7 +7,7 @@ import dataclasses
 import importlib.metadata
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from jobqueue.domain import RetryPolicy
 
@@ -26,6 +26,11 @@ from ._source import JobSource
 from ._sources import ServerOptions, SourceSpec, source_spec
 from ._state import InFlight
 from ._threads import DaemonThreadPool
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from ._metrics import WorkerMetrics
 
 _F = TypeVar("_F", bound=HandlerFunc)
 _CLAIM_REPLY_BOUND_S = 10.0
@@ -60,6 +65,11 @@ class Worker:
         shutdown_grace_s: how long ``stop`` lets running jobs finish.
         store_traceback: store a failed job's traceback in its ``last_error``
             (by default it holds the error's type and message only).
+        metrics_registry: a ``prometheus_client.CollectorRegistry`` to put the
+            worker's metrics in (handler durations, outcomes, queue wait, end
+            to end, slots), served with the application's own.
+        metrics_port: serve the worker's metrics over HTTP on this port (0: a
+            free one) at ``metrics_host`` (default loopback).
         **server_options: with ``server``, how to reach it: ``auth_token``,
             ``tls``, ``ca_cert``, ``client_cert``, ``client_key`` and
             ``tls_server_name``, as the client SDK takes them (``ServerOptions``).
@@ -84,6 +94,9 @@ class Worker:
         lease_ms: int | None = None,
         shutdown_grace_s: float | None = None,
         store_traceback: bool | None = None,
+        metrics_registry: CollectorRegistry | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
         **server_options: Unpack[ServerOptions],
     ) -> None:
         self._settings = settings or WorkerSettings()
@@ -107,6 +120,11 @@ class Worker:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._force = asyncio.Event()
+        # Prometheus metrics (_metrics.py): into the user's registry, or one of
+        # our own served on metrics_port; neither given, none are kept.
+        self._metrics_wanted = (metrics_registry, metrics_port, metrics_host)
+        self.metrics: WorkerMetrics | None = None
+        """The worker's Prometheus metrics, once started with a registry or a port."""
 
     # -- registration -----------------------------------------------------------
 
@@ -267,6 +285,7 @@ class Worker:
         state = self._state
         runner = JobRunner(handlers, settings, state, self._pool)
         runner.invoke_chain = self._registry.chain(runner.invoke)
+        runner.metrics = self._start_metrics(state)
         self._leases = LeaseKeeper(
             source, settings, state.jobs, lose=runner.abandon, cancel=runner.request_cancel
         )
@@ -294,6 +313,25 @@ class Worker:
                 "version": version,
             },
         )
+
+    def _serve_metrics(self, *, host: str, port: int) -> None:
+        """The worker command's --metrics-port: like ``Worker(metrics_port=...)``."""
+        self._metrics_wanted = (self._metrics_wanted[0], port, host)
+
+    def _start_metrics(self, state: InFlight) -> WorkerMetrics | None:
+        registry, port, host = self._metrics_wanted
+        if registry is None and port is None:
+            return None
+        # Imported here: a worker without metrics never loads prometheus-client.
+        from ._metrics import WorkerMetrics
+
+        metrics = WorkerMetrics(registry)
+        metrics.bind(concurrency=self._settings.concurrency, busy=lambda: len(state.jobs))
+        if port is not None:
+            bound = metrics.serve(host=host, port=port)
+            logger.info("serving worker metrics on %s:%d", host, bound)
+        self.metrics = metrics
+        return metrics
 
     async def stop(self, *, grace_s: float | None = None) -> None:
         """Stop gracefully: stop claiming, let running jobs finish, release the rest.
@@ -365,6 +403,8 @@ class Worker:
             if self._pool is not None:
                 # A thread handler cannot be interrupted: do not wait for it.
                 self._pool.shutdown(wait=False, cancel_futures=True)
+            if self.metrics is not None:
+                self.metrics.close()
             self._stopped.set()
             logger.info(
                 "worker stopped: %d outcomes stored in %.1f s, %d left to their leases",
