@@ -6,7 +6,6 @@ atomic on the event loop, as in Redis where each is one script step.
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import replace
 
 from jobqueue.domain import (
@@ -97,7 +96,7 @@ class _AdminMixin(_ReadingMixin):
         )
         record.confirmed = False
         record.unconfirmed_expiries = 0
-        heapq.heappush(self._pending.setdefault(job.type, []), (now, job.id))
+        self._push_pending(job, now)
         self._wake()
         self._notify(job.id)
         return record.job

@@ -50,6 +50,9 @@ class _MemoryCore:
         self._clock = clock or SystemClock()
         self._records: dict[str, _Record] = {}
         self._pending: dict[str, list[tuple[int, str]]] = {}
+        # PENDING jobs of a nonzero priority: type -> priority -> (due, id) heap.
+        # Priority 0, every job that names none, stays in ``_pending`` (see _pop_due).
+        self._levels: dict[str, dict[int, list[tuple[int, str]]]] = {}
         self._running: dict[str, int] = {}
         self._finished: deque[tuple[int, str]] = deque()
         self._keys: dict[str, str] = {}
@@ -88,8 +91,16 @@ class _MemoryCore:
         record.token = ""
         record.deadline_ms = 0
         self._running.pop(job.id, None)
-        heapq.heappush(self._pending.setdefault(job.type, []), (due, job.id))
+        self._push_pending(job, due)
         self._notify(job.id)
+
+    def _push_pending(self, job: Job, due: int) -> None:
+        """Queue a PENDING job, due at ``due``, in its type's heap of its priority."""
+        if job.priority == 0:
+            heap = self._pending.setdefault(job.type, [])
+        else:
+            heap = self._levels.setdefault(job.type, {}).setdefault(job.priority, [])
+        heapq.heappush(heap, (due, job.id))
 
     def _finish(self, record: _Record, status: JobStatus, now: int) -> Job:
         job = replace(record.job, status=status, updated_at=now)

@@ -199,7 +199,23 @@ class _LeasingMixin(_MemoryCore):
         return Lease(record.job, record.token, record.deadline_ms)
 
     def _pop_due(self, job_type: str, now: int) -> _Record | None:
-        heap = self._pending.get(job_type)
+        """The type's next due job: the highest priority first, the earliest due within one."""
+        levels = self._levels.get(job_type)
+        if not levels:
+            return self._pop_head(self._pending.get(job_type), now)
+        for priority in sorted({*levels, 0}, reverse=True):
+            heap = self._pending.get(job_type) if priority == 0 else levels[priority]
+            record = self._pop_head(heap, now)
+            if record is not None:
+                return record
+            if priority != 0 and not heap:
+                del levels[priority]
+        if not levels:
+            del self._levels[job_type]
+        return None
+
+    def _pop_head(self, heap: list[tuple[int, str]] | None, now: int) -> _Record | None:
+        """Pop the head of one (due, id) heap if it is due, dropping stale entries."""
         while heap:
             due, job_id = heap[0]
             record = self._records.get(job_id)
@@ -219,7 +235,8 @@ class _LeasingMixin(_MemoryCore):
     def _next_due(self, types: Iterable[str]) -> int | None:
         dues = []
         for job_type in types:
-            heap = self._pending.get(job_type)
-            if heap and job_type not in self._paused:
-                dues.append(heap[0][0])
+            if job_type in self._paused:
+                continue
+            heaps = [self._pending.get(job_type), *self._levels.get(job_type, {}).values()]
+            dues += [heap[0][0] for heap in heaps if heap]
         return min(dues) if dues else None

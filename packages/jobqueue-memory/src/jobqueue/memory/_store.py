@@ -8,7 +8,6 @@ are in ``_core``, the workers' operations in ``_leasing``, the reads in
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -85,7 +84,7 @@ class MemoryJobStore(
             if job.idempotency_key is not None:
                 self._keys[job.idempotency_key] = job.id
             take_lock(self._unique_locks, job, now)
-            heapq.heappush(self._pending.setdefault(job.type, []), (job.execution_time_ms, job.id))
+            self._push_pending(job, job.execution_time_ms)
         for holder_id in replaced:
             self._replaced(holder_id, now)
         stored = [self._records[job.id].job for job in stored]
