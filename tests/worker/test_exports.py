@@ -27,6 +27,7 @@ def test_worker_exports_are_pinned() -> None:
         "CallNext",
         # Job sources
         "JobSource",
+        "PresenceSource",
         "StoreSource",
         "GrpcSource",
         # Logging

@@ -29,7 +29,7 @@ from ._handler import AsyncHandlerFunc, Handler, HandlerFunc, SyncHandlerFunc
 from ._logging import JsonFormatter
 from ._registry import CallNext, Middleware
 from ._settings import WorkerSettings
-from ._source import JobSource, StoreSource
+from ._source import JobSource, PresenceSource, StoreSource
 from ._worker import Worker
 
 if TYPE_CHECKING:
@@ -74,6 +74,7 @@ __all__ = [
     "CallNext",
     # Job sources
     "JobSource",
+    "PresenceSource",
     "StoreSource",
     "GrpcSource",
     # Logging

@@ -23,7 +23,8 @@ import grpc
 from jobqueue.client._channel import connection
 from jobqueue.client._errors import QueueFull, ServerUnavailable, error_from_rpc, status_of
 from jobqueue.client._retry import RetryPolicy
-from jobqueue.domain import Lease, LeaseState, Outcome, OutcomeKind
+from jobqueue.domain import Lease, LeaseState, Outcome, OutcomeKind, WorkerInfo
+from jobqueue.grpc import worker_info_to_proto
 from jobqueue.grpc._mapping import job_from_proto
 from mpataki.jobqueue.v1 import worker_pb2 as pb
 from mpataki.jobqueue.v1 import worker_pb2_grpc as pb_grpc
@@ -200,6 +201,18 @@ class GrpcSource:
 
     async def requeue_expired(self, *, limit: int, lock_ms: int = 0) -> int:
         return 0
+
+    async def heartbeat(self, worker: WorkerInfo, *, ttl_ms: int, stopping: bool = False) -> None:
+        """Say this worker is alive (``WorkerService.Heartbeat``), or that it is leaving."""
+        request = pb.HeartbeatRequest(
+            worker=worker_info_to_proto(worker), ttl_ms=ttl_ms, stopping=stopping
+        )
+        try:
+            await self._worker_stub().Heartbeat(
+                request, timeout=self._timeout_s, metadata=self._metadata
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _translate(error) from None
 
     async def cancellations(self) -> AsyncIterator[str]:
         """Ids of running jobs whose cancellation was requested, from ``WatchCancellations``.

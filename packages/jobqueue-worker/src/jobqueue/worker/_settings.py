@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobqueue.domain import DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_POLICY, Limits, RetryPolicy
+from jobqueue.domain import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_RETRY_POLICY,
+    MAX_WORKER_TTL_MS,
+    MIN_WORKER_TTL_MS,
+    LeaseRules,
+    Limits,
+    RetryPolicy,
+)
 
 _DEFAULT_MAX_RESULT_BYTES = Limits().max_result_bytes
+MIN_LEASE_MS = LeaseRules().min_lease_ms
+"""The shortest lease ``LeaseService`` grants by default, on the direct path and the server's."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -18,6 +28,7 @@ class WorkerSettings:
             for their outcome to be stored). Claims never take more.
         lease_ms: how long a claimed job stays ours without a heartbeat. A
             worker killed with SIGKILL delays its jobs by at most this much.
+            At least 100 ms, the domain's shortest lease on either path.
         heartbeat_interval_ms: how often all leases are renewed in one call;
             None means a third of ``lease_ms``, so two heartbeats may fail
             before a lease runs out.
@@ -52,6 +63,10 @@ class WorkerSettings:
             ``last_error``. Off by default: clients of the API read that text,
             and a traceback shows the worker machine's paths and code; the
             traceback always goes to the worker's log.
+        presence_ttl_ms: how long this worker stays listed (``ListWorkers``,
+            the stats' live-worker counts) without a heartbeat; it sends one
+            every third of it, and a stopping worker leaves at once. 1 s to
+            10 min, or 0 to not register at all.
     """
 
     concurrency: int = 100
@@ -68,12 +83,22 @@ class WorkerSettings:
     max_error_backoff_s: float = 2.0
     max_result_bytes: int = _DEFAULT_MAX_RESULT_BYTES
     store_traceback: bool = False
+    presence_ttl_ms: int = 30_000
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        if self.lease_ms < 10:
-            raise ValueError("lease_ms must be at least 10")
+        if self.lease_ms < MIN_LEASE_MS:
+            raise ValueError(
+                f"lease_ms must be at least {MIN_LEASE_MS} (the store refuses shorter leases)"
+            )
+        if self.presence_ttl_ms != 0 and not (
+            MIN_WORKER_TTL_MS <= self.presence_ttl_ms <= MAX_WORKER_TTL_MS
+        ):
+            raise ValueError(
+                f"presence_ttl_ms must be 0 (off) or between {MIN_WORKER_TTL_MS} "
+                f"and {MAX_WORKER_TTL_MS}"
+            )
         if self.heartbeat_interval_ms is not None and not (
             0 < self.heartbeat_interval_ms < self.lease_ms
         ):

@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from jobqueue.domain import JobStore, Lease, LeaseService, LeaseState, Limits, Outcome
+from jobqueue.domain import (
+    JobStore,
+    Lease,
+    LeaseService,
+    LeaseState,
+    Limits,
+    Outcome,
+    PresenceService,
+    PresenceStore,
+    WorkerInfo,
+)
 
 
 @runtime_checkable
@@ -53,6 +63,19 @@ class JobSource(Protocol):
         ...
 
 
+@runtime_checkable
+class PresenceSource(Protocol):
+    """A source that can say this worker is alive: both of jobqueue's sources can.
+
+    Optional beside ``JobSource``: a worker on a source without it runs all
+    the same, and is not listed by ``ListWorkers``.
+    """
+
+    async def heartbeat(self, worker: WorkerInfo, *, ttl_ms: int, stopping: bool = False) -> None:
+        """Keep ``worker`` listed for ``ttl_ms`` of the store's time; ``stopping`` drops it."""
+        ...
+
+
 class StoreSource:
     """The direct path: a ``JobStore`` (Redis, or in-memory) used in this process.
 
@@ -74,6 +97,8 @@ class StoreSource:
         self._store = store
         self._close_store = close_store
         self._leases = LeaseService(store, limits=limits)
+        # Both of jobqueue's stores keep worker presence; a store of one's own may not.
+        self._presence = PresenceService(store) if isinstance(store, PresenceStore) else None
 
     @property
     def store(self) -> JobStore:
@@ -95,6 +120,11 @@ class StoreSource:
 
     def cancellations(self) -> AsyncIterator[str]:
         return self._leases.cancellations()
+
+    async def heartbeat(self, worker: WorkerInfo, *, ttl_ms: int, stopping: bool = False) -> None:
+        """The presence use case on the store; nothing when the store keeps no presence."""
+        if self._presence is not None:
+            await self._presence.heartbeat(worker, ttl_ms=ttl_ms, stopping=stopping)
 
     async def close(self) -> None:
         if self._close_store:

@@ -17,6 +17,7 @@ from ._handler import Handler, HandlerFunc
 from ._leases import LeaseKeeper
 from ._logging import logger
 from ._loops import Loops
+from ._presence import PresenceBeat
 from ._registry import HandlerRegistry, Middleware, timeout_alias
 from ._runner import JobRunner
 from ._settings import WorkerSettings
@@ -112,6 +113,7 @@ class Worker:
         self._source: JobSource | None = None
         self._loops: Loops | None = None
         self._leases: LeaseKeeper | None = None
+        self._presence: PresenceBeat | None = None
         self._pool: DaemonThreadPool | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._claim_task: asyncio.Task[None] | None = None
@@ -299,6 +301,12 @@ class Worker:
         if settings.requeue_interval_ms:
             self._tasks.append(asyncio.create_task(loops.requeue_loop(), name="jobqueue-requeue"))
         version = _version()
+        presence = PresenceBeat(
+            source, settings, self.types, state, sdk=f"jobqueue-python/{version}"
+        )
+        if presence.enabled:
+            self._presence = presence
+            self._tasks.append(asyncio.create_task(presence.run(), name="jobqueue-presence"))
         logger.info(
             "worker started: source %s, types %s, concurrency %d, lease %d ms, jobqueue-worker %s",
             self._source_spec.label,
@@ -398,6 +406,8 @@ class Worker:
                 extra={"count": left},
             )
         try:
+            if self._presence is not None:
+                await self._presence.leave()
             await source.close()
         finally:
             if self._pool is not None:
