@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"mpataki/jobqueue/v1/jobqueue.proto\x12\x13mpataki.jobqueue.v1\"\xbc\x02\n\x11\x45nqueueJobRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1e\n\x11\x65xecution_time_ms\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x19\n\x0cmax_attempts\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x1c\n\x0fidempotency_key\x18\x05 \x01(\tH\x02\x88\x01\x01\x12\x44\n\x07headers\x18\x06 \x03(\x0b\x32\x33.mpataki.jobqueue.v1.EnqueueJobRequest.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x14\n\x12_execution_time_msB\x0f\n\r_max_attemptsB\x12\n\x10_idempotency_key\";\n\x12\x45nqueueJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.mpataki.jobqueue.v1.Job\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"7\n\x0eGetJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.mpataki.jobqueue.v1.Job\"\x1e\n\x10\x43\x61ncelJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x11\x43\x61ncelJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.mpataki.jobqueue.v1.Job\"|\n\x12\x45nqueueJobsRequest\x12\x34\n\x04jobs\x18\x01 \x03(\x0b\x32&.mpataki.jobqueue.v1.EnqueueJobRequest\x12\x1c\n\x0fidempotency_key\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x12\n\x10_idempotency_key\"=\n\x13\x45nqueueJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.mpataki.jobqueue.v1.Job\"\x84\x01\n\x0fListJobsRequest\x12\x11\n\x04type\x18\x01 \x01(\tH\x00\x88\x01\x01\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.mpataki.jobqueue.v1.JobStatus\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\tB\x07\n\x05_type\"S\n\x10ListJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.mpataki.jobqueue.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x16\n\x14GetQueueStatsRequest\"\x8c\x01\n\x15GetQueueStatsResponse\x12-\n\x05types\x18\x01 \x03(\x0b\x32\x1e.mpataki.jobqueue.v1.TypeStats\x12-\n\x05total\x18\x02 \x01(\x0b\x32\x1e.mpataki.jobqueue.v1.TypeStats\x12\x15\n\romitted_types\x18\x03 \x01(\x03\"\xc4\x01\n\tTypeStats\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07pending\x18\x02 \x01(\x03\x12\x11\n\tscheduled\x18\x03 \x01(\x03\x12\x0f\n\x07running\x18\x04 \x01(\x03\x12\x11\n\tcompleted\x18\x05 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x03\x12\x11\n\tcancelled\x18\x07 \x01(\x03\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x1d\n\x15oldest_pending_age_ms\x18\t \x01(\x03\x12\x0f\n\x07workers\x18\n \x01(\x05\"\x1d\n\x0fWatchJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"9\n\x10WatchJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.mpataki.jobqueue.v1.Job\"\xdd\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12.\n\x06status\x18\x04 \x01(\x0e\x32\x1e.mpataki.jobqueue.v1.JobStatus\x12\x19\n\x11\x65xecution_time_ms\x18\x05 \x01(\x03\x12\x12\n\ncreated_at\x18\x06 \x01(\x03\x12\x12\n\nupdated_at\x18\x07 \x01(\x03\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12\x19\n\x0cmax_attempts\x18\t \x01(\x05H\x00\x88\x01\x01\x12\x17\n\nlast_error\x18\n \x01(\tH\x01\x88\x01\x01\x12\x13\n\x06result\x18\x0b \x01(\x0cH\x02\x88\x01\x01\x12\x18\n\x10\x63\x61ncel_requested\x18\x0c \x01(\x08\x12\x1c\n\x0fidempotency_key\x18\r \x01(\tH\x03\x88\x01\x01\x12\x36\n\x07headers\x18\x0e \x03(\x0b\x32%.mpataki.jobqueue.v1.Job.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0f\n\r_max_attemptsB\r\n\x0b_last_errorB\t\n\x07_resultB\x12\n\x10_idempotency_key*\xa2\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12JOB_STATUS_PENDING\x10\x01\x12\x16\n\x12JOB_STATUS_RUNNING\x10\x02\x12\x18\n\x14JOB_STATUS_COMPLETED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04\x12\x18\n\x14JOB_STATUS_CANCELLED\x10\x05\x32\x98\x05\n\nJobService\x12]\n\nEnqueueJob\x12&.mpataki.jobqueue.v1.EnqueueJobRequest\x1a\'.mpataki.jobqueue.v1.EnqueueJobResponse\x12Q\n\x06GetJob\x12\".mpataki.jobqueue.v1.GetJobRequest\x1a#.mpataki.jobqueue.v1.GetJobResponse\x12Z\n\tCancelJob\x12%.mpataki.jobqueue.v1.CancelJobRequest\x1a&.mpataki.jobqueue.v1.CancelJobResponse\x12`\n\x0b\x45nqueueJobs\x12\'.mpataki.jobqueue.v1.EnqueueJobsRequest\x1a(.mpataki.jobqueue.v1.EnqueueJobsResponse\x12W\n\x08ListJobs\x12$.mpataki.jobqueue.v1.ListJobsRequest\x1a%.mpataki.jobqueue.v1.ListJobsResponse\x12\x66\n\rGetQueueStats\x12).mpataki.jobqueue.v1.GetQueueStatsRequest\x1a*.mpataki.jobqueue.v1.GetQueueStatsResponse\x12Y\n\x08WatchJob\x12$.mpataki.jobqueue.v1.WatchJobRequest\x1a%.mpataki.jobqueue.v1.WatchJobResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"mpataki/jobqueue/v1/jobqueue.proto\x12\x13mpataki.jobqueue.v1\"\x90\x04\n\x11\x45nqueueJobRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1e\n\x11\x65xecution_time_ms\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x19\n\x0cmax_attempts\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x1c\n\x0fidempotency_key\x18\x05 \x01(\tH\x02\x88\x01\x01\x12\x44\n\x07headers\x18\x06 \x03(\x0b\x32\x33.mpataki.jobqueue.v1.EnqueueJobRequest.HeadersEntry\x12\x17\n\nunique_key\x18\x14 \x01(\tH\x03\x88\x01\x01\x12>\n\x0bon_conflict\x18\x15 \x01(\x0e\x32).mpataki.jobqueue.v1.UniqueConflictPolicy\x12\x36\n\x0cunique_scope\x18\x16 \x01(\x0e\x32 .mpataki.jobqueue.v1.UniqueScope\x12\x1d\n\x10unique_window_ms\x18\x17 \x01(\x03H\x04\x88\x01\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x14\n\x12_execution_time_msB\x0f\n\r_max_attemptsB\x12\n\x10_idempotency_keyB\r\n\x0b_unique_keyB\x13\n\x11_unique_window_ms\";\n\x12\x45nqueueJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.mpataki.jobqueue.v1.Job\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"7\n\x0eGetJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.mpataki.jobqueue.v1.Job\"\x1e\n\x10\x43\x61ncelJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x11\x43\x61ncelJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.mpataki.jobqueue.v1.Job\"|\n\x12\x45nqueueJobsRequest\x12\x34\n\x04jobs\x18\x01 \x03(\x0b\x32&.mpataki.jobqueue.v1.EnqueueJobRequest\x12\x1c\n\x0fidempotency_key\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x12\n\x10_idempotency_key\"=\n\x13\x45nqueueJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.mpataki.jobqueue.v1.Job\"\x84\x01\n\x0fListJobsRequest\x12\x11\n\x04type\x18\x01 \x01(\tH\x00\x88\x01\x01\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.mpataki.jobqueue.v1.JobStatus\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\tB\x07\n\x05_type\"S\n\x10ListJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.mpataki.jobqueue.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x16\n\x14GetQueueStatsRequest\"\x8c\x01\n\x15GetQueueStatsResponse\x12-\n\x05types\x18\x01 \x03(\x0b\x32\x1e.mpataki.jobqueue.v1.TypeStats\x12-\n\x05total\x18\x02 \x01(\x0b\x32\x1e.mpataki.jobqueue.v1.TypeStats\x12\x15\n\romitted_types\x18\x03 \x01(\x03\"\xc4\x01\n\tTypeStats\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07pending\x18\x02 \x01(\x03\x12\x11\n\tscheduled\x18\x03 \x01(\x03\x12\x0f\n\x07running\x18\x04 \x01(\x03\x12\x11\n\tcompleted\x18\x05 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x03\x12\x11\n\tcancelled\x18\x07 \x01(\x03\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x1d\n\x15oldest_pending_age_ms\x18\t \x01(\x03\x12\x0f\n\x07workers\x18\n \x01(\x05\"\x1d\n\x0fWatchJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"9\n\x10WatchJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.mpataki.jobqueue.v1.Job\"\x95\x05\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12.\n\x06status\x18\x04 \x01(\x0e\x32\x1e.mpataki.jobqueue.v1.JobStatus\x12\x19\n\x11\x65xecution_time_ms\x18\x05 \x01(\x03\x12\x12\n\ncreated_at\x18\x06 \x01(\x03\x12\x12\n\nupdated_at\x18\x07 \x01(\x03\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12\x19\n\x0cmax_attempts\x18\t \x01(\x05H\x00\x88\x01\x01\x12\x17\n\nlast_error\x18\n \x01(\tH\x01\x88\x01\x01\x12\x13\n\x06result\x18\x0b \x01(\x0cH\x02\x88\x01\x01\x12\x18\n\x10\x63\x61ncel_requested\x18\x0c \x01(\x08\x12\x1c\n\x0fidempotency_key\x18\r \x01(\tH\x03\x88\x01\x01\x12\x36\n\x07headers\x18\x0e \x03(\x0b\x32%.mpataki.jobqueue.v1.Job.HeadersEntry\x12\x17\n\nunique_key\x18\x14 \x01(\tH\x04\x88\x01\x01\x12\x36\n\x0cunique_scope\x18\x15 \x01(\x0e\x32 .mpataki.jobqueue.v1.UniqueScope\x12\x15\n\x08progress\x18\x16 \x01(\x01H\x05\x88\x01\x01\x12\x1d\n\x10progress_message\x18\x17 \x01(\tH\x06\x88\x01\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0f\n\r_max_attemptsB\r\n\x0b_last_errorB\t\n\x07_resultB\x12\n\x10_idempotency_keyB\r\n\x0b_unique_keyB\x0b\n\t_progressB\x13\n\x11_progress_message*\xb1\x01\n\x14UniqueConflictPolicy\x12&\n\"UNIQUE_CONFLICT_POLICY_UNSPECIFIED\x10\x00\x12*\n&UNIQUE_CONFLICT_POLICY_RETURN_EXISTING\x10\x01\x12!\n\x1dUNIQUE_CONFLICT_POLICY_REJECT\x10\x02\x12\"\n\x1eUNIQUE_CONFLICT_POLICY_REPLACE\x10\x03*\x85\x01\n\x0bUniqueScope\x12\x1c\n\x18UNIQUE_SCOPE_UNSPECIFIED\x10\x00\x12\x18\n\x14UNIQUE_SCOPE_PENDING\x10\x01\x12#\n\x1fUNIQUE_SCOPE_PENDING_OR_RUNNING\x10\x02\x12\x19\n\x15UNIQUE_SCOPE_DEBOUNCE\x10\x03*\xa2\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12JOB_STATUS_PENDING\x10\x01\x12\x16\n\x12JOB_STATUS_RUNNING\x10\x02\x12\x18\n\x14JOB_STATUS_COMPLETED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04\x12\x18\n\x14JOB_STATUS_CANCELLED\x10\x05\x32\x98\x05\n\nJobService\x12]\n\nEnqueueJob\x12&.mpataki.jobqueue.v1.EnqueueJobRequest\x1a\'.mpataki.jobqueue.v1.EnqueueJobResponse\x12Q\n\x06GetJob\x12\".mpataki.jobqueue.v1.GetJobRequest\x1a#.mpataki.jobqueue.v1.GetJobResponse\x12Z\n\tCancelJob\x12%.mpataki.jobqueue.v1.CancelJobRequest\x1a&.mpataki.jobqueue.v1.CancelJobResponse\x12`\n\x0b\x45nqueueJobs\x12\'.mpataki.jobqueue.v1.EnqueueJobsRequest\x1a(.mpataki.jobqueue.v1.EnqueueJobsResponse\x12W\n\x08ListJobs\x12$.mpataki.jobqueue.v1.ListJobsRequest\x1a%.mpataki.jobqueue.v1.ListJobsResponse\x12\x66\n\rGetQueueStats\x12).mpataki.jobqueue.v1.GetQueueStatsRequest\x1a*.mpataki.jobqueue.v1.GetQueueStatsResponse\x12Y\n\x08WatchJob\x12$.mpataki.jobqueue.v1.WatchJobRequest\x1a%.mpataki.jobqueue.v1.WatchJobResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,44 +35,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENQUEUEJOBREQUEST_HEADERSENTRY']._serialized_options = b'8\001'
   _globals['_JOB_HEADERSENTRY']._loaded_options = None
   _globals['_JOB_HEADERSENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATUS']._serialized_start=1963
-  _globals['_JOBSTATUS']._serialized_end=2125
+  _globals['_UNIQUECONFLICTPOLICY']._serialized_start=2359
+  _globals['_UNIQUECONFLICTPOLICY']._serialized_end=2536
+  _globals['_UNIQUESCOPE']._serialized_start=2539
+  _globals['_UNIQUESCOPE']._serialized_end=2672
+  _globals['_JOBSTATUS']._serialized_start=2675
+  _globals['_JOBSTATUS']._serialized_end=2837
   _globals['_ENQUEUEJOBREQUEST']._serialized_start=60
-  _globals['_ENQUEUEJOBREQUEST']._serialized_end=376
-  _globals['_ENQUEUEJOBREQUEST_HEADERSENTRY']._serialized_start=271
-  _globals['_ENQUEUEJOBREQUEST_HEADERSENTRY']._serialized_end=317
-  _globals['_ENQUEUEJOBRESPONSE']._serialized_start=378
-  _globals['_ENQUEUEJOBRESPONSE']._serialized_end=437
-  _globals['_GETJOBREQUEST']._serialized_start=439
-  _globals['_GETJOBREQUEST']._serialized_end=466
-  _globals['_GETJOBRESPONSE']._serialized_start=468
-  _globals['_GETJOBRESPONSE']._serialized_end=523
-  _globals['_CANCELJOBREQUEST']._serialized_start=525
-  _globals['_CANCELJOBREQUEST']._serialized_end=555
-  _globals['_CANCELJOBRESPONSE']._serialized_start=557
-  _globals['_CANCELJOBRESPONSE']._serialized_end=615
-  _globals['_ENQUEUEJOBSREQUEST']._serialized_start=617
-  _globals['_ENQUEUEJOBSREQUEST']._serialized_end=741
-  _globals['_ENQUEUEJOBSRESPONSE']._serialized_start=743
-  _globals['_ENQUEUEJOBSRESPONSE']._serialized_end=804
-  _globals['_LISTJOBSREQUEST']._serialized_start=807
-  _globals['_LISTJOBSREQUEST']._serialized_end=939
-  _globals['_LISTJOBSRESPONSE']._serialized_start=941
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1024
-  _globals['_GETQUEUESTATSREQUEST']._serialized_start=1026
-  _globals['_GETQUEUESTATSREQUEST']._serialized_end=1048
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=1051
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=1191
-  _globals['_TYPESTATS']._serialized_start=1194
-  _globals['_TYPESTATS']._serialized_end=1390
-  _globals['_WATCHJOBREQUEST']._serialized_start=1392
-  _globals['_WATCHJOBREQUEST']._serialized_end=1421
-  _globals['_WATCHJOBRESPONSE']._serialized_start=1423
-  _globals['_WATCHJOBRESPONSE']._serialized_end=1480
-  _globals['_JOB']._serialized_start=1483
-  _globals['_JOB']._serialized_end=1960
-  _globals['_JOB_HEADERSENTRY']._serialized_start=271
-  _globals['_JOB_HEADERSENTRY']._serialized_end=317
-  _globals['_JOBSERVICE']._serialized_start=2128
-  _globals['_JOBSERVICE']._serialized_end=2792
+  _globals['_ENQUEUEJOBREQUEST']._serialized_end=588
+  _globals['_ENQUEUEJOBREQUEST_HEADERSENTRY']._serialized_start=447
+  _globals['_ENQUEUEJOBREQUEST_HEADERSENTRY']._serialized_end=493
+  _globals['_ENQUEUEJOBRESPONSE']._serialized_start=590
+  _globals['_ENQUEUEJOBRESPONSE']._serialized_end=649
+  _globals['_GETJOBREQUEST']._serialized_start=651
+  _globals['_GETJOBREQUEST']._serialized_end=678
+  _globals['_GETJOBRESPONSE']._serialized_start=680
+  _globals['_GETJOBRESPONSE']._serialized_end=735
+  _globals['_CANCELJOBREQUEST']._serialized_start=737
+  _globals['_CANCELJOBREQUEST']._serialized_end=767
+  _globals['_CANCELJOBRESPONSE']._serialized_start=769
+  _globals['_CANCELJOBRESPONSE']._serialized_end=827
+  _globals['_ENQUEUEJOBSREQUEST']._serialized_start=829
+  _globals['_ENQUEUEJOBSREQUEST']._serialized_end=953
+  _globals['_ENQUEUEJOBSRESPONSE']._serialized_start=955
+  _globals['_ENQUEUEJOBSRESPONSE']._serialized_end=1016
+  _globals['_LISTJOBSREQUEST']._serialized_start=1019
+  _globals['_LISTJOBSREQUEST']._serialized_end=1151
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1153
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1236
+  _globals['_GETQUEUESTATSREQUEST']._serialized_start=1238
+  _globals['_GETQUEUESTATSREQUEST']._serialized_end=1260
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=1263
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=1403
+  _globals['_TYPESTATS']._serialized_start=1406
+  _globals['_TYPESTATS']._serialized_end=1602
+  _globals['_WATCHJOBREQUEST']._serialized_start=1604
+  _globals['_WATCHJOBREQUEST']._serialized_end=1633
+  _globals['_WATCHJOBRESPONSE']._serialized_start=1635
+  _globals['_WATCHJOBRESPONSE']._serialized_end=1692
+  _globals['_JOB']._serialized_start=1695
+  _globals['_JOB']._serialized_end=2356
+  _globals['_JOB_HEADERSENTRY']._serialized_start=447
+  _globals['_JOB_HEADERSENTRY']._serialized_end=493
+  _globals['_JOBSERVICE']._serialized_start=2840
+  _globals['_JOBSERVICE']._serialized_end=3504
 # @@protoc_insertion_point(module_scope)

@@ -25,6 +25,60 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _UniqueConflictPolicy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _UniqueConflictPolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_UniqueConflictPolicy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    UNIQUE_CONFLICT_POLICY_UNSPECIFIED: _UniqueConflictPolicy.ValueType  # 0
+    UNIQUE_CONFLICT_POLICY_RETURN_EXISTING: _UniqueConflictPolicy.ValueType  # 1
+    """Store nothing; answer with the holder."""
+    UNIQUE_CONFLICT_POLICY_REJECT: _UniqueConflictPolicy.ValueType  # 2
+    """Store nothing; fail with ALREADY_EXISTS naming the holder."""
+    UNIQUE_CONFLICT_POLICY_REPLACE: _UniqueConflictPolicy.ValueType  # 3
+    """Cancel a PENDING holder and store the new job; a RUNNING holder: ALREADY_EXISTS."""
+
+class UniqueConflictPolicy(_UniqueConflictPolicy, metaclass=_UniqueConflictPolicyEnumTypeWrapper):
+    """What an enqueue gets when its unique_key is held."""
+
+UNIQUE_CONFLICT_POLICY_UNSPECIFIED: UniqueConflictPolicy.ValueType  # 0
+UNIQUE_CONFLICT_POLICY_RETURN_EXISTING: UniqueConflictPolicy.ValueType  # 1
+"""Store nothing; answer with the holder."""
+UNIQUE_CONFLICT_POLICY_REJECT: UniqueConflictPolicy.ValueType  # 2
+"""Store nothing; fail with ALREADY_EXISTS naming the holder."""
+UNIQUE_CONFLICT_POLICY_REPLACE: UniqueConflictPolicy.ValueType  # 3
+"""Cancel a PENDING holder and store the new job; a RUNNING holder: ALREADY_EXISTS."""
+Global___UniqueConflictPolicy: _TypeAlias = UniqueConflictPolicy  # noqa: Y015
+
+class _UniqueScope:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _UniqueScopeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_UniqueScope.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    UNIQUE_SCOPE_UNSPECIFIED: _UniqueScope.ValueType  # 0
+    UNIQUE_SCOPE_PENDING: _UniqueScope.ValueType  # 1
+    """Until the holder is claimed or finishes."""
+    UNIQUE_SCOPE_PENDING_OR_RUNNING: _UniqueScope.ValueType  # 2
+    """Until the holder finishes (COMPLETED, FAILED or CANCELLED)."""
+    UNIQUE_SCOPE_DEBOUNCE: _UniqueScope.ValueType  # 3
+    """unique_window_ms after the holder's enqueue, while it is pending."""
+
+class UniqueScope(_UniqueScope, metaclass=_UniqueScopeEnumTypeWrapper):
+    """How long a holder keeps its unique key; the store releases it in the step
+    that moves the holder out of the scope.
+    """
+
+UNIQUE_SCOPE_UNSPECIFIED: UniqueScope.ValueType  # 0
+UNIQUE_SCOPE_PENDING: UniqueScope.ValueType  # 1
+"""Until the holder is claimed or finishes."""
+UNIQUE_SCOPE_PENDING_OR_RUNNING: UniqueScope.ValueType  # 2
+"""Until the holder finishes (COMPLETED, FAILED or CANCELLED)."""
+UNIQUE_SCOPE_DEBOUNCE: UniqueScope.ValueType  # 3
+"""unique_window_ms after the holder's enqueue, while it is pending."""
+Global___UniqueScope: _TypeAlias = UniqueScope  # noqa: Y015
+
 class _JobStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -78,6 +132,10 @@ class EnqueueJobRequest(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     HEADERS_FIELD_NUMBER: _builtins.int
+    UNIQUE_KEY_FIELD_NUMBER: _builtins.int
+    ON_CONFLICT_FIELD_NUMBER: _builtins.int
+    UNIQUE_SCOPE_FIELD_NUMBER: _builtins.int
+    UNIQUE_WINDOW_MS_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     """Which handler runs the job: 1 to 128 characters from [A-Za-z0-9_.:-]."""
     payload: _builtins.bytes
@@ -93,6 +151,20 @@ class EnqueueJobRequest(_message.Message):
     idempotency_key: _builtins.str
     """A retried enqueue with the same key returns the job first stored under it
     instead of creating a second one (while that job is retained).
+    """
+    unique_key: _builtins.str
+    """A unique job: while a job holding this key is in `unique_scope`, another
+    enqueue with the key gets `on_conflict`. Unlike idempotency_key (one
+    retried request made safe), it is a business rule across requests. At
+    most 256 characters; it lives in the job type's shard (one key per type).
+    """
+    on_conflict: Global___UniqueConflictPolicy.ValueType
+    """Unset: RETURN_EXISTING. Needs unique_key."""
+    unique_scope: Global___UniqueScope.ValueType
+    """Unset: PENDING_OR_RUNNING. Needs unique_key."""
+    unique_window_ms: _builtins.int
+    """The debounce window (UNIQUE_SCOPE_DEBOUNCE only, and required there):
+    1 ms to 7 days after the holder was enqueued, while it is still pending.
     """
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
@@ -111,10 +183,14 @@ class EnqueueJobRequest(_message.Message):
         max_attempts: _builtins.int | None = ...,
         idempotency_key: _builtins.str | None = ...,
         headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        unique_key: _builtins.str | None = ...,
+        on_conflict: Global___UniqueConflictPolicy.ValueType = ...,
+        unique_scope: Global___UniqueScope.ValueType = ...,
+        unique_window_ms: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_execution_time_ms", b"_execution_time_ms", "_idempotency_key", b"_idempotency_key", "_max_attempts", b"_max_attempts", "execution_time_ms", b"execution_time_ms", "idempotency_key", b"idempotency_key", "max_attempts", b"max_attempts"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_execution_time_ms", b"_execution_time_ms", "_idempotency_key", b"_idempotency_key", "_max_attempts", b"_max_attempts", "_unique_key", b"_unique_key", "_unique_window_ms", b"_unique_window_ms", "execution_time_ms", b"execution_time_ms", "idempotency_key", b"idempotency_key", "max_attempts", b"max_attempts", "unique_key", b"unique_key", "unique_window_ms", b"unique_window_ms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_execution_time_ms", b"_execution_time_ms", "_idempotency_key", b"_idempotency_key", "_max_attempts", b"_max_attempts", "execution_time_ms", b"execution_time_ms", "headers", b"headers", "idempotency_key", b"idempotency_key", "max_attempts", b"max_attempts", "payload", b"payload", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_execution_time_ms", b"_execution_time_ms", "_idempotency_key", b"_idempotency_key", "_max_attempts", b"_max_attempts", "_unique_key", b"_unique_key", "_unique_window_ms", b"_unique_window_ms", "execution_time_ms", b"execution_time_ms", "headers", b"headers", "idempotency_key", b"idempotency_key", "max_attempts", b"max_attempts", "on_conflict", b"on_conflict", "payload", b"payload", "type", b"type", "unique_key", b"unique_key", "unique_scope", b"unique_scope", "unique_window_ms", b"unique_window_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__execution_time_ms: _TypeAlias = _typing.Literal["execution_time_ms"]  # noqa: Y015
     _WhichOneofArgType__execution_time_ms: _TypeAlias = _typing.Literal["_execution_time_ms", b"_execution_time_ms"]  # noqa: Y015
@@ -122,12 +198,20 @@ class EnqueueJobRequest(_message.Message):
     _WhichOneofArgType__idempotency_key: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key"]  # noqa: Y015
     _WhichOneofReturnType__max_attempts: _TypeAlias = _typing.Literal["max_attempts"]  # noqa: Y015
     _WhichOneofArgType__max_attempts: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts"]  # noqa: Y015
+    _WhichOneofReturnType__unique_key: _TypeAlias = _typing.Literal["unique_key"]  # noqa: Y015
+    _WhichOneofArgType__unique_key: _TypeAlias = _typing.Literal["_unique_key", b"_unique_key"]  # noqa: Y015
+    _WhichOneofReturnType__unique_window_ms: _TypeAlias = _typing.Literal["unique_window_ms"]  # noqa: Y015
+    _WhichOneofArgType__unique_window_ms: _TypeAlias = _typing.Literal["_unique_window_ms", b"_unique_window_ms"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__execution_time_ms) -> _WhichOneofReturnType__execution_time_ms | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__idempotency_key) -> _WhichOneofReturnType__idempotency_key | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_attempts) -> _WhichOneofReturnType__max_attempts | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__unique_key) -> _WhichOneofReturnType__unique_key | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__unique_window_ms) -> _WhichOneofReturnType__unique_window_ms | None: ...
 
 Global___EnqueueJobRequest: _TypeAlias = EnqueueJobRequest  # noqa: Y015
 
@@ -526,6 +610,10 @@ class Job(_message.Message):
     CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     HEADERS_FIELD_NUMBER: _builtins.int
+    UNIQUE_KEY_FIELD_NUMBER: _builtins.int
+    UNIQUE_SCOPE_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    PROGRESS_MESSAGE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     type: _builtins.str
     payload: _builtins.bytes
@@ -545,6 +633,14 @@ class Job(_message.Message):
     """Someone asked to cancel the job while it was RUNNING; its worker was told."""
     idempotency_key: _builtins.str
     """The idempotency key it was enqueued with, if any."""
+    unique_key: _builtins.str
+    """The unique key it was enqueued with, and its scope, if any."""
+    unique_scope: Global___UniqueScope.ValueType
+    progress: _builtins.float
+    """What its handler last reported (ReportProgress): a fraction 0..1 and a
+    short message; unset until the first report.
+    """
+    progress_message: _builtins.str
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """The headers it was enqueued with (EnqueueJobRequest.headers)."""
@@ -566,10 +662,14 @@ class Job(_message.Message):
         cancel_requested: _builtins.bool = ...,
         idempotency_key: _builtins.str | None = ...,
         headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        unique_key: _builtins.str | None = ...,
+        unique_scope: Global___UniqueScope.ValueType = ...,
+        progress: _builtins.float | None = ...,
+        progress_message: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key", "_last_error", b"_last_error", "_max_attempts", b"_max_attempts", "_result", b"_result", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "max_attempts", b"max_attempts", "result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key", "_last_error", b"_last_error", "_max_attempts", b"_max_attempts", "_progress", b"_progress", "_progress_message", b"_progress_message", "_result", b"_result", "_unique_key", b"_unique_key", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "max_attempts", b"max_attempts", "progress", b"progress", "progress_message", b"progress_message", "result", b"result", "unique_key", b"unique_key"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key", "_last_error", b"_last_error", "_max_attempts", b"_max_attempts", "_result", b"_result", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "created_at", b"created_at", "execution_time_ms", b"execution_time_ms", "headers", b"headers", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "max_attempts", b"max_attempts", "payload", b"payload", "result", b"result", "status", b"status", "type", b"type", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key", "_last_error", b"_last_error", "_max_attempts", b"_max_attempts", "_progress", b"_progress", "_progress_message", b"_progress_message", "_result", b"_result", "_unique_key", b"_unique_key", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "created_at", b"created_at", "execution_time_ms", b"execution_time_ms", "headers", b"headers", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "max_attempts", b"max_attempts", "payload", b"payload", "progress", b"progress", "progress_message", b"progress_message", "result", b"result", "status", b"status", "type", b"type", "unique_key", b"unique_key", "unique_scope", b"unique_scope", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__idempotency_key: _TypeAlias = _typing.Literal["idempotency_key"]  # noqa: Y015
     _WhichOneofArgType__idempotency_key: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key"]  # noqa: Y015
@@ -577,8 +677,14 @@ class Job(_message.Message):
     _WhichOneofArgType__last_error: _TypeAlias = _typing.Literal["_last_error", b"_last_error"]  # noqa: Y015
     _WhichOneofReturnType__max_attempts: _TypeAlias = _typing.Literal["max_attempts"]  # noqa: Y015
     _WhichOneofArgType__max_attempts: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts"]  # noqa: Y015
+    _WhichOneofReturnType__progress: _TypeAlias = _typing.Literal["progress"]  # noqa: Y015
+    _WhichOneofArgType__progress: _TypeAlias = _typing.Literal["_progress", b"_progress"]  # noqa: Y015
+    _WhichOneofReturnType__progress_message: _TypeAlias = _typing.Literal["progress_message"]  # noqa: Y015
+    _WhichOneofArgType__progress_message: _TypeAlias = _typing.Literal["_progress_message", b"_progress_message"]  # noqa: Y015
     _WhichOneofReturnType__result: _TypeAlias = _typing.Literal["result"]  # noqa: Y015
     _WhichOneofArgType__result: _TypeAlias = _typing.Literal["_result", b"_result"]  # noqa: Y015
+    _WhichOneofReturnType__unique_key: _TypeAlias = _typing.Literal["unique_key"]  # noqa: Y015
+    _WhichOneofArgType__unique_key: _TypeAlias = _typing.Literal["_unique_key", b"_unique_key"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__idempotency_key) -> _WhichOneofReturnType__idempotency_key | None: ...
     @_typing.overload
@@ -586,6 +692,12 @@ class Job(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_attempts) -> _WhichOneofReturnType__max_attempts | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__progress) -> _WhichOneofReturnType__progress | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__progress_message) -> _WhichOneofReturnType__progress_message | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__result) -> _WhichOneofReturnType__result | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__unique_key) -> _WhichOneofReturnType__unique_key | None: ...
 
 Global___Job: _TypeAlias = Job  # noqa: Y015

@@ -59,6 +59,11 @@ class WorkerServiceStub:
                 request_serializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.HeartbeatRequest.SerializeToString,
                 response_deserializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.HeartbeatResponse.FromString,
                 _registered_method=True)
+        self.ReportProgress = channel.unary_unary(
+                '/mpataki.jobqueue.v1.WorkerService/ReportProgress',
+                request_serializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.ReportProgressRequest.SerializeToString,
+                response_deserializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.ReportProgressResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerServiceServicer:
@@ -111,6 +116,18 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportProgress(self, request, context):
+        """Store what handlers report about their jobs' progress, a batch at a
+        time like RenewLeases: each report applies only while its lease is
+        held (current token, deadline not passed), so a stale worker cannot
+        write; the answer says which applied. A malformed id, an empty token, a
+        fraction outside 0..1 or a batch over the limit: INVALID_ARGUMENT, and
+        nothing is stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -138,6 +155,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.Heartbeat,
                     request_deserializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.HeartbeatRequest.FromString,
                     response_serializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.HeartbeatResponse.SerializeToString,
+            ),
+            'ReportProgress': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportProgress,
+                    request_deserializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.ReportProgressRequest.FromString,
+                    response_serializer=mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.ReportProgressResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -275,6 +297,33 @@ class WorkerService:
             '/mpataki.jobqueue.v1.WorkerService/Heartbeat',
             mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.HeartbeatRequest.SerializeToString,
             mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.HeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpataki.jobqueue.v1.WorkerService/ReportProgress',
+            mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.ReportProgressRequest.SerializeToString,
+            mpataki_dot_jobqueue_dot_v1_dot_worker__pb2.ReportProgressResponse.FromString,
             options,
             channel_credentials,
             insecure,

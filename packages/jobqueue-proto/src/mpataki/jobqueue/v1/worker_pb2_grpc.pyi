@@ -72,6 +72,14 @@ class WorkerServiceStub:
     ListWorkers and the stats' live-worker counts. A worker that sends none
     within ttl_ms disappears from the list; one that stops sends `stopping`.
     """
+    ReportProgress: _grpc.UnaryUnaryMultiCallable[_worker_pb2.ReportProgressRequest, _worker_pb2.ReportProgressResponse]
+    """Store what handlers report about their jobs' progress, a batch at a
+    time like RenewLeases: each report applies only while its lease is
+    held (current token, deadline not passed), so a stale worker cannot
+    write; the answer says which applied. A malformed id, an empty token, a
+    fraction outside 0..1 or a batch over the limit: INVALID_ARGUMENT, and
+    nothing is stored.
+    """
 
 @_typing.type_check_only
 class WorkerServiceAsyncStub(WorkerServiceStub):
@@ -102,6 +110,14 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     """Says this worker is alive, and what it is doing, for AdminService's
     ListWorkers and the stats' live-worker counts. A worker that sends none
     within ttl_ms disappears from the list; one that stops sends `stopping`.
+    """
+    ReportProgress: _aio.UnaryUnaryMultiCallable[_worker_pb2.ReportProgressRequest, _worker_pb2.ReportProgressResponse]  # type: ignore[assignment]
+    """Store what handlers report about their jobs' progress, a batch at a
+    time like RenewLeases: each report applies only while its lease is
+    held (current token, deadline not passed), so a stale worker cannot
+    write; the answer says which applied. A malformed id, an empty token, a
+    fraction outside 0..1 or a batch over the limit: INVALID_ARGUMENT, and
+    nothing is stored.
     """
 
 class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -160,6 +176,20 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
         """Says this worker is alive, and what it is doing, for AdminService's
         ListWorkers and the stats' live-worker counts. A worker that sends none
         within ttl_ms disappears from the list; one that stops sends `stopping`.
+        """
+
+    @_abc_1.abstractmethod
+    def ReportProgress(
+        self,
+        request: _worker_pb2.ReportProgressRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_worker_pb2.ReportProgressResponse, _abc.Awaitable[_worker_pb2.ReportProgressResponse]]:
+        """Store what handlers report about their jobs' progress, a batch at a
+        time like RenewLeases: each report applies only while its lease is
+        held (current token, deadline not passed), so a stale worker cannot
+        write; the answer says which applied. A malformed id, an empty token, a
+        fraction outside 0..1 or a batch over the limit: INVALID_ARGUMENT, and
+        nothing is stored.
         """
 
 def add_WorkerServiceServicer_to_server(servicer: WorkerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

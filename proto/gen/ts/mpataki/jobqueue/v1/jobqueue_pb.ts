@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mpataki/jobqueue/v1/jobqueue.proto.
  */
 export const file_mpataki_jobqueue_v1_jobqueue: GenFile = /*@__PURE__*/
-  fileDesc("CiJtcGF0YWtpL2pvYnF1ZXVlL3YxL2pvYnF1ZXVlLnByb3RvEhNtcGF0YWtpLmpvYnF1ZXVlLnYxIrwCChFFbnF1ZXVlSm9iUmVxdWVzdBIMCgR0eXBlGAEgASgJEg8KB3BheWxvYWQYAiABKAwSHgoRZXhlY3V0aW9uX3RpbWVfbXMYAyABKANIAIgBARIZCgxtYXhfYXR0ZW1wdHMYBCABKAVIAYgBARIcCg9pZGVtcG90ZW5jeV9rZXkYBSABKAlIAogBARJECgdoZWFkZXJzGAYgAygLMjMubXBhdGFraS5qb2JxdWV1ZS52MS5FbnF1ZXVlSm9iUmVxdWVzdC5IZWFkZXJzRW50cnkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCFAoSX2V4ZWN1dGlvbl90aW1lX21zQg8KDV9tYXhfYXR0ZW1wdHNCEgoQX2lkZW1wb3RlbmN5X2tleSI7ChJFbnF1ZXVlSm9iUmVzcG9uc2USJQoDam9iGAEgASgLMhgubXBhdGFraS5qb2JxdWV1ZS52MS5Kb2IiGwoNR2V0Sm9iUmVxdWVzdBIKCgJpZBgBIAEoCSI3Cg5HZXRKb2JSZXNwb25zZRIlCgNqb2IYASABKAsyGC5tcGF0YWtpLmpvYnF1ZXVlLnYxLkpvYiIeChBDYW5jZWxKb2JSZXF1ZXN0EgoKAmlkGAEgASgJIjoKEUNhbmNlbEpvYlJlc3BvbnNlEiUKA2pvYhgBIAEoCzIYLm1wYXRha2kuam9icXVldWUudjEuSm9iInwKEkVucXVldWVKb2JzUmVxdWVzdBI0CgRqb2JzGAEgAygLMiYubXBhdGFraS5qb2JxdWV1ZS52MS5FbnF1ZXVlSm9iUmVxdWVzdBIcCg9pZGVtcG90ZW5jeV9rZXkYAiABKAlIAIgBAUISChBfaWRlbXBvdGVuY3lfa2V5Ij0KE0VucXVldWVKb2JzUmVzcG9uc2USJgoEam9icxgBIAMoCzIYLm1wYXRha2kuam9icXVldWUudjEuSm9iIoQBCg9MaXN0Sm9ic1JlcXVlc3QSEQoEdHlwZRgBIAEoCUgAiAEBEi4KBnN0YXR1cxgCIAEoDjIeLm1wYXRha2kuam9icXVldWUudjEuSm9iU3RhdHVzEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJQgcKBV90eXBlIlMKEExpc3RKb2JzUmVzcG9uc2USJgoEam9icxgBIAMoCzIYLm1wYXRha2kuam9icXVldWUudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIWChRHZXRRdWV1ZVN0YXRzUmVxdWVzdCKMAQoVR2V0UXVldWVTdGF0c1Jlc3BvbnNlEi0KBXR5cGVzGAEgAygLMh4ubXBhdGFraS5qb2JxdWV1ZS52MS5UeXBlU3RhdHMSLQoFdG90YWwYAiABKAsyHi5tcGF0YWtpLmpvYnF1ZXVlLnYxLlR5cGVTdGF0cxIVCg1vbWl0dGVkX3R5cGVzGAMgASgDIsQBCglUeXBlU3RhdHMSDAoEdHlwZRgBIAEoCRIPCgdwZW5kaW5nGAIgASgDEhEKCXNjaGVkdWxlZBgDIAEoAxIPCgdydW5uaW5nGAQgASgDEhEKCWNvbXBsZXRlZBgFIAEoAxIOCgZmYWlsZWQYBiABKAMSEQoJY2FuY2VsbGVkGAcgASgDEg4KBnBhdXNlZBgIIAEoCBIdChVvbGRlc3RfcGVuZGluZ19hZ2VfbXMYCSABKAMSDwoHd29ya2VycxgKIAEoBSIdCg9XYXRjaEpvYlJlcXVlc3QSCgoCaWQYASABKAkiOQoQV2F0Y2hKb2JSZXNwb25zZRIlCgNqb2IYASABKAsyGC5tcGF0YWtpLmpvYnF1ZXVlLnYxLkpvYiLdAwoDSm9iEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSDwoHcGF5bG9hZBgDIAEoDBIuCgZzdGF0dXMYBCABKA4yHi5tcGF0YWtpLmpvYnF1ZXVlLnYxLkpvYlN0YXR1cxIZChFleGVjdXRpb25fdGltZV9tcxgFIAEoAxISCgpjcmVhdGVkX2F0GAYgASgDEhIKCnVwZGF0ZWRfYXQYByABKAMSEAoIYXR0ZW1wdHMYCCABKAUSGQoMbWF4X2F0dGVtcHRzGAkgASgFSACIAQESFwoKbGFzdF9lcnJvchgKIAEoCUgBiAEBEhMKBnJlc3VsdBgLIAEoDEgCiAEBEhgKEGNhbmNlbF9yZXF1ZXN0ZWQYDCABKAgSHAoPaWRlbXBvdGVuY3lfa2V5GA0gASgJSAOIAQESNgoHaGVhZGVycxgOIAMoCzIlLm1wYXRha2kuam9icXVldWUudjEuSm9iLkhlYWRlcnNFbnRyeRouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIPCg1fbWF4X2F0dGVtcHRzQg0KC19sYXN0X2Vycm9yQgkKB19yZXN1bHRCEgoQX2lkZW1wb3RlbmN5X2tleSqiAQoJSm9iU3RhdHVzEhoKFkpPQl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJKT0JfU1RBVFVTX1BFTkRJTkcQARIWChJKT0JfU1RBVFVTX1JVTk5JTkcQAhIYChRKT0JfU1RBVFVTX0NPTVBMRVRFRBADEhUKEUpPQl9TVEFUVVNfRkFJTEVEEAQSGAoUSk9CX1NUQVRVU19DQU5DRUxMRUQQBTKYBQoKSm9iU2VydmljZRJdCgpFbnF1ZXVlSm9iEiYubXBhdGFraS5qb2JxdWV1ZS52MS5FbnF1ZXVlSm9iUmVxdWVzdBonLm1wYXRha2kuam9icXVldWUudjEuRW5xdWV1ZUpvYlJlc3BvbnNlElEKBkdldEpvYhIiLm1wYXRha2kuam9icXVldWUudjEuR2V0Sm9iUmVxdWVzdBojLm1wYXRha2kuam9icXVldWUudjEuR2V0Sm9iUmVzcG9uc2USWgoJQ2FuY2VsSm9iEiUubXBhdGFraS5qb2JxdWV1ZS52MS5DYW5jZWxKb2JSZXF1ZXN0GiYubXBhdGFraS5qb2JxdWV1ZS52MS5DYW5jZWxKb2JSZXNwb25zZRJgCgtFbnF1ZXVlSm9icxInLm1wYXRha2kuam9icXVldWUudjEuRW5xdWV1ZUpvYnNSZXF1ZXN0GigubXBhdGFraS5qb2JxdWV1ZS52MS5FbnF1ZXVlSm9ic1Jlc3BvbnNlElcKCExpc3RKb2JzEiQubXBhdGFraS5qb2JxdWV1ZS52MS5MaXN0Sm9ic1JlcXVlc3QaJS5tcGF0YWtpLmpvYnF1ZXVlLnYxLkxpc3RKb2JzUmVzcG9uc2USZgoNR2V0UXVldWVTdGF0cxIpLm1wYXRha2kuam9icXVldWUudjEuR2V0UXVldWVTdGF0c1JlcXVlc3QaKi5tcGF0YWtpLmpvYnF1ZXVlLnYxLkdldFF1ZXVlU3RhdHNSZXNwb25zZRJZCghXYXRjaEpvYhIkLm1wYXRha2kuam9icXVldWUudjEuV2F0Y2hKb2JSZXF1ZXN0GiUubXBhdGFraS5qb2JxdWV1ZS52MS5XYXRjaEpvYlJlc3BvbnNlMAFiBnByb3RvMw");
+  fileDesc("CiJtcGF0YWtpL2pvYnF1ZXVlL3YxL2pvYnF1ZXVlLnByb3RvEhNtcGF0YWtpLmpvYnF1ZXVlLnYxIpAEChFFbnF1ZXVlSm9iUmVxdWVzdBIMCgR0eXBlGAEgASgJEg8KB3BheWxvYWQYAiABKAwSHgoRZXhlY3V0aW9uX3RpbWVfbXMYAyABKANIAIgBARIZCgxtYXhfYXR0ZW1wdHMYBCABKAVIAYgBARIcCg9pZGVtcG90ZW5jeV9rZXkYBSABKAlIAogBARJECgdoZWFkZXJzGAYgAygLMjMubXBhdGFraS5qb2JxdWV1ZS52MS5FbnF1ZXVlSm9iUmVxdWVzdC5IZWFkZXJzRW50cnkSFwoKdW5pcXVlX2tleRgUIAEoCUgDiAEBEj4KC29uX2NvbmZsaWN0GBUgASgOMikubXBhdGFraS5qb2JxdWV1ZS52MS5VbmlxdWVDb25mbGljdFBvbGljeRI2Cgx1bmlxdWVfc2NvcGUYFiABKA4yIC5tcGF0YWtpLmpvYnF1ZXVlLnYxLlVuaXF1ZVNjb3BlEh0KEHVuaXF1ZV93aW5kb3dfbXMYFyABKANIBIgBARouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIUChJfZXhlY3V0aW9uX3RpbWVfbXNCDwoNX21heF9hdHRlbXB0c0ISChBfaWRlbXBvdGVuY3lfa2V5Qg0KC191bmlxdWVfa2V5QhMKEV91bmlxdWVfd2luZG93X21zIjsKEkVucXVldWVKb2JSZXNwb25zZRIlCgNqb2IYASABKAsyGC5tcGF0YWtpLmpvYnF1ZXVlLnYxLkpvYiIbCg1HZXRKb2JSZXF1ZXN0EgoKAmlkGAEgASgJIjcKDkdldEpvYlJlc3BvbnNlEiUKA2pvYhgBIAEoCzIYLm1wYXRha2kuam9icXVldWUudjEuSm9iIh4KEENhbmNlbEpvYlJlcXVlc3QSCgoCaWQYASABKAkiOgoRQ2FuY2VsSm9iUmVzcG9uc2USJQoDam9iGAEgASgLMhgubXBhdGFraS5qb2JxdWV1ZS52MS5Kb2IifAoSRW5xdWV1ZUpvYnNSZXF1ZXN0EjQKBGpvYnMYASADKAsyJi5tcGF0YWtpLmpvYnF1ZXVlLnYxLkVucXVldWVKb2JSZXF1ZXN0EhwKD2lkZW1wb3RlbmN5X2tleRgCIAEoCUgAiAEBQhIKEF9pZGVtcG90ZW5jeV9rZXkiPQoTRW5xdWV1ZUpvYnNSZXNwb25zZRImCgRqb2JzGAEgAygLMhgubXBhdGFraS5qb2JxdWV1ZS52MS5Kb2IihAEKD0xpc3RKb2JzUmVxdWVzdBIRCgR0eXBlGAEgASgJSACIAQESLgoGc3RhdHVzGAIgASgOMh4ubXBhdGFraS5qb2JxdWV1ZS52MS5Kb2JTdGF0dXMSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAlCBwoFX3R5cGUiUwoQTGlzdEpvYnNSZXNwb25zZRImCgRqb2JzGAEgAygLMhgubXBhdGFraS5qb2JxdWV1ZS52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhYKFEdldFF1ZXVlU3RhdHNSZXF1ZXN0IowBChVHZXRRdWV1ZVN0YXRzUmVzcG9uc2USLQoFdHlwZXMYASADKAsyHi5tcGF0YWtpLmpvYnF1ZXVlLnYxLlR5cGVTdGF0cxItCgV0b3RhbBgCIAEoCzIeLm1wYXRha2kuam9icXVldWUudjEuVHlwZVN0YXRzEhUKDW9taXR0ZWRfdHlwZXMYAyABKAMixAEKCVR5cGVTdGF0cxIMCgR0eXBlGAEgASgJEg8KB3BlbmRpbmcYAiABKAMSEQoJc2NoZWR1bGVkGAMgASgDEg8KB3J1bm5pbmcYBCABKAMSEQoJY29tcGxldGVkGAUgASgDEg4KBmZhaWxlZBgGIAEoAxIRCgljYW5jZWxsZWQYByABKAMSDgoGcGF1c2VkGAggASgIEh0KFW9sZGVzdF9wZW5kaW5nX2FnZV9tcxgJIAEoAxIPCgd3b3JrZXJzGAogASgFIh0KD1dhdGNoSm9iUmVxdWVzdBIKCgJpZBgBIAEoCSI5ChBXYXRjaEpvYlJlc3BvbnNlEiUKA2pvYhgBIAEoCzIYLm1wYXRha2kuam9icXVldWUudjEuSm9iIpUFCgNKb2ISCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIPCgdwYXlsb2FkGAMgASgMEi4KBnN0YXR1cxgEIAEoDjIeLm1wYXRha2kuam9icXVldWUudjEuSm9iU3RhdHVzEhkKEWV4ZWN1dGlvbl90aW1lX21zGAUgASgDEhIKCmNyZWF0ZWRfYXQYBiABKAMSEgoKdXBkYXRlZF9hdBgHIAEoAxIQCghhdHRlbXB0cxgIIAEoBRIZCgxtYXhfYXR0ZW1wdHMYCSABKAVIAIgBARIXCgpsYXN0X2Vycm9yGAogASgJSAGIAQESEwoGcmVzdWx0GAsgASgMSAKIAQESGAoQY2FuY2VsX3JlcXVlc3RlZBgMIAEoCBIcCg9pZGVtcG90ZW5jeV9rZXkYDSABKAlIA4gBARI2CgdoZWFkZXJzGA4gAygLMiUubXBhdGFraS5qb2JxdWV1ZS52MS5Kb2IuSGVhZGVyc0VudHJ5EhcKCnVuaXF1ZV9rZXkYFCABKAlIBIgBARI2Cgx1bmlxdWVfc2NvcGUYFSABKA4yIC5tcGF0YWtpLmpvYnF1ZXVlLnYxLlVuaXF1ZVNjb3BlEhUKCHByb2dyZXNzGBYgASgBSAWIAQESHQoQcHJvZ3Jlc3NfbWVzc2FnZRgXIAEoCUgGiAEBGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg8KDV9tYXhfYXR0ZW1wdHNCDQoLX2xhc3RfZXJyb3JCCQoHX3Jlc3VsdEISChBfaWRlbXBvdGVuY3lfa2V5Qg0KC191bmlxdWVfa2V5QgsKCV9wcm9ncmVzc0ITChFfcHJvZ3Jlc3NfbWVzc2FnZSqxAQoUVW5pcXVlQ29uZmxpY3RQb2xpY3kSJgoiVU5JUVVFX0NPTkZMSUNUX1BPTElDWV9VTlNQRUNJRklFRBAAEioKJlVOSVFVRV9DT05GTElDVF9QT0xJQ1lfUkVUVVJOX0VYSVNUSU5HEAESIQodVU5JUVVFX0NPTkZMSUNUX1BPTElDWV9SRUpFQ1QQAhIiCh5VTklRVUVfQ09ORkxJQ1RfUE9MSUNZX1JFUExBQ0UQAyqFAQoLVW5pcXVlU2NvcGUSHAoYVU5JUVVFX1NDT1BFX1VOU1BFQ0lGSUVEEAASGAoUVU5JUVVFX1NDT1BFX1BFTkRJTkcQARIjCh9VTklRVUVfU0NPUEVfUEVORElOR19PUl9SVU5OSU5HEAISGQoVVU5JUVVFX1NDT1BFX0RFQk9VTkNFEAMqogEKCUpvYlN0YXR1cxIaChZKT0JfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSSk9CX1NUQVRVU19QRU5ESU5HEAESFgoSSk9CX1NUQVRVU19SVU5OSU5HEAISGAoUSk9CX1NUQVRVU19DT01QTEVURUQQAxIVChFKT0JfU1RBVFVTX0ZBSUxFRBAEEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAUymAUKCkpvYlNlcnZpY2USXQoKRW5xdWV1ZUpvYhImLm1wYXRha2kuam9icXVldWUudjEuRW5xdWV1ZUpvYlJlcXVlc3QaJy5tcGF0YWtpLmpvYnF1ZXVlLnYxLkVucXVldWVKb2JSZXNwb25zZRJRCgZHZXRKb2ISIi5tcGF0YWtpLmpvYnF1ZXVlLnYxLkdldEpvYlJlcXVlc3QaIy5tcGF0YWtpLmpvYnF1ZXVlLnYxLkdldEpvYlJlc3BvbnNlEloKCUNhbmNlbEpvYhIlLm1wYXRha2kuam9icXVldWUudjEuQ2FuY2VsSm9iUmVxdWVzdBomLm1wYXRha2kuam9icXVldWUudjEuQ2FuY2VsSm9iUmVzcG9uc2USYAoLRW5xdWV1ZUpvYnMSJy5tcGF0YWtpLmpvYnF1ZXVlLnYxLkVucXVldWVKb2JzUmVxdWVzdBooLm1wYXRha2kuam9icXVldWUudjEuRW5xdWV1ZUpvYnNSZXNwb25zZRJXCghMaXN0Sm9icxIkLm1wYXRha2kuam9icXVldWUudjEuTGlzdEpvYnNSZXF1ZXN0GiUubXBhdGFraS5qb2JxdWV1ZS52MS5MaXN0Sm9ic1Jlc3BvbnNlEmYKDUdldFF1ZXVlU3RhdHMSKS5tcGF0YWtpLmpvYnF1ZXVlLnYxLkdldFF1ZXVlU3RhdHNSZXF1ZXN0GioubXBhdGFraS5qb2JxdWV1ZS52MS5HZXRRdWV1ZVN0YXRzUmVzcG9uc2USWQoIV2F0Y2hKb2ISJC5tcGF0YWtpLmpvYnF1ZXVlLnYxLldhdGNoSm9iUmVxdWVzdBolLm1wYXRha2kuam9icXVldWUudjEuV2F0Y2hKb2JSZXNwb25zZTABYgZwcm90bzM");
 
 /**
  * @generated from message mpataki.jobqueue.v1.EnqueueJobRequest
@@ -70,6 +70,38 @@ export type EnqueueJobRequest = Message<"mpataki.jobqueue.v1.EnqueueJobRequest">
    * @generated from field: map<string, string> headers = 6;
    */
   headers: { [key: string]: string };
+
+  /**
+   * A unique job: while a job holding this key is in `unique_scope`, another
+   * enqueue with the key gets `on_conflict`. Unlike idempotency_key (one
+   * retried request made safe), it is a business rule across requests. At
+   * most 256 characters; it lives in the job type's shard (one key per type).
+   *
+   * @generated from field: optional string unique_key = 20;
+   */
+  uniqueKey?: string | undefined;
+
+  /**
+   * Unset: RETURN_EXISTING. Needs unique_key.
+   *
+   * @generated from field: mpataki.jobqueue.v1.UniqueConflictPolicy on_conflict = 21;
+   */
+  onConflict: UniqueConflictPolicy;
+
+  /**
+   * Unset: PENDING_OR_RUNNING. Needs unique_key.
+   *
+   * @generated from field: mpataki.jobqueue.v1.UniqueScope unique_scope = 22;
+   */
+  uniqueScope: UniqueScope;
+
+  /**
+   * The debounce window (UNIQUE_SCOPE_DEBOUNCE only, and required there):
+   * 1 ms to 7 days after the holder was enqueued, while it is still pending.
+   *
+   * @generated from field: optional int64 unique_window_ms = 23;
+   */
+  uniqueWindowMs?: bigint | undefined;
 };
 
 /**
@@ -522,6 +554,31 @@ export type Job = Message<"mpataki.jobqueue.v1.Job"> & {
    * @generated from field: map<string, string> headers = 14;
    */
   headers: { [key: string]: string };
+
+  /**
+   * The unique key it was enqueued with, and its scope, if any.
+   *
+   * @generated from field: optional string unique_key = 20;
+   */
+  uniqueKey?: string | undefined;
+
+  /**
+   * @generated from field: mpataki.jobqueue.v1.UniqueScope unique_scope = 21;
+   */
+  uniqueScope: UniqueScope;
+
+  /**
+   * What its handler last reported (ReportProgress): a fraction 0..1 and a
+   * short message; unset until the first report.
+   *
+   * @generated from field: optional double progress = 22;
+   */
+  progress?: number | undefined;
+
+  /**
+   * @generated from field: optional string progress_message = 23;
+   */
+  progressMessage?: string | undefined;
 };
 
 /**
@@ -530,6 +587,85 @@ export type Job = Message<"mpataki.jobqueue.v1.Job"> & {
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
   messageDesc(file_mpataki_jobqueue_v1_jobqueue, 15);
+
+/**
+ * What an enqueue gets when its unique_key is held.
+ *
+ * @generated from enum mpataki.jobqueue.v1.UniqueConflictPolicy
+ */
+export enum UniqueConflictPolicy {
+  /**
+   * @generated from enum value: UNIQUE_CONFLICT_POLICY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Store nothing; answer with the holder.
+   *
+   * @generated from enum value: UNIQUE_CONFLICT_POLICY_RETURN_EXISTING = 1;
+   */
+  RETURN_EXISTING = 1,
+
+  /**
+   * Store nothing; fail with ALREADY_EXISTS naming the holder.
+   *
+   * @generated from enum value: UNIQUE_CONFLICT_POLICY_REJECT = 2;
+   */
+  REJECT = 2,
+
+  /**
+   * Cancel a PENDING holder and store the new job; a RUNNING holder: ALREADY_EXISTS.
+   *
+   * @generated from enum value: UNIQUE_CONFLICT_POLICY_REPLACE = 3;
+   */
+  REPLACE = 3,
+}
+
+/**
+ * Describes the enum mpataki.jobqueue.v1.UniqueConflictPolicy.
+ */
+export const UniqueConflictPolicySchema: GenEnum<UniqueConflictPolicy> = /*@__PURE__*/
+  enumDesc(file_mpataki_jobqueue_v1_jobqueue, 0);
+
+/**
+ * How long a holder keeps its unique key; the store releases it in the step
+ * that moves the holder out of the scope.
+ *
+ * @generated from enum mpataki.jobqueue.v1.UniqueScope
+ */
+export enum UniqueScope {
+  /**
+   * @generated from enum value: UNIQUE_SCOPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Until the holder is claimed or finishes.
+   *
+   * @generated from enum value: UNIQUE_SCOPE_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * Until the holder finishes (COMPLETED, FAILED or CANCELLED).
+   *
+   * @generated from enum value: UNIQUE_SCOPE_PENDING_OR_RUNNING = 2;
+   */
+  PENDING_OR_RUNNING = 2,
+
+  /**
+   * unique_window_ms after the holder's enqueue, while it is pending.
+   *
+   * @generated from enum value: UNIQUE_SCOPE_DEBOUNCE = 3;
+   */
+  DEBOUNCE = 3,
+}
+
+/**
+ * Describes the enum mpataki.jobqueue.v1.UniqueScope.
+ */
+export const UniqueScopeSchema: GenEnum<UniqueScope> = /*@__PURE__*/
+  enumDesc(file_mpataki_jobqueue_v1_jobqueue, 1);
 
 /**
  * @generated from enum mpataki.jobqueue.v1.JobStatus
@@ -570,7 +706,7 @@ export enum JobStatus {
  * Describes the enum mpataki.jobqueue.v1.JobStatus.
  */
 export const JobStatusSchema: GenEnum<JobStatus> = /*@__PURE__*/
-  enumDesc(file_mpataki_jobqueue_v1_jobqueue, 0);
+  enumDesc(file_mpataki_jobqueue_v1_jobqueue, 2);
 
 /**
  * Submit, inspect and cancel jobs.

@@ -27,7 +27,76 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mpataki/jobqueue/v1/worker.proto.
  */
 export const file_mpataki_jobqueue_v1_worker: GenFile = /*@__PURE__*/
-  fileDesc("CiBtcGF0YWtpL2pvYnF1ZXVlL3YxL3dvcmtlci5wcm90bxITbXBhdGFraS5qb2JxdWV1ZS52MSJWChBDbGFpbUpvYnNSZXF1ZXN0Eg0KBXR5cGVzGAEgAygJEhAKCG1heF9qb2JzGAIgASgFEhAKCGxlYXNlX21zGAMgASgDEg8KB3dhaXRfbXMYBCABKAMiPwoRQ2xhaW1Kb2JzUmVzcG9uc2USKgoGbGVhc2VzGAEgAygLMhoubXBhdGFraS5qb2JxdWV1ZS52MS5MZWFzZSJSCgVMZWFzZRIlCgNqb2IYASABKAsyGC5tcGF0YWtpLmpvYnF1ZXVlLnYxLkpvYhINCgV0b2tlbhgCIAEoCRITCgtkZWFkbGluZV9tcxgDIAEoAyJDChFTZXR0bGVKb2JzUmVxdWVzdBIuCghvdXRjb21lcxgBIAMoCzIcLm1wYXRha2kuam9icXVldWUudjEuT3V0Y29tZSImChJTZXR0bGVKb2JzUmVzcG9uc2USEAoIYWNjZXB0ZWQYASADKAgi9AEKB091dGNvbWUSDgoGam9iX2lkGAEgASgJEg0KBXRva2VuGAIgASgJEi4KBGtpbmQYAyABKA4yIC5tcGF0YWtpLmpvYnF1ZXVlLnYxLk91dGNvbWVLaW5kEhMKBnJlc3VsdBgEIAEoDEgAiAEBEhIKBWVycm9yGAUgASgJSAGIAQESHAoLcmV0cnlfYXRfbXMYBiABKANCAhgBSAKIAQESGwoOcmV0cnlfZGVsYXlfbXMYByABKANIA4gBAUIJCgdfcmVzdWx0QggKBl9lcnJvckIOCgxfcmV0cnlfYXRfbXNCEQoPX3JldHJ5X2RlbGF5X21zIlUKElJlbmV3TGVhc2VzUmVxdWVzdBItCgZsZWFzZXMYASADKAsyHS5tcGF0YWtpLmpvYnF1ZXVlLnYxLkxlYXNlUmVmEhAKCGxlYXNlX21zGAIgASgDIikKCExlYXNlUmVmEg4KBmpvYl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCSJGChNSZW5ld0xlYXNlc1Jlc3BvbnNlEi8KBnN0YXRlcxgBIAMoDjIfLm1wYXRha2kuam9icXVldWUudjEuTGVhc2VTdGF0ZSIbChlXYXRjaENhbmNlbGxhdGlvbnNSZXF1ZXN0IiwKGldhdGNoQ2FuY2VsbGF0aW9uc1Jlc3BvbnNlEg4KBmpvYl9pZBgBIAEoCSKcAQoKV29ya2VySW5mbxIKCgJpZBgBIAEoCRIMCgRob3N0GAIgASgJEgsKA3BpZBgDIAEoBRILCgNzZGsYBCABKAkSDQoFdHlwZXMYBSADKAkSEwoLY29uY3VycmVuY3kYBiABKAUSDAoEYnVzeRgHIAEoBRISCgpzdGFydGVkX2F0GAggASgDEhQKDGxhc3Rfc2Vlbl9hdBgJIAEoAyJlChBIZWFydGJlYXRSZXF1ZXN0Ei8KBndvcmtlchgBIAEoCzIfLm1wYXRha2kuam9icXVldWUudjEuV29ya2VySW5mbxIOCgZ0dGxfbXMYAiABKAMSEAoIc3RvcHBpbmcYAyABKAgiEwoRSGVhcnRiZWF0UmVzcG9uc2UqqwEKC091dGNvbWVLaW5kEhwKGE9VVENPTUVfS0lORF9VTlNQRUNJRklFRBAAEhkKFU9VVENPTUVfS0lORF9DT01QTEVURRABEhYKEk9VVENPTUVfS0lORF9SRVRSWRACEhUKEU9VVENPTUVfS0lORF9GQUlMEAMSGAoUT1VUQ09NRV9LSU5EX1JFTEVBU0UQBBIaChZPVVRDT01FX0tJTkRfQ0FOQ0VMTEVEEAUqeQoKTGVhc2VTdGF0ZRIbChdMRUFTRV9TVEFURV9VTlNQRUNJRklFRBAAEhYKEkxFQVNFX1NUQVRFX0FDVElWRRABEiAKHExFQVNFX1NUQVRFX0NBTkNFTF9SRVFVRVNURUQQAhIUChBMRUFTRV9TVEFURV9MT1NUEAMygQQKDVdvcmtlclNlcnZpY2USWgoJQ2xhaW1Kb2JzEiUubXBhdGFraS5qb2JxdWV1ZS52MS5DbGFpbUpvYnNSZXF1ZXN0GiYubXBhdGFraS5qb2JxdWV1ZS52MS5DbGFpbUpvYnNSZXNwb25zZRJdCgpTZXR0bGVKb2JzEiYubXBhdGFraS5qb2JxdWV1ZS52MS5TZXR0bGVKb2JzUmVxdWVzdBonLm1wYXRha2kuam9icXVldWUudjEuU2V0dGxlSm9ic1Jlc3BvbnNlEmAKC1JlbmV3TGVhc2VzEicubXBhdGFraS5qb2JxdWV1ZS52MS5SZW5ld0xlYXNlc1JlcXVlc3QaKC5tcGF0YWtpLmpvYnF1ZXVlLnYxLlJlbmV3TGVhc2VzUmVzcG9uc2USdwoSV2F0Y2hDYW5jZWxsYXRpb25zEi4ubXBhdGFraS5qb2JxdWV1ZS52MS5XYXRjaENhbmNlbGxhdGlvbnNSZXF1ZXN0Gi8ubXBhdGFraS5qb2JxdWV1ZS52MS5XYXRjaENhbmNlbGxhdGlvbnNSZXNwb25zZTABEloKCUhlYXJ0YmVhdBIlLm1wYXRha2kuam9icXVldWUudjEuSGVhcnRiZWF0UmVxdWVzdBomLm1wYXRha2kuam9icXVldWUudjEuSGVhcnRiZWF0UmVzcG9uc2ViBnByb3RvMw", [file_mpataki_jobqueue_v1_jobqueue]);
+  fileDesc("CiBtcGF0YWtpL2pvYnF1ZXVlL3YxL3dvcmtlci5wcm90bxITbXBhdGFraS5qb2JxdWV1ZS52MSJNChVSZXBvcnRQcm9ncmVzc1JlcXVlc3QSNAoHcmVwb3J0cxgBIAMoCzIjLm1wYXRha2kuam9icXVldWUudjEuUHJvZ3Jlc3NSZXBvcnQiYQoOUHJvZ3Jlc3NSZXBvcnQSLAoFbGVhc2UYASABKAsyHS5tcGF0YWtpLmpvYnF1ZXVlLnYxLkxlYXNlUmVmEhAKCGZyYWN0aW9uGAIgASgBEg8KB21lc3NhZ2UYAyABKAkiKQoWUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZRIPCgdhcHBsaWVkGAEgAygIIlYKEENsYWltSm9ic1JlcXVlc3QSDQoFdHlwZXMYASADKAkSEAoIbWF4X2pvYnMYAiABKAUSEAoIbGVhc2VfbXMYAyABKAMSDwoHd2FpdF9tcxgEIAEoAyI/ChFDbGFpbUpvYnNSZXNwb25zZRIqCgZsZWFzZXMYASADKAsyGi5tcGF0YWtpLmpvYnF1ZXVlLnYxLkxlYXNlIlIKBUxlYXNlEiUKA2pvYhgBIAEoCzIYLm1wYXRha2kuam9icXVldWUudjEuSm9iEg0KBXRva2VuGAIgASgJEhMKC2RlYWRsaW5lX21zGAMgASgDIkMKEVNldHRsZUpvYnNSZXF1ZXN0Ei4KCG91dGNvbWVzGAEgAygLMhwubXBhdGFraS5qb2JxdWV1ZS52MS5PdXRjb21lIiYKElNldHRsZUpvYnNSZXNwb25zZRIQCghhY2NlcHRlZBgBIAMoCCL0AQoHT3V0Y29tZRIOCgZqb2JfaWQYASABKAkSDQoFdG9rZW4YAiABKAkSLgoEa2luZBgDIAEoDjIgLm1wYXRha2kuam9icXVldWUudjEuT3V0Y29tZUtpbmQSEwoGcmVzdWx0GAQgASgMSACIAQESEgoFZXJyb3IYBSABKAlIAYgBARIcCgtyZXRyeV9hdF9tcxgGIAEoA0ICGAFIAogBARIbCg5yZXRyeV9kZWxheV9tcxgHIAEoA0gDiAEBQgkKB19yZXN1bHRCCAoGX2Vycm9yQg4KDF9yZXRyeV9hdF9tc0IRCg9fcmV0cnlfZGVsYXlfbXMiVQoSUmVuZXdMZWFzZXNSZXF1ZXN0Ei0KBmxlYXNlcxgBIAMoCzIdLm1wYXRha2kuam9icXVldWUudjEuTGVhc2VSZWYSEAoIbGVhc2VfbXMYAiABKAMiKQoITGVhc2VSZWYSDgoGam9iX2lkGAEgASgJEg0KBXRva2VuGAIgASgJIkYKE1JlbmV3TGVhc2VzUmVzcG9uc2USLwoGc3RhdGVzGAEgAygOMh8ubXBhdGFraS5qb2JxdWV1ZS52MS5MZWFzZVN0YXRlIhsKGVdhdGNoQ2FuY2VsbGF0aW9uc1JlcXVlc3QiLAoaV2F0Y2hDYW5jZWxsYXRpb25zUmVzcG9uc2USDgoGam9iX2lkGAEgASgJIpwBCgpXb3JrZXJJbmZvEgoKAmlkGAEgASgJEgwKBGhvc3QYAiABKAkSCwoDcGlkGAMgASgFEgsKA3NkaxgEIAEoCRINCgV0eXBlcxgFIAMoCRITCgtjb25jdXJyZW5jeRgGIAEoBRIMCgRidXN5GAcgASgFEhIKCnN0YXJ0ZWRfYXQYCCABKAMSFAoMbGFzdF9zZWVuX2F0GAkgASgDImUKEEhlYXJ0YmVhdFJlcXVlc3QSLwoGd29ya2VyGAEgASgLMh8ubXBhdGFraS5qb2JxdWV1ZS52MS5Xb3JrZXJJbmZvEg4KBnR0bF9tcxgCIAEoAxIQCghzdG9wcGluZxgDIAEoCCITChFIZWFydGJlYXRSZXNwb25zZSqrAQoLT3V0Y29tZUtpbmQSHAoYT1VUQ09NRV9LSU5EX1VOU1BFQ0lGSUVEEAASGQoVT1VUQ09NRV9LSU5EX0NPTVBMRVRFEAESFgoST1VUQ09NRV9LSU5EX1JFVFJZEAISFQoRT1VUQ09NRV9LSU5EX0ZBSUwQAxIYChRPVVRDT01FX0tJTkRfUkVMRUFTRRAEEhoKFk9VVENPTUVfS0lORF9DQU5DRUxMRUQQBSp5CgpMZWFzZVN0YXRlEhsKF0xFQVNFX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSTEVBU0VfU1RBVEVfQUNUSVZFEAESIAocTEVBU0VfU1RBVEVfQ0FOQ0VMX1JFUVVFU1RFRBACEhQKEExFQVNFX1NUQVRFX0xPU1QQAzLsBAoNV29ya2VyU2VydmljZRJaCglDbGFpbUpvYnMSJS5tcGF0YWtpLmpvYnF1ZXVlLnYxLkNsYWltSm9ic1JlcXVlc3QaJi5tcGF0YWtpLmpvYnF1ZXVlLnYxLkNsYWltSm9ic1Jlc3BvbnNlEl0KClNldHRsZUpvYnMSJi5tcGF0YWtpLmpvYnF1ZXVlLnYxLlNldHRsZUpvYnNSZXF1ZXN0GicubXBhdGFraS5qb2JxdWV1ZS52MS5TZXR0bGVKb2JzUmVzcG9uc2USYAoLUmVuZXdMZWFzZXMSJy5tcGF0YWtpLmpvYnF1ZXVlLnYxLlJlbmV3TGVhc2VzUmVxdWVzdBooLm1wYXRha2kuam9icXVldWUudjEuUmVuZXdMZWFzZXNSZXNwb25zZRJ3ChJXYXRjaENhbmNlbGxhdGlvbnMSLi5tcGF0YWtpLmpvYnF1ZXVlLnYxLldhdGNoQ2FuY2VsbGF0aW9uc1JlcXVlc3QaLy5tcGF0YWtpLmpvYnF1ZXVlLnYxLldhdGNoQ2FuY2VsbGF0aW9uc1Jlc3BvbnNlMAESWgoJSGVhcnRiZWF0EiUubXBhdGFraS5qb2JxdWV1ZS52MS5IZWFydGJlYXRSZXF1ZXN0GiYubXBhdGFraS5qb2JxdWV1ZS52MS5IZWFydGJlYXRSZXNwb25zZRJpCg5SZXBvcnRQcm9ncmVzcxIqLm1wYXRha2kuam9icXVldWUudjEuUmVwb3J0UHJvZ3Jlc3NSZXF1ZXN0GisubXBhdGFraS5qb2JxdWV1ZS52MS5SZXBvcnRQcm9ncmVzc1Jlc3BvbnNlYgZwcm90bzM", [file_mpataki_jobqueue_v1_jobqueue]);
+
+/**
+ * @generated from message mpataki.jobqueue.v1.ReportProgressRequest
+ */
+export type ReportProgressRequest = Message<"mpataki.jobqueue.v1.ReportProgressRequest"> & {
+  /**
+   * @generated from field: repeated mpataki.jobqueue.v1.ProgressReport reports = 1;
+   */
+  reports: ProgressReport[];
+};
+
+/**
+ * Describes the message mpataki.jobqueue.v1.ReportProgressRequest.
+ * Use `create(ReportProgressRequestSchema)` to create a new message.
+ */
+export const ReportProgressRequestSchema: GenMessage<ReportProgressRequest> = /*@__PURE__*/
+  messageDesc(file_mpataki_jobqueue_v1_worker, 0);
+
+/**
+ * One job's progress, as its handler last reported it.
+ *
+ * @generated from message mpataki.jobqueue.v1.ProgressReport
+ */
+export type ProgressReport = Message<"mpataki.jobqueue.v1.ProgressReport"> & {
+  /**
+   * @generated from field: mpataki.jobqueue.v1.LeaseRef lease = 1;
+   */
+  lease?: LeaseRef | undefined;
+
+  /**
+   * 0 to 1.
+   *
+   * @generated from field: double fraction = 2;
+   */
+  fraction: number;
+
+  /**
+   * A short note (at most 256 characters), such as "resizing".
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message mpataki.jobqueue.v1.ProgressReport.
+ * Use `create(ProgressReportSchema)` to create a new message.
+ */
+export const ProgressReportSchema: GenMessage<ProgressReport> = /*@__PURE__*/
+  messageDesc(file_mpataki_jobqueue_v1_worker, 1);
+
+/**
+ * @generated from message mpataki.jobqueue.v1.ReportProgressResponse
+ */
+export type ReportProgressResponse = Message<"mpataki.jobqueue.v1.ReportProgressResponse"> & {
+  /**
+   * One per report, in order: false where the lease is no longer held.
+   *
+   * @generated from field: repeated bool applied = 1;
+   */
+  applied: boolean[];
+};
+
+/**
+ * Describes the message mpataki.jobqueue.v1.ReportProgressResponse.
+ * Use `create(ReportProgressResponseSchema)` to create a new message.
+ */
+export const ReportProgressResponseSchema: GenMessage<ReportProgressResponse> = /*@__PURE__*/
+  messageDesc(file_mpataki_jobqueue_v1_worker, 2);
 
 /**
  * @generated from message mpataki.jobqueue.v1.ClaimJobsRequest
@@ -71,7 +140,7 @@ export type ClaimJobsRequest = Message<"mpataki.jobqueue.v1.ClaimJobsRequest"> &
  * Use `create(ClaimJobsRequestSchema)` to create a new message.
  */
 export const ClaimJobsRequestSchema: GenMessage<ClaimJobsRequest> = /*@__PURE__*/
-  messageDesc(file_mpataki_jobqueue_v1_worker, 0);
+  messageDesc(file_mpataki_jobqueue_v1_worker, 3);
 
 /**
  * @generated from message mpataki.jobqueue.v1.ClaimJobsResponse
@@ -88,7 +157,7 @@ export type ClaimJobsResponse = Message<"mpataki.jobqueue.v1.ClaimJobsResponse">
  * Use `create(ClaimJobsResponseSchema)` to create a new message.
  */
 export const ClaimJobsResponseSchema: GenMessage<ClaimJobsResponse> = /*@__PURE__*/
-  messageDesc(file_mpataki_jobqueue_v1_worker, 1);
+  messageDesc(file_mpataki_jobqueue_v1_worker, 4);
 
 /**
  * @generated from message mpataki.jobqueue.v1.Lease
@@ -122,7 +191,7 @@ export type Lease = Message<"mpataki.jobqueue.v1.Lease"> & {
  * Use `create(LeaseSchema)` to create a new message.
  */
 export const LeaseSchema: GenMessage<Lease> = /*@__PURE__*/
-  messageDesc(file_mpataki_jobqueue_v1_worker, 2);
+  messageDesc(file_mpataki_jobqueue_v1_worker, 5);
 
 /**
  * @generated from message mpataki.jobqueue.v1.SettleJobsRequest
@@ -139,7 +208,7 @@ export type SettleJobsRequest = Message<"mpataki.jobqueue.v1.SettleJobsRequest">
  * Use `create(SettleJobsRequestSchema)` to create a new message.
  */
 export const SettleJobsRequestSchema: GenMessage<SettleJobsRequest> = /*@__PURE__*/
-  messageDesc(file_mpataki_jobqueue_v1_worker, 3);
+  messageDesc(file_mpataki_jobqueue_v1_worker, 6);
 
 /**
  * @generated from message mpataki.jobqueue.v1.SettleJobsResponse
@@ -163,7 +232,7 @@ export type SettleJobsResponse = Message<"mpataki.jobqueue.v1.SettleJobsResponse
  * Use `create(SettleJobsResponseSchema)` to create a new message.
  */
 export const SettleJobsResponseSchema: GenMessage<SettleJobsResponse> = /*@__PURE__*/
-  messageDesc(file_mpataki_jobqueue_v1_worker, 4);
+  messageDesc(file_mpataki_jobqueue_v1_worker, 7);
 
 /**
  * A worker's verdict on one leased job.
@@ -227,7 +296,7 @@ export type Outcome = Message<"mpataki.jobqueue.v1.Outcome"> & {
  * Use `create(OutcomeSchema)` to create a new message.
  */
 export const OutcomeSchema: GenMessage<Outcome> = /*@__PURE__*/
-  messageDesc(file_mpataki_jobqueue_v1_worker, 5);
+  messageDesc(file_mpataki_jobqueue_v1_worker, 8);
 
 /**
  * @generated from message mpataki.jobqueue.v1.RenewLeasesRequest
@@ -251,7 +320,7 @@ export type RenewLeasesRequest = Message<"mpataki.jobqueue.v1.RenewLeasesRequest
  * Use `create(RenewLeasesRequestSchema)` to create a new message.
  */
 export const RenewLeasesRequestSchema: GenMessage<RenewLeasesRequest> = /*@__PURE__*/
-  messageDesc(file_mpataki_jobqueue_v1_worker, 6);
+  messageDesc(file_mpataki_jobqueue_v1_worker, 9);
 
 /**
  * Names one lease: the job and the token of its current claim.
@@ -275,7 +344,7 @@ export type LeaseRef = Message<"mpataki.jobqueue.v1.LeaseRef"> & {
  * Use `create(LeaseRefSchema)` to create a new message.
  */
 export const LeaseRefSchema: GenMessage<LeaseRef> = /*@__PURE__*/
-  messageDesc(file_mpataki_jobqueue_v1_worker, 7);
+  messageDesc(file_mpataki_jobqueue_v1_worker, 10);
 
 /**
  * @generated from message mpataki.jobqueue.v1.RenewLeasesResponse
@@ -294,7 +363,7 @@ export type RenewLeasesResponse = Message<"mpataki.jobqueue.v1.RenewLeasesRespon
  * Use `create(RenewLeasesResponseSchema)` to create a new message.
  */
 export const RenewLeasesResponseSchema: GenMessage<RenewLeasesResponse> = /*@__PURE__*/
-  messageDesc(file_mpataki_jobqueue_v1_worker, 8);
+  messageDesc(file_mpataki_jobqueue_v1_worker, 11);
 
 /**
  * @generated from message mpataki.jobqueue.v1.WatchCancellationsRequest
@@ -307,7 +376,7 @@ export type WatchCancellationsRequest = Message<"mpataki.jobqueue.v1.WatchCancel
  * Use `create(WatchCancellationsRequestSchema)` to create a new message.
  */
 export const WatchCancellationsRequestSchema: GenMessage<WatchCancellationsRequest> = /*@__PURE__*/
-  messageDesc(file_mpataki_jobqueue_v1_worker, 9);
+  messageDesc(file_mpataki_jobqueue_v1_worker, 12);
 
 /**
  * A cancel request for a running job, one per message.
@@ -330,7 +399,7 @@ export type WatchCancellationsResponse = Message<"mpataki.jobqueue.v1.WatchCance
  * Use `create(WatchCancellationsResponseSchema)` to create a new message.
  */
 export const WatchCancellationsResponseSchema: GenMessage<WatchCancellationsResponse> = /*@__PURE__*/
-  messageDesc(file_mpataki_jobqueue_v1_worker, 10);
+  messageDesc(file_mpataki_jobqueue_v1_worker, 13);
 
 /**
  * A worker process as it describes itself in its heartbeats.
@@ -401,7 +470,7 @@ export type WorkerInfo = Message<"mpataki.jobqueue.v1.WorkerInfo"> & {
  * Use `create(WorkerInfoSchema)` to create a new message.
  */
 export const WorkerInfoSchema: GenMessage<WorkerInfo> = /*@__PURE__*/
-  messageDesc(file_mpataki_jobqueue_v1_worker, 11);
+  messageDesc(file_mpataki_jobqueue_v1_worker, 14);
 
 /**
  * @generated from message mpataki.jobqueue.v1.HeartbeatRequest
@@ -433,7 +502,7 @@ export type HeartbeatRequest = Message<"mpataki.jobqueue.v1.HeartbeatRequest"> &
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_mpataki_jobqueue_v1_worker, 12);
+  messageDesc(file_mpataki_jobqueue_v1_worker, 15);
 
 /**
  * @generated from message mpataki.jobqueue.v1.HeartbeatResponse
@@ -446,7 +515,7 @@ export type HeartbeatResponse = Message<"mpataki.jobqueue.v1.HeartbeatResponse">
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_mpataki_jobqueue_v1_worker, 13);
+  messageDesc(file_mpataki_jobqueue_v1_worker, 16);
 
 /**
  * @generated from enum mpataki.jobqueue.v1.OutcomeKind
@@ -601,6 +670,21 @@ export const WorkerService: GenService<{
     methodKind: "unary";
     input: typeof HeartbeatRequestSchema;
     output: typeof HeartbeatResponseSchema;
+  },
+  /**
+   * Store what handlers report about their jobs' progress, a batch at a
+   * time like RenewLeases: each report applies only while its lease is
+   * held (current token, deadline not passed), so a stale worker cannot
+   * write; the answer says which applied. A malformed id, an empty token, a
+   * fraction outside 0..1 or a batch over the limit: INVALID_ARGUMENT, and
+   * nothing is stored.
+   *
+   * @generated from rpc mpataki.jobqueue.v1.WorkerService.ReportProgress
+   */
+  reportProgress: {
+    methodKind: "unary";
+    input: typeof ReportProgressRequestSchema;
+    output: typeof ReportProgressResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_mpataki_jobqueue_v1_worker, 0);
