@@ -300,12 +300,15 @@ def _dashboard(container: Container, *, api_protected: bool) -> Dashboard | None
         _log.warning("no JOBQUEUE_DASHBOARD_TOKEN: the dashboard at %s/ is open", settings.prefix)
     elif settings.short_tokens:
         _log.warning("a dashboard token is shorter than 16 characters: easy to guess")
+    store = container.store()
     return Dashboard(
         container.job_service(),
         clock=container.clock(),
         settings=settings,
         gates=container.gate_service(),
         admin=container.admin_service(),
+        # The charts read the series every server samples (_sample_history).
+        counters=store if isinstance(store, JobCounters) else None,
     )
 
 

@@ -33,6 +33,7 @@ from jobqueue.domain import (
     InvalidJob,
     InvalidTransition,
     JobAlreadyFinished,
+    JobCounters,
     JobNotFound,
     JobQueueError,
     JobService,
@@ -42,7 +43,7 @@ from jobqueue.domain import (
 from ._actions import Action, Actions, Endpoint
 from ._auth import Role
 from ._context import HERE, Context
-from ._history import StatsHistory
+from ._history import StatsHistory, StoreHistory
 from ._live import Live
 from ._pages import Pages
 from ._settings import DashboardSettings
@@ -98,9 +99,19 @@ class Dashboard:
         settings: DashboardSettings | None = None,
         gates: GateService | None = None,
         admin: AdminService | None = None,
+        counters: JobCounters | None = None,
     ) -> None:
         self.settings = settings or DashboardSettings()
-        self.history = StatsHistory(self.settings.history_samples)
+        # The store's own series when it keeps one (it survives restarts), else a ring.
+        self.history: StatsHistory | StoreHistory = (
+            StatsHistory(self.settings.history_samples)
+            if counters is None
+            else StoreHistory(
+                counters,
+                clock=clock,
+                window_ms=self.settings.history_samples * self.settings.sample_interval_ms,
+            )
+        )
         self._ctx = Context(
             service=service,
             clock=clock,
@@ -199,8 +210,9 @@ class Dashboard:
         )
 
     async def sample_once(self) -> None:
-        """Record the store's counts now into the history."""
-        self.history.record(self._ctx.clock.now_ms(), await self._ctx.service.stats())
+        """Record the store's counts now into the ring (the store's series needs nothing)."""
+        if isinstance(self.history, StatsHistory):
+            self.history.record(self._ctx.clock.now_ms(), await self._ctx.service.stats())
 
     async def sample_forever(self) -> None:
         """Sample every ``sample_interval_ms`` until cancelled or closed; store errors skip one."""

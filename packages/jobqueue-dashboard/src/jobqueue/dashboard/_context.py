@@ -16,7 +16,7 @@ from jobqueue.domain import AdminService, Clock, GateService, JobService, JobSta
 
 from . import _format
 from ._auth import CSRF_FIELD, Role, csrf_token, current_role
-from ._history import StatsHistory
+from ._history import StatsHistory, StoreHistory
 from ._settings import DashboardSettings
 
 HERE = Path(__file__).parent
@@ -51,7 +51,7 @@ class Context:
     service: JobService
     clock: Clock
     settings: DashboardSettings
-    history: StatsHistory
+    history: StatsHistory | StoreHistory
     templates: Jinja2Templates = field(default_factory=_templates)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     gates: GateService | None = None

@@ -39,14 +39,15 @@ class Pages:
     async def overview_values(self) -> dict[str, Any]:
         """What the overview shows, also sent alone as its live update."""
         stats = await self._ctx.service.stats()
-        samples = self._ctx.history.samples()
+        history = self._ctx.history
+        samples = await history.read()
         total = stats.total
         return {
             "stats": stats,
             "total": total,
             "depth": total.pending + total.scheduled,
             "charts": [
-                line_chart("Queue depth", samples, ("pending", "scheduled", "running")),
+                line_chart("Queue depth", samples, history.depth_states),
                 rate_chart("Finished per minute", samples, ("completed", "failed", "cancelled")),
             ],
             "sample_interval_s": self._ctx.settings.sample_interval_ms / 1000,
