@@ -24,6 +24,7 @@ EXPECTED = [
     "Payload",
     "QueueStats",
     "TypeStats",
+    "WorkerInfo",
     # Recurring schedules
     "Schedule",
     "JobTemplate",

@@ -31,6 +31,7 @@ from ._errors import (
     WaitTimeout,
 )
 from ._models import Job, JobPage, JobSpec, JobStatus, Payload, QueueStats, TypeStats
+from ._presence_calls import WorkerInfo
 from ._retry import RetryPolicy
 from ._schedule_models import JobTemplate, OverlapPolicy, Schedule
 from ._sync_client import JobClient
@@ -51,6 +52,7 @@ __all__ = [
     "Payload",
     "QueueStats",
     "TypeStats",
+    "WorkerInfo",
     # Recurring schedules
     "Schedule",
     "JobTemplate",

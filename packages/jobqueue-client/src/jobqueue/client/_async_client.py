@@ -21,6 +21,7 @@ from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
 from . import _admin_calls as admin
 from . import _calls as calls
 from . import _gate_calls as gates
+from . import _presence_calls as presence
 from . import _schedule_calls as schedules
 from ._errors import WaitTimeout
 from ._models import Job, JobStatus
@@ -115,6 +116,10 @@ class AsyncJobClient(ClientOptions):
 
     pause_type = _awaitable(gates.pause_type)
     resume_type = _awaitable(gates.resume_type)
+
+    # -- worker presence (documented in _presence_calls) ---------------------------
+
+    list_workers = _awaitable(presence.list_workers)
 
     # -- operators' job actions (documented in _admin_calls) -----------------------
 

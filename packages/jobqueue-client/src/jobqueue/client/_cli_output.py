@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ._models import Job, JobStatus, QueueStats
+from ._models import Job, JobStatus, QueueStats, TypeStats
 
 _STATUS_STYLES = {
     JobStatus.PENDING: "yellow",
@@ -118,19 +118,37 @@ class Output:
         if self.as_json:
             self.json_line(stats.to_dict())
             return
-        table = Table("TYPE", "PENDING", "SCHEDULED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
+        table = Table(
+            "TYPE",
+            "PENDING",
+            "SCHEDULED",
+            "RUNNING",
+            "COMPLETED",
+            "FAILED",
+            "CANCELLED",
+            "OLDEST PENDING",
+            "WORKERS",
+        )
         for row in (*stats.types, stats.total):
             table.add_row(
-                (row.type + " (paused)" if row.paused else row.type) or Text("total", style="bold"),
+                _type_cell(row),
                 str(row.pending),
                 str(row.scheduled),
                 str(row.running),
                 str(row.completed),
                 str(row.failed),
                 str(row.cancelled),
+                f"{row.oldest_pending_age_s:.1f} s" if row.oldest_pending_age_s else "-",
+                str(row.workers) if row.type else "",
                 end_section=row is stats.types[-1] if stats.types else False,
             )
         self.console.print(table)
+        unattended = [row.type for row in stats.types if row.unattended and not row.paused]
+        if unattended:
+            self.console.print(
+                f"no live worker handles {', '.join(unattended)}: their due jobs will not run",
+                style="bold red",
+            )
         if stats.omitted_types:
             self.console.print(
                 f"{stats.omitted_types} more types hold jobs (the first 1,000 by name are shown)",
@@ -205,6 +223,15 @@ def _columns(
         for row in rows
     ]
     return line(header, 0, len(header)).rstrip(), pieces
+
+
+def _type_cell(row: TypeStats) -> str | Text:
+    if not row.type:
+        return Text("total", style="bold")
+    # A paused type's jobs wait on purpose: "no worker" is news only for a running type.
+    if row.paused:
+        return row.type + " (paused)"
+    return row.type + " (no worker)" if row.unattended else row.type
 
 
 def _style(shown: str) -> str:

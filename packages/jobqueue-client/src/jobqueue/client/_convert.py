@@ -161,6 +161,8 @@ def _type_stats(message: pb.TypeStats) -> TypeStats:
         failed=message.failed,
         cancelled=message.cancelled,
         paused=message.paused,
+        oldest_pending_age_s=message.oldest_pending_age_ms / 1000,
+        workers=message.workers,
     )
 
 

@@ -135,6 +135,9 @@ class TypeStats:
         scheduled: PENDING and due later.
         paused: workers are handed none of its jobs (``pause_type``); always
             False in the totals row.
+        oldest_pending_age_s: how long the oldest due job has waited (0 when
+            none is due); in the totals row, the largest.
+        workers: live workers that handle the type (``list_workers``).
     """
 
     type: str
@@ -145,6 +148,13 @@ class TypeStats:
     failed: int
     cancelled: int
     paused: bool = False
+    oldest_pending_age_s: float = 0.0
+    workers: int = 0
+
+    @property
+    def unattended(self) -> bool:
+        """Due jobs wait and no live worker handles the type: nothing will run them."""
+        return bool(self.type) and self.pending > 0 and self.workers == 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -156,6 +166,8 @@ class TypeStats:
             "failed": self.failed,
             "cancelled": self.cancelled,
             "paused": self.paused,
+            "oldest_pending_age_s": self.oldest_pending_age_s,
+            "workers": self.workers,
         }
 
 

@@ -22,6 +22,7 @@ from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
 from . import _admin_calls as admin
 from . import _calls as calls
 from . import _gate_calls as gates
+from . import _presence_calls as presence
 from . import _schedule_calls as schedules
 from ._models import Job, JobStatus, QueueStats
 from ._options import OPTIONS_DOC, ClientOptions
@@ -114,6 +115,10 @@ class JobClient(ClientOptions):
 
     pause_type = _blocking(gates.pause_type)
     resume_type = _blocking(gates.resume_type)
+
+    # -- worker presence (documented in _presence_calls) ---------------------------
+
+    list_workers = _blocking(presence.list_workers)
 
     # -- operators' job actions (documented in _admin_calls) -----------------------
 

@@ -21,6 +21,7 @@ from ._cli_admin import bulk, delete, purge, retry
 from ._cli_gates import pause, resume
 from ._cli_input import duration_option
 from ._cli_output import Output, shown_status
+from ._cli_presence import workers
 from ._cli_schedules import schedules
 from ._cli_settings import EXIT_JOB_UNSUCCESSFUL, Settings, follow, json_flag, pass_settings
 from ._cli_submit import submit
@@ -228,7 +229,11 @@ def list_jobs(settings: Settings, job_type: str | None, status: str | None, limi
 @json_flag
 @pass_settings
 def stats(settings: Settings) -> None:
-    """Count jobs per type and status (scheduled: PENDING and due later)."""
+    """Count jobs per type and status (scheduled: PENDING and due later).
+
+    Also how long each type's oldest due job has waited and its live workers;
+    a type with due jobs and no live worker is flagged: nothing will run them.
+    """
     settings.output.stats(settings.connect().stats())
 
 
@@ -256,6 +261,7 @@ cli.add_command(worker)
 cli.add_command(schedules)
 cli.add_command(pause)
 cli.add_command(resume)
+cli.add_command(workers)
 cli.add_command(retry)
 cli.add_command(delete)
 cli.add_command(purge)
