@@ -48,6 +48,10 @@ DOMAIN = [
     "MAX_PRIORITY",
     "truncate_error",
     "result_too_large",
+    "validate_headers",
+    "MAX_HEADERS",
+    "MAX_HEADER_KEY_LENGTH",
+    "MAX_HEADER_VALUE_BYTES",
     # Retries
     "RetryPolicy",
     "DEFAULT_RETRY_POLICY",

@@ -40,6 +40,12 @@ from ._errors import (
     StoreUnavailable,
 )
 from ._gates import GateService, TypeGates
+from ._headers import (
+    MAX_HEADER_KEY_LENGTH,
+    MAX_HEADER_VALUE_BYTES,
+    MAX_HEADERS,
+    validate_headers,
+)
 from ._job import (
     TERMINAL_STATUSES,
     Job,
@@ -159,6 +165,10 @@ __all__ = [
     "MAX_PRIORITY",
     "truncate_error",
     "result_too_large",
+    "validate_headers",
+    "MAX_HEADERS",
+    "MAX_HEADER_KEY_LENGTH",
+    "MAX_HEADER_VALUE_BYTES",
     # Retries
     "RetryPolicy",
     "DEFAULT_RETRY_POLICY",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ._unique import UniqueRule
@@ -55,6 +56,8 @@ class Job:
     # What its handler last reported (Job.progress in the SDK): 0..1 and a note.
     progress: float | None = None
     progress_message: str | None = None
+    # Context carried from the producer (a trace's traceparent...), see _headers.py.
+    headers: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def unique_key(self) -> str | None:

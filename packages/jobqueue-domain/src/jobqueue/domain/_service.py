@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from ._errors import InvalidJob, JobNotFound
+from ._headers import validate_headers
 from ._job import Job, JobPage, JobQuery, JobStatus, QueueStats
 from ._ports import Clock, IdGenerator, JobStore
 from ._unique import OnConflict, UniqueScope, validate_unique
@@ -38,6 +39,8 @@ class EnqueueRequest:
     unique_scope: UniqueScope | None = None
     on_conflict: OnConflict | None = None
     unique_window_ms: int | None = None
+    # Context carried with the job (see _headers.py): at most 32 small strings.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class JobService:
@@ -69,6 +72,7 @@ class JobService:
         max_attempts: int | None = None,
         idempotency_key: str | None = None,
         priority: int = 0,
+        headers: Mapping[str, str] | None = None,
     ) -> Job:
         """Store one new job, validated.
 
@@ -78,13 +82,8 @@ class JobService:
         that request; the fields must not be given beside a request.
         """
         if isinstance(request, EnqueueRequest):
-            if (payload, execution_time_ms, max_attempts, idempotency_key, priority) != (
-                b"",
-                None,
-                None,
-                None,
-                0,
-            ):
+            given = (payload, execution_time_ms, max_attempts, idempotency_key, priority, headers)
+            if given != (b"", None, None, None, 0, None):
                 raise TypeError("give the fields in the EnqueueRequest, not beside it")
         else:
             request = EnqueueRequest(
@@ -94,6 +93,7 @@ class JobService:
                 max_attempts=max_attempts,
                 idempotency_key=idempotency_key,
                 priority=priority,
+                headers=headers or {},
             )
         (job,) = await self._store.add([self._new_job(request, self._clock.now_ms())])
         return job
@@ -167,6 +167,7 @@ class JobService:
             max_attempts=validate_max_attempts(request.max_attempts, self._limits),
             idempotency_key=validate_idempotency_key(request.idempotency_key),
             priority=validate_priority(request.priority),
+            headers=validate_headers(request.headers),
             unique=validate_unique(
                 request.unique_key,
                 request.unique_scope,
