@@ -20,6 +20,8 @@ EXPECTED = [
     "Job",
     "JobStatus",
     "JobSpec",
+    "OnConflict",
+    "UniqueFor",
     "JobPage",
     "Payload",
     "QueueStats",
@@ -45,6 +47,7 @@ EXPECTED = [
     "PermissionDenied",
     "ServerError",
     "WaitTimeout",
+    "JobAlreadyExists",
     "ScheduleNotFound",
     "InvalidSchedule",
     "WrongJobStatus",
@@ -84,7 +87,7 @@ def test_every_export_exists_and_errors_share_one_root() -> None:
         if isinstance(getattr(jobqueue.client, name), type)
         and issubclass(getattr(jobqueue.client, name), Exception)
     ]
-    assert len(errors) == 14
+    assert len(errors) == 15
     for error in errors:
         assert issubclass(error, jobqueue.client.JobQueueClientError)
         assert (error.__doc__ or "").startswith("Raised when"), error

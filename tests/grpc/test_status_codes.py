@@ -19,6 +19,7 @@ from jobqueue.domain import (
     JobQueueError,
     LeaseLost,
     StoreUnavailable,
+    UniqueConflict,
 )
 from jobqueue.grpc import INTERNAL_DETAILS, STATUS_CODES, status_for
 from jobqueue.grpc._status import UNAVAILABLE_DETAILS
@@ -73,6 +74,7 @@ def test_the_table_covers_every_domain_error() -> None:
         (LeaseLost("x"), grpc.StatusCode.FAILED_PRECONDITION),
         (InvalidTransition("PENDING", "complete"), grpc.StatusCode.FAILED_PRECONDITION),
         (CapacityExceeded("full"), grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (UniqueConflict("k", "holder"), grpc.StatusCode.ALREADY_EXISTS),
         (StoreUnavailable("down"), grpc.StatusCode.UNAVAILABLE),
         (RuntimeError("a bug"), grpc.StatusCode.INTERNAL),
     ],

@@ -19,6 +19,7 @@ from ._errors import (
     DeadlineExceeded,
     InvalidJob,
     InvalidSchedule,
+    JobAlreadyExists,
     JobAlreadyFinished,
     JobNotFound,
     JobQueueClientError,
@@ -30,7 +31,17 @@ from ._errors import (
     Unauthenticated,
     WaitTimeout,
 )
-from ._models import Job, JobPage, JobSpec, JobStatus, Payload, QueueStats, TypeStats
+from ._models import (
+    Job,
+    JobPage,
+    JobSpec,
+    JobStatus,
+    OnConflict,
+    Payload,
+    QueueStats,
+    TypeStats,
+    UniqueFor,
+)
 from ._presence_calls import WorkerInfo
 from ._retry import RetryPolicy
 from ._schedule_models import JobTemplate, OverlapPolicy, Schedule
@@ -48,6 +59,8 @@ __all__ = [
     "Job",
     "JobStatus",
     "JobSpec",
+    "OnConflict",
+    "UniqueFor",
     "JobPage",
     "Payload",
     "QueueStats",
@@ -73,6 +86,7 @@ __all__ = [
     "PermissionDenied",
     "ServerError",
     "WaitTimeout",
+    "JobAlreadyExists",
     "ScheduleNotFound",
     "InvalidSchedule",
     "WrongJobStatus",

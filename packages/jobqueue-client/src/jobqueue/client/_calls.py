@@ -32,7 +32,7 @@ from ._convert import (
     stats_from_proto,
 )
 from ._errors import JobAlreadyFinished, JobQueueClientError, error_from_rpc
-from ._models import Job, JobPage, JobSpec, JobStatus, Payload, QueueStats
+from ._models import Job, JobPage, JobSpec, JobStatus, OnConflict, Payload, QueueStats, UniqueFor
 from ._renamed import renamed
 from ._retry import RetryPolicy, is_retryable
 
@@ -131,6 +131,9 @@ def enqueue(
     max_attempts: int | None = None,
     idempotency_key: str | None = None,
     delay: timedelta | float | None = None,
+    unique_key: str | None = None,
+    on_conflict: OnConflict | str | None = None,
+    unique_for: UniqueFor | None = None,
 ) -> Unary[Job]:
     """Submit one job.
 
@@ -143,20 +146,37 @@ def enqueue(
         idempotency_key: a repeated enqueue with the same key returns the job
             first stored under it. A fresh key is generated when omitted.
         delay: deprecated name of ``delay_s``.
+        unique_key: a business rule, unlike ``idempotency_key``: while a job
+            holding this key is within ``unique_for``, another enqueue with
+            it gets ``on_conflict`` (up to 256 characters, per job type).
+        on_conflict: ``OnConflict`` or its value; ``"return_existing"`` by default.
+        unique_for: ``"pending"``, ``"active"`` (the default) or a
+            ``timedelta`` debounce window.
 
     Returns:
-        The stored job (PENDING).
+        The stored job (PENDING), or the holder of ``unique_key``.
 
     Raises:
         InvalidJob: the server rejected an argument.
         QueueFull: the server is at capacity.
         ServerUnavailable: the server could not be reached, even after retries.
+        JobAlreadyExists: ``unique_key`` is held and ``on_conflict`` rejects.
         ValueError: both ``run_at`` and ``delay_s`` were given.
     """
     delay_s = renamed(
         "delay", delay, "delay_s", delay_s, given=delay_s is not None, stacklevel=_CALLER
     )
-    spec = JobSpec(type, payload, run_at, delay_s, max_attempts, idempotency_key)
+    spec = JobSpec(
+        type,
+        payload,
+        run_at,
+        delay_s,
+        max_attempts,
+        idempotency_key,
+        unique_key,
+        on_conflict,
+        unique_for,
+    )
     return Unary("EnqueueJob", enqueue_request(spec), _job)
 
 

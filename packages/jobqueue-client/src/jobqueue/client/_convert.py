@@ -12,7 +12,17 @@ from typing import Any
 
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
 
-from ._models import Job, JobPage, JobSpec, JobStatus, Payload, QueueStats, TypeStats
+from ._models import (
+    Job,
+    JobPage,
+    JobSpec,
+    JobStatus,
+    OnConflict,
+    Payload,
+    QueueStats,
+    TypeStats,
+    UniqueFor,
+)
 
 _STATUS_FROM_PROTO: dict[int, JobStatus] = {
     pb.JOB_STATUS_PENDING: JobStatus.PENDING,
@@ -100,6 +110,35 @@ def _enqueue_fields(spec: JobSpec) -> dict[str, Any]:
         fields["execution_time_ms"] = due
     if spec.max_attempts is not None:
         fields["max_attempts"] = spec.max_attempts
+    if spec.unique_key is not None or spec.on_conflict is not None or spec.unique_for is not None:
+        fields.update(unique_fields(spec.unique_key, spec.on_conflict, spec.unique_for))
+    return fields
+
+
+_ON_CONFLICT = {
+    OnConflict.RETURN_EXISTING: pb.UNIQUE_CONFLICT_POLICY_RETURN_EXISTING,
+    OnConflict.REJECT: pb.UNIQUE_CONFLICT_POLICY_REJECT,
+    OnConflict.REPLACE: pb.UNIQUE_CONFLICT_POLICY_REPLACE,
+}
+_SCOPES = {"pending": pb.UNIQUE_SCOPE_PENDING, "active": pb.UNIQUE_SCOPE_PENDING_OR_RUNNING}
+
+
+def unique_fields(
+    key: str | None, on_conflict: OnConflict | str | None, unique_for: UniqueFor | None
+) -> dict[str, Any]:
+    """The request's unique fields; the server checks the rest (a key is required with options)."""
+    fields: dict[str, Any] = {}
+    if key is not None:
+        fields["unique_key"] = key
+    if on_conflict is not None:
+        fields["on_conflict"] = _ON_CONFLICT[OnConflict(on_conflict)]
+    if isinstance(unique_for, timedelta):
+        fields["unique_scope"] = pb.UNIQUE_SCOPE_DEBOUNCE
+        fields["unique_window_ms"] = round(unique_for.total_seconds() * 1000)
+    elif unique_for is not None:
+        if unique_for not in _SCOPES:
+            raise ValueError("unique_for must be 'pending', 'active' or a timedelta")
+        fields["unique_scope"] = _SCOPES[unique_for]
     return fields
 
 
@@ -141,6 +180,9 @@ def job_from_proto(message: pb.Job) -> Job:
         result=message.result if message.HasField("result") else None,
         cancel_requested=message.cancel_requested,
         idempotency_key=message.idempotency_key if message.HasField("idempotency_key") else None,
+        unique_key=message.unique_key if message.HasField("unique_key") else None,
+        progress=message.progress if message.HasField("progress") else None,
+        progress_message=message.progress_message if message.HasField("progress") else None,
     )
 
 

@@ -60,6 +60,19 @@ class JobAlreadyFinished(JobQueueClientError):
         self.job_id = job_id
 
 
+class JobAlreadyExists(JobQueueClientError):
+    """Raised when an enqueue's ``unique_key`` is held and its ``on_conflict`` rejects
+    (``"reject"``, or ``"replace"`` while the holder runs). Nothing was stored.
+
+    Attributes:
+        holder_id: the job holding the key, as the server named it.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.holder_id = message.rsplit(" ", 1)[-1] if " held by job " in message else None
+
+
 class QueueFull(JobQueueClientError):
     """Raised when the server refuses new jobs because a configured capacity is reached."""
 
@@ -143,6 +156,7 @@ _ERRORS: Mapping[grpc.StatusCode, type[JobQueueClientError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidJob,
     grpc.StatusCode.NOT_FOUND: JobNotFound,
     grpc.StatusCode.FAILED_PRECONDITION: JobAlreadyFinished,
+    grpc.StatusCode.ALREADY_EXISTS: JobAlreadyExists,
     grpc.StatusCode.RESOURCE_EXHAUSTED: QueueFull,
     grpc.StatusCode.UNAVAILABLE: ServerUnavailable,
     # The server cancelled the call (it was shutting down): unavailable to us.

@@ -34,6 +34,23 @@ class JobStatus(enum.Enum):
 _TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
+class OnConflict(enum.Enum):
+    """What an enqueue with a held ``unique_key`` gets (see ``JobClient.enqueue``)."""
+
+    RETURN_EXISTING = "return_existing"
+    """Store nothing; return the job that holds the key."""
+    REJECT = "reject"
+    """Store nothing; raise ``JobAlreadyExists`` naming the holder."""
+    REPLACE = "replace"
+    """Cancel a PENDING holder and store this job; a RUNNING holder raises ``JobAlreadyExists``."""
+
+
+UniqueFor = str | timedelta
+"""How long a holder keeps its unique key: ``"pending"`` (until claimed),
+``"active"`` (until finished; the default), or a ``timedelta``: a debounce
+window after the holder's enqueue, while it is still pending."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
     """A job as the server last reported it.
@@ -52,6 +69,9 @@ class Job:
         result: the handler's return value as bytes, once COMPLETED (see ``json``).
         cancel_requested: a cancel was asked while it ran; its worker was told.
         idempotency_key: the key it was enqueued with.
+        unique_key: the unique key it was enqueued with.
+        progress: what its handler last reported, 0 to 1 (``None`` before any report).
+        progress_message: the note that came with ``progress``.
     """
 
     id: str
@@ -67,6 +87,9 @@ class Job:
     result: bytes | None = None
     cancel_requested: bool = False
     idempotency_key: str | None = None
+    unique_key: str | None = None
+    progress: float | None = None
+    progress_message: str | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -108,6 +131,9 @@ class Job:
             "result": None if self.result is None else _text(self.result),
             "cancel_requested": self.cancel_requested,
             "idempotency_key": self.idempotency_key,
+            "unique_key": self.unique_key,
+            "progress": self.progress,
+            "progress_message": self.progress_message,
         }
 
 
@@ -209,6 +235,9 @@ class JobSpec:
     delay_s: timedelta | float | None = None
     max_attempts: int | None = None
     idempotency_key: str | None = None
+    unique_key: str | None = None
+    on_conflict: OnConflict | str | None = None
+    unique_for: UniqueFor | None = None
     delay: InitVar[timedelta | float | None] = field(default=None, kw_only=True)
     """Deprecated name of ``delay_s``."""
 

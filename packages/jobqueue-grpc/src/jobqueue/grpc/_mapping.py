@@ -8,7 +8,7 @@ know is rejected here as the caller's mistake instead of failing deeper down.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
@@ -19,13 +19,18 @@ from jobqueue.domain import (
     JobStatus,
     Lease,
     LeaseState,
+    OnConflict,
     Outcome,
     OutcomeKind,
     QueueStats,
     TypeStats,
+    UniqueRule,
+    UniqueScope,
 )
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
 from mpataki.jobqueue.v1 import worker_pb2 as worker_pb
+
+_E = TypeVar("_E", UniqueScope, OnConflict)
 
 _OUTCOME_KINDS: dict[int, OutcomeKind] = {
     worker_pb.OUTCOME_KIND_COMPLETE: OutcomeKind.COMPLETE,
@@ -80,6 +85,12 @@ def _job_fields(job: Job) -> dict[str, Any]:
         fields["result"] = job.result
     if job.idempotency_key is not None:
         fields["idempotency_key"] = job.idempotency_key
+    if job.unique is not None:
+        fields["unique_key"] = job.unique.key
+        fields["unique_scope"] = int(job.unique.scope)
+    if job.progress is not None:
+        fields["progress"] = job.progress
+        fields["progress_message"] = job.progress_message or ""
     return fields
 
 
@@ -99,6 +110,11 @@ def job_from_proto(message: pb.Job) -> Job:
         result=message.result if message.HasField("result") else None,
         cancel_requested=message.cancel_requested,
         idempotency_key=message.idempotency_key if message.HasField("idempotency_key") else None,
+        unique=UniqueRule(key=message.unique_key, scope=UniqueScope(message.unique_scope or 2))
+        if message.HasField("unique_key")
+        else None,
+        progress=message.progress if message.HasField("progress") else None,
+        progress_message=message.progress_message if message.HasField("progress") else None,
     )
 
 
@@ -125,7 +141,23 @@ def enqueue_request_from_proto(message: pb.EnqueueJobRequest) -> EnqueueRequest:
         else None,
         max_attempts=message.max_attempts if message.HasField("max_attempts") else None,
         idempotency_key=message.idempotency_key if message.HasField("idempotency_key") else None,
+        unique_key=message.unique_key if message.HasField("unique_key") else None,
+        unique_scope=_known(UniqueScope, message.unique_scope, "unique_scope"),
+        on_conflict=_known(OnConflict, message.on_conflict, "on_conflict"),
+        unique_window_ms=message.unique_window_ms
+        if message.HasField("unique_window_ms")
+        else None,
     )
+
+
+def _known(enum: type[_E], value: int, field: str) -> _E | None:
+    """An open wire enum as the domain's: UNSPECIFIED is None, an unknown number is refused."""
+    if value == 0:
+        return None
+    try:
+        return enum(value)
+    except ValueError:
+        raise InvalidJob(field, f"{value} is not a known {enum.__name__}") from None
 
 
 def stats_to_proto(stats: QueueStats) -> pb.GetQueueStatsResponse:
