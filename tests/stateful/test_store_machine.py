@@ -35,9 +35,12 @@ from hypothesis.stateful import (
 from jobqueue.domain import (
     DEFAULT_MAX_ATTEMPTS,
     MAX_UNCONFIRMED_DELIVERIES,
+    AdminStore,
     Job,
     JobAlreadyFinished,
+    JobNotFinished,
     JobNotFound,
+    JobNotRetryable,
     JobStatus,
     JobStore,
     LeaseState,
@@ -167,6 +170,8 @@ class StoreMachine(RuleBasedStateMachine):
         self.store, self.time = type(self).make_store()
         self.model = Model(self.time.retention_ms)
         self.ids = UuidV7Generator()
+        # Jobs an operator deleted (the ``delete`` rule): gone from the model, and the store.
+        self.deleted: list[str] = []
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.runner.run(coro)
@@ -350,6 +355,61 @@ class StoreMachine(RuleBasedStateMachine):
             else:
                 job.cancel_requested = True
             assert (result.status, result.cancel_requested) == (job.status, job.cancel_requested)
+
+    def admin(self) -> AdminStore:
+        assert isinstance(self.store, AdminStore)
+        return self.store
+
+    @precondition(lambda self: bool(self.model.jobs))
+    @rule(index=st.integers(0, 1_000))
+    def retry(self, index: int) -> None:
+        """An operator's retry: a FAILED or CANCELLED job PENDING again, due now, attempts 0."""
+        jobs = list(self.model.jobs.values())
+        job = jobs[index % len(jobs)]
+        now = self.now()
+        if job.id not in self.model.visible(now):
+            with pytest.raises(JobNotFound):
+                self.run(self.admin().retry(job.id))
+        elif job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            with pytest.raises(JobNotRetryable):
+                self.run(self.admin().retry(job.id))
+        else:
+            now, result, after = self.timed(self.admin().retry(job.id), stamps=True)
+            assert now <= result.execution_time_ms <= after
+            self.model.requeue(job, result.execution_time_ms, result.execution_time_ms)
+            job.attempts, job.cancel_requested = 0, False
+            job.confirmed, job.unconfirmed_expiries = False, 0
+            assert (result.status, result.attempts, result.cancel_requested) == (
+                JobStatus.PENDING,
+                0,
+                False,
+            )
+
+    @precondition(lambda self: bool(self.model.jobs))
+    @rule(index=st.integers(0, 1_000))
+    def delete(self, index: int) -> None:
+        """An operator's delete: a finished job gone at once; a live one refused, unchanged."""
+        jobs = list(self.model.jobs.values())
+        job = jobs[index % len(jobs)]
+        now = self.now()
+        if job.id not in self.model.visible(now):
+            with pytest.raises(JobNotFound):
+                self.run(self.admin().delete(job.id))
+        elif not job.status.is_terminal:
+            with pytest.raises(JobNotFinished):
+                self.run(self.admin().delete(job.id))
+        else:
+            deleted = self.run(self.admin().delete(job.id))
+            assert (deleted.id, deleted.status) == (job.id, job.status)
+            del self.model.jobs[job.id]
+            self.deleted.append(job.id)
+
+    @invariant()
+    def deleted_jobs_stay_gone(self) -> None:
+        async def read() -> list[Job | None]:
+            return [await self.store.get(job_id) for job_id in self.deleted]
+
+        assert self.run(read()) == [None] * len(self.deleted)
 
     @precondition(lambda self: self.time.manual)
     @rule(ms=st.sampled_from([1, 50, 500, 2_000]))
