@@ -14,6 +14,7 @@ from jobqueue.client import (
     JobStatus,
     OnConflict,
 )
+from tests.client.test_cli import assert_one_line_error, run_cli
 
 
 async def test_a_held_key_returns_the_holder(client: AsyncJobClient) -> None:
@@ -57,3 +58,23 @@ async def test_bad_unique_options_are_invalid(client: AsyncJobClient) -> None:
         await client.enqueue("sync", unique_key="k", unique_for=timedelta(0))
     with pytest.raises(ValueError, match="unique_for"):
         await client.enqueue("sync", unique_key="k", unique_for="forever")
+
+
+def test_the_cli_submits_unique_jobs_and_shows_the_key(target: str) -> None:
+    first = run_cli(target, "--json", "submit", "cli_unique", "--unique-key", "u1").json()
+    assert first["unique_key"] == "u1"
+    again = run_cli(target, "--json", "submit", "cli_unique", "--unique-key", "u1").json()
+    assert again["id"] == first["id"]
+    rejected = run_cli(
+        target, "submit", "cli_unique", "--unique-key", "u1", "--on-conflict", "reject"
+    )
+    assert_one_line_error(rejected, 1, first["id"])
+    shown = run_cli(target, "get", first["id"])
+    assert "unique key" in shown.stdout
+    assert "u1" in shown.stdout
+    debounced = run_cli(
+        target, "--json", "submit", "cli_unique", "--unique-key", "u2", "--unique-for", "30s"
+    )
+    assert debounced.code == 0, debounced
+    bad = run_cli(target, "submit", "cli_unique", "--unique-key", "u3", "--unique-for", "soon")
+    assert bad.code == 2

@@ -66,6 +66,10 @@ class Output:
             rows.append(("result", _preview(job.result)))
         if job.idempotency_key is not None:
             rows.append(("idempotency key", job.idempotency_key))
+        if job.unique_key is not None:
+            rows.append(("unique key", job.unique_key))
+        if job.progress is not None:
+            rows.append(("progress", progress_text(job)))
         for name, value in rows:
             table.add_row(name, value)
         self.console.print(table)
@@ -163,6 +167,8 @@ class Output:
         line = Text(f"{_time(job.updated_at)}  ")
         line.append_text(status_text(job))
         line.append(f"  attempts={job.attempts}")
+        if job.progress is not None:
+            line.append(f"  progress={progress_text(job)}")
         if job.cancel_requested and not job.is_finished:
             line.append("  cancel requested", style="magenta")
         if job.last_error is not None and job.status is not JobStatus.COMPLETED:
@@ -191,6 +197,12 @@ def shown_status(job: Job, now: datetime | None = None) -> str:
 def job_json(job: Job) -> dict[str, Any]:
     """A job for ``--json``: the API's fields, and ``scheduled`` as the tables show it."""
     return job.to_dict() | {"scheduled": shown_status(job) == SCHEDULED}
+
+
+def progress_text(job: Job) -> str:
+    """``40% resizing``: what the handler last reported."""
+    percent = f"{(job.progress or 0) * 100:.0f}%"
+    return f"{percent} {job.progress_message}" if job.progress_message else percent
 
 
 def status_text(job: Job, now: datetime | None = None) -> Text:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import IO
 
 import click
@@ -17,6 +17,7 @@ from ._cli_input import (
     JobLine,
     batch_key,
     duration_option,
+    parse_duration,
     read_job_lines,
     read_payload,
     time_option,
@@ -46,6 +47,23 @@ from ._models import Job
 )
 @click.option("--max-attempts", type=click.IntRange(min=1), help="Runs before it ends FAILED.")
 @click.option("--key", "idempotency_key", help="Idempotency key: resubmitting it is a no-op.")
+@click.option(
+    "--unique-key",
+    help="Unique key: while a job holding it is pending (or running), another submit "
+    "with it gets --on-conflict.",
+)
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["return_existing", "reject", "replace"]),
+    help="With --unique-key: return the holder (default), reject (exit 1, naming the "
+    "holder), or replace a pending holder.",
+)
+@click.option(
+    "--unique-for",
+    metavar="pending|active|DURATION",
+    help="With --unique-key: until the holder is claimed, finished (active, the default), "
+    "or a debounce window such as 30s.",
+)
 @click.option("--wait", is_flag=True, help="Follow the job until it finishes.")
 @click.option(
     "--wait-timeout",
@@ -76,6 +94,9 @@ def submit(
     delay_s: float | None,
     max_attempts: int | None,
     idempotency_key: str | None,
+    unique_key: str | None,
+    on_conflict: str | None,
+    unique_for: str | None,
     wait: bool,
     wait_timeout: float | None,
     jobs_file: IO[str] | None,
@@ -108,6 +129,9 @@ def submit(
                 ("--in", delay_s),
                 ("--max-attempts", max_attempts),
                 ("--key", idempotency_key),
+                ("--unique-key", unique_key),
+                ("--on-conflict", on_conflict),
+                ("--unique-for", unique_for),
                 ("--wait", wait or None),
             )
             if value is not None
@@ -127,6 +151,9 @@ def submit(
         delay_s=delay_s,
         max_attempts=max_attempts,
         idempotency_key=idempotency_key,
+        unique_key=unique_key,
+        on_conflict=on_conflict,
+        unique_for=_unique_for(unique_for),
     )
     if not wait:
         settings.output.job(job)
@@ -134,6 +161,16 @@ def submit(
     # The id first: whoever stops waiting (Ctrl-C, a timeout) can still find the job.
     settings.output.message(f"submitted job {job.id}")
     follow(settings, job.id, wait_timeout)
+
+
+def _unique_for(value: str | None) -> str | timedelta | None:
+    """``pending``/``active`` as they are; anything else is a debounce window (``30s``)."""
+    if value is None or value in ("pending", "active"):
+        return value
+    try:
+        return timedelta(seconds=parse_duration(value))
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--unique-for") from None
 
 
 def _submit_file(settings: Settings, jobs_file: IO[str], batch_size: int) -> None:
