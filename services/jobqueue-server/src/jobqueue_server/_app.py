@@ -307,6 +307,7 @@ def _dashboard(container: Container, *, api_protected: bool) -> Dashboard | None
         settings=settings,
         gates=container.gate_service(),
         admin=container.admin_service(),
+        presence=container.presence_service(),
         # The charts read the series every server samples (_sample_history).
         counters=store if isinstance(store, JobCounters) else None,
     )

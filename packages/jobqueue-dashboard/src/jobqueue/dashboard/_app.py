@@ -37,6 +37,7 @@ from jobqueue.domain import (
     JobNotFound,
     JobQueueError,
     JobService,
+    PresenceService,
     StoreUnavailable,
 )
 
@@ -47,6 +48,7 @@ from ._history import StatsHistory, StoreHistory
 from ._live import Live
 from ._pages import Pages
 from ._settings import DashboardSettings
+from ._workers import WorkersPage
 
 _log = logging.getLogger(__name__)
 
@@ -100,6 +102,7 @@ class Dashboard:
         gates: GateService | None = None,
         admin: AdminService | None = None,
         counters: JobCounters | None = None,
+        presence: PresenceService | None = None,
     ) -> None:
         self.settings = settings or DashboardSettings()
         # The store's own series when it keeps one (it survives restarts), else a ring.
@@ -119,6 +122,7 @@ class Dashboard:
             history=self.history,
             gates=gates,
             admin=admin,
+            presence=presence,
         )
         # Outside Starlette's own error middleware, so a 500 carries the headers too.
         self.app: ASGIApp = _SecurityHeaders(self._build())
@@ -156,6 +160,7 @@ class Dashboard:
             Route("/failed", page(pages.failed)),
             Route("/cancelled", page(pages.cancelled)),
             Route("/scheduled", page(pages.scheduled)),
+            Route("/workers", page(WorkersPage(ctx).workers)),
             Route("/live/overview", page(live.overview)),
             Route("/live/types", page(live.types)),
             Route("/live/jobs/{job_id}", page(live.job)),

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
-from jobqueue.domain import AdminService, Clock, GateService, JobService, JobStatus
+from jobqueue.domain import AdminService, Clock, GateService, JobService, JobStatus, PresenceService
 
 from . import _format
 from ._auth import CSRF_FIELD, Role, csrf_token, current_role
@@ -28,6 +28,7 @@ NAV = (
     ("failed", "/failed", "Failed"),
     ("cancelled", "/cancelled", "Cancelled"),
     ("scheduled", "/scheduled", "Scheduled"),
+    ("workers", "/workers", "Workers"),
 )
 """The menu: (name, path under the prefix, label). A new page adds one line."""
 
@@ -58,6 +59,8 @@ class Context:
     """Pausing job types; None hides the types page's pause and resume buttons."""
     admin: AdminService | None = None
     """Retry, delete and bulk actions; None hides their buttons and forms."""
+    presence: PresenceService | None = None
+    """The live workers (workers page, the types page's "no worker" flag); None: unknown."""
 
     def url(self, path: str) -> str:
         return self.settings.prefix + path

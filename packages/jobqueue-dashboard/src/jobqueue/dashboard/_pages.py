@@ -7,7 +7,6 @@ in ``_routes.py`` and one in ``NAV``.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from urllib.parse import quote
 
@@ -19,10 +18,7 @@ from jobqueue.domain import InvalidJob, JobStatus
 from . import _format
 from ._charts import line_chart, rate_chart
 from ._context import Context
-from ._queries import Filter, list_page, oldest_due, scheduled_page
-
-MAX_TYPES_SHOWN = 200
-"""Types whose queue head the types page reads: one small listing each."""
+from ._queries import Filter, list_page, scheduled_page
 
 
 class Pages:
@@ -59,16 +55,14 @@ class Pages:
         return self._ctx.render(request, "types.html", await self.types_values(), page="types")
 
     async def types_values(self) -> dict[str, Any]:
+        # The store's stats carry each type's oldest pending age (by its own clock)
+        # and its live workers, so the page reads nothing per type.
         stats = await self._ctx.service.stats()
-        shown = [t for t in stats.types if t.pending][:MAX_TYPES_SHOWN]
-        heads = await asyncio.gather(*(oldest_due(self._ctx.service, t.type) for t in shown))
-        now = self._ctx.clock.now_ms()
-        ages = {
-            t.type: max(now - head.execution_time_ms, 0)
-            for t, head in zip(shown, heads, strict=True)
-            if head is not None and head.execution_time_ms <= now
+        return {
+            "stats": stats,
+            "can_pause": self._ctx.gates is not None,
+            "knows_workers": self._ctx.presence is not None,
         }
-        return {"stats": stats, "ages": ages, "can_pause": self._ctx.gates is not None}
 
     # --- listings ---------------------------------------------------------
 

@@ -80,9 +80,3 @@ async def scheduled_page(
         job_type=job_type, status=JobStatus.PENDING, page_size=size, cursor=cursor
     )
     return Listing(page.jobs, page.next_cursor)
-
-
-async def oldest_due(service: JobService, job_type: str) -> Job | None:
-    """The type's PENDING job due first (the head of its queue), or None."""
-    page = await service.list_jobs(job_type=job_type, status=JobStatus.PENDING, page_size=1)
-    return page.jobs[0] if page.jobs else None
