@@ -107,6 +107,12 @@ DOMAIN = [
     "MAX_WORKER_TTL_MS",
     "MAX_WORKER_TYPES",
     "MAX_LISTED_WORKERS",
+    # Progress
+    "ProgressReport",
+    "ProgressStore",
+    "ProgressService",
+    "validate_progress",
+    "MAX_PROGRESS_MESSAGE_LENGTH",
     # Unique jobs
     "UniqueRule",
     "UniqueScope",

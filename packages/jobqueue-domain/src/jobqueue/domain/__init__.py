@@ -75,6 +75,13 @@ from ._presence import (
     validate_worker_id,
     validate_worker_ttl,
 )
+from ._progress import (
+    MAX_PROGRESS_MESSAGE_LENGTH,
+    ProgressReport,
+    ProgressService,
+    ProgressStore,
+    validate_progress,
+)
 from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy, failure_outcome
 from ._schedule_service import Advance, ScheduleService, ScheduleStore
 from ._schedules import (
@@ -224,6 +231,12 @@ __all__ = [
     "MAX_WORKER_TTL_MS",
     "MAX_WORKER_TYPES",
     "MAX_LISTED_WORKERS",
+    # Progress
+    "ProgressReport",
+    "ProgressStore",
+    "ProgressService",
+    "validate_progress",
+    "MAX_PROGRESS_MESSAGE_LENGTH",
     # Unique jobs
     "UniqueRule",
     "UniqueScope",

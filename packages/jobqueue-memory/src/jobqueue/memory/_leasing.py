@@ -17,6 +17,7 @@ from jobqueue.domain import (
     LeaseState,
     Outcome,
     OutcomeKind,
+    ProgressReport,
     resolve,
     transition,
 )
@@ -137,6 +138,19 @@ class _LeasingMixin(_MemoryCore):
         if expired:
             self._wake()
         return len(expired)
+
+    async def report_progress(self, reports: Sequence[ProgressReport]) -> list[bool]:
+        """Progress on jobs whose lease is held (jobqueue.domain.ProgressStore); a watch event."""
+        applied: list[bool] = []
+        for report in reports:
+            record = self._live_lease(report.job_id, report.token)
+            if record is not None:
+                record.job = replace(
+                    record.job, progress=report.fraction, progress_message=report.message
+                )
+                self._notify(report.job_id)
+            applied.append(record is not None)
+        return applied
 
     async def cancellations(self) -> AsyncIterator[str]:
         """Ids of RUNNING jobs whose cancel was requested, as ``cancel`` flags them.

@@ -41,6 +41,8 @@ def job_from_hash(job_id: str, h: Mapping[bytes, bytes]) -> Job:
         cancel_requested=h.get(b"x") == b"1",
         idempotency_key=key.decode() if key is not None else None,
         unique=_unique_rule(h),
+        progress=float(h[b"pg"]) if b"pg" in h else None,
+        progress_message=h[b"pm"].decode(errors="replace") if b"pg" in h else None,
     )
 
 

@@ -46,6 +46,7 @@ def _load_scripts(publish: str) -> dict[str, str]:
         "list",
         "watchers",
         "gate",
+        "progress",
     )
     # The shebang makes Redis Cluster refuse any key outside the declared keys' slot.
     head = f"#!lua\nlocal PUBLISH = '{publish}'\n" + common

@@ -89,6 +89,7 @@ _FIXED_KEYS: dict[str, tuple[str, ...]] = {
     "delete": ("cfg",),
     "bulk": ("tz", "cfg", "fx", "ts:1", "ts:5"),
     "gate": ("pz",),
+    "progress": ("tz",),
 }
 """The fixed keys of its shard each script touches, declared in its KEYS (see _common.lua)."""
 

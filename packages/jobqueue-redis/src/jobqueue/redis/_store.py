@@ -35,6 +35,7 @@ from ._errors import translated
 from ._gates import Gates, with_paused
 from ._leasing import MAX_CLAIM, Leasing
 from ._presence import Presence, with_workers
+from ._progress import Progress, ProgressReport
 from ._settings import RedisStoreSettings
 from ._watching import Watching
 
@@ -59,6 +60,7 @@ class RedisJobStore:
         self._admin = Admin(self._core)
         self._enqueuer = Enqueuer(self._core, self._admin.get)
         self._leasing = Leasing(self._core)
+        self._progress = Progress(self._core)
         self._watching = Watching(self._core, self._admin.get)
         self._actions = Actions(self._core, self._admin)
         self._gates = Gates(self._core)
@@ -99,6 +101,11 @@ class RedisJobStore:
     async def renew(self, leases: Sequence[tuple[str, str]], *, lease_ms: int) -> list[LeaseState]:
         await self._core.resolve_layout()
         return await self._leasing.renew(leases, lease_ms=lease_ms)
+
+    async def report_progress(self, reports: Sequence[ProgressReport]) -> list[bool]:
+        """Progress on jobs whose lease is held (jobqueue.domain.ProgressStore); a watch event."""
+        await self._core.resolve_layout()
+        return await self._progress.report(reports)
 
     async def requeue_expired(self, *, limit: int = 1_000, lock_ms: int = 0) -> int:
         """The sweep, shard by shard: each shard has its own lock and ``limit``."""
