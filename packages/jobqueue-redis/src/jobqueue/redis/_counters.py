@@ -17,15 +17,20 @@ from ._errors import translated
 from ._fanout import gather_all
 
 # One script per shard: it reads the shard's counters and writes its sample in
-# one step, with Redis's clock choosing the bucket.
-# KEYS: ct, hz of the shard. ARGV: interval_ms, keep. Returns 1 when it wrote.
+# one step. Redis's clock chooses the bucket: shard 0's script reads it, and
+# the other shards are given the bucket it chose, so a sample taken across a
+# bucket's edge still lands in one bucket on every shard.
+# KEYS: ct, hz of the shard. ARGV: interval_ms, keep, the bucket or ''.
+# Returns {1 when it wrote else 0, the bucket}.
 _SAMPLE = """#!lua
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local interval = tonumber(ARGV[1])
-local bucket = now - now % interval
+local bucket = tonumber(ARGV[3])
+if not bucket then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  bucket = now - now % tonumber(ARGV[1])
+end
 if #redis.call('ZRANGE', KEYS[2], bucket, '+inf', 'BYSCORE', 'LIMIT', 0, 1) > 0 then
-  return 0
+  return {0, bucket}
 end
 local kinds = {'enqueued', 'completed', 'failed', 'retried', 'cancelled', 'leases_expired'}
 local sums = {}
@@ -40,7 +45,7 @@ for _, kind in ipairs(kinds) do
 end
 redis.call('ZADD', KEYS[2], bucket, table.concat(member, ':'))
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[2]) + 1))
-return 1
+return {1, bucket}
 """
 
 
@@ -70,12 +75,17 @@ class Counters:
         if interval_ms <= 0 or keep <= 0:
             raise ValueError("interval_ms and keep must be positive")
         core = self._core
+
+        async def sample(ns: str, bucket: int | str) -> list[int]:
+            keys = (ns + "ct", ns + "hz")
+            reply = await core.hot.execute("EVAL", _SAMPLE, 2, *keys, interval_ms, keep, bucket)
+            return [int(reply[0]), int(reply[1])]
+
+        first, *others = core.namespaces
         with translated():
-            wrote = await gather_all(
-                core.hot.execute("EVAL", _SAMPLE, 2, ns + "ct", ns + "hz", interval_ms, keep)
-                for ns in core.namespaces
-            )
-        return any(int(flag) == 1 for flag in wrote)
+            wrote, bucket = await sample(first, "")
+            rest = await gather_all(sample(ns, bucket) for ns in others)
+        return any(flag == 1 for flag, _ in [(wrote, bucket), *rest])
 
     async def samples(self, *, since_ms: int = 0) -> list[CounterSample]:
         core = self._core
