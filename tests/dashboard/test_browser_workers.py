@@ -76,6 +76,8 @@ def test_the_workers_page_and_the_no_worker_flag(
     page.fill("input[name=token]", ADMIN_TOKEN)
     page.click("button[type=submit]")
     expect(page.locator("h1")).to_have_text("Overview")
+    expect(page.locator("#workers-alive")).to_have_text("1")
+    expect(page.locator("#unattended")).to_contain_text("report.build")
 
     page.click("header nav >> text='Workers'")
     expect(page.locator("h1")).to_have_text("Workers")

@@ -84,3 +84,19 @@ async def test_the_types_page_flags_a_type_with_due_jobs_and_no_worker(
     async with client_of(dashboard(service, store, presence=False)) as client:
         unknown = await client.get(BASE + "/types")
     assert "no-worker-" not in unknown.text
+
+
+async def test_the_overview_counts_live_workers_and_names_unattended_types(
+    service: JobService, store: JobStore
+) -> None:
+    await service.enqueue("orphan", b"{}")
+    await presence_of(store).heartbeat(worker("w-1", "email"), ttl_ms=30_000)
+    await presence_of(store).heartbeat(worker("w-2", "email"), ttl_ms=30_000)
+    async with client_of(dashboard(service, store)) as client:
+        page = await client.get(BASE + "/")
+    assert '<div class="value" id="workers-alive">2</div>' in page.text
+    assert "Due jobs and no live worker: orphan." in page.text
+    async with client_of(dashboard(service, store, presence=False)) as client:
+        unknown = await client.get(BASE + "/")
+    assert 'id="workers-alive"' not in unknown.text
+    assert 'id="unattended"' not in unknown.text

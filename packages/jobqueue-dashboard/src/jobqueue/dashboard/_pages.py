@@ -38,7 +38,13 @@ class Pages:
         history = self._ctx.history
         samples = await history.read()
         total = stats.total
+        presence = self._ctx.presence
         return {
+            # None: this server keeps no presence, so the card is left out.
+            "workers_alive": None if presence is None else len(await presence.list_workers()),
+            "unattended": [t.type for t in stats.types if t.unattended and not t.paused]
+            if presence is not None
+            else [],
             "stats": stats,
             "total": total,
             "depth": total.pending + total.scheduled,

@@ -67,6 +67,7 @@ class PresenceBeat:
             started_at_ms=time.time_ns() // 1_000_000,
         )
         self._sent = False
+        self._failures = 0
 
     @property
     def enabled(self) -> bool:
@@ -106,11 +107,19 @@ class PresenceBeat:
         try:
             await self._source.heartbeat(self.now(), ttl_ms=ttl_ms)
         except Exception as error:
-            text = error_text(error)
-            logger.warning(
-                "presence heartbeat failed (the worker keeps running): %s",
-                text,
-                extra={"error": text},
-            )
+            # Once per outage, not every few seconds (a server without the RPC
+            # answers UNIMPLEMENTED to every one).
+            self._failures += 1
+            if self._failures == 1:
+                text = error_text(error)
+                logger.warning(
+                    "presence heartbeat failed; the worker keeps running, unlisted, "
+                    "and keeps trying: %s",
+                    text,
+                    extra={"error": text},
+                )
         else:
+            if self._failures:
+                logger.info("presence heartbeat works again after %d failures", self._failures)
+            self._failures = 0
             self._sent = True
