@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 
 from jobqueue.domain import Job, JobStatus, OnConflict, UniqueRule, UniqueScope
 
 # t type, p payload, s status, e execution time, c created, u updated,
 # a attempts, m max attempts, err last error, r result, x cancel requested,
-# k idempotency key, l lease token, d lease deadline, f finished at, w watchers.
+# k idempotency key, l lease token, d lease deadline, f finished at, w watchers,
+# h headers (a JSON object; absent: none),
+# pr priority (absent: 0).
 
 
 _STATUSES = {str(int(status)).encode(): status for status in JobStatus}
@@ -40,9 +43,11 @@ def job_from_hash(job_id: str, h: Mapping[bytes, bytes]) -> Job:
         result=h.get(b"r"),
         cancel_requested=h.get(b"x") == b"1",
         idempotency_key=key.decode() if key is not None else None,
+        priority=int(h.get(b"pr", b"0")),
         unique=_unique_rule(h),
         progress=float(h[b"pg"]) if b"pg" in h else None,
         progress_message=h[b"pm"].decode(errors="replace") if b"pg" in h else None,
+        headers=json.loads(h[b"h"]) if b"h" in h else {},
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -155,13 +156,18 @@ class Enqueuer:
             head = f"{job.id} {job.type} {due} {max_attempts}"
             if head.count(" ") != 3:
                 raise InvalidJob("id", "job ids and types must not contain spaces")
+            if job.priority:
+                # A fifth word only when set: a job without one costs nothing more.
+                head = f"{head} {job.priority}"
             rule = job.unique
             spec = (
                 f"{int(rule.scope)} {int(rule.on_conflict)} {rule.window_ms} {rule.key}"
                 if rule is not None
                 else ""
             )
-            args += [head, job.payload, job.idempotency_key or "", spec]
+            # Headers as compact JSON, one field of the job hash (_codec.py).
+            headers = json.dumps(dict(job.headers), separators=(",", ":")) if job.headers else ""
+            args += [head, job.payload, job.idempotency_key or "", spec, headers]
         with translated():
             reply = await core.script("add", args, keys=core.keys[shard]["add"])
         if reply[0] == b"unique":
@@ -201,6 +207,8 @@ def _stamped(job: Job, now: int) -> Job:
         result=job.result,
         cancel_requested=job.cancel_requested,
         idempotency_key=job.idempotency_key,
+        headers=job.headers,
+        priority=job.priority,
         unique=job.unique,
     )
 

@@ -77,7 +77,7 @@ def namespace(prefix: str, shard: int, shards: int) -> str:
 
 _FIXED_KEYS: dict[str, tuple[str, ...]] = {
     "add": ("tz", "cfg", "ts:1", "ct"),
-    "claim": ("tz", "lx", "ts:2", "pz"),
+    "claim": ("tz", "lx", "ts:2"),
     "settle": ("tz", "cfg", "fx", "ts:1", "ts:3", "ts:4", "ts:5", "ct"),
     "renew": ("tz", "lx"),
     "cancel": ("tz", "cfg", "fx", "ts:5", "ct"),

@@ -6,7 +6,7 @@
 -- The job's status, type, idempotency key, finish time and cancel flag, or
 -- nil when it is gone (deleted, or finished past its retention).
 local function live_fields(jk, now, retention)
-  local f = redis.call('HMGET', jk, 's', 't', 'k', 'f', 'x')
+  local f = redis.call('HMGET', jk, 's', 't', 'k', 'f', 'x', 'pr')
   if not f[1] or not f[2] or (f[4] and tonumber(f[4]) + retention <= now) then
     return nil
   end
@@ -21,8 +21,8 @@ local function retry_job(P, jk, id, f, now)
   if s ~= '4' and s ~= '5' then
     return s
   end
-  local q, dk = P .. 'q:' .. jtype, P .. 'd:' .. jtype .. ':' .. s
-  probe({q, dk, P .. 'k:' .. (ikey or ''), P .. 'w:' .. jtype})
+  local q, dk = qkey(P, jtype, f[6]), P .. 'd:' .. jtype .. ':' .. s
+  probe({q, P .. 'pl:' .. jtype, dk, P .. 'k:' .. (ikey or ''), P .. 'w:' .. jtype})
   redis.call('ZREM', dk, id)
   redis.call('HSET', jk, 's', 1, 'e', now, 'u', now, 'a', 0)
   redis.call('HDEL', jk, 'f', 'r', 'x', 'l', 'd', 'n', 'z')
@@ -30,7 +30,7 @@ local function retry_job(P, jk, id, f, now)
   if ikey and redis.call('GET', P .. 'k:' .. ikey) == id then
     redis.call('PERSIST', P .. 'k:' .. ikey)
   end
-  redis.call('ZADD', q, now, id)
+  enqueue(P, jtype, f[6], now, id)
   redis.call('ZADD', P .. 'tz', 0, jtype)
   redis.call('ZADD', P .. 'ts:1', 0, jtype)
   wake_for(P, jtype, id, now, now)
@@ -58,8 +58,10 @@ end
 local function cancel_job(P, jk, id, f, now, retention, cap, channel)
   local s, jtype = f[1], f[2]
   if s == '1' then
-    probe({P .. 'q:' .. jtype, P .. 'd:' .. jtype .. ':5', P .. 'k:' .. (f[3] or '')})
-    redis.call('ZREM', P .. 'q:' .. jtype, id)
+    local q = qkey(P, jtype, f[6])
+    probe({q, P .. 'pl:' .. jtype, P .. 'd:' .. jtype .. ':5', P .. 'k:' .. (f[3] or '')})
+    redis.call('ZREM', q, id)
+    prune_level(P, jtype, q)
     finish(P, jk, id, jtype, 5, now, retention, cap, nil, f[3])
     return 'ok'
   elseif s == '2' and f[5] ~= '1' then

@@ -94,13 +94,67 @@ local function wake(P, jtype)
   end
 end
 
--- Wake an idle worker when a job is due now, or is the new head of its queue:
--- a worker blocked until a later due time must wake to learn the earlier one.
-local function wake_for(P, jtype, id, due, now)
+-- Priorities. A type's PENDING jobs of priority 0 (every job that names none)
+-- are in 'q:' .. type; those of a priority p ~= 0 in 'qp:' .. p .. ':' .. type
+-- (a type may hold ':', a number not), each scored by due time; the type's
+-- nonzero levels are in 'pl:' .. type (member p, score -p). A claim walks the
+-- levels highest first: the highest due priority goes first, FIFO by due time
+-- within one, and a scheduled job takes its priority when it falls due. A job
+-- hash keeps its priority in 'pr' (absent: 0).
+local function qkey(P, jtype, prio)
+  if not prio or prio == '' or prio == '0' then
+    return P .. 'q:' .. jtype
+  end
+  return P .. 'qp:' .. prio .. ':' .. jtype
+end
+
+-- A type's PENDING queues, highest priority first; one key (q:) for a type
+-- that never had a job with a priority, at the cost of one lookup.
+local function queues(P, jtype)
+  local levels = redis.call('ZRANGE', P .. 'pl:' .. jtype, 0, -1)
+  local q = P .. 'q:' .. jtype
+  if #levels == 0 then
+    return {q}
+  end
+  local out = {}
+  for _, prio in ipairs(levels) do
+    if q and tonumber(prio) < 0 then
+      out[#out + 1] = q
+      q = false
+    end
+    out[#out + 1] = P .. 'qp:' .. prio .. ':' .. jtype
+  end
+  if q then
+    out[#out + 1] = q
+  end
+  return out
+end
+
+-- Put a job in the queue of its priority, registering a nonzero level.
+local function enqueue(P, jtype, prio, due, id)
+  local q = qkey(P, jtype, prio)
+  redis.call('ZADD', q, due, id)
+  if q ~= P .. 'q:' .. jtype then
+    redis.call('ZADD', P .. 'pl:' .. jtype, -tonumber(prio), prio)
+  end
+  return q
+end
+
+-- Forget a nonzero level whose queue emptied (claim and cancel call it).
+local function prune_level(P, jtype, q)
+  if q ~= P .. 'q:' .. jtype and redis.call('EXISTS', q) == 0 then
+    redis.call('ZREM', P .. 'pl:' .. jtype, string.match(q, 'qp:(%-?%d+):'))
+  end
+end
+
+-- Wake an idle worker when a job is due now, or is the new head of its queue
+-- (`q`, its priority's; q: when not given): a worker blocked until a later
+-- due time must wake to learn the earlier one.
+local function wake_for(P, jtype, id, due, now, q)
   if due <= now then
     wake(P, jtype)
   else
-    local head = redis.call('ZRANGE', P .. 'q:' .. jtype, 0, 0)
+    local head = redis.call('ZRANGE', q or (P .. 'q:' .. jtype), 0, 0)
     if head[1] == id then
       wake(P, jtype)
     end
@@ -183,12 +237,16 @@ local function finish(P, jk, id, jtype, status, now, retention, cap, batch, ikey
   notify(P, jk, id)
 end
 
--- Put a job back in its queue, due at `due`.
+-- Put a job back in the queue of its priority, due at `due`.
 local function requeue(P, jk, id, jtype, due, now)
+  local prio = redis.call('HGET', jk, 'pr')
+  if prio then
+    probe({qkey(P, jtype, prio), P .. 'pl:' .. jtype})
+  end
   redis.call('HSET', jk, 's', 1, 'e', due, 'u', now)
   redis.call('HDEL', jk, 'l', 'd', 'n')
-  redis.call('ZADD', P .. 'q:' .. jtype, due, id)
+  local q = enqueue(P, jtype, prio, due, id)
   redis.call('ZADD', P .. 'ts:1', 0, jtype)
-  wake_for(P, jtype, id, due, now)
+  wake_for(P, jtype, id, due, now, q)
   notify(P, jk, id)
 end

@@ -1,10 +1,12 @@
 -- Store new PENDING jobs, all in one step.
 -- KEYS: tz, cfg, ts:1, ct of the shard (KEYS[1] routes the call to the shard's slot).
--- ARGV: prefix, the batch key or '', then per job four
--- arguments: a head "id type execution_time|'-' max_attempts|''" (four words,
--- none of which can hold a space; '-' means due now), the payload, the
+-- ARGV: prefix, the batch key or '', then per job five
+-- arguments: a head "id type execution_time|'-' max_attempts|'' [priority]" (four
+-- words, a fifth for a nonzero priority, none of which can hold a space; '-'
+-- means due now), the payload, the
 -- idempotency key or '', and the unique rule "scope policy window_ms key" or ''
--- (its lock is 'u:' .. key -> the holder's id). A conflict that rejects
+-- (its lock is 'u:' .. key -> the holder's id), and the headers as a JSON object or ''
+-- (stored as is in field 'h'). A conflict that rejects
 -- returns {'unique', key, holder id} and stores nothing. Creation and "now" are Redis's time, not the caller's.
 -- Packing the fixed fields keeps argument encoding, the client's main cost
 -- for large batches, to three strings a job.
@@ -48,7 +50,7 @@ local holders = {} -- unique key -> the job of this call that holds it
 -- must reject the whole call with no change. A job is stored, or answered by
 -- the job its idempotency key names, or by the holder of its unique key.
 local plan = {}
-for i = 3, #ARGV, 4 do
+for i = 3, #ARGV, 5 do
   local id = string.match(ARGV[i], '^(%S+)')
   local ikey, spec = ARGV[i + 2], ARGV[i + 3]
   local step = {prior = false}
@@ -91,15 +93,16 @@ for i = 3, #ARGV, 4 do
   plan[#plan + 1] = step
 end
 local due_types = {} -- type -> its earliest new job
-local queued = {} -- type -> ZADD arguments: due, id, due, id ...
+local queued = {} -- queue key -> {jtype, prio, ZADD arguments: due, id, due, id ...}
 local replaced = {} -- PENDING holders a REPLACE took the key from
-for i = 3, #ARGV, 4 do
-  local step = plan[(i - 3) / 4 + 1]
-  local id, jtype, exec, max_attempts = string.match(ARGV[i], '^(%S+) (%S+) (%S+) (%d*)$')
+for i = 3, #ARGV, 5 do
+  local step = plan[(i - 3) / 5 + 1]
+  local id, jtype, exec, max_attempts, prio =
+    string.match(ARGV[i], '^(%S+) (%S+) (%S+) (%d*) ?(%-?%d*)$')
   if exec == '-' then
     exec = now
   end
-  local payload, ikey = ARGV[i + 1], ARGV[i + 2]
+  local payload, ikey, headers = ARGV[i + 1], ARGV[i + 2], ARGV[i + 4]
   if step.prior then
     out[#out + 1] = step.prior
   else
@@ -110,6 +113,14 @@ for i = 3, #ARGV, 4 do
     if max_attempts ~= '' then
       fields[#fields + 1] = 'm'
       fields[#fields + 1] = max_attempts
+    end
+    if headers ~= '' then
+      fields[#fields + 1] = 'h'
+      fields[#fields + 1] = headers
+    end
+    if prio ~= '' then
+      fields[#fields + 1] = 'pr'
+      fields[#fields + 1] = prio
     end
     if ikey ~= '' then
       fields[#fields + 1] = 'k'
@@ -135,24 +146,28 @@ for i = 3, #ARGV, 4 do
       end
     end
     redis.call('HSET', jk, unpack(fields))
-    local members = queued[jtype]
+    local q = qkey(P, jtype, prio)
+    local members = queued[q]
     if not members then
-      members = {}
-      queued[jtype] = members
+      members = {jtype = jtype, prio = prio}
+      queued[q] = members
     end
     members[#members + 1] = exec
     members[#members + 1] = id
     local due = tonumber(exec)
     local earliest = due_types[jtype]
     if not earliest or due < earliest.due then
-      due_types[jtype] = { id = id, due = due }
+      due_types[jtype] = { id = id, due = due, q = q }
     end
     out[#out + 1] = id
   end
 end
 -- One ZADD per type and chunk: a call per job costs more than the insert.
-for jtype, members in pairs(queued) do
-  local q = P .. 'q:' .. jtype
+for q, members in pairs(queued) do
+  local jtype = members.jtype
+  if members.prio ~= '' then
+    redis.call('ZADD', P .. 'pl:' .. jtype, -tonumber(members.prio), members.prio)
+  end
   for i = 1, #members, 1000 do
     redis.call('ZADD', q, unpack(members, i, math.min(i + 999, #members)))
   end
@@ -167,7 +182,7 @@ end
 -- One token wakes one blocked worker; a worker that finds more work than it
 -- can take passes the token on (see claim.lua), so one token per type suffices.
 for jtype, earliest in pairs(due_types) do
-  wake_for(P, jtype, earliest.id, earliest.due, now)
+  wake_for(P, jtype, earliest.id, earliest.due, now, earliest.q)
 end
 -- A replaced holder ends CANCELLED, naming the job that took its key (the
 -- key names the successor already, so finish leaves it).
@@ -176,9 +191,9 @@ if #replaced > 0 then
   for _, pair in ipairs(replaced) do
     local holder, successor = pair[1], pair[2]
     local hk = P .. 'j:' .. holder
-    local hf = redis.call('HMGET', hk, 's', 't')
+    local hf = redis.call('HMGET', hk, 's', 't', 'pr')
     if hf[1] == '1' then
-      redis.call('ZREM', P .. 'q:' .. hf[2], holder)
+      redis.call('ZREM', qkey(P, hf[2], hf[3]), holder)
       redis.call('HSET', hk, 'err', 'replaced by job ' .. successor)
       finish(P, hk, holder, hf[2], 5, now, retention(), cap)
     end

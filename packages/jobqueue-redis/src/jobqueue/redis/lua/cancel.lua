@@ -8,15 +8,17 @@ local now = clock_ms()
 local retention, cap = config(P)
 local id = ARGV[2]
 local jk = KEYS[#KEYS]
-local f = redis.call('HMGET', jk, 's', 't', 'x', 'f')
+local f = redis.call('HMGET', jk, 's', 't', 'x', 'f', 'pr')
 if not f[1] or (f[4] and tonumber(f[4]) + retention <= now) then
   return {'missing'}
 end
 local keys = redis.call('HMGET', jk, 'k', 'uk')
-probe({P .. 'q:' .. f[2], P .. 'd:' .. f[2] .. ':5', P .. 'k:' .. (keys[1] or ''),
+local q = qkey(P, f[2], f[5])
+probe({q, P .. 'pl:' .. f[2], P .. 'd:' .. f[2] .. ':5', P .. 'k:' .. (keys[1] or ''),
   P .. 'u:' .. (keys[2] or '')})
 if f[1] == '1' then
-  redis.call('ZREM', P .. 'q:' .. f[2], id)
+  redis.call('ZREM', q, id)
+  prune_level(P, f[2], q)
   finish(P, jk, id, f[2], 5, now, retention, cap)
 elseif f[1] == '2' then
   if f[3] ~= '1' then

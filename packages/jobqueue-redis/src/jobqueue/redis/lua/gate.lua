@@ -10,10 +10,13 @@ if ARGV[3] == '1' then
 end
 local changed = redis.call('SREM', KEYS[1], jtype)
 if changed == 1 then
-  local q = P .. 'q:' .. jtype
-  probe({q, P .. 'w:' .. jtype})
-  if #redis.call('ZRANGE', q, '-inf', clock_ms(), 'BYSCORE', 'LIMIT', 0, 1) > 0 then
-    wake(P, jtype)
+  probe({P .. 'w:' .. jtype})
+  local now = clock_ms()
+  for _, q in ipairs(queues(P, jtype)) do
+    if #redis.call('ZRANGE', q, '-inf', now, 'BYSCORE', 'LIMIT', 0, 1) > 0 then
+      wake(P, jtype)
+      break
+    end
   end
 end
 return changed

@@ -65,6 +65,70 @@ local function scan(status, jtype, after)
   end
 end
 
+-- PENDING jobs of a type with priorities are in one queue per priority
+-- (queues in _common.lua), each by due time: merge them into one due order,
+-- taking from whichever queue holds the next (position, id). Without
+-- priorities it is scan's single queue.
+local function scan_pending(jtype, after)
+  local qs = queues(P, jtype)
+  if #qs == 1 then
+    return scan(1, jtype, after)
+  end
+  local ranks = {}
+  for i, q in ipairs(qs) do
+    local rank = 0
+    if after then
+      local score = redis.call('ZSCORE', q, c_id)
+      if score and tonumber(score) == c_pos then
+        rank = redis.call('ZRANK', q, c_id) + 1
+      else
+        rank = redis.call('ZCOUNT', q, '-inf', '(' .. c_pos)
+      end
+    end
+    ranks[i] = rank
+  end
+  while found < want do
+    -- The next (position, id) of each queue after the cursor; the least goes.
+    local best, best_pos, best_id = nil, nil, nil
+    for i, q in ipairs(qs) do
+      while true do
+        local head = redis.call('ZRANGE', q, ranks[i], ranks[i], 'WITHSCORES')
+        if #head == 0 then
+          break
+        end
+        local id, pos = head[1], tonumber(head[2])
+        if not after or pos > c_pos or (pos == c_pos and id > c_id) then
+          if not best or pos < best_pos or (pos == best_pos and id < best_id) then
+            best, best_pos, best_id = i, pos, id
+          end
+          break
+        end
+        ranks[i] = ranks[i] + 1
+      end
+    end
+    if not best then
+      return
+    end
+    ranks[best] = ranks[best] + 1
+    local fields = redis.call('HGETALL', P .. 'j:' .. best_id)
+    if #fields > 0 then
+      found = found + 1
+      out[#out + 1] = 1
+      out[#out + 1] = jtype
+      out[#out + 1] = best_pos
+      out[#out + 1] = best_id
+      out[#out + 1] = fields
+    end
+  end
+end
+
+local function scan_index(status, jtype, after)
+  if status == 1 then
+    return scan_pending(jtype, after)
+  end
+  return scan(status, jtype, after)
+end
+
 for status_text in string.gmatch(ARGV[3], '%d+') do
   local status = tonumber(status_text)
   if found >= want then
@@ -74,7 +138,7 @@ for status_text in string.gmatch(ARGV[3], '%d+') do
     local on_cursor = c_status == status
     if only_type ~= '' then
       if not on_cursor or only_type >= c_type then
-        scan(status, only_type, on_cursor and only_type == c_type)
+        scan_index(status, only_type, on_cursor and only_type == c_type)
       end
     else
       local ts = P .. 'ts:' .. status
@@ -91,10 +155,14 @@ for status_text in string.gmatch(ARGV[3], '%d+') do
           if found >= want then
             break
           end
-          if redis.call('EXISTS', index_key(status, jtype)) == 0 then
+          local exists = redis.call('EXISTS', index_key(status, jtype))
+          if status == 1 and exists == 0 then
+            exists = redis.call('EXISTS', P .. 'pl:' .. jtype)
+          end
+          if exists == 0 then
             redis.call('ZREM', ts, jtype)
           else
-            scan(status, jtype, on_cursor and jtype == c_type)
+            scan_index(status, jtype, on_cursor and jtype == c_type)
           end
         end
         from = '(' .. types[#types]

@@ -23,7 +23,8 @@ local retention, cap = config(P)
 
 -- Types left with no jobs at all leave the index of types.
 local function prune(jtype)
-  if redis.call('EXISTS', P .. 'q:' .. jtype, P .. 'r:' .. jtype, P .. 'd:' .. jtype .. ':3',
+  if redis.call('EXISTS', P .. 'q:' .. jtype, P .. 'pl:' .. jtype, P .. 'r:' .. jtype,
+      P .. 'd:' .. jtype .. ':3',
       P .. 'd:' .. jtype .. ':4', P .. 'd:' .. jtype .. ':5') == 0 then
     redis.call('ZREM', KEYS[1], jtype)
   end

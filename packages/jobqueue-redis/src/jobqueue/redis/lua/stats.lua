@@ -17,19 +17,29 @@ end
 local types = redis.call('ZRANGE', KEYS[1], from, '+', 'BYLEX', 'LIMIT', 0, max_types)
 local out = {redis.call('ZCARD', KEYS[1])}
 for _, jtype in ipairs(types) do
-  local q = P .. 'q:' .. jtype
-  local due = redis.call('ZCOUNT', q, '-inf', now)
+  -- Every priority's queue (one without priorities).
+  local due, held, oldest = 0, 0, false
+  for _, q in ipairs(queues(P, jtype)) do
+    local n = redis.call('ZCOUNT', q, '-inf', now)
+    due = due + n
+    held = held + redis.call('ZCARD', q)
+    if n > 0 then
+      local first = tonumber(redis.call('ZRANGE', q, 0, 0, 'WITHSCORES')[2])
+      if not oldest or first < oldest then
+        oldest = first
+      end
+    end
+  end
   out[#out + 1] = jtype
   out[#out + 1] = due
-  out[#out + 1] = redis.call('ZCARD', q) - due
+  out[#out + 1] = held - due
   out[#out + 1] = redis.call('ZCARD', P .. 'r:' .. jtype)
   for status = 3, 5 do
     out[#out + 1] = redis.call('ZCOUNT', P .. 'd:' .. jtype .. ':' .. status, since, '+inf')
   end
-  local head = redis.call('ZRANGE', q, 0, 0, 'WITHSCORES')
   local age = 0
-  if due > 0 and #head > 0 then
-    age = now - tonumber(head[2])
+  if oldest then
+    age = now - oldest
   end
   out[#out + 1] = age
 end
