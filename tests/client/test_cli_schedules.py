@@ -101,7 +101,8 @@ def test_tables_for_people(target: str) -> None:
     assert created.code == 0, created
     for text in ("heartbeat", job_type, "every 1h", "PAUSED", "0 fired"):
         assert text in created.stdout
-    schedule_id = run_cli(target, "--json", "schedules", "list").json_lines()[-1]["id"]
+    listed_json = run_cli(target, "--json", "schedules", "list").json_lines()
+    [schedule_id] = [row["id"] for row in listed_json if row["template"]["type"] == job_type]
     listed = run_cli(target, "schedules", "list")
     assert listed.code == 0, listed
     header = listed.stdout.splitlines()[0].split()
