@@ -125,6 +125,7 @@ async def test_a_missing_schedule_is_not_found_on_every_call(aclient: AsyncJobCl
         ({}, "cron"),  # neither a cron expression nor an interval
         ({"interval_s": 0.5}, "interval_s"),
         ({"interval_s": 60, "catchup_window_s": 8 * 86400}, "catchup_window_s"),
+        ({"interval_s": 60, "catchup_window_s": 0}, "catchup_window_s"),  # not "the default"
         ({"cron": "* * * * *", "time_zone": "Mars/Olympus_Mons"}, "time_zone"),
         ({"cron": "* * * * *", "name": ""}, "name"),
         ({"cron": "* * * * *", "type": "no spaces allowed"}, "type"),

@@ -88,7 +88,7 @@ def create_schedule(
             (an ``OverlapPolicy`` or its value: ``"skip"``, ``"buffer_one"``,
             ``"allow_all"``).
         catchup_window_s: ticks missed while no server ran fire if at most this
-            late (1 s to 7 days); None means the server's default, 60 s.
+            late (1 s to 7 days; 0 is refused); None means the server's default, 60 s.
         headers: metadata for the handler (at most 64 entries).
         max_attempts: runs of each job before it ends FAILED.
         paused: create it paused.
@@ -112,7 +112,7 @@ def create_schedule(
             max_attempts=max_attempts,
         ),
         overlap=_OVERLAP_TO_PROTO[OverlapPolicy(overlap)],
-        catchup_window_ms=0 if catchup_window_s is None else _ms(catchup_window_s),
+        catchup_window_ms=_window_ms(catchup_window_s),
         paused=paused,
     )
     if cron is not None:
@@ -281,6 +281,15 @@ def _refine(schedule_id: str | None) -> Callable[[JobQueueClientError], JobQueue
 def _ms(value: timedelta | float) -> int:
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
     return round(seconds * 1000)
+
+
+def _window_ms(value: timedelta | float | None) -> int:
+    # 0 on the wire means the server's default: a window of 0 given here must
+    # not turn into 60 s behind the caller's back, so it goes out as -1, which
+    # the server refuses as it refuses any window under 1 s.
+    if value is None:
+        return 0
+    return _ms(value) or -1
 
 
 def _time(ms: int) -> datetime:
