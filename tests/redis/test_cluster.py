@@ -374,7 +374,7 @@ async def test_a_claim_meeting_a_slot_in_migration_changes_nothing(
             nodes[port].cluster("SETSLOT", slot, "NODE", ids[target])
         owner, target = target, owner
         leases = []
-        for _ in range(100):  # bounded: the nodes learn the new owner within a few rounds
+        for _ in range(400):  # bounded (20 s): the nodes learn the new owner within a few rounds
             try:
                 leases = await store.claim(["moving"], limit=10, lease_ms=30_000)
                 break
