@@ -88,6 +88,8 @@ def _job_fields(job: Job) -> dict[str, Any]:
     if job.unique is not None:
         fields["unique_key"] = job.unique.key
         fields["unique_scope"] = int(job.unique.scope)
+    if job.priority:
+        fields["priority"] = job.priority
     if job.progress is not None:
         fields["progress"] = job.progress
         fields["progress_message"] = job.progress_message or ""
@@ -110,6 +112,7 @@ def job_from_proto(message: pb.Job) -> Job:
         result=message.result if message.HasField("result") else None,
         cancel_requested=message.cancel_requested,
         idempotency_key=message.idempotency_key if message.HasField("idempotency_key") else None,
+        priority=message.priority,
         unique=UniqueRule(key=message.unique_key, scope=UniqueScope(message.unique_scope or 2))
         if message.HasField("unique_key")
         else None,
@@ -141,6 +144,7 @@ def enqueue_request_from_proto(message: pb.EnqueueJobRequest) -> EnqueueRequest:
         else None,
         max_attempts=message.max_attempts if message.HasField("max_attempts") else None,
         idempotency_key=message.idempotency_key if message.HasField("idempotency_key") else None,
+        priority=message.priority,
         unique_key=message.unique_key if message.HasField("unique_key") else None,
         unique_scope=_known(UniqueScope, message.unique_scope, "unique_scope"),
         on_conflict=_known(OnConflict, message.on_conflict, "on_conflict"),

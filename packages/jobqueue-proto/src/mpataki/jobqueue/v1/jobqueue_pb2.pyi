@@ -136,6 +136,7 @@ class EnqueueJobRequest(_message.Message):
     ON_CONFLICT_FIELD_NUMBER: _builtins.int
     UNIQUE_SCOPE_FIELD_NUMBER: _builtins.int
     UNIQUE_WINDOW_MS_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     """Which handler runs the job: 1 to 128 characters from [A-Za-z0-9_.:-]."""
     payload: _builtins.bytes
@@ -166,6 +167,11 @@ class EnqueueJobRequest(_message.Message):
     """The debounce window (UNIQUE_SCOPE_DEBOUNCE only, and required there):
     1 ms to 7 days after the holder was enqueued, while it is still pending.
     """
+    priority: _builtins.int
+    """-100 to 100, 0 when unset. Among due jobs of one type a higher priority
+    is claimed first, FIFO (by due time) within one; a scheduled job takes
+    its priority when it falls due. Fairness across types ignores it.
+    """
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Message headers carried with the job to its handler, such as the W3C
@@ -187,10 +193,11 @@ class EnqueueJobRequest(_message.Message):
         on_conflict: Global___UniqueConflictPolicy.ValueType = ...,
         unique_scope: Global___UniqueScope.ValueType = ...,
         unique_window_ms: _builtins.int | None = ...,
+        priority: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_execution_time_ms", b"_execution_time_ms", "_idempotency_key", b"_idempotency_key", "_max_attempts", b"_max_attempts", "_unique_key", b"_unique_key", "_unique_window_ms", b"_unique_window_ms", "execution_time_ms", b"execution_time_ms", "idempotency_key", b"idempotency_key", "max_attempts", b"max_attempts", "unique_key", b"unique_key", "unique_window_ms", b"unique_window_ms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_execution_time_ms", b"_execution_time_ms", "_idempotency_key", b"_idempotency_key", "_max_attempts", b"_max_attempts", "_unique_key", b"_unique_key", "_unique_window_ms", b"_unique_window_ms", "execution_time_ms", b"execution_time_ms", "headers", b"headers", "idempotency_key", b"idempotency_key", "max_attempts", b"max_attempts", "on_conflict", b"on_conflict", "payload", b"payload", "type", b"type", "unique_key", b"unique_key", "unique_scope", b"unique_scope", "unique_window_ms", b"unique_window_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_execution_time_ms", b"_execution_time_ms", "_idempotency_key", b"_idempotency_key", "_max_attempts", b"_max_attempts", "_unique_key", b"_unique_key", "_unique_window_ms", b"_unique_window_ms", "execution_time_ms", b"execution_time_ms", "headers", b"headers", "idempotency_key", b"idempotency_key", "max_attempts", b"max_attempts", "on_conflict", b"on_conflict", "payload", b"payload", "priority", b"priority", "type", b"type", "unique_key", b"unique_key", "unique_scope", b"unique_scope", "unique_window_ms", b"unique_window_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__execution_time_ms: _TypeAlias = _typing.Literal["execution_time_ms"]  # noqa: Y015
     _WhichOneofArgType__execution_time_ms: _TypeAlias = _typing.Literal["_execution_time_ms", b"_execution_time_ms"]  # noqa: Y015
@@ -614,6 +621,7 @@ class Job(_message.Message):
     UNIQUE_SCOPE_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
     PROGRESS_MESSAGE_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     type: _builtins.str
     payload: _builtins.bytes
@@ -641,6 +649,8 @@ class Job(_message.Message):
     short message; unset until the first report.
     """
     progress_message: _builtins.str
+    priority: _builtins.int
+    """Its priority (EnqueueJobRequest.priority): -100 to 100, 0 by default."""
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """The headers it was enqueued with (EnqueueJobRequest.headers)."""
@@ -666,10 +676,11 @@ class Job(_message.Message):
         unique_scope: Global___UniqueScope.ValueType = ...,
         progress: _builtins.float | None = ...,
         progress_message: _builtins.str | None = ...,
+        priority: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key", "_last_error", b"_last_error", "_max_attempts", b"_max_attempts", "_progress", b"_progress", "_progress_message", b"_progress_message", "_result", b"_result", "_unique_key", b"_unique_key", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "max_attempts", b"max_attempts", "progress", b"progress", "progress_message", b"progress_message", "result", b"result", "unique_key", b"unique_key"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key", "_last_error", b"_last_error", "_max_attempts", b"_max_attempts", "_progress", b"_progress", "_progress_message", b"_progress_message", "_result", b"_result", "_unique_key", b"_unique_key", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "created_at", b"created_at", "execution_time_ms", b"execution_time_ms", "headers", b"headers", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "max_attempts", b"max_attempts", "payload", b"payload", "progress", b"progress", "progress_message", b"progress_message", "result", b"result", "status", b"status", "type", b"type", "unique_key", b"unique_key", "unique_scope", b"unique_scope", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key", "_last_error", b"_last_error", "_max_attempts", b"_max_attempts", "_progress", b"_progress", "_progress_message", b"_progress_message", "_result", b"_result", "_unique_key", b"_unique_key", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "created_at", b"created_at", "execution_time_ms", b"execution_time_ms", "headers", b"headers", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "progress", b"progress", "progress_message", b"progress_message", "result", b"result", "status", b"status", "type", b"type", "unique_key", b"unique_key", "unique_scope", b"unique_scope", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__idempotency_key: _TypeAlias = _typing.Literal["idempotency_key"]  # noqa: Y015
     _WhichOneofArgType__idempotency_key: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key"]  # noqa: Y015
