@@ -28,6 +28,7 @@ def test_worker_exports_are_pinned() -> None:
         # Job sources
         "JobSource",
         "PresenceSource",
+        "ProgressSource",
         "StoreSource",
         "GrpcSource",
         # Logging

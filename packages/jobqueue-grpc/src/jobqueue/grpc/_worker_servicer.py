@@ -19,6 +19,9 @@ from jobqueue.domain import (
     Outcome,
     PresenceService,
     PresenceStore,
+    ProgressReport,
+    ProgressService,
+    ProgressStore,
 )
 from mpataki.jobqueue.v1 import worker_pb2 as pb
 from mpataki.jobqueue.v1 import worker_pb2_grpc as pb_grpc
@@ -86,6 +89,12 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         if presence is None and isinstance(store, PresenceStore):
             presence = PresenceService(store)
         self._presence = presence
+        # Both stores keep progress; a store of one's own may not (UNIMPLEMENTED then).
+        self._progress = (
+            ProgressService(store, limits=self._leases.limits)
+            if isinstance(store, ProgressStore)
+            else None
+        )
         # Hand-backs of claims whose caller left; held so they are not collected mid-way.
         self._hand_backs: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -144,6 +153,22 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
             lease_refs_from_proto(request.leases), lease_ms=request.lease_ms
         )
         return pb.RenewLeasesResponse(states=[lease_state_to_proto(state) for state in states])
+
+    async def ReportProgress(
+        self, request: pb.ReportProgressRequest, context: Context
+    ) -> pb.ReportProgressResponse:
+        if self._progress is None:
+            raise NotServedHere("ReportProgress")
+        reports = [
+            ProgressReport(
+                job_id=report.lease.job_id,
+                token=report.lease.token,
+                fraction=report.fraction,
+                message=report.message,
+            )
+            for report in request.reports
+        ]
+        return pb.ReportProgressResponse(applied=await self._progress.report(reports))
 
     async def Heartbeat(
         self, request: pb.HeartbeatRequest, context: Context

@@ -29,7 +29,7 @@ from ._handler import AsyncHandlerFunc, Handler, HandlerFunc, SyncHandlerFunc
 from ._logging import JsonFormatter
 from ._registry import CallNext, Middleware
 from ._settings import WorkerSettings
-from ._source import JobSource, PresenceSource, StoreSource
+from ._source import JobSource, PresenceSource, ProgressSource, StoreSource
 from ._worker import Worker
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ __all__ = [
     # Job sources
     "JobSource",
     "PresenceSource",
+    "ProgressSource",
     "StoreSource",
     "GrpcSource",
     # Logging

@@ -8,9 +8,10 @@ import threading
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from jobqueue.domain import Lease
+from jobqueue.domain import Lease, ProgressReport
 
 from ._errors import JobCancelled
+from ._progress import ProgressReporter, checked
 
 if TYPE_CHECKING:
     from ._handler import Handler
@@ -38,6 +39,8 @@ class JobContext:
         "_handler",
         "_lease",
         "_lost",
+        "_progress",
+        "_reported",
         "_settling",
         "_shutdown",
         "_task",
@@ -70,6 +73,9 @@ class JobContext:
         self._deadline = deadline
         # True once a renew reached the store: the store then counts the attempt.
         self._confirmed = False
+        # Where progress goes (set by the runner when the source stores it).
+        self._progress: ProgressReporter | None = None
+        self._reported = False
         self._task: asyncio.Task[None] | None = None
         # Only thread handlers can block on cancellation; async ones get CancelledError.
         self._cancel_event: threading.Event | None = None if handler.is_async else threading.Event()
@@ -110,6 +116,28 @@ class JobContext:
         if self._cancel_event is None:
             raise RuntimeError("wait_cancelled blocks its thread: use it in thread handlers only")
         return self._cancel_event.wait(timeout_s)
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Report how far the job got: ``fraction`` from 0 to 1 and a short ``message``.
+
+        Cheap to call as often as you like, from async and thread handlers
+        alike: the worker sends at most a few reports a second per job, and
+        always the last one before the job's outcome. It shows in the job
+        (``Job.progress``), ``jobqueue get`` and ``jobqueue watch``. A message
+        is cut to 256 characters.
+
+        Raises:
+            ValueError: ``fraction`` is not a number from 0 to 1.
+        """
+        fraction, message = checked(fraction, message)
+        reporter = self._progress
+        if reporter is not None:
+            self._reported = True
+            reporter.report(
+                ProgressReport(
+                    job_id=self.id, token=self._lease.token, fraction=fraction, message=message
+                )
+            )
 
     def json(self) -> Any:
         """The payload decoded as JSON."""

@@ -23,7 +23,7 @@ import grpc
 from jobqueue.client._channel import connection
 from jobqueue.client._errors import QueueFull, ServerUnavailable, error_from_rpc, status_of
 from jobqueue.client._retry import RetryPolicy
-from jobqueue.domain import Lease, LeaseState, Outcome, OutcomeKind, WorkerInfo
+from jobqueue.domain import Lease, LeaseState, Outcome, OutcomeKind, ProgressReport, WorkerInfo
 from jobqueue.grpc import worker_info_to_proto
 from jobqueue.grpc._mapping import job_from_proto
 from mpataki.jobqueue.v1 import worker_pb2 as pb
@@ -201,6 +201,25 @@ class GrpcSource:
 
     async def requeue_expired(self, *, limit: int, lock_ms: int = 0) -> int:
         return 0
+
+    async def report_progress(self, reports: Sequence[ProgressReport]) -> list[bool]:
+        """Handlers' progress, a batch per call (``WorkerService.ReportProgress``)."""
+        if not reports:
+            return []
+        request = pb.ReportProgressRequest()
+        for report in reports:
+            request.reports.add(
+                lease=pb.LeaseRef(job_id=report.job_id, token=report.token),
+                fraction=report.fraction,
+                message=report.message,
+            )
+        try:
+            response = await self._worker_stub().ReportProgress(
+                request, timeout=self._timeout_s, metadata=self._metadata
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _translate(error) from None
+        return list(response.applied)
 
     async def heartbeat(self, worker: WorkerInfo, *, ttl_ms: int, stopping: bool = False) -> None:
         """Say this worker is alive (``WorkerService.Heartbeat``), or that it is leaving."""

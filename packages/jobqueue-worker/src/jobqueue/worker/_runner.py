@@ -16,6 +16,7 @@ from ._errors import HandlerTimeout, JobCancelled
 from ._handler import Handler, encode_result
 from ._logging import job_fields, job_label, logger
 from ._outcomes import cancelled_outcome, failure, unstorable
+from ._progress import ProgressReporter
 from ._registry import Invoke
 from ._settings import WorkerSettings
 from ._state import InFlight
@@ -49,6 +50,8 @@ class JobRunner:
         self.invoke_chain: Invoke = self.invoke
         # Prometheus metrics of the runs, when the worker keeps them (_metrics.py).
         self.metrics: WorkerMetrics | None = None
+        # Where handlers' progress goes, when the source stores it (_progress.py).
+        self.progress: ProgressReporter | None = None
 
     def launch(self, lease: Lease, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         job = lease.job
@@ -70,6 +73,7 @@ class JobRunner:
             job.max_attempts or handler.max_attempts or self._settings.default_max_attempts
         )
         ctx = JobContext(lease, handler, max_attempts, deadline)
+        ctx._progress = self.progress
         state.jobs[lease.token] = ctx
         stuck = state.stuck.get(job.id)
         if stuck is None:
@@ -122,6 +126,9 @@ class JobRunner:
         elif outcome.kind is not OutcomeKind.RETRY and outcome.kind is not OutcomeKind.FAIL:
             verdict = "cancelled" if outcome.kind is OutcomeKind.CANCELLED else "released"
             _log_end(logging.INFO, ctx, started, verdict)
+        if ctx._reported and self.progress is not None:
+            # The last value reported, while the lease still holds.
+            await self.progress.flush(lease.token)
         ctx._settling = True
         state.queue(outcome)
 

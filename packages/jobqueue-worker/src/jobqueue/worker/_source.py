@@ -14,6 +14,9 @@ from jobqueue.domain import (
     Outcome,
     PresenceService,
     PresenceStore,
+    ProgressReport,
+    ProgressService,
+    ProgressStore,
     WorkerInfo,
 )
 
@@ -64,6 +67,18 @@ class JobSource(Protocol):
 
 
 @runtime_checkable
+class ProgressSource(Protocol):
+    """A source that stores handlers' progress (``JobContext.progress``): both of jobqueue's do.
+
+    Optional beside ``JobSource``: on a source without it, progress reports go nowhere.
+    """
+
+    async def report_progress(self, reports: Sequence[ProgressReport]) -> list[bool]:
+        """Store each report while its lease is held; False where it is not."""
+        ...
+
+
+@runtime_checkable
 class PresenceSource(Protocol):
     """A source that can say this worker is alive: both of jobqueue's sources can.
 
@@ -96,6 +111,7 @@ class StoreSource:
     ) -> None:
         self._store = store
         self._close_store = close_store
+        self._limits = limits
         self._leases = LeaseService(store, limits=limits)
         # Both of jobqueue's stores keep worker presence; a store of one's own may not.
         self._presence = PresenceService(store) if isinstance(store, PresenceStore) else None
@@ -120,6 +136,12 @@ class StoreSource:
 
     def cancellations(self) -> AsyncIterator[str]:
         return self._leases.cancellations()
+
+    async def report_progress(self, reports: Sequence[ProgressReport]) -> list[bool]:
+        """The progress use case on the store (the server path runs the same one)."""
+        if not isinstance(self._store, ProgressStore):
+            return [False] * len(reports)
+        return await ProgressService(self._store, limits=self._limits).report(reports)
 
     async def heartbeat(self, worker: WorkerInfo, *, ttl_ms: int, stopping: bool = False) -> None:
         """The presence use case on the store; nothing when the store keeps no presence."""

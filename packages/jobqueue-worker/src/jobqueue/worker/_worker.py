@@ -18,12 +18,13 @@ from ._leases import LeaseKeeper
 from ._logging import logger
 from ._loops import Loops
 from ._presence import PresenceBeat
+from ._progress import ProgressReporter
 from ._registry import HandlerRegistry, Middleware, timeout_alias
 from ._runner import JobRunner
 from ._settings import WorkerSettings
 from ._shutdown import await_claim, wait_cancelled, wait_settled, wait_tasks
 from ._signals import run_until_signalled
-from ._source import JobSource
+from ._source import JobSource, ProgressSource
 from ._sources import ServerOptions, SourceSpec, source_spec
 from ._state import InFlight
 from ._threads import DaemonThreadPool
@@ -114,6 +115,7 @@ class Worker:
         self._loops: Loops | None = None
         self._leases: LeaseKeeper | None = None
         self._presence: PresenceBeat | None = None
+        self._progress: ProgressReporter | None = None
         self._pool: DaemonThreadPool | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._claim_task: asyncio.Task[None] | None = None
@@ -288,6 +290,9 @@ class Worker:
         runner = JobRunner(handlers, settings, state, self._pool)
         runner.invoke_chain = self._registry.chain(runner.invoke)
         runner.metrics = self._start_metrics(state)
+        if isinstance(source, ProgressSource):
+            runner.progress = ProgressReporter(source, asyncio.get_running_loop())
+            self._progress = runner.progress
         self._leases = LeaseKeeper(
             source, settings, state.jobs, lose=runner.abandon, cancel=runner.request_cancel
         )
@@ -408,6 +413,8 @@ class Worker:
         try:
             if self._presence is not None:
                 await self._presence.leave()
+            if self._progress is not None:
+                await self._progress.close()
             await source.close()
         finally:
             if self._pool is not None:
