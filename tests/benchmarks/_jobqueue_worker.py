@@ -56,6 +56,7 @@ async def run_worker(
     done = asyncio.Event()
     latencies: list[float] = []
     seen = errors = 0
+    first_error: list[str] = []
 
     @worker.handler(JOB_TYPE)
     async def noop(job: JobContext) -> None:
@@ -65,8 +66,9 @@ async def run_worker(
         if counter is not None:
             try:
                 await counter.incr(COUNTER_KEY)
-            except Exception:
+            except Exception as error:
                 errors += 1  # the job is retried; the driver refuses a run with errors
+                first_error.append(repr(error))
                 raise
         seen += 1
         if seen >= count:
@@ -101,6 +103,7 @@ async def run_worker(
             "concurrency": concurrency,
             "handler": handler,
             "handler_errors": errors,
+            "handler_error": first_error[0] if first_error else "",
             "latencies": latencies,
             "probe": probed,
         }

@@ -136,7 +136,8 @@ class Cost:
         if result["count"] < n:
             raise RuntimeError(f"{path}: drained {result['count']} of {n}")
         if result.get("handler_errors"):
-            raise RuntimeError(f"{path}: {result['handler_errors']} handler errors")
+            first = result.get("handler_error")
+            raise RuntimeError(f"{path}: {result['handler_errors']} handler errors: {first}")
         out = Pass(path)
         out.commands = {name: calls / n for name, calls in commands.items()}
         values = out.values

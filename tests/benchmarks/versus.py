@@ -191,7 +191,10 @@ class Versus:
         if handler == "incr" and int(self.redis.get("bench:incr") or 0) < n:
             raise RuntimeError(f"{system.label}: fewer INCRs than jobs")
         if result.get("handler_errors"):
-            raise RuntimeError(f"{system.label}: {result['handler_errors']} handler errors")
+            first = result.get("handler_error")
+            raise RuntimeError(
+                f"{system.label}: {result['handler_errors']} handler errors: {first}"
+            )
         self.record(
             f"drain {handler}",
             system.label,
