@@ -14,7 +14,7 @@ from __future__ import annotations
 import builtins
 import inspect
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -35,6 +35,7 @@ from ._errors import JobAlreadyFinished, JobQueueClientError, error_from_rpc
 from ._models import Job, JobPage, JobSpec, JobStatus, OnConflict, Payload, QueueStats, UniqueFor
 from ._renamed import renamed
 from ._retry import RetryPolicy, is_retryable
+from ._tracing import SendSpan
 
 R = TypeVar("R")
 
@@ -134,6 +135,7 @@ def enqueue(
     unique_key: str | None = None,
     on_conflict: OnConflict | str | None = None,
     unique_for: UniqueFor | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Unary[Job]:
     """Submit one job.
 
@@ -152,6 +154,10 @@ def enqueue(
         on_conflict: ``OnConflict`` or its value; ``"return_existing"`` by default.
         unique_for: ``"pending"``, ``"active"`` (the default) or a
             ``timedelta`` debounce window.
+        headers: strings carried with the job to its handler (at most 32;
+            keys of letters, digits, ``.``, ``_``, ``-``; values up to 1,024
+            bytes). With OpenTelemetry installed, the ``send`` span's
+            ``traceparent`` is added, so the worker's run joins the trace.
 
     Returns:
         The stored job (PENDING), or the holder of ``unique_key``.
@@ -166,6 +172,7 @@ def enqueue(
     delay_s = renamed(
         "delay", delay, "delay_s", delay_s, given=delay_s is not None, stacklevel=_CALLER
     )
+    send = SendSpan(type, headers)
     spec = JobSpec(
         type,
         payload,
@@ -176,8 +183,11 @@ def enqueue(
         unique_key,
         on_conflict,
         unique_for,
+        send.headers or None,
     )
-    return Unary("EnqueueJob", enqueue_request(spec), _job)
+    return Unary(
+        "EnqueueJob", enqueue_request(spec), send.reading(_job), refine=send.refining(None)
+    )
 
 
 def _jobs(response: Any) -> builtins.list[Job]:

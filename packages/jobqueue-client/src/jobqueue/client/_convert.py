@@ -112,6 +112,8 @@ def _enqueue_fields(spec: JobSpec) -> dict[str, Any]:
         fields["max_attempts"] = spec.max_attempts
     if spec.unique_key is not None or spec.on_conflict is not None or spec.unique_for is not None:
         fields.update(unique_fields(spec.unique_key, spec.on_conflict, spec.unique_for))
+    if spec.headers:
+        fields["headers"] = dict(spec.headers)
     return fields
 
 
@@ -183,6 +185,7 @@ def job_from_proto(message: pb.Job) -> Job:
         unique_key=message.unique_key if message.HasField("unique_key") else None,
         progress=message.progress if message.HasField("progress") else None,
         progress_message=message.progress_message if message.HasField("progress") else None,
+        headers=dict(message.headers),
     )
 
 

@@ -72,6 +72,7 @@ class Job:
         unique_key: the unique key it was enqueued with.
         progress: what its handler last reported, 0 to 1 (``None`` before any report).
         progress_message: the note that came with ``progress``.
+        headers: the headers it was enqueued with (a trace's ``traceparent``...).
     """
 
     id: str
@@ -90,6 +91,7 @@ class Job:
     unique_key: str | None = None
     progress: float | None = None
     progress_message: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def is_finished(self) -> bool:
@@ -238,6 +240,7 @@ class JobSpec:
     unique_key: str | None = None
     on_conflict: OnConflict | str | None = None
     unique_for: UniqueFor | None = None
+    headers: Mapping[str, str] | None = None
     delay: InitVar[timedelta | float | None] = field(default=None, kw_only=True)
     """Deprecated name of ``delay_s``."""
 

@@ -93,6 +93,8 @@ def _job_fields(job: Job) -> dict[str, Any]:
     if job.progress is not None:
         fields["progress"] = job.progress
         fields["progress_message"] = job.progress_message or ""
+    if job.headers:
+        fields["headers"] = dict(job.headers)
     return fields
 
 
@@ -118,6 +120,7 @@ def job_from_proto(message: pb.Job) -> Job:
         else None,
         progress=message.progress if message.HasField("progress") else None,
         progress_message=message.progress_message if message.HasField("progress") else None,
+        headers=dict(message.headers),
     )
 
 
@@ -148,9 +151,8 @@ def enqueue_request_from_proto(message: pb.EnqueueJobRequest) -> EnqueueRequest:
         unique_key=message.unique_key if message.HasField("unique_key") else None,
         unique_scope=_known(UniqueScope, message.unique_scope, "unique_scope"),
         on_conflict=_known(OnConflict, message.on_conflict, "on_conflict"),
-        unique_window_ms=message.unique_window_ms
-        if message.HasField("unique_window_ms")
-        else None,
+        unique_window_ms=message.unique_window_ms if message.HasField("unique_window_ms") else None,
+        headers=dict(message.headers),
     )
 
 

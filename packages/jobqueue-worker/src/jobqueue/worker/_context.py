@@ -25,6 +25,7 @@ class JobContext:
         type: the job type (the handler's name).
         payload: the producer's bytes, untouched.
         attempt: this attempt's number, from 1.
+        headers: what the producer sent with the job (a trace's ``traceparent``...).
         max_attempts: attempts the job gets in all (the job's own choice, else
             the handler's, else the worker's default).
     """
@@ -46,6 +47,7 @@ class JobContext:
         "_task",
         "_timed_out",
         "attempt",
+        "headers",
         "id",
         "max_attempts",
         "payload",
@@ -60,6 +62,7 @@ class JobContext:
         self.type = job.type
         self.payload = job.payload
         self.attempt = job.attempts
+        self.headers = job.headers
         self.max_attempts = max_attempts
         self._lease = lease
         self._handler = handler

@@ -21,6 +21,7 @@ from ._registry import Invoke
 from ._settings import WorkerSettings
 from ._state import InFlight
 from ._threads import DaemonThreadPool
+from ._tracing import start_run
 
 if TYPE_CHECKING:
     from ._metrics import WorkerMetrics
@@ -97,24 +98,32 @@ class JobRunner:
         metrics = self.metrics
         if metrics is not None:
             metrics.started(ctx)
+        span = start_run(ctx)
+        raised: BaseException | None = None
         outcome: Outcome | None
         try:
             value = await self.invoke_chain(ctx)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as error:
             outcome = cancelled_outcome(ctx, store_traceback=self._store_traceback)
             if outcome is None and not ctx._lost:
                 state.jobs.pop(lease.token, None)
+                if span is not None:
+                    span.end(None, error)
                 raise
         except JobCancelled:
             outcome = Outcome(job_id=ctx.id, token=lease.token, kind=OutcomeKind.CANCELLED)
         except Exception as error:
+            raised = error
             duration_s = time.perf_counter() - started
             outcome = failure(ctx, error, duration_s, store_traceback=self._store_traceback)
         else:
             outcome = self._completed(ctx, value, started)
-        if metrics is not None:
+        if metrics is not None or span is not None:
             kind = None if ctx._lost or outcome is None else outcome.kind
-            metrics.ended(ctx, kind, time.perf_counter() - started)
+            if metrics is not None:
+                metrics.ended(ctx, kind, time.perf_counter() - started)
+            if span is not None:
+                span.end(kind, raised)
         if ctx._lost or outcome is None:
             # The store already gave the job to someone else: our verdict would be refused.
             state.jobs.pop(lease.token, None)
