@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 import urllib.request
 
+import pytest
 from prometheus_client import CollectorRegistry
 
-from jobqueue.domain import JobStatus
+from jobqueue.domain import JobService, JobStatus, SystemClock, UuidV7Generator
+from jobqueue.memory import MemoryJobStore
 from jobqueue.worker import JobContext, PermanentError, Worker
-from tests.worker.conftest import FAST_SETTINGS, Harness
+from tests._redis_server import free_port
+from tests.worker._waits import finished
+from tests.worker.conftest import FAST_SETTINGS, Harness, start_test_server
+from tests.worker.test_command import _reap, _start, _stop
 
 
 def track(harness: Harness, worker: Worker) -> Worker:
@@ -89,3 +94,28 @@ async def test_without_a_registry_or_port_no_metrics_are_kept(harness: Harness) 
     worker.register("noop", lambda job: None)
     await worker.start()
     assert worker.metrics is None
+
+
+@pytest.mark.integration
+async def test_the_worker_command_serves_metrics_on_metrics_port() -> None:
+    store = MemoryJobStore()
+    server = await start_test_server(store)
+    port = free_port()
+    process = _start("--server", f"127.0.0.1:{server.port}", "--metrics-port", str(port))
+    try:
+        service = JobService(store, clock=SystemClock(), ids=UuidV7Generator())
+        job = await service.enqueue("echo", b"hi")
+        assert (await finished(store, job.id)).status is JobStatus.COMPLETED
+
+        def scrape() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+                text: str = answer.read().decode()
+                return text
+
+        lines = (await asyncio.to_thread(scrape)).splitlines()
+        assert 'jobqueue_worker_runs_total{outcome="completed",type="echo"} 1.0' in lines
+        records = await _stop(process)
+    finally:
+        _reap(process)
+        await server.stop(grace_s=None)
+    assert any(r["message"] == f"serving worker metrics on 127.0.0.1:{port}" for r in records)
