@@ -55,8 +55,7 @@ async def test_every_transition_is_counted_once_by_type(
     assert await store.settle(
         [Outcome(job_id=cancelled.job.id, token=cancelled.token, kind=OutcomeKind.RETRY)]
     ) == [True]
-    [pending_b] = (await store.claim(["b"], limit=1, lease_ms=LEASE, wait_ms=0)) or [None]
-    assert pending_b is not None
+    [pending_b] = await store.claim(["b"], limit=1, lease_ms=LEASE)
     await store.settle(
         [Outcome(job_id=pending_b.job.id, token=pending_b.token, kind=OutcomeKind.RELEASE)]
     )
