@@ -63,7 +63,7 @@ async def test_a_later_heartbeat_replaces_what_the_worker_said(
     second = await presence(store).heartbeat(worker("host-1-abc", "sms", busy=7), ttl_ms=TTL)
     listed = await presence(store).list_workers()
     assert listed == [second]
-    assert listed[0].types == ("sms",) and listed[0].busy == 7
+    assert (listed[0].types, listed[0].busy) == (("sms",), 7)
 
 
 async def test_workers_are_listed_by_id(store: JobStore) -> None:
@@ -110,7 +110,8 @@ async def test_stats_count_live_workers_per_type_and_flag_a_type_nobody_handles(
     assert [name for name, row in rows.items() if row.unattended] == ["report"]
     await presence(store).deregister("w1")
     rows = {row.type: row for row in (await store.stats()).types}
-    assert rows["sms"].workers == 0 and rows["sms"].unattended
+    assert rows["sms"].workers == 0
+    assert rows["sms"].unattended
 
 
 async def test_stats_say_how_long_the_oldest_due_job_has_waited(
@@ -155,7 +156,8 @@ async def test_the_service_defaults_the_ttl_and_deregisters_a_stopping_worker(
 ) -> None:
     service = PresenceService(presence(store))
     stored = await service.heartbeat(worker("w", "email", "email", "sms"), ttl_ms=0)
-    assert stored is not None and stored.types == ("email", "sms")
+    assert stored is not None
+    assert stored.types == ("email", "sms")
     assert await service.workers_by_type() == {"email": 1, "sms": 1}
     assert await service.heartbeat(worker("w"), stopping=True) is None
     assert await service.list_workers() == []

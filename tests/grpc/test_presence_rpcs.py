@@ -30,11 +30,9 @@ from jobqueue.grpc import (
 )
 from jobqueue.memory import MemoryJobStore
 from mpataki.jobqueue.v1 import admin_pb2 as apb
-from mpataki.jobqueue.v1 import admin_pb2_grpc
+from mpataki.jobqueue.v1 import admin_pb2_grpc, jobqueue_pb2_grpc, worker_pb2_grpc
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
-from mpataki.jobqueue.v1 import jobqueue_pb2_grpc
 from mpataki.jobqueue.v1 import worker_pb2 as wpb
-from mpataki.jobqueue.v1 import worker_pb2_grpc
 from tests.grpc.conftest import TEST_LIMITS, TEST_OPTIONS
 
 START_MS = 1_800_000_000_000
