@@ -9,7 +9,10 @@ from __future__ import annotations
 import pytest
 
 from jobqueue.domain import (
+    AdminStore,
+    BulkAction,
     JobCounters,
+    JobFilter,
     JobStatus,
     JobStore,
     Outcome,
@@ -137,3 +140,20 @@ async def test_counters_survive_a_new_store_on_the_same_data(
     again = make_store()
     assert await counting(again).counters() == [TypeCounters(type="a", enqueued=1)]
     assert len(await counting(again).samples()) == 1
+
+
+async def test_a_bulk_cancel_counts_each_job_it_cancels(store: JobStore, make_job: MakeJob) -> None:
+    assert isinstance(store, AdminStore)
+    await store.add([make_job("z") for _ in range(3)] + [make_job("y")])
+    cursor, changed = "", 0
+    while True:
+        result = await store.bulk(BulkAction.CANCEL, JobFilter(type="z"), limit=2, cursor=cursor)
+        changed += result.changed
+        cursor = result.next_cursor
+        if not cursor:
+            break
+    assert changed == 3
+    assert await counting(store).counters() == [
+        TypeCounters(type="y", enqueued=1),
+        TypeCounters(type="z", enqueued=3, cancelled=3),
+    ]

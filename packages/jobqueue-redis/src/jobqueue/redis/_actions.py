@@ -114,7 +114,7 @@ class Actions:
         core = self._core
         ns = core.namespaces[shard]
         ids = [job.id for _, job in rows]
-        keys = [ns + key for key in ("tz", "cfg", "fx", "ts:1", "ts:5")]
+        keys = [ns + key for key in ("tz", "cfg", "fx", "ts:1", "ts:5", "ct")]
         keys += [ns + "j:" + job_id for job_id in ids]
         args: list[Arg] = [
             ns,

@@ -87,7 +87,7 @@ _FIXED_KEYS: dict[str, tuple[str, ...]] = {
     "watchers": (),
     "retry": ("tz", "cfg", "ts:1"),
     "delete": ("cfg",),
-    "bulk": ("tz", "cfg", "fx", "ts:1", "ts:5"),
+    "bulk": ("tz", "cfg", "fx", "ts:1", "ts:5", "ct"),
     "gate": ("pz",),
     "progress": ("tz",),
 }

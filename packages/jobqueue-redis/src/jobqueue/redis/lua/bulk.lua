@@ -1,7 +1,8 @@
 -- One bulk action over a chunk of jobs a listing found (at most ~500 a call,
 -- so Redis serves others between chunks). Each job is read again here: one
 -- that changed since the listing and no longer matches is not counted.
--- KEYS: tz, cfg, fx, ts:1, ts:5 of the shard, then each job's hash in ARGV's order.
+-- KEYS: tz, cfg, fx, ts:1, ts:5, ct of the shard (a cancel counts: see count() in
+-- _common.lua), then each job's hash in ARGV's order.
 -- ARGV: prefix, action (1 retry, 2 cancel, 3 delete), status filter or '',
 -- updated-before filter (ms) or '', the cancel channel, then the job ids.
 -- Returns {matched, changed}.
@@ -15,7 +16,7 @@ local retention, cap = config(P)
 local matched, changed = 0, 0
 for i = 6, #ARGV do
   local id = ARGV[i]
-  local jk = KEYS[i]
+  local jk = KEYS[i + 1]
   local f = live_fields(jk, now, retention)
   if f and (want_status == '' or f[1] == want_status) then
     local updated = tonumber(redis.call('HGET', jk, 'u') or redis.call('HGET', jk, 'c'))
