@@ -136,6 +136,7 @@ def enqueue(
     on_conflict: OnConflict | str | None = None,
     unique_for: UniqueFor | None = None,
     headers: Mapping[str, str] | None = None,
+    priority: int = 0,
 ) -> Unary[Job]:
     """Submit one job.
 
@@ -158,6 +159,9 @@ def enqueue(
             keys of letters, digits, ``.``, ``_``, ``-``; values up to 1,024
             bytes). With OpenTelemetry installed, the ``send`` span's
             ``traceparent`` is added, so the worker's run joins the trace.
+        priority: -100 to 100 (0 by default). Among due jobs of its type a
+            higher priority is handed out first, first come first served
+            within one; a job scheduled for later takes its place when due.
 
     Returns:
         The stored job (PENDING), or the holder of ``unique_key``.
@@ -184,6 +188,7 @@ def enqueue(
         on_conflict,
         unique_for,
         send.headers or None,
+        priority,
     )
     return Unary(
         "EnqueueJob", enqueue_request(spec), send.reading(_job), refine=send.refining(None)

@@ -92,6 +92,7 @@ _FIELDS = {
     "max_attempts": "max_attempts",
     "idempotency_key": "idempotency_key",
     "key": "idempotency_key",
+    "priority": "priority",
 }
 
 
@@ -113,8 +114,8 @@ def read_job_lines(lines: Iterable[str], *, source: str) -> Iterator[JobLine]:
 
     Each object has ``type`` and optionally ``payload`` (a string is sent as
     text, anything else as JSON), ``run_at``/``at`` (ISO 8601 or epoch ms),
-    ``delay``/``in`` (seconds or ``30s``-style), ``max_attempts`` and
-    ``idempotency_key``/``key``. Unknown fields are refused, so a typo never
+    ``delay``/``in`` (seconds or ``30s``-style), ``max_attempts``,
+    ``idempotency_key``/``key`` and ``priority``. Unknown fields are refused, so a typo never
     silently drops an option.
     """
     for number, line in enumerate(lines, start=1):
@@ -189,6 +190,9 @@ def _spec(item: Any) -> JobSpec:
     attempts = fields.get("max_attempts")
     if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int)):
         raise ValueError("'max_attempts' must be an integer")
+    priority = fields.get("priority")
+    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
+        raise ValueError("'priority' must be an integer")
     key = fields.get("idempotency_key")
     if key is not None and not isinstance(key, str):
         raise ValueError("'idempotency_key' must be a string")

@@ -48,6 +48,11 @@ from ._models import Job
 @click.option("--max-attempts", type=click.IntRange(min=1), help="Runs before it ends FAILED.")
 @click.option("--key", "idempotency_key", help="Idempotency key: resubmitting it is a no-op.")
 @click.option(
+    "--priority",
+    type=click.IntRange(-100, 100),
+    help="-100 to 100 (0 by default): due jobs of a type run highest priority first.",
+)
+@click.option(
     "--unique-key",
     help="Unique key: while a job holding it is pending (or running), another submit "
     "with it gets --on-conflict.",
@@ -94,6 +99,7 @@ def submit(
     delay_s: float | None,
     max_attempts: int | None,
     idempotency_key: str | None,
+    priority: int | None,
     unique_key: str | None,
     on_conflict: str | None,
     unique_for: str | None,
@@ -114,7 +120,7 @@ def submit(
       jobqueue submit --file jobs.jsonl
 
     Each line of a jobs file is a JSON object: {"type": "send_email", "payload":
-    {...}, "delay": "30s", "max_attempts": 3, "key": "..."}; "run_at" takes ISO
+    {...}, "delay": "30s", "max_attempts": 3, "key": "...", "priority": 5}; "run_at" takes ISO
     8601 or epoch ms. The whole file is checked before anything is sent, and
     running the same file again stores nothing twice: each batch's idempotency
     key comes from its lines.
@@ -129,6 +135,7 @@ def submit(
                 ("--in", delay_s),
                 ("--max-attempts", max_attempts),
                 ("--key", idempotency_key),
+                ("--priority", priority),
                 ("--unique-key", unique_key),
                 ("--on-conflict", on_conflict),
                 ("--unique-for", unique_for),
@@ -151,6 +158,7 @@ def submit(
         delay_s=delay_s,
         max_attempts=max_attempts,
         idempotency_key=idempotency_key,
+        priority=priority or 0,
         unique_key=unique_key,
         on_conflict=on_conflict,
         unique_for=_unique_for(unique_for),

@@ -110,6 +110,8 @@ def _enqueue_fields(spec: JobSpec) -> dict[str, Any]:
         fields["execution_time_ms"] = due
     if spec.max_attempts is not None:
         fields["max_attempts"] = spec.max_attempts
+    if spec.priority:
+        fields["priority"] = spec.priority
     if spec.unique_key is not None or spec.on_conflict is not None or spec.unique_for is not None:
         fields.update(unique_fields(spec.unique_key, spec.on_conflict, spec.unique_for))
     if spec.headers:
@@ -186,6 +188,7 @@ def job_from_proto(message: pb.Job) -> Job:
         progress=message.progress if message.HasField("progress") else None,
         progress_message=message.progress_message if message.HasField("progress") else None,
         headers=dict(message.headers),
+        priority=message.priority,
     )
 
 

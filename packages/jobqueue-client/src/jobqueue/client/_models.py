@@ -73,6 +73,7 @@ class Job:
         progress: what its handler last reported, 0 to 1 (``None`` before any report).
         progress_message: the note that came with ``progress``.
         headers: the headers it was enqueued with (a trace's ``traceparent``...).
+        priority: -100 to 100; among due jobs of its type a higher one runs first.
     """
 
     id: str
@@ -92,6 +93,7 @@ class Job:
     progress: float | None = None
     progress_message: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict, hash=False)
+    priority: int = 0
 
     @property
     def is_finished(self) -> bool:
@@ -136,6 +138,7 @@ class Job:
             "unique_key": self.unique_key,
             "progress": self.progress,
             "progress_message": self.progress_message,
+            "priority": self.priority,
         }
 
 
@@ -241,6 +244,7 @@ class JobSpec:
     on_conflict: OnConflict | str | None = None
     unique_for: UniqueFor | None = None
     headers: Mapping[str, str] | None = None
+    priority: int = 0
     delay: InitVar[timedelta | float | None] = field(default=None, kw_only=True)
     """Deprecated name of ``delay_s``."""
 
