@@ -76,6 +76,11 @@ class ModelJob:
     finished_at: int = 0  # lowest possible finish time
     finished_hi: int = 0
     old_tokens: list[str] = field(default_factory=list)
+    priority: int = 0
+
+    def claim_order(self) -> tuple[int, int, str]:
+        """Where it stands among a type's due jobs: highest priority, then earliest due, then id."""
+        return (-self.priority, self.due, self.id)
 
 
 class Model:
@@ -100,8 +105,7 @@ class Model:
         pending = [j for j in self.jobs.values() if j.status is JobStatus.PENDING]
         assert all(j.due == j.due_hi for j in pending), "every due time is read back first"
         queues = {
-            t: sorted((j for j in pending if j.type == t), key=lambda j: (j.due, j.id))
-            for t in order
+            t: sorted((j for j in pending if j.type == t), key=ModelJob.claim_order) for t in order
         }
         taken: list[ModelJob] = []
         while len(taken) < limit and active:
@@ -125,21 +129,21 @@ class Model:
 
         What still holds: as many leases as the limit or the due jobs allow,
         each a distinct due job of a claimed type, and each type's leases the
-        head of its queue (earliest due first, then by id).
+        head of its queue (highest priority first, then earliest due, then id).
         """
         order = list(dict.fromkeys(types))
         pending = [j for j in self.jobs.values() if j.status is JobStatus.PENDING]
         assert all(j.due == j.due_hi for j in pending), "every due time is read back first"
         queues = {
             t: sorted(
-                (j for j in pending if j.type == t and j.due <= now), key=lambda j: (j.due, j.id)
+                (j for j in pending if j.type == t and j.due <= now), key=ModelJob.claim_order
             )
             for t in order
         }
         assert len(ids) == len(set(ids)) == min(limit, sum(len(q) for q in queues.values()))
         taken = [self.jobs[job_id] for job_id in ids]
         for t in order:
-            mine = sorted((j for j in taken if j.type == t), key=lambda j: (j.due, j.id))
+            mine = sorted((j for j in taken if j.type == t), key=ModelJob.claim_order)
             assert mine == queues[t][: len(mine)], t
         return taken
 
@@ -221,12 +225,17 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule(
         specs=st.lists(
-            st.tuples(st.sampled_from(TYPES), st.integers(0, 3), st.sampled_from([None, 1, 2, 3])),
+            st.tuples(
+                st.sampled_from(TYPES),
+                st.integers(0, 3),
+                st.sampled_from([None, 1, 2, 3]),
+                st.sampled_from([0, 0, 1, -1, 7]),
+            ),
             min_size=1,
             max_size=3,
         )
     )
-    def enqueue(self, specs: list[tuple[str, int, int | None]]) -> None:
+    def enqueue(self, specs: list[tuple[str, int, int | None, int]]) -> None:
         now = self.now()
         jobs = [
             Job(
@@ -238,8 +247,9 @@ class StoreMachine(RuleBasedStateMachine):
                 created_at=now,
                 updated_at=now,
                 max_attempts=max_attempts,
+                priority=priority,
             )
-            for job_type, delay, max_attempts in specs
+            for job_type, delay, max_attempts, priority in specs
         ]
         due_at_once = any(job.execution_time_ms == now for job in jobs)
         _, stored, after = self.timed(self.store.add(jobs), stamps=due_at_once)
@@ -251,6 +261,7 @@ class StoreMachine(RuleBasedStateMachine):
                 due = kept.execution_time_ms
             assert kept.execution_time_ms == due
             model_job = ModelJob(job.id, job.type, due, due, job.max_attempts)
+            model_job.priority = job.priority
             self.model.jobs[job.id] = model_job
 
     @rule(
@@ -465,10 +476,11 @@ class StoreMachine(RuleBasedStateMachine):
                 assert stored is None, job_id
                 continue
             assert stored is not None, job_id
-            assert (stored.status, stored.attempts, stored.cancel_requested) == (
+            assert (stored.status, stored.attempts, stored.cancel_requested, stored.priority) == (
                 job.status,
                 job.attempts,
                 job.cancel_requested,
+                job.priority,
             ), job_id
             if job.status is JobStatus.PENDING:
                 # Exact on a manual clock; on Redis, within the call's bounds, then known.
