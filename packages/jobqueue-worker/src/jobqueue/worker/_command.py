@@ -31,7 +31,8 @@ def run_command(argv: Sequence[str]) -> int:
     """Run the worker command with ``argv`` (the arguments after the command's name).
 
     Returns the process exit status: 0 after a graceful stop (or ``--help``),
-    1 when the worker cannot be loaded or started, 2 for a usage error.
+    1 when the worker cannot be loaded or started, 2 for a usage error (a
+    MODULE:NAME that names no module, attribute or Worker included).
     """
     try:
         parser = _parser()
@@ -86,14 +87,33 @@ def load_worker(target: str) -> Worker:
         raise ValueError(f"{target!r} is not path.to.module:attribute")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
-    value: object = importlib.import_module(module_name)
-    for part in (attr or "worker").split("."):
-        value = getattr(value, part)
+    try:
+        value: object = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        # The named module itself (or its package) is missing: the target is a
+        # usage error. A module that exists but fails on a missing dependency
+        # of its own is the environment's problem, and stays an ImportError.
+        if error.name is None or not _names_part_of(error.name, module_name):
+            raise
+        raise BadTarget(f"{target}: {error}") from error
+    try:
+        for part in (attr or "worker").split("."):
+            value = getattr(value, part)
+    except AttributeError as error:
+        raise BadTarget(f"{target}: {error}") from error
     if not isinstance(value, Worker) and callable(value):
         value = value()
     if not isinstance(value, Worker):
-        raise TypeError(f"{target} is {type(value).__name__}, not a jobqueue Worker")
+        raise BadTarget(f"{target} is {type(value).__name__}, not a jobqueue Worker")
     return value
+
+
+class BadTarget(ValueError):
+    """Raised when MODULE:NAME names no module, no attribute, or no Worker: a usage error (2)."""
+
+
+def _names_part_of(missing: str, module_name: str) -> bool:
+    return module_name == missing or module_name.startswith(missing + ".")
 
 
 def _command_source(args: argparse.Namespace) -> SourceSpec | None:
