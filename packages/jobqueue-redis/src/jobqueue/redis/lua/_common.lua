@@ -211,10 +211,14 @@ end
 
 -- `ikey` is the job's idempotency key when the caller read it already (false:
 -- none), nil to read it here.
-local function finish(P, jk, id, jtype, status, now, retention, cap, batch, ikey)
+-- `ukey` likewise for its unique key: a settle read both with the lease.
+local function finish(P, jk, id, jtype, status, now, retention, cap, batch, ikey, ukey)
   redis.call('HSET', jk, 's', status, 'u', now, 'f', now)
   redis.call('HDEL', jk, 'l', 'd', 'n', 'z')
-  unlock(P, redis.call('HGET', jk, 'uk'), id)
+  if ukey == nil then
+    ukey = redis.call('HGET', jk, 'uk')
+  end
+  unlock(P, ukey, id)
   local dk = P .. 'd:' .. jtype .. ':' .. status
   redis.call('ZADD', dk, now, id)
   redis.call('PEXPIRE', jk, retention)

@@ -51,46 +51,50 @@ local holders = {} -- unique key -> the job of this call that holds it
 -- the job its idempotency key names, or by the holder of its unique key.
 local plan = {}
 for i = 3, #ARGV, 5 do
-  local id = string.match(ARGV[i], '^(%S+)')
   local ikey, spec = ARGV[i + 2], ARGV[i + 3]
-  local step = {prior = false}
-  if ikey ~= '' then
-    step.prior = claimed_keys[ikey]
-    if not step.prior then
-      step.prior = redis.call('GET', P .. 'k:' .. ikey)
-      -- The key outlives its job by at most the retention period.
-      if step.prior and gone(P .. 'j:' .. step.prior, now, retention()) then
-        step.prior = false
-      end
-    end
-  end
-  if not step.prior and spec ~= '' then
-    -- A unique job: "scope policy window_ms key" (see UniqueRule).
-    local scope, policy, window, ukey = string.match(spec, '^(%d) (%d) (%d+) (.*)$')
-    local holder, status = holders[ukey], '1'
-    if not holder then
-      holder = redis.call('GET', P .. 'u:' .. ukey)
-      if holder then
-        status = redis.call('HGET', P .. 'j:' .. holder, 's')
-        if status ~= '1' and status ~= '2' then
-          holder = false -- never left behind by our scripts; a free key if it were
+  if ikey == '' and spec == '' then
+    plan[#plan + 1] = false -- a plain new job: nothing to decide (the hot path)
+  else
+    local id = string.match(ARGV[i], '^(%S+)')
+    local step = {prior = false}
+    if ikey ~= '' then
+      step.prior = claimed_keys[ikey]
+      if not step.prior then
+        step.prior = redis.call('GET', P .. 'k:' .. ikey)
+        -- The key outlives its job by at most the retention period.
+        if step.prior and gone(P .. 'j:' .. step.prior, now, retention()) then
+          step.prior = false
         end
       end
     end
-    if holder and policy == '1' then
-      step.prior = holder
-    elseif holder and not (policy == '3' and status == '1') then
-      return {'unique', ukey, holder}
-    else
-      step.replace = holder
-      step.lock = {ukey, scope .. ' ' .. policy .. ' ' .. window, scope == '3' and tonumber(window)}
-      holders[ukey] = id
+    if not step.prior and spec ~= '' then
+      -- A unique job: "scope policy window_ms key" (see UniqueRule).
+      local scope, policy, window, ukey = string.match(spec, '^(%d) (%d) (%d+) (.*)$')
+      local holder, status = holders[ukey], '1'
+      if not holder then
+        holder = redis.call('GET', P .. 'u:' .. ukey)
+        if holder then
+          status = redis.call('HGET', P .. 'j:' .. holder, 's')
+          if status ~= '1' and status ~= '2' then
+            holder = false -- never left behind by our scripts; a free key if it were
+          end
+        end
+      end
+      if holder and policy == '1' then
+        step.prior = holder
+      elseif holder and not (policy == '3' and status == '1') then
+        return {'unique', ukey, holder}
+      else
+        step.replace = holder
+        step.lock = {ukey, scope .. ' ' .. policy .. ' ' .. window, scope == '3' and tonumber(window)}
+        holders[ukey] = id
+      end
     end
+    if not step.prior and ikey ~= '' then
+      claimed_keys[ikey] = id
+    end
+    plan[#plan + 1] = step
   end
-  if not step.prior and ikey ~= '' then
-    claimed_keys[ikey] = id
-  end
-  plan[#plan + 1] = step
 end
 local due_types = {} -- type -> its earliest new job
 local queued = {} -- queue key -> {jtype, prio, ZADD arguments: due, id, due, id ...}
@@ -103,7 +107,7 @@ for i = 3, #ARGV, 5 do
     exec = now
   end
   local payload, ikey, headers = ARGV[i + 1], ARGV[i + 2], ARGV[i + 4]
-  if step.prior then
+  if step and step.prior then
     out[#out + 1] = step.prior
   else
     local jk = P .. 'j:' .. id
@@ -128,7 +132,7 @@ for i = 3, #ARGV, 5 do
       -- No expiry yet: the key must live as long as the job does.
       redis.call('SET', P .. 'k:' .. ikey, id)
     end
-    local lock = step.lock
+    local lock = step and step.lock
     if lock then
       fields[#fields + 1] = 'uk'
       fields[#fields + 1] = lock[1]

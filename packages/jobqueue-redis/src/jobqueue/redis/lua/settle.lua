@@ -45,12 +45,12 @@ local function apply(id, token, kind, has_result, result, err, retry_delay)
     if has_result == '1' then
       redis.call('HSET', jk, 'r', result)
     end
-    finish(P, jk, id, jtype, 3, now, retention, cap, finished, ikey)
+    finish(P, jk, id, jtype, 3, now, retention, cap, finished, ikey, ukey)
   elseif kind == 'f' then
-    finish(P, jk, id, jtype, 4, now, retention, cap, finished, ikey)
+    finish(P, jk, id, jtype, 4, now, retention, cap, finished, ikey, ukey)
   elseif kind == 'x' or cancel_requested == '1' then
     -- A retry or release of a job someone cancelled ends it instead.
-    finish(P, jk, id, jtype, 5, now, retention, cap, finished, ikey)
+    finish(P, jk, id, jtype, 5, now, retention, cap, finished, ikey, ukey)
   else
     if kind == 'l' then
       redis.call('HINCRBY', jk, 'a', -1)
