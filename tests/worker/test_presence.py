@@ -24,6 +24,10 @@ from jobqueue.domain import PresenceStore, WorkerInfo
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from jobqueue.worker import JobContext, Worker, WorkerSettings
 from tests.worker.conftest import Harness
+from tests.worker.test_command import APP, SCRIPT
+from tests.worker.test_command import _reap as reap
+from tests.worker.test_command import _start as start_command
+from tests.worker.test_command import _stop as stop_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,6 +99,10 @@ def test_settings_refuse_a_ttl_out_of_range_and_a_lease_the_store_refuses() -> N
     assert WorkerSettings(lease_ms=100, presence_ttl_ms=0).lease_ms == 100
 
 
+def start_command_argv() -> list[str]:
+    return [str(SCRIPT), f"{APP}:worker", "--redis-url", "redis://127.0.0.1:1/0"]
+
+
 def spawn_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.worker._presence_worker"],
@@ -146,3 +154,40 @@ async def test_a_killed_worker_process_disappears_after_its_ttl_and_a_stopped_on
             if process.poll() is None:
                 process.kill()
             process.wait(10)
+
+
+@pytest.mark.integration
+@pytest.mark.redis
+async def test_the_worker_command_takes_the_ttl_and_its_process_is_listed(
+    presence_store: RedisJobStore, redis_url: str, key_prefix: str
+) -> None:
+    process = start_command(
+        "--redis-url",
+        redis_url,
+        "--key-prefix",
+        key_prefix.rstrip(":"),
+        "--presence-ttl-ms",
+        "1500",
+    )
+    try:
+        (info,) = await wait_listed(presence_store, lambda workers: len(workers) == 1, within_s=30)
+        assert info.pid == process.pid
+        assert info.types == ("echo", "boom", "nap")
+        await stop_command(process)
+        assert await listed(presence_store) == []
+    finally:
+        reap(process)
+
+
+def test_the_worker_command_refuses_a_ttl_out_of_range() -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("JOBQUEUE_")}
+    refused = subprocess.run(
+        [*start_command_argv(), "--presence-ttl-ms", "10"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=clean,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert "presence_ttl_ms must be 0 (off) or between 1000 and 600000" in refused.stderr

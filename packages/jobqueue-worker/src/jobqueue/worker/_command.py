@@ -57,6 +57,7 @@ def run_command(argv: Sequence[str]) -> int:
             lease_ms=args.lease_ms,
             shutdown_grace_s=args.shutdown_grace_s,
             store_traceback=args.store_traceback or None,
+            presence_ttl_ms=args.presence_ttl_ms,
         )
     except (ImportError, AttributeError, TypeError, ValueError, WorkerError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
@@ -207,6 +208,13 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=_env_int("JOBQUEUE_LEASE_MS"),
         help="lease length in ms [env JOBQUEUE_LEASE_MS]",
+    )
+    tuning.add_argument(
+        "--presence-ttl-ms",
+        type=int,
+        default=_env_int("JOBQUEUE_PRESENCE_TTL_MS"),
+        help="how long this worker stays listed without a heartbeat (1000 to 600000; 0: "
+        "not listed) [env JOBQUEUE_PRESENCE_TTL_MS]",
     )
     tuning.add_argument(
         "--shutdown-grace-s",
