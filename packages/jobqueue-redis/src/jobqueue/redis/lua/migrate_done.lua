@@ -12,6 +12,11 @@ for i = 2, #ARGV, 2 do
   if ikey and redis.call('GET', P .. 'k:' .. ikey) == id then
     redis.call('DEL', P .. 'k:' .. ikey)
   end
+  -- Its unique key moved with it (the new shard's add took it): no lock stays behind.
+  local ukey = redis.call('HGET', jk, 'uk')
+  if ukey and redis.call('GET', P .. 'u:' .. ukey) == id then
+    redis.call('DEL', P .. 'u:' .. ukey)
+  end
   redis.call('DEL', jk)
   redis.call('ZREM', KEYS[2], id)
   redis.call('SET', P .. 'moved:' .. id, ARGV[i + 1], 'PX', retention)
