@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from jobqueue.domain import Clock, Job, JobStatus, SystemClock, WorkerInfo
+from jobqueue.domain import Clock, Job, JobStatus, ListPosition, SystemClock, WorkerInfo
 
+from ._index import LISTED_BY, IndexedRecords, ListingIndex
 from ._unique import UniqueLock, release_lock
 
 
@@ -38,6 +39,17 @@ class _Record:
     # The lease's attempt counts for good once a renew or settle confirms it.
     confirmed: bool = False
     unconfirmed_expiries: int = 0
+    # The listing index holding this record, and the position it is listed at
+    # (_index.py): a change of the job or of its lease deadline moves it there.
+    index: ListingIndex | None = field(default=None, repr=False, compare=False)
+    listed: ListPosition | None = field(default=None, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name in LISTED_BY:
+            index = getattr(self, "index", None)  # unset while __init__ runs
+            if index is not None:
+                index.moved(self)
 
 
 class _MemoryCore:
@@ -48,7 +60,8 @@ class _MemoryCore:
     ) -> None:
         self._settings = settings or MemoryStoreSettings()
         self._clock = clock or SystemClock()
-        self._records: dict[str, _Record] = {}
+        self._index = ListingIndex()
+        self._records: dict[str, _Record] = IndexedRecords(self._index)
         self._pending: dict[str, list[tuple[int, str]]] = {}
         # PENDING jobs of a nonzero priority: type -> priority -> (due, id) heap.
         # Priority 0, every job that names none, stays in ``_pending`` (see _pop_due).

@@ -36,14 +36,10 @@ class _ReadingMixin(_MemoryCore):
     async def list_jobs(self, query: JobQuery) -> JobPage:
         self._purge()
         after = decode_cursor(query.cursor)
-        matches = sorted(
-            key
-            for key in (self._sort_key(record) for record in self._records.values())
-            if (query.status is None or key.status is query.status)
-            and (query.type is None or key.type == query.type)
-            and (after is None or key > after)
-        )
-        page = matches[: max(query.limit, 0)]
+        limit = max(query.limit, 0)
+        # The listing index (_index.py): O(log n + page), not a sort of every job.
+        matches = self._index.page(query.status, query.type, after, limit + 1)
+        page = matches[:limit]
         more = len(matches) > len(page) and bool(page)
         return JobPage(
             jobs=[self._records[key.job_id].job for key in page],
