@@ -12,6 +12,7 @@ import dataclasses
 import pytest
 
 from jobqueue.domain import (
+    AdminStore,
     Job,
     JobStatus,
     JobStore,
@@ -198,3 +199,34 @@ async def test_keys_are_per_key_not_per_type(store: JobStore, make_job: MakeJob)
     assert got is not None
     assert got.unique is not None
     assert got.unique.scope is UniqueScope.ACTIVE
+
+
+def admin(store: JobStore) -> AdminStore:
+    assert isinstance(store, AdminStore)
+    return store
+
+
+async def test_a_retried_job_does_not_take_its_key_back(store: JobStore, make_job: MakeJob) -> None:
+    (first,) = await store.add([unique(make_job("a"), on_conflict=OnConflict.REJECT)])
+    await store.cancel(first.id)
+    (second,) = await store.add([unique(make_job("a"), on_conflict=OnConflict.REJECT)])
+    revived = await admin(store).retry(first.id)
+    assert revived.status is JobStatus.PENDING
+    # The key is still the second job's: a reject names it, not the revived one.
+    with pytest.raises(UniqueConflict) as caught:
+        await store.add([unique(make_job("a"), on_conflict=OnConflict.REJECT)])
+    assert caught.value.holder_id == second.id
+    # The revived job finishing leaves the second's lock alone.
+    await store.cancel(revived.id)
+    with pytest.raises(UniqueConflict):
+        await store.add([unique(make_job("a"), on_conflict=OnConflict.REJECT)])
+
+
+async def test_deleting_a_finished_holder_leaves_the_key_free(
+    store: JobStore, make_job: MakeJob
+) -> None:
+    (holder,) = await store.add([unique(make_job("a"), on_conflict=OnConflict.REJECT)])
+    await store.cancel(holder.id)
+    await admin(store).delete(holder.id)
+    (fresh,) = await store.add([unique(make_job("a"), on_conflict=OnConflict.REJECT)])
+    assert fresh.id != holder.id
