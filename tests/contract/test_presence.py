@@ -143,12 +143,24 @@ async def test_the_service_refuses_bad_heartbeats_and_stores_nothing(store: JobS
             "worker.types",
         ),
         (replace(worker("ok"), busy=-1), TTL, "worker.busy"),
+        # Shown in listings and on the dashboard: no escape sequences for the reader's terminal.
+        (replace(worker("ok"), host="box\x1b[2J"), TTL, "worker.host"),
+        (replace(worker("ok"), sdk="py\x07"), TTL, "worker.sdk"),
+        (replace(worker("ok"), host="box\x9b"), TTL, "worker.host"),
+        (replace(worker("ok"), concurrency=2, busy=3), TTL, "worker.busy"),
     ]
     for info, ttl, field in bad:
         with pytest.raises(InvalidJob) as raised:
             await service.heartbeat(info, ttl_ms=ttl)
         assert raised.value.field == field
     assert await service.list_workers() == []
+
+
+async def test_busy_is_bounded_only_by_a_concurrency_the_worker_gave(store: JobStore) -> None:
+    service = PresenceService(presence(store))
+    await service.heartbeat(replace(worker("unsaid"), concurrency=0, busy=3), ttl_ms=TTL)
+    await service.heartbeat(replace(worker("full"), concurrency=3, busy=3), ttl_ms=TTL)
+    assert [(w.id, w.busy) for w in await service.list_workers()] == [("full", 3), ("unsaid", 3)]
 
 
 async def test_the_service_defaults_the_ttl_and_deregisters_a_stopping_worker(

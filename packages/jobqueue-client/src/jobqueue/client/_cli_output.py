@@ -1,9 +1,18 @@
-"""How the CLI shows things: rich tables for people, JSON for scripts."""
+"""How the CLI shows things: rich tables for people, JSON for scripts.
+
+Every text a client or a handler sent (types, keys, errors, headers, worker
+hosts...) goes through ``escaped`` or ``plain`` before it reaches the
+terminal: a control character would otherwise be obeyed by the terminal
+(an escape sequence can rewrite the screen or the window title), and rich
+would read ``[...]`` as markup. JSON output needs neither: ``json.dumps``
+escapes control characters itself.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +31,20 @@ _STATUS_STYLES = {
     JobStatus.CANCELLED: "magenta",
 }
 _PREVIEW_CHARS = 200
+# Unicode category Cc is exactly these: C0, DEL and C1. Newlines and tabs too,
+# so a line of output is one line whatever a client sent.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_C1 = re.compile(r"[\x7f-\x9f]")
+
+
+def escaped(text: str) -> str:
+    """``text`` with each control character shown as its escape (``\\x1b``), not obeyed."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+def plain(text: str | Text) -> Text:
+    """A table cell or line of free text: control characters escaped, no markup read."""
+    return text if isinstance(text, Text) else Text(escaped(text))
 
 
 class Output:
@@ -36,7 +59,13 @@ class Output:
 
     def json_line(self, value: Any) -> None:
         # print, not rich: scripts want the exact bytes, without markup or wrapping.
-        print(json.dumps(value, ensure_ascii=False), flush=True)
+        # json.dumps escapes C0 controls but passes C1 ones (U+0080-U+009F, which
+        # some terminals obey) through; those can only stand inside strings, so
+        # their \u escapes keep the same JSON.
+        text = _C1.sub(
+            lambda found: f"\\u{ord(found.group()):04x}", json.dumps(value, ensure_ascii=False)
+        )
+        print(text, flush=True)
 
     def job(self, job: Job, *, title: str | None = None) -> None:
         if self.as_json:
@@ -70,8 +99,9 @@ class Output:
             rows.append(("unique key", job.unique_key))
         if job.progress is not None:
             rows.append(("progress", progress_text(job)))
+        rows.extend((f"header {key}", value) for key, value in sorted(job.headers.items()))
         for name, value in rows:
-            table.add_row(name, value)
+            table.add_row(escaped(name), plain(value))
         self.console.print(table)
 
     def jobs(self, jobs: Iterable[Job]) -> int:
@@ -88,8 +118,8 @@ class Output:
         now = datetime.now(UTC)
         rows = [
             (
-                job.id,
-                job.type,
+                escaped(job.id),
+                escaped(job.type),
                 shown_status(job, now),
                 str(job.attempts),
                 _time(job.run_at),
@@ -150,7 +180,9 @@ class Output:
         unattended = [row.type for row in stats.types if row.unattended and not row.paused]
         if unattended:
             self.console.print(
-                f"no live worker handles {', '.join(unattended)}: their due jobs will not run",
+                plain(
+                    f"no live worker handles {', '.join(unattended)}: their due jobs will not run"
+                ),
                 style="bold red",
             )
         if stats.omitted_types:
@@ -168,18 +200,20 @@ class Output:
         line.append_text(status_text(job))
         line.append(f"  attempts={job.attempts}")
         if job.progress is not None:
-            line.append(f"  progress={progress_text(job)}")
+            line.append(f"  progress={escaped(progress_text(job))}")
         if job.cancel_requested and not job.is_finished:
             line.append("  cancel requested", style="magenta")
         if job.last_error is not None and job.status is not JobStatus.COMPLETED:
-            line.append(f"  error: {job.last_error.splitlines()[0] if job.last_error else ''}")
+            first = job.last_error.splitlines()[0] if job.last_error else ""
+            line.append(f"  error: {escaped(first)}")
         if job.result is not None:
             line.append(f"  result: {_preview(job.result)}")
         self.console.print(line)
 
-    def message(self, text: str) -> None:
+    def message(self, text: str, *, style: str | None = None) -> None:
+        """A line for people (not in ``--json``): its text is shown as it is, never as markup."""
         if not self.as_json:
-            self.console.print(text)
+            self.console.print(plain(text), style=style)
 
 
 _LIST_HEADER = ("ID", "TYPE", "STATUS", "ATTEMPTS", "RUN AT", "UPDATED")
@@ -237,13 +271,13 @@ def _columns(
     return line(header, 0, len(header)).rstrip(), pieces
 
 
-def _type_cell(row: TypeStats) -> str | Text:
+def _type_cell(row: TypeStats) -> Text:
     if not row.type:
         return Text("total", style="bold")
     # A paused type's jobs wait on purpose: "no worker" is news only for a running type.
     if row.paused:
-        return row.type + " (paused)"
-    return row.type + " (no worker)" if row.unattended else row.type
+        return plain(row.type + " (paused)")
+    return plain(row.type + " (no worker)" if row.unattended else row.type)
 
 
 def _style(shown: str) -> str:
@@ -257,5 +291,5 @@ def _time(value: datetime) -> str:
 
 
 def _preview(data: bytes) -> str:
-    text = data.decode("utf-8", errors="backslashreplace")
+    text = escaped(data.decode("utf-8", errors="backslashreplace"))
     return text if len(text) <= _PREVIEW_CHARS else text[:_PREVIEW_CHARS] + "…"

@@ -7,8 +7,12 @@ from datetime import UTC, datetime
 import click
 from rich.table import Table
 
+from ._cli_output import plain
 from ._cli_settings import Settings, json_flag, pass_settings
 from ._presence_calls import WorkerInfo
+
+# A worker that did not say when it started sends 0: the epoch, which is no time to show.
+_NEVER = datetime.fromtimestamp(0, UTC)
 
 
 def _ago(when: datetime, now: datetime) -> str:
@@ -33,13 +37,13 @@ def show_workers(settings: Settings, workers: list[WorkerInfo]) -> None:
     table = Table("ID", "HOST", "PID", "SDK", "TYPES", "BUSY", "STARTED", "LAST SEEN")
     for info in workers:
         table.add_row(
-            info.id,
-            info.host,
+            plain(info.id),
+            plain(info.host),
             str(info.pid),
-            info.sdk,
-            ", ".join(info.types),
+            plain(info.sdk),
+            plain(", ".join(info.types)),
             f"{info.busy}/{info.concurrency}",
-            _ago(info.started_at, now),
+            _ago(info.started_at, now) if info.started_at > _NEVER else "-",
             _ago(info.last_seen_at, now),
         )
     output.console.print(table)

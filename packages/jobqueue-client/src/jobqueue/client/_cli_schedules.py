@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._cli_input import duration_option, read_payload
-from ._cli_output import Output
+from ._cli_output import Output, escaped, plain
 from ._cli_settings import Settings, json_flag, pass_settings
 from ._schedule_models import OverlapPolicy, Schedule
 
@@ -215,7 +215,7 @@ def show(output: Output, schedule: Schedule) -> None:
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(escaped(name), plain(value))
     output.console.print(table)
 
 
@@ -229,11 +229,11 @@ def show_all(output: Output, found: Iterable[Schedule]) -> None:
     count = 0
     for schedule in found:
         table.add_row(
-            schedule.id,
-            schedule.name,
-            schedule.template.type,
-            schedule.every,
-            schedule.time_zone,
+            plain(schedule.id),
+            plain(schedule.name),
+            plain(schedule.template.type),
+            plain(schedule.every),
+            plain(schedule.time_zone),
             _state(schedule),
             _time(schedule.next_tick_at),
             str(schedule.fired),

@@ -20,7 +20,7 @@ from ._channel import DEFAULT_TARGET, DEFAULT_TIMEOUT_S, TARGET_ENV
 from ._cli_admin import bulk, delete, purge, retry
 from ._cli_gates import pause, resume
 from ._cli_input import duration_option
-from ._cli_output import Output, shown_status
+from ._cli_output import Output, escaped, shown_status
 from ._cli_presence import workers
 from ._cli_schedules import schedules
 from ._cli_settings import EXIT_JOB_UNSUCCESSFUL, Settings, follow, json_flag, pass_settings
@@ -70,7 +70,7 @@ Exit codes:
   {EXIT_ERROR}  other server error
   {EXIT_USAGE}  bad input or usage (the server rejected the job, or a flag is wrong)
   {EXIT_NOT_FOUND}  job or schedule not found
-  {EXIT_FINISHED}  job already finished (cancel)
+  {EXIT_FINISHED}  job in the wrong state for the action (cancel, retry, delete)
   {EXIT_UNAVAILABLE}  server unavailable or too slow
   {EXIT_UNAUTHENTICATED}  not authenticated or not allowed
   {EXIT_QUEUE_FULL}  queue full
@@ -222,7 +222,9 @@ def list_jobs(settings: Settings, job_type: str | None, status: str | None, limi
         jobs = itertools.islice((job for job in jobs if shown_status(job) == wanted), limit or None)
     shown = settings.output.jobs(jobs)
     if limit and shown == limit:
-        settings.output.message(f"[dim]stopped at --limit {limit}; --limit 0 lists every job[/dim]")
+        settings.output.message(
+            f"stopped at --limit {limit}; --limit 0 lists every job", style="dim"
+        )
 
 
 @cli.command()
@@ -277,7 +279,8 @@ def exit_code_for(error: Exception) -> int:
 
 def _fail(message: str, code: int) -> int:
     # One line, whatever the message held: scripts and people read the first line.
-    flat = " ".join(message.split())
+    # A server's message may quote what a client sent: its control characters are shown, not obeyed.
+    flat = escaped(" ".join(message.split()))
     click.echo(f"jobqueue: error: {flat}", err=True)
     return code
 

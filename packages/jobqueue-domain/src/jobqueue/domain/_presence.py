@@ -37,6 +37,8 @@ MAX_LISTED_WORKERS = 10_000
 """Most workers one listing returns: a listing's cost stays bounded however many heartbeat."""
 
 _WORKER_ID_RE = re.compile(r"[A-Za-z0-9_.:-]+")
+# Unicode category Cc: C0, DEL and C1.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,10 +110,13 @@ def validate_worker_ttl(ttl_ms: int) -> int:
 def validate_worker(worker: WorkerInfo) -> WorkerInfo:
     """Check what a worker says about itself; returns it with its types deduplicated."""
     validate_worker_id(worker.id)
-    if len(worker.host) > MAX_WORKER_TEXT:
-        raise InvalidJob("worker.host", f"must be at most {MAX_WORKER_TEXT} characters")
-    if len(worker.sdk) > MAX_WORKER_TEXT:
-        raise InvalidJob("worker.sdk", f"must be at most {MAX_WORKER_TEXT} characters")
+    for name, text in (("worker.host", worker.host), ("worker.sdk", worker.sdk)):
+        if len(text) > MAX_WORKER_TEXT:
+            raise InvalidJob(name, f"must be at most {MAX_WORKER_TEXT} characters")
+        # Shown in listings and on the dashboard: a control character there is
+        # an escape sequence for whoever reads them, never a host's name.
+        if _CONTROL_RE.search(text):
+            raise InvalidJob(name, "must not contain control characters")
     types = tuple(dict.fromkeys(worker.types))
     if len(types) > MAX_WORKER_TYPES:
         raise InvalidJob("worker.types", f"must name at most {MAX_WORKER_TYPES} types")
@@ -125,6 +130,9 @@ def validate_worker(worker: WorkerInfo) -> WorkerInfo:
     ):
         if value < 0:
             raise InvalidJob(f"worker.{name}", "must not be negative")
+    # Concurrency 0 is a worker that did not say; one that did cannot run more than it.
+    if worker.concurrency > 0 and worker.busy > worker.concurrency:
+        raise InvalidJob("worker.busy", "must not exceed worker.concurrency")
     return replace(worker, types=types)
 
 
