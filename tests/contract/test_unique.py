@@ -230,3 +230,16 @@ async def test_deleting_a_finished_holder_leaves_the_key_free(
     await admin(store).delete(holder.id)
     (fresh,) = await store.add([unique(make_job("a"), on_conflict=OnConflict.REJECT)])
     assert fresh.id != holder.id
+
+
+async def test_replace_takes_a_prioritised_holder_out_of_its_queue(
+    store: JobStore, make_job: MakeJob
+) -> None:
+    (old,) = await store.add([dataclasses.replace(unique(make_job("a")), priority=5)])
+    replacing = unique(make_job("a", b"v2"), on_conflict=OnConflict.REPLACE)
+    (new,) = await store.add([replacing])
+    leases = await store.claim(["a"], limit=10, lease_ms=LEASE)
+    assert [lease.job.id for lease in leases] == [new.id]
+    replaced = await store.get(old.id)
+    assert replaced is not None
+    assert replaced.status is JobStatus.CANCELLED
