@@ -108,6 +108,7 @@ async def test_stats_count_live_workers_per_type_and_flag_a_type_nobody_handles(
         "report": 0,
     }
     assert [name for name, row in rows.items() if row.unattended] == ["report"]
+    assert await presence(store).worker_counts() == {"email": 2, "sms": 1}
     await presence(store).deregister("w1")
     rows = {row.type: row for row in (await store.stats()).types}
     assert rows["sms"].workers == 0

@@ -99,10 +99,11 @@ class PresenceMachine(RuleBasedStateMachine):
         assert [(w.id, w.types, w.busy) for w in listed] == [
             (s.info.id, s.info.types, s.info.busy) for s in expected
         ]
+        counts = {job_type: sum(job_type in s.info.types for s in expected) for job_type in TYPES}
         rows = {row.type: row.workers for row in self.runner.run(self.store.stats()).types}
-        assert rows == {
-            job_type: sum(job_type in s.info.types for s in expected) for job_type in TYPES
-        }
+        assert rows == counts
+        handled = {job_type: n for job_type, n in counts.items() if n}
+        assert self.runner.run(self.presence.worker_counts()) == handled
 
     def teardown(self) -> None:
         self.runner.run(self.store.close())

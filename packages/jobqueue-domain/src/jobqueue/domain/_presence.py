@@ -86,6 +86,10 @@ class PresenceStore(Protocol):
         """The live workers, sorted by id, at most ``MAX_LISTED_WORKERS`` of them."""
         ...
 
+    async def worker_counts(self) -> dict[str, int]:
+        """Live workers per job type they handle; a type nobody handles is absent."""
+        ...
+
 
 def validate_worker_id(worker_id: str) -> str:
     """1 to 128 characters from ``[A-Za-z0-9_.:-]``: safe inside a storage key."""
@@ -162,4 +166,4 @@ class PresenceService:
 
     async def workers_by_type(self) -> dict[str, int]:
         """Live workers per job type they handle (types nobody handles are absent)."""
-        return live_workers_by_type(await self._store.list_workers())
+        return await self._store.worker_counts()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from jobqueue.domain import MAX_LISTED_WORKERS, WorkerInfo
+from jobqueue.domain import MAX_LISTED_WORKERS, WorkerInfo, live_workers_by_type
 
 from ._core import _MemoryCore
 
@@ -31,6 +31,10 @@ class _PresenceMixin(_MemoryCore):
     async def list_workers(self) -> list[WorkerInfo]:
         self._prune_workers(self._clock.now_ms())
         return [self._workers[key][1] for key in sorted(self._workers)[:MAX_LISTED_WORKERS]]
+
+    async def worker_counts(self) -> dict[str, int]:
+        self._prune_workers(self._clock.now_ms())
+        return live_workers_by_type(info for _, info in self._workers.values())
 
     def _prune_workers(self, now: int) -> None:
         expired = [key for key, (expires_at, _) in self._workers.items() if expires_at <= now]

@@ -53,6 +53,9 @@ class Presence:
         workers = [_from_json(flat[i].decode(), flat[i + 1]) for i in range(1, len(flat), 2)]
         return sorted(workers, key=lambda worker: worker.id)
 
+    async def worker_counts(self) -> dict[str, int]:
+        return live_workers_by_type(await self.list_workers())
+
     async def _run(self, *args: Arg) -> Any:
         """presence.lua by its SHA, sending the source only when Redis lacks it."""
         run = self._core.hot.execute

@@ -135,6 +135,9 @@ class RedisJobStore:
     async def list_workers(self) -> list[WorkerInfo]:
         return await self._presence.list_workers()
 
+    async def worker_counts(self) -> dict[str, int]:
+        return await self._presence.worker_counts()
+
     # -- claim-time gates (jobqueue.domain.TypeGates) ----------------------------
 
     async def pause_type(self, job_type: str) -> bool:
