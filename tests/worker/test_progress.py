@@ -14,6 +14,7 @@ import pytest
 
 from jobqueue.domain import JobStatus, ProgressReport
 from jobqueue.worker import JobContext, JobSource, ProgressSource
+from jobqueue.worker._progress import ProgressReporter, checked
 from tests.worker.conftest import ForwardingSource, Harness
 
 
@@ -109,8 +110,18 @@ async def test_a_bad_fraction_is_the_handlers_error(harness: Harness) -> None:
 
 
 def test_progress_checks_its_arguments() -> None:
-    from jobqueue.worker._progress import checked
-
     assert checked(0, "x" * 300) == (0.0, "x" * 256)
     with pytest.raises(ValueError, match="from 0 to 1"):
         checked(float("nan"), "")
+
+
+async def test_a_report_after_the_worker_stopped_goes_nowhere(harness: Harness) -> None:
+    source = CountingSource(harness.make_source())
+    loop = asyncio.get_running_loop()
+    reporter = ProgressReporter(source, loop)
+    await reporter.close()
+    # A thread handler that outlived its worker reports: dropped, not raised.
+    await asyncio.to_thread(reporter.report, ProgressReport(job_id="j", token="t", fraction=0.5))
+    await reporter.flush("t")
+    assert source.calls == []
+    await source.close()

@@ -12,6 +12,7 @@ retried, and never fails the job.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import threading
@@ -50,18 +51,23 @@ class ProgressReporter:
         self._lock = threading.Lock()
         self._latest: dict[str, ProgressReport] = {}
         self._armed = False
+        self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     def report(self, report: ProgressReport) -> None:
         """Keep ``report`` as its job's latest; callable from any thread."""
         with self._lock:
+            if self._closed:
+                return  # a thread handler that outlived its worker: nowhere to send
             self._latest[report.token] = report
             if self._armed:
                 return
             self._armed = True
         if _on_loop(self._loop):
             self._arm()
-        else:
+            return
+        # The loop may have closed meanwhile: a report is never the handler's error.
+        with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._arm)
 
     async def flush(self, token: str) -> None:
@@ -72,6 +78,8 @@ class ProgressReporter:
             await self._send([report])
 
     async def close(self) -> None:
+        with self._lock:
+            self._closed = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
