@@ -71,7 +71,9 @@ async def test_retry_and_delete_from_the_job_page(service: JobService, store: Jo
             f"{BASE}/jobs/{seeded.completed.id}/delete", data={"csrf_token": csrf_of(page.text)}
         )
         assert deleted.status_code == 303
-        assert deleted.headers["location"].startswith("/dashboard/jobs?notice=Deleted+job")
+        assert deleted.headers["location"].startswith("/dashboard/jobs?notice=")
+        shown = await client.get(deleted.headers["location"])
+        assert f'role="status">Deleted job {seeded.completed.id}.</p>' in shown.text
         assert await store.get(seeded.completed.id) is None
 
 
@@ -93,7 +95,7 @@ async def test_bulk_retry_and_delete_over_the_failed_pages_filter(
         form["type"] = ""
         done = await client.post(BASE + "/failed/bulk", data={**form, "action": "delete"})
         assert done.status_code == 303
-        assert "Deleted+2+of+2" in done.headers["location"]
+        assert "Deleted 2 of 2" in (await client.get(done.headers["location"])).text
     assert (await store.list_jobs(JobQuery(status=JobStatus.FAILED))).jobs == []
     assert len((await store.list_jobs(JobQuery(type="mail"))).jobs) == 4
 

@@ -4,11 +4,13 @@ A bulk form carries the filter of the page it sits on (type, status, and
 the "until" bound), and the action loops the service's bounded calls until
 the filter is done: each call examines at most ``BULK_STEP`` jobs, so the
 store serves everyone else between calls while the browser waits for one
-redirect. The page then says what was done (``notice`` in its query).
+redirect. The page then says what was done (``notice`` in its query, signed
+by ``_notices``: a query anyone can write must not put words on the page).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from starlette.datastructures import FormData
@@ -74,8 +76,13 @@ def bulk_action(form: FormData) -> BulkAction:
     return action
 
 
-async def run_bulk(admin: AdminService, action: BulkAction, job_filter: JobFilter) -> str:
-    """Apply ``action`` to every job of the filter, a bounded call at a time; what was done."""
+async def run_bulk(
+    admin: AdminService, action: BulkAction, job_filter: JobFilter
+) -> tuple[int, int]:
+    """Apply ``action`` to every job of the filter, a bounded call at a time.
+
+    Returns how many jobs matched and how many it changed.
+    """
     matched = changed = 0
     cursor = ""
     while True:
@@ -85,11 +92,15 @@ async def run_bulk(admin: AdminService, action: BulkAction, job_filter: JobFilte
         cursor = result.next_cursor
         if not cursor:
             break
+    return matched, changed
+
+
+def bulk_notice(action: BulkAction, matched: int, changed: int) -> str:
     return f"{_DONE[action]} {changed} of {matched} matching jobs."
 
 
 def back_to(page: str, job_filter: JobFilter, form: FormData, notice: str) -> str:
-    """The page's URL with its filter and the notice of what was done."""
+    """The page's URL with its filter and the (signed) notice of what was done."""
     query = {"type": job_filter.type or "", "notice": notice}
     if BULK_PAGES.get(page) is None and job_filter.status is not None:
         query["status"] = job_filter.status.name.lower()
@@ -98,7 +109,7 @@ def back_to(page: str, job_filter: JobFilter, form: FormData, notice: str) -> st
     return f"/{page}?{urlencode(query)}"
 
 
-def after_delete(job: Job) -> str:
+def after_delete(job: Job, sign: Callable[[str], str]) -> str:
     """Where a deleted job's page sends the browser: the list it was on."""
     page = {JobStatus.FAILED: "failed", JobStatus.CANCELLED: "cancelled"}.get(job.status, "jobs")
-    return f"/{page}?{urlencode({'notice': f'Deleted job {job.id}.'})}"
+    return f"/{page}?{urlencode({'notice': sign(f'Deleted job {job.id}.')})}"

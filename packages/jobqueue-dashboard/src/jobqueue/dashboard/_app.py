@@ -46,6 +46,7 @@ from ._auth import Role
 from ._context import HERE, Context
 from ._history import StatsHistory, StoreHistory
 from ._live import Live
+from ._notices import Notices
 from ._pages import Pages
 from ._settings import DashboardSettings
 from ._workers import WorkersPage
@@ -115,7 +116,12 @@ class Dashboard:
                 window_ms=self.settings.history_samples * self.settings.sample_interval_ms,
             )
         )
+        # One secret signs the cookies and keys the sessions' token marks: servers
+        # sharing JOBQUEUE_DASHBOARD_SECRET accept each other's sessions.
+        self._secret = self.settings.secret or secrets.token_urlsafe(32)
         self._ctx = Context(
+            session_key=self._secret.encode(),
+            notices=Notices(self._secret),
             service=service,
             clock=clock,
             settings=self.settings,
@@ -132,7 +138,7 @@ class Dashboard:
         pages = Pages(ctx)
         actions = Actions(ctx)
         live = Live(ctx, pages)
-        secret = self.settings.secret or secrets.token_urlsafe(32)
+        secret = self._secret
         if self.settings.secret is None and self.settings.auth_required:
             _log.info(
                 "no JOBQUEUE_DASHBOARD_SECRET: dashboard sessions are signed with a random "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from jobqueue.domain import AdminService, Clock, GateService, JobService, JobSta
 from . import _format
 from ._auth import CSRF_FIELD, Role, csrf_token, current_role
 from ._history import StatsHistory, StoreHistory
+from ._login_limit import LoginLimiter
+from ._notices import Notices
 from ._settings import DashboardSettings
 
 HERE = Path(__file__).parent
@@ -61,12 +64,16 @@ class Context:
     """Retry, delete and bulk actions; None hides their buttons and forms."""
     presence: PresenceService | None = None
     """The live workers (workers page, the types page's "no worker" flag); None: unknown."""
+    session_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    """Keys the HMAC of a session's login token (see ``_auth.token_mark``)."""
+    logins: LoginLimiter = field(default_factory=LoginLimiter)
+    notices: Notices = field(default_factory=lambda: Notices(secrets.token_urlsafe(32)))
 
     def url(self, path: str) -> str:
         return self.settings.prefix + path
 
     def role(self, request: Request) -> Role | None:
-        return current_role(request, self.settings)
+        return current_role(request, self.settings, self.session_key)
 
     def render(
         self,

@@ -115,7 +115,7 @@ class Pages:
             "next_cursor": listing.next_cursor,
             "first_page": not cursor,
             # What a bulk action just did (_admin_actions.py), shown once above the list.
-            "notice": params.get("notice", "")[:200],
+            "notice": self._ctx.notices.read(params.get("notice", "")),
         }
         return self._ctx.render(request, "jobs.html", values, page=page)
 
