@@ -72,6 +72,8 @@ DOMAIN = [
     # Claim-time gates
     "TypeGates",
     "GateService",
+    "TypeLimits",
+    "validate_limits",
     # Counters and their history
     "JobCounters",
     "TypeCounters",

@@ -39,7 +39,7 @@ from ._errors import (
     LeaseLost,
     StoreUnavailable,
 )
-from ._gates import GateService, TypeGates
+from ._gates import GateService, TypeGates, TypeLimits, validate_limits
 from ._headers import (
     MAX_HEADER_KEY_LENGTH,
     MAX_HEADER_VALUE_BYTES,
@@ -196,6 +196,8 @@ __all__ = [
     # Claim-time gates
     "TypeGates",
     "GateService",
+    "TypeLimits",
+    "validate_limits",
     # Counters and their history
     "JobCounters",
     "TypeCounters",

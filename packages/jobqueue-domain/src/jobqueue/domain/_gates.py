@@ -1,4 +1,4 @@
-"""Claim-time gates on a job type: pause and resume.
+"""Claim-time gates on a job type: pause and resume, concurrency and rate limits.
 
 A gate is checked by the store inside its claim, in the same atomic step
 that leases jobs, so a claim that starts after ``pause_type`` returned never
@@ -6,13 +6,57 @@ leases a job of that type, on any worker. Nothing else changes: producers
 still enqueue (their jobs stay PENDING), running jobs finish and settle, and a
 retry of a running job goes back to PENDING behind the gate. Resuming wakes
 idle workers of the type, so its due jobs start within a round trip.
+
+Limits work the same way: a claim leases at most what the type's limits
+allow at that instant (RUNNING jobs across every worker under
+``concurrency``, starts within the last ``rate_interval_ms`` under ``rate``),
+so a limited job is simply not claimed, never claimed and handed back.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from ._errors import InvalidJob
 from ._validation import validate_type
+
+MAX_CONCURRENCY = 100_000
+MAX_RATE = 1_000_000
+MAX_RATE_INTERVAL_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TypeLimits:
+    """A job type's global limits; None is no limit.
+
+    ``concurrency``: at most this many of its jobs RUNNING at once, across all
+    workers (a lease counts until it is settled or the sweep hands it back).
+    ``rate``: at most this many starts (claims) in any ``rate_interval_ms``
+    window, by the store's clock.
+    """
+
+    concurrency: int | None = None
+    rate: int | None = None
+    rate_interval_ms: int = 1_000
+
+    @property
+    def unlimited(self) -> bool:
+        return self.concurrency is None and self.rate is None
+
+
+def validate_limits(limits: TypeLimits) -> TypeLimits:
+    """Check limits: concurrency 1..100,000, rate 1..1,000,000 per 1 ms..1 day."""
+    concurrency, rate = limits.concurrency, limits.rate
+    if concurrency is not None and (
+        isinstance(concurrency, bool) or not 1 <= concurrency <= MAX_CONCURRENCY
+    ):
+        raise InvalidJob("concurrency", f"must be between 1 and {MAX_CONCURRENCY}, or unset")
+    if rate is not None and (isinstance(rate, bool) or not 1 <= rate <= MAX_RATE):
+        raise InvalidJob("rate", f"must be between 1 and {MAX_RATE}, or unset")
+    if not 1 <= limits.rate_interval_ms <= MAX_RATE_INTERVAL_MS:
+        raise InvalidJob("rate_interval_ms", f"must be between 1 and {MAX_RATE_INTERVAL_MS}")
+    return limits
 
 
 @runtime_checkable
@@ -31,6 +75,14 @@ class TypeGates(Protocol):
         """Every paused type, sorted by name."""
         ...
 
+    async def set_type_limits(self, job_type: str, limits: TypeLimits) -> None:
+        """Replace the type's limits (``TypeLimits()`` removes them); claims apply them at once."""
+        ...
+
+    async def type_limits(self, job_type: str) -> TypeLimits:
+        """The type's limits: ``TypeLimits()`` when it has none."""
+        ...
+
 
 class GateService:
     """Pause and resume job types, with the type validated before the store sees it."""
@@ -46,3 +98,9 @@ class GateService:
 
     async def paused_types(self) -> list[str]:
         return await self._store.paused_types()
+
+    async def set_type_limits(self, job_type: str, limits: TypeLimits) -> None:
+        await self._store.set_type_limits(validate_type(job_type), validate_limits(limits))
+
+    async def type_limits(self, job_type: str) -> TypeLimits:
+        return await self._store.type_limits(validate_type(job_type))

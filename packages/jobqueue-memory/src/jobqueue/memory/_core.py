@@ -13,7 +13,15 @@ import heapq
 from collections import deque
 from dataclasses import dataclass, field, replace
 
-from jobqueue.domain import Clock, Job, JobStatus, ListPosition, SystemClock, WorkerInfo
+from jobqueue.domain import (
+    Clock,
+    Job,
+    JobStatus,
+    ListPosition,
+    SystemClock,
+    TypeLimits,
+    WorkerInfo,
+)
 
 from ._index import LISTED_BY, IndexedRecords, ListingIndex
 from ._unique import UniqueLock, release_lock
@@ -78,6 +86,9 @@ class _MemoryCore:
         self._cancel_inboxes: set[asyncio.Queue[str]] = set()
         # Types claims skip (pause_type); their jobs stay in ``_pending``.
         self._paused: set[str] = set()
+        # Types' limits (set_type_limits), and each limited type's recent starts.
+        self._limits: dict[str, TypeLimits] = {}
+        self._starts: dict[str, deque[int]] = {}
         # Live workers (_presence.py): id -> (expiry by this store's clock, info).
         self._workers: dict[str, tuple[int, WorkerInfo]] = {}
         # Cumulative counters by (kind, type), moved in the step that makes the

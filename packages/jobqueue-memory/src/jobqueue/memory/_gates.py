@@ -1,12 +1,16 @@
-"""The in-memory store's claim-time gates: paused types (see ``jobqueue.domain.TypeGates``)."""
+"""The in-memory store's claim-time gates: paused types and limits (see ``TypeGates``)."""
 
 from __future__ import annotations
+
+from collections import deque
+
+from jobqueue.domain import JobStatus, TypeLimits
 
 from ._core import _MemoryCore
 
 
 class _GatesMixin(_MemoryCore):
-    """Pause and resume job types; ``_claim_now`` skips a paused type."""
+    """Pause and resume job types, and their limits; ``_claim_now`` applies both."""
 
     async def pause_type(self, job_type: str) -> bool:
         if job_type in self._paused:
@@ -24,3 +28,52 @@ class _GatesMixin(_MemoryCore):
 
     async def paused_types(self) -> list[str]:
         return sorted(self._paused)
+
+    async def set_type_limits(self, job_type: str, limits: TypeLimits) -> None:
+        if limits.unlimited:
+            self._limits.pop(job_type, None)
+            self._starts.pop(job_type, None)
+        else:
+            self._limits[job_type] = limits
+        # A raised limit may let an idle claim of the type take work now.
+        self._wake()
+
+    async def type_limits(self, job_type: str) -> TypeLimits:
+        return self._limits.get(job_type, TypeLimits())
+
+    def _allowance(self, job_type: str, now: int) -> int | None:
+        """How many jobs of the type a claim may start now; None: no limit."""
+        limits = self._limits.get(job_type)
+        if limits is None:
+            return None
+        allowed: int | None = None
+        if limits.concurrency is not None:
+            running = sum(
+                1
+                for job_id in self._running
+                if (record := self._records.get(job_id)) is not None
+                and record.job.type == job_type
+                and record.job.status is JobStatus.RUNNING
+            )
+            allowed = max(limits.concurrency - running, 0)
+        if limits.rate is not None:
+            starts = self._starts.setdefault(job_type, deque())
+            while starts and starts[0] <= now - limits.rate_interval_ms:
+                starts.popleft()
+            by_rate = max(limits.rate - len(starts), 0)
+            allowed = by_rate if allowed is None else min(allowed, by_rate)
+        return allowed
+
+    def _started(self, job_type: str, now: int, count: int) -> None:
+        """Record ``count`` starts at ``now`` for the type's rate limit."""
+        limits = self._limits.get(job_type)
+        if limits is not None and limits.rate is not None and count:
+            self._starts.setdefault(job_type, deque()).extend([now] * count)
+
+    def _limited_until(self, job_type: str, now: int) -> int | None:
+        """When a rate-limited type may start a job again (None: not rate-limited now)."""
+        limits = self._limits.get(job_type)
+        starts = self._starts.get(job_type)
+        if limits is None or limits.rate is None or not starts or len(starts) < limits.rate:
+            return None
+        return starts[0] + limits.rate_interval_ms

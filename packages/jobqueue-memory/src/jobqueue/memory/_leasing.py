@@ -22,7 +22,8 @@ from jobqueue.domain import (
     transition,
 )
 
-from ._core import _MemoryCore, _Record
+from ._core import _Record
+from ._gates import _GatesMixin
 from ._unique import release_lock
 
 _OUTCOME_EVENTS = {
@@ -34,7 +35,7 @@ _OUTCOME_EVENTS = {
 }
 
 
-class _LeasingMixin(_MemoryCore):
+class _LeasingMixin(_GatesMixin):
     """Leases: handed out fairly across types, renewed, settled or expired."""
 
     async def claim(
@@ -176,6 +177,10 @@ class _LeasingMixin(_MemoryCore):
         # equal share per round, so a flooded type cannot starve the others.
         self._rotation = (self._rotation + 1) % len(order)
         active = order[self._rotation :] + order[: self._rotation]
+        # What each type's limits let this claim start (None: no limit), in the
+        # same step: a limited job is not claimed, rather than handed back.
+        room = {job_type: self._allowance(job_type, now) for job_type in active}
+        active = [job_type for job_type in active if room[job_type] != 0]
         leases: list[Lease] = []
         while len(leases) < limit and active:
             still: list[str] = []
@@ -184,14 +189,19 @@ class _LeasingMixin(_MemoryCore):
                 want = min(share, limit - len(leases))
                 if want <= 0:
                     break
+                left = room[job_type]
+                cap = want if left is None else min(want, left)
                 taken = 0
-                while taken < want:
+                while taken < cap:
                     record = self._pop_due(job_type, now)
                     if record is None:
                         break
                     taken += 1
                     leases.append(self._lease(record, now, lease_ms))
-                if taken == want:
+                self._started(job_type, now, taken)
+                if left is not None:
+                    room[job_type] = left - taken
+                if taken == want and room[job_type] != 0:
                     still.append(job_type)
             active = still
         return leases
@@ -247,9 +257,21 @@ class _LeasingMixin(_MemoryCore):
         return None
 
     def _next_due(self, types: Iterable[str]) -> int | None:
+        """When a claim of ``types`` may find work: the earliest due job a gate lets through.
+
+        A type held by its concurrency limit has none until a job settles
+        (which wakes every idle claim); one held by its rate limit, when its
+        oldest start leaves the window.
+        """
+        now = self._clock.now_ms()
         dues = []
         for job_type in types:
             if job_type in self._paused:
+                continue
+            if self._allowance(job_type, now) == 0:
+                until = self._limited_until(job_type, now)
+                if until is not None:
+                    dues.append(until)
                 continue
             heaps = [self._pending.get(job_type), *self._levels.get(job_type, {}).values()]
             dues += [heap[0][0] for heap in heaps if heap]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from jobqueue.domain import QueueStats, TypeStats
+from jobqueue.domain import QueueStats, TypeLimits, TypeStats
 
 from ._admin import _MAX_STATS_TYPES as MAX_STATS_TYPES
 from ._core import StoreCore
@@ -30,6 +30,31 @@ class Gates:
         with translated():
             changed = await core.script("gate", args, keys=core.keys[shard]["gate"])
         return int(changed) == 1
+
+    async def set_limits(self, job_type: str, limits: TypeLimits) -> None:
+        core = self._core
+        shard = core.shard_of_type(job_type)
+        rate = "" if limits.rate is None else limits.rate
+        args = [
+            core.namespaces[shard],
+            job_type,
+            "l",
+            "" if limits.concurrency is None else limits.concurrency,
+            rate,
+            limits.rate_interval_ms,
+        ]
+        with translated():
+            await core.script("gate", args, keys=core.keys[shard]["gate"])
+
+    async def limits(self, job_type: str) -> TypeLimits:
+        core = self._core
+        key = core.namespaces[core.shard_of_type(job_type)] + "lm:" + job_type
+        c, rn, ri = await core.read(lambda: core.hot.execute("HMGET", key, "c", "rn", "ri"))
+        return TypeLimits(
+            concurrency=None if c is None else int(c),
+            rate=None if rn is None else int(rn),
+            rate_interval_ms=1_000 if ri is None else int(ri),
+        )
 
     async def paused_types(self) -> list[str]:
         core = self._core

@@ -22,8 +22,9 @@ from jobqueue.domain import (
     LeaseState,
     Outcome,
     QueueStats,
-    WorkerInfo,
     TypeCounters,
+    TypeLimits,
+    WorkerInfo,
 )
 
 from ._actions import Actions
@@ -151,6 +152,14 @@ class RedisJobStore:
     async def paused_types(self) -> list[str]:
         await self._core.resolve_layout()
         return await self._gates.paused_types()
+
+    async def set_type_limits(self, job_type: str, limits: TypeLimits) -> None:
+        await self._core.resolve_layout(writing=True)
+        await self._gates.set_limits(job_type, limits)
+
+    async def type_limits(self, job_type: str) -> TypeLimits:
+        await self._core.resolve_layout()
+        return await self._gates.limits(job_type)
 
     # -- operators' writes (jobqueue.domain.AdminStore) ---------------------------
 

@@ -1,10 +1,32 @@
--- Pause or resume a job type: claim.lua skips every type in pz.
--- KEYS: pz of the type's shard. ARGV: prefix, type, '1' to pause | '0' to resume.
+-- Pause or resume a job type (claim.lua skips every type in pz), or set its limits.
+-- KEYS: pz of the type's shard. ARGV: prefix, type, '1' to pause | '0' to resume
+-- | 'l' to set limits, then concurrency|'' rate|'' rate_interval_ms ('' '' to clear).
 -- Returns 1 when it changed something, 0 when the type already was so.
--- Resuming wakes an idle worker of the type when a job of it is due, so the
--- type's backlog starts within a round trip instead of at a worker's next poll.
+-- Resuming, or setting limits, wakes an idle worker of the type when a job of
+-- it is due, so its backlog starts within a round trip, not at a worker's next poll.
 local P = ARGV[1]
 local jtype = ARGV[2]
+if ARGV[3] == 'l' then
+  local lk = P .. 'lm:' .. jtype
+  probe({lk, P .. 'w:' .. jtype})
+  redis.call('DEL', lk)
+  local fields = {}
+  if ARGV[4] ~= '' then
+    fields[#fields + 1] = 'c'
+    fields[#fields + 1] = ARGV[4]
+  end
+  if ARGV[5] ~= '' then
+    fields[#fields + 1] = 'rn'
+    fields[#fields + 1] = ARGV[5]
+    fields[#fields + 1] = 'ri'
+    fields[#fields + 1] = ARGV[6]
+  end
+  if #fields > 0 then
+    redis.call('HSET', lk, unpack(fields))
+  end
+  wake(P, jtype)
+  return 1
+end
 if ARGV[3] == '1' then
   return redis.call('SADD', KEYS[1], jtype)
 end
