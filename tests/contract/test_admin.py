@@ -152,16 +152,28 @@ async def test_bulk_retry_pages_over_the_filter_and_leaves_the_rest(
     assert (await store.get(done)).status is JobStatus.COMPLETED  # type: ignore[union-attr]
 
 
-async def test_bulk_skips_jobs_the_action_does_not_apply_to(
+async def test_bulk_counts_a_named_status_it_cannot_change_and_walks_only_its_own_else(
     store: JobStore, make_job: MakeJob
 ) -> None:
     done = await completed(store, make_job, "mixed")
     gone = await failed(store, make_job, "mixed")
+    await store.add([make_job("mixed")])
+    # A status the action does not apply to: examined, counted, not changed.
+    named = await drain(
+        store, BulkAction.RETRY, JobFilter(type="mixed", status=JobStatus.COMPLETED), limit=100
+    )
+    assert (sum(r.matched for r in named), sum(r.changed for r in named)) == (1, 0)
+    # No status: only the statuses a retry takes (FAILED, CANCELLED) are walked.
     results = await drain(store, BulkAction.RETRY, JobFilter(type="mixed"), limit=100)
-    assert sum(r.matched for r in results) == 2
-    assert sum(r.changed for r in results) == 1
+    assert (sum(r.matched for r in results), sum(r.changed for r in results)) == (1, 1)
     assert (await store.get(done)).status is JobStatus.COMPLETED  # type: ignore[union-attr]
     assert (await store.get(gone)).status is JobStatus.PENDING  # type: ignore[union-attr]
+
+
+async def test_a_bulk_cancel_meets_each_job_once(store: JobStore, make_job: MakeJob) -> None:
+    await store.add([make_job("once") for _ in range(5)])
+    results = await drain(store, BulkAction.CANCEL, JobFilter(type="once"), limit=2)
+    assert (sum(r.matched for r in results), sum(r.changed for r in results)) == (5, 5)
 
 
 async def test_bulk_cancel_over_every_type(store: JobStore, make_job: MakeJob) -> None:

@@ -59,6 +59,18 @@ class BulkAction(enum.IntEnum):
             return not status.is_terminal
         return status.is_terminal
 
+    def walks(self, job_filter: JobFilter) -> list[JobStatus]:
+        """The statuses a bulk call walks, in listing order.
+
+        The filter's status if it names one (jobs in it that the action does
+        not apply to are counted as matched, not changed); else only the
+        statuses the action applies to, so a retry does not walk every
+        pending job, and a job a cancel just cancelled is not met again.
+        """
+        if job_filter.status is not None:
+            return [job_filter.status]
+        return [status for status in JobStatus if self.applies_to(status)]
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobFilter:

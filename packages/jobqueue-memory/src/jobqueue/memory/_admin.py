@@ -18,10 +18,12 @@ from jobqueue.domain import (
     JobNotFinished,
     JobNotFound,
     JobNotRetryable,
-    JobQuery,
     JobStatus,
+    ListPosition,
     decode_bulk_cursor,
+    decode_cursor,
     encode_bulk_cursor,
+    encode_cursor,
     transition,
 )
 
@@ -43,25 +45,29 @@ class _AdminMixin(_ReadingMixin):
     async def bulk(
         self, action: BulkAction, job_filter: JobFilter, *, limit: int, cursor: str
     ) -> BulkResult:
-        # One shard: the token's shard is always 0 here, its listing cursor
-        # the listing's own (a cursor this store did not issue fails to decode).
+        # One shard: the token's shard is always 0 here, and its position the
+        # listing's own (a position this store did not write fails to decode).
         shard, listing = decode_bulk_cursor(cursor)
         if shard != 0:
             raise InvalidJob("page_token", "is not a token this server issued")
-        query = JobQuery(
-            type=job_filter.type, status=job_filter.status, limit=limit, cursor=listing
-        )
-        page = await self.list_jobs(query)
+        self._purge()
+        after = decode_cursor(listing)
+        examined: list[ListPosition] = []
+        for status in action.walks(job_filter):
+            if len(examined) >= limit:
+                break
+            examined += self._index.page(status, job_filter.type, after, limit - len(examined))
         matched = changed = 0
-        for seen in page.jobs:
-            record = self._records.get(seen.id)
+        for position in examined:
+            record = self._records.get(position.job_id)
             if record is None or not job_filter.matches(record.job):
                 continue
             matched += 1
             if action.applies_to(record.job.status):
                 self._apply(action, record)
                 changed += 1
-        following = encode_bulk_cursor(0, page.next_cursor) if page.next_cursor else ""
+        more = len(examined) == limit and limit > 0
+        following = encode_bulk_cursor(0, encode_cursor(examined[-1])) if more else ""
         return BulkResult(matched=matched, changed=changed, next_cursor=following)
 
     def _existing(self, job_id: str) -> _Record:

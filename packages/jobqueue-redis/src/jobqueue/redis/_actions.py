@@ -79,7 +79,7 @@ class Actions:
             shard = shards[0]
         elif shard not in shards:
             raise InvalidJob("page_token", "is not a token this server issued")
-        statuses = [job_filter.status] if job_filter.status is not None else list(JobStatus)
+        statuses = action.walks(job_filter)
         head: list[Arg] = [
             ",".join(str(int(status)) for status in statuses),
             job_filter.type or "",
