@@ -18,6 +18,7 @@ import grpc
 from jobqueue.domain import AdminService, BulkAction, GateService, InvalidJob, JobFilter
 from mpataki.jobqueue.v1 import admin_pb2 as pb
 
+from ._gates_mapping import limits_from_proto, limits_to_proto
 from ._mapping import job_to_proto, status_filter_from_proto
 from ._status import NotServedHere
 
@@ -90,6 +91,23 @@ class AdminServicer:
         if self._gates is None:
             raise NotServedHere("ResumeType")
         return pb.ResumeTypeResponse(changed=await self._gates.resume_type(request.type))
+
+    async def SetTypeLimits(
+        self, request: pb.SetTypeLimitsRequest, context: Context
+    ) -> pb.SetTypeLimitsResponse:
+        if self._gates is None:
+            raise NotServedHere("SetTypeLimits")
+        await self._gates.set_type_limits(request.type, limits_from_proto(request.limits))
+        now = await self._gates.type_limits(request.type)
+        return pb.SetTypeLimitsResponse(limits=limits_to_proto(now))
+
+    async def GetTypeLimits(
+        self, request: pb.GetTypeLimitsRequest, context: Context
+    ) -> pb.GetTypeLimitsResponse:
+        if self._gates is None:
+            raise NotServedHere("GetTypeLimits")
+        limits = await self._gates.type_limits(request.type)
+        return pb.GetTypeLimitsResponse(limits=limits_to_proto(limits))
 
     async def ListWorkers(
         self, request: pb.ListWorkersRequest, context: Context

@@ -314,6 +314,131 @@ class ResumeTypeResponse(_message.Message):
 Global___ResumeTypeResponse: _TypeAlias = ResumeTypeResponse  # noqa: Y015
 
 @_typing.final
+class TypeLimits(_message.Message):
+    """A job type's global limits; an unset field is no limit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONCURRENCY_FIELD_NUMBER: _builtins.int
+    RATE_FIELD_NUMBER: _builtins.int
+    RATE_INTERVAL_MS_FIELD_NUMBER: _builtins.int
+    concurrency: _builtins.int
+    """At most this many of its jobs RUNNING at once, across all workers
+    (1 to 100,000). A lease counts until it is settled or swept.
+    """
+    rate: _builtins.int
+    """At most this many starts (claims) in any window of rate_interval_ms
+    (1 to 1,000,000), by the store's clock.
+    """
+    rate_interval_ms: _builtins.int
+    """The rate's window, 1 ms to 1 day; 0 means 1,000 (a rate per second)."""
+    def __init__(
+        self,
+        *,
+        concurrency: _builtins.int | None = ...,
+        rate: _builtins.int | None = ...,
+        rate_interval_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_concurrency", b"_concurrency", "_rate", b"_rate", "concurrency", b"concurrency", "rate", b"rate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_concurrency", b"_concurrency", "_rate", b"_rate", "concurrency", b"concurrency", "rate", b"rate", "rate_interval_ms", b"rate_interval_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__concurrency: _TypeAlias = _typing.Literal["concurrency"]  # noqa: Y015
+    _WhichOneofArgType__concurrency: _TypeAlias = _typing.Literal["_concurrency", b"_concurrency"]  # noqa: Y015
+    _WhichOneofReturnType__rate: _TypeAlias = _typing.Literal["rate"]  # noqa: Y015
+    _WhichOneofArgType__rate: _TypeAlias = _typing.Literal["_rate", b"_rate"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__concurrency) -> _WhichOneofReturnType__concurrency | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__rate) -> _WhichOneofReturnType__rate | None: ...
+
+Global___TypeLimits: _TypeAlias = TypeLimits  # noqa: Y015
+
+@_typing.final
+class SetTypeLimitsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    @_builtins.property
+    def limits(self) -> Global___TypeLimits: ...
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        limits: Global___TypeLimits | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetTypeLimitsRequest: _TypeAlias = SetTypeLimitsRequest  # noqa: Y015
+
+@_typing.final
+class SetTypeLimitsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMITS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def limits(self) -> Global___TypeLimits:
+        """The limits now in force."""
+
+    def __init__(
+        self,
+        *,
+        limits: Global___TypeLimits | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetTypeLimitsResponse: _TypeAlias = SetTypeLimitsResponse  # noqa: Y015
+
+@_typing.final
+class GetTypeLimitsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTypeLimitsRequest: _TypeAlias = GetTypeLimitsRequest  # noqa: Y015
+
+@_typing.final
+class GetTypeLimitsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMITS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def limits(self) -> Global___TypeLimits: ...
+    def __init__(
+        self,
+        *,
+        limits: Global___TypeLimits | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTypeLimitsResponse: _TypeAlias = GetTypeLimitsResponse  # noqa: Y015
+
+@_typing.final
 class ListWorkersRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

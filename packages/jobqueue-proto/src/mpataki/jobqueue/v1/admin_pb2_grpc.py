@@ -59,6 +59,16 @@ class AdminServiceStub:
                 request_serializer=mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.ResumeTypeRequest.SerializeToString,
                 response_deserializer=mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.ResumeTypeResponse.FromString,
                 _registered_method=True)
+        self.SetTypeLimits = channel.unary_unary(
+                '/mpataki.jobqueue.v1.AdminService/SetTypeLimits',
+                request_serializer=mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.SetTypeLimitsRequest.SerializeToString,
+                response_deserializer=mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.SetTypeLimitsResponse.FromString,
+                _registered_method=True)
+        self.GetTypeLimits = channel.unary_unary(
+                '/mpataki.jobqueue.v1.AdminService/GetTypeLimits',
+                request_serializer=mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.GetTypeLimitsRequest.SerializeToString,
+                response_deserializer=mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.GetTypeLimitsResponse.FromString,
+                _registered_method=True)
         self.ListWorkers = channel.unary_unary(
                 '/mpataki.jobqueue.v1.AdminService/ListWorkers',
                 request_serializer=mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.ListWorkersRequest.SerializeToString,
@@ -111,6 +121,22 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetTypeLimits(self, request, context):
+        """Replace a job type's limits, enforced by every claim from the next one
+        on, across all workers: a limited job is not claimed (it stays PENDING),
+        never claimed and handed back. Empty limits remove them. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTypeLimits(self, request, context):
+        """A job type's limits; empty when it has none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListWorkers(self, request, context):
         """The workers that sent a heartbeat within their own time to live.
         """
@@ -145,6 +171,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ResumeType,
                     request_deserializer=mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.ResumeTypeRequest.FromString,
                     response_serializer=mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.ResumeTypeResponse.SerializeToString,
+            ),
+            'SetTypeLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTypeLimits,
+                    request_deserializer=mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.SetTypeLimitsRequest.FromString,
+                    response_serializer=mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.SetTypeLimitsResponse.SerializeToString,
+            ),
+            'GetTypeLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTypeLimits,
+                    request_deserializer=mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.GetTypeLimitsRequest.FromString,
+                    response_serializer=mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.GetTypeLimitsResponse.SerializeToString,
             ),
             'ListWorkers': grpc.unary_unary_rpc_method_handler(
                     servicer.ListWorkers,
@@ -287,6 +323,60 @@ class AdminService:
             '/mpataki.jobqueue.v1.AdminService/ResumeType',
             mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.ResumeTypeRequest.SerializeToString,
             mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.ResumeTypeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTypeLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpataki.jobqueue.v1.AdminService/SetTypeLimits',
+            mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.SetTypeLimitsRequest.SerializeToString,
+            mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.SetTypeLimitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTypeLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpataki.jobqueue.v1.AdminService/GetTypeLimits',
+            mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.GetTypeLimitsRequest.SerializeToString,
+            mpataki_dot_jobqueue_dot_v1_dot_admin__pb2.GetTypeLimitsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,13 @@ class AdminServiceStub:
     """
     ResumeType: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ResumeTypeRequest, _admin_pb2.ResumeTypeResponse]
     """Hand out jobs of a paused type again. Idempotent."""
+    SetTypeLimits: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetTypeLimitsRequest, _admin_pb2.SetTypeLimitsResponse]
+    """Replace a job type's limits, enforced by every claim from the next one
+    on, across all workers: a limited job is not claimed (it stays PENDING),
+    never claimed and handed back. Empty limits remove them. Idempotent.
+    """
+    GetTypeLimits: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetTypeLimitsRequest, _admin_pb2.GetTypeLimitsResponse]
+    """A job type's limits; empty when it has none."""
     ListWorkers: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListWorkersRequest, _admin_pb2.ListWorkersResponse]
     """The workers that sent a heartbeat within their own time to live."""
 
@@ -86,6 +93,13 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """
     ResumeType: _aio.UnaryUnaryMultiCallable[_admin_pb2.ResumeTypeRequest, _admin_pb2.ResumeTypeResponse]  # type: ignore[assignment]
     """Hand out jobs of a paused type again. Idempotent."""
+    SetTypeLimits: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetTypeLimitsRequest, _admin_pb2.SetTypeLimitsResponse]  # type: ignore[assignment]
+    """Replace a job type's limits, enforced by every claim from the next one
+    on, across all workers: a limited job is not claimed (it stays PENDING),
+    never claimed and handed back. Empty limits remove them. Idempotent.
+    """
+    GetTypeLimits: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetTypeLimitsRequest, _admin_pb2.GetTypeLimitsResponse]  # type: ignore[assignment]
+    """A job type's limits; empty when it has none."""
     ListWorkers: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListWorkersRequest, _admin_pb2.ListWorkersResponse]  # type: ignore[assignment]
     """The workers that sent a heartbeat within their own time to live."""
 
@@ -140,6 +154,25 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.ResumeTypeResponse, _abc.Awaitable[_admin_pb2.ResumeTypeResponse]]:
         """Hand out jobs of a paused type again. Idempotent."""
+
+    @_abc_1.abstractmethod
+    def SetTypeLimits(
+        self,
+        request: _admin_pb2.SetTypeLimitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.SetTypeLimitsResponse, _abc.Awaitable[_admin_pb2.SetTypeLimitsResponse]]:
+        """Replace a job type's limits, enforced by every claim from the next one
+        on, across all workers: a limited job is not claimed (it stays PENDING),
+        never claimed and handed back. Empty limits remove them. Idempotent.
+        """
+
+    @_abc_1.abstractmethod
+    def GetTypeLimits(
+        self,
+        request: _admin_pb2.GetTypeLimitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.GetTypeLimitsResponse, _abc.Awaitable[_admin_pb2.GetTypeLimitsResponse]]:
+        """A job type's limits; empty when it has none."""
 
     @_abc_1.abstractmethod
     def ListWorkers(

@@ -22,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mpataki/jobqueue/v1/admin.proto.
  */
 export const file_mpataki_jobqueue_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("Ch9tcGF0YWtpL2pvYnF1ZXVlL3YxL2FkbWluLnByb3RvEhNtcGF0YWtpLmpvYnF1ZXVlLnYxIh0KD1JldHJ5Sm9iUmVxdWVzdBIKCgJpZBgBIAEoCSI5ChBSZXRyeUpvYlJlc3BvbnNlEiUKA2pvYhgBIAEoCzIYLm1wYXRha2kuam9icXVldWUudjEuSm9iIh4KEERlbGV0ZUpvYlJlcXVlc3QSCgoCaWQYASABKAkiOgoRRGVsZXRlSm9iUmVzcG9uc2USJQoDam9iGAEgASgLMhgubXBhdGFraS5qb2JxdWV1ZS52MS5Kb2IijQEKCUpvYkZpbHRlchIRCgR0eXBlGAEgASgJSACIAQESLgoGc3RhdHVzGAIgASgOMh4ubXBhdGFraS5qb2JxdWV1ZS52MS5Kb2JTdGF0dXMSHgoRdXBkYXRlZF9iZWZvcmVfbXMYAyABKANIAYgBAUIHCgVfdHlwZUIUChJfdXBkYXRlZF9iZWZvcmVfbXMilQEKD0J1bGtKb2JzUmVxdWVzdBIvCgZhY3Rpb24YASABKA4yHy5tcGF0YWtpLmpvYnF1ZXVlLnYxLkJ1bGtBY3Rpb24SLgoGZmlsdGVyGAIgASgLMh4ubXBhdGFraS5qb2JxdWV1ZS52MS5Kb2JGaWx0ZXISDQoFbGltaXQYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJNChBCdWxrSm9ic1Jlc3BvbnNlEg8KB21hdGNoZWQYASABKAMSDwoHY2hhbmdlZBgCIAEoAxIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkiIAoQUGF1c2VUeXBlUmVxdWVzdBIMCgR0eXBlGAEgASgJIiQKEVBhdXNlVHlwZVJlc3BvbnNlEg8KB2NoYW5nZWQYASABKAgiIQoRUmVzdW1lVHlwZVJlcXVlc3QSDAoEdHlwZRgBIAEoCSIlChJSZXN1bWVUeXBlUmVzcG9uc2USDwoHY2hhbmdlZBgBIAEoCCIUChJMaXN0V29ya2Vyc1JlcXVlc3QiRwoTTGlzdFdvcmtlcnNSZXNwb25zZRIwCgd3b3JrZXJzGAEgAygLMh8ubXBhdGFraS5qb2JxdWV1ZS52MS5Xb3JrZXJJbmZvKnAKCkJ1bGtBY3Rpb24SGwoXQlVMS19BQ1RJT05fVU5TUEVDSUZJRUQQABIVChFCVUxLX0FDVElPTl9SRVRSWRABEhYKEkJVTEtfQUNUSU9OX0NBTkNFTBACEhYKEkJVTEtfQUNUSU9OX0RFTEVURRADMrkECgxBZG1pblNlcnZpY2USVwoIUmV0cnlKb2ISJC5tcGF0YWtpLmpvYnF1ZXVlLnYxLlJldHJ5Sm9iUmVxdWVzdBolLm1wYXRha2kuam9icXVldWUudjEuUmV0cnlKb2JSZXNwb25zZRJaCglEZWxldGVKb2ISJS5tcGF0YWtpLmpvYnF1ZXVlLnYxLkRlbGV0ZUpvYlJlcXVlc3QaJi5tcGF0YWtpLmpvYnF1ZXVlLnYxLkRlbGV0ZUpvYlJlc3BvbnNlElcKCEJ1bGtKb2JzEiQubXBhdGFraS5qb2JxdWV1ZS52MS5CdWxrSm9ic1JlcXVlc3QaJS5tcGF0YWtpLmpvYnF1ZXVlLnYxLkJ1bGtKb2JzUmVzcG9uc2USWgoJUGF1c2VUeXBlEiUubXBhdGFraS5qb2JxdWV1ZS52MS5QYXVzZVR5cGVSZXF1ZXN0GiYubXBhdGFraS5qb2JxdWV1ZS52MS5QYXVzZVR5cGVSZXNwb25zZRJdCgpSZXN1bWVUeXBlEiYubXBhdGFraS5qb2JxdWV1ZS52MS5SZXN1bWVUeXBlUmVxdWVzdBonLm1wYXRha2kuam9icXVldWUudjEuUmVzdW1lVHlwZVJlc3BvbnNlEmAKC0xpc3RXb3JrZXJzEicubXBhdGFraS5qb2JxdWV1ZS52MS5MaXN0V29ya2Vyc1JlcXVlc3QaKC5tcGF0YWtpLmpvYnF1ZXVlLnYxLkxpc3RXb3JrZXJzUmVzcG9uc2ViBnByb3RvMw", [file_mpataki_jobqueue_v1_jobqueue, file_mpataki_jobqueue_v1_worker]);
+  fileDesc("Ch9tcGF0YWtpL2pvYnF1ZXVlL3YxL2FkbWluLnByb3RvEhNtcGF0YWtpLmpvYnF1ZXVlLnYxIh0KD1JldHJ5Sm9iUmVxdWVzdBIKCgJpZBgBIAEoCSI5ChBSZXRyeUpvYlJlc3BvbnNlEiUKA2pvYhgBIAEoCzIYLm1wYXRha2kuam9icXVldWUudjEuSm9iIh4KEERlbGV0ZUpvYlJlcXVlc3QSCgoCaWQYASABKAkiOgoRRGVsZXRlSm9iUmVzcG9uc2USJQoDam9iGAEgASgLMhgubXBhdGFraS5qb2JxdWV1ZS52MS5Kb2IijQEKCUpvYkZpbHRlchIRCgR0eXBlGAEgASgJSACIAQESLgoGc3RhdHVzGAIgASgOMh4ubXBhdGFraS5qb2JxdWV1ZS52MS5Kb2JTdGF0dXMSHgoRdXBkYXRlZF9iZWZvcmVfbXMYAyABKANIAYgBAUIHCgVfdHlwZUIUChJfdXBkYXRlZF9iZWZvcmVfbXMilQEKD0J1bGtKb2JzUmVxdWVzdBIvCgZhY3Rpb24YASABKA4yHy5tcGF0YWtpLmpvYnF1ZXVlLnYxLkJ1bGtBY3Rpb24SLgoGZmlsdGVyGAIgASgLMh4ubXBhdGFraS5qb2JxdWV1ZS52MS5Kb2JGaWx0ZXISDQoFbGltaXQYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJNChBCdWxrSm9ic1Jlc3BvbnNlEg8KB21hdGNoZWQYASABKAMSDwoHY2hhbmdlZBgCIAEoAxIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkiIAoQUGF1c2VUeXBlUmVxdWVzdBIMCgR0eXBlGAEgASgJIiQKEVBhdXNlVHlwZVJlc3BvbnNlEg8KB2NoYW5nZWQYASABKAgiIQoRUmVzdW1lVHlwZVJlcXVlc3QSDAoEdHlwZRgBIAEoCSIlChJSZXN1bWVUeXBlUmVzcG9uc2USDwoHY2hhbmdlZBgBIAEoCCJsCgpUeXBlTGltaXRzEhgKC2NvbmN1cnJlbmN5GAEgASgFSACIAQESEQoEcmF0ZRgCIAEoBUgBiAEBEhgKEHJhdGVfaW50ZXJ2YWxfbXMYAyABKANCDgoMX2NvbmN1cnJlbmN5QgcKBV9yYXRlIlUKFFNldFR5cGVMaW1pdHNSZXF1ZXN0EgwKBHR5cGUYASABKAkSLwoGbGltaXRzGAIgASgLMh8ubXBhdGFraS5qb2JxdWV1ZS52MS5UeXBlTGltaXRzIkgKFVNldFR5cGVMaW1pdHNSZXNwb25zZRIvCgZsaW1pdHMYASABKAsyHy5tcGF0YWtpLmpvYnF1ZXVlLnYxLlR5cGVMaW1pdHMiJAoUR2V0VHlwZUxpbWl0c1JlcXVlc3QSDAoEdHlwZRgBIAEoCSJIChVHZXRUeXBlTGltaXRzUmVzcG9uc2USLwoGbGltaXRzGAEgASgLMh8ubXBhdGFraS5qb2JxdWV1ZS52MS5UeXBlTGltaXRzIhQKEkxpc3RXb3JrZXJzUmVxdWVzdCJHChNMaXN0V29ya2Vyc1Jlc3BvbnNlEjAKB3dvcmtlcnMYASADKAsyHy5tcGF0YWtpLmpvYnF1ZXVlLnYxLldvcmtlckluZm8qcAoKQnVsa0FjdGlvbhIbChdCVUxLX0FDVElPTl9VTlNQRUNJRklFRBAAEhUKEUJVTEtfQUNUSU9OX1JFVFJZEAESFgoSQlVMS19BQ1RJT05fQ0FOQ0VMEAISFgoSQlVMS19BQ1RJT05fREVMRVRFEAMyiQYKDEFkbWluU2VydmljZRJXCghSZXRyeUpvYhIkLm1wYXRha2kuam9icXVldWUudjEuUmV0cnlKb2JSZXF1ZXN0GiUubXBhdGFraS5qb2JxdWV1ZS52MS5SZXRyeUpvYlJlc3BvbnNlEloKCURlbGV0ZUpvYhIlLm1wYXRha2kuam9icXVldWUudjEuRGVsZXRlSm9iUmVxdWVzdBomLm1wYXRha2kuam9icXVldWUudjEuRGVsZXRlSm9iUmVzcG9uc2USVwoIQnVsa0pvYnMSJC5tcGF0YWtpLmpvYnF1ZXVlLnYxLkJ1bGtKb2JzUmVxdWVzdBolLm1wYXRha2kuam9icXVldWUudjEuQnVsa0pvYnNSZXNwb25zZRJaCglQYXVzZVR5cGUSJS5tcGF0YWtpLmpvYnF1ZXVlLnYxLlBhdXNlVHlwZVJlcXVlc3QaJi5tcGF0YWtpLmpvYnF1ZXVlLnYxLlBhdXNlVHlwZVJlc3BvbnNlEl0KClJlc3VtZVR5cGUSJi5tcGF0YWtpLmpvYnF1ZXVlLnYxLlJlc3VtZVR5cGVSZXF1ZXN0GicubXBhdGFraS5qb2JxdWV1ZS52MS5SZXN1bWVUeXBlUmVzcG9uc2USZgoNU2V0VHlwZUxpbWl0cxIpLm1wYXRha2kuam9icXVldWUudjEuU2V0VHlwZUxpbWl0c1JlcXVlc3QaKi5tcGF0YWtpLmpvYnF1ZXVlLnYxLlNldFR5cGVMaW1pdHNSZXNwb25zZRJmCg1HZXRUeXBlTGltaXRzEikubXBhdGFraS5qb2JxdWV1ZS52MS5HZXRUeXBlTGltaXRzUmVxdWVzdBoqLm1wYXRha2kuam9icXVldWUudjEuR2V0VHlwZUxpbWl0c1Jlc3BvbnNlEmAKC0xpc3RXb3JrZXJzEicubXBhdGFraS5qb2JxdWV1ZS52MS5MaXN0V29ya2Vyc1JlcXVlc3QaKC5tcGF0YWtpLmpvYnF1ZXVlLnYxLkxpc3RXb3JrZXJzUmVzcG9uc2ViBnByb3RvMw", [file_mpataki_jobqueue_v1_jobqueue, file_mpataki_jobqueue_v1_worker]);
 
 /**
  * @generated from message mpataki.jobqueue.v1.RetryJobRequest
@@ -275,6 +275,118 @@ export const ResumeTypeResponseSchema: GenMessage<ResumeTypeResponse> = /*@__PUR
   messageDesc(file_mpataki_jobqueue_v1_admin, 10);
 
 /**
+ * A job type's global limits; an unset field is no limit.
+ *
+ * @generated from message mpataki.jobqueue.v1.TypeLimits
+ */
+export type TypeLimits = Message<"mpataki.jobqueue.v1.TypeLimits"> & {
+  /**
+   * At most this many of its jobs RUNNING at once, across all workers
+   * (1 to 100,000). A lease counts until it is settled or swept.
+   *
+   * @generated from field: optional int32 concurrency = 1;
+   */
+  concurrency?: number | undefined;
+
+  /**
+   * At most this many starts (claims) in any window of rate_interval_ms
+   * (1 to 1,000,000), by the store's clock.
+   *
+   * @generated from field: optional int32 rate = 2;
+   */
+  rate?: number | undefined;
+
+  /**
+   * The rate's window, 1 ms to 1 day; 0 means 1,000 (a rate per second).
+   *
+   * @generated from field: int64 rate_interval_ms = 3;
+   */
+  rateIntervalMs: bigint;
+};
+
+/**
+ * Describes the message mpataki.jobqueue.v1.TypeLimits.
+ * Use `create(TypeLimitsSchema)` to create a new message.
+ */
+export const TypeLimitsSchema: GenMessage<TypeLimits> = /*@__PURE__*/
+  messageDesc(file_mpataki_jobqueue_v1_admin, 11);
+
+/**
+ * @generated from message mpataki.jobqueue.v1.SetTypeLimitsRequest
+ */
+export type SetTypeLimitsRequest = Message<"mpataki.jobqueue.v1.SetTypeLimitsRequest"> & {
+  /**
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * @generated from field: mpataki.jobqueue.v1.TypeLimits limits = 2;
+   */
+  limits?: TypeLimits | undefined;
+};
+
+/**
+ * Describes the message mpataki.jobqueue.v1.SetTypeLimitsRequest.
+ * Use `create(SetTypeLimitsRequestSchema)` to create a new message.
+ */
+export const SetTypeLimitsRequestSchema: GenMessage<SetTypeLimitsRequest> = /*@__PURE__*/
+  messageDesc(file_mpataki_jobqueue_v1_admin, 12);
+
+/**
+ * @generated from message mpataki.jobqueue.v1.SetTypeLimitsResponse
+ */
+export type SetTypeLimitsResponse = Message<"mpataki.jobqueue.v1.SetTypeLimitsResponse"> & {
+  /**
+   * The limits now in force.
+   *
+   * @generated from field: mpataki.jobqueue.v1.TypeLimits limits = 1;
+   */
+  limits?: TypeLimits | undefined;
+};
+
+/**
+ * Describes the message mpataki.jobqueue.v1.SetTypeLimitsResponse.
+ * Use `create(SetTypeLimitsResponseSchema)` to create a new message.
+ */
+export const SetTypeLimitsResponseSchema: GenMessage<SetTypeLimitsResponse> = /*@__PURE__*/
+  messageDesc(file_mpataki_jobqueue_v1_admin, 13);
+
+/**
+ * @generated from message mpataki.jobqueue.v1.GetTypeLimitsRequest
+ */
+export type GetTypeLimitsRequest = Message<"mpataki.jobqueue.v1.GetTypeLimitsRequest"> & {
+  /**
+   * @generated from field: string type = 1;
+   */
+  type: string;
+};
+
+/**
+ * Describes the message mpataki.jobqueue.v1.GetTypeLimitsRequest.
+ * Use `create(GetTypeLimitsRequestSchema)` to create a new message.
+ */
+export const GetTypeLimitsRequestSchema: GenMessage<GetTypeLimitsRequest> = /*@__PURE__*/
+  messageDesc(file_mpataki_jobqueue_v1_admin, 14);
+
+/**
+ * @generated from message mpataki.jobqueue.v1.GetTypeLimitsResponse
+ */
+export type GetTypeLimitsResponse = Message<"mpataki.jobqueue.v1.GetTypeLimitsResponse"> & {
+  /**
+   * @generated from field: mpataki.jobqueue.v1.TypeLimits limits = 1;
+   */
+  limits?: TypeLimits | undefined;
+};
+
+/**
+ * Describes the message mpataki.jobqueue.v1.GetTypeLimitsResponse.
+ * Use `create(GetTypeLimitsResponseSchema)` to create a new message.
+ */
+export const GetTypeLimitsResponseSchema: GenMessage<GetTypeLimitsResponse> = /*@__PURE__*/
+  messageDesc(file_mpataki_jobqueue_v1_admin, 15);
+
+/**
  * @generated from message mpataki.jobqueue.v1.ListWorkersRequest
  */
 export type ListWorkersRequest = Message<"mpataki.jobqueue.v1.ListWorkersRequest"> & {
@@ -285,7 +397,7 @@ export type ListWorkersRequest = Message<"mpataki.jobqueue.v1.ListWorkersRequest
  * Use `create(ListWorkersRequestSchema)` to create a new message.
  */
 export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_mpataki_jobqueue_v1_admin, 11);
+  messageDesc(file_mpataki_jobqueue_v1_admin, 16);
 
 /**
  * @generated from message mpataki.jobqueue.v1.ListWorkersResponse
@@ -304,7 +416,7 @@ export type ListWorkersResponse = Message<"mpataki.jobqueue.v1.ListWorkersRespon
  * Use `create(ListWorkersResponseSchema)` to create a new message.
  */
 export const ListWorkersResponseSchema: GenMessage<ListWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_mpataki_jobqueue_v1_admin, 12);
+  messageDesc(file_mpataki_jobqueue_v1_admin, 17);
 
 /**
  * @generated from enum mpataki.jobqueue.v1.BulkAction
@@ -403,6 +515,28 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ResumeTypeRequestSchema;
     output: typeof ResumeTypeResponseSchema;
+  },
+  /**
+   * Replace a job type's limits, enforced by every claim from the next one
+   * on, across all workers: a limited job is not claimed (it stays PENDING),
+   * never claimed and handed back. Empty limits remove them. Idempotent.
+   *
+   * @generated from rpc mpataki.jobqueue.v1.AdminService.SetTypeLimits
+   */
+  setTypeLimits: {
+    methodKind: "unary";
+    input: typeof SetTypeLimitsRequestSchema;
+    output: typeof SetTypeLimitsResponseSchema;
+  },
+  /**
+   * A job type's limits; empty when it has none.
+   *
+   * @generated from rpc mpataki.jobqueue.v1.AdminService.GetTypeLimits
+   */
+  getTypeLimits: {
+    methodKind: "unary";
+    input: typeof GetTypeLimitsRequestSchema;
+    output: typeof GetTypeLimitsResponseSchema;
   },
   /**
    * The workers that sent a heartbeat within their own time to live.
