@@ -91,5 +91,14 @@ async def test_a_held_unique_key_is_already_exists(
     )
     unknown = pb.EnqueueJobRequest(type="t", unique_key="k", unique_scope=9)  # type: ignore[arg-type]
     await expect_status(
-        jobs.EnqueueJob(unknown), grpc.StatusCode.INVALID_ARGUMENT, contains="unique_scope"
+        jobs.EnqueueJob(unknown),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        contains="unique_scope: 9 is not a known UniqueScope",
+    )
+    # The message names the proto's enum, the only one an API caller sees.
+    policy = pb.EnqueueJobRequest(type="t", unique_key="k", on_conflict=5)  # type: ignore[arg-type]
+    await expect_status(
+        jobs.EnqueueJob(policy),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        contains="on_conflict: 5 is not a known UniqueConflictPolicy",
     )

@@ -140,3 +140,14 @@ async def test_an_unknown_id_is_not_found(wire: Wire, rpc: str) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await getattr(wire.stub, f"{rpc}Schedule")(request)
     assert raised.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("rpc", ["Get", "Pause", "Resume", "Trigger", "Delete"])
+@pytest.mark.parametrize("schedule_id", ["", "nope", "0190f0f0-0000-7000-8000-00000000000Z"])
+async def test_a_malformed_id_is_invalid_argument(wire: Wire, rpc: str, schedule_id: str) -> None:
+    # As AdminService answers for a job id: bad input, not a schedule that happens to be missing.
+    request = getattr(pb, f"{rpc}ScheduleRequest")(id=schedule_id)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await getattr(wire.stub, f"{rpc}Schedule")(request)
+    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert (raised.value.details() or "").startswith("id: ")

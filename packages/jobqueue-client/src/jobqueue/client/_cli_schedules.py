@@ -8,6 +8,7 @@ every command's: a missing schedule exits 3, a rejected argument 2.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable
 from datetime import datetime
@@ -19,6 +20,7 @@ from rich.text import Text
 from ._cli_input import duration_option, read_payload
 from ._cli_output import Output, escaped, plain
 from ._cli_settings import Settings, json_flag, pass_settings
+from ._errors import InvalidSchedule
 from ._schedule_models import OverlapPolicy, Schedule
 
 _OVERLAPS = [policy.value for policy in OverlapPolicy]
@@ -104,20 +106,61 @@ def create(
     """
     if (cron is None) == (interval_s is None):
         raise click.UsageError("give exactly one of --cron and --every")
-    schedule = settings.connect().create_schedule(
-        name,
-        job_type,
-        read_payload(payload, sys.stdin.buffer),
-        cron=cron,
-        interval_s=interval_s,
-        time_zone=time_zone,
-        overlap=overlap.lower(),
-        catchup_window_s=catchup_window_s,
-        headers=_headers(headers),
-        max_attempts=max_attempts,
-        paused=paused,
-    )
+    try:
+        schedule = settings.connect().create_schedule(
+            name,
+            job_type,
+            read_payload(payload, sys.stdin.buffer),
+            cron=cron,
+            interval_s=interval_s,
+            time_zone=time_zone,
+            overlap=overlap.lower(),
+            catchup_window_s=catchup_window_s,
+            headers=_headers(headers),
+            max_attempts=max_attempts,
+            paused=paused,
+        )
+    except InvalidSchedule as error:
+        raise InvalidSchedule(in_flags(error), code=error.code, field=error.field) from None
     show(settings.output, schedule)
+
+
+_FLAGS = {
+    "name": "NAME",
+    "type": "TYPE",
+    "payload": "PAYLOAD",
+    "cron": "--cron",
+    "interval_s": "--every",
+    "time_zone": "--tz",
+    "overlap": "--overlap",
+    "catchup_window_s": "--catchup",
+    "headers": "--header",
+    "max_attempts": "--max-attempts",
+}
+"""The SDK's argument names (``InvalidSchedule.field``) as this command spells them."""
+_MS_RANGE = re.compile(r"must be (\d+)\.\.(\d+)")
+_UNITS = (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1))
+
+
+def in_flags(error: InvalidSchedule) -> str:
+    """The server's message about a field, told in the command's flags and units.
+
+    ``interval_ms: must be 1000..31622400000`` becomes ``--every: 1s to 366d``.
+    """
+    flag = _FLAGS.get(error.field)
+    _, colon, rest = error.message.partition(": ")
+    if flag is None or not colon:
+        return error.message
+    if error.field.endswith("_s") and (bounds := _MS_RANGE.fullmatch(rest)):
+        rest = f"{_duration(int(bounds[1]))} to {_duration(int(bounds[2]))}"
+    return f"{flag}: {rest}"
+
+
+def _duration(ms: int) -> str:
+    """The largest unit that tells ``ms`` exactly, as the DURATION flags are written."""
+    if ms == 0:
+        return "0s"
+    return next(f"{ms // size}{unit}" for unit, size in _UNITS if ms % size == 0)
 
 
 @schedules.command(name="list")

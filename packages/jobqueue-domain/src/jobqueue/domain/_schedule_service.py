@@ -29,7 +29,13 @@ from ._schedules import (
     tick_key,
     validate_schedule,
 )
-from ._validation import Limits, validate_max_attempts, validate_payload, validate_type
+from ._validation import (
+    Limits,
+    validate_job_id,
+    validate_max_attempts,
+    validate_payload,
+    validate_type,
+)
 
 MAX_ROUNDS = 100
 """Most steps one ``fire_due`` call takes per schedule-batch round: it never spins for ever."""
@@ -159,7 +165,7 @@ class ScheduleService:
         return await self._schedules.create(schedule)
 
     async def get(self, schedule_id: str) -> Schedule:
-        found = await self._schedules.get(schedule_id)
+        found = await self._schedules.get(schedule_id_of(schedule_id))
         if found is None:
             raise ScheduleNotFound(schedule_id)
         return found
@@ -168,13 +174,13 @@ class ScheduleService:
         return await self._schedules.list_schedules(limit=max(1, min(limit, 1_000)))
 
     async def pause(self, schedule_id: str) -> Schedule:
-        return await self._schedules.set_paused(schedule_id, True)
+        return await self._schedules.set_paused(schedule_id_of(schedule_id), True)
 
     async def resume(self, schedule_id: str) -> Schedule:
-        return await self._schedules.set_paused(schedule_id, False)
+        return await self._schedules.set_paused(schedule_id_of(schedule_id), False)
 
     async def delete(self, schedule_id: str) -> None:
-        if not await self._schedules.delete(schedule_id):
+        if not await self._schedules.delete(schedule_id_of(schedule_id)):
             raise ScheduleNotFound(schedule_id)
 
     async def trigger(self, schedule_id: str) -> Job:
@@ -245,3 +251,9 @@ def _validate_headers(headers: Mapping[str, str]) -> None:
             "headers",
             f"keys must be non-empty, a key and its value at most {MAX_HEADER_CHARS} chars",
         )
+
+
+def schedule_id_of(schedule_id: str) -> str:
+    """A schedule's id checked like a job's (both are UUIDs): a malformed one is bad
+    input (INVALID_ARGUMENT), not a schedule that happens to be missing."""
+    return validate_job_id(schedule_id)

@@ -156,6 +156,10 @@ def enqueue_request_from_proto(message: pb.EnqueueJobRequest) -> EnqueueRequest:
     )
 
 
+_WIRE_ENUMS = {UniqueScope: "UniqueScope", OnConflict: "UniqueConflictPolicy"}
+"""The proto's name of each domain enum: an API caller knows the wire's names only."""
+
+
 def _known(enum: type[_E], value: int, field: str) -> _E | None:
     """An open wire enum as the domain's: UNSPECIFIED is None, an unknown number is refused."""
     if value == 0:
@@ -163,7 +167,7 @@ def _known(enum: type[_E], value: int, field: str) -> _E | None:
     try:
         return enum(value)
     except ValueError:
-        raise InvalidJob(field, f"{value} is not a known {enum.__name__}") from None
+        raise InvalidJob(field, f"{value} is not a known {_WIRE_ENUMS[enum]}") from None
 
 
 def stats_to_proto(stats: QueueStats) -> pb.GetQueueStatsResponse:
