@@ -27,6 +27,7 @@ EXPECTED = [
     "QueueStats",
     "TypeStats",
     "WorkerInfo",
+    "TypeLimits",
     # Recurring schedules
     "Schedule",
     "JobTemplate",

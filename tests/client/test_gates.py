@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import grpc
 import pytest
 
-from jobqueue.client import AsyncJobClient, InvalidJob, JobClient
+from jobqueue.client import AsyncJobClient, InvalidJob, JobClient, TypeLimits
 from jobqueue.domain import AdminService, GateService, JobService, SystemClock, UuidV7Generator
 from jobqueue.grpc import JobServicer, service_handler
 from jobqueue.grpc._admin_servicer import AdminServicer
@@ -148,3 +148,47 @@ def test_a_jobqueue_server_process_serves_pause_and_resume(target: str) -> None:
     assert rows["gates.e2e"]["paused"] is True
     resumed = run_cli(target, "resume", "gates.e2e", "--json")
     assert json.loads(resumed.stdout)["changed"] is True
+
+
+def test_the_clients_set_and_read_limits(gate_server: GateServer) -> None:
+    with JobClient(target=gate_server.target, timeout_s=5) as client:
+        for _ in range(4):
+            client.enqueue("lim")
+        now = client.set_type_limits("lim", concurrency=2, rate=10, rate_interval_s=0.5)
+        assert now == TypeLimits(concurrency=2, rate=10, rate_interval_s=0.5)
+        assert client.type_limits("lim") == now
+        assert gate_server.claimed("lim") == 2  # the store applies them at the next claim
+        with pytest.raises(InvalidJob):
+            client.set_type_limits("lim", concurrency=0)
+        assert client.type_limits("lim") == now
+        assert client.set_type_limits("lim") == TypeLimits()
+
+
+async def test_the_async_client_sets_limits(gate_server: GateServer) -> None:
+    async with AsyncJobClient(target=gate_server.target, timeout_s=5) as client:
+        assert await client.set_type_limits("alim", rate=3) == TypeLimits(rate=3)
+        assert (await client.type_limits("alim")).rate == 3
+
+
+@pytest.mark.integration
+def test_the_cli_shows_and_changes_limits(gate_server: GateServer) -> None:
+    target = gate_server.target
+    shown = run_cli(target, "limits", "mail")
+    assert (shown.code, shown.stdout.strip()) == (0, "mail: no limits")
+    set_ = run_cli(target, "limits", "mail", "--concurrency", "5", "--rate", "50/s")
+    assert set_.stdout.strip() == "mail: at most 5 running, at most 50 starts per 1s"
+    # Options not given keep their value.
+    rate_only = run_cli(target, "limits", "mail", "--rate", "600/m", "--json")
+    assert json.loads(rate_only.stdout) == {
+        "type": "mail",
+        "concurrency": 5,
+        "rate": 600,
+        "rate_interval_s": 60.0,
+    }
+    removed = run_cli(target, "limits", "mail", "--concurrency", "0")
+    assert removed.stdout.strip() == "mail: at most 600 starts per 60s"
+    bad = run_cli(target, "limits", "mail", "--rate", "fast")
+    assert bad.code == 2
+    assert "--rate" in bad.stderr
+    cleared = run_cli(target, "limits", "mail", "--clear")
+    assert cleared.stdout.strip() == "mail: no limits"

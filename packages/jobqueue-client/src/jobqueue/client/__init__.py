@@ -31,6 +31,7 @@ from ._errors import (
     Unauthenticated,
     WaitTimeout,
 )
+from ._gate_calls import TypeLimits
 from ._models import (
     Job,
     JobPage,
@@ -66,6 +67,7 @@ __all__ = [
     "QueueStats",
     "TypeStats",
     "WorkerInfo",
+    "TypeLimits",
     # Recurring schedules
     "Schedule",
     "JobTemplate",

@@ -116,6 +116,8 @@ class AsyncJobClient(ClientOptions):
 
     pause_type = _awaitable(gates.pause_type)
     resume_type = _awaitable(gates.resume_type)
+    set_type_limits = _awaitable(gates.set_type_limits)
+    type_limits = _awaitable(gates.type_limits)
 
     # -- worker presence (documented in _presence_calls) ---------------------------
 

@@ -1,10 +1,12 @@
-"""``jobqueue pause TYPE`` / ``jobqueue resume TYPE``: stop and restart handing out a job type."""
+"""``jobqueue pause|resume TYPE`` and ``jobqueue limits TYPE``: gates on handing out a job type."""
 
 from __future__ import annotations
 
 import click
 
+from ._cli_input import parse_duration
 from ._cli_settings import Settings, json_flag, pass_settings
+from ._gate_calls import TypeLimits
 
 
 def _report(settings: Settings, job_type: str, paused: bool, changed: bool) -> None:
@@ -36,3 +38,89 @@ def pause(settings: Settings, job_type: str) -> None:
 def resume(settings: Settings, job_type: str) -> None:
     """Hand out jobs of a paused TYPE again."""
     _report(settings, job_type, False, settings.connect().resume_type(job_type))
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """``50/s``, ``600/m``, ``10/500ms``: the starts and the window in seconds; ``0``: none."""
+    count_text, _, period = text.strip().partition("/")
+    try:
+        count = int(count_text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: give N/PERIOD, such as 50/s", param_hint="--rate"
+        ) from None
+    if count == 0 and not period:
+        return 0, 1.0
+    if count < 0 or not period:
+        raise click.BadParameter(f"{text!r}: give N/PERIOD, such as 50/s", param_hint="--rate")
+    try:
+        window = parse_duration(period if period[0].isdigit() else "1" + period)
+    except ValueError as error:
+        raise click.BadParameter(f"{text!r}: {error}", param_hint="--rate") from None
+    if window <= 0:
+        raise click.BadParameter(f"{text!r}: the period must be positive", param_hint="--rate")
+    return count, window
+
+
+def _describe(limits: TypeLimits) -> str:
+    parts = []
+    if limits.concurrency is not None:
+        parts.append(f"at most {limits.concurrency} running")
+    if limits.rate is not None:
+        parts.append(f"at most {limits.rate} starts per {limits.rate_interval_s:g}s")
+    return ", ".join(parts) if parts else "no limits"
+
+
+@click.command()
+@click.argument("job_type", metavar="TYPE")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=0),
+    help="At most N of its jobs running at once, across all workers (0 removes it).",
+)
+@click.option(
+    "--rate",
+    metavar="N/PERIOD",
+    help="At most N starts per period: 50/s, 600/m, 10/500ms (0 removes it).",
+)
+@click.option("--clear", is_flag=True, help="Remove every limit of TYPE.")
+@json_flag
+@pass_settings
+def limits(
+    settings: Settings, job_type: str, concurrency: int | None, rate: str | None, clear: bool
+) -> None:
+    """Show or change the limits of TYPE, enforced at claim on every worker.
+
+    Options not given keep their current value. A limited job waits, pending;
+    it is never handed to a worker and taken back.
+
+    \b
+    Examples:
+      jobqueue limits send_email --concurrency 5 --rate 50/s
+      jobqueue limits send_email            # show them
+      jobqueue limits send_email --clear
+    """
+    client = settings.connect()
+    if clear and (concurrency is not None or rate is not None):
+        raise click.UsageError("--clear cannot be combined with --concurrency or --rate")
+    if clear:
+        now = client.set_type_limits(job_type)
+    elif concurrency is None and rate is None:
+        now = client.type_limits(job_type)
+    else:
+        current = client.type_limits(job_type)
+        new_concurrency = current.concurrency
+        new_rate, window = current.rate, current.rate_interval_s
+        if concurrency is not None:
+            new_concurrency = concurrency or None
+        if rate is not None:
+            count, window = parse_rate(rate)
+            new_rate = count or None
+        now = client.set_type_limits(
+            job_type, concurrency=new_concurrency, rate=new_rate, rate_interval_s=window
+        )
+    output = settings.output
+    if output.as_json:
+        output.json_line({"type": job_type, **now.to_dict()})
+    else:
+        output.message(f"{job_type}: {_describe(now)}")

@@ -2,13 +2,16 @@
 
 Pausing a type stops workers from being handed its jobs; nothing else
 changes: producers still enqueue (the jobs wait, PENDING) and jobs already
-running finish. Both calls are idempotent, so they are retried like reads;
-after a retry whose first reply was lost, ``changed`` may read False for a
-change that attempt made.
+running finish. Limits cap how many of a type's jobs run at once and start
+per interval, across all workers. Every call here is idempotent, so they are
+retried like reads; after a retry whose first reply was lost, ``changed`` may
+read False for a change that attempt made.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from mpataki.jobqueue.v1 import admin_pb2 as pb
@@ -50,3 +53,76 @@ def resume_type(type: str) -> Unary[bool]:
         InvalidJob: ``type`` is not a valid job type.
     """
     return Unary("ResumeType", pb.ResumeTypeRequest(type=type), _changed, stub=_STUB)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TypeLimits:
+    """A job type's global limits; None is no limit.
+
+    Attributes:
+        concurrency: at most this many of its jobs running at once, across all workers.
+        rate: at most this many starts in any window of ``rate_interval_s`` seconds.
+        rate_interval_s: the rate's window (1 s unless set).
+    """
+
+    concurrency: int | None = None
+    rate: int | None = None
+    rate_interval_s: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "concurrency": self.concurrency,
+            "rate": self.rate,
+            "rate_interval_s": self.rate_interval_s,
+        }
+
+
+def _limits(response: Any) -> TypeLimits:
+    message = response.limits
+    return TypeLimits(
+        concurrency=message.concurrency if message.HasField("concurrency") else None,
+        rate=message.rate if message.HasField("rate") else None,
+        rate_interval_s=(message.rate_interval_ms or 1_000) / 1000,
+    )
+
+
+def set_type_limits(
+    type: str,
+    *,
+    concurrency: int | None = None,
+    rate: int | None = None,
+    rate_interval_s: timedelta | float = 1.0,
+) -> Unary[TypeLimits]:
+    """Replace the limits of ``type``; the next claim on any worker applies them.
+
+    A limited job is not handed out (it waits, PENDING), never handed out and
+    taken back. Leave both ``concurrency`` and ``rate`` unset to remove them.
+
+    Args:
+        concurrency: at most this many running at once (1 to 100,000).
+        rate: at most this many starts per ``rate_interval_s`` (1 to 1,000,000).
+        rate_interval_s: the rate's window: seconds or a timedelta, 1 ms to 1 day.
+
+    Returns:
+        The limits now in force.
+
+    Raises:
+        InvalidJob: a bad type, or a value out of range (nothing changes).
+    """
+    seconds = (
+        rate_interval_s.total_seconds()
+        if isinstance(rate_interval_s, timedelta)
+        else rate_interval_s
+    )
+    limits = pb.TypeLimits(rate_interval_ms=max(round(seconds * 1000), 0) or 1)
+    if concurrency is not None:
+        limits.concurrency = concurrency
+    if rate is not None:
+        limits.rate = rate
+    request = pb.SetTypeLimitsRequest(type=type, limits=limits)
+    return Unary("SetTypeLimits", request, _limits, stub=_STUB)
+
+
+def type_limits(type: str) -> Unary[TypeLimits]:
+    """The limits of ``type`` (all None when it has none)."""
+    return Unary("GetTypeLimits", pb.GetTypeLimitsRequest(type=type), _limits, stub=_STUB)

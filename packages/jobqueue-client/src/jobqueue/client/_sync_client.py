@@ -115,6 +115,8 @@ class JobClient(ClientOptions):
 
     pause_type = _blocking(gates.pause_type)
     resume_type = _blocking(gates.resume_type)
+    set_type_limits = _blocking(gates.set_type_limits)
+    type_limits = _blocking(gates.type_limits)
 
     # -- worker presence (documented in _presence_calls) ---------------------------
 

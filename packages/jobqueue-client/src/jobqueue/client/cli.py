@@ -18,7 +18,7 @@ import click
 
 from ._channel import DEFAULT_TARGET, DEFAULT_TIMEOUT_S, TARGET_ENV
 from ._cli_admin import bulk, delete, purge, retry
-from ._cli_gates import pause, resume
+from ._cli_gates import limits, pause, resume
 from ._cli_input import duration_option
 from ._cli_output import Output, escaped, shown_status
 from ._cli_presence import workers
@@ -263,6 +263,7 @@ cli.add_command(worker)
 cli.add_command(schedules)
 cli.add_command(pause)
 cli.add_command(resume)
+cli.add_command(limits)
 cli.add_command(workers)
 cli.add_command(retry)
 cli.add_command(delete)
