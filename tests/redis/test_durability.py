@@ -22,7 +22,10 @@ import pytest
 import redis
 
 from jobqueue.domain import (
+    BulkAction,
+    JobFilter,
     JobService,
+    JobStatus,
     Outcome,
     OutcomeKind,
     StoreUnavailable,
@@ -114,6 +117,38 @@ async def test_add_settle_and_cancel_wait_for_a_replica_claim_and_renew_do_not(
     assert settled == [True]
     await durable_store.cancel(other.id)
     assert wait_calls(primary.url) == before + 4
+
+
+async def test_an_operators_retry_delete_and_bulk_step_wait_for_a_replica(
+    replicated: tuple[RedisProcess, RedisProcess], durable_store: RedisJobStore
+) -> None:
+    primary, replica = replicated
+    service = JobService(durable_store, clock=SystemClock(), ids=UuidV7Generator())
+    cancelled = [
+        await durable_store.cancel((await service.enqueue("ops", b"")).id) for _ in range(4)
+    ]
+    # Redis learns each script first (a NOSCRIPT reply's EVAL waits again).
+    await durable_store.retry(cancelled[0].id)
+    await durable_store.cancel(cancelled[0].id)
+    await durable_store.delete(cancelled[0].id)
+    await durable_store.cancel((await service.enqueue("warm.ops", b"")).id)
+    await durable_store.bulk(BulkAction.DELETE, JobFilter(type="warm.ops"), limit=10, cursor="")
+    before = wait_calls(primary.url)
+    await durable_store.retry(cancelled[1].id)
+    await durable_store.delete(cancelled[2].id)
+    result = await durable_store.bulk(
+        BulkAction.DELETE, JobFilter(type="ops", status=JobStatus.CANCELLED), limit=10, cursor=""
+    )
+    assert (result.changed, result.next_cursor) == (1, "")
+    assert wait_calls(primary.url) == before + 3
+    # Acknowledged means on the replica already: the deleted jobs are gone there.
+    on_replica = redis.Redis.from_url(replica.url)
+    try:
+        ns = durable_store.settings.namespace
+        assert on_replica.exists(f"{ns}j:{cancelled[2].id}", f"{ns}j:{cancelled[3].id}") == 0
+        assert on_replica.hget(f"{ns}j:{cancelled[1].id}", "s") == b"1"
+    finally:
+        on_replica.close()
 
 
 async def test_a_write_the_replicas_do_not_acknowledge_is_unavailable_and_stalls_no_one(

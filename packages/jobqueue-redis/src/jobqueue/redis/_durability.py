@@ -11,7 +11,9 @@ writes sent before it on that connection. Other calls never queue behind a
 ``WAIT``; ``tests/redis/test_durability.py`` proves it with a replica stopped.
 
 Which calls wait: ``add``, ``settle`` and ``cancel`` (what a producer, a
-worker or an operator is told happened). ``claim`` and ``renew`` do not: a
+worker or an operator is told happened), and an operator's ``retry``,
+``delete`` and ``bulk`` steps (a delete lost in a failover would bring the
+job back). ``claim`` and ``renew`` do not: a
 lease lost in a failover makes the job run again (at least once, as a worker
 crash does) and the worker's next renew or settle hears LOST; waiting on
 every claim would double the latency of the hottest call for no guarantee
@@ -42,7 +44,7 @@ from ._errors import UNAVAILABLE_ERRORS
 from ._settings import RedisStoreSettings
 
 _Arg = bytes | str | int | float
-DURABLE_SCRIPTS = frozenset({"add", "settle", "cancel"})
+DURABLE_SCRIPTS = frozenset({"add", "settle", "cancel", "retry", "delete", "bulk"})
 """The scripts whose replies acknowledge something to a caller (the module's doc says why)."""
 _WAITAOF_SINCE = (7, 2)
 _EVICTION_SAFE = "noeviction"
