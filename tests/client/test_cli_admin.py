@@ -96,7 +96,7 @@ def test_destructive_bulk_needs_yes_off_a_terminal(target: str) -> None:
     [
         (["bulk", "explode"], "explode"),
         (["bulk", "retry", "--older-than", "5x"], "--older-than"),
-        (["bulk", "retry", "--status", "scheduled"], "--status"),
+        (["bulk", "retry", "--status", "later"], "--status"),
         (["bulk", "retry", "--limit", "10001"], "--limit"),
         (["purge", "--type", "not valid!", "--yes"], "type"),
     ],

@@ -114,3 +114,40 @@ def test_exit_code_4_is_described_as_the_wrong_state_for_the_action(target: str)
     job_id = run_cli(target, "--json", "submit", "cli_wrong_state").json()["id"]
     assert run_cli(target, "retry", job_id).code == 4
     assert run_cli(target, "delete", job_id).code == 4
+
+
+def test_bulk_and_purge_take_scheduled_as_list_and_stats_do(target: str) -> None:
+    def submitted(*args: str) -> str:
+        return str(run_cli(target, "--json", "submit", "cli_split", *args).json()["id"])
+
+    now = [submitted(), submitted()]
+    later = [submitted("--in", "1h"), submitted("--in", "2h")]
+
+    def ids(status: str) -> list[str]:
+        args = ["--json", "list", "--type", "cli_split", "--status", status, "--limit", "0"]
+        return sorted(job["id"] for job in run_cli(target, *args).json_lines())
+
+    assert ids("scheduled") == sorted(later)
+    # Only a cancel changes a PENDING job: retry and delete count the matches.
+    retried = run_cli(
+        target, "--json", "bulk", "retry", "--type", "cli_split", "--status", "pending"
+    )
+    assert retried.json() == {"action": "retry", "matched": 2, "changed": 0, "calls": 0}
+    purged = run_cli(
+        target, "--json", "purge", "--type", "cli_split", "--status", "scheduled", "--yes"
+    )
+    assert purged.json() == {"action": "delete", "matched": 2, "changed": 0, "calls": 0}
+    recent = ["--type", "cli_split", "--status", "scheduled", "--older-than", "1h", "--yes"]
+    kept = run_cli(target, "--json", "bulk", "cancel", *recent)
+    assert kept.json()["matched"] == 0  # updated just now
+    cancelled = run_cli(
+        target, "--json", "bulk", "cancel", "--type", "cli_split", "--status", "SCHEDULED", "--yes"
+    )
+    assert cancelled.code == 0, cancelled
+    assert cancelled.json() == {"action": "cancel", "matched": 2, "changed": 2, "calls": 2}
+    assert ids("scheduled") == []
+    assert ids("pending") == sorted(now)  # due now: not scheduled, untouched
+    assert ids("cancelled") == sorted(later)
+    shown = run_cli(target, "bulk", "cancel", "--type", "cli_split", "--status", "pending", "--yes")
+    assert "cancelled 2 of 2 matching jobs" in shown.stdout
+    assert ids("pending") == []

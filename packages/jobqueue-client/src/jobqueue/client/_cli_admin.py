@@ -5,24 +5,34 @@ printing each page's counts as it goes (on stderr, so ``--json`` output
 stays one object). Cancelling and deleting cannot be undone: on a terminal
 they ask first, and off one (a script) they need ``--yes``, so a pipeline
 never purges by a forgotten flag.
+
+``--status`` names statuses as ``list`` and ``stats`` do: ``pending`` is
+PENDING and due now, ``scheduled`` PENDING and due later. The server's filter
+knows PENDING only, so for those two the command lists the PENDING jobs,
+keeps the ones of the asked kind, and acts on each: only a cancel can change
+a PENDING job, so retry and delete count them as matched without a call.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
 
 from ._admin_calls import BulkAction, BulkTotals
 from ._cli_input import duration_option
+from ._cli_output import SCHEDULED, shown_status
 from ._cli_settings import Settings, json_flag, pass_settings
+from ._errors import JobAlreadyFinished, JobNotFound
 from ._models import JobStatus
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_STATUSES = [status.value for status in JobStatus]
+_STATUSES = [status.value for status in JobStatus] + [SCHEDULED]
+_SPLIT = {JobStatus.PENDING.value, SCHEDULED}
 _DONE = {BulkAction.RETRY: "retried", BulkAction.CANCEL: "cancelled", BulkAction.DELETE: "deleted"}
 
 
@@ -54,7 +64,8 @@ def _filter_options(command: F) -> F:
             click.option(
                 "--status",
                 type=click.Choice(_STATUSES, case_sensitive=False),
-                help="Only jobs in this status.",
+                help="Only jobs in this status; pending means due now, scheduled due later "
+                "(as in list and stats).",
             ),
             click.option(
                 "--older-than",
@@ -89,6 +100,10 @@ def _run(
         if not sys.stdin.isatty():
             raise click.UsageError(f"{action.value} over {what} cannot be undone: add --yes")
         click.confirm(f"{action.value} {what}?", abort=True, err=True)
+    if status is not None and status.lower() in _SPLIT:
+        totals = _run_split(settings, action, job_type, status.lower(), older_than_s, limit)
+        _report(settings, action, totals)
+        return
     client = settings.connect()
     matched = changed = calls = 0
     token = ""
@@ -108,6 +123,38 @@ def _run(
         if not token:
             break
     _report(settings, action, BulkTotals(matched, changed, calls))
+
+
+def _run_split(
+    settings: Settings,
+    action: BulkAction,
+    job_type: str | None,
+    wanted: str,
+    older_than_s: float | None,
+    limit: int,
+) -> BulkTotals:
+    """The action on the PENDING jobs due now (``pending``) or later (``scheduled``)."""
+    client = settings.connect()
+    now = datetime.now(UTC)
+    before = None if older_than_s is None else now - timedelta(seconds=older_than_s)
+    # Ids first, then the actions: cancelling while paging would move the pages.
+    ids = [
+        job.id
+        for job in client.list(job_type, JobStatus.PENDING.value, page_size=limit or 1_000)
+        if shown_status(job, now) == wanted and (before is None or job.updated_at < before)
+    ]
+    if action is not BulkAction.CANCEL:
+        return BulkTotals(len(ids), 0, 0)  # a PENDING job is neither retried nor deleted
+    changed = 0
+    for done, job_id in enumerate(ids, 1):
+        try:
+            client.cancel(job_id)
+        except (JobNotFound, JobAlreadyFinished):
+            continue  # it ran, ended or went meanwhile: matched, not changed
+        changed += 1
+        if not settings.output.as_json and done % 1_000 == 0:
+            click.echo(f"... {done} examined, {changed} {_DONE[action]}", err=True)
+    return BulkTotals(len(ids), changed, len(ids))
 
 
 def _describe(job_type: str | None, status: str | None, older_than_s: float | None) -> str:
