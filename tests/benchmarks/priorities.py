@@ -7,7 +7,9 @@ busy machine's minute lands on each alike:
 
 - ``plain``: every job priority 0 (one queue per type, as before priorities);
 - ``3 levels``: priorities -5, 0 and 5 in equal parts;
-- ``11 levels``: priorities -5 to 5 in equal parts.
+- ``11 levels``: priorities -5 to 5 in equal parts;
+- ``concurrency 50``: priority 0, the type limited to 50 running at once
+  (each claim of 100 then takes 50: twice the claims).
 
 Prints jobs/s (median of the rounds), the scripts' Redis time and the commands
 they ran per job, and µs per script call (claim and settle; INFO commandstats,
@@ -31,20 +33,28 @@ from jobqueue.domain import (
     Outcome,
     OutcomeKind,
     SystemClock,
+    TypeLimits,
     UuidV7Generator,
 )
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from tests._redis_server import RedisProcess
 
-SHAPES = {"plain": (0,), "3 levels": (-5, 0, 5), "11 levels": tuple(range(-5, 6))}
+SHAPES: dict[str, tuple[tuple[int, ...], TypeLimits]] = {
+    "plain": ((0,), TypeLimits()),
+    "3 levels": ((-5, 0, 5), TypeLimits()),
+    "11 levels": (tuple(range(-5, 6)), TypeLimits()),
+    "concurrency 50": ((0,), TypeLimits(concurrency=50)),
+}
 BATCH = 100
 
 
 async def drain(
-    url: str, raw: redis.Redis, prefix: str, count: int, levels: tuple[int, ...]
+    url: str, raw: redis.Redis, prefix: str, count: int, shape: tuple[tuple[int, ...], TypeLimits]
 ) -> tuple[float, int]:
     """Enqueue (untimed, not counted) then drain ``count`` jobs; jobs/s and the claims made."""
+    levels, limits = shape
     store = RedisJobStore(RedisStoreSettings(url=url, key_prefix=prefix))
+    await store.set_type_limits("bench", limits)
     service = JobService(store, clock=SystemClock(), ids=UuidV7Generator())
     cycle = itertools.cycle(levels)
     for start in range(0, count, 1_000):
