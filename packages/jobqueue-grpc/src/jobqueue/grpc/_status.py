@@ -26,7 +26,9 @@ _log = logging.getLogger(__name__)
 class NotServedHere(JobQueueError):
     """Raised for an RPC this server does not serve: the feature behind it is not wired in.
 
-    UNIMPLEMENTED, the code a caller expects for a method the server lacks.
+    UNIMPLEMENTED, the code a caller expects for a method the server lacks. A
+    transport's error, not the domain's, so it is answered in ``status_for``
+    rather than listed in ``STATUS_CODES``.
     """
 
     def __init__(self, method: str) -> None:
@@ -44,7 +46,6 @@ STATUS_CODES: Mapping[type[JobQueueError], grpc.StatusCode] = {
     UniqueConflict: grpc.StatusCode.ALREADY_EXISTS,
     CapacityExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
-    NotServedHere: grpc.StatusCode.UNIMPLEMENTED,
 }
 """Every domain error a caller can see, and its status code. Anything else is INTERNAL."""
 
@@ -65,6 +66,8 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(error, StoreUnavailable):
         _log.info("answering UNAVAILABLE: %s", error)
         return grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_DETAILS
+    if isinstance(error, NotServedHere):
+        return grpc.StatusCode.UNIMPLEMENTED, str(error)
     if isinstance(error, JobQueueError):
         for cls in type(error).__mro__:
             code = STATUS_CODES.get(cls)
