@@ -243,3 +243,20 @@ async def test_replace_takes_a_prioritised_holder_out_of_its_queue(
     replaced = await store.get(old.id)
     assert replaced is not None
     assert replaced.status is JobStatus.CANCELLED
+
+
+async def test_a_batch_replace_reports_the_job_it_replaced_cancelled(
+    store: JobStore, make_job: MakeJob
+) -> None:
+    first, second = await store.add(
+        [
+            unique(make_job("a", b"v1"), on_conflict=OnConflict.REPLACE),
+            unique(make_job("a", b"v2"), on_conflict=OnConflict.REPLACE),
+        ]
+    )
+    assert first.id != second.id
+    assert first.status is JobStatus.CANCELLED
+    assert second.status is JobStatus.PENDING
+    stored = await store.get(first.id)
+    assert stored is not None
+    assert stored.status is JobStatus.CANCELLED

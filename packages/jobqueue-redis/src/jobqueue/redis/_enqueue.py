@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from jobqueue.domain import InvalidJob, Job, StoreUnavailable, UniqueConflict
+from jobqueue.domain import InvalidJob, Job, OnConflict, StoreUnavailable, UniqueConflict
 
 from ._core import Arg, StoreCore
 from ._errors import translated
@@ -178,7 +178,7 @@ class Enqueuer:
         if len(stored_ids) == len(jobs) and all(
             stored_id == job.id for stored_id, job in zip(stored_ids, jobs, strict=True)
         ):
-            return list(ours.values())
+            return await self._replaced_read_back(jobs, list(ours.values()))
         # Idempotency keys named jobs stored before: new ones are ours, the
         # rest are read back, all at once (the reads share one pipeline).
         earlier = [stored_id for stored_id in dict.fromkeys(stored_ids) if stored_id not in ours]
@@ -187,7 +187,35 @@ class Enqueuer:
             if known is None:  # expired in between: the key no longer holds
                 raise StoreUnavailable(f"job {stored_id} vanished while enqueueing")
             ours[stored_id] = known
-        return [ours[stored_id] for stored_id in stored_ids]
+        return await self._replaced_read_back(jobs, [ours[stored_id] for stored_id in stored_ids])
+
+    async def _replaced_read_back(self, jobs: Sequence[Job], stored: list[Job]) -> list[Job]:
+        """``stored`` with the jobs a later job of the same call replaced read back.
+
+        A REPLACE later in one script call (a batch, or concurrent callers'
+        jobs combined) cancels a job this call stored a moment before: its
+        caller must learn that state (CANCELLED), not the PENDING it was
+        written with.
+        """
+        seen: dict[str, int] = {}
+        replaced: list[int] = []
+        if len(stored) != len(jobs):  # a replayed batch: its first call's jobs
+            return stored
+        for index, job in enumerate(jobs):
+            rule = job.unique
+            if rule is None or stored[index].id != job.id:
+                continue
+            if rule.key in seen and rule.on_conflict is OnConflict.REPLACE:
+                replaced.append(seen[rule.key])
+            seen[rule.key] = index
+        if not replaced:
+            return stored
+        found = await asyncio.gather(*(self._get(stored[index].id) for index in replaced))
+        out = list(stored)
+        for index, known in zip(replaced, found, strict=True):
+            if known is not None:
+                out[index] = known
+        return out
 
 
 def _stamped(job: Job, now: int) -> Job:

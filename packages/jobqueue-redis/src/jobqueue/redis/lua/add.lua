@@ -197,7 +197,10 @@ if #replaced > 0 then
     local hk = P .. 'j:' .. holder
     local hf = redis.call('HMGET', hk, 's', 't', 'pr')
     if hf[1] == '1' then
-      redis.call('ZREM', qkey(P, hf[2], hf[3]), holder)
+      local hq = qkey(P, hf[2], hf[3])
+      redis.call('ZREM', hq, holder)
+      -- Its priority level goes with its last job, as a claim's would.
+      prune_level(P, hf[2], hq)
       redis.call('HSET', hk, 'err', 'replaced by job ' .. successor)
       finish(P, hk, holder, hf[2], 5, now, retention(), cap)
     end
