@@ -211,3 +211,18 @@ async def test_bulk_refuses_a_token_it_did_not_issue(store: JobStore, make_job: 
         with pytest.raises(InvalidJob, match="page_token"):
             await admin(store).bulk(BulkAction.DELETE, JobFilter(), limit=10, cursor=token)
     assert (await store.get(job_id)).status is JobStatus.FAILED  # type: ignore[union-attr]
+
+
+async def test_a_repeated_bulk_cancel_of_a_running_job_changes_nothing(
+    store: JobStore, make_job: MakeJob
+) -> None:
+    (job,) = await store.add([make_job("bt")])
+    await store.claim(["bt"], limit=1, lease_ms=60_000)
+    running = JobFilter(type="bt", status=JobStatus.RUNNING)
+    first = await admin(store).bulk(BulkAction.CANCEL, running, limit=100, cursor="")
+    again = await admin(store).bulk(BulkAction.CANCEL, running, limit=100, cursor="")
+    assert (first.matched, first.changed) == (1, 1)
+    assert (again.matched, again.changed) == (1, 0)
+    flagged = await store.get(job.id)
+    assert flagged is not None
+    assert flagged.cancel_requested

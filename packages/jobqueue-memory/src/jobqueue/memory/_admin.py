@@ -63,7 +63,7 @@ class _AdminMixin(_ReadingMixin):
             if record is None or not job_filter.matches(record.job):
                 continue
             matched += 1
-            if action.applies_to(record.job.status):
+            if _changes(action, record.job):
                 self._apply(action, record)
                 changed += 1
         more = len(examined) == limit and limit > 0
@@ -129,3 +129,14 @@ class _AdminMixin(_ReadingMixin):
             self._notify(job.id)
             for inbox in self._cancel_inboxes:
                 inbox.put_nowait(job.id)
+
+
+def _changes(action: BulkAction, job: Job) -> bool:
+    """Whether ``action`` changes ``job``: a RUNNING job already asked to cancel is not.
+
+    A repeated bulk cancel flags nothing new, and Redis's cancel_job answers
+    it as unchanged too, so both stores count it matched, not changed.
+    """
+    if action is BulkAction.CANCEL and job.status is JobStatus.RUNNING and job.cancel_requested:
+        return False
+    return action.applies_to(job.status)
