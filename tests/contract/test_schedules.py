@@ -251,3 +251,40 @@ async def test_a_step_applies_once_and_never_before_its_tick_by_the_stores_clock
     after = await schedules.get(made.id)
     assert (after.version, after.next_tick_ms, after.fired) == (made.version + 1, now + 5_000, 0)
     assert (await store.stats()).total.pending == 0  # no tick, no job
+
+
+async def test_fired_and_triggered_jobs_carry_the_templates_headers(
+    store: JobStore, schedules: ScheduleService, passage: Passage
+) -> None:
+    headers = {"traceparent": "00-aa", "team": "ops"}
+    made = await schedules.create(
+        name="traced",
+        template=JobTemplate(type="traced", payload=b"x", headers=headers),
+        interval_ms=SECOND,
+        catchup_window_ms=60_000,
+    )
+    await passage.advance(SECOND)
+    fired = await schedules.fire_due()
+    assert fired
+    triggered = await schedules.trigger(made.id)
+    for job in [*fired, triggered]:
+        stored = await store.get(job.id)
+        assert stored is not None
+        assert stored.headers == headers
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"bad key": "v"}, {"": "v"}, {f"k{i}": "v" for i in range(33)}, {"k": "v" * 1_025}],
+)
+async def test_template_headers_follow_the_jobs_rule(
+    schedules: ScheduleService, headers: dict[str, str]
+) -> None:
+    with pytest.raises(InvalidJob) as raised:
+        await schedules.create(
+            name="bad",
+            template=JobTemplate(type="email", headers=headers),
+            interval_ms=SECOND,
+        )
+    assert raised.value.field == "headers"
+    assert await schedules.list_schedules() == []

@@ -11,11 +11,10 @@ tick to the others.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from ._errors import InvalidJob
+from ._headers import validate_headers
 from ._job import Job, JobStatus
 from ._ports import Clock, IdGenerator, JobStore
 from ._schedules import (
@@ -149,11 +148,12 @@ class ScheduleService:
         validate_type(template.type)
         validate_payload(template.payload, self._limits)
         validate_max_attempts(template.max_attempts, self._limits)
-        _validate_headers(template.headers)
+        # The same rule as a job's headers: a fired job must be one add accepts.
+        headers = validate_headers(template.headers)
         schedule = Schedule(
             id=self._ids.new_id(),
             name=name,
-            template=dataclasses.replace(template, headers=dict(template.headers)),
+            template=dataclasses.replace(template, headers=headers),
             cron=cron.strip() if cron is not None else None,
             interval_ms=interval_ms,
             time_zone=time_zone,
@@ -236,20 +236,7 @@ class ScheduleService:
             attempts=0,
             max_attempts=template.max_attempts,
             idempotency_key=None if tick_ms is None else tick_key(schedule.id, tick_ms),
-        )
-
-
-MAX_HEADERS = 64
-MAX_HEADER_CHARS = 4_096
-
-
-def _validate_headers(headers: Mapping[str, str]) -> None:
-    if len(headers) > MAX_HEADERS:
-        raise InvalidJob("headers", f"at most {MAX_HEADERS} headers")
-    if any(not key or len(key) + len(value) > MAX_HEADER_CHARS for key, value in headers.items()):
-        raise InvalidJob(
-            "headers",
-            f"keys must be non-empty, a key and its value at most {MAX_HEADER_CHARS} chars",
+            headers=dict(template.headers),
         )
 
 

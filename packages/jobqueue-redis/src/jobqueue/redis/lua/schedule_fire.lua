@@ -11,7 +11,7 @@
 -- (not applied).
 local P, sid, sk = ARGV[1], ARGV[2], KEYS[4]
 local now = clock_ms()
-local f = redis.call('HMGET', sk, 'v', 'pa', 'ov', 'lj', 'ty', 'pl', 'ma')
+local f = redis.call('HMGET', sk, 'v', 'pa', 'ov', 'lj', 'ty', 'pl', 'ma', 'hd')
 if not f[1] then
   return {'gone', now, ''}
 end
@@ -49,6 +49,11 @@ if enqueue then
     if f[7] and f[7] ~= '' then
       fields[#fields + 1] = 'm'
       fields[#fields + 1] = f[7]
+    end
+    -- The template's headers (JSON, as a job's 'h'); an empty map is not stored.
+    if f[8] and f[8] ~= '{}' then
+      fields[#fields + 1] = 'h'
+      fields[#fields + 1] = f[8]
     end
     redis.call('HSET', jk, unpack(fields))
     redis.call('SET', kk, jid)
