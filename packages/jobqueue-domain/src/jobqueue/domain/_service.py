@@ -118,6 +118,7 @@ class JobService:
                 jobs.append(self._new_job(request, now))
             except InvalidJob as error:
                 raise InvalidJob(f"jobs[{index}].{error.field}", error.message) from None
+        _refuse_repeated_unique_keys(jobs)
         return await self._store.add(jobs, batch_key=batch_key)
 
     async def get(self, job_id: str) -> Job:
@@ -175,3 +176,19 @@ class JobService:
                 request.unique_window_ms,
             ),
         )
+
+
+def _refuse_repeated_unique_keys(jobs: Sequence[Job]) -> None:
+    """Refuse a batch that names one unique key (of one type) twice.
+
+    Within one batch the second job would be decided against the first before
+    it is stored: a REJECT would name a holder that never exists, a REPLACE
+    would cancel a job its caller never saw. Both are the caller's mistake.
+    """
+    first: dict[tuple[str, str], int] = {}
+    for index, job in enumerate(jobs):
+        if job.unique is None:
+            continue
+        earlier = first.setdefault((job.type, job.unique.key), index)
+        if earlier != index:
+            raise InvalidJob(f"jobs[{index}].unique_key", f"repeats jobs[{earlier}]")

@@ -13,6 +13,7 @@ import enum
 from dataclasses import dataclass
 
 from ._errors import InvalidJob, JobQueueError
+from ._validation import has_control_characters
 
 MAX_UNIQUE_KEY_LENGTH = 256
 MAX_UNIQUE_WINDOW_MS = 7 * 24 * 3600 * 1000
@@ -77,6 +78,8 @@ def validate_unique(
         return None
     if len(key) > MAX_UNIQUE_KEY_LENGTH:
         raise InvalidJob("unique_key", f"must be at most {MAX_UNIQUE_KEY_LENGTH} characters")
+    if has_control_characters(key):
+        raise InvalidJob("unique_key", "must not contain control characters")
     try:
         scope = UniqueScope(scope or UniqueScope.ACTIVE)
     except ValueError:

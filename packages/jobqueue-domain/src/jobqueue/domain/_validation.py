@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 
@@ -99,7 +100,18 @@ def validate_idempotency_key(key: str | None) -> str | None:
         return None
     if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
         raise InvalidJob("idempotency_key", f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
+    if has_control_characters(key):
+        raise InvalidJob("idempotency_key", "must not contain control characters")
     return key
+
+
+def has_control_characters(text: str) -> bool:
+    """Whether ``text`` holds a Unicode control character (category Cc: C0, DEL, C1).
+
+    Keys are shown in listings, logs and the dashboard: a NUL or an ESC there
+    is an escape sequence for whoever reads them, never part of a name.
+    """
+    return any(unicodedata.category(char) == "Cc" for char in text)
 
 
 def validate_job_id(job_id: str) -> str:
