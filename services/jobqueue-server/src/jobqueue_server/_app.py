@@ -17,6 +17,7 @@ from jobqueue.domain import (
     JobCounters,
     JobStore,
     PresenceStore,
+    ScheduleService,
     StoreUnavailable,
 )
 from jobqueue.grpc import (
@@ -146,7 +147,9 @@ class App:
             schedule_servicer=self._schedule_servicer(),
             admin_servicer=container.admin_servicer(),
         )
-        self._dashboard = _dashboard(self._container, api_protected=auth is not None)
+        self._dashboard = _dashboard(
+            self._container, api_protected=auth is not None, schedules=self._schedules
+        )
         served = app if self._dashboard is None else self._dashboard.mount(app)
         await self._health.start()
         try:
@@ -284,7 +287,9 @@ async def _sample_history(store: JobCounters) -> None:
         await asyncio.sleep(DEFAULT_SAMPLE_INTERVAL_MS / 2000)
 
 
-def _dashboard(container: Container, *, api_protected: bool) -> Dashboard | None:
+def _dashboard(
+    container: Container, *, api_protected: bool, schedules: ScheduleService | None = None
+) -> Dashboard | None:
     """The dashboard on the HTTP port, unless off, or open beside an API that needs a token."""
     settings = DashboardSettings.from_env()
     if not settings.enabled:
@@ -308,6 +313,7 @@ def _dashboard(container: Container, *, api_protected: bool) -> Dashboard | None
         gates=container.gate_service(),
         admin=container.admin_service(),
         presence=container.presence_service(),
+        schedules=schedules,
         # The charts read the series every server samples (_sample_history).
         counters=store if isinstance(store, JobCounters) else None,
     )

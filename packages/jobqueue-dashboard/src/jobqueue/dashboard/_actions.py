@@ -35,6 +35,13 @@ _CSRF_REFUSED = (
 )
 
 
+def audit(context: Context, request: Request, action: str, target: str, **counts: Any) -> None:
+    """Log a change an admin made: role, action, target or filter, counts."""
+    role = context.role(request)
+    counted = "".join(f" {name}={value}" for name, value in counts.items())
+    _audit.info("dashboard %s: %s %s%s", role.value if role else "-", action, target, counted)
+
+
 class Actions:
     def __init__(self, context: Context) -> None:
         self._ctx = context
@@ -96,10 +103,7 @@ class Actions:
         return RedirectResponse(self._ctx.url("/"), status_code=303)
 
     def _did(self, request: Request, action: str, target: str, **counts: Any) -> None:
-        """Log a change an admin made: role, action, target or filter, counts."""
-        role = self._ctx.role(request)
-        counted = "".join(f" {name}={value}" for name, value in counts.items())
-        _audit.info("dashboard %s: %s %s%s", role.value if role else "-", action, target, counted)
+        audit(self._ctx, request, action, target, **counts)
 
     async def logout(self, request: Request, form: FormData) -> Response:
         del form

@@ -38,6 +38,8 @@ from jobqueue.domain import (
     JobQueueError,
     JobService,
     PresenceService,
+    ScheduleNotFound,
+    ScheduleService,
     StoreUnavailable,
 )
 
@@ -48,6 +50,7 @@ from ._history import StatsHistory, StoreHistory
 from ._live import Live
 from ._notices import Notices
 from ._pages import Pages
+from ._schedules_page import SchedulesPage
 from ._settings import DashboardSettings
 from ._workers import WorkersPage
 
@@ -65,6 +68,7 @@ SECURITY_HEADERS = [
 
 _STATUS_OF: list[tuple[type[JobQueueError], int]] = [
     (JobNotFound, 404),
+    (ScheduleNotFound, 404),
     (InvalidJob, 400),
     (JobAlreadyFinished, 409),
     (InvalidTransition, 409),
@@ -104,6 +108,7 @@ class Dashboard:
         admin: AdminService | None = None,
         counters: JobCounters | None = None,
         presence: PresenceService | None = None,
+        schedules: ScheduleService | None = None,
     ) -> None:
         self.settings = settings or DashboardSettings()
         # The store's own series when it keeps one (it survives restarts), else a ring.
@@ -129,6 +134,7 @@ class Dashboard:
             gates=gates,
             admin=admin,
             presence=presence,
+            schedules=schedules,
         )
         # Outside Starlette's own error middleware, so a 500 carries the headers too.
         self.app: ASGIApp = _SecurityHeaders(self._build())
@@ -138,6 +144,7 @@ class Dashboard:
         pages = Pages(ctx)
         actions = Actions(ctx)
         live = Live(ctx, pages)
+        schedules = SchedulesPage(ctx)
         secret = self._secret
         if self.settings.secret is None and self.settings.auth_required:
             _log.info(
@@ -167,6 +174,7 @@ class Dashboard:
             Route("/cancelled", page(pages.cancelled)),
             Route("/scheduled", page(pages.scheduled)),
             Route("/workers", page(WorkersPage(ctx).workers)),
+            Route("/schedules", page(schedules.schedules)),
             Route("/live/overview", page(live.overview)),
             Route("/live/types", page(live.types)),
             Route("/live/jobs/{job_id}", page(live.job)),
@@ -179,6 +187,15 @@ class Dashboard:
             Route("/{page:str}/bulk", act(actions.bulk), methods=["POST"]),
             Route("/types/{job_type}/pause", act(actions.pause_type), methods=["POST"]),
             Route("/types/{job_type}/resume", act(actions.resume_type), methods=["POST"]),
+            *(
+                Route(f"/schedules/{{schedule_id}}/{name}", act(handler), methods=["POST"])
+                for name, handler in (
+                    ("pause", schedules.pause),
+                    ("resume", schedules.resume),
+                    ("trigger", schedules.trigger),
+                    ("delete", schedules.delete),
+                )
+            ),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
 

@@ -13,7 +13,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
-from jobqueue.domain import AdminService, Clock, GateService, JobService, JobStatus, PresenceService
+from jobqueue.domain import (
+    AdminService,
+    Clock,
+    GateService,
+    JobService,
+    JobStatus,
+    PresenceService,
+    ScheduleService,
+)
 
 from . import _format
 from ._auth import CSRF_FIELD, Role, csrf_token, current_role
@@ -32,6 +40,7 @@ NAV = (
     ("cancelled", "/cancelled", "Cancelled"),
     ("scheduled", "/scheduled", "Scheduled"),
     ("workers", "/workers", "Workers"),
+    ("schedules", "/schedules", "Schedules"),
 )
 """The menu: (name, path under the prefix, label). A new page adds one line."""
 
@@ -64,6 +73,8 @@ class Context:
     """Retry, delete and bulk actions; None hides their buttons and forms."""
     presence: PresenceService | None = None
     """The live workers (workers page, the types page's "no worker" flag); None: unknown."""
+    schedules: ScheduleService | None = None
+    """Recurring schedules (the schedules page and its actions); None: not kept here."""
     session_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     """Keys the HMAC of a session's login token (see ``_auth.token_mark``)."""
     logins: LoginLimiter = field(default_factory=LoginLimiter)
