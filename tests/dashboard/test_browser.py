@@ -249,3 +249,20 @@ def test_a_job_page_follows_the_job_live(server: ServerThread, context: BrowserC
     expect(page.locator("#job-status")).to_contain_text("cancelled", timeout=10_000)
     expect(page.locator("#cancel")).to_have_count(0)
     watched.assert_clean()
+
+
+def test_pause_and_resume_from_the_types_page(
+    server: ServerThread, context: BrowserContext
+) -> None:
+    watched = Watched(context.new_page())
+    log_in(watched, server, ADMIN_TOKEN)
+    page = watched.page
+    page.goto(f"{server.url}/types")
+    page.locator('[id="pause-webhook.deliver"]').click()
+    expect(page).to_have_url(re.compile(r"/dashboard/types$"))
+    expect(page.locator('[id="paused-webhook.deliver"]')).to_have_text("paused")
+    assert server.call(server.container.gate_service().paused_types()) == ["webhook.deliver"]
+    page.locator('[id="resume-webhook.deliver"]').click()
+    expect(page.locator('[id="pause-webhook.deliver"]')).to_be_visible()
+    assert server.call(server.container.gate_service().paused_types()) == []
+    watched.assert_clean()
