@@ -38,7 +38,7 @@ from jobqueue.domain import (
 )
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from jobqueue.redis._shards import shard_of_type
-from tests._redis_server import ClusterProcesses
+from tests._redis_groups import ClusterProcesses, running_cluster
 
 pytestmark = [
     pytest.mark.redis,
@@ -58,12 +58,8 @@ TYPES = [f"type{i:02d}" for i in range(6)]
 
 @pytest.fixture
 def cluster() -> Iterator[ClusterProcesses]:
-    nodes = ClusterProcesses()
-    try:
-        nodes.start()
+    with running_cluster() as nodes:
         yield nodes
-    finally:
-        nodes.close()
 
 
 @dataclass

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import redis
@@ -13,23 +12,11 @@ import redis
 from jobqueue.domain import EnqueueRequest, Job, JobService, SystemClock, UuidV7Generator
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from jobqueue.redis._shards import shard_of_type
-from tests._redis_server import ClusterProcesses
+from tests._redis_groups import ClusterProcesses
 
 pytestmark = pytest.mark.redis
 
 SHARDS = 16
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ClusterProcesses]:
-    if os.environ.get("JOBQUEUE_SKIP_REDIS_TESTS") == "1":
-        pytest.skip("JOBQUEUE_SKIP_REDIS_TESTS=1")
-    nodes = ClusterProcesses()
-    try:
-        nodes.start()
-        yield nodes
-    finally:
-        nodes.close()
 
 
 @pytest.fixture

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-
 import grpc
 import pytest
 
 from jobqueue.redis._shards import shard_of_id, shard_of_type
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
 from mpataki.jobqueue.v1 import jobqueue_pb2_grpc, worker_pb2, worker_pb2_grpc
-from tests._redis_server import ClusterProcesses
+from tests._redis_groups import ClusterProcesses
 from tests.server._process import ServerProcess
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]
 
 SHARDS = 8
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ClusterProcesses]:
-    if os.environ.get("JOBQUEUE_SKIP_REDIS_TESTS") == "1":
-        pytest.skip("JOBQUEUE_SKIP_REDIS_TESTS=1")
-    nodes = ClusterProcesses()
-    try:
-        nodes.start()
-        yield nodes
-    finally:
-        nodes.close()
 
 
 async def test_the_server_enqueues_gets_cancels_and_hands_out_jobs_of_every_shard(

@@ -1,0 +1,23 @@
+"""One Redis Cluster per test module that asks for ``cluster``.
+
+Module scope: starting six nodes and creating the cluster takes seconds, and
+the tests of a module use their own key prefixes. Tests that kill nodes define
+a function-scoped ``cluster`` of their own, which overrides this one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests._redis_groups import ClusterProcesses, running_cluster
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ClusterProcesses]:
+    if os.environ.get("JOBQUEUE_SKIP_REDIS_TESTS") == "1":
+        pytest.skip("JOBQUEUE_SKIP_REDIS_TESTS=1")
+    with running_cluster() as nodes:
+        yield nodes
