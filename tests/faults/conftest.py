@@ -6,36 +6,23 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests._redis_server import RedisProcess
-from tests.faults._harness import new_prefix
+from tests._redis_process import RedisProcess
+from tests.faults._processes import own_redis
+from tests.faults._scenario import new_prefix
 
 
 @pytest.fixture
 def redis_aof() -> Iterator[RedisProcess]:
     """A redis-server of its own, fsyncing every write to its AOF before replying."""
-    try:
-        server = RedisProcess(appendonly=True, extra_args=("--appendfsync", "always"))
-    except RuntimeError as error:
-        pytest.fail(str(error), pytrace=False)
-    server.start()
-    try:
+    with own_redis(appendonly=True, extra_args=("--appendfsync", "always")) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
 def redis_plain() -> Iterator[RedisProcess]:
     """A redis-server of its own without persistence: for scenarios about clocks and costs."""
-    try:
-        server = RedisProcess()
-    except RuntimeError as error:
-        pytest.fail(str(error), pytrace=False)
-    server.start()
-    try:
+    with own_redis() as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture

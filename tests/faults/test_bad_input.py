@@ -34,8 +34,9 @@ from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
 from mpataki.jobqueue.v1 import worker_pb2 as wpb
 from mpataki.jobqueue.v1 import worker_pb2_grpc as wpb_grpc
 from tests._redis_server import RedisProcess
-from tests.faults._harness import LONG, SERVING, ServerProc, health, new_prefix, report, scale
 from tests.faults._http_calls import connect_call, grpc_web_call
+from tests.faults._processes import ServerProc, health
+from tests.faults._scenario import LONG, SERVING, new_prefix, report, scale
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(scale(180, 1_800))]
 

@@ -31,17 +31,10 @@ import pytest
 import redis
 
 from tests._redis_server import RedisProcess
-from tests.faults._harness import (
-    ServerProc,
-    WorkerPool,
-    check_ledger,
-    produce,
-    read_ledger,
-    report,
-    scale,
-    summarize,
-    wait_terminal,
-)
+from tests.faults._ledger import check_ledger, read_ledger, summarize, wait_terminal
+from tests.faults._processes import ServerProc, WorkerPool
+from tests.faults._producers import produce
+from tests.faults._scenario import report, scale
 from tests.faults._timeline import (
     LIBFAKETIME,
     early_runs,

@@ -21,20 +21,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests._redis_server import ClusterProcesses
-from tests.faults._harness import (
-    ProducerLog,
-    ServerProc,
-    WorkerPool,
-    check_ledger,
-    new_prefix,
-    produce,
-    read_ledger,
-    report,
-    scale,
-    summarize,
-    wait_terminal,
-)
+from tests._redis_groups import ClusterProcesses, running_cluster
+from tests.faults._ledger import check_ledger, read_ledger, summarize, wait_terminal
+from tests.faults._processes import ServerProc, WorkerPool
+from tests.faults._producers import ProducerLog, produce
+from tests.faults._scenario import new_prefix, report, scale
 from tests.faults._timeline import overlapping_runs
 
 pytestmark = [pytest.mark.faults, pytest.mark.redis, pytest.mark.timeout(scale(150, 900))]
@@ -52,12 +43,8 @@ lease lost to a stall (not a kill) would rerun a job no kill explains."""
 
 @pytest.fixture
 def cluster() -> Iterator[ClusterProcesses]:
-    nodes = ClusterProcesses()
-    try:
-        nodes.start()
+    with running_cluster() as nodes:
         yield nodes
-    finally:
-        nodes.close()
 
 
 async def test_every_job_completes_when_workers_on_a_cluster_are_killed(
@@ -93,14 +80,7 @@ async def test_every_job_completes_when_workers_on_a_cluster_are_killed(
             for t in ("work", "slow.healthy")
         ]
         started = time.monotonic()
-        kills = 0
-        while kills < KILLS and time.monotonic() - started < KILLS * KILL_EVERY_S * 3:
-            await asyncio.sleep(rng.uniform(0.5, 1.5) * KILL_EVERY_S)
-            victims = pool.alive
-            if victims:
-                pool.kill(rng.choice(victims))
-                kills += 1
-            pool.spawn()
+        kills = await pool.kill_at_random(KILLS, every_s=KILL_EVERY_S, rng=rng)
         pool.wait_ready()
         logs: list[ProducerLog] = [await asyncio.wait_for(task, 120) for task in producing]
         acked = [job_id for log in logs for job_id in log.acked.values()]

@@ -16,19 +16,10 @@ import pytest
 import redis
 
 from tests._redis_server import RedisProcess
-from tests.faults._harness import (
-    ProducerLog,
-    ServerProc,
-    WorkerPool,
-    check_ledger,
-    produce,
-    read_ledger,
-    report,
-    scale,
-    stored_job_ids,
-    summarize,
-    wait_terminal,
-)
+from tests.faults._ledger import check_ledger, read_ledger, stored_job_ids, summarize, wait_terminal
+from tests.faults._processes import ServerProc, WorkerPool
+from tests.faults._producers import ProducerLog, produce
+from tests.faults._scenario import report, scale
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(scale(120, 600))]
 

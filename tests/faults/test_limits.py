@@ -25,14 +25,9 @@ from jobqueue.domain import EnqueueRequest, JobService, SystemClock, TypeLimits,
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from tests._redis_server import RedisProcess
 from tests.faults import ledger_worker as lw
-from tests.faults._harness import (
-    WorkerPool,
-    read_ledger,
-    report,
-    scale,
-    summarize,
-    wait_terminal,
-)
+from tests.faults._ledger import read_ledger, summarize, wait_terminal
+from tests.faults._processes import WorkerPool
+from tests.faults._scenario import report, scale
 
 pytestmark = [pytest.mark.faults, pytest.mark.redis, pytest.mark.timeout(scale(120, 600))]
 

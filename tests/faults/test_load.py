@@ -19,14 +19,9 @@ import redis
 
 from jobqueue.client import AsyncJobClient, JobQueueClientError
 from tests._redis_server import RedisProcess
-from tests.faults._harness import (
-    ServerProc,
-    WorkerPool,
-    read_ledger,
-    report,
-    rss_kib,
-    scale,
-)
+from tests.faults._ledger import read_ledger
+from tests.faults._processes import ServerProc, WorkerPool, rss_kib
+from tests.faults._scenario import report, scale
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(scale(120, 600))]
 

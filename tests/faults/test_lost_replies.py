@@ -37,17 +37,10 @@ from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
 from mpataki.jobqueue.v1 import worker_pb2 as wpb
 from mpataki.jobqueue.v1 import worker_pb2_grpc as wpb_grpc
 from tests._redis_server import RedisProcess
-from tests.faults._harness import (
-    FAST_CHANNEL_OPTIONS,
-    RETRYABLE,
-    ServerProc,
-    WorkerPool,
-    read_ledger,
-    report,
-    scale,
-    summarize,
-    wait_terminal,
-)
+from tests.faults._ledger import read_ledger, summarize, wait_terminal
+from tests.faults._processes import ServerProc, WorkerPool
+from tests.faults._producers import RETRYABLE
+from tests.faults._scenario import FAST_CHANNEL_OPTIONS, report, scale
 from tests.faults._timeline import overlapping_runs
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(scale(150, 900))]

@@ -41,7 +41,7 @@ from jobqueue.domain import (
 )
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from tests._redis_server import RedisProcess
-from tests.faults._harness import report, scale
+from tests.faults._scenario import report, scale
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(scale(240, 1_800))]
 

@@ -18,20 +18,10 @@ import pytest
 import redis
 
 from tests._redis_server import RedisProcess
-from tests.faults._harness import (
-    ServerProc,
-    WorkerPool,
-    check_ledger,
-    health,
-    produce,
-    read_ledger,
-    report,
-    scale,
-    stored_job_ids,
-    summarize,
-    wait_serving,
-    wait_terminal,
-)
+from tests.faults._ledger import check_ledger, read_ledger, stored_job_ids, summarize, wait_terminal
+from tests.faults._processes import ServerProc, WorkerPool, health, wait_serving
+from tests.faults._producers import produce
+from tests.faults._scenario import report, scale
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(scale(120, 600))]
 

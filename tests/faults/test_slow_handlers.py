@@ -30,16 +30,9 @@ import redis
 from jobqueue.client import AsyncJobClient, JobStatus
 from tests._redis_server import RedisProcess
 from tests.faults import ledger_worker as lw
-from tests.faults._harness import (
-    ServerProc,
-    WorkerPool,
-    read_jobs,
-    read_ledger,
-    report,
-    scale,
-    summarize,
-    wait_terminal,
-)
+from tests.faults._ledger import read_jobs, read_ledger, summarize, wait_terminal
+from tests.faults._processes import ServerProc, WorkerPool
+from tests.faults._scenario import report, scale
 from tests.faults._timeline import overlapping_runs
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(scale(120, 300))]

@@ -34,7 +34,8 @@ from jobqueue.domain import (
 )
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from tests._redis_server import RedisProcess
-from tests.faults._harness import WorkerPool, report, scale
+from tests.faults._processes import WorkerPool
+from tests.faults._scenario import report, scale
 from tests.faults.ledger_worker import WORK_TYPE
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(scale(120, 600))]

@@ -22,18 +22,10 @@ import pytest
 import redis
 
 from tests._redis_server import RedisProcess
-from tests.faults._harness import (
-    ProducerLog,
-    ServerProc,
-    WorkerPool,
-    check_ledger,
-    produce,
-    read_ledger,
-    report,
-    scale,
-    summarize,
-    wait_terminal,
-)
+from tests.faults._ledger import check_ledger, read_ledger, summarize, wait_terminal
+from tests.faults._processes import ServerProc, WorkerPool
+from tests.faults._producers import ProducerLog, produce
+from tests.faults._scenario import report, scale
 from tests.faults._timeline import overlapping_runs
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(scale(120, 900))]
@@ -67,14 +59,7 @@ async def test_every_job_completes_when_workers_are_killed(
             produce(server.target, run=prefix, tasks=8, count=JOBS, rate=rate)
         )
         started = time.monotonic()
-        kills = 0
-        while kills < KILLS and time.monotonic() - started < KILLS * KILL_EVERY_S * 3:
-            await asyncio.sleep(rng.uniform(0.5, 1.5) * KILL_EVERY_S)
-            victims = pool.alive
-            if victims:
-                pool.kill(rng.choice(victims))
-                kills += 1
-            pool.spawn()
+        kills = await pool.kill_at_random(KILLS, every_s=KILL_EVERY_S, rng=rng)
         # A replacement still importing dies of SIGTERM before it can handle it.
         pool.wait_ready()
         log: ProducerLog = await asyncio.wait_for(producing, 120)

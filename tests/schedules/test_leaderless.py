@@ -25,8 +25,9 @@ import redis
 from jobqueue.domain import JobTemplate, OverlapPolicy, SystemClock, UuidV7Generator
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from jobqueue_server._schedules import schedule_service_for
-from tests._redis_server import RedisProcess
-from tests.faults._harness import ServerProc, new_prefix, report, scale
+from tests._redis_process import RedisProcess
+from tests.faults._processes import ServerProc, own_redis
+from tests.faults._scenario import new_prefix, report, scale
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(scale(120, 240))]
 
@@ -36,15 +37,8 @@ KILL_EVERY_S = 3.0
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisProcess]:
-    try:
-        server = RedisProcess()
-    except RuntimeError as error:
-        pytest.fail(str(error), pytrace=False)
-    server.start()
-    try:
+    with own_redis() as server:
         yield server
-    finally:
-        server.close()
 
 
 async def test_three_servers_one_killed_every_3s_fire_each_tick_once(
