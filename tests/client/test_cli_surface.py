@@ -151,3 +151,10 @@ def test_bulk_and_purge_take_scheduled_as_list_and_stats_do(target: str) -> None
     shown = run_cli(target, "bulk", "cancel", "--type", "cli_split", "--status", "pending", "--yes")
     assert "cancelled 2 of 2 matching jobs" in shown.stdout
     assert ids("pending") == []
+
+
+def test_a_worker_target_naming_no_module_is_a_usage_error() -> None:
+    result = run_cli(None, "worker", "nosuchmod:worker")
+    assert result.code == 2, result
+    assert "No module named 'nosuchmod'" in result.stderr
+    assert "Traceback" not in result.stderr
