@@ -23,13 +23,11 @@ included) say where a slower row spends its time. Every child has a timeout.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +38,8 @@ from tests._redis_server import RedisProcess, free_port
 from tests.server._process import wait_for_health
 
 from ._common import ROOT, Child, percentile
+from ._compare_table import Sample, summary, table
+from ._report import results_record, stamp, write_results
 
 
 @dataclass(frozen=True)
@@ -72,13 +72,6 @@ class Side:
         if not paths:
             raise SystemExit(f"{self.tree} has no packages/*/src: not a jobqueue tree")
         return {"PYTHONPATH": os.pathsep.join(str(p) for p in paths), "JOBQUEUE_WIRE": self.wire}
-
-
-@dataclass
-class Sample:
-    value: float
-    load: float
-    stats: dict[str, Any] = field(default_factory=dict)
 
 
 class Server:
@@ -327,107 +320,6 @@ class Compare:
             self.server_round(servers[shift:] + servers[:shift])
 
 
-# -- the table ---------------------------------------------------------------------------
-
-LOWER_IS_BETTER = ("latency",)
-
-
-def summary(samples: dict[tuple[str, str], list[Sample]]) -> list[dict[str, Any]]:
-    """One row per workload and HEAD variant: medians, spreads, head/base ratio."""
-    rows: list[dict[str, Any]] = []
-    workloads = list(dict.fromkeys(w for w, _ in samples))
-    for workload in workloads:
-        base = samples.get((workload, "base"), [])
-        for (name, label), head in samples.items():
-            if name != workload or label == "base" or not base:
-                continue
-            b = [s.value for s in base]
-            h = [s.value for s in head]
-            ratio = statistics.median(h) / statistics.median(b)
-            pairs = [x.value / y.value for x, y in zip(head, base, strict=False)]
-            rows.append(
-                {
-                    "workload": workload,
-                    "head": label,
-                    "base_median": statistics.median(b),
-                    "base_range": [min(b), max(b)],
-                    "head_median": statistics.median(h),
-                    "head_range": [min(h), max(h)],
-                    "ratio": round(ratio, 3),
-                    "round_ratios": [round(p, 3) for p in pairs],
-                    "rounds": min(len(b), len(h)),
-                    "lower_is_better": workload.startswith(LOWER_IS_BETTER),
-                    "base_cost": cost(base),
-                    "head_cost": cost(head),
-                }
-            )
-    return rows
-
-
-def cost(samples: list[Sample]) -> dict[str, float]:
-    """Median per-job costs over the rounds (Redis CPU, commands, client CPU)."""
-    keys = (
-        "server_cpu_us_per_job",
-        "redis_cpu_us_per_job",
-        "commands_per_job",
-        "worker_cpu_us_per_job",
-        "producer_cpu_us_per_job",
-    )
-    out: dict[str, float] = {}
-    for key in keys:
-        values = [s.stats[key] for s in samples if key in s.stats]
-        if values:
-            out[key] = statistics.median(values)
-    return out
-
-
-def cpu_ratio(base: dict[str, float], head: dict[str, float]) -> str:
-    """All the CPU one job costs (client, server, Redis), head over base.
-
-    On a machine whose load exceeds its cores, rates measure the scheduler as
-    much as the code; CPU time per job is what the code decides.
-    """
-    keys = [k for k in base if k.endswith("cpu_us_per_job") and k in head]
-    total = sum(base[k] for k in keys)
-    if not keys or total <= 0:
-        return ""
-    return f"{sum(head[k] for k in keys) / total:.2f}"
-
-
-def table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| workload | head | base median (range) | head median (range) | head/base "
-        "| per round | Redis µs/job base→head | cmds/job base→head | client CPU µs/job base→head "
-        "| server CPU µs/job base→head | CPU/job head/base |",
-        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
-    ]
-    for row in rows:
-        bc, hc = row["base_cost"], row["head_cost"]
-        client = next(
-            (k for k in ("worker_cpu_us_per_job", "producer_cpu_us_per_job") if k in bc), ""
-        )
-
-        def pair(key: str, bc: dict[str, float] = bc, hc: dict[str, float] = hc) -> str:
-            if key not in bc or key not in hc:
-                return ""
-            return f"{bc[key]:,.1f} → {hc[key]:,.1f}"
-
-        lo, hi = row["base_range"]
-        hlo, hhi = row["head_range"]
-        note = " (lower is better)" if row["lower_is_better"] else ""
-        lines.append(
-            f"| {row['workload']} | {row['head']} "
-            f"| {row['base_median']:,.1f} ({lo:,.1f} to {hi:,.1f}) "
-            f"| {row['head_median']:,.1f} ({hlo:,.1f} to {hhi:,.1f}) "
-            f"| **{row['ratio']:.2f}**{note} "
-            f"| {', '.join(f'{p:.2f}' for p in row['round_ratios'])} "
-            f"| {pair('redis_cpu_us_per_job')} | {pair('commands_per_job')} "
-            f"| {pair(client) if client else ''} | {pair('server_cpu_us_per_job')} "
-            f"| {cpu_ratio(bc, hc)} |"
-        )
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.compare", description=__doc__)
     parser.add_argument("--baseline-tree", required=True, help="a tree with packages/*/src")
@@ -469,21 +361,15 @@ def main() -> None:
     print()
     print(table(rows))
     print(f"\nload average (1, 5, 15 min) at start {loads[0]}, at end {loads[-1]}")
-    out = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "seconds": round(time.time() - started, 1),
-        "args": vars(args),
-        "nproc": os.cpu_count(),
-        "load_average": loads,
-        "rows": rows,
-        "samples": {f"{w} | {s}": [vars(x) for x in v] for (w, s), v in compare.samples.items()},
-    }
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(
-        args.out, f"compare-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(started))}.json"
+    out = results_record(
+        started,
+        args,
+        nproc=os.cpu_count(),
+        load_average=loads,
+        rows=rows,
+        samples={f"{w} | {s}": [vars(x) for x in v] for (w, s), v in compare.samples.items()},
     )
-    with open(path, "w") as handle:
-        json.dump(out, handle, indent=1)
+    path = write_results(args.out, [f"compare-{stamp(started)}.json"], out)
     print(f"wrote {path}")
 
 

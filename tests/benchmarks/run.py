@@ -10,34 +10,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
-import subprocess
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
-from importlib import metadata
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis
 
 from tests._bytecode import compile_bytecode
-from tests._redis_server import RedisProcess, free_port
+from tests._redis_process import RedisProcess, free_port
 
 from . import _jobqueue, _peers
 from ._common import ROOT, Child, percentile
+from ._report import Row, machine, print_table, ratios, results_record, stamp, write_results
 
 WORKLOADS = ("enqueue", "drain", "latency", "scaling")
-
-
-@dataclass
-class Row:
-    workload: str
-    system: str
-    value: float
-    unit: str
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -51,6 +38,8 @@ class Counts:
 
 
 FULL = Counts(20_000, 20_000, 500, 1_000, 1_000_000, 20_000)
+
+
 QUICK = Counts(2_000, 2_000, 100, 1_000, 20_000, 2_000)
 
 
@@ -307,173 +296,6 @@ class Bench:
         return int(info["used_memory"])
 
 
-def machine(url: str) -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            lines = handle.read().splitlines()
-        for line in lines:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = redis.Redis.from_url(url).info("server")
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "redis": info["redis_version"],
-        "grpcio": metadata.version("grpcio"),
-        "redis-py": metadata.version("redis"),
-        "peers": {peer: _peers.versions(peer) for peer in _peers.PEERS},
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
-    }
-
-
-def ratios(rows: list[Row], peers: list[str]) -> list[dict[str, Any]]:
-    """jobqueue against the best peer of each workload, next to the target."""
-
-    def value(workload: str, system: str) -> float | None:
-        for row in rows:
-            if row.workload == workload and row.system == system:
-                return row.value
-        return None
-
-    def best(workload: str, systems: list[str], *, low: bool = False) -> tuple[str, float] | None:
-        found = [(s, v) for s in systems if (v := value(workload, s)) is not None]
-        if not found:
-            return None
-        return (min if low else max)(found, key=lambda item: item[1])
-
-    out: list[dict[str, Any]] = []
-
-    def check(
-        name: str,
-        ours: float | None,
-        ref: tuple[str, float] | None,
-        target: float,
-        *,
-        low: bool = False,
-    ) -> None:
-        if ours is None or ref is None:
-            return
-        ratio = ours / ref[1]
-        met = ratio <= target if low else ratio >= target
-        out.append(
-            {
-                "check": name,
-                "jobqueue": ours,
-                "reference": ref[0],
-                "reference_value": ref[1],
-                "ratio": round(ratio, 3),
-                "target": target,
-                "met": met,
-            }
-        )
-
-    direct = value("drain direct Redis", "jobqueue")
-    check("drain direct >= 5x best peer", direct, best("drain direct Redis", peers), 5.0)
-    check(
-        "drain via server >= 3x best peer",
-        value("drain through server", "jobqueue"),
-        best("drain direct Redis", peers),
-        3.0,
-    )
-    bulk_peers = best("enqueue bulk (1,000/call)", ["rq enqueue_many"])
-    check(
-        "bulk enqueue (gRPC) >= 4x best peer bulk",
-        value("enqueue bulk (1,000/call)", "jobqueue gRPC EnqueueJobs"),
-        bulk_peers,
-        4.0,
-    )
-    check(
-        "bulk enqueue (direct) >= 4x best peer bulk",
-        value("enqueue bulk (1,000/call)", "jobqueue direct"),
-        bulk_peers,
-        4.0,
-    )
-    check(
-        "single enqueue direct >= 1x best peer",
-        value("enqueue direct sequential", "jobqueue"),
-        best("enqueue direct sequential", peers),
-        1.0,
-    )
-    for label in ("sequential", "20 in flight"):
-        workload = f"enqueue gRPC {label}"
-        check(
-            f"enqueue gRPC {label} >= 0.85x floor",
-            value(workload, "jobqueue"),
-            best(workload, ["no-op grpc.aio floor"]),
-            0.85,
-        )
-    for q, limit in (("p50", 1.0), ("p99", 1.5)):
-        workload = f"latency enqueue->start {q}"
-        ours = value(workload, "jobqueue")
-        check(
-            f"latency {q} <= {limit} ms", ours, ("target", limit) if ours else None, 1.0, low=True
-        )
-    for workload in ("drain direct Redis", "drain through server"):
-        rss = next(
-            (
-                r.detail["peak_rss_mib"]
-                for r in rows
-                if r.workload == workload and r.system == "jobqueue"
-            ),
-            None,
-        )
-        check(f"worker peak RSS ({workload}) <= 40 MiB", rss, ("target", 40.0), 1.0, low=True)
-    rates = [r for r in rows if r.workload == "scaling claim+complete"]
-    if len(rates) == 2:
-        slowdown = rates[0].value / rates[1].value
-        out.append(
-            {
-                "check": "scaling: per-job cost at large/small backlog <= 1.3",
-                "ratio": round(slowdown, 3),
-                "target": 1.3,
-                "met": slowdown <= 1.3,
-            }
-        )
-    mem = [
-        r
-        for r in rows
-        if r.workload == "scaling Redis bytes/pending job" and "listpack" not in r.system
-    ]
-    if mem:
-        beyond = mem[0].detail["beyond_payload"]
-        out.append(
-            {
-                "check": "Redis bytes per pending job beyond payload <= 300",
-                "jobqueue": beyond,
-                "target": 300,
-                "met": beyond <= 300,
-            }
-        )
-    return out
-
-
-def print_table(rows: list[Row], checks: list[dict[str, Any]]) -> None:
-    print("\n| workload | system | value | unit | detail |\n|---|---|---:|---|---|")
-    for row in rows:
-        detail = ", ".join(f"{k}={v}" for k, v in row.detail.items() if k != "latencies")
-        print(f"| {row.workload} | {row.system} | {row.value:,.1f} | {row.unit} | {detail} |")
-    print(
-        "\n| target | jobqueue | reference | ratio | target | met |\n|---|---:|---|---:|---:|---|"
-    )
-    for c in checks:
-        ours = c.get("jobqueue")
-        ref = c.get("reference")
-        ref_text = f"{ref} {c['reference_value']:,.1f}" if ref else ""
-        ours_text = f"{ours:,.1f}" if ours is not None else ""
-        met = "yes" if c["met"] else "**no**"
-        print(
-            f"| {c['check']} | {ours_text} | {ref_text} | {c.get('ratio', '')} "
-            f"| {c['target']} | {met} |"
-        )
-
-
 def loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
     if not use_uvloop:
         return None
@@ -516,20 +338,15 @@ def main() -> None:
         server.close()
     checks = ratios(bench.rows, bench.peers)
     print_table(bench.rows, checks)
-    out = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "seconds": round(time.time() - started, 1),
-        "args": vars(args),
-        "machine": info,
-        "concurrency": {"jobqueue": args.concurrency}
+    out = results_record(
+        started,
+        args,
+        machine=info,
+        concurrency={"jobqueue": args.concurrency}
         | {peer: _peers.CONCURRENCY[peer][0] for peer in bench.peers},
-        "rows": [asdict(row) for row in bench.rows],
-        "checks": checks,
-        "errors": bench.errors,
-    }
-    os.makedirs(args.out, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
-    for name in (f"{stamp}.json", "latest.json"):
-        with open(os.path.join(args.out, name), "w") as handle:
-            json.dump(out, handle, indent=1)
-    print(f"\nwrote {args.out}/{stamp}.json")
+        rows=[asdict(row) for row in bench.rows],
+        checks=checks,
+        errors=bench.errors,
+    )
+    write_results(args.out, [f"{stamp(started)}.json", "latest.json"], out)
+    print(f"\nwrote {args.out}/{stamp(started)}.json")

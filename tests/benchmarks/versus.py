@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -34,6 +33,8 @@ from tests._redis_server import RedisProcess, free_port
 
 from . import _bullmq, _peers
 from ._common import ROOT, Child, percentile
+from ._report import results_record, stamp, write_results
+from ._versus_table import table
 
 BULLMQ_DEFAULT = 10
 """BullMQ's Worker runs one job at a time unless told; 10 is the issue's 'default' row."""
@@ -312,32 +313,6 @@ class Versus:
             self.skipped[f"{workload} {system}"] = str(error)[:300]
 
 
-# -- the table -----------------------------------------------------------------------------
-
-
-def reference(workload: str) -> str:
-    if workload.startswith("drain"):
-        return "bullmq c=100"
-    return {"bulk enqueue": "bullmq addBulk", "single enqueue": "bullmq queue.add"}.get(
-        workload, "bullmq"
-    )
-
-
-def table(rows: dict[tuple[str, str], list[float]]) -> str:
-    lines = [
-        "| workload | system | per round | vs BullMQ, per round |",
-        "|---|---|---:|---:|",
-    ]
-    for (workload, system), values in rows.items():
-        ref = rows.get((workload, reference(workload)), [])
-        ratios = ", ".join(f"{v / r:.2f}" for v, r in zip(values, ref, strict=False) if r)
-        fmt = "{:,.2f}" if "ms" in workload else "{:,.0f}"
-        lines.append(
-            f"| {workload} | {system} | {' / '.join(fmt.format(v) for v in values)} | {ratios} |"
-        )
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.versus", description=__doc__)
     parser.add_argument("--rounds", type=int, default=2)
@@ -386,22 +361,16 @@ def main() -> None:
     print(f"\nload average at start {loads[0]}, at end {loads[-1]}")
     for what, why in versus.skipped.items():
         print(f"skipped {what}: {why}")
-    out = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "seconds": round(time.time() - started, 1),
-        "args": vars(args),
-        "bullmq": None if versus.bullmq_missing else _bullmq.version(),
-        "load_average": loads,
-        "rows": {f"{w} | {s}": v for (w, s), v in versus.rows.items()},
-        "details": {f"{w} | {s}": v for (w, s), v in versus.details.items()},
-        "skipped": versus.skipped,
-    }
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(
-        args.out, f"versus-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(started))}.json"
+    out = results_record(
+        started,
+        args,
+        bullmq=None if versus.bullmq_missing else _bullmq.version(),
+        load_average=loads,
+        rows={f"{w} | {s}": v for (w, s), v in versus.rows.items()},
+        details={f"{w} | {s}": v for (w, s), v in versus.details.items()},
+        skipped=versus.skipped,
     )
-    with open(path, "w") as handle:
-        json.dump(out, handle, indent=1)
+    path = write_results(args.out, [f"versus-{stamp(started)}.json"], out)
     print(f"wrote {path}")
 
 
