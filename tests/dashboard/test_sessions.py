@@ -81,7 +81,7 @@ async def test_a_session_cannot_claim_a_role_its_token_does_not_grant(
 
 
 async def test_ten_failed_logins_a_minute_then_429_for_that_address_only(
-    service: JobService,
+    service: JobService, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = ManualClock()
     dashboard = Dashboard(
@@ -94,6 +94,8 @@ async def test_ten_failed_logins_a_minute_then_429_for_that_address_only(
             assert (await log_in(client, "guess")).status_code == 401
         refused = await log_in(client, ADMIN_TOKEN)
         assert refused.status_code == 429
+        for _ in range(50):  # refused before the token is even compared
+            assert (await log_in(client, "guess")).status_code == 429
         assert "Too many failed logins" in refused.text
         assert (await client.get(BASE + "/")).status_code == 303  # no session
         other = httpx2.AsyncClient(
@@ -102,6 +104,10 @@ async def test_ten_failed_logins_a_minute_then_429_for_that_address_only(
         )
         async with other:
             assert (await log_in(other, ADMIN_TOKEN)).status_code == 303
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        # One line per failure and one when the address is blocked; the refused 51 add none.
+        assert len(warnings) == 11
+        assert warnings[-1] == "dashboard logins from 127.0.0.1 refused for a minute"
         clock.advance(59_999)
         assert (await log_in(client, ADMIN_TOKEN)).status_code == 429
         clock.advance(1)  # the first failure leaves the minute

@@ -83,7 +83,9 @@ class Actions:
         limiter = self._ctx.logins
         if limiter.blocked(address, now_ms):
             # Checked before the token: while blocked, even the right one waits.
-            _audit.warning("dashboard login refused: too many failures from %s", address)
+            # DEBUG: a flood of refused attempts must not flood the log too (the
+            # WARNING lines of the failures that led here already name the address).
+            _audit.debug("dashboard login refused: too many failures from %s", address)
             return self._ctx.render(
                 request,
                 "login.html",
@@ -95,6 +97,8 @@ class Actions:
         if role is None or not isinstance(token, str):
             limiter.failed(address, now_ms)
             _audit.warning("dashboard login failed from %s: wrong token", address)
+            if limiter.blocked(address, now_ms):
+                _audit.warning("dashboard logins from %s refused for a minute", address)
             return self._ctx.render(
                 request, "login.html", {"error": "Wrong token."}, status_code=401
             )
