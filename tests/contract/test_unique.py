@@ -23,7 +23,8 @@ from jobqueue.domain import (
     UniqueRule,
     UniqueScope,
 )
-from tests.contract.conftest import MakeJob, Passage
+from jobqueue.redis._shards import shard_of_type
+from tests.contract.conftest import CLUSTER_SHARDS, MakeJob, Passage
 
 LEASE = 30_000
 
@@ -260,3 +261,36 @@ async def test_a_batch_replace_reports_the_job_it_replaced_cancelled(
     stored = await store.get(first.id)
     assert stored is not None
     assert stored.status is JobStatus.CANCELLED
+
+
+def type_pairs() -> list[tuple[str, str]]:
+    """Two types in one shard and two in different shards of the cluster backend."""
+    names = [f"t{n}" for n in range(40)]
+    shard = {name: shard_of_type(name, CLUSTER_SHARDS) for name in names}
+    same = next((a, b) for a in names for b in names if a < b and shard[a] == shard[b])
+    other = next((a, b) for a in names for b in names if shard[a] != shard[b])
+    return [same, other]
+
+
+@pytest.mark.parametrize("types", type_pairs(), ids=["same-shard", "other-shard"])
+async def test_unique_and_idempotency_keys_are_per_job_type(
+    store: JobStore, make_job: MakeJob, types: tuple[str, str]
+) -> None:
+    first_type, second_type = types
+    (first,) = await store.add([unique(make_job(first_type), "K", on_conflict=OnConflict.REJECT)])
+    (second,) = await store.add([unique(make_job(second_type), "K", on_conflict=OnConflict.REJECT)])
+    assert first.id != second.id
+    with pytest.raises(UniqueConflict) as caught:
+        await store.add([unique(make_job(second_type), "K", on_conflict=OnConflict.REJECT)])
+    assert caught.value.holder_id == second.id
+    (a,) = await store.add([make_job(first_type, idempotency_key="req-1")])
+    (b,) = await store.add([make_job(second_type, idempotency_key="req-1")])
+    (again,) = await store.add([make_job(second_type, idempotency_key="req-1")])
+    assert a.id != b.id
+    assert again.id == b.id
+    # Each finishes and releases its own type's lock only.
+    await store.cancel(first.id)
+    with pytest.raises(UniqueConflict):
+        await store.add([unique(make_job(second_type), "K", on_conflict=OnConflict.REJECT)])
+    (fresh,) = await store.add([unique(make_job(first_type), "K", on_conflict=OnConflict.REJECT)])
+    assert fresh.id not in (first.id, second.id)

@@ -68,7 +68,7 @@ async def check_holders(store: RedisJobStore, held: dict[str, str]) -> dict[str,
         job = await store.get(holder_id)
         assert job is not None, f"lock {key} names a job that is gone: {holder_id}"
         assert job.unique is not None
-        assert job.unique.key == key
+        assert f"{job.type}/{job.unique.key}" == key  # locks are per type: u:<type>/<key>
         in_scope = (
             (JobStatus.PENDING,)
             if job.unique.scope is UniqueScope.PENDING

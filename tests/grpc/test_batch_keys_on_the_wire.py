@@ -45,3 +45,15 @@ async def test_keys_may_hold_any_printable_text(api: Api) -> None:
         pb.EnqueueJobRequest(type="t", unique_key="kunde:ä 7 ✓", idempotency_key="order 42/ü")
     )
     assert job.job.unique_key == "kunde:ä 7 ✓"
+
+
+async def test_one_key_in_two_types_is_no_repeat(api: Api) -> None:
+    response = await api.jobs.EnqueueJobs(
+        pb.EnqueueJobsRequest(
+            jobs=[
+                pb.EnqueueJobRequest(type="a", unique_key="K"),
+                pb.EnqueueJobRequest(type="b", unique_key="K"),
+            ]
+        )
+    )
+    assert len({job.id for job in response.jobs}) == 2

@@ -88,7 +88,7 @@ async def test_every_key_stays_inside_the_prefix(
     assert all(key.startswith("{" + key_prefix + "}:") for key in keys)
     # The finished job and its key carry the retention TTL; nothing else leaks a TTL-less copy.
     assert await raw.pttl(f"{{{key_prefix}}}:j:{job.id}") > 0
-    assert await raw.pttl(f"{{{key_prefix}}}:k:k-1") > 0
+    assert await raw.pttl(f"{{{key_prefix}}}:k:billing.invoice:v2/k-1") > 0
     await store.close()
 
 

@@ -25,10 +25,10 @@ async def test_a_unique_key_moves_with_its_job(redis_url: str, key_prefix: str) 
     raw = aioredis.Redis.from_url(redis_url)
     new = RedisJobStore(settings)
     try:
-        assert await raw.exists(f"{{{key_prefix}}}:u:customer:7") == 0
+        assert await raw.exists(f"{{{key_prefix}}}:u:sync/customer:7") == 0
         (moved,) = (await new.list_jobs(JobQuery(type="sync"))).jobs
         shard = shard_of_type("sync", SHARDS)
-        assert await raw.get(f"{{{key_prefix}.{shard}}}:u:customer:7") == moved.id.encode()
+        assert await raw.get(f"{{{key_prefix}.{shard}}}:u:sync/customer:7") == moved.id.encode()
         again = await service(new).enqueue(EnqueueRequest(type="sync", unique_key="customer:7"))
         assert again.id == moved.id
     finally:

@@ -49,7 +49,7 @@ KEYS = ("k1", "k2")
 
 
 class UniqueModel(Model):
-    """The plain model plus unique locks: key -> (holder id, scope)."""
+    """The plain model plus unique locks: "type/key" -> (holder id, scope)."""
 
     def __init__(self, retention_ms: int) -> None:
         super().__init__(retention_ms)
@@ -114,7 +114,8 @@ class UniqueMachine(StoreMachine):
             updated_at=now,
             unique=UniqueRule(key=key, scope=scope, on_conflict=on_conflict),
         )
-        held = self.model.locks.get(key)
+        slot = f"{job_type}/{key}"  # keys are per job type
+        held = self.model.locks.get(slot)
         holder = self.model.jobs[held[0]] if held else None
         if holder is not None and (
             on_conflict is OnConflict.REJECT
@@ -138,7 +139,7 @@ class UniqueMachine(StoreMachine):
         else:
             assert due == job.execution_time_ms
         self.model.jobs[job.id] = ModelJob(job.id, job.type, due, due, None)
-        self.model.locks[key] = (job.id, scope)
+        self.model.locks[slot] = (job.id, scope)
 
     @invariant()
     def locks_are_the_models(self) -> None:

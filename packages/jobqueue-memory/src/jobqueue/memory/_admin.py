@@ -29,6 +29,7 @@ from jobqueue.domain import (
 
 from ._core import _Record
 from ._reading import _ReadingMixin
+from ._unique import idempotency_slot
 
 
 class _AdminMixin(_ReadingMixin):
@@ -112,7 +113,7 @@ class _AdminMixin(_ReadingMixin):
         if not job.status.is_terminal:
             raise JobNotFinished(job.id, job.status.name)
         del self._records[job.id]
-        key = job.idempotency_key
+        key = idempotency_slot(job)
         if key is not None and self._keys.get(key) == job.id:
             del self._keys[key]
         # Its retention entry in ``_finished`` finds no record later: nothing to undo.

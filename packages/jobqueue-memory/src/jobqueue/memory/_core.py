@@ -24,7 +24,7 @@ from jobqueue.domain import (
 )
 
 from ._index import LISTED_BY, IndexedRecords, ListingIndex
-from ._unique import UniqueLock, release_lock
+from ._unique import UniqueLock, idempotency_slot, release_lock
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,7 +158,7 @@ class _MemoryCore:
                 continue
             record = self._records.pop(job_id, None)
             if record is not None:
-                key = record.job.idempotency_key
+                key = idempotency_slot(record.job)
                 if key is not None and self._keys.get(key) == job_id:
                     del self._keys[key]
                 self._notify(job_id)

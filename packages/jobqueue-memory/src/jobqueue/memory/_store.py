@@ -31,7 +31,7 @@ from ._gates import _GatesMixin
 from ._leasing import _LeasingMixin
 from ._presence import _PresenceMixin
 from ._reading import _ReadingMixin
-from ._unique import lock_holder, take_lock
+from ._unique import idempotency_slot, lock_holder, slot, take_lock
 
 
 class MemoryJobStore(
@@ -60,7 +60,7 @@ class MemoryJobStore(
         for job in jobs:
             if job.status is not JobStatus.PENDING:
                 raise InvalidJob("status", "new jobs must be PENDING")
-            key = job.idempotency_key
+            key = idempotency_slot(job)
             if key is not None:
                 if key in batch_keys:
                     stored.append(batch_keys[key])
@@ -81,8 +81,9 @@ class MemoryJobStore(
                 continue
             self._records[job.id] = _Record(job)
             self._count("enqueued", job.type)
-            if job.idempotency_key is not None:
-                self._keys[job.idempotency_key] = job.id
+            key = idempotency_slot(job)
+            if key is not None:
+                self._keys[key] = job.id
             take_lock(self._unique_locks, job, now)
             self._push_pending(job, job.execution_time_ms)
         for holder_id in replaced:
@@ -106,9 +107,10 @@ class MemoryJobStore(
         rule = job.unique
         if rule is None:
             return None
-        holder = batch_unique.get(rule.key)
+        held = slot(job.type, rule.key)
+        holder = batch_unique.get(held)
         if holder is None:
-            record = self._records.get(lock_holder(self._unique_locks, rule.key, now) or "")
+            record = self._records.get(lock_holder(self._unique_locks, held, now) or "")
             holder = record.job if record is not None else None
         if holder is not None:
             if rule.on_conflict is OnConflict.RETURN_EXISTING:
@@ -116,13 +118,13 @@ class MemoryJobStore(
             if rule.on_conflict is not OnConflict.REPLACE or holder.status is not JobStatus.PENDING:
                 raise UniqueConflict(rule.key, holder.id)
             replaced.append(holder.id)
-        batch_unique[rule.key] = job
+        batch_unique[held] = job
         return None
 
     def _replaced(self, holder_id: str, now: int) -> None:
         """A PENDING holder that a REPLACE took the key from ends CANCELLED, saying by whom."""
         record = self._records[holder_id]
-        key = record.job.unique_key or ""
+        key = slot(record.job.type, record.job.unique_key or "")
         successor = self._unique_locks[key].job_id if key in self._unique_locks else "?"
         record.job = replace(record.job, last_error=f"replaced by job {successor}")
         self._finish(record, JobStatus.CANCELLED, now)

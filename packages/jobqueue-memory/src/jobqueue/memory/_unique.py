@@ -13,6 +13,21 @@ from dataclasses import dataclass
 from jobqueue.domain import Job, UniqueScope
 
 
+def slot(job_type: str, key: str) -> str:
+    """Where a job type's key is kept: unique and idempotency keys are per job type.
+
+    As on Redis (``u:<type>/<key>``, ``k:<type>/<key>``), where a type's keys
+    live in its shard; '/' never occurs in a type, so no two pairs collide.
+    """
+    return f"{job_type}/{key}"
+
+
+def idempotency_slot(job: Job) -> str | None:
+    """The job's idempotency key as kept (per type), or None."""
+    key = job.idempotency_key
+    return None if key is None else slot(job.type, key)
+
+
 @dataclass(frozen=True, slots=True)
 class UniqueLock:
     job_id: str
@@ -20,7 +35,7 @@ class UniqueLock:
 
 
 def lock_holder(locks: dict[str, UniqueLock], key: str, now: int) -> str | None:
-    """The id of the job holding ``key`` now, dropping a lapsed debounce lock."""
+    """The id of the job holding ``key`` (a ``slot``) now, dropping a lapsed debounce lock."""
     lock = locks.get(key)
     if lock is None:
         return None
@@ -34,7 +49,7 @@ def take_lock(locks: dict[str, UniqueLock], job: Job, now: int) -> None:
     rule = job.unique
     if rule is not None:
         expires = now + rule.window_ms if rule.scope is UniqueScope.DEBOUNCE else None
-        locks[rule.key] = UniqueLock(job.id, expires)
+        locks[slot(job.type, rule.key)] = UniqueLock(job.id, expires)
 
 
 def release_lock(locks: dict[str, UniqueLock], job: Job, *, claimed: bool = False) -> None:
@@ -42,6 +57,7 @@ def release_lock(locks: dict[str, UniqueLock], job: Job, *, claimed: bool = Fals
     rule = job.unique
     if rule is None or (claimed and rule.scope is UniqueScope.ACTIVE):
         return
-    lock = locks.get(rule.key)
+    held = slot(job.type, rule.key)
+    lock = locks.get(held)
     if lock is not None and lock.job_id == job.id:
-        del locks[rule.key]
+        del locks[held]

@@ -22,13 +22,13 @@ local function retry_job(P, jk, id, f, now)
     return s
   end
   local q, dk = qkey(P, jtype, f[6]), P .. 'd:' .. jtype .. ':' .. s
-  probe({q, P .. 'pl:' .. jtype, dk, P .. 'k:' .. (ikey or ''), P .. 'w:' .. jtype})
+  probe({q, P .. 'pl:' .. jtype, dk, kkey(P, jtype, ikey or ''), P .. 'w:' .. jtype})
   redis.call('ZREM', dk, id)
   redis.call('HSET', jk, 's', 1, 'e', now, 'u', now, 'a', 0)
   redis.call('HDEL', jk, 'f', 'r', 'x', 'l', 'd', 'n', 'z')
   redis.call('PERSIST', jk)
-  if ikey and redis.call('GET', P .. 'k:' .. ikey) == id then
-    redis.call('PERSIST', P .. 'k:' .. ikey)
+  if ikey and redis.call('GET', kkey(P, jtype, ikey)) == id then
+    redis.call('PERSIST', kkey(P, jtype, ikey))
   end
   enqueue(P, jtype, f[6], now, id)
   redis.call('ZADD', P .. 'tz', 0, jtype)
@@ -46,7 +46,7 @@ local function delete_job(P, jk, id, f)
     return s
   end
   local dk = P .. 'd:' .. jtype .. ':' .. s
-  probe({dk, P .. 'k:' .. (f[3] or '')})
+  probe({dk, kkey(P, jtype, f[3] or '')})
   notify(P, jk, id)
   redis.call('ZREM', dk, id)
   forget(P, id)
@@ -59,10 +59,13 @@ local function cancel_job(P, jk, id, f, now, retention, cap, channel)
   local s, jtype = f[1], f[2]
   if s == '1' then
     local q = qkey(P, jtype, f[6])
-    probe({q, P .. 'pl:' .. jtype, P .. 'd:' .. jtype .. ':5', P .. 'k:' .. (f[3] or '')})
+    -- Its unique lock too: finish releases it (as cancel.lua probes it).
+    local lock = redis.call('HGET', jk, 'uk')
+    probe({q, P .. 'pl:' .. jtype, P .. 'd:' .. jtype .. ':5', kkey(P, jtype, f[3] or ''),
+      ukey(P, jtype, lock or '')})
     redis.call('ZREM', q, id)
     prune_level(P, jtype, q)
-    finish(P, jk, id, jtype, 5, now, retention, cap, nil, f[3])
+    finish(P, jk, id, jtype, 5, now, retention, cap, nil, f[3], lock or false)
     return 'ok'
   elseif s == '2' and f[5] ~= '1' then
     redis.call('HSET', jk, 'x', 1, 'u', now)

@@ -1,7 +1,8 @@
 -- Helpers prepended to every script. Keys: P .. 'j:' .. id job hash,
 -- 'q:' .. type pending (score: due ms), 'r:' .. type running (score: lease
 -- deadline), 'd:' .. type .. ':' .. status finished (score: finish ms),
--- 'k:' .. key idempotency key, 'b:' .. key batch idempotency key ("stored_ms:"
+-- 'k:' .. type .. '/' .. key idempotency key and 'u:' .. type .. '/' .. key
+-- unique key (both per job type: kkey and ukey below), 'b:' .. key batch idempotency key ("stored_ms:"
 -- then the ids it stored, comma-separated), 'w:' .. type wake-up list, 'ev:' .. id watch channel,
 -- '{prefix}:cancels' (shard or not) the channel of cancel requests for running jobs.
 -- Indexes that keep every cost in proportion to work, not history:
@@ -43,12 +44,22 @@ local function held(jk, token, now)
   return f[4], f[5], f[6], f[7]
 end
 
--- Release a unique key ('u:' .. key, see add.lua) if it still names the job:
+-- The names of a job type's idempotency key and unique-key lock. Keys are
+-- per job type on every store and layout (a type's keys live in its shard);
+-- '/' never occurs in a type, so no two (type, key) pairs share a name.
+local function kkey(P, jtype, key)
+  return P .. 'k:' .. jtype .. '/' .. key
+end
+local function ukey(P, jtype, key)
+  return P .. 'u:' .. jtype .. '/' .. key
+end
+
+-- Release a unique key (ukey(), see add.lua) if it still names the job:
 -- called in the step that moves the job out of its key's scope, so no lock
 -- outlives its job whatever crashes.
-local function unlock(P, ukey, id)
-  if ukey then
-    local lk = P .. 'u:' .. ukey
+local function unlock(P, jtype, key, id)
+  if key then
+    local lk = ukey(P, jtype, key)
     if redis.call('GET', lk) == id then
       redis.call('DEL', lk)
     end
@@ -173,9 +184,9 @@ end
 -- Forget a finished job now: its hash, its idempotency key if it still names it.
 local function forget(P, id)
   local jk = P .. 'j:' .. id
-  local ikey = redis.call('HGET', jk, 'k')
-  if ikey and redis.call('GET', P .. 'k:' .. ikey) == id then
-    redis.call('DEL', P .. 'k:' .. ikey)
+  local f = redis.call('HMGET', jk, 't', 'k')
+  if f[2] and redis.call('GET', kkey(P, f[1], f[2])) == id then
+    redis.call('DEL', kkey(P, f[1], f[2]))
   end
   redis.call('DEL', jk)
 end
@@ -212,13 +223,13 @@ end
 -- `ikey` is the job's idempotency key when the caller read it already (false:
 -- none), nil to read it here.
 -- `ukey` likewise for its unique key: a settle read both with the lease.
-local function finish(P, jk, id, jtype, status, now, retention, cap, batch, ikey, ukey)
+local function finish(P, jk, id, jtype, status, now, retention, cap, batch, ikey, ulock)
   redis.call('HSET', jk, 's', status, 'u', now, 'f', now)
   redis.call('HDEL', jk, 'l', 'd', 'n', 'z')
-  if ukey == nil then
-    ukey = redis.call('HGET', jk, 'uk')
+  if ulock == nil then
+    ulock = redis.call('HGET', jk, 'uk')
   end
-  unlock(P, ukey, id)
+  unlock(P, jtype, ulock, id)
   local dk = P .. 'd:' .. jtype .. ':' .. status
   redis.call('ZADD', dk, now, id)
   redis.call('PEXPIRE', jk, retention)
@@ -226,7 +237,7 @@ local function finish(P, jk, id, jtype, status, now, retention, cap, batch, ikey
     ikey = redis.call('HGET', jk, 'k')
   end
   if ikey then
-    redis.call('PEXPIRE', P .. 'k:' .. ikey, retention)
+    redis.call('PEXPIRE', kkey(P, jtype, ikey), retention)
   end
   if batch then
     local seen = batch[dk]

@@ -5,7 +5,7 @@
 -- words, a fifth for a nonzero priority, none of which can hold a space; '-'
 -- means due now), the payload, the
 -- idempotency key or '', and the unique rule "scope policy window_ms key" or ''
--- (its lock is 'u:' .. key -> the holder's id), and the headers as a JSON object or ''
+-- (its lock is ukey(type, key) -> the holder's id: keys are per job type), and the headers as a JSON object or ''
 -- (stored as is in field 'h'). A conflict that rejects
 -- returns {'unique', key, holder id} and stores nothing. Creation and "now" are Redis's time, not the caller's.
 -- Packing the fixed fields keeps argument encoding, the client's main cost
@@ -55,12 +55,14 @@ for i = 3, #ARGV, 5 do
   if ikey == '' and spec == '' then
     plan[#plan + 1] = false -- a plain new job: nothing to decide (the hot path)
   else
-    local id = string.match(ARGV[i], '^(%S+)')
+    local id, jtype = string.match(ARGV[i], '^(%S+) (%S+)')
     local step = {prior = false}
+    -- Both keys are per job type: within this call too.
+    local typed_ikey = jtype .. '/' .. ikey
     if ikey ~= '' then
-      step.prior = claimed_keys[ikey]
+      step.prior = claimed_keys[typed_ikey]
       if not step.prior then
-        step.prior = redis.call('GET', P .. 'k:' .. ikey)
+        step.prior = redis.call('GET', kkey(P, jtype, ikey))
         -- The key outlives its job by at most the retention period.
         if step.prior and gone(P .. 'j:' .. step.prior, now, retention()) then
           step.prior = false
@@ -69,10 +71,11 @@ for i = 3, #ARGV, 5 do
     end
     if not step.prior and spec ~= '' then
       -- A unique job: "scope policy window_ms key" (see UniqueRule).
-      local scope, policy, window, ukey = string.match(spec, '^(%d) (%d) (%d+) (.*)$')
-      local holder, status = holders[ukey], '1'
+      local scope, policy, window, key = string.match(spec, '^(%d) (%d) (%d+) (.*)$')
+      local typed = jtype .. '/' .. key
+      local holder, status = holders[typed], '1'
       if not holder then
-        holder = redis.call('GET', P .. 'u:' .. ukey)
+        holder = redis.call('GET', ukey(P, jtype, key))
         if holder then
           status = redis.call('HGET', P .. 'j:' .. holder, 's')
           if status ~= '1' and status ~= '2' then
@@ -83,15 +86,15 @@ for i = 3, #ARGV, 5 do
       if holder and policy == '1' then
         step.prior = holder
       elseif holder and not (policy == '3' and status == '1') then
-        return {'unique', ukey, holder}
+        return {'unique', key, holder}
       else
         step.replace = holder
-        step.lock = {ukey, scope .. ' ' .. policy .. ' ' .. window, scope == '3' and tonumber(window)}
-        holders[ukey] = id
+        step.lock = {key, scope .. ' ' .. policy .. ' ' .. window, scope == '3' and tonumber(window)}
+        holders[typed] = id
       end
     end
     if not step.prior and ikey ~= '' then
-      claimed_keys[ikey] = id
+      claimed_keys[typed_ikey] = id
     end
     plan[#plan + 1] = step
   end
@@ -130,7 +133,7 @@ for i = 3, #ARGV, 5 do
       fields[#fields + 1] = 'k'
       fields[#fields + 1] = ikey
       -- No expiry yet: the key must live as long as the job does.
-      redis.call('SET', P .. 'k:' .. ikey, id)
+      redis.call('SET', kkey(P, jtype, ikey), id)
     end
     local lock = step and step.lock
     if lock then
@@ -141,9 +144,9 @@ for i = 3, #ARGV, 5 do
       -- Released by the step that moves the job out of its scope (claim.lua,
       -- finish in _common.lua); a debounce also lapses after its window.
       if lock[3] then
-        redis.call('SET', P .. 'u:' .. lock[1], id, 'PX', lock[3])
+        redis.call('SET', ukey(P, jtype, lock[1]), id, 'PX', lock[3])
       else
-        redis.call('SET', P .. 'u:' .. lock[1], id)
+        redis.call('SET', ukey(P, jtype, lock[1]), id)
       end
       if step.replace then
         replaced[#replaced + 1] = {step.replace, id}

@@ -14,8 +14,8 @@ if not f[1] or (f[4] and tonumber(f[4]) + retention <= now) then
 end
 local keys = redis.call('HMGET', jk, 'k', 'uk')
 local q = qkey(P, f[2], f[5])
-probe({q, P .. 'pl:' .. f[2], P .. 'd:' .. f[2] .. ':5', P .. 'k:' .. (keys[1] or ''),
-  P .. 'u:' .. (keys[2] or '')})
+probe({q, P .. 'pl:' .. f[2], P .. 'd:' .. f[2] .. ':5', kkey(P, f[2], keys[1] or ''),
+  ukey(P, f[2], keys[2] or '')})
 if f[1] == '1' then
   redis.call('ZREM', q, id)
   prune_level(P, f[2], q)

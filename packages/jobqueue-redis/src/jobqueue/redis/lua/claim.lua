@@ -101,7 +101,7 @@ while count < limit and #active > 0 do
           local f = redis.call('HMGET', jk, 's', 'uk', 'uq')
           seen[id] = f
           if f[2] then
-            keys[#keys + 1] = P .. 'u:' .. f[2]
+            keys[#keys + 1] = ukey(P, jtype, f[2])
           end
         end
         if q ~= P .. 'q:' .. jtype then
@@ -122,7 +122,7 @@ while count < limit and #active > 0 do
           if f[1] == '1' then
             -- A claim moves a PENDING or DEBOUNCE holder out of its key's scope.
             if f[2] and string.sub(f[3], 1, 1) ~= '2' then
-              unlock(P, f[2], id)
+              unlock(P, jtype, f[2], id)
             end
             count = count + 1
             local token = base .. count

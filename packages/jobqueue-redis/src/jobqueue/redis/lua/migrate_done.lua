@@ -4,18 +4,26 @@
 -- id still find the job (it expires with the retention).
 -- KEYS: cfg, migrating of the old layout. ARGV: prefix, then old id, new id pairs.
 local P = ARGV[1]
+-- A type's idempotency key and unique lock, named as _common.lua's kkey and ukey do.
+local function kkey(jtype, key)
+  return P .. 'k:' .. jtype .. '/' .. key
+end
+local function ukey(jtype, key)
+  return P .. 'u:' .. jtype .. '/' .. key
+end
 local retention = tonumber(redis.call('HGET', KEYS[1], 'retention_ms')) or 86400000
 for i = 2, #ARGV, 2 do
   local id = ARGV[i]
   local jk = P .. 'j:' .. id
-  local ikey = redis.call('HGET', jk, 'k')
-  if ikey and redis.call('GET', P .. 'k:' .. ikey) == id then
-    redis.call('DEL', P .. 'k:' .. ikey)
+  local f = redis.call('HMGET', jk, 't', 'k', 'uk')
+  local jtype, ikey = f[1] or '', f[2]
+  if ikey and redis.call('GET', kkey(jtype, ikey)) == id then
+    redis.call('DEL', kkey(jtype, ikey))
   end
   -- Its unique key moved with it (the new shard's add took it): no lock stays behind.
-  local ukey = redis.call('HGET', jk, 'uk')
-  if ukey and redis.call('GET', P .. 'u:' .. ukey) == id then
-    redis.call('DEL', P .. 'u:' .. ukey)
+  local lock = f[3]
+  if lock and redis.call('GET', ukey(jtype, lock)) == id then
+    redis.call('DEL', ukey(jtype, lock))
   end
   redis.call('DEL', jk)
   redis.call('ZREM', KEYS[2], id)

@@ -42,7 +42,7 @@ for _, jtype in ipairs(redis.call('ZRANGE', lx, '-inf', now, 'BYSCORE', 'LIMIT',
     local jk = P .. 'j:' .. id
     local keys = redis.call('HMGET', jk, 'k', 'uk')
     probe({jk, P .. 'q:' .. jtype, P .. 'w:' .. jtype, P .. 'd:' .. jtype .. ':4',
-      P .. 'd:' .. jtype .. ':5', P .. 'k:' .. (keys[1] or ''), P .. 'u:' .. (keys[2] or '')})
+      P .. 'd:' .. jtype .. ':5', kkey(P, jtype, keys[1] or ''), ukey(P, jtype, keys[2] or '')})
     expired = expired + 1
     redis.call('ZREM', r, id)
     count(P, jtype, 'leases_expired', 1)

@@ -37,7 +37,7 @@ if enqueue and f[3] ~= 'all' and f[4] then
   end
 end
 local jk = P .. 'j:' .. jid
-local kk = P .. 'k:' .. ikey
+local kk = kkey(P, jtype, ikey)
 if enqueue then
   probe({sk, jk, kk, P .. 'q:' .. jtype, P .. 'w:' .. jtype})
   local prior = redis.call('GET', kk)

@@ -17,7 +17,7 @@ local retried = {} -- type -> retries: counted once per call
 
 local function apply(id, token, kind, has_result, result, err, retry_delay)
   local jk = P .. 'j:' .. id
-  local jtype, cancel_requested, ikey, ukey = held(jk, token, now)
+  local jtype, cancel_requested, ikey, ulock = held(jk, token, now)
   if not jtype then
     return 0
   end
@@ -29,10 +29,10 @@ local function apply(id, token, kind, has_result, result, err, retry_delay)
       P .. 'd:' .. jtype .. ':3', P .. 'd:' .. jtype .. ':4', P .. 'd:' .. jtype .. ':5'}
   end
   if ikey then
-    keys[#keys + 1] = P .. 'k:' .. ikey
+    keys[#keys + 1] = kkey(P, jtype, ikey)
   end
-  if ukey then
-    keys[#keys + 1] = P .. 'u:' .. ukey
+  if ulock then
+    keys[#keys + 1] = ukey(P, jtype, ulock)
   end
   if #keys > 0 then
     probe(keys)
@@ -45,12 +45,12 @@ local function apply(id, token, kind, has_result, result, err, retry_delay)
     if has_result == '1' then
       redis.call('HSET', jk, 'r', result)
     end
-    finish(P, jk, id, jtype, 3, now, retention, cap, finished, ikey, ukey)
+    finish(P, jk, id, jtype, 3, now, retention, cap, finished, ikey, ulock)
   elseif kind == 'f' then
-    finish(P, jk, id, jtype, 4, now, retention, cap, finished, ikey, ukey)
+    finish(P, jk, id, jtype, 4, now, retention, cap, finished, ikey, ulock)
   elseif kind == 'x' or cancel_requested == '1' then
     -- A retry or release of a job someone cancelled ends it instead.
-    finish(P, jk, id, jtype, 5, now, retention, cap, finished, ikey, ukey)
+    finish(P, jk, id, jtype, 5, now, retention, cap, finished, ikey, ulock)
   else
     if kind == 'l' then
       redis.call('HINCRBY', jk, 'a', -1)
