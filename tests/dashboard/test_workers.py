@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from jobqueue.dashboard import Dashboard, DashboardSettings
 from jobqueue.domain import (
     JobService,
@@ -100,3 +102,16 @@ async def test_the_overview_counts_live_workers_and_names_unattended_types(
         unknown = await client.get(BASE + "/")
     assert 'id="workers-alive"' not in unknown.text
     assert 'id="unattended"' not in unknown.text
+
+
+async def test_a_start_time_never_given_shows_as_a_dash(
+    service: JobService, store: JobStore
+) -> None:
+    await presence_of(store).heartbeat(
+        replace(worker("box-1-4244-cc", "email"), started_at_ms=0), ttl_ms=30_000
+    )
+    async with client_of(dashboard(service, store)) as client:
+        text = (await client.get(BASE + "/workers")).text
+    row = text[text.index('id="worker-box-1-4244-cc"') :]
+    assert '<td class="started"><span class="muted">-</span></td>' in row[: row.index("</tr>")]
+    assert "1970" not in text
