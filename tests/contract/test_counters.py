@@ -13,6 +13,7 @@ from jobqueue.domain import (
     BulkAction,
     JobCounters,
     JobFilter,
+    JobQuery,
     JobStatus,
     JobStore,
     Outcome,
@@ -157,3 +158,26 @@ async def test_a_bulk_cancel_counts_each_job_it_cancels(store: JobStore, make_jo
         TypeCounters(type="y", enqueued=1),
         TypeCounters(type="z", enqueued=3, cancelled=3),
     ]
+
+
+async def test_an_operators_retry_counts_as_enqueued_so_depth_stays_true(
+    store: JobStore, make_job: MakeJob
+) -> None:
+    admin = store
+    assert isinstance(admin, AdminStore)
+    jobs = [make_job("rv") for _ in range(3)]
+    await store.add(jobs)
+    leases = await store.claim(["rv"], limit=2, lease_ms=LEASE)
+    await store.settle(
+        [Outcome(job_id=lease.job.id, token=lease.token, kind=OutcomeKind.FAIL) for lease in leases]
+    )
+    await admin.retry(leases[0].job.id)
+    await admin.bulk(BulkAction.RETRY, JobFilter(type="rv"), limit=100, cursor="")
+    (lease,) = await store.claim(["rv"], limit=1, lease_ms=LEASE)
+    await store.settle([Outcome(job_id=lease.job.id, token=lease.token, kind=OutcomeKind.COMPLETE)])
+    (row,) = await counting(store).counters()
+    assert (row.enqueued, row.completed, row.failed) == (5, 1, 2)
+    live = 0
+    for status in (JobStatus.PENDING, JobStatus.RUNNING):
+        live += len((await store.list_jobs(JobQuery(type="rv", status=status))).jobs)
+    assert row.enqueued - row.completed - row.failed - row.cancelled == live == 2

@@ -39,7 +39,8 @@ _RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 
 
 _COUNTER_HELP = {
-    "enqueued": "Jobs stored, by type (an idempotent or unique duplicate stores nothing).",
+    "enqueued": "Jobs put in the queue, by type: stored (an idempotent or unique duplicate "
+    "stores nothing), or brought back by an operator's retry.",
     "completed": "Jobs that ended COMPLETED, by type.",
     "failed": "Jobs that ended FAILED (attempts spent, a fail verdict, or a lease lost on the "
     "last attempt), by type.",

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 COUNTER_KINDS = ("enqueued", "completed", "failed", "retried", "cancelled", "leases_expired")
-"""Every counter, in a stable order: jobs stored, finished by status, attempts
-retried (a worker's retry verdict; a release is not one), leases that expired."""
+"""Every counter, in a stable order: jobs put in the queue (stored, or revived by
+an operator's retry, so enqueued minus finished is the live depth), finished by
+status, attempts retried (a worker's retry verdict; a release is not one),
+leases that expired."""
 
 DEFAULT_SAMPLE_INTERVAL_MS = 10_000
 DEFAULT_SAMPLES_KEPT = 8_640

@@ -104,6 +104,9 @@ class _AdminMixin(_ReadingMixin):
         record.confirmed = False
         record.unconfirmed_expiries = 0
         self._push_pending(job, now)
+        # Counted as enqueued, as Redis's retry_job does: enqueued minus
+        # finished stays the queue's depth.
+        self._count("enqueued", job.type)
         self._wake()
         self._notify(job.id)
         return record.job

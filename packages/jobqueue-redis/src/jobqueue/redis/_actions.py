@@ -45,7 +45,7 @@ class Actions:
         self._admin = admin
 
     async def retry(self, job_id: str) -> Job:
-        reply = await self._one("retry", ("tz", "cfg", "ts:1"), job_id)
+        reply = await self._one("retry", ("tz", "cfg", "ts:1", "ct"), job_id)
         if reply[0] == b"status":
             raise JobNotRetryable(job_id, JobStatus(int(reply[1])).name)
         return job_from_hash(job_id, pairs_to_dict(reply[1]))

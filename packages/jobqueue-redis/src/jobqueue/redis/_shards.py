@@ -85,7 +85,7 @@ _FIXED_KEYS: dict[str, tuple[str, ...]] = {
     "stats": ("tz", "cfg"),
     "list": ("tz", "cfg", "ts:1", "ts:2", "ts:3", "ts:4", "ts:5"),
     "watchers": (),
-    "retry": ("tz", "cfg", "ts:1"),
+    "retry": ("tz", "cfg", "ts:1", "ct"),
     "delete": ("cfg",),
     "bulk": ("tz", "cfg", "fx", "ts:1", "ts:5", "ct"),
     "gate": ("pz",),

@@ -31,6 +31,9 @@ local function retry_job(P, jk, id, f, now)
     redis.call('PERSIST', kkey(P, jtype, ikey))
   end
   enqueue(P, jtype, f[6], now, id)
+  -- Back in its queue: counted as enqueued in this step, so enqueued minus
+  -- finished stays the queue's depth (docs/operations.md, Metrics).
+  count(P, jtype, 'enqueued', 1)
   redis.call('ZADD', P .. 'tz', 0, jtype)
   redis.call('ZADD', P .. 'ts:1', 0, jtype)
   wake_for(P, jtype, id, now, now)

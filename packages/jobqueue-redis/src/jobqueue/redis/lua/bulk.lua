@@ -1,7 +1,7 @@
 -- One bulk action over a chunk of jobs a listing found (at most ~500 a call,
 -- so Redis serves others between chunks). Each job is read again here: one
 -- that changed since the listing and no longer matches is not counted.
--- KEYS: tz, cfg, fx, ts:1, ts:5, ct of the shard (a cancel counts: see count() in
+-- KEYS: tz, cfg, fx, ts:1, ts:5, ct of the shard (a cancel and a retry count: see count() in
 -- _common.lua), then each job's hash in ARGV's order.
 -- ARGV: prefix, action (1 retry, 2 cancel, 3 delete), status filter or '',
 -- updated-before filter (ms) or '', the cancel channel, then the job ids.
