@@ -10,16 +10,11 @@ from collections.abc import Sequence
 
 from jobqueue.domain import Lease, LeaseState, Outcome
 from jobqueue.worker import (
-    JobContext,
     JobSource,
     SourceUnavailable,
 )
 
 from .conftest import ForwardingSource
-
-
-async def return_ok(job: JobContext) -> str:
-    return "ok"
 
 
 class ShortenedRenewal(ForwardingSource):

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from jobqueue.domain import JobStatus, Lease, LeaseState, Outcome
 from jobqueue.worker import JobContext, JobSource, SourceUnavailable
 
+from ._handlers import interruptible
 from .conftest import ForwardingSource, Harness
 
 
@@ -115,18 +116,8 @@ async def test_a_worker_that_cannot_renew_stops_the_handler_before_the_lease_run
 ) -> None:
     source = RecordingSource(harness.make_source())
     worker = harness.worker(source, concurrency=1, lease_ms=3_000, requeue_interval_ms=0)
-    started = asyncio.Event()
-    stopped = asyncio.Event()
-
-    @worker.handler("slow")
-    async def slow(job: JobContext) -> str:
-        started.set()
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            stopped.set()
-            raise
-        return "never"
+    handler, started, stopped = interruptible()
+    worker.register("slow", handler)
 
     await worker.start()
     job = await harness.enqueue("slow")

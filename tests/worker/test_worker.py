@@ -16,7 +16,8 @@ from jobqueue.worker import (
     JobContext,
 )
 
-from ._fake_sources import CountingSource, return_ok
+from ._fake_sources import CountingSource
+from ._handlers import return_ok
 from .conftest import Harness
 
 

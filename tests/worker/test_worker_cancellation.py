@@ -12,6 +12,7 @@ from jobqueue.worker import (
     JobContext,
 )
 
+from ._handlers import interruptible
 from .conftest import Harness
 
 
@@ -35,17 +36,8 @@ async def test_a_cancelled_pending_job_never_runs(harness: Harness) -> None:
 
 async def test_cancelling_a_running_job_cancels_its_handler(harness: Harness) -> None:
     worker = harness.worker()
-    started = asyncio.Event()
-    interrupted = asyncio.Event()
-
-    @worker.handler("long")
-    async def long(job: JobContext) -> None:
-        started.set()
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            interrupted.set()
-            raise
+    handler, started, interrupted = interruptible()
+    worker.register("long", handler)
 
     await worker.start()
     job = await harness.enqueue("long")

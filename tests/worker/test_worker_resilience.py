@@ -13,7 +13,8 @@ from jobqueue.worker import (
     SourceUnavailable,
 )
 
-from ._fake_sources import FlakySource, ShortenedRenewal, return_ok
+from ._fake_sources import FlakySource, ShortenedRenewal
+from ._handlers import interruptible, return_ok
 from .conftest import Harness
 
 
@@ -57,18 +58,8 @@ async def test_a_lost_lease_abandons_the_handler_and_sends_no_outcome(harness: H
     source = ShortenedRenewal(harness.make_source())
     # Heartbeats every 300 ms: each shortened lease lapses 200 ms before the next.
     worker = harness.worker(source, concurrency=1, requeue_interval_ms=0, lease_ms=900)
-    started = asyncio.Event()
-    abandoned = asyncio.Event()
-
-    @worker.handler("slow")
-    async def slow(job: JobContext) -> str:
-        started.set()
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            abandoned.set()
-            raise
-        return "stale"
+    handler, started, abandoned = interruptible()
+    worker.register("slow", handler)
 
     await worker.start()
     job = await harness.enqueue("slow")
