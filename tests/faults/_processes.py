@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,6 +175,28 @@ class WorkerPool:
     exited: dict[int, int] = field(default_factory=dict)
     """pid → monotonic time (ns) by which the process was known dead, however it ended."""
     started: int = 0
+
+    @classmethod
+    def on_redis(
+        cls,
+        ledger_dir: Path,
+        url: str,
+        prefix: str,
+        *,
+        concurrency: int,
+        lease_ms: int,
+        work_ms: int = 10,
+        extra: Sequence[str] = (),
+    ) -> WorkerPool:
+        """The scenarios' usual pool: ledger workers on Redis directly, no server between."""
+        return cls(
+            ledger_dir,
+            [
+                *("--redis-url", url, "--prefix", prefix),
+                *("--concurrency", str(concurrency), "--lease-ms", str(lease_ms)),
+                *("--work-ms", str(work_ms), *extra),
+            ],
+        )
 
     def spawn(self) -> int:
         self.started += 1

@@ -33,9 +33,8 @@ from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
 from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
 from mpataki.jobqueue.v1 import worker_pb2 as wpb
 from mpataki.jobqueue.v1 import worker_pb2_grpc as wpb_grpc
-from tests._redis_server import RedisProcess
 from tests.faults._http_calls import connect_call, grpc_web_call
-from tests.faults._processes import ServerProc, health
+from tests.faults._processes import ServerProc, health, own_redis
 from tests.faults._scenario import LONG, SERVING, new_prefix, report, scale
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(scale(180, 1_800))]
@@ -245,56 +244,54 @@ class Target:
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    redis_server = RedisProcess()
-    redis_server.start()
-    prefix = new_prefix()
-    log_dir: Path = tmp_path_factory.mktemp("fuzz")
-    # No lease sweep during the run: nothing but the fuzzer's requests may change the keys.
-    server = ServerProc(
-        redis_url=redis_server.url,
-        prefix=prefix,
-        log_dir=log_dir,
-        env={"JOBQUEUE_SWEEP_INTERVAL_SECONDS": "3600"},
-    )
-    server.start()
-    client = redis.Redis.from_url(redis_server.url)
-    # As big as the server's messages may be: a client-side RESOURCE_EXHAUSTED
-    # would be no answer of the server's, though the server did the work.
-    channel = grpc.insecure_channel(
-        server.target, options=[("grpc.max_receive_message_length", 128 * MIB)]
-    )
-    found = Target(server, client, prefix, channel)
-    seed_jobs(channel)
-    stop = threading.Event()
-
-    def watch_health() -> None:
-        while not stop.wait(0.1):
-            status = health(server.port)
-            found.health_checks += 1
-            if status != SERVING:
-                found.health_failures.append(status)
-
-    watcher = threading.Thread(target=watch_health, name="health-watch")
-    watcher.start()
-    try:
-        yield found
-    finally:
-        stop.set()
-        watcher.join(5)
-        channel.close()
-        code = server.stop()
-        client.close()
-        redis_server.close()
-        report(
-            "bad-input",
-            examples_per_rpc=EXAMPLES,
-            rpcs=len(METHODS),
-            codes=dict(found.codes),
-            health_checks=found.health_checks,
-            health_failures=len(found.health_failures),
-            server_exit=code,
+    with own_redis() as redis_server:
+        prefix = new_prefix()
+        log_dir: Path = tmp_path_factory.mktemp("fuzz")
+        # No lease sweep during the run: nothing but the fuzzer's requests may change the keys.
+        server = ServerProc(
+            redis_url=redis_server.url,
+            prefix=prefix,
+            log_dir=log_dir,
+            env={"JOBQUEUE_SWEEP_INTERVAL_SECONDS": "3600"},
         )
-        assert "Traceback" not in server.output(), server.output()[-4000:]
+        server.start()
+        client = redis.Redis.from_url(redis_server.url)
+        # As big as the server's messages may be: a client-side RESOURCE_EXHAUSTED
+        # would be no answer of the server's, though the server did the work.
+        channel = grpc.insecure_channel(
+            server.target, options=[("grpc.max_receive_message_length", 128 * MIB)]
+        )
+        found = Target(server, client, prefix, channel)
+        seed_jobs(channel)
+        stop = threading.Event()
+
+        def watch_health() -> None:
+            while not stop.wait(0.1):
+                status = health(server.port)
+                found.health_checks += 1
+                if status != SERVING:
+                    found.health_failures.append(status)
+
+        watcher = threading.Thread(target=watch_health, name="health-watch")
+        watcher.start()
+        try:
+            yield found
+        finally:
+            stop.set()
+            watcher.join(5)
+            channel.close()
+            code = server.stop()
+            client.close()
+            report(
+                "bad-input",
+                examples_per_rpc=EXAMPLES,
+                rpcs=len(METHODS),
+                codes=dict(found.codes),
+                health_checks=found.health_checks,
+                health_failures=len(found.health_failures),
+                server_exit=code,
+            )
+            assert "Traceback" not in server.output(), server.output()[-4000:]
 
 
 def seed_jobs(channel: grpc.Channel) -> None:

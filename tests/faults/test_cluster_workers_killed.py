@@ -58,13 +58,7 @@ async def test_every_job_completes_when_workers_on_a_cluster_are_killed(
         env={"JOBQUEUE_REDIS_SHARDS": str(SHARDS)},
     )
     server.start()
-    pool = WorkerPool(
-        tmp_path,
-        [
-            *("--redis-url", cluster.url, "--prefix", prefix),
-            *("--concurrency", "4", "--lease-ms", str(LEASE_MS), "--work-ms", "10"),
-        ],
-    )
+    pool = WorkerPool.on_redis(tmp_path, cluster.url, prefix, concurrency=4, lease_ms=LEASE_MS)
     (port, *_) = cluster.master_ports()
     client = redis.RedisCluster(host="127.0.0.1", port=port)
     rng = random.Random(7)

@@ -45,13 +45,7 @@ async def test_nothing_is_lost_when_connections_are_cut(
 ) -> None:
     server = ServerProc(redis_url=redis_aof.url, prefix=prefix, log_dir=tmp_path)
     server.start()
-    pool = WorkerPool(
-        tmp_path,
-        [
-            *("--redis-url", redis_aof.url, "--prefix", prefix),
-            *("--concurrency", "16", "--lease-ms", str(LEASE_MS), "--work-ms", "10"),
-        ],
-    )
+    pool = WorkerPool.on_redis(tmp_path, redis_aof.url, prefix, concurrency=16, lease_ms=LEASE_MS)
     client = redis.Redis.from_url(redis_aof.url)
     log = ProducerLog()
     try:

@@ -60,13 +60,14 @@ async def test_memory_stays_flat_under_load(
         env={"JOBQUEUE_RETENTION_SECONDS": str(RETENTION_S)},
     )
     server.start()
-    pool = WorkerPool(
+    pool = WorkerPool.on_redis(
         tmp_path,
-        [
-            *("--redis-url", redis_aof.url, "--prefix", prefix),
-            *("--concurrency", "64", "--lease-ms", "5000", "--work-ms", "1"),
-            *("--retention-ms", str(RETENTION_S * 1000)),
-        ],
+        redis_aof.url,
+        prefix,
+        concurrency=64,
+        lease_ms=5000,
+        work_ms=1,
+        extra=("--retention-ms", str(RETENTION_S * 1000)),
     )
     client = redis.Redis.from_url(redis_aof.url)
     acked: list[str] = []

@@ -38,13 +38,7 @@ async def test_acknowledged_jobs_survive_a_redis_crash(
 ) -> None:
     server = ServerProc(redis_url=redis_aof.url, prefix=prefix, log_dir=tmp_path)
     server.start()
-    pool = WorkerPool(
-        tmp_path,
-        [
-            *("--redis-url", redis_aof.url, "--prefix", prefix),
-            *("--concurrency", "8", "--lease-ms", str(LEASE_MS), "--work-ms", "10"),
-        ],
-    )
+    pool = WorkerPool.on_redis(tmp_path, redis_aof.url, prefix, concurrency=8, lease_ms=LEASE_MS)
     client = redis.Redis.from_url(redis_aof.url)
     server_recovery: list[float] = []
     worker_recovery: list[float] = []

@@ -47,13 +47,7 @@ async def test_slow_and_stuck_handlers_leave_the_worker_responsive(
 ) -> None:
     server = ServerProc(redis_url=redis_aof.url, prefix=prefix, log_dir=tmp_path)
     server.start()
-    pool = WorkerPool(
-        tmp_path,
-        [
-            *("--redis-url", redis_aof.url, "--prefix", prefix),
-            *("--concurrency", "32", "--lease-ms", str(LEASE_MS), "--work-ms", "10"),
-        ],
-    )
+    pool = WorkerPool.on_redis(tmp_path, redis_aof.url, prefix, concurrency=32, lease_ms=LEASE_MS)
     client = redis.Redis.from_url(redis_aof.url)
     try:
         (pid,) = pool.spawn_many(1)

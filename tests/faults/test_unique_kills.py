@@ -86,12 +86,8 @@ async def test_no_unique_lock_outlives_its_job_when_workers_are_killed(
     store = RedisJobStore(settings)
     service = JobService(store, clock=SystemClock(), ids=UuidV7Generator())
     client = redis.Redis.from_url(redis_plain.url)
-    pool = WorkerPool(
-        tmp_path,
-        [
-            *("--redis-url", redis_plain.url, "--prefix", prefix),
-            *("--concurrency", "4", "--lease-ms", str(LEASE_MS), "--work-ms", "400"),
-        ],
+    pool = WorkerPool.on_redis(
+        tmp_path, redis_plain.url, prefix, concurrency=4, lease_ms=LEASE_MS, work_ms=400
     )
     rng = random.Random(11)
     enqueued = conflicts = 0

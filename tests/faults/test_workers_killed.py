@@ -42,13 +42,7 @@ async def test_every_job_completes_when_workers_are_killed(
 ) -> None:
     server = ServerProc(redis_url=redis_aof.url, prefix=prefix, log_dir=tmp_path)
     server.start()
-    pool = WorkerPool(
-        tmp_path,
-        [
-            *("--redis-url", redis_aof.url, "--prefix", prefix),
-            *("--concurrency", "4", "--lease-ms", str(LEASE_MS), "--work-ms", "10"),
-        ],
-    )
+    pool = WorkerPool.on_redis(tmp_path, redis_aof.url, prefix, concurrency=4, lease_ms=LEASE_MS)
     client = redis.Redis.from_url(redis_aof.url)
     rng = random.Random(7)
     try:
