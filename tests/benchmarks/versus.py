@@ -205,32 +205,29 @@ class Versus:
 
     # -- enqueue -------------------------------------------------------------------------
 
-    async def bulk(self) -> None:
-        n = self.args.enqueue_count
+    def ours_and_bullmq(self, row: str, workload: str, n: int, *, bullmq: tuple[str, str]) -> None:
+        """jobqueue direct, jobqueue through the server, then BullMQ: each on a flushed Redis."""
         self.redis.flushall()
-        self.record("bulk enqueue", "jobqueue direct", self.produce("bulk-direct", n)["rate"])
+        self.record(row, "jobqueue direct", self.produce(f"{workload}-direct", n)["rate"])
         self.redis.flushall()
-        rate = self.produce("bulk-grpc", n, self.target)["rate"]
-        self.record("bulk enqueue", "jobqueue via server", rate)
+        rate = self.produce(f"{workload}-grpc", n, self.target)["rate"]
+        self.record(row, "jobqueue via server", rate)
         if not self.bullmq_missing:
             self.redis.flushall()
-            rate = _bullmq.run("add-bulk", self.port, n, self.args.child_timeout)["rate"]
-            self.record("bulk enqueue", "bullmq addBulk", rate)
+            command, label = bullmq
+            rate = _bullmq.run(command, self.port, n, self.args.child_timeout)["rate"]
+            self.record(row, label, rate)
+
+    async def bulk(self) -> None:
+        n = self.args.enqueue_count
+        self.ours_and_bullmq("bulk enqueue", "bulk", n, bullmq=("add-bulk", "bullmq addBulk"))
         if "rq" in self.args.peers:
             self.redis.flushall()
             self.record("bulk enqueue", "rq enqueue_many", _peers.rq_enqueue_bulk(self.url, n))
 
     async def single(self) -> None:
         n = self.args.single_count
-        self.redis.flushall()
-        self.record("single enqueue", "jobqueue direct", self.produce("enqueue-direct", n)["rate"])
-        self.redis.flushall()
-        rate = self.produce("enqueue-grpc", n, self.target)["rate"]
-        self.record("single enqueue", "jobqueue via server", rate)
-        if not self.bullmq_missing:
-            self.redis.flushall()
-            rate = _bullmq.run("add", self.port, n, self.args.child_timeout)["rate"]
-            self.record("single enqueue", "bullmq queue.add", rate)
+        self.ours_and_bullmq("single enqueue", "enqueue", n, bullmq=("add", "bullmq queue.add"))
         for peer in self.args.peers:
             self.redis.flushall()
             self.record("single enqueue", peer, await _peers.enqueue(peer, self.url, n))
