@@ -252,12 +252,20 @@ local function finish(P, jk, id, jtype, status, now, retention, cap, batch, ikey
   notify(P, jk, id)
 end
 
--- Put a job back in the queue of its priority, due at `due`.
+-- The keys a requeue of the job writes beyond q:, w: and ts:1: its
+-- priority's queue and level set, for the caller's probe before its first write.
+local function prio_keys(P, jk, jtype)
+  local prio = redis.call('HGET', jk, 'pr')
+  if prio and prio ~= '0' then
+    return {qkey(P, jtype, prio), P .. 'pl:' .. jtype}
+  end
+  return {}
+end
+
+-- Put a job back in the queue of its priority, due at `due`. The caller
+-- probed its keys (prio_keys) before its own first write.
 local function requeue(P, jk, id, jtype, due, now)
   local prio = redis.call('HGET', jk, 'pr')
-  if prio then
-    probe({qkey(P, jtype, prio), P .. 'pl:' .. jtype})
-  end
   redis.call('HSET', jk, 's', 1, 'e', due, 'u', now)
   redis.call('HDEL', jk, 'l', 'd', 'n')
   local q = enqueue(P, jtype, prio, due, id)

@@ -99,6 +99,51 @@ for i = 3, #ARGV, 5 do
     plan[#plan + 1] = step
   end
 end
+-- Probe every key the writes below touch before the first of them (see
+-- probe in _common.lua): a batch is never half stored, a lock never names a
+-- job that was not written, a holder is never left PENDING beside its successor.
+local written = {}
+local function will_write(key)
+  written[#written + 1] = key
+end
+local seen_types = {}
+for i = 3, #ARGV, 5 do
+  local step = plan[(i - 3) / 5 + 1]
+  if not (step and step.prior) then
+    local id, jtype, _, _, prio = string.match(ARGV[i], '^(%S+) (%S+) (%S+) (%d*) ?(%-?%d*)$')
+    will_write(P .. 'j:' .. id)
+    if ARGV[i + 2] ~= '' then
+      will_write(kkey(P, jtype, ARGV[i + 2]))
+    end
+    if step and step.lock then
+      will_write(ukey(P, jtype, step.lock[1]))
+    end
+    if not seen_types[jtype .. ' ' .. prio] then
+      seen_types[jtype .. ' ' .. prio] = true
+      will_write(qkey(P, jtype, prio))
+      will_write(P .. 'pl:' .. jtype)
+      will_write(P .. 'w:' .. jtype)
+    end
+    local hk = step and step.replace and (P .. 'j:' .. step.replace)
+    local hf = hk and redis.call('HMGET', hk, 't', 'pr', 'k')
+    -- (A holder of this call is not stored yet: its keys are listed already.)
+    if hf and hf[1] then
+      will_write(hk)
+      will_write(qkey(P, hf[1], hf[2]))
+      will_write(P .. 'pl:' .. hf[1])
+      will_write(P .. 'd:' .. hf[1] .. ':5')
+      if hf[3] then
+        will_write(kkey(P, hf[1], hf[3]))
+      end
+    end
+  end
+end
+if batch ~= '' then
+  will_write(P .. 'b:' .. batch)
+end
+for i = 1, #written, 1000 do
+  probe({unpack(written, i, math.min(i + 999, #written))})
+end
 local due_types = {} -- type -> its earliest new job
 local queued = {} -- queue key -> {jtype, prio, ZADD arguments: due, id, due, id ...}
 local replaced = {} -- PENDING holders a REPLACE took the key from

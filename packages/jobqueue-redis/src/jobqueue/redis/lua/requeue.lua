@@ -41,8 +41,12 @@ for _, jtype in ipairs(redis.call('ZRANGE', lx, '-inf', now, 'BYSCORE', 'LIMIT',
   for _, id in ipairs(ids) do
     local jk = P .. 'j:' .. id
     local keys = redis.call('HMGET', jk, 'k', 'uk')
-    probe({jk, P .. 'q:' .. jtype, P .. 'w:' .. jtype, P .. 'd:' .. jtype .. ':4',
-      P .. 'd:' .. jtype .. ':5', kkey(P, jtype, keys[1] or ''), ukey(P, jtype, keys[2] or '')})
+    local written = {jk, P .. 'q:' .. jtype, P .. 'w:' .. jtype, P .. 'd:' .. jtype .. ':4',
+      P .. 'd:' .. jtype .. ':5', kkey(P, jtype, keys[1] or ''), ukey(P, jtype, keys[2] or '')}
+    for _, key in ipairs(prio_keys(P, jk, jtype)) do
+      written[#written + 1] = key
+    end
+    probe(written)
     expired = expired + 1
     redis.call('ZREM', r, id)
     count(P, jtype, 'leases_expired', 1)

@@ -34,6 +34,12 @@ local function apply(id, token, kind, has_result, result, err, retry_delay)
   if ulock then
     keys[#keys + 1] = ukey(P, jtype, ulock)
   end
+  if not (kind == 'c' or kind == 'f' or kind == 'x' or cancel_requested == '1') then
+    -- It goes back to a queue: its priority's, probed with the rest.
+    for _, key in ipairs(prio_keys(P, jk, jtype)) do
+      keys[#keys + 1] = key
+    end
+  end
   if #keys > 0 then
     probe(keys)
   end
