@@ -29,11 +29,13 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 
+from jobqueue.domain import Job
+
 from ._codec import job_from_hash, pairs_to_dict
 from ._errors import ShardLayoutMismatch, translated
 from ._layout import read_record, record_layout
 from ._settings import RedisStoreSettings
-from ._shards import shard_of_type
+from ._shards import shard_of_type, with_shard
 from ._store import RedisJobStore
 
 
@@ -49,10 +51,25 @@ if redis.call('HGET', KEYS[1], 's') == '1' and redis.call('HEXISTS', KEYS[1], 'a
   if ARGV[4] ~= '' then
     redis.call('HSET', KEYS[1], 'err', ARGV[4])
   end
+  if ARGV[5] ~= '' then
+    redis.call('HSET', KEYS[1], 'uk', ARGV[5], 'uq', ARGV[6])
+    if ARGV[7] == '1' then
+      if ARGV[8] ~= '' then
+        redis.call('SET', KEYS[2], ARGV[9], 'NX', 'PX', ARGV[8])
+      else
+        redis.call('SET', KEYS[2], ARGV[9], 'NX')
+      end
+    end
+  end
 end
 return 1
 """
-"""Give a moved job its history back, unless a worker already took it in its new shard."""
+"""Give a moved job its history back, unless a worker already took it in its new shard.
+
+Its unique rule is restored as it was, never decided again (two jobs sharing a
+key, one claimed and one waiting, are both kept), and the key's lock is taken
+only for the job the old layout's lock names (KEYS[2], ARGV[7..9]).
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,20 +129,27 @@ async def migrate_to_shards(
             ]
             old_ids = [flat[i].decode() for i in range(0, len(flat), 2)]
             key = "migrate:" + hashlib.sha1(",".join(old_ids).encode()).hexdigest()
-            stored = await new.add(jobs, batch_key=key) if jobs else []
+            # Stored without their unique rules: add would decide each key
+            # again and answer a job with another that shares it (both are
+            # kept; the rule and the lock come back with _RESTORE).
+            plain = [dataclasses.replace(job, unique=None) for job in jobs]
+            stored = await new.add(plain, batch_key=key) if jobs else []
             with translated():
                 for job, now_job in zip(jobs, stored, strict=True):
+                    new_ns = new._core.namespaces[shard_of_type(now_job.type, shards)]
+                    lock_args = await _lock_of(old, ns, new_ns, job)
                     await new._core.hot.execute(
                         "EVAL",
                         _RESTORE,
-                        1,
-                        new._core.namespaces[shard_of_type(now_job.type, shards)]
-                        + "j:"
-                        + now_job.id,
+                        2,
+                        new_ns + "j:" + now_job.id,
+                        lock_args[0],
                         job.created_at,
                         job.updated_at,
                         job.attempts,
                         job.last_error or "",
+                        *lock_args[1:],
+                        now_job.id,
                     )
                 pairs = [
                     item for job, s in zip(jobs, stored, strict=True) for item in (job.id, s.id)
@@ -137,6 +161,8 @@ async def migrate_to_shards(
                     gone = [i for i in old_ids if i not in {job.id for job in jobs}]
                     await old._core.hot.execute("ZREM", ns + "migrating", *gone)
             moved += len(jobs)
+        await _move_paused_types(old, new, ns, shards)
+        await _move_schedules(old, new, ns, shards)
         left = await _count(old, ns)
         return MigrationReport(moved=moved, running_left=left.running_left)
     finally:
@@ -152,9 +178,67 @@ async def _count(old: RedisJobStore, ns: str) -> MigrationReport:
         for job_type in await hot.execute("ZRANGE", ns + "tz", 0, -1):
             name = job_type.decode()
             pending += int(await hot.execute("ZCARD", ns + "q:" + name))
+            for level in await hot.execute("ZRANGE", ns + "pl:" + name, 0, -1):
+                pending += int(await hot.execute("ZCARD", f"{ns}qp:{level.decode()}:{name}"))
             running += int(await hot.execute("ZCARD", ns + "r:" + name))
         pending += int(await hot.execute("ZCARD", ns + "migrating"))
     return MigrationReport(moved=pending, running_left=running, dry_run=True)
+
+
+async def _lock_of(old: RedisJobStore, ns: str, new_ns: str, job: Job) -> list[str | int]:
+    """_RESTORE's lock arguments: the new lock key, then uk, uq, take ('1'/''), PX ms."""
+    rule = job.unique
+    if rule is None:
+        return [new_ns + "j:" + job.id, "", "", "", ""]
+    name = f"u:{job.type}/{rule.key}"
+    with translated():
+        holder = await old._core.hot.execute("GET", ns + name)
+        ttl = int(await old._core.hot.execute("PTTL", ns + name))
+    take = holder is not None and holder.decode() == job.id and ttl != -2
+    spec = f"{int(rule.scope)} {int(rule.on_conflict)} {rule.window_ms}"
+    return [new_ns + name, rule.key, spec, "1" if take else "", ttl if ttl > 0 else ""]
+
+
+async def _move_paused_types(old: RedisJobStore, new: RedisJobStore, ns: str, shards: int) -> None:
+    """Each paused type's flag into its shard's ``pz``, then out of the old one."""
+    hot = old._core.hot
+    with translated():
+        for raw in await hot.execute("SMEMBERS", ns + "pz"):
+            job_type = raw.decode()
+            shard_ns = new._core.namespaces[shard_of_type(job_type, shards)]
+            await new._core.hot.execute("SADD", shard_ns + "pz", job_type)
+            await hot.execute("SREM", ns + "pz", job_type)
+
+
+async def _move_schedules(old: RedisJobStore, new: RedisJobStore, ns: str, shards: int) -> None:
+    """Each schedule (``sc:<id>``, its ``sa`` and ``sx`` entries) into its job type's shard.
+
+    Its id is rewritten to name that shard, as a job's is (_shards.py), since
+    the sharded store finds a schedule, and fires its jobs, by the shard its id
+    names. Copied first, then removed from the old layout: a run stopped in
+    between leaves both, and the next run keeps the shard's copy (which may
+    have fired since) and only removes the old one.
+    """
+    hot = old._core.hot
+    with translated():
+        for raw in await hot.execute("ZRANGE", ns + "sa", 0, -1):
+            sid = raw.decode()
+            fields = await hot.execute("HGETALL", ns + "sc:" + sid)
+            if fields:
+                data = pairs_to_dict(fields)
+                shard = shard_of_type(data[b"ty"].decode(), shards)
+                shard_ns = new._core.namespaces[shard]
+                new_sid = with_shard(sid, shard, shards)
+                due = await hot.execute("ZSCORE", ns + "sx", sid)
+                if not await new._core.hot.execute("EXISTS", shard_ns + "sc:" + new_sid):
+                    flat = [item for pair in data.items() for item in pair]
+                    await new._core.hot.execute("HSET", shard_ns + "sc:" + new_sid, *flat)
+                    await new._core.hot.execute("ZADD", shard_ns + "sa", 0, new_sid)
+                    if due is not None:
+                        await new._core.hot.execute("ZADD", shard_ns + "sx", due, new_sid)
+            await hot.execute("DEL", ns + "sc:" + sid)
+            await hot.execute("ZREM", ns + "sx", sid)
+            await hot.execute("ZREM", ns + "sa", sid)
 
 
 __all__ = ["MigrationReport", "migrate_to_shards"]

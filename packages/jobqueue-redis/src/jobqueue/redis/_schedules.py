@@ -185,6 +185,7 @@ class RedisScheduleStore:
                 updated_at=int(now),
                 max_attempts=job.max_attempts,
                 idempotency_key=job.idempotency_key,
+                headers=job.headers,
             )
             return Advance(applied=True, job=stored)
         if outcome == "held":

@@ -1,5 +1,5 @@
 -- Migration to several shards, step 1 of 2, on the one-shard layout: take up
--- to `limit` PENDING jobs out of their queue into 'migrating' (so no worker of
+-- to `limit` PENDING jobs out of their queues (every priority's) into 'migrating' (so no worker of
 -- the old layout claims them meanwhile), and return them. A batch taken
 -- before and not finished (the migration stopped) comes back first, the same,
 -- so a rerun stores it again under the same batch key: never twice.
@@ -12,11 +12,23 @@ local out = {}
 local ids = redis.call('ZRANGE', migrating, 0, limit - 1)
 if #ids == 0 then
   for _, jtype in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-    local q = P .. 'q:' .. jtype
-    for _, id in ipairs(redis.call('ZRANGE', q, 0, limit - #ids - 1)) do
-      redis.call('ZREM', q, id)
-      redis.call('ZADD', migrating, 0, id)
-      ids[#ids + 1] = id
+    -- Every queue of the type: q: and one per nonzero priority level (pl:).
+    local queues = {P .. 'q:' .. jtype}
+    for _, level in ipairs(redis.call('ZRANGE', P .. 'pl:' .. jtype, 0, -1)) do
+      queues[#queues + 1] = P .. 'qp:' .. level .. ':' .. jtype
+    end
+    for _, q in ipairs(queues) do
+      for _, id in ipairs(redis.call('ZRANGE', q, 0, limit - #ids - 1)) do
+        redis.call('ZREM', q, id)
+        redis.call('ZADD', migrating, 0, id)
+        ids[#ids + 1] = id
+      end
+      if q ~= P .. 'q:' .. jtype and redis.call('EXISTS', q) == 0 then
+        redis.call('ZREM', P .. 'pl:' .. jtype, string.match(q, 'qp:(%-?%d+):'))
+      end
+      if #ids >= limit then
+        break
+      end
     end
     if #ids >= limit then
       break
