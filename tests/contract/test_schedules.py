@@ -268,6 +268,7 @@ async def test_fired_and_triggered_jobs_carry_the_templates_headers(
     assert fired
     triggered = await schedules.trigger(made.id)
     for job in [*fired, triggered]:
+        assert job.headers == headers
         stored = await store.get(job.id)
         assert stored is not None
         assert stored.headers == headers
