@@ -79,7 +79,8 @@ async def test_three_servers_one_killed_every_3s_fire_each_tick_once(
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         schedule = await service.get(made.id)
         ns = "{" + prefix + "}:"
-        keys = [key.decode() for key in raw.scan_iter(match=f"{ns}k:schedule:{made.id}:*")]
+        # Idempotency keys are per job type: k:<type>/<key>.
+        keys = [key.decode() for key in raw.scan_iter(match=f"{ns}k:tick/schedule:{made.id}:*")]
         ticks = sorted(int(key.rsplit(":", 1)[1]) for key in keys)
         jobs_in_queue = raw.zcard(f"{ns}q:tick")
     finally:
