@@ -4,24 +4,40 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
 
-from jobqueue.domain import JobService, JobStore, Limits, SystemClock, UuidV7Generator
+from jobqueue.domain import (
+    AdminService,
+    AdminStore,
+    GateService,
+    JobService,
+    JobStore,
+    Limits,
+    PresenceService,
+    PresenceStore,
+    SystemClock,
+    TypeGates,
+    UuidV7Generator,
+)
 from jobqueue.grpc import (
     JOB_SERVICE_NAME,
     WORKER_SERVICE_NAME,
+    AdminServicer,
     JobServicer,
     RunningServer,
+    ScheduleServicer,
     ServerOptions,
     ServerTls,
     StoreHealth,
     WorkerServicer,
+    list_workers_seam,
     start_server,
 )
 from jobqueue.memory import MemoryJobStore, MemoryStoreSettings
+from jobqueue_server._schedules import schedule_service_for
 from mpataki.jobqueue.v1 import jobqueue_pb2_grpc, worker_pb2_grpc
 from tests.grpc._fakes import FaultyStore
 
@@ -45,6 +61,22 @@ class Api:
     workers: worker_pb2_grpc.WorkerServiceAsyncStub
 
 
+def operator_servicers(store: JobStore) -> tuple[AdminServicer, ScheduleServicer | None]:
+    """AdminService and ScheduleService over ``store``, wired as the server's container does.
+
+    ScheduleService only over a store that keeps schedules (not a test's wrapper).
+    """
+    # Both stores implement every port; a test's wrapper may not, and then
+    # those RPCs fail, as they would on such a store in the server.
+    admin = AdminServicer(
+        AdminService(cast("AdminStore", store)),
+        gates=GateService(cast("TypeGates", store)),
+        list_workers=list_workers_seam(PresenceService(cast("PresenceStore", store))),
+    )
+    schedules = schedule_service_for(store, clock=SystemClock(), ids=UuidV7Generator())
+    return admin, None if schedules is None else ScheduleServicer(schedules)
+
+
 async def start_api(
     store: JobStore,
     *,
@@ -54,6 +86,7 @@ async def start_api(
     interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
 ) -> RunningServer:
     service = JobService(store, clock=SystemClock(), ids=UuidV7Generator(), limits=limits)
+    admin, schedules = operator_servicers(store)
     return await start_server(
         address="127.0.0.1:0",
         job_servicer=JobServicer(service, options=options),
@@ -67,6 +100,8 @@ async def start_api(
         options=options,
         tls=tls,
         interceptors=interceptors,
+        admin_servicer=admin,
+        schedule_servicer=schedules,
     )
 
 

@@ -33,8 +33,8 @@ from jobqueue.grpc import (
     StoreHealth,
     WorkerServicer,
 )
-from mpataki.jobqueue.v1 import jobqueue_pb2, worker_pb2
-from tests.grpc.conftest import TEST_LIMITS, TEST_OPTIONS
+from mpataki.jobqueue.v1 import admin_pb2, jobqueue_pb2, schedule_pb2, worker_pb2
+from tests.grpc.conftest import TEST_LIMITS, TEST_OPTIONS, operator_servicers
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,12 @@ WIRES = [
 
 def method(service: str, name: str) -> MethodInfo[Any, Any]:
     """The MethodInfo of ``service``'s method ``name``, from the generated descriptors."""
-    module = jobqueue_pb2 if service == "JobService" else worker_pb2
-    descriptor = module.DESCRIPTOR.services_by_name[service].methods_by_name[name]
+    services = {
+        found.name: found
+        for module in (jobqueue_pb2, worker_pb2, admin_pb2, schedule_pb2)
+        for found in module.DESCRIPTOR.services_by_name.values()
+    }
+    descriptor = services[service].methods_by_name[name]
     return MethodInfo(
         name=name,
         service_name=descriptor.containing_service.full_name,
@@ -172,7 +176,10 @@ async def start_wire(
         interval_s=TEST_OPTIONS.health_check_interval_s,
         timeout_s=TEST_OPTIONS.health_check_timeout_s,
     )
+    admin, schedules = operator_servicers(store)
     app = WireApp(
+        admin_servicer=admin,
+        schedule_servicer=schedules,
         job_servicer=JobServicer(service, options=TEST_OPTIONS),
         worker_servicer=WorkerServicer(store, limits=TEST_LIMITS, options=TEST_OPTIONS),
         health=health,
