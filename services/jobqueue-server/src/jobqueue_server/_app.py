@@ -110,8 +110,16 @@ class App:
             asyncio.create_task(self._sweep(self._store), name="jobqueue-lease-sweep")
         )
         if isinstance(self._store, JobCounters):
+            # The dashboard's charts read this series: sample at their pace.
+            interval_ms = (
+                DEFAULT_SAMPLE_INTERVAL_MS
+                if self._dashboard is None
+                else self._dashboard.settings.sample_interval_ms
+            )
             self._tasks.append(
-                asyncio.create_task(_sample_history(self._store), name="jobqueue-history")
+                asyncio.create_task(
+                    _sample_history(self._store, interval_ms), name="jobqueue-history"
+                )
             )
         if self._schedules is not None:
             self._tasks.append(start_firing(self._schedules))
@@ -270,7 +278,7 @@ class App:
             await asyncio.sleep(_STATS_INTERVAL_S)
 
 
-async def _sample_history(store: JobCounters) -> None:
+async def _sample_history(store: JobCounters, interval_ms: int) -> None:
     """Sample the store's counters into its history, for the dashboard's charts.
 
     Every server samples; the store writes one sample per bucket, so their
@@ -279,12 +287,10 @@ async def _sample_history(store: JobCounters) -> None:
     """
     while True:
         try:
-            await store.record_sample(
-                interval_ms=DEFAULT_SAMPLE_INTERVAL_MS, keep=DEFAULT_SAMPLES_KEPT
-            )
+            await store.record_sample(interval_ms=interval_ms, keep=DEFAULT_SAMPLES_KEPT)
         except Exception as error:  # the store may be down; health reports that
             _log.debug("sampling the counters failed: %s", error)
-        await asyncio.sleep(DEFAULT_SAMPLE_INTERVAL_MS / 2000)
+        await asyncio.sleep(interval_ms / 2000)
 
 
 def _dashboard(
