@@ -45,10 +45,14 @@ async def test_replace_cancels_the_pending_holder(client: AsyncJobClient) -> Non
 
 async def test_a_debounce_window_and_a_batch(client: AsyncJobClient) -> None:
     window = timedelta(minutes=5)
-    first, second = await client.enqueue_many(
-        [JobSpec("mail", unique_key="d", unique_for=window) for _ in range(2)]
-    )
-    assert first.id == second.id
+    (first,) = await client.enqueue_many([JobSpec("mail", unique_key="d", unique_for=window)])
+    (again,) = await client.enqueue_many([JobSpec("mail", unique_key="d", unique_for=window)])
+    assert again.id == first.id
+    # One key twice in one batch is the caller's mistake: refused, nothing stored.
+    with pytest.raises(InvalidJob, match=r"jobs\[1\]\.unique_key: repeats jobs\[0\]"):
+        await client.enqueue_many(
+            [JobSpec("mail", unique_key="e", unique_for=window) for _ in range(2)]
+        )
 
 
 async def test_bad_unique_options_are_invalid(client: AsyncJobClient) -> None:
