@@ -1,4 +1,4 @@
-"""The two clocks the store machine runs on (see test_store_machine.py)."""
+"""The two clocks the store machine runs on (see _store_machine.py)."""
 
 from __future__ import annotations
 

@@ -36,14 +36,9 @@ from jobqueue.domain import (
 )
 from jobqueue.memory import MemoryJobStore, MemoryStoreSettings
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
+from tests.stateful._store_machine import MACHINE_SETTINGS, TYPES, StoreMachine
+from tests.stateful._store_model import Model, ModelJob
 from tests.stateful._time import HOUR_MS, ManualTime, RedisTime, Time
-from tests.stateful.test_store_machine import (
-    MACHINE_SETTINGS,
-    TYPES,
-    Model,
-    ModelJob,
-    StoreMachine,
-)
 
 KEYS = ("k1", "k2")
 
