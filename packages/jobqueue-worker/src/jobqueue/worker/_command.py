@@ -15,7 +15,7 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ._errors import WorkerError
 from ._logging import JsonFormatter
@@ -170,11 +170,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TARGET",
         help="path.to.module:attr, a Worker or a function returning one (attr: worker)",
     )
-    parser.add_argument(
+    _env_option(
+        parser,
         "--concurrency",
-        type=_positive_int,
-        default=_env_int("JOBQUEUE_CONCURRENCY"),
-        help="jobs in flight at once [env JOBQUEUE_CONCURRENCY; default: the worker's]",
+        _positive_int,
+        "JOBQUEUE_CONCURRENCY",
+        "jobs in flight at once",
+        default="the worker's",
     )
     where = parser.add_argument_group("where the jobs are (default: the worker's own source)")
     where.add_argument(
@@ -203,36 +205,33 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--client-key", help="PEM private key of --client-cert")
     where.add_argument("--tls-server-name", help="the name in the server's certificate")
     tuning = parser.add_argument_group("running")
-    tuning.add_argument(
-        "--lease-ms",
-        type=_positive_int,
-        default=_env_int("JOBQUEUE_LEASE_MS"),
-        help="lease length in ms [env JOBQUEUE_LEASE_MS]",
-    )
-    tuning.add_argument(
+    _env_option(tuning, "--lease-ms", _positive_int, "JOBQUEUE_LEASE_MS", "lease length in ms")
+    _env_option(
+        tuning,
         "--presence-ttl-ms",
-        type=int,
-        default=_env_int("JOBQUEUE_PRESENCE_TTL_MS"),
-        help="how long this worker stays listed without a heartbeat (1000 to 600000; 0: "
-        "not listed) [env JOBQUEUE_PRESENCE_TTL_MS]",
+        int,
+        "JOBQUEUE_PRESENCE_TTL_MS",
+        "how long this worker stays listed without a heartbeat (1000 to 600000; 0: not listed)",
     )
-    tuning.add_argument(
+    _env_option(
+        tuning,
         "--shutdown-grace-s",
-        type=float,
-        default=_env_float("JOBQUEUE_SHUTDOWN_GRACE_S"),
-        help="seconds running jobs may finish after SIGTERM [env JOBQUEUE_SHUTDOWN_GRACE_S]",
+        float,
+        "JOBQUEUE_SHUTDOWN_GRACE_S",
+        "seconds running jobs may finish after SIGTERM",
     )
     tuning.add_argument(
         "--store-traceback",
         action="store_true",
         help="store a failed job's traceback in its last_error, not only in this log",
     )
-    tuning.add_argument(
+    _env_option(
+        tuning,
         "--metrics-port",
-        type=int,
-        default=_env_int("JOBQUEUE_WORKER_METRICS_PORT"),
-        help="serve the worker's Prometheus metrics on this port, 0 for a free one "
-        "[env JOBQUEUE_WORKER_METRICS_PORT; default: none]",
+        int,
+        "JOBQUEUE_WORKER_METRICS_PORT",
+        "serve the worker's Prometheus metrics on this port, 0 for a free one",
+        default="none",
     )
     tuning.add_argument(
         "--metrics-host",
@@ -264,20 +263,30 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _env_int(name: str) -> int | None:
-    text = os.environ.get(name)
-    try:
-        return int(text) if text else None
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, not {text!r}") from None
+def _env_option(
+    group: argparse._ActionsContainer,
+    flag: str,
+    parse: Callable[[str], int] | Callable[[str], float],
+    env_name: str,
+    help: str,
+    *,
+    default: str = "",
+) -> None:
+    """A numeric option whose default is read from ``env_name``; the flag wins over it.
 
-
-def _env_float(name: str) -> float | None:
-    text = os.environ.get(name)
+    The variable is read when the parser is built, so a variable that is not a
+    number fails before anything starts (``run_command`` reports it as a usage
+    error); its help names the variable, and ``default`` says what holds without either.
+    """
+    whole = parse is not float
+    text = os.environ.get(env_name)
     try:
-        return float(text) if text else None
+        value = (int(text) if whole else float(text)) if text else None
     except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, not {text!r}") from None
+        what = "a whole number" if whole else "a number of seconds"
+        raise ValueError(f"{env_name} must be {what}, not {text!r}") from None
+    note = f"; default: {default}" if default else ""
+    group.add_argument(flag, type=parse, default=value, help=f"{help} [env {env_name}{note}]")
 
 
 def main() -> None:

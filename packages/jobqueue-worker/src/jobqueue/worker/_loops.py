@@ -10,6 +10,7 @@ while costs nothing but the wait.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 from jobqueue.domain import Outcome, OutcomeKind
@@ -23,37 +24,32 @@ from ._source import JobSource
 from ._state import InFlight
 
 
+@dataclasses.dataclass(eq=False)
 class Loops:
     """The background loops of a started worker, over the state they share."""
 
-    def __init__(
-        self,
-        source: JobSource,
-        settings: WorkerSettings,
-        types: tuple[str, ...],
-        state: InFlight,
-        runner: JobRunner,
-        leases: LeaseKeeper,
-    ) -> None:
-        self._source = source
-        self._settings = settings
-        self._types = types
-        self._state = state
-        self._runner = runner
-        self._leases = leases
+    source: JobSource
+    settings: WorkerSettings
+    types: tuple[str, ...]
+    state: InFlight
+    runner: JobRunner
+    leases: LeaseKeeper
+    claim_wait_ms: int = dataclasses.field(init=False)
+    stopping: bool = dataclasses.field(default=False, init=False)
+    # Set before the loops are cancelled: a store call may swallow a
+    # cancellation (redis-py can), so each loop also checks this after a call.
+    closing: bool = dataclasses.field(default=False, init=False)
+
+    def __post_init__(self) -> None:
         # A claim's lease is counted from when the claim was sent, so a claim
         # that waits long in the store eats into it: keep the wait well short.
-        self.claim_wait_ms = min(settings.claim_wait_ms, settings.lease_ms // 4)
-        self.stopping = False
-        # Set before the loops are cancelled: a store call may swallow a
-        # cancellation (redis-py can), so each loop also checks this after a call.
-        self.closing = False
+        self.claim_wait_ms = min(self.settings.claim_wait_ms, self.settings.lease_ms // 4)
 
     async def claim_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        settings = self._settings
-        state = self._state
-        launch = self._runner.launch
+        settings = self.settings
+        state = self.state
+        launch = self.runner.launch
         lease_s = settings.lease_ms / 1000
         failures = 0
         while not self.stopping:
@@ -64,8 +60,8 @@ class Loops:
                 continue
             sent = time.monotonic()
             try:
-                leases = await self._source.claim(
-                    self._types, limit=free, lease_ms=settings.lease_ms, wait_ms=self.claim_wait_ms
+                leases = await self.source.claim(
+                    self.types, limit=free, lease_ms=settings.lease_ms, wait_ms=self.claim_wait_ms
                 )
             except Exception as error:
                 failures += 1
@@ -83,11 +79,11 @@ class Loops:
                 deadline = sent + lease_s
                 for lease in leases:
                     launch(lease, loop, deadline)
-                self._leases.claimed()
+                self.leases.claimed()
 
     async def flush_loop(self) -> None:
         """Store outcomes in batches: whatever accumulated while the last call was out."""
-        state = self._state
+        state = self.state
         failures = 0
         while not self.closing:
             if not state.outbox:
@@ -96,7 +92,7 @@ class Loops:
                 continue
             batch, state.outbox = state.outbox, []
             try:
-                stored = await self._source.settle(batch)
+                stored = await self.source.settle(batch)
             except Exception as error:
                 # Keep the batch: outcomes are safe to send again, a stale one is refused.
                 state.outbox[:0] = state.without_lost(batch)
@@ -115,13 +111,11 @@ class Loops:
             state.slot_freed()
 
     async def requeue_loop(self) -> None:
-        interval_ms = self._settings.requeue_interval_ms
+        interval_ms = self.settings.requeue_interval_ms
         while not self.closing:
             try:
                 # One sweep per interval across every process sharing the store.
-                count = await self._source.requeue_expired(
-                    limit=1_000, lock_ms=interval_ms * 4 // 5
-                )
+                count = await self.source.requeue_expired(limit=1_000, lock_ms=interval_ms * 4 // 5)
             except Exception as error:
                 logger.warning(
                     "requeue of expired leases failed: %s",
@@ -138,7 +132,7 @@ class Loops:
             await asyncio.sleep(interval_ms / 1000)
 
     async def _pause(self, failures: int) -> None:
-        await asyncio.sleep(backoff_s(failures, self._settings.max_error_backoff_s))
+        await asyncio.sleep(backoff_s(failures, self.settings.max_error_backoff_s))
 
 
 def _log_call_failed(call: str, error: Exception, failures: int) -> None:

@@ -4,30 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib.metadata
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from jobqueue.domain import RetryPolicy
 
+from ._assembly import MetricsWanted, Parts, assemble, worker_version
 from ._context import JobContext
 from ._errors import WorkerStateError
 from ._handler import Handler, HandlerFunc
-from ._leases import LeaseKeeper
 from ._logging import logger
-from ._loops import Loops
-from ._presence import PresenceBeat
-from ._progress import ProgressReporter
 from ._registry import HandlerRegistry, Middleware, timeout_alias
-from ._runner import JobRunner
 from ._settings import WorkerSettings
 from ._shutdown import await_claim, wait_cancelled, wait_settled, wait_tasks
 from ._signals import run_until_signalled
-from ._source import JobSource, ProgressSource
+from ._source import JobSource
 from ._sources import ServerOptions, SourceSpec, source_spec
 from ._state import InFlight
-from ._threads import DaemonThreadPool
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -111,14 +105,7 @@ class Worker:
         self._source_spec = source_spec(source, redis_url, key_prefix, server, server_options)
         self._registry = HandlerRegistry()
         self._state = InFlight()
-        self._source: JobSource | None = None
-        self._loops: Loops | None = None
-        self._leases: LeaseKeeper | None = None
-        self._presence: PresenceBeat | None = None
-        self._progress: ProgressReporter | None = None
-        self._pool: DaemonThreadPool | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._claim_task: asyncio.Task[None] | None = None
+        self._parts: Parts | None = None
         self._started = False
         self._started_at = 0.0
         self._stopping = False
@@ -126,7 +113,7 @@ class Worker:
         self._force = asyncio.Event()
         # Prometheus metrics (_metrics.py): into the user's registry, or one of
         # our own served on metrics_port; neither given, none are kept.
-        self._metrics_wanted = (metrics_registry, metrics_port, metrics_host)
+        self._metrics_wanted = MetricsWanted(metrics_registry, metrics_port, metrics_host)
         self.metrics: WorkerMetrics | None = None
         """The worker's Prometheus metrics, once started with a registry or a port."""
 
@@ -282,36 +269,10 @@ class Worker:
         self._started_at = time.monotonic()
         self._registry.frozen = True
         settings = self._settings
-        self._source = source
-        if not all(handler.is_async for handler in handlers.values()):
-            size = settings.thread_pool_size or min(32, settings.concurrency)
-            self._pool = DaemonThreadPool(size, thread_name_prefix="jobqueue-handler")
-        state = self._state
-        runner = JobRunner(handlers, settings, state, self._pool)
-        runner.invoke_chain = self._registry.chain(runner.invoke)
-        runner.metrics = self._start_metrics(state)
-        if isinstance(source, ProgressSource):
-            runner.progress = ProgressReporter(source, asyncio.get_running_loop())
-            self._progress = runner.progress
-        self._leases = LeaseKeeper(
-            source, settings, state.jobs, lose=runner.abandon, cancel=runner.request_cancel
-        )
-        loops = Loops(source, settings, self.types, state, runner, self._leases)
-        self._loops = loops
-        self._claim_task = asyncio.create_task(loops.claim_loop(), name="jobqueue-claim")
-        self._tasks = [
-            asyncio.create_task(loops.flush_loop(), name="jobqueue-settle"),
-            *self._leases.start(),
-        ]
-        if settings.requeue_interval_ms:
-            self._tasks.append(asyncio.create_task(loops.requeue_loop(), name="jobqueue-requeue"))
-        version = _version()
-        presence = PresenceBeat(
-            source, settings, self.types, state, sdk=f"jobqueue-python/{version}"
-        )
-        if presence.enabled:
-            self._presence = presence
-            self._tasks.append(asyncio.create_task(presence.run(), name="jobqueue-presence"))
+        parts = assemble(source, settings, self._registry, self._state, self._metrics_wanted)
+        self._parts = parts
+        self.metrics = parts.loops.runner.metrics
+        version = worker_version()
         logger.info(
             "worker started: source %s, types %s, concurrency %d, lease %d ms, jobqueue-worker %s",
             self._source_spec.label,
@@ -329,22 +290,7 @@ class Worker:
 
     def _serve_metrics(self, *, host: str, port: int) -> None:
         """The worker command's --metrics-port: like ``Worker(metrics_port=...)``."""
-        self._metrics_wanted = (self._metrics_wanted[0], port, host)
-
-    def _start_metrics(self, state: InFlight) -> WorkerMetrics | None:
-        registry, port, host = self._metrics_wanted
-        if registry is None and port is None:
-            return None
-        # Imported here: a worker without metrics never loads prometheus-client.
-        from ._metrics import WorkerMetrics
-
-        metrics = WorkerMetrics(registry)
-        metrics.bind(concurrency=self._settings.concurrency, busy=lambda: len(state.jobs))
-        if port is not None:
-            bound = metrics.serve(host=host, port=port)
-            logger.info("serving worker metrics on %s:%d", host, bound)
-        self.metrics = metrics
-        return metrics
+        self._metrics_wanted = MetricsWanted(self._metrics_wanted.registry, port, host)
 
     async def stop(self, *, grace_s: float | None = None) -> None:
         """Stop gracefully: stop claiming, let running jobs finish, release the rest.
@@ -363,10 +309,10 @@ class Worker:
             await self._stopped.wait()
             return
         self._stopping = True
-        loops, leases, source, state = self._loops, self._leases, self._source, self._state
-        assert loops is not None
-        assert leases is not None
-        assert source is not None
+        parts, state = self._parts, self._state
+        assert parts is not None
+        loops = parts.loops
+        leases = loops.leases
         loops.stopping = True
         loop = asyncio.get_running_loop()
         grace = self._settings.shutdown_grace_s if grace_s is None else grace_s
@@ -374,7 +320,7 @@ class Worker:
         bound_s = loops.claim_wait_ms / 1000 + max(
             _CLAIM_REPLY_BOUND_S, self._settings.shutdown_grace_s
         )
-        await await_claim(self._claim_task, bound_s)
+        await await_claim(parts.claim_task, bound_s)
 
         running = {ctx._task for ctx in state.jobs.values() if ctx._task is not None}
         await wait_tasks(running, loop.time() + grace, self._force)
@@ -400,9 +346,9 @@ class Worker:
         await wait_settled(state, loop.time() + max(grace, 1.0))
         loops.closing = True
         leases.closing = True
-        for task in self._tasks:
+        for task in parts.tasks:
             task.cancel()
-        await wait_cancelled(self._tasks)
+        await wait_cancelled(parts.tasks)
         left = max(len(state.jobs), state.unsettled)
         if left:
             logger.warning(
@@ -411,15 +357,15 @@ class Worker:
                 extra={"count": left},
             )
         try:
-            if self._presence is not None:
-                await self._presence.leave()
-            if self._progress is not None:
-                await self._progress.close()
-            await source.close()
+            if parts.presence is not None:
+                await parts.presence.leave()
+            if loops.runner.progress is not None:
+                await loops.runner.progress.close()
+            await loops.source.close()
         finally:
-            if self._pool is not None:
+            if parts.pool is not None:
                 # A thread handler cannot be interrupted: do not wait for it.
-                self._pool.shutdown(wait=False, cancel_futures=True)
+                parts.pool.shutdown(wait=False, cancel_futures=True)
             if self.metrics is not None:
                 self.metrics.close()
             self._stopped.set()
@@ -443,10 +389,3 @@ class Worker:
         if self._started:
             raise WorkerStateError("the source cannot change once the worker started")
         self._source_spec = spec
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("jobqueue-worker")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
