@@ -27,15 +27,18 @@ from jobqueue.domain import (
 from jobqueue.grpc import (
     JOB_SERVICE_NAME,
     WORKER_SERVICE_NAME,
+    AdminServicer,
     JobServicer,
     RunningServer,
     ServerOptions,
     ServerTls,
     StoreHealth,
     WorkerServicer,
+    service_handler,
     start_server,
 )
 from jobqueue.memory import MemoryJobStore, MemoryStoreSettings
+from mpataki.jobqueue.v1 import admin_pb2, jobqueue_pb2
 
 T = TypeVar("T")
 
@@ -146,3 +149,51 @@ class ServerThread:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
+
+
+class AdminServerThread:
+    """JobService and an AdminService over one memory store, on a loop of its own.
+
+    Each area's tests serve the AdminService seams they exercise (the gates,
+    ListWorkers), so the subclass builds the ``AdminServicer`` from ``store``.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name)
+        self._thread.start()
+        self.store = MemoryJobStore()
+        self._server: grpc.aio.Server = self.run(self._start())
+
+    def admin_servicer(self) -> AdminServicer:
+        raise NotImplementedError
+
+    async def _start(self) -> grpc.aio.Server:
+        jobs = JobService(self.store, clock=SystemClock(), ids=UuidV7Generator())
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers(
+            [
+                service_handler(
+                    jobqueue_pb2.DESCRIPTOR.services_by_name["JobService"], JobServicer(jobs)
+                ),
+                service_handler(
+                    admin_pb2.DESCRIPTOR.services_by_name["AdminService"], self.admin_servicer()
+                ),
+            ]
+        )
+        self.port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return server
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=10)
+
+    def stop(self) -> None:
+        self.run(self._server.stop(None))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()

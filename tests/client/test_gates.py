@@ -9,68 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
 
-import grpc
 import pytest
 
 from jobqueue.client import AsyncJobClient, InvalidJob, JobClient, TypeLimits
-from jobqueue.domain import AdminService, GateService, JobService, SystemClock, UuidV7Generator
-from jobqueue.grpc import JobServicer, service_handler
-from jobqueue.grpc._admin_servicer import AdminServicer
-from jobqueue.memory import MemoryJobStore
-from mpataki.jobqueue.v1 import admin_pb2, jobqueue_pb2
+from jobqueue.domain import AdminService, GateService
+from jobqueue.grpc import AdminServicer
+from tests.client._servers import AdminServerThread
 from tests.client.test_cli import run_cli
 
-T = TypeVar("T")
 LEASE = 30_000
 
 
-class GateServer:
+class GateServer(AdminServerThread):
     """JobService and AdminService's gates over one memory store, on a loop of its own."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="gate-server")
-        self._thread.start()
-        self.store = MemoryJobStore()
-        self._server: grpc.aio.Server = self.run(self._start())
+        super().__init__("gate-server")
 
-    async def _start(self) -> grpc.aio.Server:
-        jobs = JobService(self.store, clock=SystemClock(), ids=UuidV7Generator())
-        server = grpc.aio.server()
-        server.add_generic_rpc_handlers(
-            [
-                service_handler(
-                    jobqueue_pb2.DESCRIPTOR.services_by_name["JobService"], JobServicer(jobs)
-                ),
-                service_handler(
-                    admin_pb2.DESCRIPTOR.services_by_name["AdminService"],
-                    AdminServicer(AdminService(self.store), gates=GateService(self.store)),
-                ),
-            ]
-        )
-        self.port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        return server
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=10)
+    def admin_servicer(self) -> AdminServicer:
+        return AdminServicer(AdminService(self.store), gates=GateService(self.store))
 
     def claimed(self, job_type: str) -> int:
         return len(self.run(self.store.claim([job_type], limit=100, lease_ms=LEASE)))
-
-    def stop(self) -> None:
-        self.run(self._server.stop(None))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        self.loop.close()
 
 
 @pytest.fixture

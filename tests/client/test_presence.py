@@ -9,67 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, TypeVar
 
-import grpc
 import pytest
 
 from jobqueue.client import AsyncJobClient, JobClient, WorkerInfo
-from jobqueue.domain import (
-    AdminService,
-    JobService,
-    PresenceService,
-    SystemClock,
-    UuidV7Generator,
-)
+from jobqueue.domain import AdminService, PresenceService
 from jobqueue.domain import WorkerInfo as DomainWorker
-from jobqueue.grpc import AdminServicer, JobServicer, list_workers_seam, service_handler
-from jobqueue.memory import MemoryJobStore
-from mpataki.jobqueue.v1 import admin_pb2, jobqueue_pb2
+from jobqueue.grpc import AdminServicer, list_workers_seam
+from tests.client._servers import AdminServerThread
 from tests.client.test_cli import run_cli
 
-T = TypeVar("T")
 STARTED_MS = 1_800_000_000_000
 
 
-class PresenceServer:
+class PresenceServer(AdminServerThread):
     """JobService and AdminService's ListWorkers over one memory store, on a loop of its own."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="presence-server")
-        self._thread.start()
-        self.store = MemoryJobStore()
-        self._server: grpc.aio.Server = self.run(self._start())
+        super().__init__("presence-server")
 
-    async def _start(self) -> grpc.aio.Server:
-        jobs = JobService(self.store, clock=SystemClock(), ids=UuidV7Generator())
+    def admin_servicer(self) -> AdminServicer:
         seam = list_workers_seam(PresenceService(self.store))
-        server = grpc.aio.server()
-        server.add_generic_rpc_handlers(
-            [
-                service_handler(
-                    jobqueue_pb2.DESCRIPTOR.services_by_name["JobService"], JobServicer(jobs)
-                ),
-                service_handler(
-                    admin_pb2.DESCRIPTOR.services_by_name["AdminService"],
-                    AdminServicer(AdminService(self.store), list_workers=seam),
-                ),
-            ]
-        )
-        self.port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        return server
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=10)
+        return AdminServicer(AdminService(self.store), list_workers=seam)
 
     def beat(self, worker_id: str, *types: str, busy: int = 0) -> DomainWorker:
         info = DomainWorker(
@@ -83,12 +46,6 @@ class PresenceServer:
             started_at_ms=STARTED_MS,
         )
         return self.run(self.store.heartbeat(info, ttl_ms=30_000))
-
-    def stop(self) -> None:
-        self.run(self._server.stop(None))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        self.loop.close()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import datetime, timedelta
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
@@ -24,7 +24,7 @@ from . import _gate_calls as gates
 from . import _presence_calls as presence
 from . import _schedule_calls as schedules
 from ._errors import WaitTimeout
-from ._models import Job, JobStatus
+from ._models import Job
 from ._options import OPTIONS_DOC, ClientOptions
 from ._watch import WatchState, watch_timeout_s
 
@@ -60,6 +60,24 @@ def _paged(
                 yield job
 
     method.__signature__ = calls.method_signature(build, AsyncIterator.__class_getitem__)  # type: ignore[attr-defined]
+    return method
+
+
+def _awaitable_run(
+    build: Callable[P, admin.BulkRun],
+) -> Callable[Concatenate[AsyncJobClient, P], Coroutine[Any, Any, admin.BulkTotals]]:
+    """An ``AsyncJobClient`` method that makes the calls of the run ``build`` describes, in turn."""
+
+    @functools.wraps(build)
+    async def method(
+        self: AsyncJobClient, /, *args: P.args, **kwargs: P.kwargs
+    ) -> admin.BulkTotals:
+        run = build(*args, **kwargs)
+        while (call := run.next_call()) is not None:
+            run.take(await self._unary(call))
+        return run.totals
+
+    method.__signature__ = calls.method_signature(build, lambda _: admin.BulkTotals)  # type: ignore[attr-defined]
     return method
 
 
@@ -129,28 +147,7 @@ class AsyncJobClient(ClientOptions):
     delete_job = _awaitable(admin.delete_job)
     bulk_page = _awaitable(admin.bulk_page)
 
-    async def bulk_jobs(
-        self,
-        action: admin.BulkAction | str,
-        *,
-        type: str | None = None,
-        status: JobStatus | str | None = None,
-        older_than_s: timedelta | float | None = None,
-        updated_before: datetime | int | None = None,
-        limit: int = 0,
-    ) -> admin.BulkTotals:
-        """``action`` on every matching job, a bounded call at a time (see ``_admin_calls``)."""
-        run = admin.bulk_run(
-            action,
-            type=type,
-            status=status,
-            older_than_s=older_than_s,
-            updated_before=updated_before,
-            limit=limit,
-        )
-        while (call := run.next_call()) is not None:
-            run.take(await self._unary(call))
-        return run.totals
+    bulk_jobs = _awaitable_run(admin.bulk_run)
 
     # -- recurring schedules (documented in _schedule_calls) -------------------------
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -86,22 +87,32 @@ def _filter_options(command: F) -> F:
     return command
 
 
-def _run(
-    settings: Settings,
-    action: BulkAction,
-    job_type: str | None,
-    status: str | None,
-    older_than_s: float | None,
-    limit: int,
-    yes: bool,
-) -> None:
-    what = _describe(job_type, status, older_than_s)
-    if action is not BulkAction.RETRY and not yes:
+@dataclass(frozen=True, slots=True)
+class _Filter:
+    """What ``_filter_options`` reads, given to ``bulk`` and ``purge`` as keywords."""
+
+    job_type: str | None
+    status: str | None
+    older_than_s: float | None
+    limit: int
+    yes: bool
+
+
+def _run(settings: Settings, action: BulkAction, given: _Filter) -> None:
+    what = _describe(given.job_type, given.status, given.older_than_s)
+    if action is not BulkAction.RETRY and not given.yes:
         if not sys.stdin.isatty():
             raise click.UsageError(f"{action.value} over {what} cannot be undone: add --yes")
         click.confirm(f"{action.value} {what}?", abort=True, err=True)
-    if status is not None and status.lower() in _SPLIT:
-        totals = _run_split(settings, action, job_type, status.lower(), older_than_s, limit)
+    if given.status is not None and given.status.lower() in _SPLIT:
+        totals = _run_split(
+            settings,
+            action,
+            given.job_type,
+            given.status.lower(),
+            given.older_than_s,
+            given.limit,
+        )
         _report(settings, action, totals)
         return
     client = settings.connect()
@@ -110,10 +121,10 @@ def _run(
     while True:
         page = client.bulk_page(
             action,
-            type=job_type,
-            status=status,
-            older_than_s=older_than_s,
-            limit=limit,
+            type=given.job_type,
+            status=given.status,
+            older_than_s=given.older_than_s,
+            limit=given.limit,
             page_token=token,
         )
         matched, changed, calls = matched + page.matched, changed + page.changed, calls + 1
@@ -186,33 +197,18 @@ def _report(settings: Settings, action: BulkAction, totals: BulkTotals) -> None:
 @_filter_options
 @json_flag
 @pass_settings
-def bulk(
-    settings: Settings,
-    action: str,
-    job_type: str | None,
-    status: str | None,
-    older_than_s: float | None,
-    limit: int,
-    yes: bool,
-) -> None:
+def bulk(settings: Settings, /, action: str, **given: Any) -> None:
     """Retry, cancel or delete every job matching the filter, a bounded page at a time.
 
     A job the action does not apply to (retrying a completed job) is counted, not changed.
     """
-    _run(settings, BulkAction(action.lower()), job_type, status, older_than_s, limit, yes)
+    _run(settings, BulkAction(action.lower()), _Filter(**given))
 
 
 @click.command()
 @_filter_options
 @json_flag
 @pass_settings
-def purge(
-    settings: Settings,
-    job_type: str | None,
-    status: str | None,
-    older_than_s: float | None,
-    limit: int,
-    yes: bool,
-) -> None:
+def purge(settings: Settings, /, **given: Any) -> None:
     """Delete the finished jobs matching the filter (`bulk delete`), e.g. --older-than 7d."""
-    _run(settings, BulkAction.DELETE, job_type, status, older_than_s, limit, yes)
+    _run(settings, BulkAction.DELETE, _Filter(**given))

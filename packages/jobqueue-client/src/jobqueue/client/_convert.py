@@ -8,21 +8,14 @@ import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
 
-from ._models import (
-    Job,
-    JobPage,
-    JobSpec,
-    JobStatus,
-    OnConflict,
-    Payload,
-    QueueStats,
-    TypeStats,
-    UniqueFor,
-)
+from ._models import Job, JobPage, JobStatus, OnConflict, QueueStats, TypeStats
+
+if TYPE_CHECKING:  # in annotations only
+    from ._models import JobSpec, Payload, UniqueFor
 
 _STATUS_FROM_PROTO: dict[int, JobStatus] = {
     pb.JOB_STATUS_PENDING: JobStatus.PENDING,

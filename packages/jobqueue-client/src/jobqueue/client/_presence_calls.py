@@ -8,7 +8,8 @@ until it stops gracefully.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,18 +57,29 @@ class WorkerInfo:
         }
 
 
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+# The message's fields and WorkerInfo's have the same names; only these change type.
+_FROM_WIRE: dict[str, Callable[[Any], Any]] = {
+    "types": tuple,
+    "started_at": _utc,
+    "last_seen_at": _utc,
+}
+
+
 def worker_from_proto(message: worker_pb2.WorkerInfo) -> WorkerInfo:
-    return WorkerInfo(
-        id=message.id,
-        host=message.host,
-        pid=message.pid,
-        sdk=message.sdk,
-        types=tuple(message.types),
-        concurrency=message.concurrency,
-        busy=message.busy,
-        started_at=datetime.fromtimestamp(message.started_at / 1000, tz=UTC),
-        last_seen_at=datetime.fromtimestamp(message.last_seen_at / 1000, tz=UTC),
-    )
+    """Each field by its name, so the one field list is ``WorkerInfo``'s (and the proto's)."""
+    values = {
+        field.name: _FROM_WIRE.get(field.name, _same)(getattr(message, field.name))
+        for field in fields(WorkerInfo)
+    }
+    return WorkerInfo(**values)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _workers(response: Any) -> list[WorkerInfo]:

@@ -11,7 +11,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
@@ -24,7 +24,7 @@ from . import _calls as calls
 from . import _gate_calls as gates
 from . import _presence_calls as presence
 from . import _schedule_calls as schedules
-from ._models import Job, JobStatus, QueueStats
+from ._models import Job, QueueStats
 from ._options import OPTIONS_DOC, ClientOptions
 from ._watch import WatchState, last_state, watch_timeout_s
 
@@ -51,6 +51,22 @@ def _paged(build: Callable[P, calls.Listing]) -> Callable[Concatenate[JobClient,
         return self._pages(build(*args, **kwargs))
 
     method.__signature__ = calls.method_signature(build, Iterator.__class_getitem__)  # type: ignore[attr-defined]
+    return method
+
+
+def _blocking_run(
+    build: Callable[P, admin.BulkRun],
+) -> Callable[Concatenate[JobClient, P], admin.BulkTotals]:
+    """A ``JobClient`` method that makes the calls of the run ``build`` describes, in turn."""
+
+    @functools.wraps(build)
+    def method(self: JobClient, /, *args: P.args, **kwargs: P.kwargs) -> admin.BulkTotals:
+        run = build(*args, **kwargs)
+        while (call := run.next_call()) is not None:
+            run.take(self._unary(call))
+        return run.totals
+
+    method.__signature__ = calls.method_signature(build, lambda _: admin.BulkTotals)  # type: ignore[attr-defined]
     return method
 
 
@@ -128,28 +144,7 @@ class JobClient(ClientOptions):
     delete_job = _blocking(admin.delete_job)
     bulk_page = _blocking(admin.bulk_page)
 
-    def bulk_jobs(
-        self,
-        action: admin.BulkAction | str,
-        *,
-        type: str | None = None,
-        status: JobStatus | str | None = None,
-        older_than_s: timedelta | float | None = None,
-        updated_before: datetime | int | None = None,
-        limit: int = 0,
-    ) -> admin.BulkTotals:
-        """``action`` on every matching job, a bounded call at a time (see ``_admin_calls``)."""
-        run = admin.bulk_run(
-            action,
-            type=type,
-            status=status,
-            older_than_s=older_than_s,
-            updated_before=updated_before,
-            limit=limit,
-        )
-        while (call := run.next_call()) is not None:
-            run.take(self._unary(call))
-        return run.totals
+    bulk_jobs = _blocking_run(admin.bulk_run)
 
     # -- recurring schedules (documented in _schedule_calls) -------------------------
 
