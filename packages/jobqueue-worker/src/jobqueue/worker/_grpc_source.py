@@ -24,8 +24,7 @@ from jobqueue.client._channel import connection
 from jobqueue.client._errors import QueueFull, ServerUnavailable, error_from_rpc, status_of
 from jobqueue.client._retry import RetryPolicy
 from jobqueue.domain import Lease, LeaseState, Outcome, OutcomeKind, ProgressReport, WorkerInfo
-from jobqueue.grpc import worker_info_to_proto
-from jobqueue.grpc._mapping import job_from_proto
+from jobqueue.grpc import job_from_proto, worker_info_to_proto
 from mpataki.jobqueue.v1 import worker_pb2 as pb
 from mpataki.jobqueue.v1 import worker_pb2_grpc as pb_grpc
 
