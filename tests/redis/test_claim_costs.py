@@ -112,7 +112,11 @@ async def test_a_claim_costs_the_same_with_a_million_pending(
         low = {name: statistics.quantiles(usecs, n=10)[0] for name, usecs in costs.items()}
         ratio = low[large] / low[small]
         print(f"\nclaim of {PER_CLAIM}, low decile: 1k {low[small]} us, 1M {low[large]} us")
-        assert ratio <= 1.1
+        # Finding a queue's head is O(log n): from 1k to 1M the skiplist is
+        # about twice as deep, a few microseconds of a ~200 us claim (CI saw
+        # 1.17 on a loaded machine). A claim that walked even 1% of the
+        # backlog would cost 10,000 entries more, tens of times the bound.
+        assert ratio <= 1.5
     finally:
         for name, store in stores.items():
             await store.close()
