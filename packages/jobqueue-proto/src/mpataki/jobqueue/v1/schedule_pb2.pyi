@@ -86,12 +86,17 @@ class JobTemplate(_message.Message):
     PAYLOAD_FIELD_NUMBER: _builtins.int
     HEADERS_FIELD_NUMBER: _builtins.int
     MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     """As EnqueueJobRequest.type."""
     payload: _builtins.bytes
     """As EnqueueJobRequest.payload."""
     max_attempts: _builtins.int
     """As EnqueueJobRequest.max_attempts."""
+    priority: _builtins.int
+    """As EnqueueJobRequest.priority: -100 to 100, 0 when unset. Each tick's
+    job (and a triggered one) is claimed before lower priorities of its type.
+    """
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Metadata for the handler; at most 64 entries."""
@@ -103,10 +108,11 @@ class JobTemplate(_message.Message):
         payload: _builtins.bytes = ...,
         headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         max_attempts: _builtins.int | None = ...,
+        priority: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "max_attempts", b"max_attempts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "headers", b"headers", "max_attempts", b"max_attempts", "payload", b"payload", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "headers", b"headers", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_attempts: _TypeAlias = _typing.Literal["max_attempts"]  # noqa: Y015
     _WhichOneofArgType__max_attempts: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts"]  # noqa: Y015
@@ -222,6 +228,13 @@ class CreateScheduleRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SCHEDULE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    """Makes a retried call safe: a repeat with the same key (per job type of
+    the template) within 24 h answers the schedule the first call created,
+    and creates nothing, while that schedule exists. Up to 256 characters.
+    The SDKs send a fresh one with every call and retry it as is.
+    """
     @_builtins.property
     def schedule(self) -> Global___Schedule:
         """The schedule to create; id and the state fields (created_at_ms onwards)
@@ -232,12 +245,15 @@ class CreateScheduleRequest(_message.Message):
         self,
         *,
         schedule: Global___Schedule | None = ...,
+        idempotency_key: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["schedule", b"schedule"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key", "idempotency_key", b"idempotency_key", "schedule", b"schedule"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["schedule", b"schedule"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key", "idempotency_key", b"idempotency_key", "schedule", b"schedule"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__idempotency_key: _TypeAlias = _typing.Literal["idempotency_key"]  # noqa: Y015
+    _WhichOneofArgType__idempotency_key: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__idempotency_key) -> _WhichOneofReturnType__idempotency_key | None: ...
 
 Global___CreateScheduleRequest: _TypeAlias = CreateScheduleRequest  # noqa: Y015
 
@@ -418,17 +434,28 @@ class TriggerScheduleRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    idempotency_key: _builtins.str
+    """Makes a retried call safe: a repeat with the same key for the same
+    schedule answers the job the first call enqueued, and enqueues nothing,
+    while that job is kept (as EnqueueJobRequest.idempotency_key: until its
+    retention ends). Up to 200 characters. The SDKs send a fresh one with
+    every call and retry it as is.
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        idempotency_key: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key", "idempotency_key", b"idempotency_key"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key", "id", b"id", "idempotency_key", b"idempotency_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__idempotency_key: _TypeAlias = _typing.Literal["idempotency_key"]  # noqa: Y015
+    _WhichOneofArgType__idempotency_key: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__idempotency_key) -> _WhichOneofReturnType__idempotency_key | None: ...
 
 Global___TriggerScheduleRequest: _TypeAlias = TriggerScheduleRequest  # noqa: Y015
 
