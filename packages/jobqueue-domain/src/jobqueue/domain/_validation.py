@@ -16,6 +16,7 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 256
 MAX_ERROR_LENGTH = 8_192
 
 _TYPE_RE = re.compile(r"[A-Za-z0-9_.:-]+")
+_CANONICAL_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,6 +117,10 @@ def has_control_characters(text: str) -> bool:
 
 def validate_job_id(job_id: str) -> str:
     """Check that an id is a UUID in its canonical text form; returns it lower-cased."""
+    # Every settled outcome passes here (a worker's, a server's): an id already
+    # canonical, as stores hand them out, is matched without building a UUID.
+    if _CANONICAL_ID_RE.fullmatch(job_id):
+        return job_id
     if len(job_id) != 36:
         raise InvalidJob("id", "must be a UUID such as 0190c3a2-7d5e-7b1c-9a4f-3e2d1c0b9a87")
     try:
