@@ -10,28 +10,58 @@ again. The handler runs with the span current, so its own spans nest under
 it. ``settle`` marks the verdict handed to the store.
 
 Without the ``otel`` extra, or with no provider set up, no span is made and
-a run costs one global read more.
+a run costs one global read more. OpenTelemetry is not imported here: a
+process that set a provider has imported it already (or names one in
+``OTEL_PYTHON_TRACER_PROVIDER``), and a worker that traces nothing should not
+carry its modules (resident memory) nor read the environment for every job.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-try:
-    from opentelemetry import context as otel_context
-    from opentelemetry import propagate, trace
-    from opentelemetry.trace import Link, ProxyTracerProvider, SpanKind, Status, StatusCode
-except ImportError:  # the otel extra is not installed
-    trace = None  # type: ignore[assignment]
+import os
+import sys
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span
+    from opentelemetry.trace import Span, TracerProvider
 
     from jobqueue.domain import OutcomeKind
 
     from ._context import JobContext
 
 SYSTEM = "jobqueue"
+
+# A provider named by the environment is loaded by the first get_tracer_provider().
+_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+# The global provider, once one is set: OpenTelemetry allows setting it once only.
+_provider: TracerProvider | None = None
+
+
+def _configured() -> TracerProvider | None:
+    """The tracer provider the process configured, or None (no spans then)."""
+    global _provider
+    if _provider is not None:
+        return _provider
+    trace: Any = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        if not _FROM_ENV:
+            return None  # never imported: nobody can have set a provider
+        try:
+            from opentelemetry import trace
+        except ImportError:  # the otel extra is not installed
+            return None
+    elif not _FROM_ENV and getattr(trace, "_TRACER_PROVIDER", False) is None:
+        # None set yet: get_tracer_provider() would look the variable up in
+        # os.environ (a KeyError) for every job. (An API without this global
+        # takes the public path below.)
+        return None
+    from opentelemetry.trace import ProxyTracerProvider
+
+    provider: TracerProvider = trace.get_tracer_provider()
+    if isinstance(provider, ProxyTracerProvider):
+        return None
+    _provider = provider
+    return provider
 
 
 class RunSpan:
@@ -42,6 +72,10 @@ class RunSpan:
         self._token = token
 
     def end(self, kind: OutcomeKind | None, error: BaseException | None) -> None:
+        from opentelemetry import context as otel_context
+        from opentelemetry import trace
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
         span = self._span
         outcome = "lost" if kind is None else kind.value
         span.set_attribute("jobqueue.outcome", outcome)
@@ -67,8 +101,12 @@ class RunSpan:
 
 def start_run(ctx: JobContext) -> RunSpan | None:
     """Start the run's span, if traces are on; call in the run's own task."""
-    if trace is None or isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
+    if _configured() is None:
         return None
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate, trace
+    from opentelemetry.trace import Link, SpanKind
+
     producer = propagate.extract(ctx.headers)
     producer_span = trace.get_current_span(producer).get_span_context()
     links = [Link(producer_span)] if ctx.attempt > 1 and producer_span.is_valid else []
