@@ -31,6 +31,7 @@ from jobqueue.client import (
     ScheduleNotFound,
     ServerUnavailable,
 )
+from mpataki.jobqueue.v1 import schedule_pb2 as spb
 from tests.client.conftest import FAST_RETRY
 
 pytestmark = pytest.mark.integration
@@ -207,10 +208,12 @@ class Scripted:
     def __init__(self, script: dict[str, list[grpc.StatusCode]]) -> None:
         self.script = script
         self.calls: dict[str, int] = {}
+        self.requests: dict[str, list[bytes]] = {}
 
     def handler(self, method: str) -> grpc.RpcMethodHandler[Any, Any]:
         async def answer(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
             count = self.calls[method] = self.calls.get(method, 0) + 1
+            self.requests.setdefault(method, []).append(request)
             answers = self.script[method]
             code = answers[min(count, len(answers)) - 1]
             if code is grpc.StatusCode.OK:
@@ -241,9 +244,9 @@ UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 
 
-async def test_create_and_trigger_are_not_retried_the_others_are() -> None:
-    # Create and trigger have no idempotency key: a retry after a lost reply
-    # would make a second schedule or job. The rest are safe to repeat.
+async def test_every_call_is_retried_create_and_trigger_under_one_key() -> None:
+    # Create and trigger carry an idempotency key, the same on every attempt:
+    # a retry after a lost reply answers the first attempt's result.
     methods = ["CreateSchedule", "TriggerSchedule", "GetSchedule", "DeleteSchedule"]
     service = Scripted({method: [UNAVAILABLE] for method in methods})
     async with service.serving() as client:
@@ -256,12 +259,18 @@ async def test_create_and_trigger_are_not_retried_the_others_are() -> None:
         with pytest.raises(ServerUnavailable):
             await client.delete_schedule(MISSING_ID)
     retried = 1 + FAST_RETRY.max_retries
-    assert service.calls == {
-        "CreateSchedule": 1,
-        "TriggerSchedule": 1,
-        "GetSchedule": retried,
-        "DeleteSchedule": retried,
+    assert service.calls == dict.fromkeys(methods, retried)
+    creates = {
+        spb.CreateScheduleRequest.FromString(raw).idempotency_key
+        for raw in service.requests["CreateSchedule"]
     }
+    triggers = {
+        spb.TriggerScheduleRequest.FromString(raw).idempotency_key
+        for raw in service.requests["TriggerSchedule"]
+    }
+    for keys in (creates, triggers):
+        assert len(keys) == 1
+        assert keys != {""}
 
 
 async def test_a_retried_delete_that_finds_nothing_succeeds() -> None:

@@ -136,7 +136,10 @@ DOMAIN = [
     "plan",
     "ticks_after",
     "tick_key",
+    "trigger_key",
     "DEFAULT_CATCHUP_WINDOW_MS",
+    "SCHEDULE_KEY_WINDOW_MS",
+    "MAX_TRIGGER_KEY_LENGTH",
     # Errors
     "JobQueueError",
     "InvalidJob",

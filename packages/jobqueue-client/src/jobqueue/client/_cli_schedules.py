@@ -78,7 +78,18 @@ def schedules() -> None:
     help="Metadata for the handler (repeatable).",
 )
 @click.option("--max-attempts", type=click.IntRange(min=1), help="Runs of each job before FAILED.")
+@click.option(
+    "--priority",
+    type=click.IntRange(-100, 100),
+    default=0,
+    help="Of each job, -100 to 100 (0 by default): due jobs of a type run highest first.",
+)
 @click.option("--paused", is_flag=True, help="Create it paused.")
+@click.option(
+    "--key",
+    "idempotency_key",
+    help="Idempotency key: running the command again with it within 24 h creates nothing.",
+)
 @json_flag
 @pass_settings
 def create(
@@ -93,7 +104,9 @@ def create(
     catchup_window_s: float | None,
     headers: tuple[str, ...],
     max_attempts: int | None,
+    priority: int,
     paused: bool,
+    idempotency_key: str | None,
 ) -> None:
     """Create a schedule NAME that enqueues a job of TYPE with an optional PAYLOAD.
 
@@ -118,7 +131,9 @@ def create(
             catchup_window_s=catchup_window_s,
             headers=_headers(headers),
             max_attempts=max_attempts,
+            priority=priority,
             paused=paused,
+            idempotency_key=idempotency_key,
         )
     except InvalidSchedule as error:
         raise InvalidSchedule(in_flags(error), code=error.code, field=error.field) from None
@@ -136,6 +151,8 @@ _FLAGS = {
     "catchup_window_s": "--catchup",
     "headers": "--header",
     "max_attempts": "--max-attempts",
+    "priority": "--priority",
+    "idempotency_key": "--key",
 }
 """The SDK's argument names (``InvalidSchedule.field``) as this command spells them."""
 _MS_RANGE = re.compile(r"must be (\d+)\.\.(\d+)")
@@ -200,11 +217,16 @@ def resume(settings: Settings, schedule_id: str) -> None:
 
 @schedules.command()
 @click.argument("schedule_id", metavar="ID")
+@click.option(
+    "--key",
+    "idempotency_key",
+    help="Idempotency key: triggering again with it returns the first job, enqueues nothing.",
+)
 @json_flag
 @pass_settings
-def trigger(settings: Settings, schedule_id: str) -> None:
+def trigger(settings: Settings, schedule_id: str, idempotency_key: str | None) -> None:
     """Enqueue the schedule's job now, outside its ticks; prints the job's id."""
-    job_id = settings.connect().trigger_schedule(schedule_id)
+    job_id = settings.connect().trigger_schedule(schedule_id, idempotency_key=idempotency_key)
     if settings.output.as_json:
         settings.output.json_line({"schedule_id": schedule_id, "job_id": job_id})
     else:
@@ -233,6 +255,8 @@ def show(output: Output, schedule: Schedule) -> None:
     job = template.type
     if template.max_attempts is not None:
         job += f" (max attempts {template.max_attempts})"
+    if template.priority:
+        job += f" (priority {template.priority})"
     rows: list[tuple[str, str | Text]] = [
         ("id", schedule.id),
         ("name", schedule.name),

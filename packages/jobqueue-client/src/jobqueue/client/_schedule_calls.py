@@ -1,13 +1,14 @@
 """The ScheduleService calls of both clients, written once (as ``_calls`` does for jobs).
 
 Each builder returns a ``Unary`` on ScheduleService's stub that both
-transports carry through the same retries and error table. Two rules differ
-from the job calls. CreateSchedule and TriggerSchedule carry no idempotency
-key, so a retry after a lost reply would create a second schedule or job:
-they are not retried (``retryable=False``). And a schedule's errors are
-refined: NOT_FOUND becomes ``ScheduleNotFound`` (a ``JobNotFound``), and
-INVALID_ARGUMENT ``InvalidSchedule`` (an ``InvalidJob``) naming the argument
-at fault by the SDK's name (``interval_s`` where the wire says ``interval_ms``).
+transports carry through the same retries and error table. CreateSchedule
+and TriggerSchedule carry an idempotency key, fresh for each call unless
+given, which every retry repeats: a retry after a lost reply gets the first
+attempt's schedule or job back instead of making a second, so they are retried
+like the other calls. A schedule's errors are refined: NOT_FOUND becomes
+``ScheduleNotFound`` (a ``JobNotFound``), and INVALID_ARGUMENT
+``InvalidSchedule`` (an ``InvalidJob``) naming the argument at fault by the
+SDK's name (``interval_s`` where the wire says ``interval_ms``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from mpataki.jobqueue.v1 import schedule_pb2 as pb
 from mpataki.jobqueue.v1 import schedule_pb2_grpc as pb_grpc
 
 from ._calls import Unary
-from ._convert import encode_payload
+from ._convert import encode_payload, new_idempotency_key
 from ._errors import (
     InvalidJob,
     InvalidSchedule,
@@ -62,6 +63,8 @@ def create_schedule(
     headers: Mapping[str, str] | None = None,
     max_attempts: int | None = None,
     paused: bool = False,
+    priority: int = 0,
+    idempotency_key: str | None = None,
 ) -> Unary[Schedule]:
     """Create a schedule that enqueues a job of ``type`` at every tick.
 
@@ -69,8 +72,9 @@ def create_schedule(
     schedules, with no leader, and each tick's job is enqueued once however
     many servers run (its idempotency key is ``schedule:<id>:<tick ms>``).
 
-    Not retried when the server is unavailable: with no idempotency key, a
-    retry after a lost reply would create a second schedule.
+    Retried when the server is unavailable, safely: every attempt carries the
+    same idempotency key, and the server answers a repeat with the schedule the
+    first attempt created (for 24 hours, while that schedule exists).
 
     Args:
         name: a label for people, 1-200 characters.
@@ -92,9 +96,14 @@ def create_schedule(
         headers: metadata for the handler (at most 64 entries).
         max_attempts: runs of each job before it ends FAILED.
         paused: create it paused.
+        priority: of each tick's job, -100 to 100 (0 by default): among due
+            jobs of its type a higher priority is handed out first.
+        idempotency_key: a repeated create with the same key (per job type)
+            returns the schedule the first created. A fresh key is generated
+            when omitted.
 
     Returns:
-        The stored schedule.
+        The stored schedule (or the one an earlier call with the key created).
 
     Raises:
         InvalidSchedule: the server rejected an argument; ``field`` names it.
@@ -110,6 +119,7 @@ def create_schedule(
             payload=encode_payload(payload),
             headers=dict(headers or {}),
             max_attempts=max_attempts,
+            priority=priority,
         ),
         overlap=_OVERLAP_TO_PROTO[OverlapPolicy(overlap)],
         catchup_window_ms=_window_ms(catchup_window_s),
@@ -119,13 +129,13 @@ def create_schedule(
         message.cron = cron
     if interval_s is not None:
         message.interval_ms = _ms(interval_s)
+    key = new_idempotency_key() if idempotency_key is None else idempotency_key
     return Unary(
         "CreateSchedule",
-        pb.CreateScheduleRequest(schedule=message),
+        pb.CreateScheduleRequest(schedule=message, idempotency_key=key),
         _schedule,
         stub=_STUB,
         refine=_refine(None),
-        retryable=False,
     )
 
 
@@ -169,11 +179,18 @@ def resume_schedule(schedule_id: str) -> Unary[Schedule]:
     return _by_id("ResumeSchedule", request, schedule_id, _schedule)
 
 
-def trigger_schedule(schedule_id: str) -> Unary[str]:
+def trigger_schedule(schedule_id: str, *, idempotency_key: str | None = None) -> Unary[str]:
     """Enqueue the schedule's job now, outside its ticks (paused or not, whatever its overlap).
 
-    Not retried when the server is unavailable: a retry after a lost reply
-    would enqueue a second job.
+    Retried when the server is unavailable, safely: every attempt carries the
+    same idempotency key, and the server answers a repeat with the job the
+    first attempt enqueued (while that job is kept).
+
+    Args:
+        schedule_id: the schedule.
+        idempotency_key: a repeated trigger of the schedule with the same key
+            returns the first one's job (up to 200 characters). A fresh key is
+            generated when omitted.
 
     Returns:
         The id of the job enqueued.
@@ -181,15 +198,9 @@ def trigger_schedule(schedule_id: str) -> Unary[str]:
     Raises:
         ScheduleNotFound: no such schedule.
     """
-    request = pb.TriggerScheduleRequest(id=schedule_id)
-    return Unary(
-        "TriggerSchedule",
-        request,
-        _job_id,
-        stub=_STUB,
-        refine=_refine(schedule_id),
-        retryable=False,
-    )
+    key = new_idempotency_key() if idempotency_key is None else idempotency_key
+    request = pb.TriggerScheduleRequest(id=schedule_id, idempotency_key=key)
+    return Unary("TriggerSchedule", request, _job_id, stub=_STUB, refine=_refine(schedule_id))
 
 
 def delete_schedule(schedule_id: str) -> Unary[None]:
@@ -229,6 +240,7 @@ def schedule_from_proto(message: pb.Schedule) -> Schedule:
             payload=template.payload,
             headers=dict(template.headers),
             max_attempts=template.max_attempts if template.HasField("max_attempts") else None,
+            priority=template.priority,
         ),
         cron=message.cron if message.HasField("cron") else None,
         interval_s=message.interval_ms / 1000 if message.HasField("interval_ms") else None,

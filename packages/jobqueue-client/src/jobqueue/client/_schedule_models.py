@@ -37,12 +37,14 @@ class JobTemplate:
         payload: the bytes handed to the handler.
         headers: metadata for the handler.
         max_attempts: the producer's limit, or ``None`` to leave it to the handler.
+        priority: -100 to 100; each job is claimed before lower priorities of its type.
     """
 
     type: str
     payload: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
     max_attempts: int | None = None
+    priority: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able view: the payload as UTF-8 text (undecodable bytes escaped)."""
@@ -51,6 +53,7 @@ class JobTemplate:
             "payload": self.payload.decode("utf-8", errors="backslashreplace"),
             "headers": dict(self.headers),
             "max_attempts": self.max_attempts,
+            "priority": self.priority,
         }
 
 

@@ -86,6 +86,8 @@ from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy, failure_outcome
 from ._schedule_service import Advance, ScheduleService, ScheduleStore
 from ._schedules import (
     DEFAULT_CATCHUP_WINDOW_MS,
+    MAX_TRIGGER_KEY_LENGTH,
+    SCHEDULE_KEY_WINDOW_MS,
     CronParser,
     CronRule,
     FirePlan,
@@ -96,6 +98,7 @@ from ._schedules import (
     plan,
     tick_key,
     ticks_after,
+    trigger_key,
 )
 from ._service import EnqueueRequest, JobService
 from ._transitions import (
@@ -260,7 +263,10 @@ __all__ = [
     "plan",
     "ticks_after",
     "tick_key",
+    "trigger_key",
     "DEFAULT_CATCHUP_WINDOW_MS",
+    "SCHEDULE_KEY_WINDOW_MS",
+    "MAX_TRIGGER_KEY_LENGTH",
     # Errors
     "JobQueueError",
     "InvalidJob",

@@ -14,11 +14,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from ._errors import InvalidJob
 from ._headers import validate_headers
 from ._job import Job, JobStatus
 from ._ports import Clock, IdGenerator, JobStore
 from ._schedules import (
     DEFAULT_CATCHUP_WINDOW_MS,
+    MAX_TRIGGER_KEY_LENGTH,
     CronParser,
     JobTemplate,
     OverlapPolicy,
@@ -26,13 +28,16 @@ from ._schedules import (
     ScheduleNotFound,
     plan,
     tick_key,
+    trigger_key,
     validate_schedule,
 )
 from ._validation import (
     Limits,
+    validate_idempotency_key,
     validate_job_id,
     validate_max_attempts,
     validate_payload,
+    validate_priority,
     validate_type,
 )
 
@@ -60,10 +65,14 @@ class ScheduleStore(Protocol):
     Times are the store's own clock's (Redis's TIME for Redis).
     """
 
-    async def create(self, schedule: Schedule) -> Schedule:
+    async def create(self, schedule: Schedule, *, idempotency_key: str | None = None) -> Schedule:
         """Store a new schedule; stamps ``created_at`` and ``anchor_ms`` with the store's now.
 
         May rewrite the id (a sharded store routes it); returns what it stored.
+        With ``idempotency_key`` (per job type of the template), a key stored by
+        an earlier create within ``SCHEDULE_KEY_WINDOW_MS`` whose schedule still
+        exists returns that schedule and stores nothing; else the key is kept
+        with the new schedule, in the same atomic step.
         """
         ...
 
@@ -143,11 +152,18 @@ class ScheduleService:
         overlap: OverlapPolicy = OverlapPolicy.SKIP,
         catchup_window_ms: int = DEFAULT_CATCHUP_WINDOW_MS,
         paused: bool = False,
+        idempotency_key: str | None = None,
     ) -> Schedule:
-        """Validate and store a schedule; raises InvalidJob naming the field at fault."""
+        """Validate and store a schedule; raises InvalidJob naming the field at fault.
+
+        A retry with the ``idempotency_key`` of an earlier create returns the
+        schedule that one stored (see ``ScheduleStore.create``).
+        """
         validate_type(template.type)
         validate_payload(template.payload, self._limits)
         validate_max_attempts(template.max_attempts, self._limits)
+        validate_priority(template.priority)
+        validate_idempotency_key(idempotency_key)
         # The same rule as a job's headers: a fired job must be one add accepts.
         headers = validate_headers(template.headers)
         schedule = Schedule(
@@ -162,7 +178,7 @@ class ScheduleService:
             paused=paused,
         )
         validate_schedule(schedule, self._cron)
-        return await self._schedules.create(schedule)
+        return await self._schedules.create(schedule, idempotency_key=idempotency_key)
 
     async def get(self, schedule_id: str) -> Schedule:
         found = await self._schedules.get(schedule_id_of(schedule_id))
@@ -183,10 +199,22 @@ class ScheduleService:
         if not await self._schedules.delete(schedule_id_of(schedule_id)):
             raise ScheduleNotFound(schedule_id)
 
-    async def trigger(self, schedule_id: str) -> Job:
-        """Enqueue the template's job now, outside the ticks: overlap and pause do not apply."""
+    async def trigger(self, schedule_id: str, *, idempotency_key: str | None = None) -> Job:
+        """Enqueue the template's job now, outside the ticks: overlap and pause do not apply.
+
+        With ``idempotency_key``, the job carries ``trigger_key(id, key)`` as its
+        own idempotency key, so a retry returns the job the first call enqueued
+        (the job store decides that atomically, for as long as it keeps the job).
+        """
+        if idempotency_key is not None:
+            validate_idempotency_key(idempotency_key)
+            if len(idempotency_key) > MAX_TRIGGER_KEY_LENGTH:
+                raise InvalidJob(
+                    "idempotency_key", f"must be 1 to {MAX_TRIGGER_KEY_LENGTH} characters"
+                )
         schedule = await self.get(schedule_id)
-        [stored] = await self._jobs.add([self._job(schedule, None)])
+        key = None if idempotency_key is None else trigger_key(schedule.id, idempotency_key)
+        [stored] = await self._jobs.add([self._job(schedule, None, key=key)])
         return stored
 
     async def fire_due(self, *, limit: int = 100) -> list[Job]:
@@ -221,7 +249,7 @@ class ScheduleService:
                 break
         return fired
 
-    def _job(self, schedule: Schedule, tick_ms: int | None) -> Job:
+    def _job(self, schedule: Schedule, tick_ms: int | None, *, key: str | None = None) -> Job:
         now = self._clock.now_ms()
         template = schedule.template
         return Job(
@@ -235,8 +263,9 @@ class ScheduleService:
             updated_at=now,
             attempts=0,
             max_attempts=template.max_attempts,
-            idempotency_key=None if tick_ms is None else tick_key(schedule.id, tick_ms),
+            idempotency_key=key if tick_ms is None else tick_key(schedule.id, tick_ms),
             headers=dict(template.headers),
+            priority=template.priority,
         )
 
 

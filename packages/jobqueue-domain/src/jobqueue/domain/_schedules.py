@@ -38,6 +38,13 @@ DEFAULT_CATCHUP_WINDOW_MS = 60_000
 MAX_NAME_LENGTH = 200
 MAX_COUNTED_MISSES = 100_000
 """Most missed ticks one step walks and counts; a longer outage counts this many."""
+SCHEDULE_KEY_WINDOW_MS = 24 * 3600 * 1000
+"""How long a CreateSchedule idempotency key answers the schedule it created: a
+day covers any client's retries after a lost reply, and the key then expires
+(it also goes with its schedule when that is deleted)."""
+MAX_TRIGGER_KEY_LENGTH = 200
+"""A trigger's key becomes part of its job's idempotency key (``trigger_key``),
+which must fit the 256 characters of any job's."""
 
 
 class ScheduleNotFound(JobQueueError):
@@ -69,6 +76,8 @@ class JobTemplate:
     payload: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
     max_attempts: int | None = None
+    priority: int = 0
+    """As a job's: each tick's job is claimed before lower priorities of its type."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -206,6 +215,14 @@ def plan(schedule: Schedule, now_ms: int, cron: CronParser) -> FirePlan:
 def tick_key(schedule_id: str, tick_ms: int) -> str:
     """The idempotency key of a tick's job: one job per schedule and tick, whoever fires it."""
     return f"schedule:{schedule_id}:{tick_ms}"
+
+
+def trigger_key(schedule_id: str, key: str) -> str:
+    """The idempotency key of a triggered job: a retried trigger with the same key finds it.
+
+    A tick's key ends in digits and never holds ``:trigger:``, so the two never meet.
+    """
+    return f"schedule:{schedule_id}:trigger:{key}"
 
 
 def validate_schedule(schedule: Schedule, cron: CronParser) -> None:

@@ -48,6 +48,7 @@ def schedule_to_proto(schedule: Schedule) -> pb.Schedule:
             payload=template.payload,
             headers=dict(template.headers),
             max_attempts=template.max_attempts,
+            priority=template.priority,
         ),
         overlap=_OVERLAP_TO_PROTO[schedule.overlap],
         catchup_window_ms=schedule.catchup_window_ms,
@@ -90,6 +91,7 @@ class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
                 payload=template.payload,
                 headers=dict(template.headers),
                 max_attempts=template.max_attempts if template.HasField("max_attempts") else None,
+                priority=template.priority,
             ),
             cron=spec.cron if spec.HasField("cron") else None,
             interval_ms=spec.interval_ms if spec.HasField("interval_ms") else None,
@@ -97,6 +99,9 @@ class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
             overlap=overlap,
             catchup_window_ms=spec.catchup_window_ms or DEFAULT_CATCHUP_WINDOW_MS,
             paused=spec.paused,
+            idempotency_key=(
+                request.idempotency_key if request.HasField("idempotency_key") else None
+            ),
         )
         return pb.CreateScheduleResponse(schedule=schedule_to_proto(created))
 
@@ -130,7 +135,8 @@ class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
     async def TriggerSchedule(
         self, request: pb.TriggerScheduleRequest, context: Context
     ) -> pb.TriggerScheduleResponse:
-        job = await self._service.trigger(request.id)
+        key = request.idempotency_key if request.HasField("idempotency_key") else None
+        job = await self._service.trigger(request.id, idempotency_key=key)
         return pb.TriggerScheduleResponse(job_id=job.id)
 
     async def DeleteSchedule(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from jobqueue.domain import (
+    SCHEDULE_KEY_WINDOW_MS,
     Advance,
     Clock,
     Job,
@@ -37,9 +38,19 @@ class MemoryScheduleStore:
         self._schedules: dict[str, Schedule] = {}
         # Planned, with no tick left (a cron expression that never matches again).
         self._exhausted: set[str] = set()
+        # Creates' idempotency keys, per job type (as Redis's sk:<type>/<key>):
+        # the schedule's id and when the key expires.
+        self._keys: dict[tuple[str, str], tuple[str, int]] = {}
 
-    async def create(self, schedule: Schedule) -> Schedule:
+    async def create(self, schedule: Schedule, *, idempotency_key: str | None = None) -> Schedule:
         now = self._clock.now_ms()
+        slot = (schedule.template.type, idempotency_key or "")
+        if idempotency_key is not None:
+            # Expired keys go on every create: creates are rare, keys few.
+            self._keys = {k: v for k, v in self._keys.items() if v[1] > now}
+            prior = self._keys.get(slot)
+            if prior is not None and prior[0] in self._schedules:
+                return self._schedules[prior[0]]
         stored = dataclasses.replace(
             schedule,
             created_at=now,
@@ -50,6 +61,8 @@ class MemoryScheduleStore:
             version=0,
         )
         self._schedules[stored.id] = stored
+        if idempotency_key is not None:
+            self._keys[slot] = (stored.id, now + SCHEDULE_KEY_WINDOW_MS)
         return stored
 
     async def get(self, schedule_id: str) -> Schedule | None:
@@ -80,6 +93,8 @@ class MemoryScheduleStore:
         return changed
 
     async def delete(self, schedule_id: str) -> bool:
+        # Its create's key goes with it: a later create with that key creates anew.
+        self._keys = {k: v for k, v in self._keys.items() if v[0] != schedule_id}
         return self._schedules.pop(schedule_id, None) is not None
 
     async def due(self, *, limit: int) -> tuple[int, list[Schedule]]:

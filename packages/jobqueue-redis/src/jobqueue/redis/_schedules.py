@@ -5,7 +5,9 @@ shard as a job id does, and ``schedule_fire.lua`` writes the tick's job and
 the schedule's new state in one script, on one slot. Keys, under the shard's
 namespace: ``sc:<id>`` the schedule (hash), ``sa`` every schedule of the
 shard (sorted set, by id), ``sx`` the unpaused ones by their next tick
-(sorted set; 0 while unplanned). Every script reads Redis's TIME.
+(sorted set; 0 while unplanned), ``sk:<type>/<key>`` a create's idempotency
+key (string: the schedule's id, for ``SCHEDULE_KEY_WINDOW_MS``). Every script
+reads Redis's TIME.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from importlib import resources
 from typing import Any
 
 from jobqueue.domain import (
+    SCHEDULE_KEY_WINDOW_MS,
     Advance,
     InvalidJob,
     Job,
@@ -73,7 +76,7 @@ class RedisScheduleStore:
                 pass  # nothing ran: sending the source is safe, even for a write
             return await run("EVAL", _SCRIPTS[name], len(keys), *keys, *args)
 
-    async def create(self, schedule: Schedule) -> Schedule:
+    async def create(self, schedule: Schedule, *, idempotency_key: str | None = None) -> Schedule:
         core = self._core
         shard = core.shard_of_type(schedule.template.type)
         try:
@@ -89,6 +92,7 @@ class RedisScheduleStore:
             "pl", template.payload,
             "hd", json.dumps(dict(template.headers), sort_keys=True),
             "ma", "" if template.max_attempts is None else template.max_attempts,
+            "pr", template.priority,
             "ov", _OVERLAP[schedule.overlap],
             "cw", schedule.catchup_window_ms,
         ]  # fmt: skip
@@ -97,11 +101,18 @@ class RedisScheduleStore:
         else:
             assert schedule.interval_ms is not None
             fields += ["iv", schedule.interval_ms]
-        keys = (ns + "sa", ns + "sx", ns + "sc:" + schedule_id)
-        args: list[Arg] = [schedule_id, "1" if schedule.paused else "0", *fields]
-        await self._run("create", keys, args)
-        stored = await self.get(schedule_id)
-        assert stored is not None
+        keys = [ns + "sa", ns + "sx", ns + "sc:" + schedule_id]
+        if idempotency_key is not None:
+            # Per job type, as a job's key: the type names the shard it lives in.
+            keys.append(f"{ns}sk:{template.type}/{idempotency_key}")
+        args: list[Arg] = [
+            ns, schedule_id, "1" if schedule.paused else "0",
+            idempotency_key or "", SCHEDULE_KEY_WINDOW_MS, *fields,
+        ]  # fmt: skip
+        stored_id, _ = await self._run("create", keys, args)
+        stored = await self.get(stored_id.decode())
+        if stored is None:  # deleted between the script and the read: as after it
+            raise ScheduleNotFound(stored_id.decode())
         return stored
 
     async def get(self, schedule_id: str) -> Schedule | None:
@@ -132,7 +143,7 @@ class RedisScheduleStore:
     async def delete(self, schedule_id: str) -> bool:
         ns = self._ns_of(schedule_id)
         keys = (ns + "sa", ns + "sx", ns + "sc:" + schedule_id)
-        return bool(await self._run("delete", keys, [schedule_id]))
+        return bool(await self._run("delete", keys, [schedule_id, ns]))
 
     async def due(self, *, limit: int) -> tuple[int, list[Schedule]]:
         core = self._core
@@ -186,6 +197,7 @@ class RedisScheduleStore:
                 max_attempts=job.max_attempts,
                 idempotency_key=job.idempotency_key,
                 headers=job.headers,
+                priority=job.priority,
             )
             return Advance(applied=True, job=stored)
         if outcome == "held":
@@ -223,6 +235,7 @@ def _decode(schedule_id: str, fields: dict[str, bytes]) -> Schedule:
             payload=fields.get("pl", b""),
             headers=json.loads(fields.get("hd", b"{}")),
             max_attempts=_int(fields, "ma"),
+            priority=_int(fields, "pr") or 0,
         ),
         cron=fields["cr"].decode() if "cr" in fields else None,
         interval_ms=_int(fields, "iv"),

@@ -11,7 +11,7 @@
 -- (not applied).
 local P, sid, sk = ARGV[1], ARGV[2], KEYS[4]
 local now = clock_ms()
-local f = redis.call('HMGET', sk, 'v', 'pa', 'ov', 'lj', 'ty', 'pl', 'ma', 'hd')
+local f = redis.call('HMGET', sk, 'v', 'pa', 'ov', 'lj', 'ty', 'pl', 'ma', 'hd', 'pr')
 if not f[1] then
   return {'gone', now, ''}
 end
@@ -27,19 +27,26 @@ if tick ~= '' and tonumber(tick) > now then
   return {'early', now, ''}
 end
 local jid, ikey, jtype = ARGV[8], ARGV[9], f[5]
-local enqueue = tick ~= ''
-if enqueue and f[3] ~= 'all' and f[4] then
+local enqueuing = tick ~= ''
+if enqueuing and f[3] ~= 'all' and f[4] then
   local s = redis.call('HGET', P .. 'j:' .. f[4], 's')
   -- skip: not while the previous job is pending or running; buffer one: not
   -- while it is pending (one waits behind a running one at most).
   if s == '1' or (s == '2' and f[3] == 'skip') then
-    enqueue = false
+    enqueuing = false
   end
 end
 local jk = P .. 'j:' .. jid
 local kk = kkey(P, jtype, ikey)
-if enqueue then
-  probe({sk, jk, kk, P .. 'q:' .. jtype, P .. 'w:' .. jtype})
+if enqueuing then
+  -- The template's priority (absent: 0) picks the queue, as add.lua does.
+  local prio = f[9] or '0'
+  local probed = {sk, jk, kk, P .. 'q:' .. jtype, P .. 'w:' .. jtype}
+  if prio ~= '0' then
+    probed[#probed + 1] = qkey(P, jtype, prio)
+    probed[#probed + 1] = P .. 'pl:' .. jtype
+  end
+  probe(probed)
   local prior = redis.call('GET', kk)
   if prior and redis.call('EXISTS', P .. 'j:' .. prior) == 1 then
     -- The tick's job exists already: its key is the tick's, so it fired.
@@ -55,9 +62,13 @@ if enqueue then
       fields[#fields + 1] = 'h'
       fields[#fields + 1] = f[8]
     end
+    if prio ~= '0' then
+      fields[#fields + 1] = 'pr'
+      fields[#fields + 1] = prio
+    end
     redis.call('HSET', jk, unpack(fields))
     redis.call('SET', kk, jid)
-    redis.call('ZADD', P .. 'q:' .. jtype, now, jid)
+    enqueue(P, jtype, prio, now, jid)
     redis.call('ZADD', KEYS[2], 0, jtype)
     redis.call('ZADD', KEYS[3], 0, jtype)
     count(P, jtype, 'enqueued', 1)
@@ -82,7 +93,7 @@ else
   redis.call('HSET', sk, 'nx', -1)
   redis.call('ZREM', KEYS[1], sid)
 end
-if enqueue then
+if enqueuing then
   redis.call('HSET', sk, 'lj', jid)
   redis.call('HINCRBY', sk, 'fi', 1)
   return {'fired', now, jid}
