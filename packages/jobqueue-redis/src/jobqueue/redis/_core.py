@@ -32,9 +32,14 @@ Arg = bytes | str | int | float
 _READ_ATTEMPTS = 3
 
 
-def _load_scripts(publish: str) -> dict[str, str]:
+def _load_scripts(publish: str, cluster: bool) -> dict[str, str]:
     folder = resources.files(__package__).joinpath("lua")
     common = folder.joinpath("_common.lua").read_text()
+    if not cluster:
+        # Probes guard against slots migrating mid-script: a cluster's only.
+        probing = "local PROBE = true\n"
+        assert common.count(probing) == 1, "_common.lua declares PROBE once"
+        common = common.replace(probing, "local PROBE = false\n")
     names = (
         "add",
         "claim",
@@ -61,7 +66,8 @@ def _load_scripts(publish: str) -> dict[str, str]:
 # Watch and cancel events: PUBLISH on one Redis (any Redis version), SPUBLISH on
 # a cluster, where a PUBLISH would reach every master (_cluster_pubsub.py).
 _SCRIPTS = {
-    cluster: _load_scripts("SPUBLISH" if cluster else "PUBLISH") for cluster in (False, True)
+    cluster: _load_scripts("SPUBLISH" if cluster else "PUBLISH", cluster)
+    for cluster in (False, True)
 }
 _SHAS = {
     cluster: {name: hashlib.sha1(src.encode()).hexdigest() for name, src in scripts.items()}

@@ -107,7 +107,7 @@ local function will_write(key)
   written[#written + 1] = key
 end
 local seen_types = {}
-for i = 3, #ARGV, 5 do
+for i = 3, PROBE and #ARGV or 0, 5 do -- (nothing to list where nothing is probed)
   local step = plan[(i - 3) / 5 + 1]
   if not (step and step.prior) then
     local id, jtype, _, _, prio = string.match(ARGV[i], '^(%S+) (%S+) (%S+) (%d*) ?(%-?%d*)$')
