@@ -272,6 +272,29 @@ for (const [name, options] of TRANSPORTS) {
   });
 }
 
+test("schedules: a retried create or trigger with its idempotency key does its work once", async () => {
+  const request = {
+    schedule: {
+      name: "ts keyed",
+      spec: { case: "intervalMs" as const, value: 3_600_000n },
+      template: { type: type("keyed"), priority: 5 },
+    },
+    idempotencyKey: `create-${type("k")}`,
+  };
+  const { schedule } = await jq.schedules.createSchedule(request);
+  const { schedule: again } = await jq.schedules.createSchedule(request);
+  assert.ok(schedule);
+  assert.equal(again?.id, schedule.id);
+  assert.equal(schedule.template?.priority, 5);
+  const trigger = { id: schedule.id, idempotencyKey: "trigger-1" };
+  const { jobId } = await jq.schedules.triggerSchedule(trigger);
+  const { jobId: sameJob } = await jq.schedules.triggerSchedule(trigger);
+  assert.equal(sameJob, jobId);
+  const { job } = await jq.jobs.getJob({ id: jobId });
+  assert.equal(job?.priority, 5);
+  await jq.schedules.deleteSchedule({ id: schedule.id });
+});
+
 test("schedules: create, read, pause, resume, trigger and delete through ScheduleService", async () => {
   const { schedule } = await jq.schedules.createSchedule({
     schedule: {
