@@ -19,6 +19,8 @@ def test_redis_exports_are_pinned() -> None:
         "MAX_CLAIM",
         "MigrationReport",
         "migrate_to_shards",
+        "KeyUpgradeReport",
+        "upgrade_key_names",
         "redis_warnings",
         "ShardLayoutMismatch",
     ]

@@ -181,6 +181,48 @@ def migrate(dry_run: bool, batch: int, **flags: Any) -> None:
         )
 
 
+@cli.command("upgrade-keys")
+@click.option("--redis-url", help="Redis URL [env JOBQUEUE_REDIS_URL, or REDIS_ADDR=host:port].")
+@click.option("--key-prefix", help="Namespace of Redis keys [env JOBQUEUE_KEY_PREFIX; jq].")
+@click.option("--dry-run", is_flag=True, help="Count the keys to move; change nothing.")
+def upgrade_keys(dry_run: bool, **flags: Any) -> None:
+    """Rename idempotency and unique keys stored before they were per job type.
+
+    k:<key> becomes k:<type>/<key> and u:<key> u:<type>/<key>, each with its
+    remaining expiry. Run it once every process of the older release has
+    stopped; running it again moves nothing. See docs/redis-data-model.md,
+    "Upgrading key names".
+    """
+    from jobqueue.domain import StoreUnavailable
+    from jobqueue.redis import RedisJobStore, RedisStoreSettings, upgrade_key_names
+
+    overrides = {name: value for name, value in flags.items() if value is not None}
+    try:
+        settings = ServerSettings(**overrides)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    url = settings.effective_redis_url
+    if url is None:
+        raise click.ClickException("no Redis to upgrade: set --redis-url or JOBQUEUE_REDIS_URL")
+
+    async def run() -> str:
+        store = RedisJobStore(RedisStoreSettings(url=url, key_prefix=settings.key_prefix))
+        try:
+            report = await upgrade_key_names(store, dry_run=dry_run)
+        finally:
+            await store.close()
+        verb = "would move" if dry_run else "moved"
+        return (
+            f"{verb} {report.idempotency_keys} idempotency key(s) and {report.unique_keys} "
+            f"unique key(s) of {report.jobs} job(s) to their per-type names"
+        )
+
+    try:
+        click.echo(asyncio.run(run()))
+    except StoreUnavailable as error:
+        raise click.ClickException(str(error)) from None
+
+
 def loop_factory(choice: EventLoop) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop cuts the server's own cost per call by about a fifth (docs/benchmarks.md)."""
     if choice == "asyncio":

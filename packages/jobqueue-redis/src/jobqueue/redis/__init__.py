@@ -2,6 +2,7 @@
 
 from ._durability import redis_warnings
 from ._errors import ShardLayoutMismatch
+from ._key_upgrade import KeyUpgradeReport, upgrade_key_names
 from ._migrate import MigrationReport, migrate_to_shards
 from ._schedules import RedisScheduleStore
 from ._settings import RedisStoreSettings
@@ -14,6 +15,8 @@ __all__ = [
     "MAX_CLAIM",
     "MigrationReport",
     "migrate_to_shards",
+    "KeyUpgradeReport",
+    "upgrade_key_names",
     "redis_warnings",
     "ShardLayoutMismatch",
 ]

@@ -33,6 +33,7 @@ from jobqueue.domain import Job
 
 from ._codec import job_from_hash, pairs_to_dict
 from ._errors import ShardLayoutMismatch, translated
+from ._key_upgrade import upgrade_key_names
 from ._layout import read_record, record_layout
 from ._settings import RedisStoreSettings
 from ._shards import shard_of_type, with_shard
@@ -115,6 +116,9 @@ async def migrate_to_shards(
             return await _count(old, ns)
         await record_layout(old._core, shards)
         await old.requeue_expired()  # leases that lapsed go back to their queue, then move
+        # Keys stored before they were per type would be left behind (_lock_of
+        # reads the per-type lock): name them as today's scripts do first.
+        await upgrade_key_names(old)
         for _ in range(1_000_000):  # bounded: each round moves a batch or ends
             with translated():
                 flat = await old._core.hot.execute(
