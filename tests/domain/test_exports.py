@@ -44,6 +44,7 @@ DOMAIN = [
     "validate_idempotency_key",
     "validate_job_id",
     "validate_priority",
+    "validate_limit_key",
     "MIN_PRIORITY",
     "MAX_PRIORITY",
     "truncate_error",

@@ -11,6 +11,14 @@ Limits work the same way: a claim leases at most what the type's limits
 allow at that instant (RUNNING jobs across every worker under
 ``concurrency``, starts within the last ``rate_interval_ms`` under ``rate``),
 so a limited job is simply not claimed, never claimed and handed back.
+
+Per-key limits apply the same caps to each ``Job.limit_key`` apart (a
+customer id...): at most ``key_concurrency`` RUNNING and ``key_rate`` starts
+per ``key_rate_interval_ms`` for every key. Keyed jobs of a type wait in one
+queue per key, and a claim takes the keys in turns (least recently served
+first, one job per key per turn), so a tenant with 10,000 jobs waiting cannot
+starve one with 10; a key at its limit is skipped and set aside until its slot
+or window frees, so no claim scans every key.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from ._validation import validate_type
 MAX_CONCURRENCY = 100_000
 MAX_RATE = 1_000_000
 MAX_RATE_INTERVAL_MS = 24 * 3600 * 1000
+DEFAULT_RATE_INTERVAL_MS = 1_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,29 +42,51 @@ class TypeLimits:
     ``concurrency``: at most this many of its jobs RUNNING at once, across all
     workers (a lease counts until it is settled or the sweep hands it back).
     ``rate``: at most this many starts (claims) in any ``rate_interval_ms``
-    window, by the store's clock.
+    window, by the store's clock. ``key_concurrency``, ``key_rate`` and
+    ``key_rate_interval_ms`` are the same for each ``limit_key`` apart; they do
+    not apply to jobs without a key. Type and key limits both hold.
     """
 
     concurrency: int | None = None
     rate: int | None = None
-    rate_interval_ms: int = 1_000
+    rate_interval_ms: int = DEFAULT_RATE_INTERVAL_MS
+    key_concurrency: int | None = None
+    key_rate: int | None = None
+    key_rate_interval_ms: int = DEFAULT_RATE_INTERVAL_MS
 
     @property
     def unlimited(self) -> bool:
-        return self.concurrency is None and self.rate is None
+        return (
+            self.concurrency is None
+            and self.rate is None
+            and self.key_concurrency is None
+            and self.key_rate is None
+        )
+
+    @property
+    def per_key(self) -> bool:
+        """Whether any per-key limit is set."""
+        return self.key_concurrency is not None or self.key_rate is not None
 
 
 def validate_limits(limits: TypeLimits) -> TypeLimits:
-    """Check limits: concurrency 1..100,000, rate 1..1,000,000 per 1 ms..1 day."""
-    concurrency, rate = limits.concurrency, limits.rate
-    if concurrency is not None and (
-        isinstance(concurrency, bool) or not 1 <= concurrency <= MAX_CONCURRENCY
+    """Check limits: concurrency 1..100,000, rate 1..1,000,000 per 1 ms..1 day (per key too)."""
+    for name, value, most in (
+        ("concurrency", limits.concurrency, MAX_CONCURRENCY),
+        ("rate", limits.rate, MAX_RATE),
+        ("key_concurrency", limits.key_concurrency, MAX_CONCURRENCY),
+        ("key_rate", limits.key_rate, MAX_RATE),
     ):
-        raise InvalidJob("concurrency", f"must be between 1 and {MAX_CONCURRENCY}, or unset")
-    if rate is not None and (isinstance(rate, bool) or not 1 <= rate <= MAX_RATE):
-        raise InvalidJob("rate", f"must be between 1 and {MAX_RATE}, or unset")
-    if not 1 <= limits.rate_interval_ms <= MAX_RATE_INTERVAL_MS:
-        raise InvalidJob("rate_interval_ms", f"must be between 1 and {MAX_RATE_INTERVAL_MS}")
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most
+        ):
+            raise InvalidJob(name, f"must be between 1 and {most}, or unset")
+    for name, interval in (
+        ("rate_interval_ms", limits.rate_interval_ms),
+        ("key_rate_interval_ms", limits.key_rate_interval_ms),
+    ):
+        if not 1 <= interval <= MAX_RATE_INTERVAL_MS:
+            raise InvalidJob(name, f"must be between 1 and {MAX_RATE_INTERVAL_MS}")
     return limits
 
 

@@ -50,6 +50,10 @@ class Job:
     # Among due jobs of its type a higher priority is claimed first, FIFO
     # (by due time) within one; -100..100 (_validation.py).
     priority: int = 0
+    # The producer's key for per-key limits (a customer id...): the type's
+    # per-key limits apply to each key apart, and claims take keys in turn
+    # (see _gates.py); None: no key.
+    limit_key: str | None = None
     # The unique rule it was enqueued with (see _unique.py); its key is locked
     # while the job is in the rule's scope.
     unique: UniqueRule | None = None

@@ -15,6 +15,7 @@ from ._validation import (
     validate_execution_time,
     validate_idempotency_key,
     validate_job_id,
+    validate_limit_key,
     validate_max_attempts,
     validate_payload,
     validate_priority,
@@ -33,6 +34,8 @@ class EnqueueRequest:
     idempotency_key: str | None = None
     # -100..100: among due jobs of a type, a higher one is claimed first.
     priority: int = 0
+    # Per-key limits and turns (see _gates.py): a tenant such as a customer id.
+    limit_key: str | None = None
     # A unique job (see _unique.py): None/0 leave the defaults (ACTIVE scope,
     # RETURN_EXISTING); options without a key are refused.
     unique_key: str | None = None
@@ -168,6 +171,7 @@ class JobService:
             max_attempts=validate_max_attempts(request.max_attempts, self._limits),
             idempotency_key=validate_idempotency_key(request.idempotency_key),
             priority=validate_priority(request.priority),
+            limit_key=validate_limit_key(request.limit_key, priority=request.priority),
             headers=validate_headers(request.headers),
             unique=validate_unique(
                 request.unique_key,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 import uuid
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ MAX_ERROR_LENGTH = 8_192
 
 _TYPE_RE = re.compile(r"[A-Za-z0-9_.:-]+")
 _CANONICAL_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,13 +106,39 @@ def validate_idempotency_key(key: str | None) -> str | None:
     return key
 
 
+MAX_LIMIT_KEY_LENGTH = 128
+"""A limit key names a tenant (a customer id...): short, printable, no spaces."""
+
+
+def validate_limit_key(key: str | None, *, priority: int = 0) -> str | None:
+    """Check a job's limit key: 1 to 128 printable characters, no whitespace.
+
+    Stores embed the key in a storage key name and split on whitespace, so
+    none is allowed. A keyed job runs in its key's turn, first come first
+    served within the key: a priority beside a key would be silently ignored,
+    so the pair is refused instead.
+    """
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key or len(key) > MAX_LIMIT_KEY_LENGTH:
+        raise InvalidJob("limit_key", f"must be 1 to {MAX_LIMIT_KEY_LENGTH} characters")
+    if not key.isprintable() or any(char.isspace() for char in key):
+        raise InvalidJob("limit_key", "must be printable, with no whitespace")
+    if priority:
+        raise InvalidJob("limit_key", "cannot be combined with a priority")
+    return key
+
+
 def has_control_characters(text: str) -> bool:
     """Whether ``text`` holds a Unicode control character (category Cc: C0, DEL, C1).
 
     Keys are shown in listings, logs and the dashboard: a NUL or an ESC there
     is an escape sequence for whoever reads them, never part of a name.
     """
-    return any(unicodedata.category(char) == "Cc" for char in text)
+    # Cc is exactly U+0000-U+001F and U+007F-U+009F (the Unicode standard fixes
+    # it): one regex search instead of a category lookup per character, which
+    # cost every enqueue with a key (the SDK sends one with each) ~8 µs.
+    return _CONTROL_RE.search(text) is not None
 
 
 def validate_job_id(job_id: str) -> str:

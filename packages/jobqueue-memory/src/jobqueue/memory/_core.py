@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field, replace
 
 from jobqueue.domain import (
@@ -74,6 +74,11 @@ class _MemoryCore:
         # PENDING jobs of a nonzero priority: type -> priority -> (due, id) heap.
         # Priority 0, every job that names none, stays in ``_pending`` (see _pop_due).
         self._levels: dict[str, dict[int, list[tuple[int, str]]]] = {}
+        # PENDING jobs with a limit key: type -> key -> (due, id) heap, and the
+        # type's keys in turn order, least recently served first; '' stands
+        # for the type's jobs without a key, one more lane (see _pop_due).
+        self._keyed: dict[str, dict[str, list[tuple[int, str]]]] = {}
+        self._turns: dict[str, OrderedDict[str, None]] = {}
         self._running: dict[str, int] = {}
         self._finished: deque[tuple[int, str]] = deque()
         self._keys: dict[str, str] = {}
@@ -89,6 +94,7 @@ class _MemoryCore:
         # Types' limits (set_type_limits), and each limited type's recent starts.
         self._limits: dict[str, TypeLimits] = {}
         self._starts: dict[str, deque[int]] = {}
+        self._key_starts: dict[tuple[str, str], deque[int]] = {}
         # Live workers (_presence.py): id -> (expiry by this store's clock, info).
         self._workers: dict[str, tuple[int, WorkerInfo]] = {}
         # Cumulative counters by (kind, type), moved in the step that makes the
@@ -119,8 +125,12 @@ class _MemoryCore:
         self._notify(job.id)
 
     def _push_pending(self, job: Job, due: int) -> None:
-        """Queue a PENDING job, due at ``due``, in its type's heap of its priority."""
-        if job.priority == 0:
+        """Queue a PENDING job, due at ``due``, in its type's heap of its priority or key."""
+        if job.limit_key is not None:
+            heap = self._keyed.setdefault(job.type, {}).setdefault(job.limit_key, [])
+            turns = self._turns.setdefault(job.type, OrderedDict({"": None}))
+            turns.setdefault(job.limit_key, None)
+        elif job.priority == 0:
             heap = self._pending.setdefault(job.type, [])
         else:
             heap = self._levels.setdefault(job.type, {}).setdefault(job.priority, [])

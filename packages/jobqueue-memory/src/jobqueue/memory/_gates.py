@@ -35,6 +35,9 @@ class _GatesMixin(_MemoryCore):
             self._starts.pop(job_type, None)
         else:
             self._limits[job_type] = limits
+        if limits.key_rate is None:
+            for slot in [slot for slot in self._key_starts if slot[0] == job_type]:
+                del self._key_starts[slot]
         # A raised limit may let an idle claim of the type take work now.
         self._wake()
 
@@ -77,3 +80,43 @@ class _GatesMixin(_MemoryCore):
         if limits is None or limits.rate is None or not starts or len(starts) < limits.rate:
             return None
         return starts[0] + limits.rate_interval_ms
+
+    def _key_open(self, job_type: str, key: str, now: int) -> bool:
+        """Whether the type's per-key limits let a claim start a job of ``key`` now."""
+        limits = self._limits.get(job_type)
+        if limits is None or not limits.per_key:
+            return True
+        if limits.key_concurrency is not None:
+            running = sum(
+                1
+                for job_id in self._running
+                if (record := self._records.get(job_id)) is not None
+                and record.job.type == job_type
+                and record.job.limit_key == key
+                and record.job.status is JobStatus.RUNNING
+            )
+            if running >= limits.key_concurrency:
+                return False
+        if limits.key_rate is not None:
+            starts = self._key_starts.setdefault((job_type, key), deque())
+            while starts and starts[0] <= now - limits.key_rate_interval_ms:
+                starts.popleft()
+            if len(starts) >= limits.key_rate:
+                return False
+        return True
+
+    def _key_started(self, job_type: str, key: str, now: int) -> None:
+        """Record a start of ``key`` at ``now`` for the type's per-key rate."""
+        limits = self._limits.get(job_type)
+        if limits is not None and limits.key_rate is not None:
+            self._key_starts.setdefault((job_type, key), deque()).append(now)
+
+    def _key_limited_until(self, job_type: str, key: str) -> int | None:
+        """When a key held by its per-key rate may start again (None: not so held)."""
+        limits = self._limits.get(job_type)
+        starts = self._key_starts.get((job_type, key))
+        if limits is None or limits.key_rate is None or not starts:
+            return None
+        if len(starts) < limits.key_rate:
+            return None
+        return starts[0] + limits.key_rate_interval_ms

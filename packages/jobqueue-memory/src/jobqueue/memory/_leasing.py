@@ -223,7 +223,41 @@ class _LeasingMixin(_GatesMixin):
         return Lease(record.job, record.token, record.deadline_ms)
 
     def _pop_due(self, job_type: str, now: int) -> _Record | None:
-        """The type's next due job: the highest priority first, the earliest due within one."""
+        """The type's next due job: by key in turns when it has keyed jobs, else by priority."""
+        turns = self._turns.get(job_type)
+        if turns is None:
+            return self._pop_plain(job_type, now)
+        keyed = self._keyed.get(job_type, {})
+        # Keys in turn, least recently served first; '' is the lane of the
+        # jobs without a key. A key at its per-key limit is passed over.
+        for key in list(turns):
+            if key == "":
+                record = self._pop_plain(job_type, now)
+            else:
+                heap = keyed.get(key)
+                if not heap:
+                    del turns[key]
+                    keyed.pop(key, None)
+                    continue
+                if not self._key_open(job_type, key, now):
+                    continue
+                record = self._pop_head(heap, now)
+                if not heap:
+                    del turns[key]
+                    del keyed[key]
+            if record is not None:
+                if key in turns:
+                    turns.move_to_end(key)
+                if key:
+                    self._key_started(job_type, key, now)
+                return record
+        if list(turns) == [""]:
+            del self._turns[job_type]
+            self._keyed.pop(job_type, None)
+        return None
+
+    def _pop_plain(self, job_type: str, now: int) -> _Record | None:
+        """The type's next due job without a key: the highest priority first, FIFO within one."""
         levels = self._levels.get(job_type)
         if not levels:
             return self._pop_head(self._pending.get(job_type), now)
@@ -275,4 +309,13 @@ class _LeasingMixin(_GatesMixin):
                 continue
             heaps = [self._pending.get(job_type), *self._levels.get(job_type, {}).values()]
             dues += [heap[0][0] for heap in heaps if heap]
+            for key, heap in self._keyed.get(job_type, {}).items():
+                if not heap:
+                    continue
+                if self._key_open(job_type, key, now):
+                    dues.append(heap[0][0])
+                elif (until := self._key_limited_until(job_type, key)) is not None:
+                    # Held by its rate: due when its oldest start leaves the
+                    # window (one held by its concurrency waits for a settle).
+                    dues.append(max(until, heap[0][0]))
         return min(dues) if dues else None

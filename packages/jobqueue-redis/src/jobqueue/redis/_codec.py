@@ -11,7 +11,8 @@ from jobqueue.domain import Job, JobStatus, OnConflict, UniqueRule, UniqueScope
 # a attempts, m max attempts, err last error, r result, x cancel requested,
 # k idempotency key, l lease token, d lease deadline, f finished at, w watchers,
 # h headers (a JSON object; absent: none),
-# pr priority (absent: 0).
+# pr priority (absent: 0), lk limit key (absent: none), g 1 while leased under
+# a concurrency limit (see claim.lua).
 
 
 _STATUSES = {str(int(status)).encode(): status for status in JobStatus}
@@ -44,6 +45,7 @@ def job_from_hash(job_id: str, h: Mapping[bytes, bytes]) -> Job:
         cancel_requested=h.get(b"x") == b"1",
         idempotency_key=key.decode() if key is not None else None,
         priority=int(h.get(b"pr", b"0")),
+        limit_key=h[b"lk"].decode() if b"lk" in h else None,
         unique=_unique_rule(h),
         progress=float(h[b"pg"]) if b"pg" in h else None,
         progress_message=h[b"pm"].decode(errors="replace") if b"pg" in h else None,

@@ -159,6 +159,9 @@ class Enqueuer:
             if job.priority:
                 # A fifth word only when set: a job without one costs nothing more.
                 head = f"{head} {job.priority}"
+            if job.limit_key is not None:
+                # After a tab: a key holds no whitespace (validate_limit_key).
+                head = f"{head}\t{job.limit_key}"
             rule = job.unique
             spec = (
                 f"{int(rule.scope)} {int(rule.on_conflict)} {rule.window_ms} {rule.key}"
@@ -237,6 +240,7 @@ def _stamped(job: Job, now: int) -> Job:
         idempotency_key=job.idempotency_key,
         headers=job.headers,
         priority=job.priority,
+        limit_key=job.limit_key,
         unique=job.unique,
     )
 

@@ -42,6 +42,9 @@ class Gates:
             "" if limits.concurrency is None else limits.concurrency,
             rate,
             limits.rate_interval_ms,
+            "" if limits.key_concurrency is None else limits.key_concurrency,
+            "" if limits.key_rate is None else limits.key_rate,
+            limits.key_rate_interval_ms,
         ]
         with translated():
             await core.script("gate", args, keys=core.keys[shard]["gate"])
@@ -49,11 +52,16 @@ class Gates:
     async def limits(self, job_type: str) -> TypeLimits:
         core = self._core
         key = core.namespaces[core.shard_of_type(job_type)] + "lm:" + job_type
-        c, rn, ri = await core.read(lambda: core.hot.execute("HMGET", key, "c", "rn", "ri"))
+        c, rn, ri, kc, kn, ki = await core.read(
+            lambda: core.hot.execute("HMGET", key, "c", "rn", "ri", "kc", "kn", "ki")
+        )
         return TypeLimits(
             concurrency=None if c is None else int(c),
             rate=None if rn is None else int(rn),
             rate_interval_ms=1_000 if ri is None else int(ri),
+            key_concurrency=None if kc is None else int(kc),
+            key_rate=None if kn is None else int(kn),
+            key_rate_interval_ms=1_000 if ki is None else int(ki),
         )
 
     async def paused_types(self) -> list[str]:

@@ -184,6 +184,7 @@ async def _count(old: RedisJobStore, ns: str) -> MigrationReport:
             pending += int(await hot.execute("ZCARD", ns + "q:" + name))
             for level in await hot.execute("ZRANGE", ns + "pl:" + name, 0, -1):
                 pending += int(await hot.execute("ZCARD", f"{ns}qp:{level.decode()}:{name}"))
+            pending += int(await hot.execute("ZCARD", ns + "qk:" + name))
             running += int(await hot.execute("ZCARD", ns + "r:" + name))
         pending += int(await hot.execute("ZCARD", ns + "migrating"))
     return MigrationReport(moved=pending, running_left=running, dry_run=True)

@@ -6,7 +6,7 @@
 -- The job's status, type, idempotency key, finish time and cancel flag, or
 -- nil when it is gone (deleted, or finished past its retention).
 local function live_fields(jk, now, retention)
-  local f = redis.call('HMGET', jk, 's', 't', 'k', 'f', 'x', 'pr')
+  local f = redis.call('HMGET', jk, 's', 't', 'k', 'f', 'x', 'pr', 'lk')
   if not f[1] or not f[2] or (f[4] and tonumber(f[4]) + retention <= now) then
     return nil
   end
@@ -21,8 +21,16 @@ local function retry_job(P, jk, id, f, now)
   if s ~= '4' and s ~= '5' then
     return s
   end
-  local q, dk = qkey(P, jtype, f[6]), P .. 'd:' .. jtype .. ':' .. s
-  probe({q, P .. 'pl:' .. jtype, dk, kkey(P, jtype, ikey or ''), P .. 'w:' .. jtype})
+  local dk = P .. 'd:' .. jtype .. ':' .. s
+  local written = {dk, kkey(P, jtype, ikey or ''), P .. 'w:' .. jtype, P .. 'pl:' .. jtype}
+  if f[7] then
+    for _, key in ipairs(keyed_keys(P, jtype, f[7])) do
+      written[#written + 1] = key
+    end
+  else
+    written[#written + 1] = qkey(P, jtype, f[6])
+  end
+  probe(written)
   redis.call('ZREM', dk, id)
   redis.call('HSET', jk, 's', 1, 'e', now, 'u', now, 'a', 0)
   redis.call('HDEL', jk, 'f', 'r', 'x', 'l', 'd', 'n', 'z')
@@ -30,7 +38,7 @@ local function retry_job(P, jk, id, f, now)
   if ikey and redis.call('GET', kkey(P, jtype, ikey)) == id then
     redis.call('PERSIST', kkey(P, jtype, ikey))
   end
-  enqueue(P, jtype, f[6], now, id)
+  enqueue(P, jtype, f[6], now, id, f[7])
   -- Back in its queue: counted as enqueued in this step, so enqueued minus
   -- finished stays the queue's depth (docs/operations.md, Metrics).
   count(P, jtype, 'enqueued', 1)
@@ -61,13 +69,15 @@ end
 local function cancel_job(P, jk, id, f, now, retention, cap, channel)
   local s, jtype = f[1], f[2]
   if s == '1' then
-    local q = qkey(P, jtype, f[6])
     -- Its unique lock too: finish releases it (as cancel.lua probes it).
     local lock = redis.call('HGET', jk, 'uk')
-    probe({q, P .. 'pl:' .. jtype, P .. 'd:' .. jtype .. ':5', kkey(P, jtype, f[3] or ''),
-      ukey(P, jtype, lock or '')})
-    redis.call('ZREM', q, id)
-    prune_level(P, jtype, q)
+    local written = pending_keys(P, jtype, f[6], f[7])
+    for _, key in ipairs({P .. 'd:' .. jtype .. ':5', kkey(P, jtype, f[3] or ''),
+        ukey(P, jtype, lock or '')}) do
+      written[#written + 1] = key
+    end
+    probe(written)
+    dequeue(P, jtype, f[6], f[7], id)
     finish(P, jk, id, jtype, 5, now, retention, cap, nil, f[3], lock or false)
     return 'ok'
   elseif s == '2' and f[5] ~= '1' then

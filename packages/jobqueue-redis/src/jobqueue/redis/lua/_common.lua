@@ -23,7 +23,9 @@
 -- Job hash fields: t type, p payload, s status, e due, c created, u updated,
 -- m max attempts, k idempotency key, a attempts, l lease token, d lease
 -- deadline, n 1 while the lease is unconfirmed, z unconfirmed expiries in a
--- row, x cancel requested, r result, err last error, f finished, w watchers.
+-- row, x cancel requested, r result, err last error, f finished, w watchers,
+-- lk limit key, g 1 while a lease of a concurrency-limited type (its settle
+-- wakes an idle worker for the freed slot).
 
 -- Redis decides time: every script reads its clock here, never from a caller,
 -- so hosts with skewed clocks agree on due times and lease deadlines.
@@ -37,11 +39,11 @@ end
 -- Returns the job's type, its cancel flag, its idempotency key and its unique
 -- key (false if none), or nil: one read serves the whole settle of the job.
 local function held(jk, token, now)
-  local f = redis.call('HMGET', jk, 's', 'l', 'd', 't', 'x', 'k', 'uk')
+  local f = redis.call('HMGET', jk, 's', 'l', 'd', 't', 'x', 'k', 'uk', 'lk', 'g')
   if f[1] ~= '2' or f[2] ~= token or tonumber(f[3]) <= now then
     return nil
   end
-  return f[4], f[5], f[6], f[7]
+  return f[4], f[5], f[6], f[7], f[8], f[9]
 end
 
 -- The names of a job type's idempotency key and unique-key lock. Keys are
@@ -146,8 +148,78 @@ local function queues(P, jtype)
   return out
 end
 
--- Put a job in the queue of its priority, registering a nonzero level.
-local function enqueue(P, jtype, prio, due, id)
+-- Limit keys (Job.limit_key, field lk). A type's PENDING jobs with a key are
+-- in 'kq:' .. type .. '/' .. key (one queue per key, by due time; '/' never
+-- occurs in a type) and all together in 'qk:' .. type (listings, stats,
+-- migration). 'kr:' .. type is the ring of its keys with PENDING jobs, each
+-- scored by when a claim may next serve it: its head's due time, the time it
+-- was last served (least recently served first: turns), or when its per-key
+-- limit frees; member '' is the lane of the type's jobs without a key.
+-- 'kn:' .. type counts RUNNING jobs per key, 'ks:' .. type .. '/' .. key logs
+-- a key's starts (per-key rate). Field kx of 'lm:' .. type is 1 while the type
+-- has a ring: the claim reads it with the limits, so a type without keyed jobs
+-- costs nothing more.
+local function kqkey(P, jtype, key)
+  return P .. 'kq:' .. jtype .. '/' .. key
+end
+
+-- The keys an enqueue of a keyed job writes, for a probe before the first write.
+local function keyed_keys(P, jtype, key)
+  return {P .. 'qk:' .. jtype, kqkey(P, jtype, key), P .. 'kr:' .. jtype, P .. 'lm:' .. jtype}
+end
+
+-- Queue a keyed job; a key new to the ring (with the '' lane when the ring is
+-- new) is served from its due time on, and a key already there no later.
+local function enqueue_keyed(P, jtype, key, due, id)
+  local kq = kqkey(P, jtype, key)
+  redis.call('ZADD', P .. 'qk:' .. jtype, due, id)
+  redis.call('ZADD', kq, due, id)
+  if redis.call('ZADD', P .. 'kr:' .. jtype, 'LT', due, key) == 1 then
+    redis.call('ZADD', P .. 'kr:' .. jtype, 'NX', 0, '')
+    redis.call('HSET', P .. 'lm:' .. jtype, 'kx', 1)
+  end
+  return kq
+end
+
+-- Take a PENDING job out of its queue (cancel, REPLACE). A key whose queue
+-- empties stays in the ring until a claim visits it and drops it.
+local function dequeue(P, jtype, prio, key, id)
+  if key and key ~= '' then
+    redis.call('ZREM', P .. 'qk:' .. jtype, id)
+    redis.call('ZREM', kqkey(P, jtype, key), id)
+    return
+  end
+  local q = qkey(P, jtype, prio)
+  redis.call('ZREM', q, id)
+  if q ~= P .. 'q:' .. jtype and redis.call('EXISTS', q) == 0 then
+    redis.call('ZREM', P .. 'pl:' .. jtype, string.match(q, 'qp:(%-?%d+):'))
+  end
+end
+
+-- The keys dequeue writes, for the caller's probe.
+local function pending_keys(P, jtype, prio, key)
+  if key and key ~= '' then
+    return {P .. 'qk:' .. jtype, kqkey(P, jtype, key)}
+  end
+  return {qkey(P, jtype, prio), P .. 'pl:' .. jtype}
+end
+
+-- A type's PENDING queues for reading (listings, stats): its priorities'
+-- queues and, when it has keyed jobs, the queue of them all.
+local function all_queues(P, jtype)
+  local qs = queues(P, jtype)
+  if redis.call('EXISTS', P .. 'qk:' .. jtype) == 1 then
+    qs[#qs + 1] = P .. 'qk:' .. jtype
+  end
+  return qs
+end
+
+-- Put a job in the queue of its priority, registering a nonzero level; a job
+-- with a limit key (`key`) in its key's queue instead.
+local function enqueue(P, jtype, prio, due, id, key)
+  if key and key ~= '' then
+    return enqueue_keyed(P, jtype, key, due, id)
+  end
   local q = qkey(P, jtype, prio)
   redis.call('ZADD', q, due, id)
   if q ~= P .. 'q:' .. jtype then
@@ -228,16 +300,22 @@ end
 -- `ikey` is the job's idempotency key when the caller read it already (false:
 -- none), nil to read it here.
 -- `ukey` likewise for its unique key: a settle read both with the lease.
-local function finish(P, jk, id, jtype, status, now, retention, cap, batch, ikey, ulock)
+-- finish_kept leaves the hash's own expiry to its caller, who reads the hash
+-- first: PEXPIRE deletes a key on the spot when its expiry is already past,
+-- and Redis 7.0 checks that against a later reading of its clock than the
+-- one it adds the retention to, so a 1 ms retention is past whenever the
+-- millisecond turns in between (about 1 call in 10,000). What finish_kept
+-- still reads or tells (the idempotency key, the watchers) and any reply
+-- built from the hash must come before it.
+local function finish_kept(P, jk, id, jtype, status, now, retention, cap, batch, ikey, ulock)
   redis.call('HSET', jk, 's', status, 'u', now, 'f', now)
-  redis.call('HDEL', jk, 'l', 'd', 'n', 'z')
+  redis.call('HDEL', jk, 'l', 'd', 'n', 'z', 'g')
   if ulock == nil then
     ulock = redis.call('HGET', jk, 'uk')
   end
   unlock(P, jtype, ulock, id)
   local dk = P .. 'd:' .. jtype .. ':' .. status
   redis.call('ZADD', dk, now, id)
-  redis.call('PEXPIRE', jk, retention)
   if ikey == nil then
     ikey = redis.call('HGET', jk, 'k')
   end
@@ -257,10 +335,20 @@ local function finish(P, jk, id, jtype, status, now, retention, cap, batch, ikey
   notify(P, jk, id)
 end
 
+local function finish(P, jk, id, jtype, status, now, retention, cap, batch, ikey, ulock)
+  finish_kept(P, jk, id, jtype, status, now, retention, cap, batch, ikey, ulock)
+  redis.call('PEXPIRE', jk, retention)
+end
+
 -- The keys a requeue of the job writes beyond q:, w: and ts:1: its
--- priority's queue and level set, for the caller's probe before its first write.
+-- priority's queue and level set, or its key's, for the caller's probe
+-- before its first write.
 local function prio_keys(P, jk, jtype)
-  local prio = redis.call('HGET', jk, 'pr')
+  local f = redis.call('HMGET', jk, 'pr', 'lk')
+  local prio = f[1]
+  if f[2] then
+    return keyed_keys(P, jtype, f[2])
+  end
   if prio and prio ~= '0' then
     return {qkey(P, jtype, prio), P .. 'pl:' .. jtype}
   end
@@ -270,11 +358,33 @@ end
 -- Put a job back in the queue of its priority, due at `due`. The caller
 -- probed its keys (prio_keys) before its own first write.
 local function requeue(P, jk, id, jtype, due, now)
-  local prio = redis.call('HGET', jk, 'pr')
+  local f = redis.call('HMGET', jk, 'pr', 'lk')
   redis.call('HSET', jk, 's', 1, 'e', due, 'u', now)
-  redis.call('HDEL', jk, 'l', 'd', 'n')
-  local q = enqueue(P, jtype, prio, due, id)
+  redis.call('HDEL', jk, 'l', 'd', 'n', 'g')
+  local q = enqueue(P, jtype, f[1], due, id, f[2])
   redis.call('ZADD', P .. 'ts:1', 0, jtype)
   wake_for(P, jtype, id, due, now, q)
   notify(P, jk, id)
+end
+
+-- A RUNNING job left its lease (settle, the sweep): its key's running count
+-- drops, a key the claim set aside at its concurrency limit is due again
+-- now, and a job of a concurrency-limited type (`gated`) wakes an idle
+-- worker of the type for the freed slot, as an enqueue would. The caller
+-- probed kn: and kr: of the type (slot_keys).
+local function slot_freed(P, jtype, key, gated, now)
+  if key then
+    local kn = P .. 'kn:' .. jtype
+    if redis.call('HINCRBY', kn, key, -1) <= 0 then
+      redis.call('HDEL', kn, key)
+    end
+    redis.call('ZADD', P .. 'kr:' .. jtype, 'XX', 'LT', now, key)
+  end
+  if gated == '1' then
+    wake(P, jtype)
+  end
+end
+
+local function slot_keys(P, jtype)
+  return {P .. 'kn:' .. jtype, P .. 'kr:' .. jtype, P .. 'w:' .. jtype}
 end

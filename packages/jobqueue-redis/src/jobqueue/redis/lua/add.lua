@@ -3,7 +3,7 @@
 -- ARGV: prefix, the batch key or '', then per job five
 -- arguments: a head "id type execution_time|'-' max_attempts|'' [priority]" (four
 -- words, a fifth for a nonzero priority, none of which can hold a space; '-'
--- means due now), the payload, the
+-- means due now; then a tab and the limit key for a job with one), the payload, the
 -- idempotency key or '', and the unique rule "scope policy window_ms key" or ''
 -- (its lock is ukey(type, key) -> the holder's id: keys are per job type), and the headers as a JSON object or ''
 -- (stored as is in field 'h'). A conflict that rejects
@@ -16,6 +16,14 @@
 local P = ARGV[1]
 local now = clock_ms()
 local batch = ARGV[2]
+
+-- A job's head: its words, then its limit key ('' for none; a key holds no whitespace).
+local function parse_head(text)
+  local words, lkey = string.match(text, '^([^\t]*)\t?(.*)$')
+  local id, jtype, exec, max_attempts, prio =
+    string.match(words, '^(%S+) (%S+) (%S+) (%d*) ?(%-?%d*)$')
+  return id, jtype, exec, max_attempts, prio, lkey
+end
 -- The retention matters only to idempotency and batch keys: read it only then,
 -- since a plain add is the hottest call there is.
 local retention_ms = false
@@ -110,8 +118,14 @@ local seen_types = {}
 for i = 3, PROBE and #ARGV or 0, 5 do -- (nothing to list where nothing is probed)
   local step = plan[(i - 3) / 5 + 1]
   if not (step and step.prior) then
-    local id, jtype, _, _, prio = string.match(ARGV[i], '^(%S+) (%S+) (%S+) (%d*) ?(%-?%d*)$')
+    local id, jtype, _, _, prio, lkey = parse_head(ARGV[i])
     will_write(P .. 'j:' .. id)
+    if lkey ~= '' then
+      for _, key in ipairs(keyed_keys(P, jtype, lkey)) do
+        will_write(key)
+      end
+      will_write(P .. 'w:' .. jtype)
+    end
     if ARGV[i + 2] ~= '' then
       will_write(kkey(P, jtype, ARGV[i + 2]))
     end
@@ -125,12 +139,13 @@ for i = 3, PROBE and #ARGV or 0, 5 do -- (nothing to list where nothing is probe
       will_write(P .. 'w:' .. jtype)
     end
     local hk = step and step.replace and (P .. 'j:' .. step.replace)
-    local hf = hk and redis.call('HMGET', hk, 't', 'pr', 'k')
+    local hf = hk and redis.call('HMGET', hk, 't', 'pr', 'k', 'lk')
     -- (A holder of this call is not stored yet: its keys are listed already.)
     if hf and hf[1] then
       will_write(hk)
-      will_write(qkey(P, hf[1], hf[2]))
-      will_write(P .. 'pl:' .. hf[1])
+      for _, key in ipairs(pending_keys(P, hf[1], hf[2], hf[4])) do
+        will_write(key)
+      end
       will_write(P .. 'd:' .. hf[1] .. ':5')
       if hf[3] then
         will_write(kkey(P, hf[1], hf[3]))
@@ -147,10 +162,10 @@ end
 local due_types = {} -- type -> its earliest new job
 local queued = {} -- queue key -> {jtype, prio, ZADD arguments: due, id, due, id ...}
 local replaced = {} -- PENDING holders a REPLACE took the key from
+local keyed = {} -- type -> its new keyed jobs, which skip `queued` (each in its key's queue)
 for i = 3, #ARGV, 5 do
   local step = plan[(i - 3) / 5 + 1]
-  local id, jtype, exec, max_attempts, prio =
-    string.match(ARGV[i], '^(%S+) (%S+) (%S+) (%d*) ?(%-?%d*)$')
+  local id, jtype, exec, max_attempts, prio, lkey = parse_head(ARGV[i])
   if exec == '-' then
     exec = now
   end
@@ -173,6 +188,10 @@ for i = 3, #ARGV, 5 do
     if prio ~= '' then
       fields[#fields + 1] = 'pr'
       fields[#fields + 1] = prio
+    end
+    if lkey ~= '' then
+      fields[#fields + 1] = 'lk'
+      fields[#fields + 1] = lkey
     end
     if ikey ~= '' then
       fields[#fields + 1] = 'k'
@@ -198,14 +217,20 @@ for i = 3, #ARGV, 5 do
       end
     end
     redis.call('HSET', jk, unpack(fields))
-    local q = qkey(P, jtype, prio)
-    local members = queued[q]
-    if not members then
-      members = {jtype = jtype, prio = prio}
-      queued[q] = members
+    local q
+    if lkey ~= '' then
+      q = enqueue_keyed(P, jtype, lkey, exec, id)
+      keyed[jtype] = (keyed[jtype] or 0) + 1
+    else
+      q = qkey(P, jtype, prio)
+      local members = queued[q]
+      if not members then
+        members = {jtype = jtype, prio = prio}
+        queued[q] = members
+      end
+      members[#members + 1] = exec
+      members[#members + 1] = id
     end
-    members[#members + 1] = exec
-    members[#members + 1] = id
     local due = tonumber(exec)
     local earliest = due_types[jtype]
     if not earliest or due < earliest.due then
@@ -231,6 +256,11 @@ for q, members in pairs(queued) do
     redis.call('ZADD', P .. 'ts:1', 0, jtype)
   end
 end
+for jtype, n in pairs(keyed) do
+  count(P, jtype, 'enqueued', n)
+  redis.call('ZADD', KEYS[1], 0, jtype)
+  redis.call('ZADD', P .. 'ts:1', 0, jtype)
+end
 -- One token wakes one blocked worker; a worker that finds more work than it
 -- can take passes the token on (see claim.lua), so one token per type suffices.
 for jtype, earliest in pairs(due_types) do
@@ -243,12 +273,10 @@ if #replaced > 0 then
   for _, pair in ipairs(replaced) do
     local holder, successor = pair[1], pair[2]
     local hk = P .. 'j:' .. holder
-    local hf = redis.call('HMGET', hk, 's', 't', 'pr')
+    local hf = redis.call('HMGET', hk, 's', 't', 'pr', 'lk')
     if hf[1] == '1' then
-      local hq = qkey(P, hf[2], hf[3])
-      redis.call('ZREM', hq, holder)
       -- Its priority level goes with its last job, as a claim's would.
-      prune_level(P, hf[2], hq)
+      dequeue(P, hf[2], hf[3], hf[4], holder)
       redis.call('HSET', hk, 'err', 'replaced by job ' .. successor)
       finish(P, hk, holder, hf[2], 5, now, retention(), cap)
     end

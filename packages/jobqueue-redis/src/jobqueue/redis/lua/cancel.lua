@@ -8,18 +8,24 @@ local now = clock_ms()
 local retention, cap = config(P)
 local id = ARGV[2]
 local jk = KEYS[#KEYS]
-local f = redis.call('HMGET', jk, 's', 't', 'x', 'f', 'pr')
+local f = redis.call('HMGET', jk, 's', 't', 'x', 'f', 'pr', 'lk')
 if not f[1] or (f[4] and tonumber(f[4]) + retention <= now) then
   return {'missing'}
 end
 local keys = redis.call('HMGET', jk, 'k', 'uk')
-local q = qkey(P, f[2], f[5])
-probe({q, P .. 'pl:' .. f[2], P .. 'd:' .. f[2] .. ':5', kkey(P, f[2], keys[1] or ''),
-  ukey(P, f[2], keys[2] or '')})
+local written = pending_keys(P, f[2], f[5], f[6])
+for _, key in ipairs({P .. 'd:' .. f[2] .. ':5', kkey(P, f[2], keys[1] or ''),
+    ukey(P, f[2], keys[2] or '')}) do
+  written[#written + 1] = key
+end
+probe(written)
 if f[1] == '1' then
-  redis.call('ZREM', q, id)
-  prune_level(P, f[2], q)
-  finish(P, jk, id, f[2], 5, now, retention, cap)
+  dequeue(P, f[2], f[5], f[6], id)
+  -- The reply is read before the hash's retention starts (see finish_kept).
+  finish_kept(P, jk, id, f[2], 5, now, retention, cap)
+  local fields = redis.call('HGETALL', jk)
+  redis.call('PEXPIRE', jk, retention)
+  return {'ok', fields}
 elseif f[1] == '2' then
   if f[3] ~= '1' then
     redis.call('HSET', jk, 'x', 1, 'u', now)

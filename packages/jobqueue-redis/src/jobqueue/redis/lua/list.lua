@@ -70,7 +70,7 @@ end
 -- taking from whichever queue holds the next (position, id). Without
 -- priorities it is scan's single queue.
 local function scan_pending(jtype, after)
-  local qs = queues(P, jtype)
+  local qs = all_queues(P, jtype)
   if #qs == 1 then
     return scan(1, jtype, after)
   end
@@ -157,7 +157,7 @@ for status_text in string.gmatch(ARGV[3], '%d+') do
           end
           local exists = redis.call('EXISTS', index_key(status, jtype))
           if status == 1 and exists == 0 then
-            exists = redis.call('EXISTS', P .. 'pl:' .. jtype)
+            exists = redis.call('EXISTS', P .. 'pl:' .. jtype, P .. 'qk:' .. jtype)
           end
           if exists == 0 then
             redis.call('ZREM', ts, jtype)

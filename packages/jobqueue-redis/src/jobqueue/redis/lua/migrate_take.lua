@@ -17,13 +17,21 @@ if #ids == 0 then
     for _, level in ipairs(redis.call('ZRANGE', P .. 'pl:' .. jtype, 0, -1)) do
       queues[#queues + 1] = P .. 'qp:' .. level .. ':' .. jtype
     end
+    -- Keyed jobs (qk:, and each in its key's queue kq:<type>/<key>).
+    queues[#queues + 1] = P .. 'qk:' .. jtype
     for _, q in ipairs(queues) do
       for _, id in ipairs(redis.call('ZRANGE', q, 0, limit - #ids - 1)) do
         redis.call('ZREM', q, id)
+        if q == P .. 'qk:' .. jtype then
+          local key = redis.call('HGET', P .. 'j:' .. id, 'lk')
+          if key then
+            redis.call('ZREM', P .. 'kq:' .. jtype .. '/' .. key, id)
+          end
+        end
         redis.call('ZADD', migrating, 0, id)
         ids[#ids + 1] = id
       end
-      if q ~= P .. 'q:' .. jtype and redis.call('EXISTS', q) == 0 then
+      if q ~= P .. 'q:' .. jtype and q ~= P .. 'qk:' .. jtype and redis.call('EXISTS', q) == 0 then
         redis.call('ZREM', P .. 'pl:' .. jtype, string.match(q, 'qp:(%-?%d+):'))
       end
       if #ids >= limit then

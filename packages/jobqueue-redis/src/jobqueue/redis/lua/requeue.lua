@@ -23,7 +23,8 @@ local retention, cap = config(P)
 
 -- Types left with no jobs at all leave the index of types.
 local function prune(jtype)
-  if redis.call('EXISTS', P .. 'q:' .. jtype, P .. 'pl:' .. jtype, P .. 'r:' .. jtype,
+  if redis.call('EXISTS', P .. 'q:' .. jtype, P .. 'pl:' .. jtype, P .. 'qk:' .. jtype,
+      P .. 'r:' .. jtype,
       P .. 'd:' .. jtype .. ':3',
       P .. 'd:' .. jtype .. ':4', P .. 'd:' .. jtype .. ':5') == 0 then
     redis.call('ZREM', KEYS[1], jtype)
@@ -40,15 +41,22 @@ for _, jtype in ipairs(redis.call('ZRANGE', lx, '-inf', now, 'BYSCORE', 'LIMIT',
   local ids = redis.call('ZRANGE', r, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit - expired)
   for _, id in ipairs(ids) do
     local jk = P .. 'j:' .. id
-    local keys = redis.call('HMGET', jk, 'k', 'uk')
+    local keys = redis.call('HMGET', jk, 'k', 'uk', 'lk', 'g')
     local written = {jk, P .. 'q:' .. jtype, P .. 'w:' .. jtype, P .. 'd:' .. jtype .. ':4',
       P .. 'd:' .. jtype .. ':5', kkey(P, jtype, keys[1] or ''), ukey(P, jtype, keys[2] or '')}
+    if keys[3] then
+      for _, key in ipairs(slot_keys(P, jtype)) do
+        written[#written + 1] = key
+      end
+    end
     for _, key in ipairs(prio_keys(P, jk, jtype)) do
       written[#written + 1] = key
     end
     probe(written)
     expired = expired + 1
     redis.call('ZREM', r, id)
+    -- Its slot frees whatever comes next (see slot_freed).
+    slot_freed(P, jtype, keys[3], keys[4], now)
     count(P, jtype, 'leases_expired', 1)
     local f = redis.call('HMGET', jk, 'a', 'm', 'x', 'n', 'z')
     local max_attempts = tonumber(f[2]) or default_max

@@ -7,6 +7,9 @@
 -- then per other outcome: id, token, kind (c complete, r retry, f fail,
 -- l release, x cancelled), has_result ('1'/'0'), result, error|'', retry_delay_ms|''.
 -- Returns 1 per applied outcome, 0 per rejected one: the packed ones first.
+-- A job with a limit key frees its key's running slot (see slot_freed), and
+-- one of a concurrency-limited type wakes an idle worker of the type (once
+-- per type per call), so a freed slot is taken without polling.
 local P = ARGV[1]
 local now = clock_ms()
 local retention, cap = config(P)
@@ -14,10 +17,11 @@ local out = {}
 local probed = {} -- types whose keys were probed in this call
 local finished = {} -- d key -> {jtype, status, n}: indexed once per call
 local retried = {} -- type -> retries: counted once per call
+local freed = {} -- concurrency-limited type -> '1': woken once per call
 
 local function apply(id, token, kind, has_result, result, err, retry_delay)
   local jk = P .. 'j:' .. id
-  local jtype, cancel_requested, ikey, ulock = held(jk, token, now)
+  local jtype, cancel_requested, ikey, ulock, lkey, gated = held(jk, token, now)
   if not jtype then
     return 0
   end
@@ -27,6 +31,12 @@ local function apply(id, token, kind, has_result, result, err, retry_delay)
     probed[jtype] = true
     keys = {P .. 'r:' .. jtype, P .. 'q:' .. jtype, P .. 'w:' .. jtype,
       P .. 'd:' .. jtype .. ':3', P .. 'd:' .. jtype .. ':4', P .. 'd:' .. jtype .. ':5'}
+  end
+  if lkey and not probed[jtype .. '/'] then
+    probed[jtype .. '/'] = true
+    for _, key in ipairs(slot_keys(P, jtype)) do
+      keys[#keys + 1] = key
+    end
   end
   if ikey then
     keys[#keys + 1] = kkey(P, jtype, ikey)
@@ -44,6 +54,12 @@ local function apply(id, token, kind, has_result, result, err, retry_delay)
     probe(keys)
   end
   redis.call('ZREM', P .. 'r:' .. jtype, id)
+  if lkey then
+    slot_freed(P, jtype, lkey, false, now)
+  end
+  if gated == '1' then
+    freed[jtype] = '1'
+  end
   if err ~= '' then
     redis.call('HSET', jk, 'err', err)
   end
@@ -89,6 +105,9 @@ for i = 3, #ARGV, 7 do
 end
 for dk, f in pairs(finished) do
   finish_index(P, dk, f.jtype, f.status, now, cap, f.n)
+end
+for jtype in pairs(freed) do
+  wake(P, jtype)
 end
 for jtype, n in pairs(retried) do
   count(P, jtype, 'retried', n)

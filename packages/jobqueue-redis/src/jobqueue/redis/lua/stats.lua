@@ -19,7 +19,7 @@ local out = {redis.call('ZCARD', KEYS[1])}
 for _, jtype in ipairs(types) do
   -- Every priority's queue (one without priorities).
   local due, held, oldest = 0, 0, false
-  for _, q in ipairs(queues(P, jtype)) do
+  for _, q in ipairs(all_queues(P, jtype)) do
     local n = redis.call('ZCOUNT', q, '-inf', now)
     due = due + n
     held = held + redis.call('ZCARD', q)
