@@ -14,7 +14,7 @@ from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
 from ._mapping import (
     add_jobs,
     enqueue_request_from_proto,
-    job_to_proto,
+    fill_job,
     stats_to_proto,
     status_filter_from_proto,
 )
@@ -40,7 +40,9 @@ class JobServicer(pb_grpc.JobServiceServicer):
         self, request: pb.EnqueueJobRequest, context: Context
     ) -> pb.EnqueueJobResponse:
         job = await self._service.enqueue(enqueue_request_from_proto(request))
-        return pb.EnqueueJobResponse(job=job_to_proto(job))
+        response = pb.EnqueueJobResponse()
+        fill_job(response.job, job)  # in place: pb.X(job=...) would copy the message
+        return response
 
     async def EnqueueJobs(
         self, request: pb.EnqueueJobsRequest, context: Context
@@ -56,14 +58,16 @@ class JobServicer(pb_grpc.JobServiceServicer):
         return response
 
     async def GetJob(self, request: pb.GetJobRequest, context: Context) -> pb.GetJobResponse:
-        job = await self._service.get(request.id)
-        return pb.GetJobResponse(job=job_to_proto(job))
+        response = pb.GetJobResponse()
+        fill_job(response.job, await self._service.get(request.id))
+        return response
 
     async def CancelJob(
         self, request: pb.CancelJobRequest, context: Context
     ) -> pb.CancelJobResponse:
-        job = await self._service.cancel(request.id)
-        return pb.CancelJobResponse(job=job_to_proto(job))
+        response = pb.CancelJobResponse()
+        fill_job(response.job, await self._service.cancel(request.id))
+        return response
 
     async def ListJobs(self, request: pb.ListJobsRequest, context: Context) -> pb.ListJobsResponse:
         status = status_filter_from_proto(request.status)
@@ -92,4 +96,6 @@ class JobServicer(pb_grpc.JobServiceServicer):
         self, request: pb.WatchJobRequest, context: Context
     ) -> AsyncIterator[pb.WatchJobResponse]:
         async for job in self._service.watch(request.id):
-            yield pb.WatchJobResponse(job=job_to_proto(job))
+            response = pb.WatchJobResponse()
+            fill_job(response.job, job)
+            yield response
