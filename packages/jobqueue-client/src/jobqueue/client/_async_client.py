@@ -243,13 +243,16 @@ class AsyncJobClient(ClientOptions):
     async def _unary(self, call: calls.Unary[R]) -> R:
         """``call`` with a deadline, retried with backoff while UNAVAILABLE (see ``Attempts``)."""
         method = getattr(self._service(call.stub), call.method)
-        attempts = calls.Attempts(self._conn.retry, call)
+        conn = self._conn
+        attempts: calls.Attempts[R] | None = None  # made by the first failure only
         while True:
             try:
                 response = await method(
-                    call.request, timeout=self._conn.timeout_s, metadata=self._conn.metadata
+                    call.request, timeout=conn.timeout_s, metadata=conn.metadata
                 )
             except grpc.RpcError as error:
+                if attempts is None:
+                    attempts = calls.Attempts(conn.retry, call)
                 step = attempts.failed(error)
             else:
                 return call.read(response)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
-import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -70,8 +70,16 @@ def execution_time_ms(
 
 
 def new_idempotency_key() -> str:
-    """A fresh key for one enqueue call, so that its retries cannot create a second job."""
-    return str(uuid.uuid4())
+    """A fresh key for one enqueue call, so that its retries cannot create a second job.
+
+    A random (version 4) UUID in its text form, as ``str(uuid.uuid4())`` writes
+    it, without building a ``UUID`` object: every enqueue makes one.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def enqueue_request(spec: JobSpec) -> pb.EnqueueJobRequest:

@@ -9,23 +9,48 @@ extra), or with no tracer provider configured, this costs nothing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 try:
     from opentelemetry import propagate, trace
-    from opentelemetry.trace import SpanKind, Status, StatusCode
+    from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode
 except ImportError:  # the otel extra is not installed
     trace = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span
+    from opentelemetry.trace import Span, Tracer
 
     from ._errors import JobQueueClientError
     from ._models import Job
 
 SYSTEM = "jobqueue"
 R = TypeVar("R")
+
+# A provider named by the environment is loaded by the first get_tracer_provider().
+_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+_tracer: Tracer | None = None
+"""The configured provider's tracer, once there is one: OpenTelemetry sets it once only."""
+
+
+def _configured_tracer() -> Tracer | None:
+    """The tracer of the provider the process configured; None while there is none.
+
+    Every enqueue asks. Until a provider is set, ``get_tracer`` would read
+    ``os.environ`` and build a proxy tracer and a non-recording span per call
+    (a few µs of the SDK's cost per enqueue) only to send no header.
+    """
+    global _tracer
+    if _tracer is not None or trace is None:
+        return _tracer
+    if not _FROM_ENV and getattr(trace, "_TRACER_PROVIDER", False) is None:
+        return None  # none set yet (an API without this global takes the path below)
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, ProxyTracerProvider):
+        return None
+    _tracer = provider.get_tracer("jobqueue.client")
+    return _tracer
 
 
 class SendSpan:
@@ -34,9 +59,10 @@ class SendSpan:
     def __init__(self, job_type: str, headers: Mapping[str, str] | None) -> None:
         self.headers: dict[str, str] = dict(headers or {})
         self._span: Span | None = None
-        if trace is None:
+        tracer = _configured_tracer()
+        if tracer is None:
             return
-        span = trace.get_tracer("jobqueue.client").start_span(
+        span = tracer.start_span(
             f"send {job_type}",
             kind=SpanKind.PRODUCER,
             attributes={
