@@ -130,6 +130,9 @@ async def test_the_async_client_sets_limits(gate_server: GateServer) -> None:
     async with AsyncJobClient(target=gate_server.target, timeout_s=5) as client:
         assert await client.set_type_limits("alim", rate=3) == TypeLimits(rate=3)
         assert (await client.type_limits("alim")).rate == 3
+        per_key = await client.set_type_limits("alim", key_concurrency=2, key_rate=5)
+        assert per_key == TypeLimits(key_concurrency=2, key_rate=5)
+        assert await client.type_limits("alim") == per_key
 
 
 @pytest.mark.integration
@@ -146,9 +149,20 @@ def test_the_cli_shows_and_changes_limits(gate_server: GateServer) -> None:
         "concurrency": 5,
         "rate": 600,
         "rate_interval_s": 60.0,
+        "key_concurrency": None,
+        "key_rate": None,
+        "key_rate_interval_s": 1.0,
     }
     removed = run_cli(target, "limits", "mail", "--concurrency", "0")
     assert removed.stdout.strip() == "mail: at most 600 starts per 60s"
+    per_key = run_cli(target, "limits", "mail", "--key-concurrency", "2", "--key-rate", "10/500ms")
+    assert per_key.stdout.strip() == (
+        "mail: at most 600 starts per 60s, at most 2 running per key,"
+        " at most 10 starts per 0.5s per key"
+    )
+    bad_key = run_cli(target, "limits", "mail", "--key-rate", "often")
+    assert bad_key.code == 2
+    assert "--key-rate" in bad_key.stderr
     bad = run_cli(target, "limits", "mail", "--rate", "fast")
     assert bad.code == 2
     assert "--rate" in bad.stderr

@@ -137,6 +137,7 @@ def enqueue(
     unique_for: UniqueFor | None = None,
     headers: Mapping[str, str] | None = None,
     priority: int = 0,
+    limit_key: str | None = None,
 ) -> Unary[Job]:
     """Submit one job.
 
@@ -162,6 +163,10 @@ def enqueue(
         priority: -100 to 100 (0 by default). Among due jobs of its type a
             higher priority is handed out first, first come first served
             within one; a job scheduled for later takes its place when due.
+        limit_key: a tenant such as a customer id (1-128 printable
+            characters, no spaces): the type's per-key limits count each key
+            apart, and its keys take turns, so one key's backlog cannot
+            starve another. Not with a ``priority``.
 
     Returns:
         The stored job (PENDING), or the holder of ``unique_key``.
@@ -189,6 +194,7 @@ def enqueue(
         unique_for,
         send.headers or None,
         priority,
+        limit_key,
     )
     return Unary(
         "EnqueueJob", enqueue_request(spec), send.reading(_job), refine=send.refining(None)

@@ -93,6 +93,7 @@ _FIELDS = {
     "idempotency_key": "idempotency_key",
     "key": "idempotency_key",
     "priority": "priority",
+    "limit_key": "limit_key",
 }
 
 
@@ -115,8 +116,8 @@ def read_job_lines(lines: Iterable[str], *, source: str) -> Iterator[JobLine]:
     Each object has ``type`` and optionally ``payload`` (a string is sent as
     text, anything else as JSON), ``run_at``/``at`` (ISO 8601 or epoch ms),
     ``delay``/``in`` (seconds or ``30s``-style), ``max_attempts``,
-    ``idempotency_key``/``key`` and ``priority``. Unknown fields are refused, so a typo never
-    silently drops an option.
+    ``idempotency_key``/``key``, ``priority`` and ``limit_key``. Unknown fields
+    are refused, so a typo never silently drops an option.
     """
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -196,6 +197,9 @@ def _spec(item: Any) -> JobSpec:
     key = fields.get("idempotency_key")
     if key is not None and not isinstance(key, str):
         raise ValueError("'idempotency_key' must be a string")
+    limit_key = fields.get("limit_key")
+    if limit_key is not None and not isinstance(limit_key, str):
+        raise ValueError("'limit_key' must be a string")
     if fields.get("run_at") is not None and fields.get("delay_s") is not None:
         raise ValueError("give run_at or delay, not both")
     return JobSpec(job_type, **fields)

@@ -53,6 +53,11 @@ from ._models import Job
     help="-100 to 100 (0 by default): due jobs of a type run highest priority first.",
 )
 @click.option(
+    "--limit-key",
+    help="A tenant such as a customer id: TYPE's per-key limits count each key apart, "
+    "and keys take turns.",
+)
+@click.option(
     "--unique-key",
     help="Unique key: while a job holding it is pending (or running), another submit "
     "with it gets --on-conflict.",
@@ -100,6 +105,7 @@ def submit(
     max_attempts: int | None,
     idempotency_key: str | None,
     priority: int | None,
+    limit_key: str | None,
     unique_key: str | None,
     on_conflict: str | None,
     unique_for: str | None,
@@ -120,7 +126,8 @@ def submit(
       jobqueue submit --file jobs.jsonl
 
     Each line of a jobs file is a JSON object: {"type": "send_email", "payload":
-    {...}, "delay": "30s", "max_attempts": 3, "key": "...", "priority": 5}; "run_at" takes ISO
+    {...}, "delay": "30s", "max_attempts": 3, "key": "...", "priority": 5, "limit_key": "acme"};
+    "run_at" takes ISO
     8601 or epoch ms. The whole file is checked before anything is sent, and
     running the same file again stores nothing twice: each batch's idempotency
     key comes from its lines.
@@ -136,6 +143,7 @@ def submit(
                 ("--max-attempts", max_attempts),
                 ("--key", idempotency_key),
                 ("--priority", priority),
+                ("--limit-key", limit_key),
                 ("--unique-key", unique_key),
                 ("--on-conflict", on_conflict),
                 ("--unique-for", unique_for),
@@ -159,6 +167,7 @@ def submit(
         max_attempts=max_attempts,
         idempotency_key=idempotency_key,
         priority=priority or 0,
+        limit_key=limit_key,
         unique_key=unique_key,
         on_conflict=on_conflict,
         unique_for=_unique_for(unique_for),

@@ -113,6 +113,8 @@ def _enqueue_fields(spec: JobSpec) -> dict[str, Any]:
         fields["max_attempts"] = spec.max_attempts
     if spec.priority:
         fields["priority"] = spec.priority
+    if spec.limit_key is not None:
+        fields["limit_key"] = spec.limit_key
     if spec.unique_key is not None or spec.on_conflict is not None or spec.unique_for is not None:
         fields.update(unique_fields(spec.unique_key, spec.on_conflict, spec.unique_for))
     if spec.headers:
@@ -190,6 +192,7 @@ def job_from_proto(message: pb.Job) -> Job:
         progress_message=message.progress_message if message.HasField("progress") else None,
         headers=dict(message.headers),
         priority=message.priority,
+        limit_key=message.limit_key if message.HasField("limit_key") else None,
     )
 
 

@@ -63,17 +63,27 @@ class TypeLimits:
         concurrency: at most this many of its jobs running at once, across all workers.
         rate: at most this many starts in any window of ``rate_interval_s`` seconds.
         rate_interval_s: the rate's window (1 s unless set).
+        key_concurrency: at most this many running at once per ``limit_key``.
+        key_rate: at most this many starts per ``limit_key`` in any window of
+            ``key_rate_interval_s`` seconds.
+        key_rate_interval_s: the per-key rate's window (1 s unless set).
     """
 
     concurrency: int | None = None
     rate: int | None = None
     rate_interval_s: float = 1.0
+    key_concurrency: int | None = None
+    key_rate: int | None = None
+    key_rate_interval_s: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "concurrency": self.concurrency,
             "rate": self.rate,
             "rate_interval_s": self.rate_interval_s,
+            "key_concurrency": self.key_concurrency,
+            "key_rate": self.key_rate,
+            "key_rate_interval_s": self.key_rate_interval_s,
         }
 
 
@@ -83,7 +93,15 @@ def _limits(response: Any) -> TypeLimits:
         concurrency=message.concurrency if message.HasField("concurrency") else None,
         rate=message.rate if message.HasField("rate") else None,
         rate_interval_s=(message.rate_interval_ms or 1_000) / 1000,
+        key_concurrency=message.key_concurrency if message.HasField("key_concurrency") else None,
+        key_rate=message.key_rate if message.HasField("key_rate") else None,
+        key_rate_interval_s=(message.key_rate_interval_ms or 1_000) / 1000,
     )
+
+
+def _window_ms(window: timedelta | float) -> int:
+    seconds = window.total_seconds() if isinstance(window, timedelta) else window
+    return max(round(seconds * 1000), 0) or 1
 
 
 def set_type_limits(
@@ -92,16 +110,23 @@ def set_type_limits(
     concurrency: int | None = None,
     rate: int | None = None,
     rate_interval_s: timedelta | float = 1.0,
+    key_concurrency: int | None = None,
+    key_rate: int | None = None,
+    key_rate_interval_s: timedelta | float = 1.0,
 ) -> Unary[TypeLimits]:
     """Replace the limits of ``type``; the next claim on any worker applies them.
 
     A limited job is not handed out (it waits, PENDING), never handed out and
-    taken back. Leave both ``concurrency`` and ``rate`` unset to remove them.
+    taken back. Leave every limit unset to remove them.
 
     Args:
         concurrency: at most this many running at once (1 to 100,000).
         rate: at most this many starts per ``rate_interval_s`` (1 to 1,000,000).
         rate_interval_s: the rate's window: seconds or a timedelta, 1 ms to 1 day.
+        key_concurrency: the same as ``concurrency``, for each ``limit_key``
+            apart (jobs enqueued without one are not held by it).
+        key_rate: the same as ``rate``, for each ``limit_key`` apart.
+        key_rate_interval_s: ``key_rate``'s window.
 
     Returns:
         The limits now in force.
@@ -109,16 +134,18 @@ def set_type_limits(
     Raises:
         InvalidJob: a bad type, or a value out of range (nothing changes).
     """
-    seconds = (
-        rate_interval_s.total_seconds()
-        if isinstance(rate_interval_s, timedelta)
-        else rate_interval_s
+    limits = pb.TypeLimits(
+        rate_interval_ms=_window_ms(rate_interval_s),
+        key_rate_interval_ms=_window_ms(key_rate_interval_s),
     )
-    limits = pb.TypeLimits(rate_interval_ms=max(round(seconds * 1000), 0) or 1)
     if concurrency is not None:
         limits.concurrency = concurrency
     if rate is not None:
         limits.rate = rate
+    if key_concurrency is not None:
+        limits.key_concurrency = key_concurrency
+    if key_rate is not None:
+        limits.key_rate = key_rate
     request = pb.SetTypeLimitsRequest(type=type, limits=limits)
     return Unary("SetTypeLimits", request, _limits, stub=_STUB)
 

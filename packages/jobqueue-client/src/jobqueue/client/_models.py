@@ -74,6 +74,7 @@ class Job:
         progress_message: the note that came with ``progress``.
         headers: the headers it was enqueued with (a trace's ``traceparent``...).
         priority: -100 to 100; among due jobs of its type a higher one runs first.
+        limit_key: the key its type's per-key limits count it under, if any.
     """
 
     id: str
@@ -94,6 +95,7 @@ class Job:
     progress_message: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict, hash=False)
     priority: int = 0
+    limit_key: str | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -139,6 +141,7 @@ class Job:
             "progress": self.progress,
             "progress_message": self.progress_message,
             "priority": self.priority,
+            "limit_key": self.limit_key,
         }
 
 
@@ -245,6 +248,7 @@ class JobSpec:
     unique_for: UniqueFor | None = None
     headers: Mapping[str, str] | None = None
     priority: int = 0
+    limit_key: str | None = None
     delay: InitVar[timedelta | float | None] = field(default=None, kw_only=True)
     """Deprecated name of ``delay_s``."""
 

@@ -95,6 +95,8 @@ def fill_job(message: pb.Job, job: Job) -> None:
         message.result = job.result
     if job.idempotency_key is not None:
         message.idempotency_key = job.idempotency_key
+    if job.limit_key is not None:
+        message.limit_key = job.limit_key
     if job.unique is not None:
         message.unique_key = job.unique.key
         message.unique_scope = job.unique.scope  # type: ignore[assignment]
@@ -122,6 +124,7 @@ def job_from_proto(message: pb.Job) -> Job:
         cancel_requested=message.cancel_requested,
         idempotency_key=message.idempotency_key if message.HasField("idempotency_key") else None,
         priority=message.priority,
+        limit_key=message.limit_key if message.HasField("limit_key") else None,
         unique=UniqueRule(key=message.unique_key, scope=UniqueScope(message.unique_scope or 2))
         if message.HasField("unique_key")
         else None,
@@ -155,6 +158,7 @@ def enqueue_request_from_proto(message: pb.EnqueueJobRequest) -> EnqueueRequest:
         max_attempts=message.max_attempts if message.HasField("max_attempts") else None,
         idempotency_key=message.idempotency_key if message.HasField("idempotency_key") else None,
         priority=message.priority,
+        limit_key=message.limit_key if message.HasField("limit_key") else None,
         unique_key=message.unique_key if message.HasField("unique_key") else None,
         unique_scope=_known(UniqueScope, message.unique_scope, "unique_scope"),
         on_conflict=_known(OnConflict, message.on_conflict, "on_conflict"),

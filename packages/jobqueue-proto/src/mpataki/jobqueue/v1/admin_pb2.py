@@ -26,15 +26,15 @@ from mpataki.jobqueue.v1 import jobqueue_pb2 as mpataki_dot_jobqueue_dot_v1_dot_
 from mpataki.jobqueue.v1 import worker_pb2 as mpataki_dot_jobqueue_dot_v1_dot_worker__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmpataki/jobqueue/v1/admin.proto\x12\x13mpataki.jobqueue.v1\x1a\"mpataki/jobqueue/v1/jobqueue.proto\x1a mpataki/jobqueue/v1/worker.proto\"\x1d\n\x0fRetryJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"9\n\x10RetryJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.mpataki.jobqueue.v1.Job\"\x1e\n\x10\x44\x65leteJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x11\x44\x65leteJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.mpataki.jobqueue.v1.Job\"\x8d\x01\n\tJobFilter\x12\x11\n\x04type\x18\x01 \x01(\tH\x00\x88\x01\x01\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.mpataki.jobqueue.v1.JobStatus\x12\x1e\n\x11updated_before_ms\x18\x03 \x01(\x03H\x01\x88\x01\x01\x42\x07\n\x05_typeB\x14\n\x12_updated_before_ms\"\x95\x01\n\x0f\x42ulkJobsRequest\x12/\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x1f.mpataki.jobqueue.v1.BulkAction\x12.\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1e.mpataki.jobqueue.v1.JobFilter\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"M\n\x10\x42ulkJobsResponse\x12\x0f\n\x07matched\x18\x01 \x01(\x03\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x03\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\" \n\x10PauseTypeRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\"$\n\x11PauseTypeResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\"!\n\x11ResumeTypeRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\"%\n\x12ResumeTypeResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\"l\n\nTypeLimits\x12\x18\n\x0b\x63oncurrency\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x11\n\x04rate\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x18\n\x10rate_interval_ms\x18\x03 \x01(\x03\x42\x0e\n\x0c_concurrencyB\x07\n\x05_rate\"U\n\x14SetTypeLimitsRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12/\n\x06limits\x18\x02 \x01(\x0b\x32\x1f.mpataki.jobqueue.v1.TypeLimits\"H\n\x15SetTypeLimitsResponse\x12/\n\x06limits\x18\x01 \x01(\x0b\x32\x1f.mpataki.jobqueue.v1.TypeLimits\"$\n\x14GetTypeLimitsRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\"H\n\x15GetTypeLimitsResponse\x12/\n\x06limits\x18\x01 \x01(\x0b\x32\x1f.mpataki.jobqueue.v1.TypeLimits\"\x14\n\x12ListWorkersRequest\"G\n\x13ListWorkersResponse\x12\x30\n\x07workers\x18\x01 \x03(\x0b\x32\x1f.mpataki.jobqueue.v1.WorkerInfo*p\n\nBulkAction\x12\x1b\n\x17\x42ULK_ACTION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x42ULK_ACTION_RETRY\x10\x01\x12\x16\n\x12\x42ULK_ACTION_CANCEL\x10\x02\x12\x16\n\x12\x42ULK_ACTION_DELETE\x10\x03\x32\x89\x06\n\x0c\x41\x64minService\x12W\n\x08RetryJob\x12$.mpataki.jobqueue.v1.RetryJobRequest\x1a%.mpataki.jobqueue.v1.RetryJobResponse\x12Z\n\tDeleteJob\x12%.mpataki.jobqueue.v1.DeleteJobRequest\x1a&.mpataki.jobqueue.v1.DeleteJobResponse\x12W\n\x08\x42ulkJobs\x12$.mpataki.jobqueue.v1.BulkJobsRequest\x1a%.mpataki.jobqueue.v1.BulkJobsResponse\x12Z\n\tPauseType\x12%.mpataki.jobqueue.v1.PauseTypeRequest\x1a&.mpataki.jobqueue.v1.PauseTypeResponse\x12]\n\nResumeType\x12&.mpataki.jobqueue.v1.ResumeTypeRequest\x1a\'.mpataki.jobqueue.v1.ResumeTypeResponse\x12\x66\n\rSetTypeLimits\x12).mpataki.jobqueue.v1.SetTypeLimitsRequest\x1a*.mpataki.jobqueue.v1.SetTypeLimitsResponse\x12\x66\n\rGetTypeLimits\x12).mpataki.jobqueue.v1.GetTypeLimitsRequest\x1a*.mpataki.jobqueue.v1.GetTypeLimitsResponse\x12`\n\x0bListWorkers\x12\'.mpataki.jobqueue.v1.ListWorkersRequest\x1a(.mpataki.jobqueue.v1.ListWorkersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmpataki/jobqueue/v1/admin.proto\x12\x13mpataki.jobqueue.v1\x1a\"mpataki/jobqueue/v1/jobqueue.proto\x1a mpataki/jobqueue/v1/worker.proto\"\x1d\n\x0fRetryJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"9\n\x10RetryJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.mpataki.jobqueue.v1.Job\"\x1e\n\x10\x44\x65leteJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x11\x44\x65leteJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.mpataki.jobqueue.v1.Job\"\x8d\x01\n\tJobFilter\x12\x11\n\x04type\x18\x01 \x01(\tH\x00\x88\x01\x01\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.mpataki.jobqueue.v1.JobStatus\x12\x1e\n\x11updated_before_ms\x18\x03 \x01(\x03H\x01\x88\x01\x01\x42\x07\n\x05_typeB\x14\n\x12_updated_before_ms\"\x95\x01\n\x0f\x42ulkJobsRequest\x12/\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x1f.mpataki.jobqueue.v1.BulkAction\x12.\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1e.mpataki.jobqueue.v1.JobFilter\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"M\n\x10\x42ulkJobsResponse\x12\x0f\n\x07matched\x18\x01 \x01(\x03\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x03\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\" \n\x10PauseTypeRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\"$\n\x11PauseTypeResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\"!\n\x11ResumeTypeRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\"%\n\x12ResumeTypeResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\"\xe0\x01\n\nTypeLimits\x12\x18\n\x0b\x63oncurrency\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x11\n\x04rate\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x18\n\x10rate_interval_ms\x18\x03 \x01(\x03\x12\x1c\n\x0fkey_concurrency\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12\x15\n\x08key_rate\x18\x05 \x01(\x05H\x03\x88\x01\x01\x12\x1c\n\x14key_rate_interval_ms\x18\x06 \x01(\x03\x42\x0e\n\x0c_concurrencyB\x07\n\x05_rateB\x12\n\x10_key_concurrencyB\x0b\n\t_key_rate\"U\n\x14SetTypeLimitsRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12/\n\x06limits\x18\x02 \x01(\x0b\x32\x1f.mpataki.jobqueue.v1.TypeLimits\"H\n\x15SetTypeLimitsResponse\x12/\n\x06limits\x18\x01 \x01(\x0b\x32\x1f.mpataki.jobqueue.v1.TypeLimits\"$\n\x14GetTypeLimitsRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\"H\n\x15GetTypeLimitsResponse\x12/\n\x06limits\x18\x01 \x01(\x0b\x32\x1f.mpataki.jobqueue.v1.TypeLimits\"\x14\n\x12ListWorkersRequest\"G\n\x13ListWorkersResponse\x12\x30\n\x07workers\x18\x01 \x03(\x0b\x32\x1f.mpataki.jobqueue.v1.WorkerInfo*p\n\nBulkAction\x12\x1b\n\x17\x42ULK_ACTION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x42ULK_ACTION_RETRY\x10\x01\x12\x16\n\x12\x42ULK_ACTION_CANCEL\x10\x02\x12\x16\n\x12\x42ULK_ACTION_DELETE\x10\x03\x32\x89\x06\n\x0c\x41\x64minService\x12W\n\x08RetryJob\x12$.mpataki.jobqueue.v1.RetryJobRequest\x1a%.mpataki.jobqueue.v1.RetryJobResponse\x12Z\n\tDeleteJob\x12%.mpataki.jobqueue.v1.DeleteJobRequest\x1a&.mpataki.jobqueue.v1.DeleteJobResponse\x12W\n\x08\x42ulkJobs\x12$.mpataki.jobqueue.v1.BulkJobsRequest\x1a%.mpataki.jobqueue.v1.BulkJobsResponse\x12Z\n\tPauseType\x12%.mpataki.jobqueue.v1.PauseTypeRequest\x1a&.mpataki.jobqueue.v1.PauseTypeResponse\x12]\n\nResumeType\x12&.mpataki.jobqueue.v1.ResumeTypeRequest\x1a\'.mpataki.jobqueue.v1.ResumeTypeResponse\x12\x66\n\rSetTypeLimits\x12).mpataki.jobqueue.v1.SetTypeLimitsRequest\x1a*.mpataki.jobqueue.v1.SetTypeLimitsResponse\x12\x66\n\rGetTypeLimits\x12).mpataki.jobqueue.v1.GetTypeLimitsRequest\x1a*.mpataki.jobqueue.v1.GetTypeLimitsResponse\x12`\n\x0bListWorkers\x12\'.mpataki.jobqueue.v1.ListWorkersRequest\x1a(.mpataki.jobqueue.v1.ListWorkersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mpataki.jobqueue.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BULKACTION']._serialized_start=1307
-  _globals['_BULKACTION']._serialized_end=1419
+  _globals['_BULKACTION']._serialized_start=1424
+  _globals['_BULKACTION']._serialized_end=1536
   _globals['_RETRYJOBREQUEST']._serialized_start=126
   _globals['_RETRYJOBREQUEST']._serialized_end=155
   _globals['_RETRYJOBRESPONSE']._serialized_start=157
@@ -57,20 +57,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESUMETYPEREQUEST']._serialized_end=788
   _globals['_RESUMETYPERESPONSE']._serialized_start=790
   _globals['_RESUMETYPERESPONSE']._serialized_end=827
-  _globals['_TYPELIMITS']._serialized_start=829
-  _globals['_TYPELIMITS']._serialized_end=937
-  _globals['_SETTYPELIMITSREQUEST']._serialized_start=939
-  _globals['_SETTYPELIMITSREQUEST']._serialized_end=1024
-  _globals['_SETTYPELIMITSRESPONSE']._serialized_start=1026
-  _globals['_SETTYPELIMITSRESPONSE']._serialized_end=1098
-  _globals['_GETTYPELIMITSREQUEST']._serialized_start=1100
-  _globals['_GETTYPELIMITSREQUEST']._serialized_end=1136
-  _globals['_GETTYPELIMITSRESPONSE']._serialized_start=1138
-  _globals['_GETTYPELIMITSRESPONSE']._serialized_end=1210
-  _globals['_LISTWORKERSREQUEST']._serialized_start=1212
-  _globals['_LISTWORKERSREQUEST']._serialized_end=1232
-  _globals['_LISTWORKERSRESPONSE']._serialized_start=1234
-  _globals['_LISTWORKERSRESPONSE']._serialized_end=1305
-  _globals['_ADMINSERVICE']._serialized_start=1422
-  _globals['_ADMINSERVICE']._serialized_end=2199
+  _globals['_TYPELIMITS']._serialized_start=830
+  _globals['_TYPELIMITS']._serialized_end=1054
+  _globals['_SETTYPELIMITSREQUEST']._serialized_start=1056
+  _globals['_SETTYPELIMITSREQUEST']._serialized_end=1141
+  _globals['_SETTYPELIMITSRESPONSE']._serialized_start=1143
+  _globals['_SETTYPELIMITSRESPONSE']._serialized_end=1215
+  _globals['_GETTYPELIMITSREQUEST']._serialized_start=1217
+  _globals['_GETTYPELIMITSREQUEST']._serialized_end=1253
+  _globals['_GETTYPELIMITSRESPONSE']._serialized_start=1255
+  _globals['_GETTYPELIMITSRESPONSE']._serialized_end=1327
+  _globals['_LISTWORKERSREQUEST']._serialized_start=1329
+  _globals['_LISTWORKERSREQUEST']._serialized_end=1349
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=1351
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=1422
+  _globals['_ADMINSERVICE']._serialized_start=1539
+  _globals['_ADMINSERVICE']._serialized_end=2316
 # @@protoc_insertion_point(module_scope)

@@ -315,13 +315,19 @@ Global___ResumeTypeResponse: _TypeAlias = ResumeTypeResponse  # noqa: Y015
 
 @_typing.final
 class TypeLimits(_message.Message):
-    """A job type's global limits; an unset field is no limit."""
+    """A job type's global limits; an unset field is no limit. The key_ fields
+    apply to each limit key (Job.limit_key) apart, not to jobs without one;
+    type and key limits both hold.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     CONCURRENCY_FIELD_NUMBER: _builtins.int
     RATE_FIELD_NUMBER: _builtins.int
     RATE_INTERVAL_MS_FIELD_NUMBER: _builtins.int
+    KEY_CONCURRENCY_FIELD_NUMBER: _builtins.int
+    KEY_RATE_FIELD_NUMBER: _builtins.int
+    KEY_RATE_INTERVAL_MS_FIELD_NUMBER: _builtins.int
     concurrency: _builtins.int
     """At most this many of its jobs RUNNING at once, across all workers
     (1 to 100,000). A lease counts until it is settled or swept.
@@ -332,23 +338,42 @@ class TypeLimits(_message.Message):
     """
     rate_interval_ms: _builtins.int
     """The rate's window, 1 ms to 1 day; 0 means 1,000 (a rate per second)."""
+    key_concurrency: _builtins.int
+    """At most this many RUNNING jobs per limit key (1 to 100,000)."""
+    key_rate: _builtins.int
+    """At most this many starts per limit key in any window of
+    key_rate_interval_ms (1 to 1,000,000).
+    """
+    key_rate_interval_ms: _builtins.int
+    """The per-key rate's window, 1 ms to 1 day; 0 means 1,000."""
     def __init__(
         self,
         *,
         concurrency: _builtins.int | None = ...,
         rate: _builtins.int | None = ...,
         rate_interval_ms: _builtins.int = ...,
+        key_concurrency: _builtins.int | None = ...,
+        key_rate: _builtins.int | None = ...,
+        key_rate_interval_ms: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_concurrency", b"_concurrency", "_rate", b"_rate", "concurrency", b"concurrency", "rate", b"rate"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_concurrency", b"_concurrency", "_key_concurrency", b"_key_concurrency", "_key_rate", b"_key_rate", "_rate", b"_rate", "concurrency", b"concurrency", "key_concurrency", b"key_concurrency", "key_rate", b"key_rate", "rate", b"rate"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_concurrency", b"_concurrency", "_rate", b"_rate", "concurrency", b"concurrency", "rate", b"rate", "rate_interval_ms", b"rate_interval_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_concurrency", b"_concurrency", "_key_concurrency", b"_key_concurrency", "_key_rate", b"_key_rate", "_rate", b"_rate", "concurrency", b"concurrency", "key_concurrency", b"key_concurrency", "key_rate", b"key_rate", "key_rate_interval_ms", b"key_rate_interval_ms", "rate", b"rate", "rate_interval_ms", b"rate_interval_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__concurrency: _TypeAlias = _typing.Literal["concurrency"]  # noqa: Y015
     _WhichOneofArgType__concurrency: _TypeAlias = _typing.Literal["_concurrency", b"_concurrency"]  # noqa: Y015
+    _WhichOneofReturnType__key_concurrency: _TypeAlias = _typing.Literal["key_concurrency"]  # noqa: Y015
+    _WhichOneofArgType__key_concurrency: _TypeAlias = _typing.Literal["_key_concurrency", b"_key_concurrency"]  # noqa: Y015
+    _WhichOneofReturnType__key_rate: _TypeAlias = _typing.Literal["key_rate"]  # noqa: Y015
+    _WhichOneofArgType__key_rate: _TypeAlias = _typing.Literal["_key_rate", b"_key_rate"]  # noqa: Y015
     _WhichOneofReturnType__rate: _TypeAlias = _typing.Literal["rate"]  # noqa: Y015
     _WhichOneofArgType__rate: _TypeAlias = _typing.Literal["_rate", b"_rate"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__concurrency) -> _WhichOneofReturnType__concurrency | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__key_concurrency) -> _WhichOneofReturnType__key_concurrency | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__key_rate) -> _WhichOneofReturnType__key_rate | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__rate) -> _WhichOneofReturnType__rate | None: ...
 

@@ -137,6 +137,7 @@ class EnqueueJobRequest(_message.Message):
     UNIQUE_SCOPE_FIELD_NUMBER: _builtins.int
     UNIQUE_WINDOW_MS_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    LIMIT_KEY_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     """Which handler runs the job: 1 to 128 characters from [A-Za-z0-9_.:-]."""
     payload: _builtins.bytes
@@ -172,6 +173,13 @@ class EnqueueJobRequest(_message.Message):
     is claimed first, FIFO (by due time) within one; a scheduled job takes
     its priority when it falls due. Fairness across types ignores it.
     """
+    limit_key: _builtins.str
+    """A key the type's per-key limits apply to apart (a customer id...): 1 to
+    128 printable characters, no whitespace; unset for none. A type's keyed
+    jobs are claimed by turns across keys, first come first served within a
+    key, so one key's backlog cannot starve another; it cannot be combined
+    with a priority (INVALID_ARGUMENT).
+    """
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Message headers carried with the job to its handler, such as the W3C
@@ -194,15 +202,18 @@ class EnqueueJobRequest(_message.Message):
         unique_scope: Global___UniqueScope.ValueType = ...,
         unique_window_ms: _builtins.int | None = ...,
         priority: _builtins.int = ...,
+        limit_key: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_execution_time_ms", b"_execution_time_ms", "_idempotency_key", b"_idempotency_key", "_max_attempts", b"_max_attempts", "_unique_key", b"_unique_key", "_unique_window_ms", b"_unique_window_ms", "execution_time_ms", b"execution_time_ms", "idempotency_key", b"idempotency_key", "max_attempts", b"max_attempts", "unique_key", b"unique_key", "unique_window_ms", b"unique_window_ms"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_execution_time_ms", b"_execution_time_ms", "_idempotency_key", b"_idempotency_key", "_limit_key", b"_limit_key", "_max_attempts", b"_max_attempts", "_unique_key", b"_unique_key", "_unique_window_ms", b"_unique_window_ms", "execution_time_ms", b"execution_time_ms", "idempotency_key", b"idempotency_key", "limit_key", b"limit_key", "max_attempts", b"max_attempts", "unique_key", b"unique_key", "unique_window_ms", b"unique_window_ms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_execution_time_ms", b"_execution_time_ms", "_idempotency_key", b"_idempotency_key", "_max_attempts", b"_max_attempts", "_unique_key", b"_unique_key", "_unique_window_ms", b"_unique_window_ms", "execution_time_ms", b"execution_time_ms", "headers", b"headers", "idempotency_key", b"idempotency_key", "max_attempts", b"max_attempts", "on_conflict", b"on_conflict", "payload", b"payload", "priority", b"priority", "type", b"type", "unique_key", b"unique_key", "unique_scope", b"unique_scope", "unique_window_ms", b"unique_window_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_execution_time_ms", b"_execution_time_ms", "_idempotency_key", b"_idempotency_key", "_limit_key", b"_limit_key", "_max_attempts", b"_max_attempts", "_unique_key", b"_unique_key", "_unique_window_ms", b"_unique_window_ms", "execution_time_ms", b"execution_time_ms", "headers", b"headers", "idempotency_key", b"idempotency_key", "limit_key", b"limit_key", "max_attempts", b"max_attempts", "on_conflict", b"on_conflict", "payload", b"payload", "priority", b"priority", "type", b"type", "unique_key", b"unique_key", "unique_scope", b"unique_scope", "unique_window_ms", b"unique_window_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__execution_time_ms: _TypeAlias = _typing.Literal["execution_time_ms"]  # noqa: Y015
     _WhichOneofArgType__execution_time_ms: _TypeAlias = _typing.Literal["_execution_time_ms", b"_execution_time_ms"]  # noqa: Y015
     _WhichOneofReturnType__idempotency_key: _TypeAlias = _typing.Literal["idempotency_key"]  # noqa: Y015
     _WhichOneofArgType__idempotency_key: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key"]  # noqa: Y015
+    _WhichOneofReturnType__limit_key: _TypeAlias = _typing.Literal["limit_key"]  # noqa: Y015
+    _WhichOneofArgType__limit_key: _TypeAlias = _typing.Literal["_limit_key", b"_limit_key"]  # noqa: Y015
     _WhichOneofReturnType__max_attempts: _TypeAlias = _typing.Literal["max_attempts"]  # noqa: Y015
     _WhichOneofArgType__max_attempts: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts"]  # noqa: Y015
     _WhichOneofReturnType__unique_key: _TypeAlias = _typing.Literal["unique_key"]  # noqa: Y015
@@ -213,6 +224,8 @@ class EnqueueJobRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__execution_time_ms) -> _WhichOneofReturnType__execution_time_ms | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__idempotency_key) -> _WhichOneofReturnType__idempotency_key | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit_key) -> _WhichOneofReturnType__limit_key | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_attempts) -> _WhichOneofReturnType__max_attempts | None: ...
     @_typing.overload
@@ -622,6 +635,7 @@ class Job(_message.Message):
     PROGRESS_FIELD_NUMBER: _builtins.int
     PROGRESS_MESSAGE_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    LIMIT_KEY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     type: _builtins.str
     payload: _builtins.bytes
@@ -651,6 +665,8 @@ class Job(_message.Message):
     progress_message: _builtins.str
     priority: _builtins.int
     """Its priority (EnqueueJobRequest.priority): -100 to 100, 0 by default."""
+    limit_key: _builtins.str
+    """Its limit key (EnqueueJobRequest.limit_key), if any."""
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """The headers it was enqueued with (EnqueueJobRequest.headers)."""
@@ -677,15 +693,18 @@ class Job(_message.Message):
         progress: _builtins.float | None = ...,
         progress_message: _builtins.str | None = ...,
         priority: _builtins.int = ...,
+        limit_key: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key", "_last_error", b"_last_error", "_max_attempts", b"_max_attempts", "_progress", b"_progress", "_progress_message", b"_progress_message", "_result", b"_result", "_unique_key", b"_unique_key", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "max_attempts", b"max_attempts", "progress", b"progress", "progress_message", b"progress_message", "result", b"result", "unique_key", b"unique_key"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key", "_last_error", b"_last_error", "_limit_key", b"_limit_key", "_max_attempts", b"_max_attempts", "_progress", b"_progress", "_progress_message", b"_progress_message", "_result", b"_result", "_unique_key", b"_unique_key", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "limit_key", b"limit_key", "max_attempts", b"max_attempts", "progress", b"progress", "progress_message", b"progress_message", "result", b"result", "unique_key", b"unique_key"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key", "_last_error", b"_last_error", "_max_attempts", b"_max_attempts", "_progress", b"_progress", "_progress_message", b"_progress_message", "_result", b"_result", "_unique_key", b"_unique_key", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "created_at", b"created_at", "execution_time_ms", b"execution_time_ms", "headers", b"headers", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "progress", b"progress", "progress_message", b"progress_message", "result", b"result", "status", b"status", "type", b"type", "unique_key", b"unique_key", "unique_scope", b"unique_scope", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key", "_last_error", b"_last_error", "_limit_key", b"_limit_key", "_max_attempts", b"_max_attempts", "_progress", b"_progress", "_progress_message", b"_progress_message", "_result", b"_result", "_unique_key", b"_unique_key", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "created_at", b"created_at", "execution_time_ms", b"execution_time_ms", "headers", b"headers", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "limit_key", b"limit_key", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "progress", b"progress", "progress_message", b"progress_message", "result", b"result", "status", b"status", "type", b"type", "unique_key", b"unique_key", "unique_scope", b"unique_scope", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__idempotency_key: _TypeAlias = _typing.Literal["idempotency_key"]  # noqa: Y015
     _WhichOneofArgType__idempotency_key: _TypeAlias = _typing.Literal["_idempotency_key", b"_idempotency_key"]  # noqa: Y015
     _WhichOneofReturnType__last_error: _TypeAlias = _typing.Literal["last_error"]  # noqa: Y015
     _WhichOneofArgType__last_error: _TypeAlias = _typing.Literal["_last_error", b"_last_error"]  # noqa: Y015
+    _WhichOneofReturnType__limit_key: _TypeAlias = _typing.Literal["limit_key"]  # noqa: Y015
+    _WhichOneofArgType__limit_key: _TypeAlias = _typing.Literal["_limit_key", b"_limit_key"]  # noqa: Y015
     _WhichOneofReturnType__max_attempts: _TypeAlias = _typing.Literal["max_attempts"]  # noqa: Y015
     _WhichOneofArgType__max_attempts: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts"]  # noqa: Y015
     _WhichOneofReturnType__progress: _TypeAlias = _typing.Literal["progress"]  # noqa: Y015
@@ -700,6 +719,8 @@ class Job(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__idempotency_key) -> _WhichOneofReturnType__idempotency_key | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__last_error) -> _WhichOneofReturnType__last_error | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit_key) -> _WhichOneofReturnType__limit_key | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_attempts) -> _WhichOneofReturnType__max_attempts | None: ...
     @_typing.overload
