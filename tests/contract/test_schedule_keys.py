@@ -162,3 +162,41 @@ async def test_a_template_priority_out_of_range_is_refused(
         )
     assert raised.value.field == "priority"
     assert await schedules.list_schedules() == []
+
+
+async def test_fired_and_triggered_jobs_take_the_templates_limit_key(
+    store: JobStore, schedules: ScheduleService, passage: Passage
+) -> None:
+    made = await schedules.create(
+        name="tenant",
+        template=JobTemplate(type="keyed", payload=b"s", limit_key="customer-7"),
+        interval_ms=SECOND,
+        catchup_window_ms=60_000,
+    )
+    assert (await schedules.get(made.id)).template.limit_key == "customer-7"
+    await passage.advance(SECOND)
+    [fired] = (await schedules.fire_due())[:1]
+    triggered = await schedules.trigger(made.id)
+    for job in (fired, triggered):
+        assert job.limit_key == "customer-7"
+        stored = await store.get(job.id)
+        assert stored is not None
+        assert stored.limit_key == "customer-7"
+    leases = await store.claim(["keyed"], limit=10, lease_ms=60_000)
+    assert {fired.id, triggered.id} <= {lease.job.id for lease in leases}
+
+
+@pytest.mark.parametrize(
+    ("template", "field"),
+    [
+        (JobTemplate(type="email", limit_key="a b"), "limit_key"),
+        (JobTemplate(type="email", limit_key="k", priority=3), "limit_key"),
+    ],
+)
+async def test_a_template_limit_key_follows_the_jobs_rule(
+    schedules: ScheduleService, template: JobTemplate, field: str
+) -> None:
+    with pytest.raises(InvalidJob) as raised:
+        await schedules.create(name="bad", template=template, interval_ms=SECOND)
+    assert raised.value.field == field
+    assert await schedules.list_schedules() == []

@@ -84,6 +84,10 @@ def schedules() -> None:
     default=0,
     help="Of each job, -100 to 100 (0 by default): due jobs of a type run highest first.",
 )
+@click.option(
+    "--limit-key",
+    help="Of each job: it runs under the type's per-key limits, in its key's turn.",
+)
 @click.option("--paused", is_flag=True, help="Create it paused.")
 @click.option(
     "--key",
@@ -105,6 +109,7 @@ def create(
     headers: tuple[str, ...],
     max_attempts: int | None,
     priority: int,
+    limit_key: str | None,
     paused: bool,
     idempotency_key: str | None,
 ) -> None:
@@ -132,6 +137,7 @@ def create(
             headers=_headers(headers),
             max_attempts=max_attempts,
             priority=priority,
+            limit_key=limit_key,
             paused=paused,
             idempotency_key=idempotency_key,
         )
@@ -152,6 +158,7 @@ _FLAGS = {
     "headers": "--header",
     "max_attempts": "--max-attempts",
     "priority": "--priority",
+    "limit_key": "--limit-key",
     "idempotency_key": "--key",
 }
 """The SDK's argument names (``InvalidSchedule.field``) as this command spells them."""
@@ -257,6 +264,8 @@ def show(output: Output, schedule: Schedule) -> None:
         job += f" (max attempts {template.max_attempts})"
     if template.priority:
         job += f" (priority {template.priority})"
+    if template.limit_key is not None:
+        job += f" (limit key {template.limit_key})"
     rows: list[tuple[str, str | Text]] = [
         ("id", schedule.id),
         ("name", schedule.name),

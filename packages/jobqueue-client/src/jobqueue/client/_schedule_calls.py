@@ -65,6 +65,7 @@ def create_schedule(
     paused: bool = False,
     priority: int = 0,
     idempotency_key: str | None = None,
+    limit_key: str | None = None,
 ) -> Unary[Schedule]:
     """Create a schedule that enqueues a job of ``type`` at every tick.
 
@@ -98,6 +99,8 @@ def create_schedule(
         paused: create it paused.
         priority: of each tick's job, -100 to 100 (0 by default): among due
             jobs of its type a higher priority is handed out first.
+        limit_key: of each tick's job (a customer id...): it runs under the
+            type's per-key limits, in its key's turn; not with a priority.
         idempotency_key: a repeated create with the same key (per job type)
             returns the schedule the first created. A fresh key is generated
             when omitted.
@@ -120,6 +123,7 @@ def create_schedule(
             headers=dict(headers or {}),
             max_attempts=max_attempts,
             priority=priority,
+            limit_key=limit_key,
         ),
         overlap=_OVERLAP_TO_PROTO[OverlapPolicy(overlap)],
         catchup_window_ms=_window_ms(catchup_window_s),
@@ -241,6 +245,7 @@ def schedule_from_proto(message: pb.Schedule) -> Schedule:
             headers=dict(template.headers),
             max_attempts=template.max_attempts if template.HasField("max_attempts") else None,
             priority=template.priority,
+            limit_key=template.limit_key if template.HasField("limit_key") else None,
         ),
         cron=message.cron if message.HasField("cron") else None,
         interval_s=message.interval_ms / 1000 if message.HasField("interval_ms") else None,

@@ -38,6 +38,7 @@ class JobTemplate:
         headers: metadata for the handler.
         max_attempts: the producer's limit, or ``None`` to leave it to the handler.
         priority: -100 to 100; each job is claimed before lower priorities of its type.
+        limit_key: each job runs under its type's per-key limits, in its key's turn.
     """
 
     type: str
@@ -45,6 +46,7 @@ class JobTemplate:
     headers: Mapping[str, str] = field(default_factory=dict)
     max_attempts: int | None = None
     priority: int = 0
+    limit_key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able view: the payload as UTF-8 text (undecodable bytes escaped)."""
@@ -54,6 +56,7 @@ class JobTemplate:
             "headers": dict(self.headers),
             "max_attempts": self.max_attempts,
             "priority": self.priority,
+            "limit_key": self.limit_key,
         }
 
 

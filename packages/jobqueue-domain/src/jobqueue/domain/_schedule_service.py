@@ -35,6 +35,7 @@ from ._validation import (
     Limits,
     validate_idempotency_key,
     validate_job_id,
+    validate_limit_key,
     validate_max_attempts,
     validate_payload,
     validate_priority,
@@ -163,6 +164,7 @@ class ScheduleService:
         validate_payload(template.payload, self._limits)
         validate_max_attempts(template.max_attempts, self._limits)
         validate_priority(template.priority)
+        validate_limit_key(template.limit_key, priority=template.priority)
         validate_idempotency_key(idempotency_key)
         # The same rule as a job's headers: a fired job must be one add accepts.
         headers = validate_headers(template.headers)
@@ -266,6 +268,7 @@ class ScheduleService:
             idempotency_key=key if tick_ms is None else tick_key(schedule.id, tick_ms),
             headers=dict(template.headers),
             priority=template.priority,
+            limit_key=template.limit_key,
         )
 
 

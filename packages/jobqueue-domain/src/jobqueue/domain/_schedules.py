@@ -78,6 +78,8 @@ class JobTemplate:
     max_attempts: int | None = None
     priority: int = 0
     """As a job's: each tick's job is claimed before lower priorities of its type."""
+    limit_key: str | None = None
+    """As a job's: each job runs under its type's per-key limits, in its key's turn."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

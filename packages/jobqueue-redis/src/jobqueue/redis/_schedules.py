@@ -96,6 +96,8 @@ class RedisScheduleStore:
             "ov", _OVERLAP[schedule.overlap],
             "cw", schedule.catchup_window_ms,
         ]  # fmt: skip
+        if template.limit_key is not None:
+            fields += ["lk", template.limit_key]
         if schedule.cron is not None:
             fields += ["cr", schedule.cron]
         else:
@@ -198,6 +200,7 @@ class RedisScheduleStore:
                 idempotency_key=job.idempotency_key,
                 headers=job.headers,
                 priority=job.priority,
+                limit_key=job.limit_key,
             )
             return Advance(applied=True, job=stored)
         if outcome == "held":
@@ -236,6 +239,7 @@ def _decode(schedule_id: str, fields: dict[str, bytes]) -> Schedule:
             headers=json.loads(fields.get("hd", b"{}")),
             max_attempts=_int(fields, "ma"),
             priority=_int(fields, "pr") or 0,
+            limit_key=fields["lk"].decode() if "lk" in fields else None,
         ),
         cron=fields["cr"].decode() if "cr" in fields else None,
         interval_ms=_int(fields, "iv"),

@@ -87,6 +87,7 @@ class JobTemplate(_message.Message):
     HEADERS_FIELD_NUMBER: _builtins.int
     MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    LIMIT_KEY_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     """As EnqueueJobRequest.type."""
     payload: _builtins.bytes
@@ -96,6 +97,10 @@ class JobTemplate(_message.Message):
     priority: _builtins.int
     """As EnqueueJobRequest.priority: -100 to 100, 0 when unset. Each tick's
     job (and a triggered one) is claimed before lower priorities of its type.
+    """
+    limit_key: _builtins.str
+    """As EnqueueJobRequest.limit_key: each job runs under its type's per-key
+    limits, in its key's turn. Not with a priority (INVALID_ARGUMENT).
     """
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
@@ -109,13 +114,19 @@ class JobTemplate(_message.Message):
         headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         max_attempts: _builtins.int | None = ...,
         priority: _builtins.int = ...,
+        limit_key: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "max_attempts", b"max_attempts"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_limit_key", b"_limit_key", "_max_attempts", b"_max_attempts", "limit_key", b"limit_key", "max_attempts", b"max_attempts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "headers", b"headers", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limit_key", b"_limit_key", "_max_attempts", b"_max_attempts", "headers", b"headers", "limit_key", b"limit_key", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__limit_key: _TypeAlias = _typing.Literal["limit_key"]  # noqa: Y015
+    _WhichOneofArgType__limit_key: _TypeAlias = _typing.Literal["_limit_key", b"_limit_key"]  # noqa: Y015
     _WhichOneofReturnType__max_attempts: _TypeAlias = _typing.Literal["max_attempts"]  # noqa: Y015
     _WhichOneofArgType__max_attempts: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit_key) -> _WhichOneofReturnType__limit_key | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_attempts) -> _WhichOneofReturnType__max_attempts | None: ...
 
 Global___JobTemplate: _TypeAlias = JobTemplate  # noqa: Y015

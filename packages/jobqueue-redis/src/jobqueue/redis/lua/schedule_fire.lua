@@ -11,7 +11,7 @@
 -- (not applied).
 local P, sid, sk = ARGV[1], ARGV[2], KEYS[4]
 local now = clock_ms()
-local f = redis.call('HMGET', sk, 'v', 'pa', 'ov', 'lj', 'ty', 'pl', 'ma', 'hd', 'pr')
+local f = redis.call('HMGET', sk, 'v', 'pa', 'ov', 'lj', 'ty', 'pl', 'ma', 'hd', 'pr', 'lk')
 if not f[1] then
   return {'gone', now, ''}
 end
@@ -40,9 +40,14 @@ local jk = P .. 'j:' .. jid
 local kk = kkey(P, jtype, ikey)
 if enqueuing then
   -- The template's priority (absent: 0) picks the queue, as add.lua does.
-  local prio = f[9] or '0'
+  local prio, lkey = f[9] or '0', f[10]
   local probed = {sk, jk, kk, P .. 'q:' .. jtype, P .. 'w:' .. jtype}
-  if prio ~= '0' then
+  if lkey then
+    -- A limit key (never beside a priority): its key's queue, as add.lua does.
+    for _, key in ipairs(keyed_keys(P, jtype, lkey)) do
+      probed[#probed + 1] = key
+    end
+  elseif prio ~= '0' then
     probed[#probed + 1] = qkey(P, jtype, prio)
     probed[#probed + 1] = P .. 'pl:' .. jtype
   end
@@ -66,9 +71,13 @@ if enqueuing then
       fields[#fields + 1] = 'pr'
       fields[#fields + 1] = prio
     end
+    if lkey then
+      fields[#fields + 1] = 'lk'
+      fields[#fields + 1] = lkey
+    end
     redis.call('HSET', jk, unpack(fields))
     redis.call('SET', kk, jid)
-    enqueue(P, jtype, prio, now, jid)
+    enqueue(P, jtype, prio, now, jid, lkey)
     redis.call('ZADD', KEYS[2], 0, jtype)
     redis.call('ZADD', KEYS[3], 0, jtype)
     count(P, jtype, 'enqueued', 1)
