@@ -42,6 +42,10 @@ def test_create_list_get_pause_resume_trigger_delete_as_json(target: str, tmp_pa
         "tenant=acme",
         "--max-attempts",
         "3",
+        "--priority",
+        "4",
+        "--key",
+        f"create-{job_type}",
     )
     assert created.code == 0, created
     schedule = created.json()
@@ -57,6 +61,8 @@ def test_create_list_get_pause_resume_trigger_delete_as_json(target: str, tmp_pa
         "payload": '{"kind": "daily"}',
         "headers": {"tenant": "acme"},
         "max_attempts": 3,
+        "priority": 4,
+        "limit_key": None,
     }
     assert (schedule["overlap"], schedule["catchup_window_s"]) == ("buffer_one", 300.0)
     assert schedule["paused"] is False
@@ -77,15 +83,27 @@ def test_create_list_get_pause_resume_trigger_delete_as_json(target: str, tmp_pa
     assert paused.json()["next_tick_at"] is None
     assert run_cli(target, "--json", "schedules", "resume", schedule_id).json()["paused"] is False
 
-    triggered = run_cli(target, "--json", "schedules", "trigger", schedule_id)
+    # The same create again with its key: the first schedule, nothing new.
+    again = run_cli(
+        target, "--json", "schedules", "create", "other", job_type, "--every", "1m", "--key",
+        f"create-{job_type}",
+    )  # fmt: skip
+    assert again.json()["id"] == schedule_id
+    rows = run_cli(target, "--json", "schedules", "list").json_lines()
+    assert [row["id"] for row in rows if row["template"]["type"] == job_type] == [schedule_id]
+
+    triggered = run_cli(target, "--json", "schedules", "trigger", schedule_id, "--key", "t-1")
     assert triggered.code == 0, triggered
     job_id = triggered.json()["job_id"]
     job = run_cli(target, "--json", "get", job_id).json()
-    assert (job["type"], job["payload"], job["max_attempts"]) == (
+    assert (job["type"], job["payload"], job["max_attempts"], job["priority"]) == (
         job_type,
         '{"kind": "daily"}',
         3,
+        4,
     )
+    retried = run_cli(target, "--json", "schedules", "trigger", schedule_id, "--key", "t-1")
+    assert retried.json()["job_id"] == job_id
 
     deleted = run_cli(target, "--json", "schedules", "delete", schedule_id)
     assert deleted.json() == {"id": schedule_id, "deleted": True}
