@@ -9,6 +9,8 @@ it does not depend on the Redis the scenario may be breaking.
     S <job id> <attempt> <pid> <monotonic ns>   a handler run started
     E <job id> <attempt> <pid> <monotonic ns>   it returned (the outcome is not stored yet)
     X <job id> <attempt> <pid> <monotonic ns>   it ended otherwise (cancelled, raised)
+    R <job id> <attempt> <pid> <redis ms> <key>  a keyed job's claim, by Redis's clock
+                                                 (KEYED_TYPE only; read_keyed_starts)
 
 Times are ``CLOCK_MONOTONIC``, which every process of this host shares and
 which the clock-skew scenario leaves unfaked (``FAKETIME_DONT_FAKE_MONOTONIC``):
@@ -42,6 +44,7 @@ from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from jobqueue.worker import GrpcSource, JobContext, JobSource, StoreSource, Worker, WorkerSettings
 
 WORK_TYPE = "work"
+KEYED_TYPE = "keyed"
 HEALTHY_TYPE = "slow.healthy"
 OVERRUN_TYPE = "slow.overrun"
 BLOCKING_TYPE = "slow.blocking"
@@ -68,6 +71,11 @@ class Ledger:
 
     def write(self, event: str, ctx: JobContext) -> None:
         line = f"{event} {ctx.id} {ctx.attempt} {self.pid} {time.monotonic_ns()}\n"
+        os.write(self._fd, line.encode())
+
+    def claimed(self, ctx: JobContext, redis_ms: int, key: str | None) -> None:
+        """``R``: when the store started this run, by its own clock, and the job's limit key."""
+        line = f"R {ctx.id} {ctx.attempt} {self.pid} {redis_ms} {key or '-'}\n"
         os.write(self._fd, line.encode())
 
     @contextmanager
@@ -113,6 +121,16 @@ def build_worker(args: argparse.Namespace, ledger: Ledger) -> Worker:
 
     @worker.handler(WORK_TYPE)
     async def work(ctx: JobContext) -> str:
+        with ledger.run(ctx):
+            await asyncio.sleep(work_s)
+        return f"{pid}:{ctx.attempt}"
+
+    @worker.handler(KEYED_TYPE)
+    async def keyed(ctx: JobContext) -> str:
+        # The lease's job as the claim returned it: updated at the claim, by
+        # Redis's clock, the clock the per-key rate limit counts by.
+        job = ctx._lease.job
+        ledger.claimed(ctx, job.updated_at, job.limit_key)
         with ledger.run(ctx):
             await asyncio.sleep(work_s)
         return f"{pid}:{ctx.attempt}"
