@@ -32,10 +32,14 @@ from jobqueue.grpc import (
     StoreHealth,
     WorkerServicer,
 )
+
+# The one place that knows which keyword an observer takes (see _interceptors).
+from jobqueue.grpc._observe import observation_reporter
 from mpataki.jobqueue.v1 import admin_pb2, jobqueue_pb2, schedule_pb2, worker_pb2
 
 from ._endpoints import service_endpoints
 from ._extras import HEALTH_SERVICE, health_endpoints, reflection_endpoints
+from ._fast import FastUnary, fast_methods
 from ._interceptors import AuthInterceptor, ObservingInterceptor
 
 Scope = dict[str, Any]
@@ -119,6 +123,25 @@ class WireApp:
             codecs=google_protobuf_codecs(),
         )
         self._paths = frozenset(endpoints)
+        # The producers' and workers' calls: plain gRPC unary ones skip
+        # connectrpc's per-call machinery (_fast.py), the rest go through it.
+        self._fast = FastUnary(
+            {
+                **fast_methods(
+                    jobqueue_pb2.DESCRIPTOR.services_by_name["JobService"], job_servicer
+                ),
+                **fast_methods(
+                    worker_pb2.DESCRIPTOR.services_by_name["WorkerService"],
+                    worker_servicer,
+                    waits={"ClaimJobs": _claim_waits},
+                ),
+            },
+            fallback=self._rpc,
+            auth=auth,
+            open_services=frozenset(open_services),
+            report=None if observer is None else observation_reporter(observer),
+            read_max_bytes=options.max_message_bytes,
+        )
         self._health = health
         self._metrics = metrics
 
@@ -132,6 +155,9 @@ class WireApp:
         path = scope["path"]
         if scope["method"] in ("GET", "HEAD") and path in ("/healthz", "/metrics"):
             await self._operations(path, send)
+            return
+        if path in self._fast:
+            await self._fast(scope, receive, send)
             return
         if path not in self._paths:
             # Not one of ours: 404, which gRPC clients read as UNIMPLEMENTED.
@@ -150,6 +176,11 @@ class WireApp:
             return
         body, content_type = self._metrics()
         await _respond(send, 200, body, content_type)
+
+
+def _claim_waits(request: worker_pb2.ClaimJobsRequest) -> bool:
+    """A claim that may wait for a job must end when its caller leaves: connectrpc's to serve."""
+    return request.wait_ms > 0
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
