@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import redis
 
 pytestmark = pytest.mark.integration
 
@@ -45,3 +46,26 @@ def test_without_a_token_the_open_api_is_said_once() -> None:
         port = taken.getsockname()[1]
         result = _start({"JOBQUEUE_PORT": str(port)})
     assert result.stderr.count("every client may call every RPC") == 1, result.stderr
+
+
+@pytest.mark.redis
+def test_a_shards_setting_redis_contradicts_stops_the_start_in_one_line(
+    redis_url: str, key_prefix: str
+) -> None:
+    """Checked before binding: it used to start, report healthy and fail every call."""
+    with redis.Redis.from_url(redis_url) as raw:
+        raw.hset("{" + key_prefix + "}:cfg", "shards", 4)  # as the prefix's first store left it
+    result = _start(
+        {
+            "JOBQUEUE_PORT": "0",
+            "JOBQUEUE_REDIS_URL": redis_url,
+            "JOBQUEUE_KEY_PREFIX": key_prefix,
+            "JOBQUEUE_REDIS_SHARDS": "2",
+        }
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1, result.stderr
+    assert "recorded in Redis as 4" in error_lines[0]
+    assert "JOBQUEUE_REDIS_SHARDS" in error_lines[0]

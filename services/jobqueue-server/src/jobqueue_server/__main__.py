@@ -12,6 +12,8 @@ from typing import Any
 import click
 from dependency_injector import providers
 
+from jobqueue.redis import ShardLayoutMismatch
+
 from ._app import AddressUnavailable, App
 from .containers import Container
 from .settings import EventLoop, ServerSettings
@@ -117,7 +119,7 @@ def cli(ctx: click.Context, /, **flags: Any) -> None:
     with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
         try:
             runner.run(_serve(container))
-        except AddressUnavailable as error:
+        except (AddressUnavailable, ShardLayoutMismatch) as error:
             raise click.ClickException(str(error)) from None
 
 

@@ -29,7 +29,12 @@ from jobqueue.grpc import (
     StoreHealth,
     start_server,
 )
-from jobqueue.redis import RedisJobStore, RedisStoreSettings, redis_warnings
+from jobqueue.redis import (
+    RedisJobStore,
+    RedisStoreSettings,
+    ShardLayoutMismatch,
+    redis_warnings,
+)
 
 from ._metrics import Metrics
 from ._schedules import schedule_service_for, start_firing
@@ -81,6 +86,8 @@ class App:
         auth = container.auth()
         tls = container.tls()
         self._store = container.store()
+        if isinstance(self._store, RedisJobStore):
+            await _check_layout(self._store)
         self._schedules = schedule_service_for(
             self._store, clock=container.clock(), ids=container.ids(), limits=container.limits()
         )
@@ -323,6 +330,24 @@ def _dashboard(
         # The charts read the series every server samples (_sample_history).
         counters=store if isinstance(store, JobCounters) else None,
     )
+
+
+async def _check_layout(store: RedisJobStore) -> None:
+    """Stop the start when JOBQUEUE_REDIS_SHARDS disagrees with the layout Redis records.
+
+    Otherwise the server would bind, report healthy, and fail every call with
+    the same ShardLayoutMismatch. A Redis that does not answer yet does not
+    hold the start (health reports it); the store checks at its first call.
+    """
+    try:
+        shards = await store.check_layout()
+    except ShardLayoutMismatch:
+        await store.close()
+        raise
+    except StoreUnavailable as error:
+        _log.warning("could not check the shard layout at start: %s", error)
+        return
+    _log.debug("key prefix %r: %d virtual shard(s)", store.settings.key_prefix, shards)
 
 
 async def _warn_about_redis(settings: RedisStoreSettings) -> None:
