@@ -2,7 +2,8 @@
 
 - ``hot``: scripts and single-key reads, nearly every call (``_multiplex.py``,
   or redis-py's pool with ``connection="redis-py"``, see ``_pooled.py``);
-- ``blocking``: a redis-py pool without a socket timeout, for BLPOPs (``_waits.py``);
+- ``blocking``: connections of their own for BLPOPs (``_waits.py``, ``_blocking.py``;
+  a redis-py pool without a socket timeout with ``connection="redis-py"``);
 - ``subscriber``: the one pub/sub connection (``_pubsub.py``), or one per
   master with sharded channels on a cluster (``_cluster_pubsub.py``);
 - ``durable``: with ``min_replicas``, the connections that carry acknowledged
@@ -24,6 +25,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from ._blocking import BlockingConnections
 from ._durability import DurableWrites, OrderedConnection
 from ._multiplex import MultiplexedConnection
 from ._pooled import PooledConnection
@@ -37,7 +39,8 @@ class StoreConnections:
     hot: Any
     """``execute(*args)`` and ``close()``: an ``OrderedConnection`` except on a cluster."""
     blocking: Any
-    """A redis-py client (``Redis``, or ``RedisCluster``) for blocking commands."""
+    """``blpop(keys, timeout)`` and ``aclose()``: ``BlockingConnections``, or a redis-py
+    client (``Redis``, or ``RedisCluster``) for blocking commands."""
     subscriber: Any
     """``listen``, ``closed``, ``close`` and ``reconnect``: a ``Subscriber`` or a
     ``ClusterSubscriber``."""
@@ -61,6 +64,10 @@ class StoreConnections:
                 failures.append(error)
         if failures:
             raise failures[0]
+
+
+_BLOCK_LIMIT_S = 30.0
+"""More than any blocking wait lasts with its grace (_waits.py: 5 s and 2 s)."""
 
 
 def store_connections(settings: RedisStoreSettings) -> StoreConnections:
@@ -120,14 +127,28 @@ def store_connections(settings: RedisStoreSettings) -> StoreConnections:
             on_failover=shared.retire,
         )
     # Blocking waits hold a connection for their whole timeout, longer than
-    # the command socket timeout allows, so they get a pool of their own.
-    blocking: aioredis.Redis = topology.client(
-        socket_timeout=None,
-        socket_connect_timeout=settings.connect_timeout_ms / 1000,
-        max_connections=settings.max_connections,
-        health_check_interval=5,
-        retry=Retry(NoBackoff(), 0),
-    )
+    # the command socket timeout allows, so they get connections of their own.
+    blocking: aioredis.Redis | BlockingConnections
+    if settings.connection == "redis-py":
+        blocking = topology.client(
+            socket_timeout=None,
+            socket_connect_timeout=settings.connect_timeout_ms / 1000,
+            max_connections=settings.max_connections,
+            health_check_interval=5,
+            retry=Retry(NoBackoff(), 0),
+        )
+    else:
+        blocking = BlockingConnections(
+            lambda: MultiplexedConnection(
+                topology.data_url,
+                connect_timeout_s=settings.connect_timeout_ms / 1000,
+                # The waits' own deadline (a block of at most 5 s, plus a grace:
+                # _waits.py) comes first; this one only ends a connection that
+                # stopped answering after its caller left.
+                timeout_s=settings.socket_timeout_ms / 1000 + _BLOCK_LIMIT_S,
+                resolve=topology.resolver,
+            )
+        )
     # The pub/sub connection answers its own PINGs, so no health checks.
     subscriber_pool = topology.pool(
         socket_connect_timeout=settings.connect_timeout_ms / 1000,
@@ -141,7 +162,10 @@ def store_connections(settings: RedisStoreSettings) -> StoreConnections:
         topology.on_switch(shared.retire)
         if durable is not None:
             topology.on_switch(durable.retire_all)
-        topology.on_switch(lambda: _drop_idle(blocking))
+        if isinstance(blocking, BlockingConnections):
+            topology.on_switch(blocking.retire_idle)
+        else:
+            topology.on_switch(lambda: _drop_idle(blocking))
     return StoreConnections(
         hot=shared,
         blocking=blocking,

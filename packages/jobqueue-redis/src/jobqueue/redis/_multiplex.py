@@ -218,6 +218,14 @@ class MultiplexedConnection:
         if self._protocol is not None:
             self._protocol.retire()
 
+    def abort(self, reason: str) -> None:
+        """Close the connection now: calls in flight fail, the next call connects afresh."""
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()  # (_connect closes what it had made)
+        if self._protocol is not None:
+            self._protocol.close(rexc.ConnectionError(reason))
+            self._protocol = None
+
     @property
     def in_flight(self) -> int:
         """Commands sent and not answered yet: how busy this connection is."""

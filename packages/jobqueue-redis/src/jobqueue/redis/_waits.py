@@ -28,7 +28,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
 from ._pubsub import raise_if_cancelled
@@ -50,14 +49,15 @@ class WakeWaits:
 
     def __init__(
         self,
-        blocking: aioredis.Redis,
+        blocking: Any,
         execute: Callable[..., Awaitable[Any]],
         *,
         slots: int,
         reply_grace_s: float = 2.0,
         max_block_s: float = 5.0,
     ) -> None:
-        """``blocking`` runs the BLPOPs (no socket timeout, a pool of at least ``slots``);
+        """``blocking`` runs the BLPOPs (``blpop(keys, timeout)``: ``BlockingConnections``, or a
+        redis-py client with no socket timeout and a pool of at least ``slots``);
         ``execute`` sends one command (to give a token back)."""
         self._blocking = blocking
         self._execute = execute
