@@ -240,7 +240,9 @@ local function take_keyed(jtype, cap)
     if #turn == 0 then
       break
     end
-    local served = 0
+    -- Visits that took a job or moved a key out of this claim's reach (set
+    -- aside, waiting for its head, gone): a pass with none has nothing left.
+    local moved = 0
     for _, key in ipairs(turn) do
       if got >= cap then
         break
@@ -249,12 +251,13 @@ local function take_keyed(jtype, cap)
       if key == '' then
         local n = take_plain(jtype, 1)
         got = got + n
-        served = served + n
+        moved = moved + n
         -- The lane stays while the ring lives; after its turn it goes to the back.
         redis.call('ZADD', ring, back(), '')
       else
         local kq = P .. 'kq:' .. jtype .. '/' .. key
         local hold = key_hold(jtype, key)
+        moved = moved + 1
         if hold then
           redis.call('ZADD', ring, hold, key)
         else
@@ -263,7 +266,6 @@ local function take_keyed(jtype, cap)
           if #ids > 0 then
             n = lease(jtype, kq, ids, {kq, P .. 'ks:' .. jtype .. '/' .. key}, key)
             got = got + n
-            served = served + n
           end
           local head = redis.call('ZRANGE', kq, 0, 0, 'WITHSCORES')
           if #head == 0 then
@@ -278,7 +280,7 @@ local function take_keyed(jtype, cap)
         end
       end
     end
-    if served == 0 then
+    if moved == 0 then
       break
     end
   end
