@@ -216,3 +216,25 @@ async def test_bad_limit_keys_and_per_key_limits_are_refused_with_no_change(
             await gate.set_type_limits("a", bad)
     assert await gate.type_limits("a") == TypeLimits()
     assert (await store.stats()).types == []
+
+
+async def test_keys_at_their_limit_do_not_hide_a_free_key_behind_them(
+    store: JobStore, make_job: MakeJob
+) -> None:
+    # 150 keys each running its one allowed job, then one more job of each:
+    # all held. A fresh key's job comes after them in the turns.
+    await gates(store).set_type_limits("a", TypeLimits(key_concurrency=1))
+    held = [f"h{i:03d}" for i in range(150)]
+    await store.add([keyed(make_job, key) for key in held])
+    running = await store.claim(["a"], limit=1_000, lease_ms=LEASE)
+    assert len(running) == 150
+    await store.add([keyed(make_job, key) for key in held])
+    await store.add([keyed(make_job, "fresh")])
+    # A claim visits a bounded number of keys (its share plus 64 on Redis), sets
+    # each held one aside, and says work is due now: a few claims reach it.
+    found: list[Lease] = []
+    for _ in range(5):
+        found = await store.claim(["a"], limit=2, lease_ms=LEASE)
+        if found:
+            break
+    assert by_key(found) == {"fresh": 1}
