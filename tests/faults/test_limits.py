@@ -8,8 +8,8 @@
    ledger's times trail the claims' by the delivery time; the window is the
    store's, so a few ms of slack is allowed at each edge).
 
-Per-key limits (round-robin across a producer's keys, the issue's 100 keys at
-50/s each) are not built yet: see docs/domain.md, "Limits".
+Per-key limits (turns across a producer's keys, the issue's 100 keys at 50/s
+each) are in test_key_limits.py.
 """
 
 from __future__ import annotations
