@@ -272,6 +272,26 @@ for (const [name, options] of TRANSPORTS) {
   });
 }
 
+test("limit keys: a keyed job keeps its key; per-key limits round trip through AdminService", async () => {
+  const jobType = type("tenant");
+  const { limits } = await jq.admin.setTypeLimits({
+    type: jobType,
+    limits: { keyConcurrency: 2, keyRate: 50, keyRateIntervalMs: 1_000n },
+  });
+  assert.equal(limits?.keyConcurrency, 2);
+  assert.equal(limits?.keyRate, 50);
+  const { job } = await jq.jobs.enqueueJob({ type: jobType, limitKey: "acme" });
+  assert.equal(job?.limitKey, "acme");
+  const { job: read } = await jq.jobs.getJob({ id: job?.id ?? "" });
+  assert.equal(read?.limitKey, "acme");
+  await assert.rejects(jq.jobs.enqueueJob({ type: jobType, limitKey: "has space" }), (error: unknown) => {
+    assert.ok(error instanceof ConnectError);
+    assert.equal(error.code, Code.InvalidArgument);
+    return true;
+  });
+  await jq.jobs.cancelJob({ id: job?.id ?? "" });
+});
+
 test("schedules: a retried create or trigger with its idempotency key does its work once", async () => {
   const request = {
     schedule: {
