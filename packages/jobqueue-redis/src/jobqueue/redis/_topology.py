@@ -96,6 +96,44 @@ def parse_sentinel_url(url: str) -> SentinelAddress | None:
     return SentinelAddress(tuple(sentinels), service, data_url, sentinel_options)
 
 
+class KeptSentinel(Sentinel):
+    """redis-py's Sentinel, with every sentinel kept in its list, once, whatever runs at once.
+
+    Its ``discover_master`` moves the sentinel that answered to the front with
+    ``sentinels[0], sentinels[n] = sentinel, sentinels[0]``, reading
+    ``sentinels[0]`` only after its awaits. During a failover every connection
+    of a store reconnects at once, and the first sentinel may still call the
+    old primary down: two discoveries that both went on to the second then
+    leave it listed twice and the first one gone. A dropped client is never
+    asked again, and ``aclose`` never closes it, so its connections leaked
+    (the unclosed sentinel connections of tests/redis/test_sentinel.py's
+    killed-primary test). Each discovery here ends with the list made whole.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self.every: tuple[Any, ...] = tuple(self.sentinels)
+        """Every sentinel client this made: the ones ``aclose`` closes."""
+
+    async def discover_master(self, service_name: str) -> Any:
+        try:
+            return await super().discover_master(service_name)
+        finally:
+            self._list_every_sentinel()
+
+    async def aclose(self) -> None:
+        self._list_every_sentinel()
+        await super().aclose()
+
+    def _list_every_sentinel(self) -> None:
+        """Each client once, in the list's order, the ones it lost after them."""
+        listed: list[Any] = []
+        for client in (*self.sentinels, *self.every):
+            if all(client is not other for other in listed):
+                listed.append(client)
+        self.sentinels[:] = listed
+
+
 class Topology:
     """Makes every connection of a store, each finding the primary when it connects.
 
@@ -106,7 +144,7 @@ class Topology:
     def __init__(self, url: str, *, connect_timeout_s: float, socket_timeout_s: float) -> None:
         self._url = url
         self._sentinel_address = parse_sentinel_url(url)
-        self._sentinel: Sentinel | None = None
+        self._sentinel: KeptSentinel | None = None
         self._next_check: asyncio.Future[set[tuple[str, int]]] | None = None
         self._checker: asyncio.Task[None] | None = None
         self._on_switch: list[Callable[[], None]] = []
@@ -114,7 +152,7 @@ class Topology:
         self._watcher: asyncio.Task[None] | None = None
         if self._sentinel_address is not None:
             address = self._sentinel_address
-            self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            self._sentinel = KeptSentinel(
                 list(address.sentinels),
                 sentinel_kwargs={
                     "socket_connect_timeout": connect_timeout_s,
