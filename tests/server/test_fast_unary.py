@@ -17,7 +17,7 @@ import grpc
 import pytest
 
 from jobqueue.connect import HttpServer, WireApp, start_http_server
-from jobqueue.domain import JobService, SystemClock, UuidV7Generator
+from jobqueue.domain import JobService, JobStore, SystemClock, UuidV7Generator
 from jobqueue.grpc import BearerTokenAuth, JobServicer, StoreHealth, WorkerServicer
 from jobqueue.memory import MemoryJobStore
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
@@ -25,6 +25,7 @@ from mpataki.jobqueue.v1 import jobqueue_pb2_grpc as pb_grpc
 from mpataki.jobqueue.v1 import worker_pb2 as wpb
 from mpataki.jobqueue.v1 import worker_pb2_grpc as wpb_grpc
 from tests.grpc.conftest import TEST_LIMITS, TEST_OPTIONS
+from tests.grpc.test_claims_and_cancels import HeldClaimStore
 
 TOKEN = "fast-path-token-0123456789"
 ENQUEUE = "/mpataki.jobqueue.v1.JobService/EnqueueJob"
@@ -68,8 +69,10 @@ class Served:
 
 
 @asynccontextmanager
-async def serve(*, auth: bool = False, slow: bool = False) -> AsyncIterator[Served]:
-    store = MemoryJobStore()
+async def serve(
+    *, auth: bool = False, slow: bool = False, store: JobStore | None = None
+) -> AsyncIterator[Served]:
+    store = store or MemoryJobStore()
     service = JobService(store, clock=SystemClock(), ids=UuidV7Generator(), limits=TEST_LIMITS)
     job_servicer = SlowEnqueue(service) if slow else JobServicer(service, options=TEST_OPTIONS)
     health = StoreHealth(store, services=[])
@@ -130,7 +133,7 @@ async def test_an_error_on_the_fast_path_has_the_status_and_details_of_the_table
     assert served.observed.calls[0] == (ENQUEUE, grpc.StatusCode.INVALID_ARGUMENT)
 
 
-async def test_compressed_undecodable_and_waiting_calls_go_to_connectrpc() -> None:
+async def test_compressed_and_undecodable_calls_go_to_connectrpc_and_claims_do_not() -> None:
     async with serve() as served, grpc.aio.insecure_channel(served.target) as channel:
         jobs = pb_grpc.JobServiceStub(channel)
         workers = wpb_grpc.WorkerServiceStub(channel)
@@ -150,8 +153,7 @@ async def test_compressed_undecodable_and_waiting_calls_go_to_connectrpc() -> No
         assert len(waited.leases) == 1
         at_once = await workers.ClaimJobs(wpb.ClaimJobsRequest(types=["t"], max_jobs=1), timeout=10)
         assert len(at_once.leases) == 0
-    claim = "/mpataki.jobqueue.v1.WorkerService/ClaimJobs"
-    assert served.fallbacks == [ENQUEUE, ENQUEUE, claim]
+    assert served.fallbacks == [ENQUEUE, ENQUEUE]
 
 
 async def test_a_closed_service_without_a_token_is_refused_by_connectrpc() -> None:
@@ -180,3 +182,41 @@ async def test_the_callers_deadline_cancels_the_servicer_on_the_fast_path() -> N
         assert isinstance(slow, SlowEnqueue)
         await asyncio.wait_for(slow.cancelled.wait(), timeout=10)
     assert served.fallbacks == []
+
+
+@pytest.mark.parametrize("deadline_s", [None, 0.5], ids=["cancelled", "deadline"])
+async def test_a_claim_whose_caller_left_hands_its_jobs_back(deadline_s: float | None) -> None:
+    store = HeldClaimStore(MemoryJobStore())
+    try:
+        async with serve(store=store) as served, grpc.aio.insecure_channel(served.target) as ch:
+            jobs = pb_grpc.JobServiceStub(ch)
+            workers = wpb_grpc.WorkerServiceStub(ch)
+            batch = [pb.EnqueueJobRequest(type="t", payload=b"p")] * 3
+            ids = [
+                job.id for job in (await jobs.EnqueueJobs(pb.EnqueueJobsRequest(jobs=batch))).jobs
+            ]
+            call = workers.ClaimJobs(
+                wpb.ClaimJobsRequest(types=["t"], max_jobs=3), timeout=deadline_s
+            )
+            async with asyncio.timeout(10):
+                await store.claimed.wait()
+            if deadline_s is None:
+                call.cancel()
+            with pytest.raises((asyncio.CancelledError, grpc.aio.AioRpcError)):
+                await call
+            # A call after the caller left, on the same connection: the server has seen the reset.
+            await jobs.GetJob(pb.GetJobRequest(id=ids[0]))
+            await asyncio.sleep(0.2)
+            store.release.set()
+            states: list[tuple[int, int]] = []
+            for _ in range(100):
+                answers = [(await jobs.GetJob(pb.GetJobRequest(id=i))).job for i in ids]
+                states = [(job.status, job.attempts) for job in answers]
+                if all(status != pb.JOB_STATUS_RUNNING for status, _ in states):
+                    break
+                await asyncio.sleep(0.05)
+        assert states == [(pb.JOB_STATUS_PENDING, 0)] * 3
+        assert served.fallbacks == []
+    finally:
+        store.release.set()
+        await store.close()

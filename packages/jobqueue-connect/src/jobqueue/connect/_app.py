@@ -133,7 +133,7 @@ class WireApp:
                 **fast_methods(
                     worker_pb2.DESCRIPTOR.services_by_name["WorkerService"],
                     worker_servicer,
-                    waits={"ClaimJobs": _claim_waits},
+                    watched=frozenset({"ClaimJobs"}),
                 ),
             },
             fallback=self._rpc,
@@ -176,11 +176,6 @@ class WireApp:
             return
         body, content_type = self._metrics()
         await _respond(send, 200, body, content_type)
-
-
-def _claim_waits(request: worker_pb2.ClaimJobsRequest) -> bool:
-    """A claim that may wait for a job must end when its caller leaves: connectrpc's to serve."""
-    return request.wait_ms > 0
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:

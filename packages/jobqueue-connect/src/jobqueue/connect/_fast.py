@@ -10,16 +10,19 @@ is one read, the servicer's call and three sends (headers, the message,
 trailers), with the same servicers, status table, token check and metrics.
 
 Only the plain case is taken: ``application/grpc`` or ``+proto``, no
-compression, a caller the token check accepts, a well-formed single message,
-and no call that may wait (a claim with ``wait_ms``: its caller leaving must
-cancel it, which needs connectrpc's watch). Everything else goes to
-connectrpc, with the body read so far replayed, so its answers (errors
-included) stay connectrpc's own.
+compression, a caller the token check accepts, a well-formed single message.
+Everything else goes to connectrpc, with the body read so far replayed, so
+its answers (errors included) stay connectrpc's own. A claim is watched as
+connectrpc watches every call: its caller leaving cancels it, so that its
+leases are handed back. (h2corn also cancels a request whose stream is reset,
+as the tests show with the watch removed; the watch keeps the rule whatever
+the ASGI server.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
@@ -49,16 +52,18 @@ _OK_HEADERS = [(b"content-type", b"application/grpc+proto"), (b"grpc-encoding", 
 
 @dataclass(frozen=True, slots=True)
 class FastMethod:
-    """One unary method: how to decode its request, the servicer's call, when not to take it.
+    """One unary method: how to decode its request, and the servicer's call.
 
-    ``waits`` says whether a decoded request may wait (a long-polling
-    claim): those go to connectrpc, which cancels them when the caller leaves.
+    ``watched`` methods are cancelled when their caller leaves, as connectrpc
+    and grpcio do: a claim whose caller left hands its leases back instead of
+    answering nobody. The others run to their end (an enqueue or a settle
+    that has begun completes: both are safe to repeat).
     """
 
     service: str
     request_class: type[Message]
     call: Callable[[Any, Any], Awaitable[Message]]
-    waits: Callable[[Any], bool] | None = None
+    watched: bool = False
 
 
 class DeadlineContext:
@@ -122,11 +127,14 @@ class FastUnary:
                 break
         body = b"".join(chunks)
         request = self._decode(body, method)
-        if request is None or (method.waits is not None and method.waits(request)):
+        if request is None:
             await self._fallback(scope, _replay(body, receive), send)
             return
+        left = _Left()
         try:
-            if deadline is None:
+            if method.watched:
+                response = await _watched(method, request, deadline, receive, left)
+            elif deadline is None:
                 response = await method.call(request, DeadlineContext(None))
             else:
                 async with asyncio.timeout_at(deadline):
@@ -137,8 +145,12 @@ class FastUnary:
             details = error.message
         except TimeoutError:
             code, details = grpc.StatusCode.DEADLINE_EXCEEDED, "Request timed out"
+            if left.now:
+                code, details = grpc.StatusCode.CANCELLED, "Client disconnected"
         if self._report is not None:
             self._report(scope["path"], code, time.perf_counter() - started)
+        if left.now:
+            return  # nobody to answer
         if code is grpc.StatusCode.OK:
             data = response.SerializeToString()
             start = {"type": "http.response.start", "status": 200, "trailers": True}
@@ -197,12 +209,12 @@ def fast_methods(
     descriptor: ServiceDescriptor,
     servicer: object,
     *,
-    waits: Mapping[str, Callable[[Any], bool]] | None = None,
+    watched: frozenset[str] = frozenset(),
 ) -> dict[str, FastMethod]:
     """``/package.Service/Method`` -> ``FastMethod`` for every unary method of ``descriptor``.
 
     Errors go through the one status table (``connect_error``), as on every
-    other path. ``waits`` names the methods whose requests may wait, by name.
+    other path. ``watched`` names the methods a leaving caller cancels.
     """
     methods: dict[str, FastMethod] = {}
     for method in descriptor.methods:
@@ -213,7 +225,7 @@ def fast_methods(
             service=descriptor.full_name,
             request_class=GetMessageClass(method.input_type),
             call=_mapped(implementation),
-            waits=(waits or {}).get(method.name),
+            watched=method.name in watched,
         )
     return methods
 
@@ -230,6 +242,52 @@ def _mapped(
             raise connect_error(error) from None
 
     return call
+
+
+class _Left:
+    """Whether the caller left (its stream was reset) while a watched call ran."""
+
+    __slots__ = ("now",)
+
+    def __init__(self) -> None:
+        self.now = False
+
+
+async def _watched(
+    method: FastMethod, request: Message, deadline: float | None, receive: Receive, left: _Left
+) -> Message:
+    """The call, cancelled at its deadline or as soon as its caller leaves.
+
+    As connectrpc does: the watch starts only once the call suspends (one that
+    completes at once never pays for a task), reads ``receive`` until the
+    disconnect, and then moves the call's timeout to now, which cancels it
+    where it waits; TimeoutError says which one happened through ``left``.
+    """
+    loop = asyncio.get_running_loop()
+    watch: asyncio.Task[None] | None = None
+    async with asyncio.timeout_at(deadline) as timeout:
+
+        async def watching() -> None:
+            with contextlib.suppress(Exception):
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                left.now = True
+                if not timeout.expired():
+                    timeout.reschedule(loop.time())
+
+        def start() -> None:
+            nonlocal watch
+            watch = loop.create_task(watching())
+
+        handle = loop.call_soon(start)
+        try:
+            return await method.call(request, DeadlineContext(deadline))
+        finally:
+            handle.cancel()
+            if watch is not None:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
