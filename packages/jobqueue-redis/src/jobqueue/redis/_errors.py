@@ -26,8 +26,7 @@ wire, which the SDKs retry).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 from jobqueue.domain import CapacityExceeded, JobQueueError, StoreUnavailable
 from redis import exceptions as rexc
@@ -86,8 +85,7 @@ def is_resharding(error: BaseException) -> bool:
     return isinstance(error, rexc.ResponseError) and str(error).startswith(_NON_LOCAL_KEY)
 
 
-@contextmanager
-def translated() -> Iterator[None]:
+def translated() -> _Translated:
     """Turn redis-py's failures into the domain's, so callers never import redis.
 
     It also gives back cancellations redis-py loses. On Python 3.11, a task
@@ -102,25 +100,41 @@ def translated() -> Iterator[None]:
     unavailable like an unreachable one, and the connection that heard it
     was already retired, so a retry reaches the new primary.
     """
-    task = asyncio.current_task()
-    cancels = task.cancelling() if task is not None else 0
-    try:
-        yield
-    except UNAVAILABLE_ERRORS as error:
-        if task is not None and task.cancelling() > cancels:
-            raise asyncio.CancelledError from error
-        if is_failover(error):
-            code = getattr(error, "status_code", None) or type(error).__name__
-            raise StoreUnavailable(f"Redis cannot serve this now ({code}: {error})") from error
-        raise StoreUnavailable(f"Redis is unreachable: {error}") from error
-    except rexc.OutOfMemoryError as error:
-        raise CapacityExceeded("Redis is out of memory (maxmemory reached)") from error
-    except rexc.ResponseError as error:
-        if is_resharding(error):
+    return _Translated()
+
+
+class _Translated:
+    """``translated``'s context manager: a class, not a generator, as every store call
+    enters one (``contextlib.contextmanager`` costs a generator and two frames more)."""
+
+    __slots__ = ("_cancels", "_task")
+
+    def __enter__(self) -> None:
+        task = self._task = asyncio.current_task()
+        self._cancels = task.cancelling() if task is not None else 0
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        task = self._task
+        if error is None:
+            if task is not None and task.cancelling() > self._cancels:
+                raise asyncio.CancelledError
+            return
+        if isinstance(error, UNAVAILABLE_ERRORS):
+            if task is not None and task.cancelling() > self._cancels:
+                raise asyncio.CancelledError from error
+            if is_failover(error):
+                code = getattr(error, "status_code", None) or type(error).__name__
+                raise StoreUnavailable(f"Redis cannot serve this now ({code}: {error})") from error
+            raise StoreUnavailable(f"Redis is unreachable: {error}") from error
+        if isinstance(error, rexc.OutOfMemoryError):
+            raise CapacityExceeded("Redis is out of memory (maxmemory reached)") from error
+        if isinstance(error, rexc.ResponseError) and is_resharding(error):
             raise StoreUnavailable(f"Redis Cluster is moving this shard's slot: {error}") from error
-        raise
-    if task is not None and task.cancelling() > cancels:
-        raise asyncio.CancelledError
 
 
 class ShardLayoutMismatch(JobQueueError):
