@@ -14,7 +14,7 @@ from jobqueue.client import AsyncJobClient, Job, JobClient, JobSpec, JobStatus
 def test_the_clients_calls_keep_their_signatures() -> None:
     enqueue = [
         *("type", "payload", "run_at", "delay_s", "max_attempts", "idempotency_key", "delay"),
-        *("unique_key", "on_conflict", "unique_for", "headers", "priority"),
+        *("unique_key", "on_conflict", "unique_for", "headers", "priority", "limit_key"),
     ]
     listing = ["type", "status", "page_size", "limit"]
     for cls in (JobClient, AsyncJobClient):
