@@ -15,10 +15,12 @@ import pytest
 
 from jobqueue.domain import (
     AdminStore,
+    BulkAction,
     EnqueueRequest,
     GateService,
     InvalidJob,
     Job,
+    JobFilter,
     JobQuery,
     JobService,
     JobStatus,
@@ -238,3 +240,16 @@ async def test_keys_at_their_limit_do_not_hide_a_free_key_behind_them(
         if found:
             break
     assert by_key(found) == {"fresh": 1}
+
+
+async def test_a_bulk_cancel_and_retry_reach_keyed_jobs(store: JobStore, make_job: MakeJob) -> None:
+    assert isinstance(store, AdminStore)
+    await store.add([keyed(make_job, key) for key in ("x", "x", "y", None)])
+    pending = JobFilter(type="a", status=JobStatus.PENDING)
+    cancelled = await store.bulk(BulkAction.CANCEL, pending, limit=100, cursor="")
+    assert cancelled.changed == 4
+    assert await store.claim(["a"], limit=10, lease_ms=LEASE) == []
+    retry = JobFilter(type="a", status=JobStatus.CANCELLED)
+    assert (await store.bulk(BulkAction.RETRY, retry, limit=100, cursor="")).changed == 4
+    leases = await store.claim(["a"], limit=10, lease_ms=LEASE)
+    assert by_key(leases) == {"x": 2, "y": 1, None: 1}
