@@ -253,3 +253,17 @@ async def test_a_bulk_cancel_and_retry_reach_keyed_jobs(store: JobStore, make_jo
     assert (await store.bulk(BulkAction.RETRY, retry, limit=100, cursor="")).changed == 4
     leases = await store.claim(["a"], limit=10, lease_ms=LEASE)
     assert by_key(leases) == {"x": 2, "y": 1, None: 1}
+
+
+async def test_raising_a_per_key_limit_applies_to_keys_held_by_the_old_one(
+    store: JobStore, make_job: MakeJob
+) -> None:
+    await gates(store).set_type_limits("a", TypeLimits(key_concurrency=1))
+    await store.add([keyed(make_job, key) for key in ("x", "y") for _ in range(3)])
+    assert by_key(await store.claim(["a"], limit=10, lease_ms=LEASE)) == {"x": 1, "y": 1}
+    # Both keys are held now (and set aside on Redis): a raise reaches them at once.
+    assert await store.claim(["a"], limit=10, lease_ms=LEASE) == []
+    await gates(store).set_type_limits("a", TypeLimits(key_concurrency=2))
+    assert by_key(await store.claim(["a"], limit=10, lease_ms=LEASE)) == {"x": 1, "y": 1}
+    await gates(store).set_type_limits("a", TypeLimits())
+    assert by_key(await store.claim(["a"], limit=10, lease_ms=LEASE)) == {"x": 1, "y": 1}
