@@ -6,6 +6,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ._frozen import with_slot_init
 from ._unique import UniqueRule
 
 
@@ -26,6 +27,7 @@ class JobStatus(enum.IntEnum):
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
+@with_slot_init  # built twice per enqueued job: see _frozen.py
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
     """A unit of work and everything known about its execution so far.
