@@ -80,6 +80,10 @@ class Loops:
                 for lease in leases:
                     launch(lease, loop, deadline)
                 self.leases.claimed()
+                # Let the jobs just launched start before the next claim is
+                # written: its Python and its socket write would otherwise
+                # come first, on every job's start latency.
+                await asyncio.sleep(0)
 
     async def flush_loop(self) -> None:
         """Store outcomes in batches: whatever accumulated while the last call was out."""
