@@ -39,7 +39,7 @@ from mpataki.jobqueue.v1 import admin_pb2, jobqueue_pb2, schedule_pb2, worker_pb
 
 from ._endpoints import service_endpoints
 from ._extras import HEALTH_SERVICE, health_endpoints, reflection_endpoints
-from ._fast import FastUnary, fast_methods
+from ._fast import FastUnary, claim_hand_back, fast_methods
 from ._interceptors import AuthInterceptor, ObservingInterceptor
 
 Scope = dict[str, Any]
@@ -134,6 +134,7 @@ class WireApp:
                     worker_pb2.DESCRIPTOR.services_by_name["WorkerService"],
                     worker_servicer,
                     watched=frozenset({"ClaimJobs"}),
+                    hand_backs={"ClaimJobs": claim_hand_back(worker_servicer.SettleJobs)},
                 ),
             },
             fallback=self._rpc,

@@ -10,19 +10,24 @@ is one read, the servicer's call and three sends (headers, the message,
 trailers), with the same servicers, status table, token check and metrics.
 
 Only the plain case is taken: ``application/grpc`` or ``+proto``, no
-compression, a caller the token check accepts, a well-formed single message.
-Everything else goes to connectrpc, with the body read so far replayed, so
-its answers (errors included) stay connectrpc's own. A claim is watched as
-connectrpc watches every call: its caller leaving cancels it, so that its
-leases are handed back. (h2corn also cancels a request whose stream is reset,
-as the tests show with the watch removed; the watch keeps the rule whatever
-the ASGI server.)
+compression, a caller the token check accepts, a well-formed single message
+within the size limit (checked from its 5-byte prefix, so an oversized one is
+never held). Everything else goes to connectrpc, with the body read so far
+replayed and the rest streamed, so its answers (errors included) stay
+connectrpc's own. What connectrpc does around a call, this does too: the
+deadline runs from the start (the body's arrival included; an expired one
+is answered without a call), a caller that leaves or a cancelled request is
+counted CANCELLED, and a claim is watched as connectrpc watches every call:
+its caller leaving cancels it, so that its leases are handed back. (h2corn
+also cancels a request whose stream is reset; the watch keeps the rule
+whatever the ASGI server.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,20 +35,26 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
 from jobqueue.grpc import BearerTokenAuth
+from mpataki.jobqueue.v1 import worker_pb2 as wpb
 
 from ._endpoints import GRPC_CODES, connect_error
+
+_log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 Report = Callable[[str, grpc.StatusCode, float], None]
+HandBack = Callable[[bytes], Awaitable[None]]
+"""Undoes a serialized answer that reaches nobody (see ``FastMethod``)."""
 
 _CONTENT_TYPES = frozenset({b"application/grpc", b"application/grpc+proto"})
 _TIMEOUT_UNITS_S = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
@@ -54,25 +65,31 @@ _OK_HEADERS = [(b"content-type", b"application/grpc+proto"), (b"grpc-encoding", 
 class FastMethod:
     """One unary method: how to decode its request, and the servicer's call.
 
-    ``watched`` methods are cancelled when their caller leaves, as connectrpc
-    and grpcio do: a claim whose caller left hands its leases back instead of
-    answering nobody. The others run to their end (an enqueue or a settle
-    that has begun completes: both are safe to repeat).
+    ``call`` answers the serialized response. ``watched`` methods are
+    cancelled when their caller leaves, as connectrpc cancels every call: a
+    claim whose caller left hands its leases back instead of answering
+    nobody. The others are not watched here, but h2corn cancels a request's
+    task when its stream is reset, so an enqueue or a settle may still be cut
+    short where it waits (as through connectrpc; both are safe to repeat).
+    ``hand_back`` undoes an answer that will reach nobody (a claim's leases,
+    when its caller left or its deadline passed just as it answered).
     """
 
     service: str
     request_class: type[Message]
-    call: Callable[[Any, Any], Awaitable[Message]]
+    call: Callable[[Any, Any], Awaitable[bytes]]
     watched: bool = False
+    hand_back: HandBack | None = None
 
 
 class DeadlineContext:
-    """What the servicers use of a call's context: the time left before the caller's deadline."""
+    """What the servicers use of a call's context: the time left, and whether its caller is gone."""
 
-    __slots__ = ("_deadline",)
+    __slots__ = ("_deadline", "_left")
 
-    def __init__(self, deadline: float | None) -> None:
+    def __init__(self, deadline: float | None, left: _Left | None = None) -> None:
         self._deadline = deadline
+        self._left = left
 
     def time_remaining(self) -> float | None:
         """Seconds left before the caller's deadline, None without one (as grpc answers)."""
@@ -81,9 +98,20 @@ class DeadlineContext:
         return self._deadline - asyncio.get_running_loop().time()
 
     def cancelled(self) -> bool:
-        """True once the caller's deadline has passed."""
+        """True once the caller's deadline has passed or (watched calls) the caller left."""
+        if self._left is not None and self._left.now:
+            return True
         remaining = self.time_remaining()
         return remaining is not None and remaining <= 0
+
+
+class _Left:
+    """Whether the caller left (its stream was reset or closed) while its call ran."""
+
+    __slots__ = ("now",)
+
+    def __init__(self) -> None:
+        self.now = False
 
 
 class FastUnary:
@@ -116,43 +144,53 @@ class FastUnary:
         if deadline is False:
             await self._fallback(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        while True:  # ends with the body's last chunk or the caller's disconnect
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the caller left before its request arrived: nobody to answer
-            # The body is bounded by h2corn (max_request_body_size), so it is read whole.
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        request = self._decode(body, method)
-        if request is None:
-            await self._fallback(scope, _replay(body, receive), send)
-            return
         left = _Left()
+        data: bytes | None = None
+        handover: Receive | None = None
+        # The deadline covers the whole call from here, the body's arrival
+        # included (as connectrpc's does); its status is written without one.
         try:
-            if method.watched:
-                response = await _watched(method, request, deadline, receive, left)
-            elif deadline is None:
-                response = await method.call(request, DeadlineContext(None))
-            else:
-                async with asyncio.timeout_at(deadline):
-                    response = await method.call(request, DeadlineContext(deadline))
+            async with asyncio.timeout_at(deadline) as timeout:
+                request = await self._read(receive, method, left)
+                if isinstance(request, Message):
+                    if deadline is not None and deadline <= asyncio.get_running_loop().time():
+                        # Already past (grpc-timeout 1n, 0S): no call, whatever it would cost.
+                        raise TimeoutError
+                    if method.watched:
+                        data = await _watched(method, request, deadline, receive, left, timeout)
+                    else:
+                        data = await method.call(request, DeadlineContext(deadline))
+                else:
+                    handover = request
             code, details = grpc.StatusCode.OK, ""
         except ConnectError as error:
             code = GRPC_CODES.get(error.code, grpc.StatusCode.UNKNOWN)
             details = error.message
         except TimeoutError:
             code, details = grpc.StatusCode.DEADLINE_EXCEEDED, "Request timed out"
-            if left.now:
-                code, details = grpc.StatusCode.CANCELLED, "Client disconnected"
-        if self._report is not None:
-            self._report(scope["path"], code, time.perf_counter() - started)
+        except asyncio.CancelledError:
+            # The server cancelled the request (its stream was reset, or it is
+            # stopping), or the servicer raised it: CANCELLED, as connectrpc
+            # answers, counted too; the first is re-raised once answered.
+            self._observe(scope, grpc.StatusCode.CANCELLED, started)
+            task = asyncio.current_task()
+            if task is None or not task.cancelling():
+                await _trailers_only(send, grpc.StatusCode.CANCELLED, "Request was cancelled")
+                return
+            with contextlib.suppress(Exception):
+                await _trailers_only(send, grpc.StatusCode.CANCELLED, "Request was cancelled")
+            raise
+        if handover is not None:
+            await self._fallback(scope, handover, send)  # connectrpc counts and answers it
+            return
+        if left.now:
+            code, details = grpc.StatusCode.CANCELLED, "Client disconnected"
+            if data is not None and method.hand_back is not None:
+                _hold(asyncio.ensure_future(method.hand_back(data)))
+        self._observe(scope, code, started)
         if left.now:
             return  # nobody to answer
-        if code is grpc.StatusCode.OK:
-            data = response.SerializeToString()
+        if data is not None:
             start = {"type": "http.response.start", "status": 200, "trailers": True}
             await send({**start, "headers": list(_OK_HEADERS)})
             envelope = b"\x00" + len(data).to_bytes(4, "big") + data
@@ -161,21 +199,68 @@ class FastUnary:
             return
         await _trailers_only(send, code, details)
 
+    def _observe(self, scope: Scope, code: grpc.StatusCode, started: float) -> None:
+        if self._report is not None:
+            self._report(scope["path"], code, time.perf_counter() - started)
+
+    async def _read(self, receive: Receive, method: FastMethod, left: _Left) -> Message | Receive:
+        """The request, or what connectrpc must be handed to answer the call itself.
+
+        The 5-byte prefix is checked as soon as it arrives: a message over the
+        limit, compressed, or followed by more bytes than it declares is handed
+        over at once (connectrpc refuses it from its prefix), so no more than
+        the limit is ever held. A caller that leaves first raises CANCELLED,
+        as connectrpc does.
+        """
+        message = await receive()
+        if message["type"] != "http.request":
+            raise _disconnected(left)
+        body: bytes = message.get("body", b"")
+        more: bool = message.get("more_body", False)
+        if more:
+            chunks = [body]
+            size = len(body)
+            while more:
+                if size >= 5 and not self._fits(chunks, size):
+                    return _replay(chunks, True, receive)
+                message = await receive()
+                if message["type"] != "http.request":
+                    raise _disconnected(left)
+                body = message.get("body", b"")
+                chunks.append(body)
+                size += len(body)
+                more = message.get("more_body", False)
+            body = b"".join(chunks)
+        request = self._decode(body, method)
+        return _replay([body], False, receive) if request is None else request
+
+    def _fits(self, chunks: list[bytes], size: int) -> bool:
+        """Whether a body whose first ``size`` bytes are ``chunks`` may still be a plain message."""
+        head = chunks[0] if len(chunks[0]) >= 5 else b"".join(chunks)
+        length = int.from_bytes(head[1:5], "big")
+        return head[0] == 0 and length <= self._read_max_bytes and size <= length + 5
+
     def _plain(self, scope: Scope, method: FastMethod) -> float | bool | None:
-        """The call's deadline (loop time, None without one), or False when it is not plain."""
+        """The call's deadline (loop time, None without one), or False when it is not plain.
+
+        Of a repeated header the first counts, as in connectrpc.
+        """
         if scope["method"] != "POST" or "http.response.trailers" not in scope.get("extensions", {}):
             return False
-        content_type = authorization = timeout = None
+        content_type = authorization = timeout = encoding = None
         for name, value in scope["headers"]:
             if name == b"content-type":
-                content_type = value
-            elif name == b"authorization" and authorization is None:
-                authorization = value
+                if content_type is None:
+                    content_type = value
+            elif name == b"authorization":
+                if authorization is None:
+                    authorization = value
             elif name == b"grpc-timeout":
-                timeout = value
-            elif name == b"grpc-encoding" and value != b"identity":
-                return False
-        if content_type not in _CONTENT_TYPES:
+                if timeout is None:
+                    timeout = value
+            elif name == b"grpc-encoding" and encoding is None:
+                encoding = value
+        if content_type not in _CONTENT_TYPES or encoding not in (None, b"identity"):
             return False
         auth = self._auth
         if (
@@ -210,11 +295,13 @@ def fast_methods(
     servicer: object,
     *,
     watched: frozenset[str] = frozenset(),
+    hand_backs: Mapping[str, HandBack] | None = None,
 ) -> dict[str, FastMethod]:
     """``/package.Service/Method`` -> ``FastMethod`` for every unary method of ``descriptor``.
 
     Errors go through the one status table (``connect_error``), as on every
-    other path. ``watched`` names the methods a leaving caller cancels.
+    other path. ``watched`` names the methods a leaving caller cancels,
+    ``hand_backs`` how to undo an answer of one that reaches nobody.
     """
     methods: dict[str, FastMethod] = {}
     for method in descriptor.methods:
@@ -226,16 +313,41 @@ def fast_methods(
             request_class=GetMessageClass(method.input_type),
             call=_mapped(implementation),
             watched=method.name in watched,
+            hand_back=(hand_backs or {}).get(method.name),
         )
     return methods
 
 
+def claim_hand_back(settle: Callable[[Any, Any], Awaitable[Any]]) -> HandBack:
+    """Hands back the leases of a serialized ``ClaimJobsResponse`` through ``settle`` (SettleJobs).
+
+    RELEASE gives each job back untried, its attempt returned, as the worker
+    servicer does with a claim whose caller left while it waited.
+    """
+
+    async def hand_back(data: bytes) -> None:
+        leases = wpb.ClaimJobsResponse.FromString(data).leases
+        if not leases:
+            return
+        release = wpb.OutcomeKind.OUTCOME_KIND_RELEASE
+        outcomes = [wpb.Outcome(job_id=x.job.id, token=x.token, kind=release) for x in leases]
+        try:
+            await settle(wpb.SettleJobsRequest(outcomes=outcomes), DeadlineContext(None))
+        except Exception as error:
+            # Unconfirmed leases expire without charging an attempt: nothing is lost.
+            _log.warning("could not hand back %d lease(s) of a left claim: %s", len(leases), error)
+
+    return hand_back
+
+
 def _mapped(
     implementation: Callable[[Any, Any], Awaitable[Message]],
-) -> Callable[[Any, Any], Awaitable[Message]]:
-    async def call(request: Any, context: Any) -> Message:
+) -> Callable[[Any, Any], Awaitable[bytes]]:
+    async def call(request: Any, context: Any) -> bytes:
         try:
-            return await implementation(request, context)
+            # Serialized here, so that an answer that is no message (None)
+            # fails as the servicer's error: INTERNAL, logged, and counted.
+            return (await implementation(request, context)).SerializeToString()
         except ConnectError:
             raise
         except Exception as error:
@@ -244,55 +356,73 @@ def _mapped(
     return call
 
 
-class _Left:
-    """Whether the caller left (its stream was reset) while a watched call ran."""
-
-    __slots__ = ("now",)
-
-    def __init__(self) -> None:
-        self.now = False
+def _disconnected(left: _Left) -> ConnectError:
+    """The caller left before its request arrived: CANCELLED, as connectrpc counts it."""
+    left.now = True
+    return ConnectError(Code.CANCELED, "Client disconnected before request completion")
 
 
 async def _watched(
-    method: FastMethod, request: Message, deadline: float | None, receive: Receive, left: _Left
-) -> Message:
+    method: FastMethod,
+    request: Message,
+    deadline: float | None,
+    receive: Receive,
+    left: _Left,
+    scope: asyncio.Timeout,
+) -> bytes:
     """The call, cancelled at its deadline or as soon as its caller leaves.
 
     As connectrpc does: the watch starts only once the call suspends (one that
     completes at once never pays for a task), reads ``receive`` until the
-    disconnect, and then moves the call's timeout to now, which cancels it
-    where it waits; TimeoutError says which one happened through ``left``.
+    disconnect, and then moves the call's timeout (``scope``) to now, which cancels it
+    where it waits; ``left`` says which one happened. A cancellation that
+    arrives while the watch is wound down (the deadline, the server) is not
+    swallowed: an answer already made is handed back, as it reaches nobody.
     """
     loop = asyncio.get_running_loop()
     watch: asyncio.Task[None] | None = None
-    async with asyncio.timeout_at(deadline) as timeout:
 
-        async def watching() -> None:
-            with contextlib.suppress(Exception):
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                left.now = True
-                if not timeout.expired():
-                    timeout.reschedule(loop.time())
+    async def watching() -> None:
+        with contextlib.suppress(Exception):
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            left.now = True
+            if not scope.expired():
+                scope.reschedule(loop.time())
 
-        def start() -> None:
-            nonlocal watch
-            watch = loop.create_task(watching())
+    def start() -> None:
+        nonlocal watch
+        watch = loop.create_task(watching())
 
-        handle = loop.call_soon(start)
-        try:
-            return await method.call(request, DeadlineContext(deadline))
-        finally:
-            handle.cancel()
-            if watch is not None:
-                watch.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watch
+    handle = loop.call_soon(start)
+    data: bytes | None = None
+    try:
+        data = await method.call(request, DeadlineContext(deadline, left))
+        return data
+    finally:
+        handle.cancel()
+        if watch is not None:
+            watch.cancel()
+            try:
+                await asyncio.wait((watch,))  # raises our own cancellation, never the watch's
+            except asyncio.CancelledError:
+                if data is not None and method.hand_back is not None:
+                    _hold(asyncio.ensure_future(method.hand_back(data)))
+                raise
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """``receive`` that first hands over the body already read, whole."""
-    pending = [{"type": "http.request", "body": body, "more_body": False}]
+_held: set[asyncio.Future[None]] = set()
+
+
+def _hold(future: asyncio.Future[None]) -> None:
+    """Keeps a hand-back (a task of its own, so no cancellation reaches it) until it ends."""
+    _held.add(future)
+    future.add_done_callback(_held.discard)
+
+
+def _replay(chunks: list[bytes], more: bool, receive: Receive) -> Receive:
+    """``receive`` that first hands over the body read so far, then the rest as it comes."""
+    pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": more}]
 
     async def replayed() -> dict[str, Any]:
         if pending:
