@@ -20,7 +20,7 @@ import pytest
 from google.protobuf.message import Message as ProtoMessage
 
 from jobqueue.connect import WireApp
-from jobqueue.connect._fast import DeadlineContext
+from jobqueue.connect._fast_watch import DeadlineContext
 from jobqueue.domain import JobService, JobStatus, SystemClock, UuidV7Generator
 from jobqueue.grpc import JobServicer, StoreHealth, WorkerServicer
 from jobqueue.memory import MemoryJobStore

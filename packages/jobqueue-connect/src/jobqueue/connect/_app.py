@@ -39,7 +39,8 @@ from mpataki.jobqueue.v1 import admin_pb2, jobqueue_pb2, schedule_pb2, worker_pb
 
 from ._endpoints import service_endpoints
 from ._extras import HEALTH_SERVICE, health_endpoints, reflection_endpoints
-from ._fast import FastUnary, claim_hand_back, fast_methods
+from ._fast import FastUnary, fast_methods
+from ._fast_watch import claim_hand_back
 from ._interceptors import AuthInterceptor, ObservingInterceptor
 
 Scope = dict[str, Any]
