@@ -170,6 +170,18 @@ async def test_an_oversized_message_is_refused_from_its_prefix_without_reading_t
     assert wire.observed.calls == [(ENQUEUE, grpc.StatusCode.RESOURCE_EXHAUSTED)]
 
 
+async def test_an_oversized_message_in_one_chunk_goes_to_connectrpc() -> None:
+    wire = Wire()
+    exchange = Exchange([body(enveloped(pb.EnqueueJobRequest(type="t", payload=b"p" * LIMIT)))])
+    await wire.app(scope(ENQUEUE), exchange.receive, exchange.send)
+    assert exchange.status() == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
+        f"message is larger than configured max {LIMIT}",
+    )
+    assert wire.fallbacks == [ENQUEUE]
+    assert wire.jobs.calls == 0
+
+
 async def test_a_message_in_many_chunks_within_the_limit_takes_the_fast_path() -> None:
     wire = Wire()
     data = enveloped(pb.EnqueueJobRequest(type="t", payload=b"p" * 900))
