@@ -23,6 +23,7 @@ from ._durability import DURABLE_SCRIPTS
 from ._errors import translated
 from ._fanout import gather_all
 from ._layout import recorded_layout
+from ._prelude import prelude_for
 from ._settings import RedisStoreSettings
 from ._shards import namespace, script_keys, shard_of_id, shard_of_type
 
@@ -54,12 +55,16 @@ def _load_scripts(publish: str, cluster: bool) -> dict[str, str]:
         "progress",
     )
     # The shebang makes Redis Cluster refuse any key outside the declared keys' slot.
-    head = f"#!lua\nlocal PUBLISH = '{publish}'\n" + common
-    scripts = {name: head + folder.joinpath(f"{name}.lua").read_text() for name in names}
+    head = f"#!lua\nlocal PUBLISH = '{publish}'\n"
+    scripts = {}
+    for name in names:
+        body = folder.joinpath(f"{name}.lua").read_text()
+        scripts[name] = head + prelude_for(common, body) + body
     # The operators' writes (_actions.py) share helpers of their own.
-    actions = head + folder.joinpath("_actions.lua").read_text()
+    actions = folder.joinpath("_actions.lua").read_text()
     for name in ("retry", "delete", "bulk"):
-        scripts[name] = actions + folder.joinpath(f"{name}.lua").read_text()
+        body = actions + folder.joinpath(f"{name}.lua").read_text()
+        scripts[name] = head + prelude_for(common, body) + body
     return scripts
 
 

@@ -34,6 +34,7 @@ from redis import exceptions as rexc
 from ._core import Arg, StoreCore
 from ._errors import translated
 from ._fanout import gather_all
+from ._prelude import prelude_for
 from ._shards import with_shard
 from ._store import RedisJobStore
 
@@ -50,10 +51,8 @@ def _load() -> dict[str, str]:
     common = folder.joinpath("_common.lua").read_text()
     names = ("create", "pause", "delete", "due", "list", "fire")
     # The shebang makes Redis Cluster refuse any key outside the declared keys' slot.
-    return {
-        name: "#!lua\n" + common + folder.joinpath(f"schedule_{name}.lua").read_text()
-        for name in names
-    }
+    bodies = {name: folder.joinpath(f"schedule_{name}.lua").read_text() for name in names}
+    return {name: "#!lua\n" + prelude_for(common, body) + body for name, body in bodies.items()}
 
 
 _SCRIPTS = _load()
