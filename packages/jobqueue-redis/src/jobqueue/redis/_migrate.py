@@ -13,6 +13,9 @@ is stranded:
   id>`` → new id. A migration stopped at any point is resumed by running it
   again: the batch in ``migrating`` comes back first, and its batch key makes
   the second add return the jobs the first one stored.
+- Paused types, limits (``lm:<type>``, per type and per key) and schedules
+  move to their type's shard, copied first and then removed from the old
+  layout (a rerun finishes a stopped one).
 - RUNNING jobs stay where they are until their workers settle them (or their
   lease expires: the migration sweeps the old layout first, and a job handed
   back is moved by the next run). FINISHED jobs stay until their retention
@@ -29,7 +32,7 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 
-from jobqueue.domain import Job
+from jobqueue.domain import Job, TypeLimits
 
 from ._codec import job_from_hash, pairs_to_dict
 from ._errors import ShardLayoutMismatch, translated
@@ -166,6 +169,7 @@ async def migrate_to_shards(
                     await old._core.hot.execute("ZREM", ns + "migrating", *gone)
             moved += len(jobs)
         await _move_paused_types(old, new, ns, shards)
+        await _move_limits(old, new, ns)
         await _move_schedules(old, new, ns, shards)
         left = await _count(old, ns)
         return MigrationReport(moved=moved, running_left=left.running_left)
@@ -213,6 +217,62 @@ async def _move_paused_types(old: RedisJobStore, new: RedisJobStore, ns: str, sh
             shard_ns = new._core.namespaces[shard_of_type(job_type, shards)]
             await new._core.hot.execute("SADD", shard_ns + "pz", job_type)
             await hot.execute("SREM", ns + "pz", job_type)
+
+
+_LIMITED = """#!lua
+-- KEYS: tz of the old layout (routes the call to the node of its slot, where
+-- every lm: key of the prefix lives). ARGV: cursor, MATCH pattern.
+return redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', 1000)
+"""
+"""One SCAN step over the old layout's limit hashes: a short step, never a stall."""
+
+
+def _glob_escaped(text: str) -> str:
+    """``text`` as a literal inside a SCAN MATCH pattern."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+async def _limited_types(old: RedisJobStore, ns: str) -> list[str]:
+    """The types with an ``lm:`` hash in the old layout, limits set or not.
+
+    Found by SCAN, not from ``tz``: limits are often set before a type's first
+    job, or outlive its last. The script routes the SCAN to the old slot's node
+    (on a cluster a bare SCAN would go to any node).
+    """
+    prefix = ns + "lm:"
+    found: set[str] = set()
+    cursor = b"0"
+    with translated():
+        for _ in range(1_000_000):  # bounded: the cursor comes back to 0
+            cursor, keys = await old._core.hot.execute(
+                "EVAL", _LIMITED, 1, ns + "tz", cursor, _glob_escaped(prefix) + "*"
+            )
+            found.update(key.decode()[len(prefix) :] for key in keys)
+            if cursor in (b"0", 0, "0"):
+                break
+    return sorted(found)
+
+
+async def _move_limits(old: RedisJobStore, new: RedisJobStore, ns: str) -> None:
+    """Each type's limits (``lm:<type>``, per type and per key) into its shard.
+
+    Set in the shard through ``set_type_limits`` (gate.lua, as an operator
+    would: a worker is woken), then cleared in the old layout (its ``kx`` mark
+    stays for the keyed jobs still RUNNING there). Limits already set in the
+    shard win: they were set through the sharded layout after it was recorded,
+    so later than the old ones. A run stopped in between leaves both; the next
+    run keeps the shard's and only clears the old. A type's start history
+    (``rs:``, ``ks:``) is not moved: its rate windows start afresh in the shard,
+    and jobs still RUNNING in the old layout do not count against the shard's
+    concurrency until they settle.
+    """
+    for job_type in await _limited_types(old, ns):
+        limits = await old._gates.limits(job_type)
+        if limits.unlimited:
+            continue
+        if (await new.type_limits(job_type)).unlimited:
+            await new.set_type_limits(job_type, limits)
+        await old._gates.set_limits(job_type, TypeLimits())
 
 
 async def _move_schedules(old: RedisJobStore, new: RedisJobStore, ns: str, shards: int) -> None:
