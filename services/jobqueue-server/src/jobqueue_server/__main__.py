@@ -152,14 +152,7 @@ def migrate(dry_run: bool, batch: int, **flags: Any) -> None:
     from jobqueue.domain import StoreUnavailable
     from jobqueue.redis import RedisStoreSettings, ShardLayoutMismatch, migrate_to_shards
 
-    overrides = {name: value for name, value in flags.items() if value is not None}
-    try:
-        settings = ServerSettings(**overrides)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
-    url = settings.effective_redis_url
-    if url is None:
-        raise click.ClickException("no Redis to migrate: set --redis-url or JOBQUEUE_REDIS_URL")
+    settings, url = _redis_command_settings(flags, "migrate")
     shards = settings.redis_shards
     if shards is None or shards < 2:
         raise click.ClickException("migrating needs --shards N (or JOBQUEUE_REDIS_SHARDS), N > 1")
@@ -198,14 +191,7 @@ def upgrade_keys(dry_run: bool, **flags: Any) -> None:
     from jobqueue.domain import StoreUnavailable
     from jobqueue.redis import RedisJobStore, RedisStoreSettings, upgrade_key_names
 
-    overrides = {name: value for name, value in flags.items() if value is not None}
-    try:
-        settings = ServerSettings(**overrides)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
-    url = settings.effective_redis_url
-    if url is None:
-        raise click.ClickException("no Redis to upgrade: set --redis-url or JOBQUEUE_REDIS_URL")
+    settings, url = _redis_command_settings(flags, "upgrade")
 
     async def run() -> str:
         store = RedisJobStore(RedisStoreSettings(url=url, key_prefix=settings.key_prefix))
@@ -246,6 +232,23 @@ async def _serve(container: Container) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await App(container).run(stop)
+
+
+def _redis_command_settings(flags: dict[str, Any], action: str) -> tuple[ServerSettings, str]:
+    """The settings of a maintenance command (flags over the environment), and its Redis URL.
+
+    These commands act on stored data, so they refuse to run without a Redis
+    rather than on the embedded memory store.
+    """
+    overrides = {name: value for name, value in flags.items() if value is not None}
+    try:
+        settings = ServerSettings(**overrides)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    url = settings.effective_redis_url
+    if url is None:
+        raise click.ClickException(f"no Redis to {action}: set --redis-url or JOBQUEUE_REDIS_URL")
+    return settings, url
 
 
 def main() -> None:
