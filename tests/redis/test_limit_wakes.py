@@ -146,3 +146,40 @@ async def test_plain_jobs_cost_the_same_beside_keyed_ones(
         assert beside == alone
     finally:
         await raw.aclose()
+
+
+async def test_keys_held_by_their_concurrency_stay_set_aside_past_the_poll(
+    store: RedisJobStore, redis_url: str
+) -> None:
+    """A held key is not due again after the safety poll: only a settle or the sweep frees it.
+
+    With the poll at 1 ms, claims after it would otherwise visit every held key
+    again (the review: 2,000 held keys, 28 empty claims a second).
+    """
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+        namespace = store._core.namespaces[0]
+        await raw.hset(namespace + "cfg", "limit_poll_ms", 1)
+        await store.set_type_limits("a", TypeLimits(key_concurrency=1))
+        held = 200
+        await store.add([job for i in range(held) for job in jobs(2, key=f"k{i}")])
+        running = 0
+        for _ in range(held):
+            running += len(await store.claim(["a"], limit=100, lease_ms=LEASE))
+            if running == held:
+                break
+        assert running == held
+        # Empty claims set the held keys aside (each visits at most 10 + 64 keys).
+        for _ in range(10):
+            assert await store.claim(["a"], limit=10, lease_ms=LEASE) == []
+        await asyncio.sleep(0.05)  # well past the 1 ms poll
+        seconds, micros = await raw.time()
+        now_ms = seconds * 1000 + micros // 1000
+        due = await raw.zrange(namespace + "kr:a", "-inf", now_ms + 1, byscore=True)
+        assert [key for key in due if key != b""] == []  # '' is the lane of plain jobs
+        before = await commands(raw)
+        assert await store.claim(["a"], limit=10, lease_ms=LEASE) == []
+        # One script call and its reads of the type's gates, no visit to a key.
+        assert await commands(raw) - before < 20
+    finally:
+        await raw.aclose()

@@ -189,11 +189,16 @@ local function take_plain(jtype, cap)
   return fetched
 end
 
+-- A key held by its per-key concurrency is set aside this long (a safety
+-- bound, not a poll): only a settle or the sweep lowers its 'kn:' count, and
+-- both re-score the key to now (slot_freed), as gate.lua's unpark does; a
+-- short hold would make every held key due again at once, and claims churn.
+local KEY_PARK_MS = 600000
 -- When a key's per-key limits hold it (the time they free it), or false.
 local function key_hold(jtype, key)
   local lim = keyed[jtype]
   if lim.c and (tonumber(redis.call('HGET', P .. 'kn:' .. jtype, key)) or 0) >= lim.c then
-    return now + poll_ms()
+    return now + KEY_PARK_MS
   end
   if lim.n then
     local window = lim.i or 1000
