@@ -149,6 +149,23 @@ async def test_jobs_without_a_key_take_turns_with_the_keys(
     assert by_key(taken) == {None: 10, "x": 10}
 
 
+async def test_the_lane_without_a_key_moves_back_only_when_served(
+    store: JobStore, make_job: MakeJob
+) -> None:
+    """The '' lane keeps its turn like a key: a visit that found nothing due does not send it back.
+
+    x, x, y, y: the first claim visits the empty lane, then serves x (x goes to
+    the back); a plain job enqueued next is first in turn, ahead of y.
+    """
+    await store.add([keyed(make_job, key) for key in ("x", "x", "y", "y")])
+    assert by_key(await store.claim(["a"], limit=1, lease_ms=LEASE)) == {"x": 1}
+    await store.add([make_job("a")])
+    assert by_key(await store.claim(["a"], limit=1, lease_ms=LEASE)) == {None: 1}
+    # Served, the lane goes to the back: y, then x, then nothing without a key.
+    third = await store.claim(["a"], limit=3, lease_ms=LEASE)
+    assert [lease.job.limit_key for lease in third] == ["y", "x", "y"]
+
+
 async def test_a_delayed_keyed_job_is_claimed_when_due(
     store: JobStore, make_job: MakeJob, passage: Passage
 ) -> None:

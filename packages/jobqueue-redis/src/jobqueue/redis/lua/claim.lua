@@ -257,8 +257,11 @@ local function take_keyed(jtype, cap)
         local n = take_plain(jtype, 1)
         got = got + n
         moved = moved + n
-        -- The lane stays while the ring lives; after its turn it goes to the back.
-        redis.call('ZADD', ring, back(), '')
+        -- The lane stays while the ring lives. Like a key, it goes to the back
+        -- only when served: a visit that found nothing due keeps its place.
+        if n > 0 then
+          redis.call('ZADD', ring, back(), '')
+        end
       else
         local kq = P .. 'kq:' .. jtype .. '/' .. key
         local hold = key_hold(jtype, key)
