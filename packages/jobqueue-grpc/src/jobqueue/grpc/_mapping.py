@@ -147,8 +147,22 @@ def status_filter_from_proto(value: int) -> JobStatus | None:
     return None if value == pb.JOB_STATUS_UNSPECIFIED else status_from_proto(value)
 
 
+_PLAIN_FIELDS = ("type", "payload")
+"""The fields of a job that uses no option: mapped without asking after the others."""
+
+
 def enqueue_request_from_proto(message: pb.EnqueueJobRequest) -> EnqueueRequest:
     """Field checks are the domain's; this only keeps unset apart from zero."""
+    # Most jobs set a type and a payload only: one ListFields (set fields,
+    # an explicitly set zero included) instead of a HasField per option
+    # (issue 15 kept a plain bulk enqueue within 10% of before).
+    plain = True
+    for descriptor, _ in message.ListFields():
+        if descriptor.name not in _PLAIN_FIELDS:
+            plain = False
+            break
+    if plain:
+        return EnqueueRequest(type=message.type, payload=message.payload)
     return EnqueueRequest(
         type=message.type,
         payload=message.payload,
