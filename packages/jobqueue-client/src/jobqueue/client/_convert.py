@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -167,33 +168,57 @@ def _time(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
+_JOB_ORDER = (
+    *("id", "type", "payload", "status", "run_at", "created_at", "updated_at", "attempts"),
+    *("max_attempts", "last_error", "result", "cancel_requested", "idempotency_key"),
+    *("unique_key", "progress", "progress_message", "headers", "priority", "limit_key"),
+)
+if tuple(spec.name for spec in dataclasses.fields(Job)) != _JOB_ORDER:  # pragma: no cover
+    raise RuntimeError("Job's fields changed: update _JOB_ORDER in _convert.py")
+_JOB_SETTERS = tuple(getattr(Job, name).__set__ for name in _JOB_ORDER)
+"""Job's slot descriptors in field order: job_from_proto writes each slot once.
+
+A frozen dataclass's ``__init__`` sets each of Job's 19 fields through
+``object.__setattr__`` by name; a bulk enqueue of 1,000 answers 1,000 jobs,
+and that was ~3 µs of the SDK's ~7.5 µs a job (issue 15's within-10%
+target). The instance is the same (tests/client/test_job_from_proto.py).
+"""
+_new = object.__new__
+
+
 def job_from_proto(message: pb.Job) -> Job:
     """The SDK's Job for a wire job; optional fields stay ``None`` when unset."""
     status = _STATUS_FROM_PROTO.get(message.status)
     if status is None:
         # A newer server may know statuses this client does not: say so plainly.
         raise ValueError(f"the server sent an unknown job status {message.status}")
-    return Job(
-        id=message.id,
-        type=message.type,
-        payload=message.payload,
-        status=status,
-        run_at=_time(message.execution_time_ms),
-        created_at=_time(message.created_at),
-        updated_at=_time(message.updated_at),
-        attempts=message.attempts,
-        max_attempts=message.max_attempts if message.HasField("max_attempts") else None,
-        last_error=message.last_error if message.HasField("last_error") else None,
-        result=message.result if message.HasField("result") else None,
-        cancel_requested=message.cancel_requested,
-        idempotency_key=message.idempotency_key if message.HasField("idempotency_key") else None,
-        unique_key=message.unique_key if message.HasField("unique_key") else None,
-        progress=message.progress if message.HasField("progress") else None,
-        progress_message=message.progress_message if message.HasField("progress") else None,
-        headers=dict(message.headers),
-        priority=message.priority,
-        limit_key=message.limit_key if message.HasField("limit_key") else None,
+    has = message.HasField
+    has_progress = has("progress")
+    values = (
+        message.id,
+        message.type,
+        message.payload,
+        status,
+        _time(message.execution_time_ms),
+        _time(message.created_at),
+        _time(message.updated_at),
+        message.attempts,
+        message.max_attempts if has("max_attempts") else None,
+        message.last_error if has("last_error") else None,
+        message.result if has("result") else None,
+        message.cancel_requested,
+        message.idempotency_key if has("idempotency_key") else None,
+        message.unique_key if has("unique_key") else None,
+        message.progress if has_progress else None,
+        message.progress_message if has_progress else None,
+        dict(message.headers) if message.headers else {},  # dict() of an empty map: ~1.4 µs
+        message.priority,
+        message.limit_key if has("limit_key") else None,
     )
+    job: Job = _new(Job)
+    for write, value in zip(_JOB_SETTERS, values, strict=True):
+        write(job, value)
+    return job
 
 
 def page_from_proto(message: pb.ListJobsResponse) -> JobPage:
