@@ -12,6 +12,7 @@ import asyncio
 import heapq
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from jobqueue.domain import (
     Clock,
@@ -25,6 +26,8 @@ from jobqueue.domain import (
 
 from ._index import LISTED_BY, IndexedRecords, ListingIndex
 from ._unique import UniqueLock, idempotency_slot, release_lock
+
+_K = TypeVar("_K")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +83,16 @@ class _MemoryCore:
         self._keyed: dict[str, dict[str, list[tuple[int, str]]]] = {}
         self._turns: dict[str, OrderedDict[str, None]] = {}
         self._running: dict[str, int] = {}
+        # RUNNING jobs per type and per (type, key), kept as leases start and
+        # end (_slot_taken, _slot_freed): a claim's limit checks scan nothing.
+        self._type_running: dict[str, int] = {}
+        self._key_running: dict[tuple[str, str], int] = {}
+        # Keys a claim set aside, out of ``_turns`` so no claim visits them:
+        # type -> key -> until when (None: until a slot of the key frees), and
+        # the timed ones by time. Keys visited in all: tests count claims' work.
+        self._aside: dict[str, dict[str, int | None]] = {}
+        self._aside_due: dict[str, list[tuple[int, str]]] = {}
+        self._key_visits = 0
         self._finished: deque[tuple[int, str]] = deque()
         self._keys: dict[str, str] = {}
         self._batches: dict[str, tuple[int, list[str]]] = {}
@@ -120,7 +133,7 @@ class _MemoryCore:
         record.job = replace(job, status=JobStatus.PENDING, execution_time_ms=due, updated_at=now)
         record.token = ""
         record.deadline_ms = 0
-        self._running.pop(job.id, None)
+        self._slot_freed(job)
         self._push_pending(job, due)
         self._notify(job.id)
 
@@ -129,12 +142,39 @@ class _MemoryCore:
         if job.limit_key is not None:
             heap = self._keyed.setdefault(job.type, {}).setdefault(job.limit_key, [])
             turns = self._turns.setdefault(job.type, OrderedDict({"": None}))
-            turns.setdefault(job.limit_key, None)
+            aside = self._aside.get(job.type, {})
+            if job.limit_key not in aside:
+                turns.setdefault(job.limit_key, None)
+            elif aside[job.limit_key] is not None:
+                # Set aside for a time (its window, its head): the new job may
+                # be due sooner. One held for a slot stays aside until it frees.
+                del aside[job.limit_key]
+                turns[job.limit_key] = None
         elif job.priority == 0:
             heap = self._pending.setdefault(job.type, [])
         else:
             heap = self._levels.setdefault(job.type, {}).setdefault(job.priority, [])
         heapq.heappush(heap, (due, job.id))
+
+    def _slot_taken(self, job: Job) -> None:
+        """A job became RUNNING: one slot fewer for its type and its key."""
+        self._type_running[job.type] = self._type_running.get(job.type, 0) + 1
+        if job.limit_key is not None:
+            slot = (job.type, job.limit_key)
+            self._key_running[slot] = self._key_running.get(slot, 0) + 1
+
+    def _slot_freed(self, job: Job) -> None:
+        """A RUNNING job left RUNNING: its slots free, and its key returns to the turns."""
+        if self._running.pop(job.id, None) is None:
+            return
+        _decrement(self._type_running, job.type)
+        if job.limit_key is not None:
+            _decrement(self._key_running, (job.type, job.limit_key))
+            aside = self._aside.get(job.type, {})
+            if job.limit_key in aside and aside[job.limit_key] is None:
+                del aside[job.limit_key]
+                turns = self._turns.setdefault(job.type, OrderedDict({"": None}))
+                turns[job.limit_key] = None
 
     def _finish(self, record: _Record, status: JobStatus, now: int) -> Job:
         job = replace(record.job, status=status, updated_at=now)
@@ -142,7 +182,7 @@ class _MemoryCore:
         record.job = job
         record.token = ""
         record.deadline_ms = 0
-        self._running.pop(job.id, None)
+        self._slot_freed(job)
         release_lock(self._unique_locks, job)
         self._finished.append((now + self._settings.retention_ms, job.id))
         self._notify(job.id)
@@ -183,3 +223,11 @@ class _MemoryCore:
     def _notify(self, job_id: str) -> None:
         for changed in self._watchers.get(job_id, ()):
             changed.set()
+
+
+def _decrement(counts: dict[_K, int], key: _K) -> None:
+    left = counts.get(key, 0) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
+from collections import OrderedDict, deque
 
-from jobqueue.domain import JobStatus, TypeLimits
+from jobqueue.domain import TypeLimits
 
 from ._core import _MemoryCore
 
@@ -38,6 +39,14 @@ class _GatesMixin(_MemoryCore):
         if limits.key_rate is None:
             for slot in [slot for slot in self._key_starts if slot[0] == job_type]:
                 del self._key_starts[slot]
+        # Keys set aside under the old limits are visited again at the next
+        # claim (one still held is set aside again).
+        aside = self._aside.pop(job_type, {})
+        self._aside_due.pop(job_type, None)
+        if aside:
+            turns = self._turns.setdefault(job_type, OrderedDict({"": None}))
+            for key in aside:
+                turns[key] = None
         # A raised limit may let an idle claim of the type take work now.
         self._wake()
 
@@ -51,13 +60,7 @@ class _GatesMixin(_MemoryCore):
             return None
         allowed: int | None = None
         if limits.concurrency is not None:
-            running = sum(
-                1
-                for job_id in self._running
-                if (record := self._records.get(job_id)) is not None
-                and record.job.type == job_type
-                and record.job.status is JobStatus.RUNNING
-            )
+            running = self._type_running.get(job_type, 0)
             allowed = max(limits.concurrency - running, 0)
         if limits.rate is not None:
             starts = self._starts.setdefault(job_type, deque())
@@ -86,17 +89,9 @@ class _GatesMixin(_MemoryCore):
         limits = self._limits.get(job_type)
         if limits is None or not limits.per_key:
             return True
-        if limits.key_concurrency is not None:
-            running = sum(
-                1
-                for job_id in self._running
-                if (record := self._records.get(job_id)) is not None
-                and record.job.type == job_type
-                and record.job.limit_key == key
-                and record.job.status is JobStatus.RUNNING
-            )
-            if running >= limits.key_concurrency:
-                return False
+        running = self._key_running.get((job_type, key), 0)
+        if limits.key_concurrency is not None and running >= limits.key_concurrency:
+            return False
         if limits.key_rate is not None:
             starts = self._key_starts.setdefault((job_type, key), deque())
             while starts and starts[0] <= now - limits.key_rate_interval_ms:
@@ -120,3 +115,20 @@ class _GatesMixin(_MemoryCore):
         if len(starts) < limits.key_rate:
             return None
         return starts[0] + limits.key_rate_interval_ms
+
+    def _set_aside(self, job_type: str, key: str, until: int | None) -> None:
+        """Take ``key`` out of the turns until ``until`` (None: until a slot of it frees)."""
+        del self._turns[job_type][key]
+        self._aside.setdefault(job_type, {})[key] = until
+        if until is not None:
+            heapq.heappush(self._aside_due.setdefault(job_type, []), (until, key))
+
+    def _unpark_due(self, job_type: str, now: int) -> None:
+        """Bring the keys set aside until ``now`` or earlier back into the turns."""
+        due = self._aside_due.get(job_type)
+        aside = self._aside.get(job_type, {})
+        while due and due[0][0] <= now:
+            until, key = heapq.heappop(due)
+            if key in aside and aside[key] == until:
+                del aside[key]
+                self._turns.setdefault(job_type, OrderedDict({"": None}))[key] = None

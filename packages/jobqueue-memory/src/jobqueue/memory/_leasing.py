@@ -8,6 +8,7 @@ import heapq
 import secrets
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
+from itertools import islice
 
 from jobqueue.domain import (
     MAX_UNCONFIRMED_DELIVERIES,
@@ -25,6 +26,10 @@ from jobqueue.domain import (
 from ._core import _Record
 from ._gates import _GatesMixin
 from ._unique import release_lock
+
+# Keys of one type a claim visits at most beyond one per job it takes, as on
+# Redis (claim.lua's KEY_VISITS): held keys are set aside, not visited again.
+KEY_VISITS = 64
 
 _OUTCOME_EVENTS = {
     OutcomeKind.COMPLETE: Event.COMPLETE,
@@ -192,8 +197,10 @@ class _LeasingMixin(_GatesMixin):
                 left = room[job_type]
                 cap = want if left is None else min(want, left)
                 taken = 0
+                # Keys of the type this round may visit, as on Redis (claim.lua).
+                visits = [cap + KEY_VISITS]
                 while taken < cap:
-                    record = self._pop_due(job_type, now)
+                    record = self._pop_due(job_type, now, visits)
                     if record is None:
                         break
                     taken += 1
@@ -218,40 +225,60 @@ class _LeasingMixin(_GatesMixin):
         record.deadline_ms = now + lease_ms
         record.confirmed = False
         self._running[record.job.id] = record.deadline_ms
+        self._slot_taken(record.job)
         release_lock(self._unique_locks, record.job, claimed=True)
         self._notify(record.job.id)
         return Lease(record.job, record.token, record.deadline_ms)
 
-    def _pop_due(self, job_type: str, now: int) -> _Record | None:
-        """The type's next due job: by key in turns when it has keyed jobs, else by priority."""
+    def _pop_due(self, job_type: str, now: int, visits: list[int]) -> _Record | None:
+        """The type's next due job: by key in turns when it has keyed jobs, else by priority.
+
+        Keys in turn, least recently served first; '' is the lane of the jobs
+        without a key. A key at its per-key limit, or whose head is not due,
+        is set aside (out of the turns) until it may start, so no claim visits
+        it meanwhile; ``visits`` is what this claim may still visit.
+        """
         turns = self._turns.get(job_type)
         if turns is None:
             return self._pop_plain(job_type, now)
+        self._unpark_due(job_type, now)
         keyed = self._keyed.get(job_type, {})
-        # Keys in turn, least recently served first; '' is the lane of the
-        # jobs without a key. A key at its per-key limit is passed over.
-        for key in list(turns):
+        for key in list(islice(turns, max(visits[0], 0) + 1)):
             if key == "":
+                # Not charged (nor counted): visited once per pop, cap + 1 times.
                 record = self._pop_plain(job_type, now)
-            else:
-                heap = keyed.get(key)
-                if not heap:
-                    del turns[key]
-                    keyed.pop(key, None)
-                    continue
-                if not self._key_open(job_type, key, now):
-                    continue
-                record = self._pop_head(heap, now)
-                if not heap:
+                if record is None:
+                    continue  # like a key, the lane goes back only when served
+                turns.move_to_end("")
+                return record
+            if visits[0] <= 0:
+                break
+            visits[0] -= 1
+            self._key_visits += 1
+            heap = keyed.get(key)
+            if not heap:
+                del turns[key]
+                keyed.pop(key, None)
+                continue
+            if not self._key_open(job_type, key, now):
+                self._set_aside(job_type, key, self._key_limited_until(job_type, key))
+                continue
+            record = self._pop_head(heap, now)
+            if record is None:
+                if heap:
+                    self._set_aside(job_type, key, heap[0][0])
+                else:
                     del turns[key]
                     del keyed[key]
-            if record is not None:
-                if key in turns:
-                    turns.move_to_end(key)
-                if key:
-                    self._key_started(job_type, key, now)
-                return record
-        if list(turns) == [""]:
+                continue
+            if heap:
+                turns.move_to_end(key)
+            else:
+                del turns[key]
+                del keyed[key]
+            self._key_started(job_type, key, now)
+            return record
+        if len(turns) == 1 and "" in turns and not self._aside.get(job_type):
             del self._turns[job_type]
             self._keyed.pop(job_type, None)
         return None
@@ -309,13 +336,20 @@ class _LeasingMixin(_GatesMixin):
                 continue
             heaps = [self._pending.get(job_type), *self._levels.get(job_type, {}).values()]
             dues += [heap[0][0] for heap in heaps if heap]
-            for key, heap in self._keyed.get(job_type, {}).items():
-                if not heap:
-                    continue
-                if self._key_open(job_type, key, now):
-                    dues.append(heap[0][0])
-                elif (until := self._key_limited_until(job_type, key)) is not None:
-                    # Held by its rate: due when its oldest start leaves the
-                    # window (one held by its concurrency waits for a settle).
-                    dues.append(max(until, heap[0][0]))
+            turns = self._turns.get(job_type)
+            if turns is None:
+                continue
+            if len(turns) > KEY_VISITS + 1:
+                # More keys than a claim visits: the last claim reached its bound.
+                dues.append(now)
+                continue
+            keyed = self._keyed.get(job_type, {})
+            for key in turns:
+                if (heap := keyed.get(key)) and key:
+                    # A held key not yet set aside: the next claim sets it aside.
+                    dues.append(heap[0][0] if self._key_open(job_type, key, now) else now)
+            # Keys set aside for a time (a window, a head); one held for a
+            # slot waits for a settle or the sweep, which wake every claim.
+            if aside_due := self._aside_due.get(job_type):
+                dues.append(aside_due[0][0])
         return min(dues) if dues else None
