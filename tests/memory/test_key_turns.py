@@ -89,3 +89,33 @@ async def test_a_settle_brings_its_key_back_at_once() -> None:
     assert started.job.limit_key == job.limit_key
     # The freed key alone: every other held key stays aside.
     assert store._key_visits - before == 1
+
+
+class CountingStore(MemoryJobStore):
+    """Counts the per-key limit checks: on the store before and after the fix alike."""
+
+    checks = 0
+
+    def _key_open(self, job_type: str, key: str, now: int) -> bool:
+        self.checks += 1
+        return super()._key_open(job_type, key, now)
+
+
+async def test_empty_claims_stop_checking_held_keys() -> None:
+    store = CountingStore()
+    await store.set_type_limits("a", TypeLimits(key_concurrency=1))
+    await store.add(jobs(store, HELD, 2))
+    taken = 0
+    for _ in range(HELD):
+        taken += len(await store.claim(["a"], limit=100, lease_ms=LEASE))
+        if taken >= HELD:
+            break
+    per_claim = []
+    for _ in range(20):
+        before = store.checks
+        assert await store.claim(["a"], limit=10, lease_ms=LEASE) == []
+        per_claim.append(store.checks - before)
+    # Each held key is checked once, then set aside: later claims check none
+    # (every one checked all HELD keys before).
+    assert sum(per_claim) == HELD
+    assert per_claim[-1] == 0
