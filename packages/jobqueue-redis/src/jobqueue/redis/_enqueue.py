@@ -159,18 +159,31 @@ class Enqueuer:
             if job.priority:
                 # A fifth word only when set: a job without one costs nothing more.
                 head = f"{head} {job.priority}"
-            if job.limit_key is not None:
-                # After a tab: a key holds no whitespace (validate_limit_key).
-                head = f"{head}\t{job.limit_key}"
+            # Options only when set, named after a second tab (add.lua's header):
+            # a plain job is two arguments, which Redis parses and steps over per job.
+            key = job.idempotency_key
             rule = job.unique
-            spec = (
-                f"{int(rule.scope)} {int(rule.on_conflict)} {rule.window_ms} {rule.key}"
-                if rule is not None
-                else ""
-            )
-            # Headers as compact JSON, one field of the job hash (_codec.py).
-            headers = json.dumps(dict(job.headers), separators=(",", ":")) if job.headers else ""
-            args += [head, job.payload, job.idempotency_key or "", spec, headers]
+            if key or rule is not None or job.headers:
+                letters = ""
+                options: list[Arg] = []
+                if key:
+                    letters += "k"
+                    options.append(key)
+                if rule is not None:
+                    letters += "u"
+                    options.append(
+                        f"{int(rule.scope)} {int(rule.on_conflict)} {rule.window_ms} {rule.key}"
+                    )
+                if job.headers:
+                    letters += "h"
+                    # Headers as compact JSON, one field of the job hash (_codec.py).
+                    options.append(json.dumps(dict(job.headers), separators=(",", ":")))
+                args += [f"{head}\t{job.limit_key or ''}\t{letters}", job.payload, *options]
+            elif job.limit_key is not None:
+                # After a tab: a key holds no whitespace (validate_limit_key).
+                args += [f"{head}\t{job.limit_key}\t", job.payload]
+            else:
+                args += [head, job.payload]
         with translated():
             reply = await core.script("add", args, keys=core.keys[shard]["add"])
         if reply[0] == b"unique":

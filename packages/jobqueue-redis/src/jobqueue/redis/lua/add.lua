@@ -1,15 +1,17 @@
 -- Store new PENDING jobs, all in one step.
 -- KEYS: tz, cfg, ts:1, ct of the shard (KEYS[1] routes the call to the shard's slot).
--- ARGV: prefix, the batch key or '', then per job five
--- arguments: a head "id type execution_time|'-' max_attempts|'' [priority]" (four
--- words, a fifth for a nonzero priority, none of which can hold a space; '-'
--- means due now; then a tab and the limit key for a job with one), the payload, the
--- idempotency key or '', and the unique rule "scope policy window_ms key" or ''
--- (its lock is ukey(type, key) -> the holder's id: keys are per job type), and the headers as a JSON object or ''
--- (stored as is in field 'h'). A conflict that rejects
+-- ARGV: prefix, the batch key or '', then per job a head and the payload, and
+-- after them only the options the head names. The head is "id type
+-- execution_time|'-' max_attempts|'' [priority]" (four words, a fifth for a
+-- nonzero priority, none of which can hold a space; '-' means due now), then,
+-- for a job with a limit key or an option, a tab, the limit key or '' (a key
+-- holds no whitespace), a tab and its option letters, in this order: 'k' the
+-- idempotency key follows, 'u' the unique rule "scope policy window_ms key"
+-- follows (its lock is ukey(type, key) -> the holder's id: keys are per job
+-- type), 'h' the headers follow as a JSON object (stored as is in field 'h').
+-- A plain job is two arguments: what Redis parses and Lua steps over per job
+-- is most of a bulk add's cost. A conflict that rejects
 -- returns {'unique', key, holder id} and stores nothing. Creation and "now" are Redis's time, not the caller's.
--- Packing the fixed fields keeps argument encoding, the client's main cost
--- for large batches, to three strings a job.
 -- Returns the time it used, then, per job, the id stored under it: its own,
 -- or the id of the job an idempotency key already named. A known batch key
 -- returns the ids its first call stored instead, unless one of those jobs is gone.
@@ -17,12 +19,9 @@ local P = ARGV[1]
 local now = clock_ms()
 local batch = ARGV[2]
 
--- A job's head: its words, then its limit key ('' for none; a key holds no whitespace).
+-- A job's head: its words, then its limit key ('' for none) and option letters.
 local function parse_head(text)
-  local words, lkey = string.match(text, '^([^\t]*)\t?(.*)$')
-  local id, jtype, exec, max_attempts, prio =
-    string.match(words, '^(%S+) (%S+) (%S+) (%d*) ?(%-?%d*)$')
-  return id, jtype, exec, max_attempts, prio, lkey
+  return string.match(text, '^(%S+) (%S+) (%S+) (%d*) ?(%-?%d*)\t?([^\t]*)\t?(%l*)$')
 end
 -- The retention matters only to idempotency and batch keys: read it only then,
 -- since a plain add is the hottest call there is.
@@ -58,13 +57,34 @@ local holders = {} -- unique key -> the job of this call that holds it
 -- must reject the whole call with no change. A job is stored, or answered by
 -- the job its idempotency key names, or by the holder of its unique key.
 local plan = {}
-for i = 3, #ARGV, 5 do
-  local ikey, spec = ARGV[i + 2], ARGV[i + 3]
-  if ikey == '' and spec == '' then
-    plan[#plan + 1] = false -- a plain new job: nothing to decide (the hot path)
+local heads = {} -- per job: where its head is in ARGV
+local njobs = 0
+local i, nargs = 3, #ARGV
+while i <= nargs do
+  njobs = njobs + 1
+  heads[njobs] = i
+  local head = ARGV[i]
+  -- No tab: no limit key and no option (the hot path, decided without a pattern).
+  local letters = string.find(head, '\t', 1, true) and string.match(head, '\t[^\t]*\t(%l*)$')
+  i = i + 2
+  if not letters or letters == '' then
+    plan[njobs] = false -- a plain new job: nothing to decide
   else
-    local id, jtype = string.match(ARGV[i], '^(%S+) (%S+)')
-    local step = {prior = false}
+    local ikey, spec, headers = '', '', ''
+    if string.find(letters, 'k', 1, true) then
+      ikey = ARGV[i]
+      i = i + 1
+    end
+    if string.find(letters, 'u', 1, true) then
+      spec = ARGV[i]
+      i = i + 1
+    end
+    if string.find(letters, 'h', 1, true) then
+      headers = ARGV[i]
+      i = i + 1
+    end
+    local id, jtype = string.match(head, '^(%S+) (%S+)')
+    local step = {prior = false, ikey = ikey, headers = headers}
     -- Both keys are per job type: within this call too.
     local typed_ikey = jtype .. '/' .. ikey
     if ikey ~= '' then
@@ -104,7 +124,7 @@ for i = 3, #ARGV, 5 do
     if not step.prior and ikey ~= '' then
       claimed_keys[typed_ikey] = id
     end
-    plan[#plan + 1] = step
+    plan[njobs] = step
   end
 end
 -- Probe every key the writes below touch before the first of them (see
@@ -115,10 +135,10 @@ local function will_write(key)
   written[#written + 1] = key
 end
 local seen_types = {}
-for i = 3, PROBE and #ARGV or 0, 5 do -- (nothing to list where nothing is probed)
-  local step = plan[(i - 3) / 5 + 1]
+for j = 1, PROBE and njobs or 0 do -- (nothing to list where nothing is probed)
+  local step = plan[j]
   if not (step and step.prior) then
-    local id, jtype, _, _, prio, lkey = parse_head(ARGV[i])
+    local id, jtype, _, _, prio, lkey = parse_head(ARGV[heads[j]])
     will_write(P .. 'j:' .. id)
     if lkey ~= '' then
       for _, key in ipairs(keyed_keys(P, jtype, lkey)) do
@@ -126,8 +146,8 @@ for i = 3, PROBE and #ARGV or 0, 5 do -- (nothing to list where nothing is probe
       end
       will_write(P .. 'w:' .. jtype)
     end
-    if ARGV[i + 2] ~= '' then
-      will_write(kkey(P, jtype, ARGV[i + 2]))
+    if step and step.ikey ~= '' then
+      will_write(kkey(P, jtype, step.ikey))
     end
     if step and step.lock then
       will_write(ukey(P, jtype, step.lock[1]))
@@ -160,111 +180,138 @@ for i = 1, #written, 1000 do
   probe({unpack(written, i, math.min(i + 999, #written))})
 end
 local due_types = {} -- type -> its earliest new job
-local queued = {} -- queue key -> {jtype, prio, ZADD arguments: due, id, due, id ...}
+-- type -> priority -> ZADD arguments (due, id, due, id ...): looked up by
+-- the head's own strings, so a job builds no queue key of its own.
+local queued = {}
 local replaced = {} -- PENDING holders a REPLACE took the key from
-local keyed = {} -- type -> its new keyed jobs, which skip `queued` (each in its key's queue)
-for i = 3, #ARGV, 5 do
-  local step = plan[(i - 3) / 5 + 1]
+local added = {} -- type -> its new jobs (one counter increment per type)
+local keyed = {} -- type -> true once a keyed job (each in its key's queue, not `queued`) came
+local nout = 1
+for j = 1, njobs do
+  local step = plan[j]
+  local i = heads[j]
   local id, jtype, exec, max_attempts, prio, lkey = parse_head(ARGV[i])
   if exec == '-' then
     exec = now
   end
-  local payload, ikey, headers = ARGV[i + 1], ARGV[i + 2], ARGV[i + 4]
+  nout = nout + 1
   if step and step.prior then
-    out[#out + 1] = step.prior
+    out[nout] = step.prior
   else
     local jk = P .. 'j:' .. id
     -- A new job omits what it can derive (updated = created, attempts = 0):
     -- most of a pending job's memory is its field list.
-    local fields = {'t', jtype, 'p', payload, 's', 1, 'e', exec, 'c', now}
-    if max_attempts ~= '' then
-      fields[#fields + 1] = 'm'
-      fields[#fields + 1] = max_attempts
-    end
-    if headers ~= '' then
-      fields[#fields + 1] = 'h'
-      fields[#fields + 1] = headers
-    end
-    if prio ~= '' then
-      fields[#fields + 1] = 'pr'
-      fields[#fields + 1] = prio
-    end
-    if lkey ~= '' then
-      fields[#fields + 1] = 'lk'
-      fields[#fields + 1] = lkey
-    end
-    if ikey ~= '' then
-      fields[#fields + 1] = 'k'
-      fields[#fields + 1] = ikey
-      -- No expiry yet: the key must live as long as the job does.
-      redis.call('SET', kkey(P, jtype, ikey), id)
-    end
-    local lock = step and step.lock
-    if lock then
-      fields[#fields + 1] = 'uk'
-      fields[#fields + 1] = lock[1]
-      fields[#fields + 1] = 'uq'
-      fields[#fields + 1] = lock[2]
-      -- Released by the step that moves the job out of its scope (claim.lua,
-      -- finish in _common.lua); a debounce also lapses after its window.
-      if lock[3] then
-        redis.call('SET', ukey(P, jtype, lock[1]), id, 'PX', lock[3])
+    if not step and prio == '' and lkey == '' then
+      -- A plain job: the same fields in the same order, with no table to build.
+      if max_attempts ~= '' then
+        redis.call('HSET', jk, 't', jtype, 'p', ARGV[i + 1], 's', 1, 'e', exec, 'c', now, 'm', max_attempts)
       else
-        redis.call('SET', ukey(P, jtype, lock[1]), id)
+        redis.call('HSET', jk, 't', jtype, 'p', ARGV[i + 1], 's', 1, 'e', exec, 'c', now)
       end
-      if step.replace then
-        replaced[#replaced + 1] = {step.replace, id}
+    else
+      local ikey, headers = '', ''
+      if step then
+        ikey, headers = step.ikey, step.headers
       end
+      local fields = {'t', jtype, 'p', ARGV[i + 1], 's', 1, 'e', exec, 'c', now}
+      if max_attempts ~= '' then
+        fields[#fields + 1] = 'm'
+        fields[#fields + 1] = max_attempts
+      end
+      if headers ~= '' then
+        fields[#fields + 1] = 'h'
+        fields[#fields + 1] = headers
+      end
+      if prio ~= '' then
+        fields[#fields + 1] = 'pr'
+        fields[#fields + 1] = prio
+      end
+      if lkey ~= '' then
+        fields[#fields + 1] = 'lk'
+        fields[#fields + 1] = lkey
+      end
+      if ikey ~= '' then
+        fields[#fields + 1] = 'k'
+        fields[#fields + 1] = ikey
+        -- No expiry yet: the key must live as long as the job does.
+        redis.call('SET', kkey(P, jtype, ikey), id)
+      end
+      local lock = step and step.lock
+      if lock then
+        fields[#fields + 1] = 'uk'
+        fields[#fields + 1] = lock[1]
+        fields[#fields + 1] = 'uq'
+        fields[#fields + 1] = lock[2]
+        -- Released by the step that moves the job out of its scope (claim.lua,
+        -- finish in _common.lua); a debounce also lapses after its window.
+        if lock[3] then
+          redis.call('SET', ukey(P, jtype, lock[1]), id, 'PX', lock[3])
+        else
+          redis.call('SET', ukey(P, jtype, lock[1]), id)
+        end
+        if step.replace then
+          replaced[#replaced + 1] = {step.replace, id}
+        end
+      end
+      redis.call('HSET', jk, unpack(fields))
     end
-    redis.call('HSET', jk, unpack(fields))
-    local q
+    added[jtype] = (added[jtype] or 0) + 1
+    local q = false -- an unkeyed job's queue is named only if a wake needs it
     if lkey ~= '' then
       q = enqueue_keyed(P, jtype, lkey, exec, id)
-      keyed[jtype] = (keyed[jtype] or 0) + 1
+      keyed[jtype] = true
     else
-      q = qkey(P, jtype, prio)
-      local members = queued[q]
-      if not members then
-        members = {jtype = jtype, prio = prio}
-        queued[q] = members
+      local levels = queued[jtype]
+      if not levels then
+        levels = {}
+        queued[jtype] = levels
       end
-      members[#members + 1] = exec
-      members[#members + 1] = id
+      local members = levels[prio]
+      if not members then
+        members = {n = 0}
+        levels[prio] = members
+      end
+      local n = members.n
+      members[n + 1] = exec
+      members[n + 2] = id
+      members.n = n + 2
     end
     local due = tonumber(exec)
     local earliest = due_types[jtype]
     if not earliest or due < earliest.due then
-      due_types[jtype] = { id = id, due = due, q = q }
+      due_types[jtype] = {id = id, due = due, q = q, prio = prio}
     end
-    out[#out + 1] = id
+    out[nout] = id
   end
 end
--- One ZADD per type and chunk: a call per job costs more than the insert.
-for q, members in pairs(queued) do
-  local jtype = members.jtype
-  if members.prio ~= '' then
-    redis.call('ZADD', P .. 'pl:' .. jtype, -tonumber(members.prio), members.prio)
-  end
-  for i = 1, #members, 1000 do
-    redis.call('ZADD', q, unpack(members, i, math.min(i + 999, #members)))
-  end
-  count(P, jtype, 'enqueued', #members / 2)
+for jtype, n in pairs(added) do
+  count(P, jtype, 'enqueued', n)
   -- A queue that held jobs already is in both indexes (they drop a type only
-  -- once its queue is gone): only a queue this call started needs adding.
-  if redis.call('ZCARD', q) == #members / 2 then
+  -- once its queue is gone): only a type a queue of this call started, or a
+  -- keyed job came for, needs adding.
+  local indexed = keyed[jtype]
+  -- One ZADD per queue and chunk: a call per job costs more than the insert.
+  for prio, members in pairs(queued[jtype] or {}) do
+    local q = qkey(P, jtype, prio)
+    if prio ~= '' then
+      redis.call('ZADD', P .. 'pl:' .. jtype, -tonumber(prio), prio)
+    end
+    for k = 1, members.n, 1000 do
+      redis.call('ZADD', q, unpack(members, k, math.min(k + 999, members.n)))
+    end
+    if not indexed and redis.call('ZCARD', q) == members.n / 2 then
+      indexed = true
+    end
+  end
+  if indexed then
     redis.call('ZADD', KEYS[1], 0, jtype)
     redis.call('ZADD', P .. 'ts:1', 0, jtype)
   end
 end
-for jtype, n in pairs(keyed) do
-  count(P, jtype, 'enqueued', n)
-  redis.call('ZADD', KEYS[1], 0, jtype)
-  redis.call('ZADD', P .. 'ts:1', 0, jtype)
-end
 -- One token wakes one blocked worker; a worker that finds more work than it
 -- can take passes the token on (see claim.lua), so one token per type suffices.
 for jtype, earliest in pairs(due_types) do
-  wake_for(P, jtype, earliest.id, earliest.due, now, earliest.q)
+  wake_for(P, jtype, earliest.id, earliest.due, now, earliest.q or qkey(P, jtype, earliest.prio))
 end
 -- A replaced holder ends CANCELLED, naming the job that took its key (the
 -- key names the successor already, so finish leaves it).
