@@ -12,41 +12,108 @@ SDK's own (``JobNotFound``, ``InvalidJob``, ...), all under
 ``jobqueue`` command line tool is built on this package (``jobqueue --help``).
 """
 
-from ._admin_calls import BulkAction, BulkPage, BulkTotals, WrongJobStatus
-from ._async_client import AsyncJobClient
-from ._channel import DEFAULT_TARGET, DEFAULT_TIMEOUT_S, TARGET_ENV
-from ._errors import (
-    DeadlineExceeded,
-    InvalidJob,
-    InvalidSchedule,
-    JobAlreadyExists,
-    JobAlreadyFinished,
-    JobNotFound,
-    JobQueueClientError,
-    PermissionDenied,
-    QueueFull,
-    ScheduleNotFound,
-    ServerError,
-    ServerUnavailable,
-    Unauthenticated,
-    WaitTimeout,
-)
-from ._gate_calls import TypeLimits
-from ._models import (
-    Job,
-    JobPage,
-    JobSpec,
-    JobStatus,
-    OnConflict,
-    Payload,
-    QueueStats,
-    TypeStats,
-    UniqueFor,
-)
-from ._presence_calls import WorkerInfo
-from ._retry import RetryPolicy
-from ._schedule_models import JobTemplate, OverlapPolicy, Schedule
-from ._sync_client import JobClient
+# Private names: nothing public but __all__ (tests/client/test_exports.py).
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
+if _TYPE_CHECKING:
+    from ._admin_calls import BulkAction, BulkPage, BulkTotals, WrongJobStatus
+    from ._async_client import AsyncJobClient
+    from ._channel import DEFAULT_TARGET, DEFAULT_TIMEOUT_S, TARGET_ENV
+    from ._errors import (
+        DeadlineExceeded,
+        InvalidJob,
+        InvalidSchedule,
+        JobAlreadyExists,
+        JobAlreadyFinished,
+        JobNotFound,
+        JobQueueClientError,
+        PermissionDenied,
+        QueueFull,
+        ScheduleNotFound,
+        ServerError,
+        ServerUnavailable,
+        Unauthenticated,
+        WaitTimeout,
+    )
+    from ._gate_calls import TypeLimits
+    from ._models import (
+        Job,
+        JobPage,
+        JobSpec,
+        JobStatus,
+        OnConflict,
+        Payload,
+        QueueStats,
+        TypeStats,
+        UniqueFor,
+    )
+    from ._presence_calls import WorkerInfo
+    from ._retry import RetryPolicy
+    from ._schedule_models import JobTemplate, OverlapPolicy, Schedule
+    from ._sync_client import JobClient
+
+# Imported on first use (PEP 562), not here: the worker SDK's GrpcSource needs only
+# the channel, retry and error modules, and a worker through the server should not
+# load the admin and schedule stubs, the CLI's models and OpenTelemetry to reach them.
+_LAZY = {
+    "BulkAction": "_admin_calls",
+    "BulkPage": "_admin_calls",
+    "BulkTotals": "_admin_calls",
+    "WrongJobStatus": "_admin_calls",
+    "AsyncJobClient": "_async_client",
+    "DEFAULT_TARGET": "_channel",
+    "DEFAULT_TIMEOUT_S": "_channel",
+    "TARGET_ENV": "_channel",
+    "DeadlineExceeded": "_errors",
+    "InvalidJob": "_errors",
+    "InvalidSchedule": "_errors",
+    "JobAlreadyExists": "_errors",
+    "JobAlreadyFinished": "_errors",
+    "JobNotFound": "_errors",
+    "JobQueueClientError": "_errors",
+    "PermissionDenied": "_errors",
+    "QueueFull": "_errors",
+    "ScheduleNotFound": "_errors",
+    "ServerError": "_errors",
+    "ServerUnavailable": "_errors",
+    "Unauthenticated": "_errors",
+    "WaitTimeout": "_errors",
+    "TypeLimits": "_gate_calls",
+    "Job": "_models",
+    "JobPage": "_models",
+    "JobSpec": "_models",
+    "JobStatus": "_models",
+    "OnConflict": "_models",
+    "Payload": "_models",
+    "QueueStats": "_models",
+    "TypeStats": "_models",
+    "UniqueFor": "_models",
+    "WorkerInfo": "_presence_calls",
+    "RetryPolicy": "_retry",
+    "JobTemplate": "_schedule_models",
+    "OverlapPolicy": "_schedule_models",
+    "Schedule": "_schedule_models",
+    "JobClient": "_sync_client",
+}
+"""Each public name and the private module that defines it."""
+
+
+def __getattr__(name: str) -> _Any:
+    # PEP 562: a name is imported on first use and then kept as a plain global.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     # Clients

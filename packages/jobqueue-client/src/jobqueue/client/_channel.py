@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 
@@ -121,4 +120,8 @@ def split_target(target: str) -> tuple[str, bool | None]:
 
 
 def _read(path: PathLike | None) -> bytes | None:
-    return None if path is None else Path(path).read_bytes()
+    # open(), not pathlib: the worker SDK's GrpcSource imports this module (issue 17's RSS).
+    if path is None:
+        return None
+    with open(path, "rb") as file:
+        return file.read()

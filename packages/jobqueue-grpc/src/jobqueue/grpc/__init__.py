@@ -8,34 +8,94 @@ stays private (``_mapping``), the servicers' detail, but for ``job_from_proto``,
 which the worker SDK's ``GrpcSource`` shares.
 """
 
-from ._admin_servicer import AdminServicer
-from ._auth import (
-    HEALTH_SERVICE_NAME,
-    INVALID_TOKEN,
-    MISSING_TOKEN,
-    OPEN_SERVICES,
-    BearerTokenAuth,
-    parse_tokens,
-)
-from ._handlers import MalformedRequest, service_handler
-from ._health import StoreHealth
-from ._job_servicer import JobServicer
-from ._mapping import job_from_proto
-from ._observe import ObservingInterceptor, RpcObserver
-from ._options import MIB, ServerOptions
-from ._presence import list_workers_seam, worker_info_to_proto
-from ._schedule_servicer import ScheduleServicer
-from ._server import (
-    ADMIN_SERVICE_NAME,
-    JOB_SERVICE_NAME,
-    SCHEDULE_SERVICE_NAME,
-    WORKER_SERVICE_NAME,
-    RunningServer,
-    start_server,
-)
-from ._status import INTERNAL_DETAILS, STATUS_CODES, NotServedHere, status_for
-from ._tls import ServerTls
-from ._worker_servicer import WorkerServicer
+# Private names: nothing public but __all__ (tests/client/test_exports.py).
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
+if _TYPE_CHECKING:
+    from ._admin_servicer import AdminServicer
+    from ._auth import (
+        HEALTH_SERVICE_NAME,
+        INVALID_TOKEN,
+        MISSING_TOKEN,
+        OPEN_SERVICES,
+        BearerTokenAuth,
+        parse_tokens,
+    )
+    from ._handlers import MalformedRequest, service_handler
+    from ._health import StoreHealth
+    from ._job_servicer import JobServicer
+    from ._mapping import job_from_proto
+    from ._observe import ObservingInterceptor, RpcObserver
+    from ._options import MIB, ServerOptions
+    from ._presence import list_workers_seam, worker_info_to_proto
+    from ._schedule_servicer import ScheduleServicer
+    from ._server import (
+        ADMIN_SERVICE_NAME,
+        JOB_SERVICE_NAME,
+        SCHEDULE_SERVICE_NAME,
+        WORKER_SERVICE_NAME,
+        RunningServer,
+        start_server,
+    )
+    from ._status import INTERNAL_DETAILS, STATUS_CODES, NotServedHere, status_for
+    from ._tls import ServerTls
+    from ._worker_servicer import WorkerServicer
+
+# Imported on first use (PEP 562), not here: the worker SDK's GrpcSource needs only
+# the job mapping, and a worker through the server should not load the servicers,
+# the server builder, health and reflection services and every service's protos.
+_LAZY = {
+    "AdminServicer": "_admin_servicer",
+    "HEALTH_SERVICE_NAME": "_auth",
+    "INVALID_TOKEN": "_auth",
+    "MISSING_TOKEN": "_auth",
+    "OPEN_SERVICES": "_auth",
+    "BearerTokenAuth": "_auth",
+    "parse_tokens": "_auth",
+    "MalformedRequest": "_handlers",
+    "service_handler": "_handlers",
+    "StoreHealth": "_health",
+    "JobServicer": "_job_servicer",
+    "job_from_proto": "_mapping",
+    "ObservingInterceptor": "_observe",
+    "RpcObserver": "_observe",
+    "MIB": "_options",
+    "ServerOptions": "_options",
+    "list_workers_seam": "_presence",
+    "worker_info_to_proto": "_presence",
+    "ScheduleServicer": "_schedule_servicer",
+    "ADMIN_SERVICE_NAME": "_server",
+    "JOB_SERVICE_NAME": "_server",
+    "SCHEDULE_SERVICE_NAME": "_server",
+    "WORKER_SERVICE_NAME": "_server",
+    "RunningServer": "_server",
+    "start_server": "_server",
+    "INTERNAL_DETAILS": "_status",
+    "STATUS_CODES": "_status",
+    "NotServedHere": "_status",
+    "status_for": "_status",
+    "ServerTls": "_tls",
+    "WorkerServicer": "_worker_servicer",
+}
+"""Each public name and the private module that defines it."""
+
+
+def __getattr__(name: str) -> _Any:
+    # PEP 562: a name is imported on first use and then kept as a plain global.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     # Servicers

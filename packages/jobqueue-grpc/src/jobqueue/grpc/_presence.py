@@ -8,11 +8,17 @@ time whatever the worker sent.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from jobqueue.domain import PresenceService, WorkerInfo
-from mpataki.jobqueue.v1 import admin_pb2
 from mpataki.jobqueue.v1 import worker_pb2 as pb
 
-from ._admin_servicer import ListWorkers
+if TYPE_CHECKING:
+    # The worker SDK's GrpcSource imports this module (worker_info_to_proto):
+    # the admin service's stubs and protos are the server's, loaded when it builds the seam.
+    from mpataki.jobqueue.v1 import admin_pb2
+
+    from ._admin_servicer import ListWorkers
 
 
 def worker_info_to_proto(worker: WorkerInfo) -> pb.WorkerInfo:
@@ -52,6 +58,7 @@ async def heartbeat(presence: PresenceService, request: pb.HeartbeatRequest) -> 
 
 def list_workers_seam(presence: PresenceService) -> ListWorkers:
     """What ``AdminServicer(list_workers=...)`` calls: the live workers, by id."""
+    from mpataki.jobqueue.v1 import admin_pb2
 
     async def list_workers(request: admin_pb2.ListWorkersRequest) -> admin_pb2.ListWorkersResponse:
         workers = await presence.list_workers()

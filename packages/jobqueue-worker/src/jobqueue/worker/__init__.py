@@ -13,7 +13,6 @@ Or run it with the worker command: ``jobqueue-worker myapp:worker``.
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from ._command import run_command
 from ._context import JobContext
 from ._errors import (
     HandlerAlreadyRegistered,
@@ -33,6 +32,7 @@ from ._source import JobSource, PresenceSource, ProgressSource, StoreSource
 from ._worker import Worker
 
 if TYPE_CHECKING:
+    from ._command import run_command
     from ._grpc_source import GrpcSource
 
 _MOVED = {"describe_error": "_outcomes", "encode_result": "_handler"}
@@ -46,6 +46,11 @@ def __getattr__(name: str) -> Any:
         from ._grpc_source import GrpcSource
 
         return GrpcSource
+    if name == "run_command":
+        # The command line's parser (argparse) is not loaded by a worker an application starts.
+        from ._command import run_command
+
+        return run_command
     if name in _MOVED:
         module = _MOVED[name]
         warnings.warn(

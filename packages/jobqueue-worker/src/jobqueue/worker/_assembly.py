@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib.metadata
 from typing import TYPE_CHECKING
 
 from ._leases import LeaseKeeper
@@ -23,6 +22,7 @@ from ._settings import WorkerSettings
 from ._source import JobSource, ProgressSource
 from ._state import InFlight
 from ._threads import DaemonThreadPool
+from ._version import installed_version
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -107,7 +107,4 @@ def _start_metrics(
 
 def worker_version() -> str:
     """The installed jobqueue-worker's version, for the start log and the presence's sdk."""
-    try:
-        return importlib.metadata.version("jobqueue-worker")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    return installed_version()

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import os
 import re
-import secrets
 import socket
 import time
 
@@ -37,7 +36,8 @@ _LEAVE_TIMEOUT_S = 2.0
 def worker_id(host: str, pid: int) -> str:
     """``host-pid-random``, the host cut down to the id alphabet (``validate_worker_id``)."""
     name = _NOT_IN_ID.sub("-", host).strip("-")[:_HOST_IN_ID] or "host"
-    return f"{name}-{pid}-{secrets.token_hex(4)}"
+    # secrets.token_hex(4) is exactly this; importing secrets loads hashlib and hmac (issue 17).
+    return f"{name}-{pid}-{os.urandom(4).hex()}"
 
 
 class PresenceBeat:

@@ -9,7 +9,6 @@ never loads the Redis adapter.
 from __future__ import annotations
 
 import os
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypedDict
@@ -92,6 +91,8 @@ def server_source(target: str, options: ServerOptions) -> SourceSpec:
 
 def redact(url: str) -> str:
     """``url`` with its password (if any) replaced by ``***``: fit for a log line."""
+    import urllib.parse  # here: a worker through the server never parses a Redis URL
+
     parts = urllib.parse.urlsplit(url)
     if parts.password is None:
         return url
