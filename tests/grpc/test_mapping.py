@@ -183,6 +183,7 @@ def test_the_public_surface_is_pinned() -> None:
             "ServerTls",
             "ObservingInterceptor",
             "RpcObserver",
+            "observation_reporter",
             "STATUS_CODES",
             "INTERNAL_DETAILS",
             "status_for",

@@ -17,6 +17,7 @@ from connectrpc.compat import google_protobuf_codecs
 from connectrpc.interceptor import Interceptor
 from connectrpc.server import ConnectASGIApplication, Endpoint
 
+# The one place that knows which keyword an observer takes (see _interceptors).
 from jobqueue.grpc import (
     ADMIN_SERVICE_NAME,
     JOB_SERVICE_NAME,
@@ -31,10 +32,8 @@ from jobqueue.grpc import (
     ServerOptions,
     StoreHealth,
     WorkerServicer,
+    observation_reporter,
 )
-
-# The one place that knows which keyword an observer takes (see _interceptors).
-from jobqueue.grpc._observe import observation_reporter
 from mpataki.jobqueue.v1 import admin_pb2, jobqueue_pb2, schedule_pb2, worker_pb2
 
 from ._endpoints import service_endpoints

@@ -18,11 +18,15 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 
-from jobqueue.grpc import INVALID_TOKEN, MISSING_TOKEN, BearerTokenAuth, RpcObserver
-
 # The one place that knows which keyword an observer takes (duration_s, or the
 # deprecated seconds): shared with grpc's interceptor, not part of either face.
-from jobqueue.grpc._observe import observation_reporter
+from jobqueue.grpc import (
+    INVALID_TOKEN,
+    MISSING_TOKEN,
+    BearerTokenAuth,
+    RpcObserver,
+    observation_reporter,
+)
 
 from ._endpoints import GRPC_CODES
 

@@ -26,7 +26,7 @@ if _TYPE_CHECKING:
     from ._health import StoreHealth
     from ._job_servicer import JobServicer
     from ._mapping import job_from_proto
-    from ._observe import ObservingInterceptor, RpcObserver
+    from ._observe import ObservingInterceptor, RpcObserver, observation_reporter
     from ._options import MIB, ServerOptions
     from ._presence import list_workers_seam, worker_info_to_proto
     from ._schedule_servicer import ScheduleServicer
@@ -60,6 +60,7 @@ _LAZY = {
     "job_from_proto": "_mapping",
     "ObservingInterceptor": "_observe",
     "RpcObserver": "_observe",
+    "observation_reporter": "_observe",
     "MIB": "_options",
     "ServerOptions": "_options",
     "list_workers_seam": "_presence",
@@ -124,6 +125,7 @@ __all__ = [
     # Observability
     "ObservingInterceptor",
     "RpcObserver",
+    "observation_reporter",
     # Errors and status codes
     "STATUS_CODES",
     "INTERNAL_DETAILS",

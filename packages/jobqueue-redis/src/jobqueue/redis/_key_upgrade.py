@@ -61,7 +61,9 @@ for i = 3, #ARGV do
   local id = ARGV[i]
   local f = redis.call('HMGET', P .. 'j:' .. id, 't', 'k', 'uk')
   if f[1] then
-    -- The new names hold the type and a '/', which the old never equal.
+    -- An old key holding a '/' can be the same Redis key as another job's
+    -- new name (k:a/b): move() moves a key only while it still names this
+    -- job, and never writes over a new name that exists.
     if f[2] then
       move(1, P .. 'k:' .. f[2], P .. 'k:' .. f[1] .. '/' .. f[2], id)
     end

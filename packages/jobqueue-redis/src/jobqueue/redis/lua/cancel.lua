@@ -12,13 +12,15 @@ local f = redis.call('HMGET', jk, 's', 't', 'x', 'f', 'pr', 'lk')
 if not f[1] or (f[4] and tonumber(f[4]) + retention <= now) then
   return {'missing'}
 end
-local keys = redis.call('HMGET', jk, 'k', 'uk')
-local written = pending_keys(P, f[2], f[5], f[6])
-for _, key in ipairs({P .. 'd:' .. f[2] .. ':5', kkey(P, f[2], keys[1] or ''),
-    ukey(P, f[2], keys[2] or '')}) do
-  written[#written + 1] = key
+if PROBE then -- the list costs a read: built only where a slot can move
+  local keys = redis.call('HMGET', jk, 'k', 'uk')
+  local written = pending_keys(P, f[2], f[5], f[6])
+  for _, key in ipairs({P .. 'd:' .. f[2] .. ':5', kkey(P, f[2], keys[1] or ''),
+      ukey(P, f[2], keys[2] or '')}) do
+    written[#written + 1] = key
+  end
+  probe(written)
 end
-probe(written)
 if f[1] == '1' then
   dequeue(P, f[2], f[5], f[6], id)
   -- The reply is read before the hash's retention starts (see finish_kept).

@@ -33,6 +33,9 @@ local DEFAULT_LIMIT_POLL_MS = 1000
 -- visit it again; a claim that reaches the bound reports work due now.
 local KEY_VISITS = 64
 local poll = false
+-- 'cfg' is a fixed key of the shard read here undeclared, as 'pz' (see the
+-- header): a declared key that does not exist yet answers ASK while a slot
+-- migrates, and a prefix with no settings has no 'cfg'.
 local function poll_ms()
   if not poll then
     poll = tonumber(redis.call('HGET', P .. 'cfg', 'limit_poll_ms')) or DEFAULT_LIMIT_POLL_MS

@@ -44,8 +44,9 @@ local function apply(id, token, kind, has_result, result, err, retry_delay)
   if ulock then
     keys[#keys + 1] = ukey(P, jtype, ulock)
   end
-  if not (kind == 'c' or kind == 'f' or kind == 'x' or cancel_requested == '1') then
-    -- It goes back to a queue: its priority's, probed with the rest.
+  if PROBE and not (kind == 'c' or kind == 'f' or kind == 'x' or cancel_requested == '1') then
+    -- It goes back to a queue: its priority's, probed with the rest (the
+    -- list costs a read: built only where a slot can move).
     for _, key in ipairs(prio_keys(P, jk, jtype)) do
       keys[#keys + 1] = key
     end
