@@ -284,3 +284,15 @@ async def test_raising_a_per_key_limit_applies_to_keys_held_by_the_old_one(
     assert by_key(await store.claim(["a"], limit=10, lease_ms=LEASE)) == {"x": 1, "y": 1}
     await gates(store).set_type_limits("a", TypeLimits())
     assert by_key(await store.claim(["a"], limit=10, lease_ms=LEASE)) == {"x": 1, "y": 1}
+
+
+async def test_a_claim_that_takes_a_types_last_keyed_job_still_takes_its_plain_ones(
+    store: JobStore, make_job: MakeJob
+) -> None:
+    # The claim's turn empties the type's keys, so the type is plain again in
+    # the same claim: its later rounds (another type shares the limit, so there
+    # are several) must take the plain jobs left. Found by the keyed machine.
+    await store.add([keyed(make_job, None, "b"), keyed(make_job, None, "b")])
+    await store.add([keyed(make_job, "acme", "b")])
+    leases = await store.claim(["a", "b"], limit=3, lease_ms=LEASE)
+    assert by_key(leases) == Counter({None: 2, "acme": 1})

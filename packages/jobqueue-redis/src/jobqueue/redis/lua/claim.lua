@@ -302,6 +302,12 @@ local function take_keyed(jtype, cap)
   if redis.call('EXISTS', P .. 'qk:' .. jtype) == 0 then
     redis.call('DEL', ring)
     redis.call('HDEL', P .. 'lm:' .. jtype, 'kx')
+    -- Plain from here on, in this claim too: its next rounds (and what this
+    -- turn left of its cap) take from the queues, not from a ring now gone.
+    keyed[jtype] = nil
+    if got < cap then
+      got = got + take_plain(jtype, cap - got)
+    end
   end
   return got
 end
