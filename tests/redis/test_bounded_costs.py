@@ -48,8 +48,15 @@ def store_for(
     return RedisJobStore(settings)
 
 
+# One generator for the whole module: ids from one generator rise strictly within
+# a millisecond, so jobs finished in the same millisecond (the finish index's
+# score) still go oldest first; a fresh generator per job starts its counter at
+# random and ordered such ties by chance (a CI failure).
+IDS = UuidV7Generator()
+
+
 def service_for(store: JobStore) -> JobService:
-    return JobService(store, clock=SystemClock(), ids=UuidV7Generator())
+    return JobService(store, clock=SystemClock(), ids=IDS)
 
 
 async def complete_one(store: JobStore, job_type: str = "t") -> str:
