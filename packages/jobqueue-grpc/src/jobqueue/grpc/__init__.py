@@ -10,7 +10,8 @@ which the worker SDK's ``GrpcSource`` shares.
 
 # Private names: nothing public but __all__ (tests/client/test_exports.py).
 from typing import TYPE_CHECKING as _TYPE_CHECKING
-from typing import Any as _Any
+
+from mpataki.jobqueue.v1 import lazy_exports as _lazy_exports
 
 if _TYPE_CHECKING:
     from ._admin_servicer import AdminServicer
@@ -81,21 +82,8 @@ _LAZY = {
 }
 """Each public name and the private module that defines it."""
 
-
-def __getattr__(name: str) -> _Any:
-    # PEP 562: a name is imported on first use and then kept as a plain global.
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+# PEP 562: a name is imported on first use and then kept as a plain global.
+__getattr__, __dir__ = _lazy_exports(globals(), _LAZY)
 
 
 __all__ = [
