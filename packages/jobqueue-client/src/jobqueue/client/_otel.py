@@ -1,5 +1,8 @@
 """Has the process configured an OpenTelemetry tracer provider? One probe for both SDKs.
 
+Also the messaging attributes both sides' spans carry, so that the producer's
+``send`` and the worker's ``process`` and ``settle`` name the same system.
+
 The client's producer spans (``_tracing``) and the worker SDK's consumer spans
 (``jobqueue.worker._tracing``, which depends on this package) ask it for every
 enqueue and every run, so the answer must be cheap while there is none: until a
@@ -20,6 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
+
+SYSTEM = "jobqueue"
+"""``messaging.system`` of every span: the client's and the worker's."""
 
 # A provider named by the environment is loaded by the first get_tracer_provider().
 _FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
@@ -50,3 +56,15 @@ def configured_provider() -> TracerProvider | None:
         return None
     _provider = provider
     return provider
+
+
+def messaging_attributes(operation: str, destination: str | None = None) -> dict[str, str]:
+    """A span's messaging attributes (semantic conventions): system, operation, queue."""
+    attributes = {
+        "messaging.system": SYSTEM,
+        "messaging.operation.type": operation,
+        "messaging.operation.name": operation,
+    }
+    if destination is not None:
+        attributes["messaging.destination.name"] = destination
+    return attributes

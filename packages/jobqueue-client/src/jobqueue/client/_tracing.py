@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._otel import configured_provider
+from ._otel import configured_provider, messaging_attributes
 
 try:
     from opentelemetry import propagate, trace
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from ._errors import JobQueueClientError
     from ._models import Job
 
-SYSTEM = "jobqueue"
 R = TypeVar("R")
 
 _tracer: Tracer | None = None
@@ -61,12 +60,7 @@ class SendSpan:
         span = tracer.start_span(
             f"send {job_type}",
             kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": SYSTEM,
-                "messaging.operation.type": "send",
-                "messaging.operation.name": "send",
-                "messaging.destination.name": job_type,
-            },
+            attributes=messaging_attributes("send", job_type),
         )
         if not span.is_recording():
             return

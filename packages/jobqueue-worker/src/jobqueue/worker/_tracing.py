@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from jobqueue.client._otel import configured_provider
+from jobqueue.client._otel import configured_provider, messaging_attributes
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from jobqueue.domain import OutcomeKind
 
     from ._context import JobContext
-
-SYSTEM = "jobqueue"
 
 
 class RunSpan:
@@ -55,12 +53,7 @@ class RunSpan:
             with tracer.start_as_current_span(
                 "settle",
                 kind=SpanKind.CLIENT,
-                attributes={
-                    "messaging.system": SYSTEM,
-                    "messaging.operation.type": "settle",
-                    "messaging.operation.name": "settle",
-                    "jobqueue.outcome": outcome,
-                },
+                attributes={**messaging_attributes("settle"), "jobqueue.outcome": outcome},
             ):
                 pass
         otel_context.detach(self._token)  # type: ignore[arg-type]
@@ -84,10 +77,7 @@ def start_run(ctx: JobContext) -> RunSpan | None:
         kind=SpanKind.CONSUMER,
         links=links,
         attributes={
-            "messaging.system": SYSTEM,
-            "messaging.operation.type": "process",
-            "messaging.operation.name": "process",
-            "messaging.destination.name": ctx.type,
+            **messaging_attributes("process", ctx.type),
             "messaging.message.id": ctx.id,
             "jobqueue.attempt": ctx.attempt,
         },
