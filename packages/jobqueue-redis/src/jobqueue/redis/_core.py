@@ -43,6 +43,7 @@ def _load_scripts(publish: str, cluster: bool) -> dict[str, str]:
         common = common.replace(probing, "local PROBE = false\n")
     names = (
         "add",
+        "add_one",
         "claim",
         "settle",
         "renew",
