@@ -42,10 +42,10 @@ async def _redis_ms(raw: aioredis.Redis) -> int:
     return int(seconds) * 1000 + int(micros) // 1000
 
 
-async def _dump(raw: aioredis.Redis, ns: str, window: tuple[int, int]) -> dict[str, Any]:
+async def _dump(raw: Any, ns: str, window: tuple[int, int]) -> dict[str, Any]:
     """Every key under ``ns``, its name without ``ns``, Redis's times as 'NOW'."""
 
-    def t(value: bytes | float) -> object:
+    def t(value: Any) -> object:
         number = float(value)
         return "NOW" if window[0] <= number <= window[1] else number
 
