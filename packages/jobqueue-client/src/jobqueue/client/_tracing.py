@@ -9,14 +9,13 @@ extra), or with no tracer provider configured, this costs nothing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._otel import configured_provider, messaging_attributes
-
 try:
     from opentelemetry import propagate, trace
-    from opentelemetry.trace import SpanKind, Status, StatusCode
+    from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode
 except ImportError:  # the otel extra is not installed
     trace = None  # type: ignore[assignment]
 
@@ -26,8 +25,11 @@ if TYPE_CHECKING:
     from ._errors import JobQueueClientError
     from ._models import Job
 
+SYSTEM = "jobqueue"
 R = TypeVar("R")
 
+# A provider named by the environment is loaded by the first get_tracer_provider().
+_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 _tracer: Tracer | None = None
 """The configured provider's tracer, once there is one: OpenTelemetry sets it once only."""
 
@@ -35,14 +37,17 @@ _tracer: Tracer | None = None
 def _configured_tracer() -> Tracer | None:
     """The tracer of the provider the process configured; None while there is none.
 
-    Every enqueue asks: ``configured_provider`` answers cheaply while there is
-    none (a few µs of the SDK's cost per enqueue otherwise, to send no header).
+    Every enqueue asks. Until a provider is set, ``get_tracer`` would read
+    ``os.environ`` and build a proxy tracer and a non-recording span per call
+    (a few µs of the SDK's cost per enqueue) only to send no header.
     """
     global _tracer
-    if _tracer is not None:
+    if _tracer is not None or trace is None:
         return _tracer
-    provider = configured_provider()
-    if provider is None:
+    if not _FROM_ENV and getattr(trace, "_TRACER_PROVIDER", False) is None:
+        return None  # none set yet (an API without this global takes the path below)
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, ProxyTracerProvider):
         return None
     _tracer = provider.get_tracer("jobqueue.client")
     return _tracer
@@ -60,7 +65,12 @@ class SendSpan:
         span = tracer.start_span(
             f"send {job_type}",
             kind=SpanKind.PRODUCER,
-            attributes=messaging_attributes("send", job_type),
+            attributes={
+                "messaging.system": SYSTEM,
+                "messaging.operation.type": "send",
+                "messaging.operation.name": "send",
+                "messaging.destination.name": job_type,
+            },
         )
         if not span.is_recording():
             return

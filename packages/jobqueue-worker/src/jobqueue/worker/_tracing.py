@@ -10,24 +10,58 @@ again. The handler runs with the span current, so its own spans nest under
 it. ``settle`` marks the verdict handed to the store.
 
 Without the ``otel`` extra, or with no provider set up, no span is made and
-a run costs one global read more. OpenTelemetry is not imported here: whether
-traces are on is the client SDK's probe (``jobqueue.client._otel``, which does
-not import it either), and a worker that traces nothing should not carry its
-modules (resident memory) nor read the environment for every job.
+a run costs one global read more. OpenTelemetry is not imported here: a
+process that set a provider has imported it already (or names one in
+``OTEL_PYTHON_TRACER_PROVIDER``), and a worker that traces nothing should not
+carry its modules (resident memory) nor read the environment for every job.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from jobqueue.client._otel import configured_provider, messaging_attributes
+import os
+import sys
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span
+    from opentelemetry.trace import Span, TracerProvider
 
     from jobqueue.domain import OutcomeKind
 
     from ._context import JobContext
+
+SYSTEM = "jobqueue"
+
+# A provider named by the environment is loaded by the first get_tracer_provider().
+_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+# The global provider, once one is set: OpenTelemetry allows setting it once only.
+_provider: TracerProvider | None = None
+
+
+def _configured() -> TracerProvider | None:
+    """The tracer provider the process configured, or None (no spans then)."""
+    global _provider
+    if _provider is not None:
+        return _provider
+    trace: Any = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        if not _FROM_ENV:
+            return None  # never imported: nobody can have set a provider
+        try:
+            from opentelemetry import trace
+        except ImportError:  # the otel extra is not installed
+            return None
+    elif not _FROM_ENV and getattr(trace, "_TRACER_PROVIDER", False) is None:
+        # None set yet: get_tracer_provider() would look the variable up in
+        # os.environ (a KeyError) for every job. (An API without this global
+        # takes the public path below.)
+        return None
+    from opentelemetry.trace import ProxyTracerProvider
+
+    provider: TracerProvider = trace.get_tracer_provider()
+    if isinstance(provider, ProxyTracerProvider):
+        return None
+    _provider = provider
+    return provider
 
 
 class RunSpan:
@@ -53,7 +87,12 @@ class RunSpan:
             with tracer.start_as_current_span(
                 "settle",
                 kind=SpanKind.CLIENT,
-                attributes={**messaging_attributes("settle"), "jobqueue.outcome": outcome},
+                attributes={
+                    "messaging.system": SYSTEM,
+                    "messaging.operation.type": "settle",
+                    "messaging.operation.name": "settle",
+                    "jobqueue.outcome": outcome,
+                },
             ):
                 pass
         otel_context.detach(self._token)  # type: ignore[arg-type]
@@ -62,7 +101,7 @@ class RunSpan:
 
 def start_run(ctx: JobContext) -> RunSpan | None:
     """Start the run's span, if traces are on; call in the run's own task."""
-    if configured_provider() is None:
+    if _configured() is None:
         return None
     from opentelemetry import context as otel_context
     from opentelemetry import propagate, trace
@@ -77,7 +116,10 @@ def start_run(ctx: JobContext) -> RunSpan | None:
         kind=SpanKind.CONSUMER,
         links=links,
         attributes={
-            **messaging_attributes("process", ctx.type),
+            "messaging.system": SYSTEM,
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.destination.name": ctx.type,
             "messaging.message.id": ctx.id,
             "jobqueue.attempt": ctx.attempt,
         },
