@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ._errors import InvalidJob, JobNotFound
-from ._frozen import with_slot_init
+from ._frozen import slot_builder, with_slot_init
 from ._headers import validate_headers
 from ._job import Job, JobPage, JobQuery, JobStatus, QueueStats
 from ._ports import Clock, IdGenerator, JobStore
@@ -49,6 +49,26 @@ class EnqueueRequest:
     unique_window_ms: int | None = None
     # Context carried with the job (see _headers.py): at most 32 small strings.
     headers: Mapping[str, str] = field(default_factory=dict)
+
+
+_plain_job: Callable[[str, str, bytes, int, int, int | None, str | None], Job] = slot_builder(
+    Job,
+    ("id", "type", "payload", "due", "now", "max_attempts", "idempotency_key"),
+    {
+        "id": "id",
+        "type": "type",
+        "payload": "payload",
+        "status": "PENDING",
+        "execution_time_ms": "due",
+        "created_at": "now",
+        "updated_at": "now",
+        "max_attempts": "max_attempts",
+        "idempotency_key": "idempotency_key",
+    },
+    {"PENDING": JobStatus.PENDING},
+)
+"""A new job with no flow-control option, from validated values: the keyword
+``Job(...)`` cost 3.5 µs of it, this 1.7 (see _frozen.py)."""
 
 
 class JobService:
@@ -94,6 +114,17 @@ class JobService:
             given = (payload, execution_time_ms, max_attempts, idempotency_key, priority, headers)
             if given != (b"", None, None, None, 0, None):
                 raise TypeError("give the fields in the EnqueueRequest, not beside it")
+            job = self._new_job(request, self._clock.now_ms())
+        elif priority.__class__ is int and not priority and not headers:
+            # The short form of a plain job builds no request (_new_job's shortcut).
+            job = self._plain(
+                request,
+                payload,
+                execution_time_ms,
+                max_attempts,
+                idempotency_key,
+                self._clock.now_ms(),
+            )
         else:
             request = EnqueueRequest(
                 type=request,
@@ -104,7 +135,8 @@ class JobService:
                 priority=priority,
                 headers=headers or {},
             )
-        (job,) = await self._store.add([self._new_job(request, self._clock.now_ms())])
+            job = self._new_job(request, self._clock.now_ms())
+        (job,) = await self._store.add([job])
         return job
 
     async def enqueue_many(
@@ -176,18 +208,13 @@ class JobService:
             # The common job uses none of the flow-control options: their
             # validators would only return their defaults (issue 15 kept plain
             # enqueue within 10% of before). Any option set takes the full path.
-            return Job(
-                id=self._ids.new_id(),
-                type=self._checked_type(request.type),
-                payload=validate_payload(request.payload, self._limits),
-                status=JobStatus.PENDING,
-                execution_time_ms=now
-                if execution_time is None
-                else validate_execution_time(execution_time),
-                created_at=now,
-                updated_at=now,
-                max_attempts=validate_max_attempts(request.max_attempts, self._limits),
-                idempotency_key=validate_idempotency_key(request.idempotency_key),
+            return self._plain(
+                request.type,
+                request.payload,
+                execution_time,
+                request.max_attempts,
+                request.idempotency_key,
+                now,
             )
         return Job(
             id=self._ids.new_id(),
@@ -210,6 +237,26 @@ class JobService:
                 request.on_conflict,
                 request.unique_window_ms,
             ),
+        )
+
+    def _plain(
+        self,
+        job_type: str,
+        payload: bytes,
+        execution_time: int | None,
+        max_attempts: int | None,
+        idempotency_key: str | None,
+        now: int,
+    ) -> Job:
+        """A new job with no flow-control option, validated in the full path's order."""
+        return _plain_job(
+            self._ids.new_id(),
+            self._checked_type(job_type),
+            validate_payload(payload, self._limits),
+            now if execution_time is None else validate_execution_time(execution_time),
+            now,
+            validate_max_attempts(max_attempts, self._limits),
+            validate_idempotency_key(idempotency_key),
         )
 
     def _checked_type(self, job_type: str) -> str:
