@@ -51,6 +51,32 @@ class BlockingConnections:
         self._idle.append(connection)
         return reply
 
+    async def blpop_then(
+        self,
+        keys: Sequence[str],
+        timeout: float,  # noqa: ASYNC109 - as blpop's
+        command: tuple[Any, ...],
+    ) -> list[Any]:
+        """``BLPOP keys timeout`` and ``command`` written together on one connection.
+
+        Redis keeps a blocked client's later commands in its input buffer and
+        runs them the moment the BLPOP returns (token or timeout), in the same
+        turn of its event loop: an idle worker's claim follows its wake with
+        no round trip between them (_waits.py). Returns both replies, error
+        replies as values; a cut-short wait drops the connection, as ``blpop``'s.
+        """
+        connection = self._idle.pop() if self._idle else self._make()
+        self._busy.add(connection)
+        try:
+            replies = await connection.execute_in_order(("BLPOP", *keys, timeout), command)
+        except BaseException:
+            self._busy.discard(connection)
+            connection.abort("a blocking wait was cut short")
+            raise
+        self._busy.discard(connection)
+        self._idle.append(connection)
+        return replies
+
     def retire_idle(self) -> None:
         """Make the idle connections reconnect on their next use (a new primary was announced)."""
         for connection in self._idle:

@@ -171,6 +171,18 @@ class StoreCore:
             pass
         return await run("EVAL", self._scripts[name], len(keys), *keys, *args)
 
+    def script_command(
+        self, name: str, args: Sequence[Arg], keys: Sequence[str]
+    ) -> tuple[Any, ...]:
+        """The ``EVALSHA`` of a script, to send on a connection of the caller's choosing.
+
+        Only for a script whose caller handles NOSCRIPT by running it through
+        ``script`` (nothing ran), and never one of the durable scripts.
+        """
+        if name in DURABLE_SCRIPTS:
+            raise ValueError(f"{name} acknowledges writes: run it through script()")
+        return ("EVALSHA", self._shas[name], len(keys), *keys, *args)
+
     def call(self, name: str, args: list[Arg], keys: Sequence[str]) -> Callable[[], Awaitable[Any]]:
         """A script call to hand to ``read`` (which may make it more than once)."""
         return lambda: self.script(name, args, keys=keys)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Sequence
+from typing import Any
 
 from jobqueue.domain import (
     DEFAULT_MAX_ATTEMPTS,
@@ -19,12 +20,13 @@ from jobqueue.domain import (
     OutcomeKind,
     validate_type,
 )
+from redis import exceptions as rexc
 
 from ._codec import job_from_hash, pairs_to_dict
 from ._core import Arg, StoreCore
 from ._errors import translated
 from ._fanout import gather_all, per_shard
-from ._waits import WakeWaits
+from ._waits import NOT_RUN, WakeWaits
 
 MAX_CLAIM = 1_000
 """Most jobs one claim takes: bounds the time one script holds Redis."""
@@ -69,8 +71,11 @@ class Leasing:
         wake_keys = [
             [core.namespaces[shard] + "w:" + t for t in group] for shard, group in groups.items()
         ]
+        claimed: tuple[list[Lease], float | None] | None = None
         while True:
-            if len(groups) == 1:
+            if claimed is not None:
+                leases, wait_s = claimed
+            elif len(groups) == 1:
                 shard, group = next(iter(groups.items()))
                 leases, wait_s = await self._claim_shard(shard, group, limit, lease_ms)
             else:
@@ -80,19 +85,57 @@ class Leasing:
                 return leases
             if wait_s is not None:
                 remaining = min(remaining, wait_s)
-            await self._wait_for_wake(wake_keys, remaining)
+            if len(groups) == 1:
+                # The next claim rides behind the wait (_waits.py: wait_then).
+                shard, group = next(iter(groups.items()))
+                claimed = await self._wait_then_claim(shard, group, limit, lease_ms, remaining)
+            else:
+                await self._wait_for_wake(wake_keys, remaining)
+
+    def _claim_args(self, shard: int, order: list[str], limit: int, lease_ms: int) -> list[Arg]:
+        """claim.lua's arguments, its types rotated so that each claim starts at another."""
+        self._rotation = (self._rotation + 1) % len(order)
+        rotated = order[self._rotation :] + order[: self._rotation]
+        token_base = secrets.token_hex(6) + ":"
+        return [self._core.namespaces[shard], limit, lease_ms, token_base, *rotated]
 
     async def _claim_shard(
         self, shard: int, order: list[str], limit: int, lease_ms: int
     ) -> tuple[list[Lease], float | None]:
         """One claim script on one shard; with no lease, how long until its next due job."""
         core = self._core
-        self._rotation = (self._rotation + 1) % len(order)
-        rotated = order[self._rotation :] + order[: self._rotation]
-        token_base = secrets.token_hex(6) + ":"
-        args: list[Arg] = [core.namespaces[shard], limit, lease_ms, token_base, *rotated]
+        args = self._claim_args(shard, order, limit, lease_ms)
         with translated():
             reply = await core.script("claim", args, keys=core.keys[shard]["claim"])
+        return self._claimed(reply, lease_ms)
+
+    async def _wait_then_claim(
+        self, shard: int, order: list[str], limit: int, lease_ms: int, timeout_s: float
+    ) -> tuple[list[Lease], float | None] | None:
+        """Wait for a wake of the shard's types, the claim written behind the wait.
+
+        Redis runs the claim as soon as the wait ends, token or timeout, with
+        no round trip between (start latency: docs/benchmarks.md). None when
+        the claim did not run there (a group wait, or NOSCRIPT after a Redis
+        restart): the caller's next claim is an ordinary one.
+        """
+        core = self._core
+        keys = core.keys[shard]["claim"]
+        command = core.script_command(
+            "claim", self._claim_args(shard, order, limit, lease_ms), keys
+        )
+        wake_keys = [core.namespaces[shard] + "w:" + t for t in order]
+        with translated():
+            reply = await self.waits.wait_then(wake_keys, max(timeout_s, 0.001), command)
+            if reply is NOT_RUN or isinstance(reply, rexc.NoScriptError):
+                return None
+            if isinstance(reply, rexc.RedisError):
+                raise reply
+        return self._claimed(reply, lease_ms)
+
+    @staticmethod
+    def _claimed(reply: list[Any], lease_ms: int) -> tuple[list[Lease], float | None]:
+        """The leases of a claim's reply and, with none, how long until its next due job."""
         now = int(reply[1])  # Redis's time: deadlines and due times count from it
         leases = [
             Lease(

@@ -15,6 +15,14 @@ every enqueue into as many claim scripts as there are idle claimers. A token
 is never dropped: a waiter cancelled after it was handed one passes it to
 the next, and a token that arrives when every waiter has left is pushed back.
 
+A claimer alone on its lists in this process (a worker's claim loop, the
+common case) waits on its own instead, with its next claim written right
+behind the BLPOP (``wait_then``): Redis runs the claim the moment the BLPOP
+returns, so a wake costs no round trip before the claim (start latency).
+While one such wait is out, later claimers of the same lists form a group as
+above, so a server serving many remote workers still blocks once per set of
+lists, plus the one solo wait.
+
 Distinct groups share at most ``slots`` connections. A group that finds them
 all taken waits for one; its claimers time out as usual and return nothing,
 as an idle claim that found no job does.
@@ -34,6 +42,9 @@ from ._pubsub import raise_if_cancelled
 
 _GIVE_BACK = "if redis.call('LLEN', KEYS[1]) == 0 then redis.call('LPUSH', KEYS[1], 1) end"
 """Put back a wake token nobody here could use, unless one is waiting already (as ``wake``)."""
+
+NOT_RUN: Any = object()
+"""``wait_then``'s answer when it waited without running the caller's command."""
 
 
 @dataclass(slots=True)
@@ -68,6 +79,46 @@ class WakeWaits:
         self._slots = asyncio.Semaphore(self._slot_count)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._solo: set[tuple[str, ...]] = set()
+        """Key sets with a solo wait out (``wait_then``)."""
+
+    async def wait_then(
+        self, keys: Sequence[str], timeout_s: float, command: tuple[Any, ...]
+    ) -> Any:
+        """Wait as ``wait`` does, then run ``command`` at once, on the wait's own connection.
+
+        Returns the command's reply (an error reply is returned, not raised),
+        or ``NOT_RUN`` when this caller waited in a group (others in this
+        process wait on ``keys`` already, or the blocking connections cannot
+        carry a command behind a BLPOP): the caller runs its command itself.
+        Raises ``redis.RedisError`` if the wait failed.
+        """
+        blpop_then = getattr(self._blocking, "blpop_then", None)
+        group_keys = tuple(sorted(set(keys)))
+        self._adopt_loop()
+        if blpop_then is None or group_keys in self._groups or group_keys in self._solo:
+            await self.wait(keys, timeout_s)
+            return NOT_RUN
+        self._solo.add(group_keys)
+        try:
+            try:
+                async with asyncio.timeout(max(timeout_s, 0.001)):
+                    await self._slots.acquire()
+            except TimeoutError:
+                return NOT_RUN  # every connection was taken for the whole wait
+            try:
+                block_s = min(max(timeout_s, 0.01), self._max_block_s)
+                async with asyncio.timeout(block_s + self._reply_grace_s):
+                    wake, reply = await blpop_then(list(group_keys), block_s, command)
+            except TimeoutError:
+                raise rexc.TimeoutError("Redis did not answer a blocking wait in time") from None
+            finally:
+                self._slots.release()
+        finally:
+            self._solo.discard(group_keys)
+        if isinstance(wake, rexc.RedisError):
+            raise wake
+        return reply
 
     async def wait(self, keys: Sequence[str], timeout_s: float) -> None:
         """Until a token of one of ``keys`` is handed to this caller, or ``timeout_s`` passes.
@@ -119,6 +170,7 @@ class WakeWaits:
             self._groups = {}
             self._slots = asyncio.Semaphore(self._slot_count)
             self._background = set()
+            self._solo = set()
         return loop
 
     async def _serve(self, group: _Group) -> None:
