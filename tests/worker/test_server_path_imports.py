@@ -63,6 +63,8 @@ NOT_IMPORTED = [
     "secrets",  # with hashlib and hmac, for a worker id's 4 random bytes
     "pathlib",  # for reading TLS files
     "urllib.parse",  # for redacting a Redis URL
+    "zoneinfo",  # for cron ticks in the domain's schedules
+    "uuid",  # with platform and sysconfig, for a non-canonical job id
 ]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
 
 from ._errors import InvalidJob
@@ -149,6 +148,8 @@ def validate_job_id(job_id: str) -> str:
         return job_id
     if len(job_id) != 36:
         raise InvalidJob("id", "must be a UUID such as 0190c3a2-7d5e-7b1c-9a4f-3e2d1c0b9a87")
+    import uuid  # (only here, off the canonical path: it loads platform and sysconfig)
+
     try:
         parsed = uuid.UUID(job_id)
     except ValueError:
