@@ -12,13 +12,23 @@ on the old path, where the blocked connection's last command stays BLPOP.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
 
-from jobqueue.domain import JobService, Lease, SystemClock, UuidV7Generator
+from jobqueue.domain import (
+    JobService,
+    Lease,
+    Outcome,
+    OutcomeKind,
+    SystemClock,
+    UuidV7Generator,
+)
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
+from jobqueue.redis._blocking import BlockingConnections, Switched
+from jobqueue.redis._multiplex import MultiplexedConnection
 from tests._redis_clients import until
 from tests._redis_server import RedisProcess
 
@@ -74,6 +84,10 @@ async def wait_blocked(raw: aioredis.Redis, count: int) -> set[int]:
 
     assert await until(blocked), f"Redis never held {count} blocked clients"
     return found
+
+
+def complete(lease: Lease) -> Outcome:
+    return Outcome(job_id=lease.job.id, token=lease.token, kind=OutcomeKind.COMPLETE)
 
 
 def claim_task(store: RedisJobStore, wait_ms: int, limit: int = 1) -> asyncio.Task[list[Lease]]:
@@ -182,3 +196,143 @@ async def test_a_claim_cancelled_while_it_waits_takes_nothing(
     finally:
         await worker.close()
         await producer.close()
+
+
+async def unblocks(raw: aioredis.Redis) -> int:
+    stats = await raw.info("commandstats")
+    return int(stats.get("cmdstat_client|unblock", {}).get("calls", 0))
+
+
+async def test_a_wait_that_ends_at_a_due_time_is_ended_by_this_side_not_redis_timer(
+    own_redis: str, key_prefix: str, raw: aioredis.Redis
+) -> None:
+    """Redis checks a BLPOP's own timeout only every 100 ms (hz 10): a job due now would
+    be claimed up to 100 ms late. The wait is ended by CLIENT UNBLOCK when it is due."""
+    worker, producer = make_store(own_redis, key_prefix), make_store(own_redis, key_prefix)
+    try:
+        now_s, _ = await raw.time()
+        due_ms = int(now_s) * 1000 + 1_000
+        job = await service_for(producer).enqueue("t", execution_time_ms=due_ms)
+        before = await unblocks(raw)
+        (lease,) = await asyncio.wait_for(
+            worker.claim(["t"], limit=1, lease_ms=LEASE_MS, wait_ms=10_000), 8
+        )
+        assert lease.job.id == job.id
+        assert await unblocks(raw) > before
+    finally:
+        await worker.close()
+        await producer.close()
+
+
+async def test_a_claim_cancelled_just_after_its_wake_hands_its_lease_back(
+    own_redis: str, key_prefix: str, raw: aioredis.Redis
+) -> None:
+    """Redis may run the claim behind the wait before the caller's cancel lands: whatever it
+    leased is released (attempt given back), never left for its lease to expire."""
+    worker, producer = make_store(own_redis, key_prefix), make_store(own_redis, key_prefix)
+    other = make_store(own_redis, key_prefix)
+    try:
+        for _ in range(5):
+            claim = claim_task(worker, wait_ms=10_000)
+            await wait_blocked(raw, 1)
+            job = await service_for(producer).enqueue("t")
+            claim.cancel()  # the token may have reached the wait already: the usual case here
+            with contextlib.suppress(asyncio.CancelledError):
+                await claim
+            leases: list[Lease] = []
+
+            async def claimable() -> bool:
+                nonlocal leases
+                leases = await other.claim(["t"], limit=1, lease_ms=LEASE_MS)
+                return bool(leases)
+
+            assert await until(claimable, within_s=5.0), "the job stayed leased by nobody"
+            (lease,) = leases
+            assert lease.job.id == job.id
+            assert lease.job.attempts == 1  # a handed-back attempt is not counted
+            await other.settle([complete(lease)])
+    finally:
+        await worker.close()
+        await producer.close()
+        await other.close()
+
+
+async def test_an_operator_unblocking_the_wait_with_an_error_does_not_fail_the_claim(
+    own_redis: str, key_prefix: str, raw: aioredis.Redis
+) -> None:
+    """CLIENT UNBLOCK id ERROR answers the BLPOP with an error; the claim behind it still ran."""
+    worker, producer = make_store(own_redis, key_prefix), make_store(own_redis, key_prefix)
+    try:
+        claim = claim_task(worker, wait_ms=10_000)
+        (blocked,) = await wait_blocked(raw, 1)
+        assert await raw.execute_command("CLIENT", "UNBLOCK", blocked, "ERROR") == 1
+        await asyncio.sleep(0.05)
+        assert not claim.done()  # it claimed nothing, and waits again
+        job = await service_for(producer).enqueue("t")
+        (lease,) = await asyncio.wait_for(claim, 5)
+        assert lease.job.id == job.id
+    finally:
+        await worker.close()
+        await producer.close()
+
+
+async def test_a_new_primary_drops_a_wait_before_the_command_behind_it_runs(
+    own_redis: str, key_prefix: str, raw: aioredis.Redis
+) -> None:
+    """Left to its timeout, the command behind the wait would run on the old primary."""
+    blocking = BlockingConnections(
+        lambda: MultiplexedConnection(own_redis, connect_timeout_s=2.0, timeout_s=30.0)
+    )
+    counter = f"{key_prefix}:ran"
+
+    async def unblock(client_id: int) -> None:
+        await raw.execute_command("CLIENT", "UNBLOCK", client_id)
+
+    try:
+        wait = asyncio.create_task(
+            blocking.blpop_then(
+                [f"{key_prefix}:w"],
+                10.0,
+                ("INCR", counter),
+                unblock=unblock,
+                orphaned=lambda _: None,
+                grace_s=2.0,
+            )
+        )
+        await wait_blocked(raw, 1)
+        blocking.retire_idle()  # what the topology calls on a switch
+        with pytest.raises(Switched):
+            await asyncio.wait_for(wait, 5)
+        await asyncio.sleep(0.05)
+        assert await raw.get(counter) is None
+    finally:
+        await blocking.aclose()
+
+
+async def test_where_an_acl_refuses_client_commands_waits_still_end_and_then_wait_in_groups(
+    own_redis: str, key_prefix: str, raw: aioredis.Redis
+) -> None:
+    """CLIENT ID and UNBLOCK refused: the first wait ends by Redis's own timeout, the job is
+    claimed all the same, and later waits take the group path (their claim after the wake)."""
+    user = f"u{key_prefix[-8:]}"
+    await raw.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-client")
+    host_port = own_redis.split("//", 1)[1]
+    url = f"redis://{user}:pw@{host_port}"
+    worker, producer = make_store(url, key_prefix), make_store(own_redis, key_prefix)
+    try:
+        now_s, _ = await raw.time()
+        job = await service_for(producer).enqueue("t", execution_time_ms=int(now_s) * 1000 + 1_000)
+        (lease,) = await asyncio.wait_for(
+            worker.claim(["t"], limit=1, lease_ms=LEASE_MS, wait_ms=10_000), 8
+        )
+        assert lease.job.id == job.id
+        claim = claim_task(worker, wait_ms=10_000)
+        (blocked,) = await wait_blocked(raw, 1)
+        second = await service_for(producer).enqueue("t")
+        (lease,) = await asyncio.wait_for(claim, 5)
+        assert lease.job.id == second.id
+        assert await last_commands(raw, {blocked}) == {blocked: "blpop"}
+    finally:
+        await worker.close()
+        await producer.close()
+        await raw.execute_command("ACL", "DELUSER", user)

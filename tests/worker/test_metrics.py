@@ -89,7 +89,15 @@ async def test_a_worker_serves_its_metrics_on_its_own_port(harness: Harness) -> 
             text: str = answer.read().decode()
             return text
 
-    assert "jobqueue_worker_busy_slots 1.0" in (await asyncio.to_thread(scrape)).splitlines()
+    # RUNNING is the store's word, stored by the claim before its reply reaches
+    # the worker, whose slot is busy from then on: scrape until it is (bounded).
+    lines: list[str] = []
+    for _ in range(500):
+        lines = (await asyncio.to_thread(scrape)).splitlines()
+        if "jobqueue_worker_busy_slots 1.0" in lines:
+            break
+        await asyncio.sleep(0.01)
+    assert "jobqueue_worker_busy_slots 1.0" in lines
     release.set()
     await harness.wait_status(job.id)
     await worker.stop()

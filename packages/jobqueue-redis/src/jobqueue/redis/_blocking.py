@@ -18,10 +18,27 @@ A token popped just as the wait is cut short may still be lost, as there.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from redis import exceptions as rexc
+
 from ._multiplex import MultiplexedConnection
+
+_BACKSTOP_S = 1.0
+"""How much longer Redis holds a ``blpop_then`` wait than its caller's deadline, which
+ends it sooner with CLIENT UNBLOCK; this ends it should that command be lost."""
+
+
+class Switched(Exception):
+    """A wait was dropped because a new primary was announced; nothing behind it ran there."""
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a future's failure as seen: a wait given up may never read it."""
+    if not future.cancelled():
+        future.exception()
 
 
 class BlockingConnections:
@@ -36,6 +53,13 @@ class BlockingConnections:
         self._make = make
         self._idle: list[MultiplexedConnection] = []
         self._busy: set[MultiplexedConnection] = set()
+        self._claiming: set[MultiplexedConnection] = set()
+        """Busy connections with a command behind their BLPOP (``blpop_then``)."""
+        self._switched: set[MultiplexedConnection] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self.unblock_refused = False
+        """True once Redis refused CLIENT ID or CLIENT UNBLOCK (an ACL): no more
+        ``blpop_then``, whose waits would end up to ``_BACKSTOP_S`` late."""
 
     async def blpop(self, keys: Sequence[str], timeout: float) -> Any:  # noqa: ASYNC109 - redis-py's signature
         """``BLPOP keys timeout``: ``[list, token]``, or None once ``timeout`` seconds passed."""
@@ -54,33 +78,135 @@ class BlockingConnections:
     async def blpop_then(
         self,
         keys: Sequence[str],
-        timeout: float,  # noqa: ASYNC109 - as blpop's
+        timeout_s: float,
         command: tuple[Any, ...],
-    ) -> list[Any]:
-        """``BLPOP keys timeout`` and ``command`` written together on one connection.
+        *,
+        unblock: Callable[[int], Awaitable[Any]],
+        orphaned: Callable[[Any], None],
+        grace_s: float,
+    ) -> tuple[Any, Any]:
+        """``BLPOP keys`` and ``command`` written together on one connection: both replies.
 
         Redis keeps a blocked client's later commands in its input buffer and
-        runs them the moment the BLPOP returns (token or timeout), in the same
-        turn of its event loop: an idle worker's claim follows its wake with
-        no round trip between them (_waits.py). Returns both replies, error
-        replies as values; a cut-short wait drops the connection, as ``blpop``'s.
+        runs them the moment the BLPOP returns, in the same turn of its event
+        loop: an idle worker's claim follows its wake with no round trip
+        between them (_waits.py). Error replies are returned as values.
+
+        The wait ends at ``timeout_s`` by this side's clock: Redis checks a
+        blocked command's own timeout only on its timer (every 100 ms at the
+        default hz), which would claim a job due now up to 100 ms late. So
+        the BLPOP is given ``_BACKSTOP_S`` more, and ``unblock`` (``CLIENT
+        UNBLOCK`` of this connection's id, asked for ahead of the BLPOP)
+        ends it on time; the command behind it then runs at once.
+
+        A caller that leaves (cancelled) leaves no reply unread: the wait is
+        ended the same way in the background, and the command's reply, which
+        may hold leases, goes to ``orphaned``. A connection dropped because a
+        new primary was announced raises ``Switched``: nothing ran behind it
+        on the new primary, and the caller's next command goes there.
         """
         connection = self._idle.pop() if self._idle else self._make()
         self._busy.add(connection)
+        self._claiming.add(connection)
         try:
-            replies = await connection.execute_in_order(("BLPOP", *keys, timeout), command)
+            client_id, wake, reply = await connection.send_in_order(
+                ("CLIENT", "ID"), ("BLPOP", *keys, timeout_s + _BACKSTOP_S), command
+            )
         except BaseException:
-            self._busy.discard(connection)
-            connection.abort("a blocking wait was cut short")
+            self._drop(connection, "a blocking wait was cut short")
             raise
+        pair = asyncio.gather(wake, reply)
+        for future in (client_id, wake, reply, pair):
+            future.add_done_callback(_retrieved)
+        try:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await asyncio.shield(pair)
+            except TimeoutError:
+                await self._ended(client_id, pair, unblock, grace_s)
+        except asyncio.CancelledError:
+            salvage = asyncio.get_running_loop().create_task(
+                self._salvage(connection, client_id, pair, unblock, orphaned, grace_s)
+            )
+            self._background.add(salvage)
+            salvage.add_done_callback(self._background.discard)
+            raise
+        except BaseException as error:
+            switched = connection in self._switched
+            self._drop(connection, "a blocking wait failed")
+            if switched:
+                raise Switched from error
+            if isinstance(error, TimeoutError):
+                raise rexc.TimeoutError("Redis did not answer a blocking wait in time") from None
+            raise
+        self._release(connection)
+        wake_reply, command_reply = pair.result()
+        return wake_reply, command_reply
+
+    async def _ended(
+        self,
+        client_id: asyncio.Future[Any],
+        pair: asyncio.Future[tuple[Any, Any]],
+        unblock: Callable[[int], Awaitable[Any]],
+        grace_s: float,
+    ) -> None:
+        """End a wait whose time is up, and wait (at most ``grace_s``) for both replies."""
+        async with asyncio.timeout(grace_s):
+            if not pair.done():
+                known = await asyncio.shield(client_id)
+                try:
+                    if isinstance(known, rexc.RedisError):
+                        raise known
+                    await unblock(int(known))
+                except rexc.ResponseError:
+                    # An ACL that refuses CLIENT ID or UNBLOCK: Redis's own timeout
+                    # ends this wait (within grace); later ones wait in groups.
+                    self.unblock_refused = True
+            await asyncio.shield(pair)
+
+    async def _salvage(
+        self,
+        connection: MultiplexedConnection,
+        client_id: asyncio.Future[Any],
+        pair: asyncio.Future[tuple[Any, Any]],
+        unblock: Callable[[int], Awaitable[Any]],
+        orphaned: Callable[[Any], None],
+        grace_s: float,
+    ) -> None:
+        """After the caller left: end the wait, keep the connection, hand on what ran."""
+        try:
+            await self._ended(client_id, pair, unblock, grace_s)
+        except BaseException:
+            self._drop(connection, "a blocking wait was cut short")
+            return  # what ran behind it, if anything, waits for its lease to expire
+        self._release(connection)
+        orphaned(pair.result()[1])
+
+    def _release(self, connection: MultiplexedConnection) -> None:
         self._busy.discard(connection)
+        self._claiming.discard(connection)
+        if connection in self._switched:
+            self._switched.discard(connection)
+            connection.retire()
         self._idle.append(connection)
-        return replies
+
+    def _drop(self, connection: MultiplexedConnection, reason: str) -> None:
+        self._busy.discard(connection)
+        self._claiming.discard(connection)
+        self._switched.discard(connection)
+        connection.abort(reason)
 
     def retire_idle(self) -> None:
-        """Make the idle connections reconnect on their next use (a new primary was announced)."""
+        """Make the idle connections reconnect on their next use (a new primary was announced).
+
+        A wait with a command behind it is dropped at once (``Switched``):
+        left to its timeout, that command would run on the old primary.
+        """
         for connection in self._idle:
             connection.retire()
+        for connection in list(self._claiming & self._busy):
+            self._switched.add(connection)
+            connection.abort("a new primary was announced")
 
     async def aclose(self) -> None:
         """Close every connection; waits in flight fail with ``ConnectionError``."""
@@ -89,3 +215,6 @@ class BlockingConnections:
         self._busy.clear()
         for connection in connections:
             await connection.close()
+        # Salvages end at once now that their connections are closed.
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._idle.clear()

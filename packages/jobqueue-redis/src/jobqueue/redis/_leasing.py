@@ -7,6 +7,7 @@ time), and every call about leases goes to the shard its job id names.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +28,8 @@ from ._core import Arg, StoreCore
 from ._errors import translated
 from ._fanout import gather_all, per_shard
 from ._waits import NOT_RUN, WakeWaits
+
+_log = logging.getLogger(__name__)
 
 MAX_CLAIM = 1_000
 """Most jobs one claim takes: bounds the time one script holds Redis."""
@@ -51,6 +54,7 @@ class Leasing:
         self.waits = WakeWaits(
             core.connections.blocking, core.hot.execute, slots=core.settings.max_connections
         )
+        self._hand_backs: set[asyncio.Task[None]] = set()
         self._rotation = 0
         self._sweeper_id = secrets.token_hex(8)
 
@@ -125,13 +129,48 @@ class Leasing:
             "claim", self._claim_args(shard, order, limit, lease_ms), keys
         )
         wake_keys = [core.namespaces[shard] + "w:" + t for t in order]
+
+        def orphaned(reply: Any) -> None:
+            if isinstance(reply, list):
+                self._hand_back(self._claimed(reply, lease_ms)[0])
+
         with translated():
-            reply = await self.waits.wait_then(wake_keys, max(timeout_s, 0.001), command)
+            reply = await self.waits.wait_then(wake_keys, max(timeout_s, 0.001), command, orphaned)
             if reply is NOT_RUN or isinstance(reply, rexc.NoScriptError):
                 return None
             if isinstance(reply, rexc.RedisError):
                 raise reply
         return self._claimed(reply, lease_ms)
+
+    def _hand_back(self, leases: list[Lease]) -> None:
+        """RELEASE leases a cancelled claim took behind its wait: due again, attempt given back.
+
+        (Were the release to fail, the leases are unconfirmed: they expire
+        without charging an attempt, as a claim reply lost on the way does.)
+        """
+        if not leases:
+            return
+        outcomes = [
+            Outcome(job_id=lease.job.id, token=lease.token, kind=OutcomeKind.RELEASE)
+            for lease in leases
+        ]
+        task = asyncio.get_running_loop().create_task(self._release_quietly(outcomes))
+        self._hand_backs.add(task)
+        task.add_done_callback(self._hand_backs.discard)
+
+    async def _release_quietly(self, outcomes: list[Outcome]) -> None:
+        try:
+            with translated():
+                await self.settle(outcomes)
+        except Exception as error:
+            _log.warning(
+                "could not hand back %d lease(s) of a cancelled claim: %s", len(outcomes), error
+            )
+
+    async def close(self) -> None:
+        """Stop the shared waits, then finish the hand-backs under way."""
+        await self.waits.close()
+        await asyncio.gather(*self._hand_backs, return_exceptions=True)
 
     @staticmethod
     def _claimed(reply: list[Any], lease_ms: int) -> tuple[list[Lease], float | None]:

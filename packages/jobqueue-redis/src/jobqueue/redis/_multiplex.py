@@ -213,6 +213,16 @@ class MultiplexedConnection:
         futures = [protocol.send(_pack(command)) for command in commands]
         return list(await asyncio.gather(*futures))
 
+    async def send_in_order(self, *commands: tuple[_Arg, ...]) -> list[asyncio.Future[Any]]:
+        """Send ``commands`` back to back on one connection; a future per reply, in order.
+
+        For a caller that needs an early reply before a later one arrives (the
+        ``CLIENT ID`` ahead of a blocking command, _blocking.py). Error replies
+        are the futures' results, not their exceptions.
+        """
+        protocol = await self._usable()
+        return [protocol.send(_pack(command)) for command in commands]
+
     def retire(self) -> None:
         """Make the next call connect afresh (re-resolved); replies due still arrive."""
         if self._protocol is not None:

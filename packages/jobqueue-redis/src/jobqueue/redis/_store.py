@@ -213,6 +213,6 @@ class RedisJobStore:
             await self._core.hot.execute("PING")
 
     async def close(self) -> None:
-        await self._leasing.waits.close()
+        await self._leasing.close()
         await self._watching.subscriber.close()
         await self._core.connections.aclose()

@@ -38,6 +38,7 @@ from typing import Any
 
 from redis import exceptions as rexc
 
+from ._blocking import Switched
 from ._pubsub import raise_if_cancelled
 
 _GIVE_BACK = "if redis.call('LLEN', KEYS[1]) == 0 then redis.call('LPUSH', KEYS[1], 1) end"
@@ -83,20 +84,32 @@ class WakeWaits:
         """Key sets with a solo wait out (``wait_then``)."""
 
     async def wait_then(
-        self, keys: Sequence[str], timeout_s: float, command: tuple[Any, ...]
+        self,
+        keys: Sequence[str],
+        timeout_s: float,
+        command: tuple[Any, ...],
+        orphaned: Callable[[Any], None],
     ) -> Any:
         """Wait as ``wait`` does, then run ``command`` at once, on the wait's own connection.
 
         Returns the command's reply (an error reply is returned, not raised),
-        or ``NOT_RUN`` when this caller waited in a group (others in this
-        process wait on ``keys`` already, or the blocking connections cannot
-        carry a command behind a BLPOP): the caller runs its command itself.
-        Raises ``redis.RedisError`` if the wait failed.
+        or ``NOT_RUN`` when it did not run there: this caller waited in a
+        group (others in this process wait on ``keys`` already, or the
+        blocking connections cannot carry a command behind a BLPOP), or a new
+        primary was announced meanwhile. The caller then runs its command
+        itself. ``orphaned`` gets the command's reply if the caller is
+        cancelled after the wait was sent (_blocking.py). Raises
+        ``redis.RedisError`` if the wait failed.
         """
         blpop_then = getattr(self._blocking, "blpop_then", None)
         group_keys = tuple(sorted(set(keys)))
         self._adopt_loop()
-        if blpop_then is None or group_keys in self._groups or group_keys in self._solo:
+        if (
+            blpop_then is None
+            or getattr(self._blocking, "unblock_refused", False)
+            or group_keys in self._groups
+            or group_keys in self._solo
+        ):
             await self.wait(keys, timeout_s)
             return NOT_RUN
         self._solo.add(group_keys)
@@ -107,18 +120,29 @@ class WakeWaits:
             except TimeoutError:
                 return NOT_RUN  # every connection was taken for the whole wait
             try:
-                block_s = min(max(timeout_s, 0.01), self._max_block_s)
-                async with asyncio.timeout(block_s + self._reply_grace_s):
-                    wake, reply = await blpop_then(list(group_keys), block_s, command)
-            except TimeoutError:
-                raise rexc.TimeoutError("Redis did not answer a blocking wait in time") from None
+                wake, reply = await blpop_then(
+                    list(group_keys),
+                    min(max(timeout_s, 0.001), self._max_block_s),
+                    command,
+                    unblock=self._unblock,
+                    orphaned=orphaned,
+                    grace_s=self._reply_grace_s,
+                )
+            except Switched:
+                return NOT_RUN
             finally:
                 self._slots.release()
         finally:
             self._solo.discard(group_keys)
-        if isinstance(wake, rexc.RedisError):
+        # A command that ran answers for itself, whatever ended the wait (an
+        # operator's CLIENT UNBLOCK ... ERROR, say): its leases are the caller's.
+        if isinstance(wake, rexc.RedisError) and not isinstance(reply, list):
             raise wake
         return reply
+
+    async def _unblock(self, client_id: int) -> None:
+        """End a blocked wait now, as if its timeout had passed (the command behind it runs)."""
+        await self._execute("CLIENT", "UNBLOCK", client_id)
 
     async def wait(self, keys: Sequence[str], timeout_s: float) -> None:
         """Until a token of one of ``keys`` is handed to this caller, or ``timeout_s`` passes.
