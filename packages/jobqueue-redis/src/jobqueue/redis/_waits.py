@@ -21,7 +21,8 @@ behind the BLPOP (``wait_then``): Redis runs the claim the moment the BLPOP
 returns, so a wake costs no round trip before the claim (start latency).
 While one such wait is out, later claimers of the same lists form a group as
 above, so a server serving many remote workers still blocks once per set of
-lists, plus the one solo wait.
+lists, plus the one solo wait; solo waits hold at most half the connections,
+and none is started while a group waits for one.
 
 Distinct groups share at most ``slots`` connections. A group that finds them
 all taken waits for one; its claimers time out as usual and return nothing,
@@ -109,6 +110,10 @@ class WakeWaits:
             or getattr(self._blocking, "unblock_refused", False)
             or group_keys in self._groups
             or group_keys in self._solo
+            # Solo waits take at most half the connections, and none that a
+            # group waits for: under pressure every set of lists waits once.
+            or len(self._solo) >= self._slot_count // 2
+            or self._slots.locked()
         ):
             await self.wait(keys, timeout_s)
             return NOT_RUN
