@@ -265,7 +265,7 @@ async def test_an_operator_unblocking_the_wait_with_an_error_does_not_fail_the_c
     try:
         claim = claim_task(worker, wait_ms=10_000)
         (blocked,) = await wait_blocked(raw, 1)
-        assert await raw.execute_command("CLIENT", "UNBLOCK", blocked, "ERROR") == 1
+        assert await raw.client_unblock(blocked, error=True) == 1
         await asyncio.sleep(0.05)
         assert not claim.done()  # it claimed nothing, and waits again
         job = await service_for(producer).enqueue("t")
@@ -286,7 +286,7 @@ async def test_a_new_primary_drops_a_wait_before_the_command_behind_it_runs(
     counter = f"{key_prefix}:ran"
 
     async def unblock(client_id: int) -> None:
-        await raw.execute_command("CLIENT", "UNBLOCK", client_id)
+        await raw.client_unblock(client_id)
 
     try:
         wait = asyncio.create_task(
@@ -315,7 +315,14 @@ async def test_where_an_acl_refuses_client_commands_waits_still_end_and_then_wai
     """CLIENT ID and UNBLOCK refused: the first wait ends by Redis's own timeout, the job is
     claimed all the same, and later waits take the group path (their claim after the wake)."""
     user = f"u{key_prefix[-8:]}"
-    await raw.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-client")
+    await raw.acl_setuser(
+        user,
+        enabled=True,
+        passwords=["+pw"],
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all", "-client"],
+    )
     host_port = own_redis.split("//", 1)[1]
     url = f"redis://{user}:pw@{host_port}"
     worker, producer = make_store(url, key_prefix), make_store(own_redis, key_prefix)
@@ -335,4 +342,4 @@ async def test_where_an_acl_refuses_client_commands_waits_still_end_and_then_wai
     finally:
         await worker.close()
         await producer.close()
-        await raw.execute_command("ACL", "DELUSER", user)
+        await raw.acl_deluser(user)
