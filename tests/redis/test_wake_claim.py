@@ -12,7 +12,6 @@ on the old path, where the blocked connection's last command stays BLPOP.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -88,6 +87,17 @@ async def wait_blocked(raw: aioredis.Redis, count: int) -> set[int]:
 
 def complete(lease: Lease) -> Outcome:
     return Outcome(job_id=lease.job.id, token=lease.token, kind=OutcomeKind.COMPLETE)
+
+
+async def finished_first(claim: asyncio.Task[list[Lease]], store: RedisJobStore) -> bool:
+    """Whether the claim had its answer before its cancel landed (its leases are its
+    caller's, who completes them here); False when it was cancelled."""
+    try:
+        leases = await claim
+    except asyncio.CancelledError:
+        return False
+    await store.settle([complete(lease) for lease in leases])
+    return True
 
 
 def claim_task(store: RedisJobStore, wait_ms: int, limit: int = 1) -> asyncio.Task[list[Lease]]:
@@ -237,8 +247,8 @@ async def test_a_claim_cancelled_just_after_its_wake_hands_its_lease_back(
             await wait_blocked(raw, 1)
             job = await service_for(producer).enqueue("t")
             claim.cancel()  # the token may have reached the wait already: the usual case here
-            with contextlib.suppress(asyncio.CancelledError):
-                await claim
+            if await finished_first(claim, other):
+                continue
             leases: list[Lease] = []
 
             async def claimable() -> bool:
@@ -343,3 +353,65 @@ async def test_where_an_acl_refuses_client_commands_waits_still_end_and_then_wai
         await worker.close()
         await producer.close()
         await raw.acl_deluser(user)
+
+
+async def test_a_new_primary_announced_while_the_wait_connects_drops_it_as_switched(
+    own_redis: str,
+) -> None:
+    """Dropping a connection that is still connecting cancels its connect: the caller gets
+    Switched (and claims again), not a cancellation nobody asked for, which would end a
+    worker's claim loop."""
+    host, port = own_redis.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    looked_up = asyncio.Event()
+
+    async def slow_lookup() -> tuple[str, int]:  # a Sentinel lookup under way
+        looked_up.set()
+        await asyncio.sleep(0.5)
+        return host, int(port)
+
+    blocking = BlockingConnections(
+        lambda: MultiplexedConnection(
+            own_redis, connect_timeout_s=2.0, timeout_s=30.0, resolve=slow_lookup
+        )
+    )
+
+    async def unblock(client_id: int) -> None:
+        raise AssertionError("nothing to unblock")
+
+    try:
+        wait = asyncio.create_task(
+            blocking.blpop_then(
+                ["w"], 5.0, ("PING",), unblock=unblock, orphaned=lambda _: None, grace_s=2.0
+            )
+        )
+        await looked_up.wait()
+        blocking.retire_idle()
+        with pytest.raises(Switched):
+            await asyncio.wait_for(wait, 5)
+        assert not wait.cancelled()
+    finally:
+        await blocking.aclose()
+
+
+async def test_closing_the_store_just_after_cancelling_a_woken_claim_hands_the_job_back(
+    own_redis: str, key_prefix: str, raw: aioredis.Redis
+) -> None:
+    producer, other = make_store(own_redis, key_prefix), make_store(own_redis, key_prefix)
+    try:
+        for _ in range(5):
+            worker = make_store(own_redis, key_prefix)
+            before = await blocked_ids(raw)
+            claim = claim_task(worker, wait_ms=10_000)
+            await wait_blocked(raw, len(before) + 1)
+            job = await service_for(producer).enqueue("t")
+            claim.cancel()
+            await worker.close()  # before the cancelled claim has run again
+            if await finished_first(claim, other):
+                continue
+            (lease,) = await other.claim(["t"], limit=1, lease_ms=LEASE_MS)
+            assert lease.job.id == job.id
+            assert lease.job.attempts == 1
+            await other.settle([complete(lease)])
+    finally:
+        await producer.close()
+        await other.close()

@@ -19,7 +19,9 @@ A token popped just as the wait is cut short may still be lost, as there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis import exceptions as rexc
@@ -41,6 +43,31 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+def _copy_reply(sent: asyncio.Future[Any], into: asyncio.Future[Any]) -> None:
+    """``into`` gets ``sent``'s reply, or its failure as a value."""
+    if into.done():
+        return
+    if sent.cancelled():
+        into.set_result(rexc.ConnectionError("the connection was dropped"))
+    elif sent.exception() is not None:
+        into.set_result(sent.exception())
+    else:
+        into.set_result(sent.result())
+
+
+@dataclass(slots=True)
+class _Wait:
+    """A ``blpop_then`` wait: its connection's id, how to end it, when its caller is done.
+
+    ``client_id`` resolves to CLIENT ID's reply, or to the error that kept it
+    from coming (a value either way, never raised).
+    """
+
+    client_id: asyncio.Future[Any]
+    unblock: Callable[[int], Awaitable[Any]]
+    done: asyncio.Future[None]
+
+
 class BlockingConnections:
     """Connections for blocking commands, one command on each at a time.
 
@@ -53,8 +80,9 @@ class BlockingConnections:
         self._make = make
         self._idle: list[MultiplexedConnection] = []
         self._busy: set[MultiplexedConnection] = set()
-        self._claiming: set[MultiplexedConnection] = set()
+        self._claiming: dict[MultiplexedConnection, _Wait] = {}
         """Busy connections with a command behind their BLPOP (``blpop_then``)."""
+        self._closed = False
         self._switched: set[MultiplexedConnection] = set()
         self._background: set[asyncio.Task[None]] = set()
         self.unblock_refused = False
@@ -107,14 +135,25 @@ class BlockingConnections:
         """
         connection = self._idle.pop() if self._idle else self._make()
         self._busy.add(connection)
-        self._claiming.add(connection)
+        loop = asyncio.get_running_loop()
+        wait = _Wait(loop.create_future(), unblock, loop.create_future())
+        self._claiming[connection] = wait
         try:
             client_id, wake, reply = await connection.send_in_order(
                 ("CLIENT", "ID"), ("BLPOP", *keys, timeout_s + _BACKSTOP_S), command
             )
-        except BaseException:
+        except BaseException as error:
+            switched = connection in self._switched
             self._drop(connection, "a blocking wait was cut short")
+            wait.client_id.set_result(rexc.ConnectionError("the wait was never sent"))
+            wait.done.set_result(None)
+            task = asyncio.current_task()
+            if switched and (task is None or not task.cancelling()):
+                # Dropped while connecting: abort cancels the connect, which
+                # reaches this caller as a cancellation nobody asked for.
+                raise Switched from error
             raise
+        client_id.add_done_callback(lambda sent: _copy_reply(sent, wait.client_id))
         pair = asyncio.gather(wake, reply)
         for future in (client_id, wake, reply, pair):
             future.add_done_callback(_retrieved)
@@ -123,11 +162,9 @@ class BlockingConnections:
                 async with asyncio.timeout(timeout_s):
                     await asyncio.shield(pair)
             except TimeoutError:
-                await self._ended(client_id, pair, unblock, grace_s)
+                await self._ended(wait, pair, grace_s)
         except asyncio.CancelledError:
-            salvage = asyncio.get_running_loop().create_task(
-                self._salvage(connection, client_id, pair, unblock, orphaned, grace_s)
-            )
+            salvage = loop.create_task(self._salvage(connection, wait, pair, orphaned, grace_s))
             self._background.add(salvage)
             salvage.add_done_callback(self._background.discard)
             raise
@@ -139,52 +176,80 @@ class BlockingConnections:
             if isinstance(error, TimeoutError):
                 raise rexc.TimeoutError("Redis did not answer a blocking wait in time") from None
             raise
+        finally:
+            if not wait.done.done():
+                wait.done.set_result(None)
         self._release(connection)
         wake_reply, command_reply = pair.result()
         return wake_reply, command_reply
 
     async def _ended(
-        self,
-        client_id: asyncio.Future[Any],
-        pair: asyncio.Future[tuple[Any, Any]],
-        unblock: Callable[[int], Awaitable[Any]],
-        grace_s: float,
+        self, wait: _Wait, pair: asyncio.Future[tuple[Any, Any]], grace_s: float
     ) -> None:
         """End a wait whose time is up, and wait (at most ``grace_s``) for both replies."""
         async with asyncio.timeout(grace_s):
             if not pair.done():
-                known = await asyncio.shield(client_id)
-                try:
-                    if isinstance(known, rexc.RedisError):
-                        raise known
-                    await unblock(int(known))
-                except rexc.ResponseError:
-                    # An ACL that refuses CLIENT ID or UNBLOCK: Redis's own timeout
-                    # ends this wait (within grace); later ones wait in groups.
-                    self.unblock_refused = True
+                await self._unblock(wait)
             await asyncio.shield(pair)
+
+    async def _unblock(self, wait: _Wait) -> None:
+        """CLIENT UNBLOCK the wait; where that fails, Redis's own timeout (the backstop) ends it."""
+        known = await asyncio.shield(wait.client_id)
+        if isinstance(known, BaseException) and not isinstance(known, rexc.NoPermissionError):
+            return  # no id (the connection failed): nothing is blocked there to end
+        try:
+            if isinstance(known, rexc.NoPermissionError):
+                raise known
+            await wait.unblock(int(known))
+        except rexc.NoPermissionError:
+            # An ACL that refuses CLIENT ID or UNBLOCK: later waits wait in groups.
+            self.unblock_refused = True
+        except rexc.RedisError:
+            pass  # the shared connection failing, a busy script: the backstop ends it
 
     async def _salvage(
         self,
         connection: MultiplexedConnection,
-        client_id: asyncio.Future[Any],
+        wait: _Wait,
         pair: asyncio.Future[tuple[Any, Any]],
-        unblock: Callable[[int], Awaitable[Any]],
         orphaned: Callable[[Any], None],
         grace_s: float,
     ) -> None:
         """After the caller left: end the wait, keep the connection, hand on what ran."""
         try:
-            await self._ended(client_id, pair, unblock, grace_s)
+            await self._ended(wait, pair, grace_s)
         except BaseException:
             self._drop(connection, "a blocking wait was cut short")
             return  # what ran behind it, if anything, waits for its lease to expire
         self._release(connection)
         orphaned(pair.result()[1])
 
+    async def drain(self, grace_s: float) -> None:
+        """End every wait that has a command behind it, and let its replies arrive.
+
+        For a store about to close: each such wait is unblocked (its command
+        runs now), and this returns once every caller has its replies and every
+        salvage has handed on what it got, or ``grace_s`` passed. Cancelled
+        callers' leases are handed back before the store's connections close.
+        """
+        waits = list(self._claiming.values())
+        if not waits:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_s):
+                await asyncio.gather(
+                    *(self._unblock(wait) for wait in waits), return_exceptions=True
+                )
+                await asyncio.gather(*(wait.done for wait in waits))
+                await asyncio.sleep(0)  # a cancelled caller's salvage starts on its next step
+                await asyncio.gather(*self._background, return_exceptions=True)
+
     def _release(self, connection: MultiplexedConnection) -> None:
         self._busy.discard(connection)
-        self._claiming.discard(connection)
+        self._claiming.pop(connection, None)
+        if self._closed:
+            connection.abort("the store was closed")
+            return
         if connection in self._switched:
             self._switched.discard(connection)
             connection.retire()
@@ -192,7 +257,7 @@ class BlockingConnections:
 
     def _drop(self, connection: MultiplexedConnection, reason: str) -> None:
         self._busy.discard(connection)
-        self._claiming.discard(connection)
+        self._claiming.pop(connection, None)
         self._switched.discard(connection)
         connection.abort(reason)
 
@@ -204,12 +269,13 @@ class BlockingConnections:
         """
         for connection in self._idle:
             connection.retire()
-        for connection in list(self._claiming & self._busy):
+        for connection in [c for c in self._claiming if c in self._busy]:
             self._switched.add(connection)
             connection.abort("a new primary was announced")
 
     async def aclose(self) -> None:
         """Close every connection; waits in flight fail with ``ConnectionError``."""
+        self._closed = True
         connections = [*self._idle, *self._busy]
         self._idle.clear()
         self._busy.clear()
@@ -218,3 +284,5 @@ class BlockingConnections:
         # Salvages end at once now that their connections are closed.
         await asyncio.gather(*self._background, return_exceptions=True)
         self._idle.clear()
+        self._claiming.clear()
+        self._switched.clear()

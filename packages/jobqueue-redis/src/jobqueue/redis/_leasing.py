@@ -31,6 +31,9 @@ from ._waits import NOT_RUN, WakeWaits
 
 _log = logging.getLogger(__name__)
 
+_DRAIN_GRACE_S = 2.0
+"""How long closing waits for the replies of waits it ended (as a wait's own grace)."""
+
 MAX_CLAIM = 1_000
 """Most jobs one claim takes: bounds the time one script holds Redis."""
 _CHUNK = 1_000
@@ -168,7 +171,12 @@ class Leasing:
             )
 
     async def close(self) -> None:
-        """Stop the shared waits, then finish the hand-backs under way."""
+        """End the waits with a claim behind them, stop the shared ones, then finish the
+        hand-backs: all before the store's connections close, so what a cancelled claim
+        took goes back to the queue rather than waiting for its lease to expire."""
+        drain = getattr(self._core.connections.blocking, "drain", None)
+        if drain is not None:
+            await drain(_DRAIN_GRACE_S)
         await self.waits.close()
         await asyncio.gather(*self._hand_backs, return_exceptions=True)
 
