@@ -251,7 +251,14 @@ async def test_sweeps_stats_and_pages_cost_the_same_with_many_types(
         assert len(done_page.jobs) == 10
         assert requeued == expired, (requeued, expired)
         assert sweep_ms, "no sweep command was logged"
-        assert p99(sweep_ms) < SWEEP_P99_MS, sorted(sweep_commands, key=lambda c: -c[1])[:5]
+        # What a sweep costs Redis: its CPU (its p99), and its time in SLOWLOG at the
+        # median. A SLOWLOG time is wall time in Redis, which counts the moments
+        # another process held the core: one of 30 at 6.8 ms, its CPU 3.1 ms,
+        # failed a CI run on a loaded machine.
+        assert p99(sweep_cpu_ms) < SWEEP_P99_MS, sweep_cpu_ms
+        assert statistics.median(sweep_ms) < SWEEP_P99_MS, sorted(
+            sweep_commands, key=lambda c: -c[1]
+        )[:5]
         assert statistics.median(stats_ms) < STATS_MS, stats_ms
         assert statistics.median(page_ms) < PAGE_MS, page_ms
         assert statistics.median(next_ms) < PAGE_MS, next_ms
