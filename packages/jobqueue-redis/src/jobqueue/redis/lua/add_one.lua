@@ -6,16 +6,14 @@
 -- max_attempts|'', payload. Returns {now, id}, as add.lua does.
 -- Why a script of its own: add.lua's general planner (options, unique keys,
 -- batches, per-type tables) costs a lone plain job about as much Redis time as
--- its writes do, and its helpers are closures built on every call; this one
--- writes the same fields, queue, indexes, counter and wake-up with nothing else.
+-- its writes do; this one writes the same fields, queue, indexes, counter and
+-- wake-up with nothing else, through the same helpers (clock_ms, count, wake_for).
 local P, id, jtype, exec, max_attempts = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = clock_ms()
 local jk = P .. 'j:' .. id
 local q = P .. 'q:' .. jtype
-local w = P .. 'w:' .. jtype
 if PROBE then -- a cluster's only (see probe in _common.lua): the keys add.lua probes
-  redis.call('EXISTS', jk, q, P .. 'pl:' .. jtype, w)
+  probe({jk, q, P .. 'pl:' .. jtype, P .. 'w:' .. jtype})
 end
 if exec == '-' then
   exec = now
@@ -25,19 +23,12 @@ if max_attempts ~= '' then
 else
   redis.call('HSET', jk, 't', jtype, 'p', ARGV[6], 's', 1, 'e', exec, 'c', now)
 end
-redis.call('HINCRBY', KEYS[4], 'enqueued:' .. jtype, 1)
+count(P, jtype, 'enqueued', 1)
 redis.call('ZADD', q, exec, id)
 -- A queue that held jobs already is in both indexes: only a new one is added.
 if redis.call('ZCARD', q) == 1 then
   redis.call('ZADD', KEYS[1], 0, jtype)
   redis.call('ZADD', KEYS[3], 0, jtype)
 end
--- wake_for (_common.lua): a job due now, or the new head of its queue, wakes
--- one idle worker unless a token is waiting already.
-local due = tonumber(exec)
-if due <= now or redis.call('ZRANGE', q, 0, 0)[1] == id then
-  if redis.call('LLEN', w) == 0 then
-    redis.call('LPUSH', w, 1)
-  end
-end
+wake_for(P, jtype, id, tonumber(exec), now, q)
 return {now, id}
