@@ -32,15 +32,20 @@ def free_port() -> int:
         return port
 
 
-def wait_until_up(url: str, timeout_s: float = 10.0) -> None:
+def wait_until_up(
+    url: str, timeout_s: float = 10.0, process: subprocess.Popen[bytes] | None = None
+) -> bool:
+    """Until Redis at ``url`` answers; False at once if ``process`` exited (a port taken)."""
     deadline = time.monotonic() + timeout_s
     client = redis.Redis.from_url(url)
     try:
         while True:
             try:
                 client.ping()
-                return
+                return True
             except redis.ConnectionError:
+                if process is not None and process.poll() is not None:
+                    return False
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.02)
@@ -67,6 +72,8 @@ class RedisProcess:
         if binary is None:
             raise RuntimeError(HOW_TO_GET_REDIS)
         self.binary = binary
+        self._own_port = port is None
+        self._started = False
         self.port = port or free_port()
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="jobqueue-redis-")
         self.data_dir = data_dir or Path(self._tmp.name)  # type: ignore[union-attr]
@@ -89,8 +96,27 @@ class RedisProcess:
             "--logfile", str(self.data_dir / "redis.log"),
             *self.extra_args,
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until_up(self.url)
+        # A port free when picked may be taken before redis-server binds it (as
+        # may a cluster node's bus port, also picked ahead). On a first start
+        # with ports of our own choosing, they are picked again, a few times; a
+        # restart keeps its port (fault tests reconnect to it), as does a given one.
+        retry = self._own_port and not self._started
+        for _ in range(5 if retry else 1):
+            self.process = subprocess.Popen(
+                args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            if wait_until_up(self.url, process=self.process):
+                self._started = True
+                return
+            self.process.wait(10)
+            if not retry:
+                break
+            self.port = free_port()
+            args[args.index("--port") + 1] = str(self.port)
+            if "--cluster-port" in args:
+                args[args.index("--cluster-port") + 1] = str(free_port())
+                self.extra_args = tuple(args[args.index("--logfile") + 2 :])
+        raise RuntimeError(f"redis-server exited at start; see {self.data_dir / 'redis.log'}")
 
     def kill(self) -> None:
         """SIGKILL: what a crash or an OOM kill does."""
