@@ -56,6 +56,19 @@ async def raw(own_redis: str) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
+@pytest.fixture
+async def stores(
+    own_redis: str, key_prefix: str
+) -> AsyncIterator[tuple[RedisJobStore, RedisJobStore]]:
+    """A worker's store and a producer's on this module's Redis, closed after the test."""
+    worker, producer = make_store(own_redis, key_prefix), make_store(own_redis, key_prefix)
+    try:
+        yield worker, producer
+    finally:
+        await worker.close()
+        await producer.close()
+
+
 def make_store(url: str, prefix: str) -> RedisJobStore:
     return RedisJobStore(RedisStoreSettings(url=url, key_prefix=prefix), clock=SystemClock())
 
@@ -105,107 +118,87 @@ def claim_task(store: RedisJobStore, wait_ms: int, limit: int = 1) -> asyncio.Ta
 
 
 async def test_the_claim_after_a_wake_runs_on_the_blocked_connection(
-    own_redis: str, key_prefix: str, raw: aioredis.Redis
+    stores: tuple[RedisJobStore, RedisJobStore], raw: aioredis.Redis
 ) -> None:
-    worker, producer = make_store(own_redis, key_prefix), make_store(own_redis, key_prefix)
-    try:
-        claim = claim_task(worker, wait_ms=10_000)
-        (blocked,) = await wait_blocked(raw, 1)
-        job = await service_for(producer).enqueue("t")
-        (lease,) = await asyncio.wait_for(claim, 5)
-        assert lease.job.id == job.id
-        assert lease.deadline_ms > job.created_at
-        # The blocked connection's last command is the claim, not its BLPOP.
-        assert await last_commands(raw, {blocked}) == {blocked: "evalsha"}
-    finally:
-        await worker.close()
-        await producer.close()
+    worker, producer = stores
+    claim = claim_task(worker, wait_ms=10_000)
+    (blocked,) = await wait_blocked(raw, 1)
+    job = await service_for(producer).enqueue("t")
+    (lease,) = await asyncio.wait_for(claim, 5)
+    assert lease.job.id == job.id
+    assert lease.deadline_ms > job.created_at
+    # The blocked connection's last command is the claim, not its BLPOP.
+    assert await last_commands(raw, {blocked}) == {blocked: "evalsha"}
 
 
 async def test_a_job_that_falls_due_during_the_wait_is_claimed_behind_its_timeout(
-    own_redis: str, key_prefix: str, raw: aioredis.Redis
+    stores: tuple[RedisJobStore, RedisJobStore], raw: aioredis.Redis
 ) -> None:
-    worker, producer = make_store(own_redis, key_prefix), make_store(own_redis, key_prefix)
-    try:
-        now_s, _ = await raw.time()
-        due_ms = int(now_s) * 1000 + 1_500  # Redis's clock decides: a due time ahead of it
-        job = await service_for(producer).enqueue("t", execution_time_ms=due_ms)
-        claim = claim_task(worker, wait_ms=10_000)
-        (blocked,) = await wait_blocked(raw, 1)
-        (lease,) = await asyncio.wait_for(claim, 8)
-        assert lease.job.id == job.id
-        (redis_s, redis_us) = await raw.time()
-        assert int(redis_s) * 1000 + int(redis_us) // 1000 >= due_ms
-        assert await last_commands(raw, {blocked}) == {blocked: "evalsha"}
-    finally:
-        await worker.close()
-        await producer.close()
+    worker, producer = stores
+    now_s, _ = await raw.time()
+    due_ms = int(now_s) * 1000 + 1_500  # Redis's clock decides: a due time ahead of it
+    job = await service_for(producer).enqueue("t", execution_time_ms=due_ms)
+    claim = claim_task(worker, wait_ms=10_000)
+    (blocked,) = await wait_blocked(raw, 1)
+    (lease,) = await asyncio.wait_for(claim, 8)
+    assert lease.job.id == job.id
+    (redis_s, redis_us) = await raw.time()
+    assert int(redis_s) * 1000 + int(redis_us) // 1000 >= due_ms
+    assert await last_commands(raw, {blocked}) == {blocked: "evalsha"}
 
 
 async def test_a_second_claimer_of_the_same_types_waits_in_a_group_and_both_are_served(
-    own_redis: str, key_prefix: str, raw: aioredis.Redis
+    stores: tuple[RedisJobStore, RedisJobStore], raw: aioredis.Redis
 ) -> None:
-    worker, producer = make_store(own_redis, key_prefix), make_store(own_redis, key_prefix)
-    try:
-        before = await blocked_ids(raw)
-        claims = [claim_task(worker, wait_ms=10_000) for _ in range(3)]
-        # One wait of its own (the first claimer), one shared by the others.
-        blocked = await wait_blocked(raw, len(before) + 2)
-        await asyncio.sleep(0.05)
-        assert len(await blocked_ids(raw) - before) == 2, blocked
-        jobs = [await service_for(producer).enqueue("t") for _ in range(3)]
-        results = await asyncio.wait_for(asyncio.gather(*claims), 8)
-        assert sorted(lease.job.id for result in results for lease in result) == sorted(
-            job.id for job in jobs
-        )
-        assert all(len(result) == 1 for result in results)
-    finally:
-        await worker.close()
-        await producer.close()
+    worker, producer = stores
+    before = await blocked_ids(raw)
+    claims = [claim_task(worker, wait_ms=10_000) for _ in range(3)]
+    # One wait of its own (the first claimer), one shared by the others.
+    blocked = await wait_blocked(raw, len(before) + 2)
+    await asyncio.sleep(0.05)
+    assert len(await blocked_ids(raw) - before) == 2, blocked
+    jobs = [await service_for(producer).enqueue("t") for _ in range(3)]
+    results = await asyncio.wait_for(asyncio.gather(*claims), 8)
+    assert sorted(lease.job.id for result in results for lease in result) == sorted(
+        job.id for job in jobs
+    )
+    assert all(len(result) == 1 for result in results)
 
 
 async def test_a_claim_that_finds_no_script_behind_its_wait_claims_again_in_full(
-    own_redis: str, key_prefix: str, raw: aioredis.Redis
+    stores: tuple[RedisJobStore, RedisJobStore], raw: aioredis.Redis
 ) -> None:
     """After a Redis restart (here SCRIPT FLUSH) the claim behind the wait runs nothing."""
-    worker, producer = make_store(own_redis, key_prefix), make_store(own_redis, key_prefix)
-    try:
-        claim = claim_task(worker, wait_ms=10_000)
-        await wait_blocked(raw, 1)
-        await raw.script_flush()
-        job = await service_for(producer).enqueue("t")
-        (lease,) = await asyncio.wait_for(claim, 5)
-        assert lease.job.id == job.id
-        stored = await worker.get(job.id)
-        assert stored is not None
-        assert stored.attempts == 1
-    finally:
-        await worker.close()
-        await producer.close()
+    worker, producer = stores
+    claim = claim_task(worker, wait_ms=10_000)
+    await wait_blocked(raw, 1)
+    await raw.script_flush()
+    job = await service_for(producer).enqueue("t")
+    (lease,) = await asyncio.wait_for(claim, 5)
+    assert lease.job.id == job.id
+    stored = await worker.get(job.id)
+    assert stored is not None
+    assert stored.attempts == 1
 
 
 async def test_a_claim_cancelled_while_it_waits_takes_nothing(
-    own_redis: str, key_prefix: str, raw: aioredis.Redis
+    stores: tuple[RedisJobStore, RedisJobStore], raw: aioredis.Redis
 ) -> None:
-    worker, producer = make_store(own_redis, key_prefix), make_store(own_redis, key_prefix)
-    try:
-        claim = claim_task(worker, wait_ms=10_000)
-        await wait_blocked(raw, 1)
-        claim.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await claim
+    worker, producer = stores
+    claim = claim_task(worker, wait_ms=10_000)
+    await wait_blocked(raw, 1)
+    claim.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await claim
 
-        async def unblocked() -> bool:
-            return not await blocked_ids(raw)
+    async def unblocked() -> bool:
+        return not await blocked_ids(raw)
 
-        assert await until(unblocked)
-        job = await service_for(producer).enqueue("t")
-        (lease,) = await worker.claim(["t"], limit=1, lease_ms=LEASE_MS)
-        assert lease.job.id == job.id
-        assert lease.job.attempts == 1  # nobody had leased it before
-    finally:
-        await worker.close()
-        await producer.close()
+    assert await until(unblocked)
+    job = await service_for(producer).enqueue("t")
+    (lease,) = await worker.claim(["t"], limit=1, lease_ms=LEASE_MS)
+    assert lease.job.id == job.id
+    assert lease.job.attempts == 1  # nobody had leased it before
 
 
 async def unblocks(raw: aioredis.Redis) -> int:
@@ -214,24 +207,20 @@ async def unblocks(raw: aioredis.Redis) -> int:
 
 
 async def test_a_wait_that_ends_at_a_due_time_is_ended_by_this_side_not_redis_timer(
-    own_redis: str, key_prefix: str, raw: aioredis.Redis
+    stores: tuple[RedisJobStore, RedisJobStore], raw: aioredis.Redis
 ) -> None:
     """Redis checks a BLPOP's own timeout only every 100 ms (hz 10): a job due now would
     be claimed up to 100 ms late. The wait is ended by CLIENT UNBLOCK when it is due."""
-    worker, producer = make_store(own_redis, key_prefix), make_store(own_redis, key_prefix)
-    try:
-        now_s, _ = await raw.time()
-        due_ms = int(now_s) * 1000 + 1_000
-        job = await service_for(producer).enqueue("t", execution_time_ms=due_ms)
-        before = await unblocks(raw)
-        (lease,) = await asyncio.wait_for(
-            worker.claim(["t"], limit=1, lease_ms=LEASE_MS, wait_ms=10_000), 8
-        )
-        assert lease.job.id == job.id
-        assert await unblocks(raw) > before
-    finally:
-        await worker.close()
-        await producer.close()
+    worker, producer = stores
+    now_s, _ = await raw.time()
+    due_ms = int(now_s) * 1000 + 1_000
+    job = await service_for(producer).enqueue("t", execution_time_ms=due_ms)
+    before = await unblocks(raw)
+    (lease,) = await asyncio.wait_for(
+        worker.claim(["t"], limit=1, lease_ms=LEASE_MS, wait_ms=10_000), 8
+    )
+    assert lease.job.id == job.id
+    assert await unblocks(raw) > before
 
 
 async def test_a_claim_cancelled_just_after_its_wake_hands_its_lease_back(
@@ -268,22 +257,18 @@ async def test_a_claim_cancelled_just_after_its_wake_hands_its_lease_back(
 
 
 async def test_an_operator_unblocking_the_wait_with_an_error_does_not_fail_the_claim(
-    own_redis: str, key_prefix: str, raw: aioredis.Redis
+    stores: tuple[RedisJobStore, RedisJobStore], raw: aioredis.Redis
 ) -> None:
     """CLIENT UNBLOCK id ERROR answers the BLPOP with an error; the claim behind it still ran."""
-    worker, producer = make_store(own_redis, key_prefix), make_store(own_redis, key_prefix)
-    try:
-        claim = claim_task(worker, wait_ms=10_000)
-        (blocked,) = await wait_blocked(raw, 1)
-        assert await raw.client_unblock(blocked, error=True) == 1
-        await asyncio.sleep(0.05)
-        assert not claim.done()  # it claimed nothing, and waits again
-        job = await service_for(producer).enqueue("t")
-        (lease,) = await asyncio.wait_for(claim, 5)
-        assert lease.job.id == job.id
-    finally:
-        await worker.close()
-        await producer.close()
+    worker, producer = stores
+    claim = claim_task(worker, wait_ms=10_000)
+    (blocked,) = await wait_blocked(raw, 1)
+    assert await raw.client_unblock(blocked, error=True) == 1
+    await asyncio.sleep(0.05)
+    assert not claim.done()  # it claimed nothing, and waits again
+    job = await service_for(producer).enqueue("t")
+    (lease,) = await asyncio.wait_for(claim, 5)
+    assert lease.job.id == job.id
 
 
 async def test_a_new_primary_drops_a_wait_before_the_command_behind_it_runs(
