@@ -29,6 +29,7 @@ def test_worker_exports_are_pinned() -> None:
         "JobSource",
         "PresenceSource",
         "ProgressSource",
+        "SettleClaimSource",
         "StoreSource",
         "GrpcSource",
         # Logging

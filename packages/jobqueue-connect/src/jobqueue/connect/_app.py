@@ -134,7 +134,12 @@ class WireApp:
                     worker_pb2.DESCRIPTOR.services_by_name["WorkerService"],
                     worker_servicer,
                     watched=frozenset({"ClaimJobs"}),
-                    hand_backs={"ClaimJobs": claim_hand_back(worker_servicer.SettleJobs)},
+                    hand_backs={
+                        "ClaimJobs": claim_hand_back(worker_servicer.SettleJobs),
+                        "SettleJobs": claim_hand_back(
+                            worker_servicer.SettleJobs, worker_pb2.SettleJobsResponse
+                        ),
+                    },
                 ),
             },
             fallback=self._rpc,

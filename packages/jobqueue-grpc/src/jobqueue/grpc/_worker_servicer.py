@@ -144,7 +144,33 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         self, request: pb.SettleJobsRequest, context: Context
     ) -> pb.SettleJobsResponse:
         outcomes = [self._outcome(message, index) for index, message in enumerate(request.outcomes)]
-        return pb.SettleJobsResponse(accepted=await self._leases.settle(outcomes))
+        if not request.HasField("claim"):
+            return pb.SettleJobsResponse(accepted=await self._leases.settle(outcomes))
+        claim = request.claim
+        # As ClaimJobs: once sent, the claim may lease jobs at any moment, so
+        # it runs to its end shielded; leases it made for a caller that left
+        # are handed back at once.
+        call = asyncio.ensure_future(
+            self._leases.settle_then_claim(
+                outcomes,
+                claim.types,
+                limit=claim.max_jobs,
+                lease_ms=claim.lease_ms,
+                max_jobs=self.max_claim_jobs,
+            )
+        )
+        try:
+            accepted, leases = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            call.add_done_callback(self._hand_back_settled)
+            raise
+        remaining = context.time_remaining()
+        if leases and (context.cancelled() or (remaining is not None and remaining <= 0)):
+            await asyncio.shield(self._start_hand_back(leases))
+            leases = []
+        response = pb.SettleJobsResponse(accepted=accepted)
+        add_leases(response.leases, leases)
+        return response
 
     async def RenewLeases(
         self, request: pb.RenewLeasesRequest, context: Context
@@ -229,6 +255,17 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
             _log.info("a claim whose caller left failed: %s", error)
             return
         leases = claim.result()
+        if leases:
+            self._start_hand_back(leases)
+
+    def _hand_back_settled(self, call: asyncio.Future[tuple[list[bool], list[Lease]]]) -> None:
+        if call.cancelled():
+            return
+        error = call.exception()
+        if error is not None:
+            _log.info("a settle and claim whose caller left failed: %s", error)
+            return
+        leases = call.result()[1]
         if leases:
             self._start_hand_back(leases)
 

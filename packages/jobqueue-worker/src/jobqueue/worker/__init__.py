@@ -28,7 +28,7 @@ from ._handler import AsyncHandlerFunc, Handler, HandlerFunc, SyncHandlerFunc
 from ._logging import JsonFormatter
 from ._registry import CallNext, Middleware
 from ._settings import WorkerSettings
-from ._source import JobSource, PresenceSource, ProgressSource, StoreSource
+from ._source import JobSource, PresenceSource, ProgressSource, SettleClaimSource, StoreSource
 from ._worker import Worker
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ __all__ = [
     "JobSource",
     "PresenceSource",
     "ProgressSource",
+    "SettleClaimSource",
     "StoreSource",
     "GrpcSource",
     # Logging

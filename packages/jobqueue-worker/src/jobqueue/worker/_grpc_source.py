@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Unpack
 
 import grpc
@@ -146,10 +146,7 @@ class GrpcSource:
             )
         except grpc.aio.AioRpcError as error:
             raise _translate(error) from None
-        return [
-            Lease(job_from_proto(lease.job), lease.token, lease.deadline_ms)
-            for lease in response.leases
-        ]
+        return _leases(response.leases)
 
     async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
         if not outcomes:
@@ -158,6 +155,37 @@ class GrpcSource:
         for chunk in _chunks(outcomes, _SETTLE_BATCH_BYTES):
             accepted.extend(await self._settle(chunk))
         return accepted
+
+    async def settle_then_claim(
+        self, outcomes: Sequence[Outcome], types: Sequence[str], *, limit: int, lease_ms: int
+    ) -> tuple[list[bool], list[Lease]]:
+        """One SettleJobs call that also claims: its ``claim`` rides with the last chunk.
+
+        A server older than the field answers no leases, which the worker
+        reads as "claim as before". A last chunk over the server's size limit
+        is settled the usual way (split until it passes), without the claim.
+        """
+        chunks = _chunks(outcomes, _SETTLE_BATCH_BYTES) or [outcomes]
+        accepted: list[bool] = []
+        for chunk in chunks[:-1]:
+            accepted.extend(await self._settle(chunk))
+        last = chunks[-1]
+        request = _settle_request(last)
+        claim = request.claim
+        claim.types.extend(types)
+        claim.max_jobs = limit
+        claim.lease_ms = lease_ms
+        try:
+            response = await self._worker_stub().SettleJobs(
+                request, timeout=self._timeout_s, metadata=self._metadata
+            )
+        except grpc.aio.AioRpcError as error:
+            if _size_limit(error) is None:
+                raise _translate(error) from None
+            accepted.extend(await self._settle(last))
+            return accepted, []
+        accepted.extend(response.accepted)
+        return accepted, _leases(response.leases)
 
     async def _settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
         try:
@@ -281,6 +309,10 @@ class GrpcSource:
             await self._channel.close(None)
         self._channel = None if self._owns_channel else self._channel
         self._stub = None
+
+
+def _leases(leases: Iterable[pb.Lease]) -> list[Lease]:
+    return [Lease(job_from_proto(lease.job), lease.token, lease.deadline_ms) for lease in leases]
 
 
 def _settle_request(outcomes: Sequence[Outcome]) -> pb.SettleJobsRequest:

@@ -79,6 +79,28 @@ class ProgressSource(Protocol):
 
 
 @runtime_checkable
+class SettleClaimSource(Protocol):
+    """A source that settles a batch and claims in the same call: both of jobqueue's do.
+
+    Optional beside ``JobSource``: a busy worker settles a batch and takes as
+    many jobs as it freed in one call instead of two (through the server, one
+    gRPC call fewer per batch). A worker on a source without it claims with
+    ``claim`` only.
+    """
+
+    async def settle_then_claim(
+        self, outcomes: Sequence[Outcome], types: Sequence[str], *, limit: int, lease_ms: int
+    ) -> tuple[list[bool], list[Lease]]:
+        """``settle``, then lease up to ``limit`` due jobs without waiting.
+
+        The verdicts are ``settle``'s; the leases may be none (nothing due,
+        or the claim could not run after the settle), after which the worker
+        claims with ``claim``.
+        """
+        ...
+
+
+@runtime_checkable
 class PresenceSource(Protocol):
     """A source that can say this worker is alive: both of jobqueue's sources can.
 
@@ -127,6 +149,11 @@ class StoreSource:
 
     async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
         return await self._leases.settle(outcomes)
+
+    async def settle_then_claim(
+        self, outcomes: Sequence[Outcome], types: Sequence[str], *, limit: int, lease_ms: int
+    ) -> tuple[list[bool], list[Lease]]:
+        return await self._leases.settle_then_claim(outcomes, types, limit=limit, lease_ms=lease_ms)
 
     async def renew(self, leases: Sequence[tuple[str, str]], *, lease_ms: int) -> list[LeaseState]:
         return await self._leases.renew(leases, lease_ms=lease_ms)

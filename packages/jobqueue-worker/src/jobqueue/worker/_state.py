@@ -26,6 +26,10 @@ class InFlight:
         outbox: outcomes waiting for the next settle call.
         unsettled: outcomes queued or being sent, some with no ``jobs`` entry.
         settled: outcomes the store accepted or refused so far (for the stop line).
+        reserved: slots promised to a claim that is out (the settle lanes'
+            claims ride beside the claim loop's): no other claim may take them.
+        freeing: slots that the settles out will free (their jobs' entries
+            leave ``jobs`` when they answer), which their claims may fill.
     """
 
     def __init__(self) -> None:
@@ -34,6 +38,8 @@ class InFlight:
         self.outbox: list[Outcome] = []
         self.unsettled = 0
         self.settled = 0
+        self.reserved = 0
+        self.freeing = 0
         # asyncio primitives bind to the running loop on first use, not here.
         self.slots_freed = asyncio.Event()
         self.outbox_ready = asyncio.Event()

@@ -266,16 +266,30 @@ class SettleJobsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     OUTCOMES_FIELD_NUMBER: _builtins.int
+    CLAIM_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Outcome]: ...
+    @_builtins.property
+    def claim(self) -> Global___ClaimJobsRequest:
+        """Optional: once the outcomes are applied, also lease jobs as ClaimJobs
+        would, answered in SettleJobsResponse.leases. A busy worker claims as
+        many jobs as the batch freed slots, one call where it would make two.
+        This claim never waits (its wait_ms is ignored): a worker that wants to
+        wait for work calls ClaimJobs. Its fields are checked before anything is
+        settled (INVALID_ARGUMENT, nothing changed). A server older than this
+        field ignores it and answers no leases, so a worker that got none claims
+        with ClaimJobs as before.
+        """
+
     def __init__(
         self,
         *,
         outcomes: _abc.Iterable[Global___Outcome] | None = ...,
+        claim: Global___ClaimJobsRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claim", b"claim"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim", b"claim", "outcomes", b"outcomes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -286,6 +300,7 @@ class SettleJobsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCEPTED_FIELD_NUMBER: _builtins.int
+    LEASES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def accepted(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]:
         """One per outcome, in order: false when the lease was no longer held (its
@@ -296,14 +311,23 @@ class SettleJobsResponse(_message.Message):
         M").
         """
 
+    @_builtins.property
+    def leases(self) -> _containers.RepeatedCompositeFieldContainer[Global___Lease]:
+        """The jobs leased by the request's claim, as ClaimJobsResponse.leases; empty
+        without one, when none is due, or when the claim could not run after the
+        outcomes were applied (the store became unavailable: the next ClaimJobs
+        reports it).
+        """
+
     def __init__(
         self,
         *,
         accepted: _abc.Iterable[_builtins.bool] | None = ...,
+        leases: _abc.Iterable[Global___Lease] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "leases", b"leases"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
