@@ -134,12 +134,7 @@ class WireApp:
                     worker_pb2.DESCRIPTOR.services_by_name["WorkerService"],
                     worker_servicer,
                     watched=frozenset({"ClaimJobs"}),
-                    hand_backs={
-                        "ClaimJobs": claim_hand_back(worker_servicer.SettleJobs),
-                        "SettleJobs": claim_hand_back(
-                            worker_servicer.SettleJobs, worker_pb2.SettleJobsResponse
-                        ),
-                    },
+                    hand_backs={"ClaimJobs": claim_hand_back(worker_servicer.SettleJobs)},
                 ),
             },
             fallback=self._rpc,

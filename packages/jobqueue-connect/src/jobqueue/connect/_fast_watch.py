@@ -57,20 +57,15 @@ class Left:
         self.now = False
 
 
-def claim_hand_back(
-    settle: Callable[[Any, Any], Awaitable[Any]],
-    answer: type[wpb.ClaimJobsResponse] | type[wpb.SettleJobsResponse] = wpb.ClaimJobsResponse,
-) -> HandBack:
-    """Hands back the leases of a serialized ``answer`` through ``settle`` (SettleJobs).
+def claim_hand_back(settle: Callable[[Any, Any], Awaitable[Any]]) -> HandBack:
+    """Hands back the leases of a serialized ``ClaimJobsResponse`` through ``settle`` (SettleJobs).
 
-    ``answer`` is the response that carries them: ``ClaimJobsResponse``, or
-    ``SettleJobsResponse`` for a settle that also claimed (both hold them in
-    ``leases``). RELEASE gives each job back untried, its attempt returned,
-    as the worker servicer does with a claim whose caller left while it waited.
+    RELEASE gives each job back untried, its attempt returned, as the worker
+    servicer does with a claim whose caller left while it waited.
     """
 
     async def hand_back(data: bytes) -> None:
-        leases = answer.FromString(data).leases
+        leases = wpb.ClaimJobsResponse.FromString(data).leases
         if not leases:
             return
         release = wpb.OutcomeKind.OUTCOME_KIND_RELEASE

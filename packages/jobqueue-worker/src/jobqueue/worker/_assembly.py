@@ -98,7 +98,9 @@ def _start_metrics(
     from ._metrics import WorkerMetrics
 
     metrics = WorkerMetrics(wanted.registry)
-    metrics.bind(concurrency=settings.concurrency, busy=lambda: len(state.jobs))
+    concurrency = settings.concurrency
+    # A lane's claim may answer before the other lane's settle frees its slots.
+    metrics.bind(concurrency=concurrency, busy=lambda: min(len(state.jobs), concurrency))
     if wanted.port is not None:
         bound = metrics.serve(host=wanted.host, port=wanted.port)
         logger.info("serving worker metrics on %s:%d", wanted.host, bound)

@@ -6,11 +6,13 @@ returns); expired leases of dead workers are swept on a timer. A failed call
 is retried with a growing pause, so a store or server that is down for a
 while costs nothing but the wait.
 
-While the queue is busy (the last claim filled every slot it asked for), a
-settle also claims as many jobs as its batch frees, on a source that can
-(``SettleClaimSource``): one call per batch instead of a settle and a claim.
-Slots promised to a claim that is out are reserved in ``InFlight`` so the two
-loops never lease more jobs than there are slots.
+While the queue is busy (the last claim leased jobs), a settle also claims
+as many jobs as its batch frees, on a source that can (``SettleClaimSource``):
+one call per batch instead of a settle and a claim. Slots promised to a claim
+that is out are reserved in ``InFlight`` so the lanes and the claim loop never
+lease more jobs than there are slots. (A settle still out when a stop's grace
+ends is cancelled with its lane; the leases its claim made, if any, expire
+unconfirmed, their attempts given back, as with a lost claim reply.)
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from ._source import JobSource, SettleClaimSource
 from ._state import InFlight
 
 SETTLE_LANES = 2
-"""Settle calls a worker keeps out at once (docs/benchmarks.md, the settle that claims)."""
+"""Settle calls a worker keeps out at once: two drained a third more jobs a second
+than one through the server, three no more than two (docs/benchmarks.md, "The
+settle that claims")."""
 
 
 @dataclasses.dataclass(eq=False)
@@ -158,6 +162,8 @@ class Loops:
                 state.reserved -= want
                 state.freeing -= freed
             if failed is not None:
+                if want:
+                    state.slot_freed()  # the claim loop may take the slots this claim held
                 # Keep the batch: outcomes are safe to send again, a stale one is refused.
                 state.outbox[:0] = state.without_lost(batch)
                 failures += 1

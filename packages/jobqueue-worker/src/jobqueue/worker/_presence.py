@@ -82,7 +82,8 @@ class PresenceBeat:
             sdk=self.identity.sdk,
             types=self.identity.types,
             concurrency=self.identity.concurrency,
-            busy=len(self._state.jobs),
+            # A lane's claim may answer before the other lane's settle frees its slots.
+            busy=min(len(self._state.jobs), self.identity.concurrency),
             started_at_ms=self.identity.started_at_ms,
         )
 
