@@ -203,16 +203,19 @@ async def test_watch_follows_a_job_to_its_end(store: JobStore, make_job: MakeJob
     await store.add([job])
     seen: list[JobStatus] = []
     first_seen = asyncio.Event()
+    running_seen = asyncio.Event()
 
     async def follow() -> None:
         async for update in store.watch(job.id):
             seen.append(update.status)
             first_seen.set()
+            if update.status is JobStatus.RUNNING:
+                running_seen.set()
 
     watcher = asyncio.create_task(follow())
     await asyncio.wait_for(first_seen.wait(), 5)
     (lease,) = await store.claim(["email"], limit=1, lease_ms=LEASE)
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(running_seen.wait(), 5)  # the claim told its watchers
     await store.settle([complete(job.id, lease.token)])
     await asyncio.wait_for(watcher, 5)
     assert seen[0] is JobStatus.PENDING

@@ -251,10 +251,15 @@ end
 
 -- Tell watchers of a job that it changed; costs one HEXISTS when nobody watches.
 -- PUBLISH is 'SPUBLISH' on a cluster (the channel is in the shard's slot), set
--- by the store before this file (_core.py, _cluster_pubsub.py).
+-- by the store before this file (_core.py, _cluster_pubsub.py). A caller that
+-- read the job's 'w' already (claim.lua, with the rest of its fields) calls
+-- tell instead when it was set.
+local function tell(P, id)
+  redis.call(PUBLISH, P .. 'ev:' .. id, 1)
+end
 local function notify(P, jk, id)
   if redis.call('HEXISTS', jk, 'w') == 1 then
-    redis.call(PUBLISH, P .. 'ev:' .. id, 1)
+    tell(P, id)
   end
 end
 

@@ -103,12 +103,14 @@ local count = 0
 local function lease(jtype, q, ids, extra, lkey)
   local r = P .. 'r:' .. jtype
   local keys = {r}
-  -- Status and unique rule (uk key, uq "scope ..."), read before any write.
+  -- Status, unique rule (uk key, uq "scope ..."), attempts and watchers,
+  -- read before any write: the lease writes the attempt with its other
+  -- fields, and tells watchers, without a command more per job.
   local seen = {}
   for _, id in ipairs(ids) do
     local jk = P .. 'j:' .. id
     keys[#keys + 1] = jk
-    local f = redis.call('HMGET', jk, 's', 'uk', 'uq')
+    local f = redis.call('HMGET', jk, 's', 'uk', 'uq', 'a', 'w')
     seen[id] = f
     if f[2] then
       keys[#keys + 1] = ukey(P, jtype, f[2])
@@ -145,14 +147,17 @@ local function lease(jtype, q, ids, extra, lkey)
       count = count + 1
       taken = taken + 1
       local token = base .. count
-      redis.call('HINCRBY', jk, 'a', 1)
+      local attempt = (tonumber(f[4]) or 0) + 1
       if gated[jtype] then
-        redis.call('HSET', jk, 's', 2, 'u', now, 'l', token, 'd', deadline, 'n', 1, 'g', 1)
+        redis.call('HSET', jk, 's', 2, 'u', now, 'l', token, 'd', deadline, 'n', 1, 'a', attempt,
+          'g', 1)
       else
-        redis.call('HSET', jk, 's', 2, 'u', now, 'l', token, 'd', deadline, 'n', 1)
+        redis.call('HSET', jk, 's', 2, 'u', now, 'l', token, 'd', deadline, 'n', 1, 'a', attempt)
       end
       redis.call('ZADD', r, deadline, id)
-      notify(P, jk, id)
+      if f[5] then
+        tell(P, id)
+      end
       if rated[jtype] then
         redis.call('ZADD', P .. 'rs:' .. jtype, now, token)
       end
