@@ -57,7 +57,12 @@ async def _dump(raw: Any, ns: str, window: tuple[int, int]) -> dict[str, Any]:
             fields = await raw.hgetall(key)
             value: Any = {f.decode(): t(v) if f in (b"c", b"e") else v for f, v in fields.items()}
         elif kind == "zset":
-            value = [(m, t(s)) for m, s in await raw.zrange(key, 0, -1, withscores=True)]
+            # Sorted: members scored by Redis's time tie as 'NOW' here, while
+            # each store's own milliseconds ordered them (ids are random).
+            value = sorted(
+                ((m, t(s)) for m, s in await raw.zrange(key, 0, -1, withscores=True)),
+                key=lambda entry: (str(entry[1]), entry[0]),
+            )
         elif kind == "list":
             value = await raw.lrange(key, 0, -1)
         else:

@@ -1,8 +1,9 @@
-"""What claim.lua writes per leased job, and what it tells (issue 17: commands per job).
+"""What claim.lua and settle.lua write per job, and what they tell (issue 17: commands per job).
 
 A lease writes its attempt with its other fields, and reads whether the job
-has watchers with the rest of them: no HINCRBY and no HEXISTS per job. The
-watchers of a leased job still hear of it, and only theirs.
+has watchers with the rest of them: no HINCRBY and no HEXISTS per job; a
+settle reads the watchers with the lease it checks. The watchers of a job
+still hear of its lease and of its end, and only theirs.
 """
 
 from __future__ import annotations
@@ -94,3 +95,32 @@ async def test_a_claim_counts_attempts_without_a_command_per_job(
     assert await store.settle(retry) == [True] * 5
     third = await store.claim(["t"], limit=5, lease_ms=60_000)
     assert [lease.job.attempts for lease in third] == [2] * 5
+
+
+async def test_a_settle_tells_watchers_without_a_command_per_job(
+    store: RedisJobStore, raw: aioredis.Redis, key_prefix: str
+) -> None:
+    ns = "{" + key_prefix + "}:"
+    service = JobService(store, clock=SystemClock(), ids=UuidV7Generator())
+    jobs = await service.enqueue_many([EnqueueRequest(type="t", payload=b"") for _ in range(20)])
+    leases = await store.claim(["t"], limit=20, lease_ms=60_000)
+    watched = jobs[3].id
+    await raw.hset(ns + "j:" + watched, "w", 1)
+    pubsub = raw.pubsub()
+    marker = ns + "test-marker"
+    await pubsub.subscribe(*(ns + "ev:" + job.id for job in jobs), marker)
+    try:
+        before = await calls(raw, "hexists")
+        done = [Outcome(job_id=x.job.id, token=x.token, kind=OutcomeKind.COMPLETE) for x in leases]
+        assert await store.settle(done) == [True] * 20
+        assert await calls(raw, "hexists") == before
+        await raw.publish(marker, 1)
+        heard: list[bytes] = []
+        async with asyncio.timeout(10):  # a bound on a hang, not a measure of speed
+            while marker.encode() not in heard:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                if message is not None:
+                    heard.append(message["channel"])
+        assert heard == [(ns + "ev:" + watched).encode(), marker.encode()]
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]

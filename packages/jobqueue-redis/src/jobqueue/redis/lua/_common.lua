@@ -39,11 +39,11 @@ end
 -- Returns the job's type, its cancel flag, its idempotency key and its unique
 -- key (false if none), or nil: one read serves the whole settle of the job.
 local function held(jk, token, now)
-  local f = redis.call('HMGET', jk, 's', 'l', 'd', 't', 'x', 'k', 'uk', 'lk', 'g')
+  local f = redis.call('HMGET', jk, 's', 'l', 'd', 't', 'x', 'k', 'uk', 'lk', 'g', 'w')
   if f[1] ~= '2' or f[2] ~= token or tonumber(f[3]) <= now then
     return nil
   end
-  return f[4], f[5], f[6], f[7], f[8], f[9]
+  return f[4], f[5], f[6], f[7], f[8], f[9], f[10]
 end
 
 -- The names of a job type's idempotency key and unique-key lock. Keys are
@@ -304,7 +304,8 @@ end
 
 -- `ikey` is the job's idempotency key when the caller read it already (false:
 -- none), nil to read it here.
--- `ukey` likewise for its unique key: a settle read both with the lease.
+-- `ukey` likewise for its unique key, and `watched` for its watchers ('w'): a
+-- settle read all three with the lease.
 -- finish_kept leaves the hash's own expiry to its caller, who reads the hash
 -- first: PEXPIRE deletes a key on the spot when its expiry is already past,
 -- and Redis 7.0 checks that against a later reading of its clock than the
@@ -312,7 +313,8 @@ end
 -- millisecond turns in between (about 1 call in 10,000). What finish_kept
 -- still reads or tells (the idempotency key, the watchers) and any reply
 -- built from the hash must come before it.
-local function finish_kept(P, jk, id, jtype, status, now, retention, cap, batch, ikey, ulock)
+local function finish_kept(P, jk, id, jtype, status, now, retention, cap, batch, ikey, ulock,
+    watched)
   redis.call('HSET', jk, 's', status, 'u', now, 'f', now)
   redis.call('HDEL', jk, 'l', 'd', 'n', 'z', 'g')
   if ulock == nil then
@@ -337,11 +339,15 @@ local function finish_kept(P, jk, id, jtype, status, now, retention, cap, batch,
   else
     finish_index(P, dk, jtype, status, now, cap, 1)
   end
-  notify(P, jk, id)
+  if watched == nil then
+    notify(P, jk, id)
+  elseif watched then
+    tell(P, id)
+  end
 end
 
-local function finish(P, jk, id, jtype, status, now, retention, cap, batch, ikey, ulock)
-  finish_kept(P, jk, id, jtype, status, now, retention, cap, batch, ikey, ulock)
+local function finish(P, jk, id, jtype, status, now, retention, cap, batch, ikey, ulock, watched)
+  finish_kept(P, jk, id, jtype, status, now, retention, cap, batch, ikey, ulock, watched)
   redis.call('PEXPIRE', jk, retention)
 end
 

@@ -21,7 +21,7 @@ local freed = {} -- concurrency-limited type -> '1': woken once per call
 
 local function apply(id, token, kind, has_result, result, err, retry_delay)
   local jk = P .. 'j:' .. id
-  local jtype, cancel_requested, ikey, ulock, lkey, gated = held(jk, token, now)
+  local jtype, cancel_requested, ikey, ulock, lkey, gated, watched = held(jk, token, now)
   if not jtype then
     return 0
   end
@@ -68,12 +68,12 @@ local function apply(id, token, kind, has_result, result, err, retry_delay)
     if has_result == '1' then
       redis.call('HSET', jk, 'r', result)
     end
-    finish(P, jk, id, jtype, 3, now, retention, cap, finished, ikey, ulock)
+    finish(P, jk, id, jtype, 3, now, retention, cap, finished, ikey, ulock, watched)
   elseif kind == 'f' then
-    finish(P, jk, id, jtype, 4, now, retention, cap, finished, ikey, ulock)
+    finish(P, jk, id, jtype, 4, now, retention, cap, finished, ikey, ulock, watched)
   elseif kind == 'x' or cancel_requested == '1' then
     -- A retry or release of a job someone cancelled ends it instead.
-    finish(P, jk, id, jtype, 5, now, retention, cap, finished, ikey, ulock)
+    finish(P, jk, id, jtype, 5, now, retention, cap, finished, ikey, ulock, watched)
   else
     if kind == 'l' then
       redis.call('HINCRBY', jk, 'a', -1)
