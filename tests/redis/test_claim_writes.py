@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 
 from jobqueue.domain import (
     EnqueueRequest,
@@ -46,6 +47,18 @@ async def calls(raw: aioredis.Redis, command: str) -> int:
     return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
 
 
+async def heard_until(raw: aioredis.Redis, pubsub: PubSub, marker: str) -> list[bytes]:
+    """The channels heard, up to ``marker``, published now: after the script's own messages."""
+    await raw.publish(marker, 1)
+    heard: list[bytes] = []
+    async with asyncio.timeout(10):  # a bound on a hang, not a measure of speed
+        while marker.encode() not in heard:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+            if message is not None:
+                heard.append(message["channel"])
+    return heard
+
+
 async def test_a_claim_tells_the_watchers_of_its_jobs_and_no_one_else(
     store: RedisJobStore, raw: aioredis.Redis, key_prefix: str
 ) -> None:
@@ -59,14 +72,7 @@ async def test_a_claim_tells_the_watchers_of_its_jobs_and_no_one_else(
     try:
         leases = await store.claim(["t"], limit=2, lease_ms=60_000)
         assert len(leases) == 2
-        # Published after the claim's own messages: once it arrives, they all have.
-        await raw.publish(marker, 1)
-        heard: list[bytes] = []
-        async with asyncio.timeout(10):  # a bound on a hang, not a measure of speed
-            while marker.encode() not in heard:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
-                if message is not None:
-                    heard.append(message["channel"])
+        heard = await heard_until(raw, pubsub, marker)
         assert heard == [(ns + "ev:" + watched.id).encode(), marker.encode()]
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -114,13 +120,7 @@ async def test_a_settle_tells_watchers_without_a_command_per_job(
         done = [Outcome(job_id=x.job.id, token=x.token, kind=OutcomeKind.COMPLETE) for x in leases]
         assert await store.settle(done) == [True] * 20
         assert await calls(raw, "hexists") == before
-        await raw.publish(marker, 1)
-        heard: list[bytes] = []
-        async with asyncio.timeout(10):  # a bound on a hang, not a measure of speed
-            while marker.encode() not in heard:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
-                if message is not None:
-                    heard.append(message["channel"])
+        heard = await heard_until(raw, pubsub, marker)
         assert heard == [(ns + "ev:" + watched).encode(), marker.encode()]
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any
 
 import grpc
@@ -113,11 +113,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         # Jobs leased after the caller gave up would have to be handed back:
         # stop waiting before its deadline.
         budget = None if remaining is None else int((remaining - _DEADLINE_MARGIN_S) * 1000)
-        # Once sent, a claim may lease jobs at any moment, so it is never
-        # cancelled half-way: a caller that gives up would leave leases nobody
-        # holds. It runs to its end shielded, and what it returns after the
-        # caller left is handed back at once.
-        claim = asyncio.ensure_future(
+        leases = await self._shielded(
             self._leases.claim(
                 request.types,
                 limit=request.max_jobs,
@@ -125,17 +121,9 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
                 wait_ms=request.wait_ms,
                 max_jobs=self.max_claim_jobs,
                 wait_budget_ms=budget,
-            )
+            ),
+            context,
         )
-        try:
-            leases = await asyncio.shield(claim)
-        except asyncio.CancelledError:
-            claim.add_done_callback(self._hand_back_when_done)
-            raise
-        remaining = context.time_remaining()
-        if leases and (context.cancelled() or (remaining is not None and remaining <= 0)):
-            await asyncio.shield(self._start_hand_back(leases))
-            return pb.ClaimJobsResponse()
         response = pb.ClaimJobsResponse()
         add_leases(response.leases, leases)
         return response
@@ -147,30 +135,45 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         if not request.HasField("claim"):
             return pb.SettleJobsResponse(accepted=await self._leases.settle(outcomes))
         claim = request.claim
-        # As ClaimJobs: once sent, the claim may lease jobs at any moment, so
-        # it runs to its end shielded; leases it made for a caller that left
-        # are handed back at once.
-        call = asyncio.ensure_future(
-            self._leases.settle_then_claim(
+        accepted: list[bool] = []
+
+        async def settle_then_claim() -> list[Lease]:
+            nonlocal accepted
+            accepted, leases = await self._leases.settle_then_claim(
                 outcomes,
                 claim.types,
                 limit=claim.max_jobs,
                 lease_ms=claim.lease_ms,
                 max_jobs=self.max_claim_jobs,
             )
-        )
+            return leases
+
+        leases = await self._shielded(settle_then_claim(), context)
+        response = pb.SettleJobsResponse(accepted=accepted)
+        add_leases(response.leases, leases)
+        return response
+
+    async def _shielded(
+        self, claim: Coroutine[Any, Any, list[Lease]], context: Context
+    ) -> list[Lease]:
+        """The leases of ``claim``, run to its end whatever its caller does.
+
+        Once sent, a claim may lease jobs at any moment, so it is never
+        cancelled half-way: a caller that gives up would leave leases nobody
+        holds. It runs shielded, and what it returns after the caller left
+        (cancelled, or past its deadline) is handed back at once.
+        """
+        call = asyncio.ensure_future(claim)
         try:
-            accepted, leases = await asyncio.shield(call)
+            leases = await asyncio.shield(call)
         except asyncio.CancelledError:
-            call.add_done_callback(self._hand_back_settled)
+            call.add_done_callback(self._hand_back_when_done)
             raise
         remaining = context.time_remaining()
         if leases and (context.cancelled() or (remaining is not None and remaining <= 0)):
             await asyncio.shield(self._start_hand_back(leases))
-            leases = []
-        response = pb.SettleJobsResponse(accepted=accepted)
-        add_leases(response.leases, leases)
-        return response
+            return []
+        return leases
 
     async def RenewLeases(
         self, request: pb.RenewLeasesRequest, context: Context
@@ -255,17 +258,6 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
             _log.info("a claim whose caller left failed: %s", error)
             return
         leases = claim.result()
-        if leases:
-            self._start_hand_back(leases)
-
-    def _hand_back_settled(self, call: asyncio.Future[tuple[list[bool], list[Lease]]]) -> None:
-        if call.cancelled():
-            return
-        error = call.exception()
-        if error is not None:
-            _log.info("a settle and claim whose caller left failed: %s", error)
-            return
-        leases = call.result()[1]
         if leases:
             self._start_hand_back(leases)
 
