@@ -215,7 +215,8 @@ async def test_watch_follows_a_job_to_its_end(store: JobStore, make_job: MakeJob
     watcher = asyncio.create_task(follow())
     await asyncio.wait_for(first_seen.wait(), 5)
     (lease,) = await store.claim(["email"], limit=1, lease_ms=LEASE)
-    await asyncio.wait_for(running_seen.wait(), 5)  # the claim told its watchers
+    # RUNNING is seen before the settle (Redis's tell itself: tests/redis/test_claim_writes.py).
+    await asyncio.wait_for(running_seen.wait(), 5)
     await store.settle([complete(job.id, lease.token)])
     await asyncio.wait_for(watcher, 5)
     assert seen[0] is JobStatus.PENDING

@@ -36,8 +36,9 @@ local function clock_ms()
 end
 
 -- The lease a caller names, if it still holds: right token, deadline not passed.
--- Returns the job's type, its cancel flag, its idempotency key and its unique
--- key (false if none), or nil: one read serves the whole settle of the job.
+-- Returns the job's type, its cancel flag, its idempotency key, its unique
+-- key, its limit key, its gated flag and its watcher count (each false if
+-- none), or nil: one read serves the whole settle of the job.
 local function held(jk, token, now)
   local f = redis.call('HMGET', jk, 's', 'l', 'd', 't', 'x', 'k', 'uk', 'lk', 'g', 'w')
   if f[1] ~= '2' or f[2] ~= token or tonumber(f[3]) <= now then
@@ -252,8 +253,8 @@ end
 -- Tell watchers of a job that it changed; costs one HEXISTS when nobody watches.
 -- PUBLISH is 'SPUBLISH' on a cluster (the channel is in the shard's slot), set
 -- by the store before this file (_core.py, _cluster_pubsub.py). A caller that
--- read the job's 'w' already (claim.lua, with the rest of its fields) calls
--- tell instead when it was set.
+-- read the job's 'w' already with the rest of its fields (claim.lua; settle.lua
+-- through held and finish's `watched`) calls tell instead when it was set.
 local function tell(P, id)
   redis.call(PUBLISH, P .. 'ev:' .. id, 1)
 end
