@@ -33,6 +33,7 @@ class Recorded(ForwardingSource):
         assert isinstance(inner, SettleClaimSource)
         self.both: SettleClaimSource = inner
         self.calls: Counter[str] = Counter()
+        self.batches: list[int] = []
         self.leased_beside = 0
         self.hold: asyncio.Event | None = None
         self.held = asyncio.Event()
@@ -46,12 +47,14 @@ class Recorded(ForwardingSource):
 
     async def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
         self.calls["settle"] += 1
+        self.batches.append(len(outcomes))
         return await super().settle(outcomes)
 
     async def settle_then_claim(
         self, outcomes: Sequence[Outcome], types: Sequence[str], *, limit: int, lease_ms: int
     ) -> tuple[list[bool], list[Lease]]:
         self.calls["settle_then_claim"] += 1
+        self.batches.append(len(outcomes))
         accepted, leases = await self.both.settle_then_claim(
             outcomes, types, limit=limit, lease_ms=lease_ms
         )
@@ -122,3 +125,26 @@ async def test_jobs_a_settle_leases_while_the_worker_stops_are_given_back(
         if job.id not in done:
             # Handed back untried: due again, its attempt given back.
             assert (job.status, job.attempts) == (JobStatus.PENDING, 0), job
+
+
+async def test_each_lane_settles_at_most_its_share_of_the_slots(harness: Harness) -> None:
+    """Two lanes of half the slots each: one lane taking every outcome would stall the other.
+
+    With handlers that return at once, the outcomes of a whole claim arrive
+    together; a lane that took them all would leave the other lane nothing,
+    and the worker and the store would take turns (docs/benchmarks.md).
+    """
+    source = Recorded(harness.make_source())
+    worker = harness.worker(source, concurrency=CONCURRENCY)
+
+    @worker.handler("work")
+    async def work(job: JobContext) -> None:
+        pass
+
+    jobs = [await harness.enqueue("work") for _ in range(JOBS)]
+    await worker.start()
+    for job in jobs:
+        await harness.wait_status(job.id, JobStatus.COMPLETED, within_s=30)
+    await worker.stop()
+    assert sum(source.batches) == JOBS
+    assert max(source.batches) == CONCURRENCY // 2, source.batches
