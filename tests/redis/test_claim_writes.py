@@ -110,17 +110,27 @@ async def test_a_settle_tells_watchers_without_a_command_per_job(
     service = JobService(store, clock=SystemClock(), ids=UuidV7Generator())
     jobs = await service.enqueue_many([EnqueueRequest(type="t", payload=b"") for _ in range(20)])
     leases = await store.claim(["t"], limit=20, lease_ms=60_000)
-    watched = jobs[3].id
-    await raw.hset(ns + "j:" + watched, "w", 1)
+    # One watched job completes, the other is retried: both ways out of a lease tell.
+    completed, retried = jobs[3].id, jobs[4].id
+    for watched in (completed, retried):
+        await raw.hset(ns + "j:" + watched, "w", 1)
     pubsub = raw.pubsub()
     marker = ns + "test-marker"
     await pubsub.subscribe(*(ns + "ev:" + job.id for job in jobs), marker)
     try:
         before = await calls(raw, "hexists")
-        done = [Outcome(job_id=x.job.id, token=x.token, kind=OutcomeKind.COMPLETE) for x in leases]
+        done = [
+            Outcome(
+                job_id=x.job.id,
+                token=x.token,
+                kind=OutcomeKind.RETRY if x.job.id == retried else OutcomeKind.COMPLETE,
+            )
+            for x in leases
+        ]
         assert await store.settle(done) == [True] * 20
         assert await calls(raw, "hexists") == before
         heard = await heard_until(raw, pubsub, marker)
-        assert heard == [(ns + "ev:" + watched).encode(), marker.encode()]
+        assert sorted(heard[:-1]) == sorted((ns + "ev:" + x).encode() for x in (completed, retried))
+        assert heard[-1] == marker.encode()
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -368,15 +368,20 @@ local function prio_keys(P, jk, jtype)
 end
 
 -- Put a job back in the queue of its priority, due at `due`. The caller
--- probed its keys (prio_keys) before its own first write.
-local function requeue(P, jk, id, jtype, due, now)
+-- probed its keys (prio_keys) before its own first write. `watched` as
+-- finish_kept's: the job's 'w' when the caller read it, nil to read it here.
+local function requeue(P, jk, id, jtype, due, now, watched)
   local f = redis.call('HMGET', jk, 'pr', 'lk')
   redis.call('HSET', jk, 's', 1, 'e', due, 'u', now)
   redis.call('HDEL', jk, 'l', 'd', 'n', 'g')
   local q = enqueue(P, jtype, f[1], due, id, f[2])
   redis.call('ZADD', P .. 'ts:1', 0, jtype)
   wake_for(P, jtype, id, due, now, q)
-  notify(P, jk, id)
+  if watched == nil then
+    notify(P, jk, id)
+  elseif watched then
+    tell(P, id)
+  end
 end
 
 -- A RUNNING job left its lease (settle, the sweep): its key's running count

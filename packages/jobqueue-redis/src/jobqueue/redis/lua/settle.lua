@@ -86,7 +86,7 @@ local function apply(id, token, kind, has_result, result, err, retry_delay)
     if retry_delay ~= '' then
       due = now + tonumber(retry_delay)
     end
-    requeue(P, jk, id, jtype, due, now)
+    requeue(P, jk, id, jtype, due, now, watched)
   end
   return 1
 end
