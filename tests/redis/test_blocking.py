@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -19,13 +18,6 @@ def pool(url: str) -> BlockingConnections:
     return BlockingConnections(
         lambda: MultiplexedConnection(url, connect_timeout_s=2.0, timeout_s=30.0)
     )
-
-
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 async def blocked_clients(raw: aioredis.Redis) -> int:

@@ -8,7 +8,6 @@ tests/faults/test_many_types.py.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -30,13 +29,6 @@ from jobqueue.redis import RedisJobStore, RedisStoreSettings
 pytestmark = pytest.mark.redis
 
 HOUR_MS = 3_600_000
-
-
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 def store_for(

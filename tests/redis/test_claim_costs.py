@@ -14,7 +14,6 @@ hashes: a claim never reaches them), so the test needs ~100 MB, not ~500.
 from __future__ import annotations
 
 import statistics
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -32,13 +31,6 @@ LEVELS = (5, 0, -5)
 REAL_DUE_MS = 1_000_000
 FILLER_DUE_MS = 2_000_000
 """Both long past, so every entry is due; the fillers sort after every real job."""
-
-
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 async def backlog(

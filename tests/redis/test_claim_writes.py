@@ -29,13 +29,6 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def store(redis_url: str, key_prefix: str) -> AsyncIterator[RedisJobStore]:
     store = RedisJobStore(RedisStoreSettings(url=redis_url, key_prefix=key_prefix))
     yield store

@@ -35,13 +35,6 @@ async def store(redis_url: str, key_prefix: str) -> AsyncIterator[RedisJobStore]
     await store.close()
 
 
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
 def service(store: RedisJobStore) -> JobService:
     return JobService(store, clock=SystemClock(), ids=UuidV7Generator())
 

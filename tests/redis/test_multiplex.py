@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import warnings
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -19,13 +18,6 @@ pytestmark = pytest.mark.redis
 
 def connect(url: str, *, timeout_s: float = 5.0) -> MultiplexedConnection:
     return MultiplexedConnection(url, connect_timeout_s=2.0, timeout_s=timeout_s)
-
-
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 async def test_concurrent_callers_each_get_their_own_reply(redis_url: str) -> None:

@@ -8,7 +8,6 @@ presence sits on the one fixed tag ``{<prefix>}`` whatever the shard layout.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -17,13 +16,6 @@ from jobqueue.domain import WorkerInfo
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 def worker(worker_id: str) -> WorkerInfo:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -25,13 +25,6 @@ from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from tests._redis_server import free_port
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 def make_store(url: str, prefix: str) -> RedisJobStore:

@@ -41,13 +41,6 @@ class SkewedClock:
         return self.system.now_ms() + self.offset_ms
 
 
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
 async def redis_now(raw: aioredis.Redis) -> int:
     seconds, micros = await raw.time()
     return int(seconds) * 1000 + int(micros) // 1000
