@@ -15,6 +15,8 @@ from jobqueue.domain import (
     OutcomeKind,
     QueueStats,
     TypeStats,
+    UniqueRule,
+    UniqueScope,
 )
 from jobqueue.grpc._mapping import (
     enqueue_request_from_proto,
@@ -59,6 +61,25 @@ def make_job(**changes: object) -> Job:
             result=b"",
             cancel_requested=True,
             idempotency_key="k",
+        ),
+        # Every field set, each to a value no other field of its type holds:
+        # the mapping writes them by position, so a swap would show.
+        make_job(
+            status=JobStatus.FAILED,
+            execution_time_ms=7,
+            created_at=3,
+            updated_at=4,
+            attempts=2,
+            max_attempts=6,
+            last_error="boom",
+            result=b"r",
+            idempotency_key="ik",
+            priority=9,
+            limit_key="tenant",
+            unique=UniqueRule(key="uk", scope=UniqueScope.PENDING),
+            progress=0.5,
+            progress_message="half",
+            headers={"h": "v"},
         ),
     ],
 )
