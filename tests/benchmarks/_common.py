@@ -71,6 +71,20 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_parts_mib() -> dict[str, float]:
+    """This process's resident set now, split: ``file`` (code and libraries mapped
+    from files, e.g. grpcio's 17 MB extension) and ``anon`` (the heap and the
+    rest). The split says whether a worker's size is its data or its libraries."""
+    parts = {"RssFile": "file", "RssAnon": "anon"}
+    found: dict[str, float] = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in parts:
+                found[parts[key]] = int(value.split()[0]) / 1024  # "  12345 kB"
+    return found
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:

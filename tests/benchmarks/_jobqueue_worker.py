@@ -9,7 +9,7 @@ from typing import Any
 
 from jobqueue.worker import JobContext, JobSource, StoreSource, Worker
 
-from ._common import now, peak_rss_mib, report, signal_ready, stamp_of
+from ._common import now, peak_rss_mib, report, rss_parts_mib, signal_ready, stamp_of
 
 JOB_TYPE = "bench"
 COUNTER_KEY = "bench:incr"
@@ -88,6 +88,7 @@ async def run_worker(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done.wait(), timeout_s)
     handled = now()
+    rss_parts = rss_parts_mib()  # with the drain's jobs and connections still held
     await worker.stop()
     settled = now()
     probed = window.close() if window is not None else {}
@@ -99,6 +100,8 @@ async def run_worker(
             "seconds": handled - started,
             "settled_seconds": settled - started,
             "rss_mib": peak_rss_mib(),
+            "rss_file_mib": rss_parts.get("file", 0.0),
+            "rss_anon_mib": rss_parts.get("anon", 0.0),
             "cpu_s": time.process_time() - cpu,
             "concurrency": concurrency,
             "handler": handler,

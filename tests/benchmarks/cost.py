@@ -158,6 +158,9 @@ class Cost:
             if "allocations" in server_stats:
                 values["server allocations"] = server_stats["allocations"] / n
         values["worker peak RSS MiB"] = result["rss_mib"]
+        if "rss_file_mib" in result:
+            values["worker RSS in files MiB"] = result["rss_file_mib"]
+            values["worker RSS anonymous MiB"] = result["rss_anon_mib"]
         return out
 
     def run_worker(
@@ -270,6 +273,8 @@ class Cost:
             ("worker allocations (memray)", "allocs", "worker allocations"),
             ("server allocations (memray)", "allocs", "server allocations"),
             ("worker peak RSS MiB", "rate", "worker peak RSS MiB"),
+            ("of which in files (code), at the drain's end", "rate", "worker RSS in files MiB"),
+            ("of which anonymous (data), at the drain's end", "rate", "worker RSS anonymous MiB"),
         ]
         head = "| per job | " + " | ".join(LABELS[p] for p in paths) + " |"
         lines = [head, "|---|" + "---:|" * len(paths)]
