@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from jobqueue.domain import Job, JobStatus, UniqueRule
+from jobqueue.domain import Job, JobStatus, Outcome, OutcomeKind, UniqueRule
 from jobqueue.domain._frozen import with_slot_init
 
 
@@ -114,3 +114,30 @@ def test_classes_it_cannot_serve_exactly_are_refused() -> None:
 
     with pytest.raises(TypeError):
         with_slot_init(Positional)
+
+
+def test_an_outcome_is_what_the_generated_init_builds() -> None:
+    """Outcome has the slot-writing __init__ too (one per settled job, twice through
+    the server): same signature, same instance, still frozen."""
+    twin = dataclasses.make_dataclass(
+        "Outcome",
+        [(spec.name, spec.type, spec) for spec in dataclasses.fields(Outcome)],
+        frozen=True,
+        slots=True,
+        kw_only=True,
+    )
+    assert [
+        (p.name, p.kind, p.default) for p in inspect.signature(Outcome).parameters.values()
+    ] == [(p.name, p.kind, p.default) for p in inspect.signature(twin).parameters.values()]
+    required: dict[str, Any] = {"job_id": "j", "token": "t", "kind": OutcomeKind.RETRY}
+    every = dict(required, result=b"r", error="boom", retry_delay_ms=5)
+    assert set(every) == {spec.name for spec in dataclasses.fields(Outcome)}
+    for values in (required, every):
+        assert as_dict(Outcome(**values)) == as_dict(twin(**values))
+    outcome = Outcome(**every)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        outcome.error = "other"  # type: ignore[misc]
+    assert outcome == Outcome(**every)
+    assert hash(outcome) == hash(Outcome(**every))
+    with pytest.raises(TypeError):
+        Outcome("j", "t", OutcomeKind.RETRY)  # type: ignore[call-arg]

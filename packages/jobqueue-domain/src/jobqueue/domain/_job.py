@@ -100,6 +100,7 @@ class OutcomeKind(enum.Enum):
     CANCELLED = "cancelled"
 
 
+@with_slot_init  # one per settled job, in the worker and again in the server
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
     """A worker's verdict on one leased job, applied by ``JobStore.settle``.
