@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import json
 from collections.abc import Mapping, Sequence
 
@@ -20,37 +21,88 @@ _STATUSES = {str(int(status)).encode(): status for status in JobStatus}
 (which showed in the drain worker's profile)."""
 
 
+def stored_int(raw: bytes) -> int:
+    """A whole number a script stored: ``int``, or its exponent form, exactly.
+
+    Redis 7.2.0 to 7.2.4 wrote a Lua number given to ``redis.call`` with
+    fpconv_dtoa, which prints multiples of 1e8 in exponent form (redis/redis#13113):
+    a timestamp such as 1764600000000 was stored as ``1.7646e+12``. The scripts
+    format whole numbers themselves now (``int`` in _common.lua); this reads
+    what such a Redis wrote before. ``int`` first: the fallback is for those
+    values only, and Decimal keeps every digit (a float would not past 2**53).
+    """
+    try:
+        return int(raw)
+    except ValueError:
+        try:
+            value = decimal.Decimal(raw.decode())
+        except (decimal.InvalidOperation, UnicodeDecodeError):
+            raise ValueError(f"not a whole number: {raw!r}") from None
+        if not value.is_finite() or value != value.to_integral_value():
+            raise ValueError(f"not a whole number: {raw!r}") from None
+        return int(value)
+
+
 def pairs_to_dict(flat: Sequence[bytes]) -> dict[bytes, bytes]:
     """HGETALL as a Lua script returns it: a flat field, value list."""
     items = iter(flat)
     return dict(zip(items, items, strict=True))
 
 
+_SCRIPT_NUMBERS = (b"e", b"c", b"u", b"a")
+"""The job hash fields scripts write from Lua numbers: due, created, updated, attempts."""
+
+
+def _whole_numbers(h: Mapping[bytes, bytes]) -> dict[bytes, bytes] | None:
+    """``h`` with its script-written numbers in exponent form rewritten whole, or
+    None when none is (the error that led here was not theirs)."""
+    fixed: dict[bytes, bytes] | None = None
+    for field in _SCRIPT_NUMBERS:
+        raw = h.get(field)
+        if raw is None:
+            continue
+        try:
+            int(raw)
+        except ValueError:
+            if fixed is None:
+                fixed = dict(h)
+            fixed[field] = b"%d" % stored_int(raw)
+    return fixed
+
+
 def job_from_hash(job_id: str, h: Mapping[bytes, bytes]) -> Job:
     max_attempts = h.get(b"m")
     last_error = h.get(b"err")
     key = h.get(b"k")
-    return Job(
-        id=job_id,
-        type=h[b"t"].decode(),
-        payload=h.get(b"p", b""),
-        status=_STATUSES[h[b"s"]],
-        execution_time_ms=int(h[b"e"]),
-        created_at=int(h[b"c"]),
-        updated_at=int(h.get(b"u") or h[b"c"]),
-        attempts=int(h.get(b"a", b"0")),
-        max_attempts=int(max_attempts) if max_attempts is not None else None,
-        last_error=last_error.decode(errors="replace") if last_error is not None else None,
-        result=h.get(b"r"),
-        cancel_requested=h.get(b"x") == b"1",
-        idempotency_key=key.decode() if key is not None else None,
-        priority=int(h.get(b"pr", b"0")),
-        limit_key=h[b"lk"].decode() if b"lk" in h else None,
-        unique=_unique_rule(h),
-        progress=float(h[b"pg"]) if b"pg" in h else None,
-        progress_message=h[b"pm"].decode(errors="replace") if b"pg" in h else None,
-        headers=json.loads(h[b"h"]) if b"h" in h else {},
-    )
+    try:
+        return Job(
+            id=job_id,
+            type=h[b"t"].decode(),
+            payload=h.get(b"p", b""),
+            status=_STATUSES[h[b"s"]],
+            execution_time_ms=int(h[b"e"]),
+            created_at=int(h[b"c"]),
+            updated_at=int(h.get(b"u") or h[b"c"]),
+            attempts=int(h.get(b"a", b"0")),
+            max_attempts=int(max_attempts) if max_attempts is not None else None,
+            last_error=last_error.decode(errors="replace") if last_error is not None else None,
+            result=h.get(b"r"),
+            cancel_requested=h.get(b"x") == b"1",
+            idempotency_key=key.decode() if key is not None else None,
+            priority=int(h.get(b"pr", b"0")),
+            limit_key=h[b"lk"].decode() if b"lk" in h else None,
+            unique=_unique_rule(h),
+            progress=float(h[b"pg"]) if b"pg" in h else None,
+            progress_message=h[b"pm"].decode(errors="replace") if b"pg" in h else None,
+            headers=json.loads(h[b"h"]) if b"h" in h else {},
+        )
+    except ValueError:
+        # A hash written by Redis 7.2.0-7.2.4 (see stored_int): read it once
+        # more with those numbers whole. The common path pays nothing for this.
+        fixed = _whole_numbers(h)
+        if fixed is None:
+            raise
+        return job_from_hash(job_id, fixed)
 
 
 def _unique_rule(h: Mapping[bytes, bytes]) -> UniqueRule | None:

@@ -31,6 +31,7 @@ from jobqueue.domain import (
 )
 from redis import exceptions as rexc
 
+from ._codec import stored_int
 from ._core import Arg, StoreCore
 from ._errors import translated
 from ._fanout import gather_all
@@ -246,8 +247,9 @@ def _decode(schedule_id: str, fields: dict[str, bytes]) -> Schedule:
         overlap=_OVERLAP_BACK[fields["ov"].decode()],
         catchup_window_ms=int(fields["cw"]),
         paused=fields.get("pa") == b"1",
-        created_at=int(fields["ca"]),
-        anchor_ms=int(fields["an"]),
+        # Redis's now, stored by a script (see stored_int).
+        created_at=stored_int(fields["ca"]),
+        anchor_ms=stored_int(fields["an"]),
         last_tick_ms=_int(fields, "lt"),
         next_tick_ms=None if next_tick is None or next_tick < 0 else next_tick,
         last_job_id=fields["lj"].decode() if "lj" in fields else None,

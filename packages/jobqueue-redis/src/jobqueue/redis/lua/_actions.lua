@@ -32,7 +32,8 @@ local function retry_job(P, jk, id, f, now)
   end
   probe(written)
   redis.call('ZREM', dk, id)
-  redis.call('HSET', jk, 's', 1, 'e', now, 'u', now, 'a', 0)
+  local stamp = int(now)
+  redis.call('HSET', jk, 's', 1, 'e', stamp, 'u', stamp, 'a', 0)
   redis.call('HDEL', jk, 'f', 'r', 'x', 'l', 'd', 'n', 'z')
   redis.call('PERSIST', jk)
   if ikey and redis.call('GET', kkey(P, jtype, ikey)) == id then
@@ -81,7 +82,7 @@ local function cancel_job(P, jk, id, f, now, retention, cap, channel)
     finish(P, jk, id, jtype, 5, now, retention, cap, nil, f[3], lock or false)
     return 'ok'
   elseif s == '2' and f[5] ~= '1' then
-    redis.call('HSET', jk, 'x', 1, 'u', now)
+    redis.call('HSET', jk, 'x', 1, 'u', int(now))
     notify(P, jk, id)
     redis.call(PUBLISH, channel, id)
     return 'ok'

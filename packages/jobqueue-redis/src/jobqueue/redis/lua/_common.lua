@@ -27,6 +27,18 @@
 -- lk limit key, g 1 while a lease of a concurrency-limited type (its settle
 -- wakes an idle worker for the freed slot).
 
+-- A whole number as Redis should read it: where a computed Lua number goes to
+-- an argument Redis parses as an integer (PX, PEXPIRE, LIMIT, ZRANGE ranks)
+-- or to a hash field read back as one. Redis 7.2.0 to 7.2.4 print a number
+-- argument with fpconv_dtoa, which writes multiples of 1e8 in exponent form
+-- (200000000 -> '2e+8', redis/redis#13113): an integer argument then fails
+-- mid-script, and a stored timestamp reads '1.7646e+12'. (%d: a C long, 64
+-- bits on Linux. Scores, which Redis parses as doubles, need none of this,
+-- nor does `..`, which writes up to 14 digits whole.)
+local function int(n)
+  return string.format('%d', n)
+end
+
 -- Redis decides time: every script reads its clock here, never from a caller,
 -- so hosts with skewed clocks agree on due times and lease deadlines.
 -- (Scripts replicate by their effects, the default since Redis 5, so TIME is safe.)
@@ -316,7 +328,8 @@ end
 -- built from the hash must come before it.
 local function finish_kept(P, jk, id, jtype, status, now, retention, cap, batch, ikey, ulock,
     watched)
-  redis.call('HSET', jk, 's', status, 'u', now, 'f', now)
+  local stamp = int(now)
+  redis.call('HSET', jk, 's', status, 'u', stamp, 'f', stamp)
   redis.call('HDEL', jk, 'l', 'd', 'n', 'z', 'g')
   if ulock == nil then
     ulock = redis.call('HGET', jk, 'uk')
@@ -328,7 +341,7 @@ local function finish_kept(P, jk, id, jtype, status, now, retention, cap, batch,
     ikey = redis.call('HGET', jk, 'k')
   end
   if ikey then
-    redis.call('PEXPIRE', kkey(P, jtype, ikey), retention)
+    redis.call('PEXPIRE', kkey(P, jtype, ikey), int(retention))
   end
   if batch then
     local seen = batch[dk]
@@ -349,7 +362,7 @@ end
 
 local function finish(P, jk, id, jtype, status, now, retention, cap, batch, ikey, ulock, watched)
   finish_kept(P, jk, id, jtype, status, now, retention, cap, batch, ikey, ulock, watched)
-  redis.call('PEXPIRE', jk, retention)
+  redis.call('PEXPIRE', jk, int(retention))
 end
 
 -- The keys a requeue of the job writes beyond q:, w: and ts:1: its
@@ -372,7 +385,7 @@ end
 -- finish_kept's: the job's 'w' when the caller read it, nil to read it here.
 local function requeue(P, jk, id, jtype, due, now, watched)
   local f = redis.call('HMGET', jk, 'pr', 'lk')
-  redis.call('HSET', jk, 's', 1, 'e', due, 'u', now)
+  redis.call('HSET', jk, 's', 1, 'e', int(due), 'u', int(now))
   redis.call('HDEL', jk, 'l', 'd', 'n', 'g')
   local q = enqueue(P, jtype, f[1], due, id, f[2])
   redis.call('ZADD', P .. 'ts:1', 0, jtype)

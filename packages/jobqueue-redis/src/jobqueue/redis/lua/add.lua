@@ -17,6 +17,7 @@
 -- returns the ids its first call stored instead, unless one of those jobs is gone.
 local P = ARGV[1]
 local now = clock_ms()
+local stamp = int(now) -- `now` as the job hashes store it (see int)
 local batch = ARGV[2]
 
 -- A job's head: its words, then its limit key ('' for none) and option letters.
@@ -192,7 +193,7 @@ for j = 1, njobs do
   local i = heads[j]
   local id, jtype, exec, max_attempts, prio, lkey = parse_head(ARGV[i])
   if exec == '-' then
-    exec = now
+    exec = stamp
   end
   nout = nout + 1
   if step and step.prior then
@@ -204,16 +205,16 @@ for j = 1, njobs do
     if not step and prio == '' and lkey == '' then
       -- A plain job: the same fields in the same order, with no table to build.
       if max_attempts ~= '' then
-        redis.call('HSET', jk, 't', jtype, 'p', ARGV[i + 1], 's', 1, 'e', exec, 'c', now, 'm', max_attempts)
+        redis.call('HSET', jk, 't', jtype, 'p', ARGV[i + 1], 's', 1, 'e', exec, 'c', stamp, 'm', max_attempts)
       else
-        redis.call('HSET', jk, 't', jtype, 'p', ARGV[i + 1], 's', 1, 'e', exec, 'c', now)
+        redis.call('HSET', jk, 't', jtype, 'p', ARGV[i + 1], 's', 1, 'e', exec, 'c', stamp)
       end
     else
       local ikey, headers = '', ''
       if step then
         ikey, headers = step.ikey, step.headers
       end
-      local fields = {'t', jtype, 'p', ARGV[i + 1], 's', 1, 'e', exec, 'c', now}
+      local fields = {'t', jtype, 'p', ARGV[i + 1], 's', 1, 'e', exec, 'c', stamp}
       if max_attempts ~= '' then
         fields[#fields + 1] = 'm'
         fields[#fields + 1] = max_attempts
@@ -245,7 +246,7 @@ for j = 1, njobs do
         -- Released by the step that moves the job out of its scope (claim.lua,
         -- finish in _common.lua); a debounce also lapses after its window.
         if lock[3] then
-          redis.call('SET', ukey(P, jtype, lock[1]), id, 'PX', lock[3])
+          redis.call('SET', ukey(P, jtype, lock[1]), id, 'PX', int(lock[3]))
         else
           redis.call('SET', ukey(P, jtype, lock[1]), id)
         end
@@ -331,6 +332,6 @@ if #replaced > 0 then
 end
 if batch ~= '' then
   -- It expires no later than any of its jobs, which outlive their finish.
-  redis.call('SET', P .. 'b:' .. batch, now .. ':' .. table.concat(out, ',', 2), 'PX', retention())
+  redis.call('SET', P .. 'b:' .. batch, now .. ':' .. table.concat(out, ',', 2), 'PX', int(retention()))
 end
 return out

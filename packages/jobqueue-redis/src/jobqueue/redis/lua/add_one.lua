@@ -10,18 +10,19 @@
 -- wake-up with nothing else, through the same helpers (clock_ms, count, wake_for).
 local P, id, jtype, exec, max_attempts = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now = clock_ms()
+local stamp = int(now) -- `now` as the job hash stores it (see int)
 local jk = P .. 'j:' .. id
 local q = P .. 'q:' .. jtype
 if PROBE then -- a cluster's only (see probe in _common.lua): the keys add.lua probes
   probe({jk, q, P .. 'pl:' .. jtype, P .. 'w:' .. jtype})
 end
 if exec == '-' then
-  exec = now
+  exec = stamp
 end
 if max_attempts ~= '' then
-  redis.call('HSET', jk, 't', jtype, 'p', ARGV[6], 's', 1, 'e', exec, 'c', now, 'm', max_attempts)
+  redis.call('HSET', jk, 't', jtype, 'p', ARGV[6], 's', 1, 'e', exec, 'c', stamp, 'm', max_attempts)
 else
-  redis.call('HSET', jk, 't', jtype, 'p', ARGV[6], 's', 1, 'e', exec, 'c', now)
+  redis.call('HSET', jk, 't', jtype, 'p', ARGV[6], 's', 1, 'e', exec, 'c', stamp)
 end
 count(P, jtype, 'enqueued', 1)
 redis.call('ZADD', q, exec, id)

@@ -26,11 +26,11 @@ if f[1] == '1' then
   -- The reply is read before the hash's retention starts (see finish_kept).
   finish_kept(P, jk, id, f[2], 5, now, retention, cap)
   local fields = redis.call('HGETALL', jk)
-  redis.call('PEXPIRE', jk, retention)
+  redis.call('PEXPIRE', jk, int(retention))
   return {'ok', fields}
 elseif f[1] == '2' then
   if f[3] ~= '1' then
-    redis.call('HSET', jk, 'x', 1, 'u', now)
+    redis.call('HSET', jk, 'x', 1, 'u', int(now))
     notify(P, jk, id)
     -- Workers listen here to stop the handler at once, not at their next heartbeat.
     redis.call(PUBLISH, ARGV[3], id)

@@ -26,6 +26,8 @@ local P = ARGV[1]
 local now = clock_ms()
 local limit = tonumber(ARGV[2])
 local deadline = now + tonumber(ARGV[3])
+-- `now` and `deadline` as the job hashes store them (see int).
+local now_s, deadline_s = int(now), int(deadline)
 local base = ARGV[4]
 local DEFAULT_LIMIT_POLL_MS = 1000
 -- Keys of one type a claim visits at most beyond one per job it takes: a key
@@ -149,10 +151,11 @@ local function lease(jtype, q, ids, extra, lkey)
       local token = base .. count
       local attempt = (tonumber(f[4]) or 0) + 1
       if gated[jtype] then
-        redis.call('HSET', jk, 's', 2, 'u', now, 'l', token, 'd', deadline, 'n', 1, 'a', attempt,
-          'g', 1)
+        redis.call('HSET', jk, 's', 2, 'u', now_s, 'l', token, 'd', deadline_s, 'n', 1, 'a',
+          attempt, 'g', 1)
       else
-        redis.call('HSET', jk, 's', 2, 'u', now, 'l', token, 'd', deadline, 'n', 1, 'a', attempt)
+        redis.call('HSET', jk, 's', 2, 'u', now_s, 'l', token, 'd', deadline_s, 'n', 1, 'a',
+          attempt)
       end
       redis.call('ZADD', r, deadline, id)
       if f[5] then
@@ -169,7 +172,7 @@ local function lease(jtype, q, ids, extra, lkey)
           local window = lim.i or 1000
           redis.call('ZADD', ks, now, token)
           redis.call('ZREMRANGEBYSCORE', ks, '-inf', now - window)
-          redis.call('PEXPIRE', ks, window + 1000)
+          redis.call('PEXPIRE', ks, int(window + 1000))
         end
       end
       out[#out + 1] = id
@@ -188,7 +191,7 @@ local function take_plain(jtype, cap)
     if fetched >= cap then
       break
     end
-    local ids = redis.call('ZRANGE', q, '-inf', now, 'BYSCORE', 'LIMIT', 0, cap - fetched)
+    local ids = redis.call('ZRANGE', q, '-inf', now, 'BYSCORE', 'LIMIT', 0, int(cap - fetched))
     fetched = fetched + #ids
     if #ids > 0 then
       lease(jtype, q, ids, {})
@@ -249,7 +252,7 @@ local function take_keyed(jtype, cap)
   while got < cap and visits < bound do
     -- One more than it needs: the '' lane may have nothing due.
     local turn = redis.call('ZRANGE', ring, '-inf', due_below, 'BYSCORE', 'LIMIT', 0,
-      math.min(cap - got + 1, bound - visits))
+      int(math.min(cap - got + 1, bound - visits)))
     if #turn == 0 then
       break
     end
@@ -344,7 +347,7 @@ while count < limit and #active > 0 do
       -- Starts older than the window no longer count: trim them, expire the rest.
       local rs = P .. 'rs:' .. jtype
       redis.call('ZREMRANGEBYSCORE', rs, '-inf', now - rated[jtype])
-      redis.call('PEXPIRE', rs, rated[jtype] + 1000)
+      redis.call('PEXPIRE', rs, int(rated[jtype] + 1000))
     end
     if fetched == want and room[jtype] ~= 0 then
       still[#still + 1] = jtype

@@ -43,7 +43,7 @@ local function scan(status, jtype, after)
     end
   end
   while found < want do
-    local batch = redis.call('ZRANGE', key, rank, rank + (want - found) - 1, 'WITHSCORES')
+    local batch = redis.call('ZRANGE', key, int(rank), int(rank + (want - found) - 1), 'WITHSCORES')
     if #batch == 0 then
       return
     end
@@ -92,7 +92,8 @@ local function scan_pending(jtype, after)
     local best, best_pos, best_id = nil, nil, nil
     for i, q in ipairs(qs) do
       while true do
-        local head = redis.call('ZRANGE', q, ranks[i], ranks[i], 'WITHSCORES')
+        local at = int(ranks[i])
+        local head = redis.call('ZRANGE', q, at, at, 'WITHSCORES')
         if #head == 0 then
           break
         end

@@ -27,6 +27,8 @@ for i = 2, #ARGV, 2 do
   end
   redis.call('DEL', jk)
   redis.call('ZREM', KEYS[2], id)
-  redis.call('SET', P .. 'moved:' .. id, ARGV[i + 1], 'PX', retention)
+  -- '%d' as int in _common.lua (not loaded here): Redis 7.2.0 to 7.2.4 send
+  -- a number like 200000000 as '2e+8', which PX refuses.
+  redis.call('SET', P .. 'moved:' .. id, ARGV[i + 1], 'PX', string.format('%d', retention))
 end
 return #ARGV / 2

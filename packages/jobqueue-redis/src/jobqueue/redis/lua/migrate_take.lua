@@ -8,8 +8,13 @@
 local P = ARGV[1]
 local limit = tonumber(ARGV[2])
 local migrating = KEYS[2]
+-- A whole number as Redis reads a ZRANGE rank, as int in _common.lua (not
+-- loaded here) writes it: Redis 7.2.0 to 7.2.4 send 200000000 as '2e+8'.
+local function int(n)
+  return string.format('%d', n)
+end
 local out = {}
-local ids = redis.call('ZRANGE', migrating, 0, limit - 1)
+local ids = redis.call('ZRANGE', migrating, 0, int(limit - 1))
 if #ids == 0 then
   for _, jtype in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     -- Every queue of the type: q: and one per nonzero priority level (pl:).
@@ -20,7 +25,7 @@ if #ids == 0 then
     -- Keyed jobs (qk:, and each in its key's queue kq:<type>/<key>).
     queues[#queues + 1] = P .. 'qk:' .. jtype
     for _, q in ipairs(queues) do
-      for _, id in ipairs(redis.call('ZRANGE', q, 0, limit - #ids - 1)) do
+      for _, id in ipairs(redis.call('ZRANGE', q, 0, int(limit - #ids - 1))) do
         redis.call('ZREM', q, id)
         if q == P .. 'qk:' .. jtype then
           local key = redis.call('HGET', P .. 'j:' .. id, 'lk')

@@ -10,7 +10,9 @@
 -- Every call first forgets up to `bound` workers whose time ran out, so the
 -- keys hold what heartbeats keep alive, not every worker that ever ran.
 local exp, info = KEYS[1], KEYS[2]
-local op, bound = ARGV[1], tonumber(ARGV[2])
+-- `bound` as Redis reads a LIMIT (see int in _common.lua, not loaded here:
+-- Redis 7.2.0 to 7.2.4 would send a number like 200000000 as '2e+8').
+local op, bound = ARGV[1], string.format('%d', tonumber(ARGV[2]))
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Read both keys before writing either (see probe in _common.lua): a slot

@@ -6,6 +6,7 @@
 local P = ARGV[1]
 local now = clock_ms()
 local deadline = now + tonumber(ARGV[2])
+local deadline_s = int(deadline) -- as the job hash stores it (see int)
 local out = {}
 for i = 3, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
@@ -15,7 +16,7 @@ for i = 3, #ARGV, 2 do
     out[#out + 1] = 0
   else
     probe({P .. 'r:' .. f[4]})
-    redis.call('HSET', jk, 'd', deadline)
+    redis.call('HSET', jk, 'd', deadline_s)
     if f[6] then
       redis.call('HDEL', jk, 'n', 'z')
     end

@@ -15,7 +15,7 @@ local limit = tonumber(ARGV[2])
 local default_max = tonumber(ARGV[3])
 local max_unconfirmed = tonumber(ARGV[4])
 local lock_ms = tonumber(ARGV[5])
-if lock_ms > 0 and not redis.call('SET', P .. 'sweep', ARGV[6], 'NX', 'PX', lock_ms) then
+if lock_ms > 0 and not redis.call('SET', P .. 'sweep', ARGV[6], 'NX', 'PX', int(lock_ms)) then
   return {-1, 0}
 end
 local now = clock_ms()
@@ -33,12 +33,12 @@ end
 
 local expired = 0
 local lx = P .. 'lx'
-for _, jtype in ipairs(redis.call('ZRANGE', lx, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
+for _, jtype in ipairs(redis.call('ZRANGE', lx, '-inf', now, 'BYSCORE', 'LIMIT', 0, int(limit))) do
   if expired >= limit then
     break
   end
   local r = P .. 'r:' .. jtype
-  local ids = redis.call('ZRANGE', r, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit - expired)
+  local ids = redis.call('ZRANGE', r, '-inf', now, 'BYSCORE', 'LIMIT', 0, int(limit - expired))
   for _, id in ipairs(ids) do
     local jk = P .. 'j:' .. id
     local keys = redis.call('HMGET', jk, 'k', 'uk', 'lk', 'g')
@@ -89,14 +89,15 @@ end
 local forgotten = 0
 local fx = P .. 'fx'
 local horizon = now - retention
-for _, jtype in ipairs(redis.call('ZRANGE', fx, '-inf', horizon, 'BYSCORE', 'LIMIT', 0, limit)) do
+for _, jtype in ipairs(redis.call('ZRANGE', fx, '-inf', horizon, 'BYSCORE', 'LIMIT', 0, int(limit))) do
   if forgotten >= limit then
     break
   end
   local oldest = -1
   for status = 3, 5 do
     local dk = P .. 'd:' .. jtype .. ':' .. status
-    local ids = redis.call('ZRANGE', dk, '-inf', horizon, 'BYSCORE', 'LIMIT', 0, limit - forgotten)
+    local ids = redis.call('ZRANGE', dk, '-inf', horizon, 'BYSCORE', 'LIMIT', 0,
+      int(limit - forgotten))
     if #ids > 0 then
       -- Their hashes expire by themselves (PEXPIRE at finish); only the index entries go.
       redis.call('ZREM', dk, unpack(ids))

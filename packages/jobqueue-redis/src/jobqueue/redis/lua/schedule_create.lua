@@ -17,7 +17,7 @@ if key ~= '' then
 else
   probe({KEYS[1], KEYS[2], KEYS[3]})
 end
-local fields = {'ca', now, 'an', now, 'v', 0, 'pa', ARGV[3], 'fi', 0, 'so', 0, 'mi', 0}
+local fields = {'ca', int(now), 'an', int(now), 'v', 0, 'pa', ARGV[3], 'fi', 0, 'so', 0, 'mi', 0}
 for i = 6, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end

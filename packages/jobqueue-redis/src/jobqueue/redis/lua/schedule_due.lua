@@ -4,7 +4,7 @@
 local P = ARGV[1]
 local now = clock_ms()
 local out = {now}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))) do
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, int(tonumber(ARGV[2])))) do
   out[#out + 1] = id
   out[#out + 1] = redis.call('HGETALL', P .. 'sc:' .. id)
 end

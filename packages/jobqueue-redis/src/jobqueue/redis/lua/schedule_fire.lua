@@ -57,7 +57,8 @@ if enqueuing then
     -- The tick's job exists already: its key is the tick's, so it fired.
     jid = prior
   else
-    local fields = {'t', jtype, 'p', f[6], 's', 1, 'e', now, 'c', now, 'k', ikey}
+    local stamp = int(now)
+    local fields = {'t', jtype, 'p', f[6], 's', 1, 'e', stamp, 'c', stamp, 'k', ikey}
     if f[7] and f[7] ~= '' then
       fields[#fields + 1] = 'm'
       fields[#fields + 1] = f[7]
@@ -92,7 +93,7 @@ if ARGV[5] ~= '' then
 end
 local missed = tonumber(ARGV[7])
 if missed > 0 then
-  redis.call('HINCRBY', sk, 'mi', missed)
+  redis.call('HINCRBY', sk, 'mi', int(missed))
 end
 if ARGV[6] ~= '' then
   redis.call('HSET', sk, 'nx', ARGV[6])

@@ -13,7 +13,7 @@ if state ~= ARGV[2] then
     redis.call('HSET', sk, 'pa', 1)
     redis.call('ZREM', KEYS[1], ARGV[1])
   else
-    redis.call('HSET', sk, 'pa', 0, 'an', clock_ms())
+    redis.call('HSET', sk, 'pa', 0, 'an', int(clock_ms()))
     redis.call('HDEL', sk, 'lt', 'nx')
     redis.call('ZADD', KEYS[1], 0, ARGV[1])
   end

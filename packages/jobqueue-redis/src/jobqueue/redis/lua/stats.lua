@@ -14,7 +14,7 @@ local from = '-'
 if ARGV[3] ~= '' then
   from = '(' .. ARGV[3]
 end
-local types = redis.call('ZRANGE', KEYS[1], from, '+', 'BYLEX', 'LIMIT', 0, max_types)
+local types = redis.call('ZRANGE', KEYS[1], from, '+', 'BYLEX', 'LIMIT', 0, int(max_types))
 local out = {redis.call('ZCARD', KEYS[1])}
 for _, jtype in ipairs(types) do
   -- Every priority's queue (one without priorities).
