@@ -44,7 +44,9 @@ for _, kind in ipairs(kinds) do
   member[#member + 1] = string.format('%d', sums[kind] or 0)
 end
 redis.call('ZADD', KEYS[2], bucket, table.concat(member, ':'))
-redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[2]) + 1))
+-- A computed rank formatted whole: Redis 7.2.0-7.2.4 would pass a multiple
+-- of 1e8 on as "1e+8", which ZREMRANGEBYRANK refuses (see int in _common.lua).
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, string.format('%d', -(tonumber(ARGV[2]) + 1)))
 return {1, bucket}
 """
 

@@ -50,7 +50,7 @@ local function move(slot, old, new, id)
   if redis.call('EXISTS', new) == 0 then
     local ttl = redis.call('PTTL', old)
     if ttl > 0 then
-      redis.call('SET', new, id, 'PX', ttl)
+      redis.call('SET', new, id, 'PX', string.format('%d', ttl)) -- whole: see int in _common.lua
     else
       redis.call('SET', new, id)
     end
