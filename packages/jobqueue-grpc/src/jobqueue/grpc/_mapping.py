@@ -27,7 +27,7 @@ from jobqueue.domain import (
     UniqueRule,
     UniqueScope,
 )
-from jobqueue.domain._frozen import slot_builder
+from jobqueue.domain._job import stored_job
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
 from mpataki.jobqueue.v1 import worker_pb2 as worker_pb
 
@@ -108,34 +108,6 @@ def fill_job(message: pb.Job, job: Job) -> None:
         message.headers.update(job.headers)
 
 
-_JOB_FIELDS = (
-    "id",
-    "type",
-    "payload",
-    "status",
-    "execution_time_ms",
-    "created_at",
-    "updated_at",
-    "attempts",
-    "max_attempts",
-    "last_error",
-    "result",
-    "cancel_requested",
-    "idempotency_key",
-    "priority",
-    "limit_key",
-    "unique",
-    "progress",
-    "progress_message",
-    "headers",
-)
-_build_job: Callable[..., Job] = slot_builder(
-    Job, _JOB_FIELDS, {name: name for name in _JOB_FIELDS}
-)
-"""``Job`` from its fields in order, each slot written once: every lease a
-worker receives through the server is built here, and the keyword call cost
-more than the rest of the mapping."""
-
 _STATUSES: dict[int, JobStatus] = {int(status): status for status in JobStatus}
 
 
@@ -146,7 +118,7 @@ def job_from_proto(message: pb.Job) -> Job:
         status = status_from_proto(message.status)  # its error
     has = message.HasField
     headers = message.headers
-    return _build_job(
+    return stored_job(
         message.id,
         message.type,
         message.payload,

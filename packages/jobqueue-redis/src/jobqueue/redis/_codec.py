@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 from jobqueue.domain import Job, JobStatus, OnConflict, UniqueRule, UniqueScope
+from jobqueue.domain._job import stored_job
 
 # t type, p payload, s status, e execution time, c created, u updated,
 # a attempts, m max attempts, err last error, r result, x cancel requested,
@@ -75,26 +76,27 @@ def job_from_hash(job_id: str, h: Mapping[bytes, bytes]) -> Job:
     last_error = h.get(b"err")
     key = h.get(b"k")
     try:
-        return Job(
-            id=job_id,
-            type=h[b"t"].decode(),
-            payload=h.get(b"p", b""),
-            status=_STATUSES[h[b"s"]],
-            execution_time_ms=int(h[b"e"]),
-            created_at=int(h[b"c"]),
-            updated_at=int(h.get(b"u") or h[b"c"]),
-            attempts=int(h.get(b"a", b"0")),
-            max_attempts=int(max_attempts) if max_attempts is not None else None,
-            last_error=last_error.decode(errors="replace") if last_error is not None else None,
-            result=h.get(b"r"),
-            cancel_requested=h.get(b"x") == b"1",
-            idempotency_key=key.decode() if key is not None else None,
-            priority=int(h.get(b"pr", b"0")),
-            limit_key=h[b"lk"].decode() if b"lk" in h else None,
-            unique=_unique_rule(h),
-            progress=float(h[b"pg"]) if b"pg" in h else None,
-            progress_message=h[b"pm"].decode(errors="replace") if b"pg" in h else None,
-            headers=json.loads(h[b"h"]) if b"h" in h else {},
+        # Positional, in stored_job's order: every claimed job is read here.
+        return stored_job(
+            job_id,
+            h[b"t"].decode(),
+            h.get(b"p", b""),
+            _STATUSES[h[b"s"]],
+            int(h[b"e"]),
+            int(h[b"c"]),
+            int(h.get(b"u") or h[b"c"]),
+            int(h.get(b"a", b"0")),
+            int(max_attempts) if max_attempts is not None else None,
+            last_error.decode(errors="replace") if last_error is not None else None,
+            h.get(b"r"),
+            h.get(b"x") == b"1",
+            key.decode() if key is not None else None,
+            int(h.get(b"pr", b"0")),
+            h[b"lk"].decode() if b"lk" in h else None,
+            _unique_rule(h),
+            float(h[b"pg"]) if b"pg" in h else None,
+            h[b"pm"].decode(errors="replace") if b"pg" in h else None,
+            json.loads(h[b"h"]) if b"h" in h else {},
         )
     except ValueError:
         # A hash written by Redis 7.2.0-7.2.4 (see stored_int): read it once
