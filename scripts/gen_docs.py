@@ -11,8 +11,10 @@ Each doc is a hand-written head followed by a generated body. Everything above
   message, field and enum value keeps its comment. No buf, no network.
 - ``docs/configuration.md`` from the settings classes themselves: the server's
   and the example worker's pydantic models (plus their click flags), the
-  ``WorkerSettings`` and ``RedisStoreSettings`` dataclasses, and the client
-  SDK's constructor and CLI options.
+  ``WorkerSettings`` and ``RedisStoreSettings`` dataclasses, the client
+  SDK's constructor and CLI options, the dashboard's ``DashboardSettings``
+  (and the ``JOBQUEUE_DASHBOARD_*`` variables its ``from_env`` reads), and the
+  ``jobqueue-worker`` command's argparse options.
 
 ``tests/docs/test_docs_current.py`` fails when a committed doc differs from what
 this script produces.
@@ -135,6 +137,43 @@ FALLBACK_DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
             "scripts and reads share one pipelined connection."
         ),
     },
+}
+
+
+# DashboardSettings has no per-field docs of its own: one line per field, checked
+# both ways against the dataclass (a missing or a stale entry is an error).
+DASHBOARD_DESCRIPTIONS: Mapping[str, str] = {
+    "enabled": (
+        "`false` (or `0`, `no`): the server mounts no dashboard. The server also leaves it "
+        "off when the API needs a token (`JOBQUEUE_AUTH_TOKEN`) and no dashboard token is set."
+    ),
+    "token": (
+        "Admin token: log in, see everything, act. With neither token the dashboard is open "
+        "to whoever reaches the port (the server logs a warning)."
+    ),
+    "readonly_token": (
+        "Read-only token: sees everything, every action refused (403); must differ from the "
+        "admin token."
+    ),
+    "secret": (
+        "Signs the session cookie; unset draws a random one per process, so sessions end with "
+        "a restart. Give servers behind one address the same one."
+    ),
+    "prefix": "Path prefix of the dashboard's routes: starts with `/`, no trailing `/`.",
+    "sample_interval_ms": (
+        "Interval of the overview's samples, and the bucket of the counter history every "
+        "server writes into the store (10 s on a server whose dashboard is off); positive."
+    ),
+    "history_samples": (
+        "Samples the overview's charts show: the window is this times `sample_interval_ms` "
+        "(one hour by default); positive."
+    ),
+    "live_interval_ms": (
+        "How often the overview and types pages re-render their live region (longer when a "
+        "render is slow); positive."
+    ),
+    "page_size": "Jobs per listing page; positive.",
+    "session_max_age_ms": "How long a login session lasts (whole seconds count); positive.",
 }
 
 
@@ -579,6 +618,96 @@ def _click_default(option: click.Option) -> Any:
     return default
 
 
+def _dashboard_table() -> list[str]:
+    """``DashboardSettings``' fields, with the variable ``from_env`` reads for each."""
+    from jobqueue.dashboard import DashboardSettings
+
+    fields = dataclasses.fields(DashboardSettings)
+    names = {field.name for field in fields}
+    missing = names - set(DASHBOARD_DESCRIPTIONS)
+    stale = set(DASHBOARD_DESCRIPTIONS) - names
+    if missing or stale:
+        raise SystemExit(
+            f"gen_docs.py: DASHBOARD_DESCRIPTIONS lacks {sorted(missing)}, "
+            f"names no field {sorted(stale)}"
+        )
+    # The variables from_env reads: text("NAME") and number("NAME", default).
+    source = inspect.getsource(DashboardSettings.from_env)
+    read = {name.lower() for name in re.findall(r'\b(?:text|number)\("([A-Z_]+)"', source)}
+    unknown = read - names
+    if unknown:
+        raise SystemExit(f"gen_docs.py: from_env reads {sorted(unknown)}, no such field")
+    hints = typing.get_type_hints(DashboardSettings)
+    rows = []
+    for field in fields:
+        env = f"JOBQUEUE_DASHBOARD_{field.name.upper()}"
+        rows.append(
+            [
+                _code(env) if field.name in read else "not read (code only)",
+                _code(field.name),
+                _code(_type_name(hints[field.name])),
+                _default(field.default),
+                DASHBOARD_DESCRIPTIONS[field.name],
+            ]
+        )
+    return _table(["environment", "field", "type", "default", "description"], rows)
+
+
+_ENV_NOTE = re.compile(r"\s*\[env (\w+)(?:; default:? ([^\]]*))?\]")
+
+
+def _worker_command_table() -> list[str]:
+    """The ``jobqueue-worker`` command's options, from its argparse parser."""
+    from unittest import mock
+
+    from jobqueue.worker import WorkerSettings
+    from jobqueue.worker._command import _parser
+
+    # The parser reads its defaults from the environment as it is built: build
+    # it from a clean one, so the doc does not depend on who generates it.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("JOBQUEUE_")}
+    with mock.patch.dict(os.environ, clean, clear=True):
+        parser = _parser()
+    worker_defaults = {
+        field.name: field.default
+        for field in dataclasses.fields(WorkerSettings)
+        if field.default is not dataclasses.MISSING
+    }
+    rows = []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        help_text = action.help or ""
+        note = _ENV_NOTE.search(help_text)
+        description = _ENV_NOTE.sub("", help_text).strip()
+        env = note.group(1) if note else None
+        stated = note.group(2) if note else None
+        if action.dest in worker_defaults:
+            default = f"the Worker's (`{worker_defaults[action.dest]!r}` unless set in code)"
+        elif isinstance(action, argparse._StoreTrueAction):
+            default = "off"
+        elif stated == "none":
+            default = "unset"
+        elif stated:
+            default = stated if " " in stated else _code(stated)
+        elif not action.option_strings:
+            default = "required"
+        else:
+            default = _default(action.default)
+        flag = " ".join(_code(opt) for opt in action.option_strings) or _code(
+            str(action.metavar or action.dest)
+        )
+        rows.append(
+            [
+                flag,
+                _code(env) if env else "",
+                default,
+                _require("worker command", action.dest, description),
+            ]
+        )
+    return _table(["flag", "environment", "default", "description"], rows)
+
+
 def render_configuration() -> str:
     """The generated body of ``docs/configuration.md``."""
     # Imported here so that generating the API reference alone needs none of them.
@@ -654,6 +783,29 @@ def render_configuration() -> str:
     out += ["", "## Client CLI: `jobqueue`", ""]
     out += ["Options of the `jobqueue` command, before its subcommand.", ""]
     out += _cli_table(client_command)
+    out += ["", "## Worker command: `jobqueue-worker`", ""]
+    out += [
+        "From `jobqueue.worker._command`: `jobqueue-worker path.to.module:worker` (also run as "
+        "`jobqueue worker`) runs a `Worker` defined in your code. A flag wins over its "
+        "variable, and either wins over what the Worker was given in code (its source and "
+        "its `WorkerSettings`). With neither `--redis-url` nor `--server`, "
+        "`JOBQUEUE_REDIS_URL` is read first, then `JOBQUEUE_SERVER`; a Worker with no source "
+        "at all then takes jobs through the server at `localhost:8080`. The numeric "
+        "variables are read when the command starts: one that is not a number is a usage "
+        "error (exit status 2).",
+        "",
+    ]
+    out += _worker_command_table()
+    out += ["", "## Dashboard: `jobqueue.dashboard.DashboardSettings`", ""]
+    out += [
+        "Keyword-only fields of a frozen dataclass, passed as `Dashboard(..., settings=...)`. "
+        "`DashboardSettings.from_env()` reads them from `JOBQUEUE_DASHBOARD_*` (a malformed "
+        "value raises ValueError, so a server meant to be protected refuses to start); "
+        "`jobqueue-server` calls it at start, with the HTTP wire (the default). Fields it "
+        "does not read keep their defaults there.",
+        "",
+    ]
+    out += _dashboard_table()
     return "\n".join(out)
 
 

@@ -104,7 +104,9 @@ class JobTemplate(_message.Message):
     """
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Metadata for the handler; at most 64 entries."""
+        """As EnqueueJobRequest.headers: metadata for the handler, at most 32
+        entries.
+        """
 
     def __init__(
         self,

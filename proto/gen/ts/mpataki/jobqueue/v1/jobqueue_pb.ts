@@ -64,8 +64,9 @@ export type EnqueueJobRequest = Message<"mpataki.jobqueue.v1.EnqueueJobRequest">
   /**
    * Message headers carried with the job to its handler, such as the W3C
    * trace context (traceparent, tracestate) that links the producer's trace
-   * to the run: at most 32 entries; keys 1 to 64 characters from
-   * [A-Za-z0-9_.-], values at most 1,024 bytes.
+   * to the run: at most 32 entries; keys 1 to 128 characters from
+   * [A-Za-z0-9_.-], starting with a letter or digit; values at most 1,024
+   * bytes of UTF-8.
    *
    * @generated from field: map<string, string> headers = 6;
    */

@@ -39,7 +39,8 @@ export type JobTemplate = Message<"mpataki.jobqueue.v1.JobTemplate"> & {
   payload: Uint8Array;
 
   /**
-   * Metadata for the handler; at most 64 entries.
+   * As EnqueueJobRequest.headers: metadata for the handler, at most 32
+   * entries.
    *
    * @generated from field: map<string, string> headers = 3;
    */
