@@ -40,12 +40,13 @@ def need_chromium() -> None:
 class ServerThread:
     """``App`` started on a private loop in a daemon thread; ``call`` runs coroutines there."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], **settings: Any) -> None:
+        """``env``: what the dashboard reads at start; ``settings``: the server's own."""
         self._env = env
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self.container = Container()
-        self.container.settings.override(ServerSettings(host="127.0.0.1", port=0))
+        self.container.settings.override(ServerSettings(host="127.0.0.1", port=0, **settings))
         self.store: JobStore = MemoryJobStore()
         self.container.store.override(self.store)
         self.app = App(self.container)
@@ -58,6 +59,11 @@ class ServerThread:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.app.port}/dashboard"
+
+    @property
+    def origin(self) -> str:
+        """The API's origin (scheme, host, port), as a browser names it."""
+        return f"http://127.0.0.1:{self.app.port}"
 
     def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=60)

@@ -88,6 +88,11 @@ from .settings import EventLoop, ServerSettings
     type=click.Path(path_type=Path),
     help="PEM CA: require client certificates it signed [env JOBQUEUE_TLS_CLIENT_CA_FILE].",
 )
+@click.option(
+    "--cors-origins",
+    help="Origins whose browser apps may call the API, comma-separated, or * "
+    "[env JOBQUEUE_CORS_ORIGINS; unset: none].",
+)
 @click.pass_context
 def cli(ctx: click.Context, /, **flags: Any) -> None:
     """Serve the jobqueue API (JobService, WorkerService, health, reflection) on one port.

@@ -36,6 +36,7 @@ from jobqueue.redis import (
     redis_warnings,
 )
 
+from ._cors import CrossOrigin
 from ._metrics import Metrics
 from ._schedules import schedule_service_for, start_firing
 from .containers import Container
@@ -165,7 +166,13 @@ class App:
         self._dashboard = _dashboard(
             self._container, api_protected=auth is not None, schedules=self._schedules
         )
-        served = app if self._dashboard is None else self._dashboard.mount(app)
+        api: WireApp | CrossOrigin = app
+        origins = self._settings.cors_origin_list
+        if origins:
+            # Around the API only: the dashboard is same-origin, and stays so.
+            api = CrossOrigin(app, origins)
+            _log.info("browsers may call the API from %s (CORS)", ", ".join(origins))
+        served = api if self._dashboard is None else self._dashboard.mount(api)
         await self._health.start()
         try:
             self._http = await start_http_server(
@@ -186,6 +193,10 @@ class App:
     async def _start_grpcio(self, auth: BearerTokenAuth | None, tls: ServerTls | None) -> None:
         """The grpcio server: gRPC alone (JOBQUEUE_WIRE=grpcio), kept to compare the two."""
         container = self._container
+        if self._settings.cors_origin_list:
+            _log.warning(
+                "JOBQUEUE_CORS_ORIGINS does nothing with JOBQUEUE_WIRE=grpcio (no browsers)"
+            )
         interceptors: list[grpc.aio.ServerInterceptor[Any, Any]] = []
         if self._settings.metrics_port is not None:
             self._metrics = Metrics()

@@ -11,6 +11,8 @@ from typing import Any, Literal, Self
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ._cors import parse_origins
+
 MIB = 1024 * 1024
 
 StoreKind = Literal["memory", "redis"]
@@ -147,6 +149,13 @@ class ServerSettings(BaseSettings):
         default=None,
         description="PEM CA bundle: require client certificates signed by it (mutual TLS).",
     )
+    cors_origins: str = Field(
+        default="",
+        description=(
+            "Origins whose browser apps may call the API (Connect, gRPC-Web), comma-separated "
+            "(https://app.example.com,http://localhost:3000), or * for any; empty: none."
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -182,6 +191,16 @@ class ServerSettings(BaseSettings):
         if not isinstance(logging.getLevelName(level), int):
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        parse_origins(value)  # its ValueError names the entry that is no origin
+        return value
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return parse_origins(self.cors_origins)
 
     @model_validator(mode="after")
     def _consistent_security(self) -> Self:
