@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, cast
 
-from connectrpc.compat import google_protobuf_codecs
 from connectrpc.interceptor import Interceptor
 from connectrpc.server import ConnectASGIApplication, Endpoint
 
@@ -36,6 +35,7 @@ from jobqueue.grpc import (
 )
 from mpataki.jobqueue.v1 import admin_pb2, jobqueue_pb2, schedule_pb2, worker_pb2
 
+from ._codecs import wire_codecs
 from ._endpoints import service_endpoints
 from ._extras import HEALTH_SERVICE, health_endpoints, reflection_endpoints
 from ._fast import FastUnary, fast_methods
@@ -120,7 +120,7 @@ class WireApp:
             endpoints,
             interceptors=interceptors,
             read_max_bytes=options.max_message_bytes,
-            codecs=google_protobuf_codecs(),
+            codecs=wire_codecs(),
         )
         self._paths = frozenset(endpoints)
         # The producers' and workers' calls: plain gRPC unary ones skip
