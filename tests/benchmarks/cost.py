@@ -273,8 +273,16 @@ class Cost:
             ("worker allocations (memray)", "allocs", "worker allocations"),
             ("server allocations (memray)", "allocs", "server allocations"),
             ("worker peak RSS MiB", "rate", "worker peak RSS MiB"),
-            ("of which in files (code), at the drain's end", "rate", "worker RSS in files MiB"),
-            ("of which anonymous (data), at the drain's end", "rate", "worker RSS anonymous MiB"),
+            (
+                "worker RSS in files (code) MiB, at the drain's end",
+                "rate",
+                "worker RSS in files MiB",
+            ),
+            (
+                "worker RSS anonymous (data) MiB, at the drain's end",
+                "rate",
+                "worker RSS anonymous MiB",
+            ),
         ]
         head = "| per job | " + " | ".join(LABELS[p] for p in paths) + " |"
         lines = [head, "|---|" + "---:|" * len(paths)]

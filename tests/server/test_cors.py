@@ -112,9 +112,20 @@ def test_the_call_names_the_origin_and_exposes_the_grpc_status(allowing: ServerT
 
 
 def test_a_call_without_origin_is_untouched(allowing: ServerThread) -> None:
+    """A gRPC client's or a worker's POST skips the middleware (which would add Vary)."""
     status, answer, _ = request(allowing, "POST", ENQUEUE, CONNECT_JSON, BODY)
     assert status == 200
     assert not [name for name in answer if name.startswith("access-control-")]
+    assert "Origin" not in answer.get("vary", "")
+
+
+def test_a_get_says_its_answer_varies_with_the_origin(allowing: ServerThread) -> None:
+    """A GET may be cached: without Origin too, its answer says it depends on one."""
+    status, answer, _ = request(allowing, "GET", "/healthz", {})
+    assert status == 200
+    assert "Origin" in answer["vary"]
+    _, answer, _ = request(allowing, "GET", "/healthz", {"Origin": APP})
+    assert answer["access-control-allow-origin"] == APP
 
 
 def test_the_dashboard_stays_same_origin(allowing: ServerThread) -> None:
@@ -137,8 +148,21 @@ def test_origins_are_parsed_and_checked() -> None:
         "http://localhost:3000",
     )
     assert parse_origins("") == ()
+    # As a browser writes them: lower case, no default port.
+    assert parse_origins("HTTPS://App.Example.com:443,http://x.test:80,http://x.test:8080") == (
+        "https://app.example.com",
+        "http://x.test",
+        "http://x.test:8080",
+    )
     assert parse_origins("*") == ("*",)
-    for bad in ("https://app.example.com/", "app.example.com", "ftp://x", "https://a/b"):
+    for bad in (
+        "https://app.example.com/",
+        "app.example.com",
+        "ftp://x",
+        "https://a/b",
+        "https://user@app.example.com",
+        "https://app.example.com:port",
+    ):
         with pytest.raises(ValueError, match="is not an origin"):
             parse_origins(bad)
     with pytest.raises(ValueError, match="alone"):

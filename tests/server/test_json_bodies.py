@@ -37,7 +37,8 @@ def server() -> Iterator[ServerThread]:
         (b'"s"', "a string"),
         (b"true", "true"),
         (b"   ", "an empty body"),
-        (b"<xml/>", "not an object"),
+        (b"<xml/>", "something that is not JSON"),
+        (b'\xef\xbb\xbf{"type": "x"}', "a byte-order mark (send UTF-8 without one)"),
     ],
 )
 def test_a_body_that_is_no_json_object_is_refused_plainly(
@@ -55,7 +56,8 @@ def test_a_body_that_is_no_json_object_is_refused_plainly(
 
 
 def test_an_object_is_read_and_unknown_fields_are_ignored(server: ServerThread) -> None:
-    body = b'\n  {"type": "email", "payload": "e30=", "excution_time_ms": "5"}'
+    # Any amount of whitespace may come first (RFC 8259), more than a first glance's worth.
+    body = b"\n" + b" " * 200 + b'{"type": "email", "payload": "e30=", "excution_time_ms": "5"}'
     status, _, answer = request(server, "POST", ENQUEUE, CONNECT_JSON, body)
     assert status == 200
     assert json.loads(answer)["job"]["type"] == "email"

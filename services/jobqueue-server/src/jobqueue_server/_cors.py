@@ -10,7 +10,7 @@ gRPC-Web (the connectrpc CORS guide, and its Go package ``cors``), plus
 the protocol; this only decides which requests it sees.
 
 Off unless origins are configured (``JOBQUEUE_CORS_ORIGINS``): same-origin
-pages (the dashboard) need none of it. Requests without an ``Origin`` header,
+pages (the dashboard) need none of it. POSTs without an ``Origin`` header,
 every gRPC client and worker, skip the middleware and cost nothing more.
 """
 
@@ -46,7 +46,8 @@ EXPOSED_HEADERS = ("Grpc-Status", "Grpc-Message", "Grpc-Status-Details-Bin")
 MAX_AGE_S = 7200
 """How long a browser may cache a preflight's answer (Chrome's own cap)."""
 
-_ORIGIN = re.compile(r"https?://[^\s/?#]+")
+_ORIGIN = re.compile(r"(https?)://([^\s/?#@:]+)(?::([0-9]{1,5}))?", re.IGNORECASE)
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 def parse_origins(text: str) -> tuple[str, ...]:
@@ -54,20 +55,31 @@ def parse_origins(text: str) -> tuple[str, ...]:
 
     An origin is what a browser sends: scheme and host, and a port when not
     the default (``https://app.example.com``, ``http://localhost:3000``); no
-    path, no trailing slash. Raises ValueError naming an entry that is not one,
-    since it would never match and the mistake would show only as a browser's
-    refusal.
+    path, no trailing slash, no user. Each is written as a browser writes it
+    (lower case, a default port dropped), since the match is exact. Raises
+    ValueError naming an entry that is no origin, since it would never match
+    and the mistake would show only as a browser's refusal.
     """
-    origins = tuple(part.strip() for part in text.split(",") if part.strip())
-    for origin in origins:
-        if origin != "*" and not _ORIGIN.fullmatch(origin):
+    origins: list[str] = []
+    for part in text.split(","):
+        entry = part.strip()
+        if not entry:
+            continue
+        if entry == "*":
+            origins.append(entry)
+            continue
+        found = _ORIGIN.fullmatch(entry)
+        if found is None:
             raise ValueError(
-                f"{origin!r} is not an origin: scheme://host[:port], no path "
+                f"{entry!r} is not an origin: scheme://host[:port], no path "
                 "(e.g. https://app.example.com), or * for any"
             )
+        scheme, host, port = found.group(1).lower(), found.group(2).lower(), found.group(3)
+        port = None if port == _DEFAULT_PORTS[scheme] else port
+        origins.append(f"{scheme}://{host}" + (f":{port}" if port else ""))
     if "*" in origins and len(origins) > 1:
         raise ValueError("* allows every origin: list origins, or * alone")
-    return origins
+    return tuple(origins)
 
 
 class CrossOrigin:
@@ -86,6 +98,12 @@ class CrossOrigin:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            # A GET (/healthz, /metrics, a Connect GET) may be cached: it goes
+            # through the middleware, which marks every answer "Vary: Origin".
+            # A POST without Origin (every gRPC client and worker) skips it.
+            if scope["method"] == "GET":
+                await self._cors(scope, receive, send)
+                return
             for name, _ in scope["headers"]:
                 if name == b"origin":
                     await self._cors(scope, receive, send)

@@ -9,6 +9,7 @@ protobuf parser took ``[]`` for an empty request and answered ``null`` or
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from connectrpc.code import Code
@@ -19,7 +20,8 @@ from google.protobuf.message import Message
 
 M = TypeVar("M", bound=Message)
 
-_WHITESPACE = b" \t\r\n"
+_FIRST = re.compile(rb"[^ \t\r\n]")
+"""The first byte that is not JSON whitespace (RFC 8259 allows any amount before a value)."""
 
 
 class ObjectJSONCodec:
@@ -35,9 +37,10 @@ class ObjectJSONCodec:
         return self._json.encode(message)
 
     def decode(self, data: bytes | bytearray, message_class: type[M]) -> M:
-        start = bytes(data[:64]).lstrip(_WHITESPACE)[:1]
+        first = _FIRST.search(data)
+        start = first.group() if first is not None else b""
         if start != b"{":
-            kind = "an empty body" if not start else _KINDS.get(start, "not an object")
+            kind = "an empty body" if not start else _KINDS.get(start, "something that is not JSON")
             raise ConnectError(
                 Code.INVALID_ARGUMENT,
                 f"unmarshal message: the body must be a JSON object ({{...}}), got {kind}",
@@ -52,6 +55,7 @@ _KINDS = {
     b"n": "null",
     b"t": "true",
     b"f": "false",
+    b"\xef": "a byte-order mark (send UTF-8 without one)",
     **{bytes([digit]): "a number" for digit in b"-0123456789"},
 }
 
