@@ -10,7 +10,11 @@ machine's speed does not change. Each tree's worker (noop handler, concurrency
 100, uvloop) drains ``--counts`` N1 then N2 prefilled jobs under callgrind, and
 its row is ``(Ir(N2) - Ir(N1)) / (N2 - N1)``: start and stop cancel out. On
 the ``server`` path the tree's own server serves it, outside callgrind (under
-valgrind it served too slowly for the worker's calls to finish).
+valgrind it served too slowly for the worker's calls to finish). The
+``servicer`` path counts the server's side instead, without its transport: a
+process calls the tree's ``WorkerServicer.SettleJobs`` (each settle carrying
+the next claim, 50 jobs a call, as a worker's lane sends it) on a
+``RedisJobStore`` until the queue is empty; building the requests is counted too.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -46,6 +51,41 @@ def instructions(out: Path) -> int:
     raise RuntimeError(f"{out}: no totals")
 
 
+async def settle_in_process(url: str, count: int) -> None:
+    """The server's part of a drain, in this process: what ``--paths servicer`` counts."""
+    from jobqueue.domain import LeaseService
+    from jobqueue.grpc import WorkerServicer
+    from jobqueue.redis import RedisJobStore, RedisStoreSettings
+    from mpataki.jobqueue.v1 import worker_pb2 as pb
+
+    class Context:  # a caller with no deadline that never leaves
+        def time_remaining(self) -> None:
+            return None
+
+        def cancelled(self) -> bool:
+            return False
+
+    store = RedisJobStore(RedisStoreSettings(url=url))
+    servicer = WorkerServicer(LeaseService(store))
+    claim = pb.ClaimJobsRequest(types=["bench"], max_jobs=50, lease_ms=60_000)
+    context: Any = Context()
+    leases = list((await servicer.ClaimJobs(claim, context)).leases)
+    settled = 0
+    while leases:
+        request = pb.SettleJobsRequest()
+        for lease in leases:
+            request.outcomes.add(
+                job_id=lease.job.id, token=lease.token, kind=pb.OUTCOME_KIND_COMPLETE
+            )
+        request.claim.CopyFrom(claim)
+        response = await servicer.SettleJobs(request, context)
+        settled += len(leases)
+        leases = list(pb.SettleJobsResponse.FromString(response.SerializeToString()).leases)
+    await store.close()
+    if settled != count:
+        raise SystemExit(f"settled {settled} jobs of {count}")
+
+
 def drain(url: str, tree: Path, path: str, n: int, out: Path) -> int:
     """Prefill ``n`` jobs, drain them with the tree's worker under callgrind; its Ir."""
     env = tree_env(tree)
@@ -64,11 +104,15 @@ def drain(url: str, tree: Path, path: str, n: int, out: Path) -> int:
         server.wait_ready()
         target = f"127.0.0.1:{port}"
     try:
-        worker = ["jq-worker", "--redis-url", url, "--target", target, "--count", str(n)]
-        worker += ["--concurrency", "100", "--uvloop", "--timeout", str(TIMEOUT_S)]
+        if path == "servicer":
+            counted = ["-m", "tests.benchmarks.instructions", "--servicer-of", url, str(n)]
+        else:
+            worker = ["jq-worker", "--redis-url", url, "--target", target, "--count", str(n)]
+            worker += ["--concurrency", "100", "--uvloop", "--timeout", str(TIMEOUT_S)]
+            counted = ["-m", "tests.benchmarks._proc", *worker]
         callgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
         subprocess.run(
-            [*callgrind, sys.executable, "-m", "tests.benchmarks._proc", *worker],
+            [*callgrind, sys.executable, *counted],
             env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
             cwd=Path(__file__).resolve().parents[2],
             stdout=subprocess.DEVNULL,
@@ -86,16 +130,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m tests.benchmarks.instructions", description=__doc__
     )
-    parser.add_argument("--tree", action="append", required=True, help="repeat: each tree")
-    parser.add_argument("--paths", nargs="+", choices=["direct", "server"], default=["direct"])
+    parser.add_argument("--tree", action="append", default=[], help="repeat: each tree")
+    parser.add_argument(
+        "--paths", nargs="+", choices=["direct", "server", "servicer"], default=["direct"]
+    )
     parser.add_argument("--counts", nargs=2, type=int, default=[500, 2500], metavar="N")
+    parser.add_argument("--servicer-of", nargs=2, metavar=("URL", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.servicer_of:  # the counted child of --paths servicer
+        import uvloop
+
+        uvloop.run(settle_in_process(args.servicer_of[0], int(args.servicer_of[1])))
+        return
+    if not args.tree:
+        parser.error("name at least one --tree")
     n1, n2 = sorted(args.counts)
     server = RedisProcess()
     server.start()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            print("| path | tree | worker instructions per job |\n|---|---|---:|")
+            print("| path | tree | instructions per job (worker; servicer: server) |")
+            print("|---|---|---:|")
             for path in args.paths:
                 for tree in args.tree:
                     low = drain(server.url, Path(tree), path, n1, Path(tmp) / "low.out")
