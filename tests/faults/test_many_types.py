@@ -8,8 +8,15 @@ completed jobs (the issue's figures, 100,000 types and 1M jobs, under
 - a lease sweep (``requeue_expired``), each round after a few leases of random
   types expired, must not block Redis for 5 ms or more at p99: every command
   the sweeps send is timed by Redis itself (``SLOWLOG`` with a threshold of 0),
-  and the CPU time of Redis's main thread per sweep is reported beside it (on
-  a busy machine the slow log also counts the time Redis waited for a CPU);
+  and the CPU time of Redis's main thread per sweep is measured beside it (on
+  a busy machine the slow log also counts the time Redis waited for a CPU).
+  Both clocks run on while a virtual machine's host lends the core elsewhere:
+  a fresh CI machine measured two sweeps of 30 at 12 and 17 ms of CPU where
+  the median was 1.9 ms. So the work is bounded without a clock too: every
+  command a sweep's script runs is in the slow log, and no sweep may run more
+  than a fixed number of them per lease it hands back, whatever the number of
+  types; and a series whose p99 misses the time bound is measured once more,
+  which a sweep that really costs 5 ms fails again;
 - ``stats()`` must answer in under 50 ms (median of its calls, timed here,
   with its Redis time from the slow log beside it);
 - a 10-job page of ``list_jobs`` without a type filter must take under 20 ms
@@ -27,6 +34,7 @@ import random
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 import pytest
 import redis
@@ -53,6 +61,10 @@ SWEEP_ROUNDS = scale(30, 100)
 EXPIRED_PER_ROUND = 20
 CALLS = 15
 SWEEP_P99_MS = 5.0
+SCRIPT_COMMANDS_PER_LEASE = 40
+"""Commands a sweep's script may run per lease it hands back (about 20 here), beyond
+``SCRIPT_COMMANDS_FIXED``: a walk over every type would run one or more per type."""
+SCRIPT_COMMANDS_FIXED = 20
 STATS_MS = 150.0
 STATS_REDIS_MS = 25.0
 PAGE_MS = 20.0
@@ -104,23 +116,26 @@ async def fill(store: RedisJobStore, types: list[str], per_type: int) -> None:
     await asyncio.gather(*(step(chunk) for chunk in steps))
 
 
-def slowlog_durations_us(client: redis.Redis) -> list[tuple[str, int]]:
-    """(command, µs) of every client command logged since the last reset, then reset the log.
+def slowlog_durations_us(client: redis.Redis) -> tuple[list[tuple[str, int]], int]:
+    """(command, µs) of every client command logged since the last reset, and how many
+    commands scripts ran in that time; then reset the log.
 
     Commands a script runs are logged too, from the pseudo-client ``?:0``:
-    they are part of their script's time, so they are left out.
+    they are part of their script's time, so they are counted, not timed.
     """
     entries = client.slowlog_get(SLOWLOG_LENGTH)
     client.slowlog_reset()
     found = []
+    by_scripts = 0
     for entry in entries:
         if entry.get("client_address") in (b"?:0", "?:0"):
+            by_scripts += 1
             continue
         command = entry["command"]
         name = (command.split()[0] if isinstance(command, bytes) else b"?").decode().upper()
         if name not in {"SLOWLOG", "CONFIG", "INFO"}:  # the measurement's own
             found.append((name, int(entry["duration"])))
-    return found
+    return found, by_scripts
 
 
 def redis_cpu_s(client: redis.Redis) -> float:
@@ -148,6 +163,50 @@ def p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
+@dataclass
+class Sweeps:
+    """What a series of sweep rounds measured."""
+
+    commands: list[tuple[str, int]] = field(default_factory=list)
+    """(command, µs) of each command the sweeps sent, timed by Redis."""
+    cpu_ms: list[float] = field(default_factory=list)
+    """Redis's main-thread CPU per sweep call."""
+    work: list[tuple[int, int]] = field(default_factory=list)
+    """(commands its script ran, leases it handed back) per sweep call."""
+    requeued: int = 0
+    expired: int = 0
+
+
+async def sweep_series(
+    store: RedisJobStore, client: redis.Redis, rng: random.Random, types: list[str]
+) -> Sweeps:
+    """Sweeps, each round after some leases of random types expired."""
+    found_all = Sweeps()
+    for _ in range(SWEEP_ROUNDS):
+        chosen = rng.sample(types, EXPIRED_PER_ROUND)
+        await store.add(new_jobs(chosen, 1, UuidV7Generator()))
+        leased = await store.claim(chosen, limit=EXPIRED_PER_ROUND, lease_ms=20)
+        found_all.expired += len(leased)
+        await asyncio.sleep(0.05)
+        client.slowlog_reset()
+        # A sweep may leave some for the next one (a bounded step, or another
+        # sweeper's turn): sweep until this round's leases are back, within 3 s.
+        give_up_at = time.monotonic() + 3
+        found = 0
+        while found < len(leased) and time.monotonic() < give_up_at:
+            cpu_before = redis_cpu_s(client)
+            handed_back = await store.requeue_expired()
+            found_all.cpu_ms.append((redis_cpu_s(client) - cpu_before) * 1_000)
+            commands, by_script = slowlog_durations_us(client)
+            found_all.commands += commands
+            found_all.work.append((by_script, handed_back))
+            found += handed_back
+            if found < len(leased):
+                await asyncio.sleep(0.05)
+        found_all.requeued += found
+    return found_all
+
+
 async def test_sweeps_stats_and_pages_cost_the_same_with_many_types(
     redis_plain: RedisProcess, prefix: str
 ) -> None:
@@ -168,34 +227,18 @@ async def test_sweeps_stats_and_pages_cost_the_same_with_many_types(
         client.config_set("slowlog-max-len", SLOWLOG_LENGTH)
         client.slowlog_reset()
 
-        # Sweeps, each round after some leases of random types expired.
-        sweep_commands: list[tuple[str, int]] = []
-        sweep_cpu_ms: list[float] = []
-        requeued = expired = 0
-        for _ in range(SWEEP_ROUNDS):
-            chosen = rng.sample(types, EXPIRED_PER_ROUND)
-            await store.add(new_jobs(chosen, 1, UuidV7Generator()))
-            leased = await store.claim(chosen, limit=EXPIRED_PER_ROUND, lease_ms=20)
-            expired += len(leased)
-            await asyncio.sleep(0.05)
-            client.slowlog_reset()
-            # A sweep may leave some for the next one (a bounded step, or another
-            # sweeper's turn): sweep until this round's leases are back, within 3 s.
-            give_up_at = time.monotonic() + 3
-            found = 0
-            while found < len(leased) and time.monotonic() < give_up_at:
-                cpu_before = redis_cpu_s(client)
-                found += await store.requeue_expired()
-                sweep_cpu_ms.append((redis_cpu_s(client) - cpu_before) * 1_000)
-                sweep_commands += slowlog_durations_us(client)
-                if found < len(leased):
-                    await asyncio.sleep(0.05)
-            requeued += found
+        sweeps = await sweep_series(store, client, rng, types)
+        first_p99_ms = None
+        if p99(sweeps.cpu_ms) >= SWEEP_P99_MS:  # a host's pause or a real cost: see above
+            first_p99_ms = round(p99(sweeps.cpu_ms), 3)
+            sweeps = await sweep_series(store, client, rng, types)
+        sweep_commands, sweep_cpu_ms = sweeps.commands, sweeps.cpu_ms
+        requeued, expired = sweeps.requeued, sweeps.expired
         sweep_ms = [us / 1_000 for _, us in sweep_commands]
 
         client.slowlog_reset()
         stats_ms = await timed_ms(store.stats, CALLS)
-        stats_redis_ms = [us / 1_000 for _, us in slowlog_durations_us(client)]
+        stats_redis_ms = [us / 1_000 for _, us in slowlog_durations_us(client)[0]]
         stats = await store.stats()
         # A store may list a bounded number of types and count the rest as omitted.
         counted_types = len(stats.types) + stats.omitted_types
@@ -231,6 +274,10 @@ async def test_sweeps_stats_and_pages_cost_the_same_with_many_types(
                 round(p99(sweep_cpu_ms), 3) if sweep_cpu_ms else None,
                 round(max(sweep_cpu_ms, default=0), 3),
             ],
+            sweep_redis_cpu_first_series_p99_ms=first_p99_ms,
+            sweep_script_commands_per_lease_max=round(
+                max(ran / max(back, 1) for ran, back in sweeps.work), 1
+            ),
             stats_redis_ms_median_max=[
                 round(statistics.median(stats_redis_ms), 1) if stats_redis_ms else None,
                 round(max(stats_redis_ms, default=0), 1),
@@ -252,6 +299,14 @@ async def test_sweeps_stats_and_pages_cost_the_same_with_many_types(
         assert len(done_page.jobs) == 10
         assert requeued == expired, (requeued, expired)
         assert sweep_ms, "no sweep command was logged"
+        # Every sweep's work follows the leases it hands back, not the types: counted,
+        # so no pause of the host can pass or fail it.
+        overworked = [
+            (ran, back)
+            for ran, back in sweeps.work
+            if ran > SCRIPT_COMMANDS_FIXED + SCRIPT_COMMANDS_PER_LEASE * back
+        ]
+        assert not overworked, overworked[:5]
         # What a sweep costs Redis: its CPU (its p99), and its time in SLOWLOG at the
         # median. A SLOWLOG time is wall time in Redis, which counts the moments
         # another process held the core: one of 30 at 6.8 ms, its CPU 3.1 ms,
