@@ -99,12 +99,19 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         self._hand_backs: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
 
-    @property
-    def max_claim_jobs(self) -> int:
-        """The most jobs one claim hands out: as many as surely fit in one response."""
+    def _claim_cap(self, max_response_bytes: int) -> int:
+        """The most jobs a claim hands out when its caller receives at most
+        ``max_response_bytes`` (0: no limit of its own), so that the answer fits
+        both ends: a reply the caller cannot receive would strand its leases
+        until they lapse. Checked before anything else of the call is done.
+        """
+        if max_response_bytes < 0:
+            raise InvalidJob("max_response_bytes", "must not be negative")
+        room = self._options.max_message_bytes
+        if max_response_bytes:
+            room = min(room, max_response_bytes)
         per_job = self._leases.limits.max_payload_bytes + _PER_JOB_OVERHEAD_BYTES
-        fit = self._options.max_message_bytes // per_job
-        return max(1, min(self._leases.rules.max_claim_jobs, fit))
+        return max(1, min(self._leases.rules.max_claim_jobs, room // per_job))
 
     async def ClaimJobs(
         self, request: pb.ClaimJobsRequest, context: Context
@@ -113,13 +120,14 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         # Jobs leased after the caller gave up would have to be handed back:
         # stop waiting before its deadline.
         budget = None if remaining is None else int((remaining - _DEADLINE_MARGIN_S) * 1000)
+        max_jobs = self._claim_cap(request.max_response_bytes)
         leases = await self._shielded(
             self._leases.claim(
                 request.types,
                 limit=request.max_jobs,
                 lease_ms=request.lease_ms,
                 wait_ms=request.wait_ms,
-                max_jobs=self.max_claim_jobs,
+                max_jobs=max_jobs,
                 wait_budget_ms=budget,
             ),
             context,
@@ -135,6 +143,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         if not request.HasField("claim"):
             return pb.SettleJobsResponse(accepted=await self._leases.settle(outcomes))
         claim = request.claim
+        max_jobs = self._claim_cap(claim.max_response_bytes)
         accepted: list[bool] = []
 
         async def settle_then_claim() -> list[Lease]:
@@ -144,7 +153,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
                 claim.types,
                 limit=claim.max_jobs,
                 lease_ms=claim.lease_ms,
-                max_jobs=self.max_claim_jobs,
+                max_jobs=max_jobs,
             )
             return leases
 

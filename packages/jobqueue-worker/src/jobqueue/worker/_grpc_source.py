@@ -54,6 +54,8 @@ _SETTLE_BATCH_BYTES = 4 * 1024 * 1024
 gRPC's usual receive limit, so a batch of big results fits a server tuned
 below its 64 MiB default; a message over the server's limit is refused whole.
 """
+_GRPC_DEFAULT_RECEIVE_BYTES = 4 * 1024 * 1024
+"""gRPC's receive limit on a channel whose options set none."""
 _TOO_LARGE = re.compile(r"larger than (?:max \(\d+ vs\. (\d+)\)|configured max (\d+))")
 """A message over a size limit, in gRPC core's words (either side's: "size vs. limit")
 or connectrpc's ("larger than configured max N", a server on the Connect stack)."""
@@ -77,6 +79,12 @@ class GrpcSource:
             options (for callers that already build their own).
         metadata: more metadata sent with every call.
         channel: an existing channel to use instead (it is not closed by ``close``).
+        max_response_bytes: the largest answer this worker can receive, sent
+            with every claim so the server hands out no more jobs than fit
+            (a reply over it would strand its leases until they lapse). By
+            default the receive limit of the channel this source opens (the
+            client SDK's 64 MiB), or, on a ``channel`` given, none (the
+            server's own limit): pass that channel's receive limit.
         **options: ``auth_token`` and the TLS options, as ``JobClient`` takes
             them (see ``ServerOptions``), read by the client SDK's own code.
 
@@ -100,6 +108,7 @@ class GrpcSource:
         credentials: grpc.ChannelCredentials | None = None,
         metadata: Sequence[tuple[str, str]] = (),
         channel: grpc.aio.Channel | None = None,
+        max_response_bytes: int | None = None,
         **options: Unpack[ServerOptions],
     ) -> None:
         given = _NO_OPTIONS.copy()
@@ -111,6 +120,11 @@ class GrpcSource:
             metadata=conn.metadata + tuple(metadata),
             options=conn.options + _KEEPALIVE,
         )
+        if max_response_bytes is None:
+            max_response_bytes = 0 if channel is not None else _receive_limit(self._conn.options)
+        if max_response_bytes < 0:
+            raise ValueError(f"max_response_bytes must not be negative, got {max_response_bytes}")
+        self._max_response_bytes = max_response_bytes
         self._timeout_s = timeout_s
         self._metadata = self._conn.metadata or None
         self._channel = channel
@@ -138,7 +152,11 @@ class GrpcSource:
         self, types: Sequence[str], *, limit: int, lease_ms: int, wait_ms: int
     ) -> list[Lease]:
         request = pb.ClaimJobsRequest(
-            types=types, max_jobs=limit, lease_ms=lease_ms, wait_ms=wait_ms
+            types=types,
+            max_jobs=limit,
+            lease_ms=lease_ms,
+            wait_ms=wait_ms,
+            max_response_bytes=self._max_response_bytes,
         )
         try:
             response = await self._worker_stub().ClaimJobs(
@@ -175,6 +193,7 @@ class GrpcSource:
         claim.types.extend(types)
         claim.max_jobs = limit
         claim.lease_ms = lease_ms
+        claim.max_response_bytes = self._max_response_bytes
         try:
             response = await self._worker_stub().SettleJobs(
                 request, timeout=self._timeout_s, metadata=self._metadata
@@ -359,6 +378,18 @@ def _chunks(outcomes: Sequence[Outcome], budget: int) -> list[Sequence[Outcome]]
     if start < len(outcomes):
         chunks.append(outcomes[start:])
     return chunks
+
+
+def _receive_limit(options: Iterable[tuple[str, int | str]]) -> int:
+    """The receive limit a channel opened with ``options`` has: the last one set, 0 for none.
+
+    gRPC's own default is 4 MiB; -1 (no limit) reads as 0 too.
+    """
+    limit: int | str = _GRPC_DEFAULT_RECEIVE_BYTES
+    for name, value in options:
+        if name == "grpc.max_receive_message_length":
+            limit = value
+    return max(int(limit), 0)
 
 
 def _size_limit(error: grpc.aio.AioRpcError) -> int | None:

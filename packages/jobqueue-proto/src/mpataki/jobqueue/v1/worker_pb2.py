@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from mpataki.jobqueue.v1 import jobqueue_pb2 as mpataki_dot_jobqueue_dot_v1_dot_jobqueue__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n mpataki/jobqueue/v1/worker.proto\x12\x13mpataki.jobqueue.v1\x1a\"mpataki/jobqueue/v1/jobqueue.proto\"M\n\x15ReportProgressRequest\x12\x34\n\x07reports\x18\x01 \x03(\x0b\x32#.mpataki.jobqueue.v1.ProgressReport\"a\n\x0eProgressReport\x12,\n\x05lease\x18\x01 \x01(\x0b\x32\x1d.mpataki.jobqueue.v1.LeaseRef\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\x12\x0f\n\x07message\x18\x03 \x01(\t\")\n\x16ReportProgressResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x03(\x08\"V\n\x10\x43laimJobsRequest\x12\r\n\x05types\x18\x01 \x03(\t\x12\x10\n\x08max_jobs\x18\x02 \x01(\x05\x12\x10\n\x08lease_ms\x18\x03 \x01(\x03\x12\x0f\n\x07wait_ms\x18\x04 \x01(\x03\"?\n\x11\x43laimJobsResponse\x12*\n\x06leases\x18\x01 \x03(\x0b\x32\x1a.mpataki.jobqueue.v1.Lease\"R\n\x05Lease\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.mpataki.jobqueue.v1.Job\x12\r\n\x05token\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x03 \x01(\x03\"y\n\x11SettleJobsRequest\x12.\n\x08outcomes\x18\x01 \x03(\x0b\x32\x1c.mpataki.jobqueue.v1.Outcome\x12\x34\n\x05\x63laim\x18\x02 \x01(\x0b\x32%.mpataki.jobqueue.v1.ClaimJobsRequest\"R\n\x12SettleJobsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x03(\x08\x12*\n\x06leases\x18\x02 \x03(\x0b\x32\x1a.mpataki.jobqueue.v1.Lease\"\xf4\x01\n\x07Outcome\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12.\n\x04kind\x18\x03 \x01(\x0e\x32 .mpataki.jobqueue.v1.OutcomeKind\x12\x13\n\x06result\x18\x04 \x01(\x0cH\x00\x88\x01\x01\x12\x12\n\x05\x65rror\x18\x05 \x01(\tH\x01\x88\x01\x01\x12\x1c\n\x0bretry_at_ms\x18\x06 \x01(\x03\x42\x02\x18\x01H\x02\x88\x01\x01\x12\x1b\n\x0eretry_delay_ms\x18\x07 \x01(\x03H\x03\x88\x01\x01\x42\t\n\x07_resultB\x08\n\x06_errorB\x0e\n\x0c_retry_at_msB\x11\n\x0f_retry_delay_ms\"U\n\x12RenewLeasesRequest\x12-\n\x06leases\x18\x01 \x03(\x0b\x32\x1d.mpataki.jobqueue.v1.LeaseRef\x12\x10\n\x08lease_ms\x18\x02 \x01(\x03\")\n\x08LeaseRef\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"F\n\x13RenewLeasesResponse\x12/\n\x06states\x18\x01 \x03(\x0e\x32\x1f.mpataki.jobqueue.v1.LeaseState\"\x1b\n\x19WatchCancellationsRequest\",\n\x1aWatchCancellationsResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x9c\x01\n\nWorkerInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12\x0b\n\x03sdk\x18\x04 \x01(\t\x12\r\n\x05types\x18\x05 \x03(\t\x12\x13\n\x0b\x63oncurrency\x18\x06 \x01(\x05\x12\x0c\n\x04\x62usy\x18\x07 \x01(\x05\x12\x12\n\nstarted_at\x18\x08 \x01(\x03\x12\x14\n\x0clast_seen_at\x18\t \x01(\x03\"e\n\x10HeartbeatRequest\x12/\n\x06worker\x18\x01 \x01(\x0b\x32\x1f.mpataki.jobqueue.v1.WorkerInfo\x12\x0e\n\x06ttl_ms\x18\x02 \x01(\x03\x12\x10\n\x08stopping\x18\x03 \x01(\x08\"\x13\n\x11HeartbeatResponse*\xab\x01\n\x0bOutcomeKind\x12\x1c\n\x18OUTCOME_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15OUTCOME_KIND_COMPLETE\x10\x01\x12\x16\n\x12OUTCOME_KIND_RETRY\x10\x02\x12\x15\n\x11OUTCOME_KIND_FAIL\x10\x03\x12\x18\n\x14OUTCOME_KIND_RELEASE\x10\x04\x12\x1a\n\x16OUTCOME_KIND_CANCELLED\x10\x05*y\n\nLeaseState\x12\x1b\n\x17LEASE_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12LEASE_STATE_ACTIVE\x10\x01\x12 \n\x1cLEASE_STATE_CANCEL_REQUESTED\x10\x02\x12\x14\n\x10LEASE_STATE_LOST\x10\x03\x32\xec\x04\n\rWorkerService\x12Z\n\tClaimJobs\x12%.mpataki.jobqueue.v1.ClaimJobsRequest\x1a&.mpataki.jobqueue.v1.ClaimJobsResponse\x12]\n\nSettleJobs\x12&.mpataki.jobqueue.v1.SettleJobsRequest\x1a\'.mpataki.jobqueue.v1.SettleJobsResponse\x12`\n\x0bRenewLeases\x12\'.mpataki.jobqueue.v1.RenewLeasesRequest\x1a(.mpataki.jobqueue.v1.RenewLeasesResponse\x12w\n\x12WatchCancellations\x12..mpataki.jobqueue.v1.WatchCancellationsRequest\x1a/.mpataki.jobqueue.v1.WatchCancellationsResponse0\x01\x12Z\n\tHeartbeat\x12%.mpataki.jobqueue.v1.HeartbeatRequest\x1a&.mpataki.jobqueue.v1.HeartbeatResponse\x12i\n\x0eReportProgress\x12*.mpataki.jobqueue.v1.ReportProgressRequest\x1a+.mpataki.jobqueue.v1.ReportProgressResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n mpataki/jobqueue/v1/worker.proto\x12\x13mpataki.jobqueue.v1\x1a\"mpataki/jobqueue/v1/jobqueue.proto\"M\n\x15ReportProgressRequest\x12\x34\n\x07reports\x18\x01 \x03(\x0b\x32#.mpataki.jobqueue.v1.ProgressReport\"a\n\x0eProgressReport\x12,\n\x05lease\x18\x01 \x01(\x0b\x32\x1d.mpataki.jobqueue.v1.LeaseRef\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\x12\x0f\n\x07message\x18\x03 \x01(\t\")\n\x16ReportProgressResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x03(\x08\"r\n\x10\x43laimJobsRequest\x12\r\n\x05types\x18\x01 \x03(\t\x12\x10\n\x08max_jobs\x18\x02 \x01(\x05\x12\x10\n\x08lease_ms\x18\x03 \x01(\x03\x12\x0f\n\x07wait_ms\x18\x04 \x01(\x03\x12\x1a\n\x12max_response_bytes\x18\x05 \x01(\x03\"?\n\x11\x43laimJobsResponse\x12*\n\x06leases\x18\x01 \x03(\x0b\x32\x1a.mpataki.jobqueue.v1.Lease\"R\n\x05Lease\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.mpataki.jobqueue.v1.Job\x12\r\n\x05token\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x03 \x01(\x03\"y\n\x11SettleJobsRequest\x12.\n\x08outcomes\x18\x01 \x03(\x0b\x32\x1c.mpataki.jobqueue.v1.Outcome\x12\x34\n\x05\x63laim\x18\x02 \x01(\x0b\x32%.mpataki.jobqueue.v1.ClaimJobsRequest\"R\n\x12SettleJobsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x03(\x08\x12*\n\x06leases\x18\x02 \x03(\x0b\x32\x1a.mpataki.jobqueue.v1.Lease\"\xf4\x01\n\x07Outcome\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12.\n\x04kind\x18\x03 \x01(\x0e\x32 .mpataki.jobqueue.v1.OutcomeKind\x12\x13\n\x06result\x18\x04 \x01(\x0cH\x00\x88\x01\x01\x12\x12\n\x05\x65rror\x18\x05 \x01(\tH\x01\x88\x01\x01\x12\x1c\n\x0bretry_at_ms\x18\x06 \x01(\x03\x42\x02\x18\x01H\x02\x88\x01\x01\x12\x1b\n\x0eretry_delay_ms\x18\x07 \x01(\x03H\x03\x88\x01\x01\x42\t\n\x07_resultB\x08\n\x06_errorB\x0e\n\x0c_retry_at_msB\x11\n\x0f_retry_delay_ms\"U\n\x12RenewLeasesRequest\x12-\n\x06leases\x18\x01 \x03(\x0b\x32\x1d.mpataki.jobqueue.v1.LeaseRef\x12\x10\n\x08lease_ms\x18\x02 \x01(\x03\")\n\x08LeaseRef\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"F\n\x13RenewLeasesResponse\x12/\n\x06states\x18\x01 \x03(\x0e\x32\x1f.mpataki.jobqueue.v1.LeaseState\"\x1b\n\x19WatchCancellationsRequest\",\n\x1aWatchCancellationsResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x9c\x01\n\nWorkerInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12\x0b\n\x03sdk\x18\x04 \x01(\t\x12\r\n\x05types\x18\x05 \x03(\t\x12\x13\n\x0b\x63oncurrency\x18\x06 \x01(\x05\x12\x0c\n\x04\x62usy\x18\x07 \x01(\x05\x12\x12\n\nstarted_at\x18\x08 \x01(\x03\x12\x14\n\x0clast_seen_at\x18\t \x01(\x03\"e\n\x10HeartbeatRequest\x12/\n\x06worker\x18\x01 \x01(\x0b\x32\x1f.mpataki.jobqueue.v1.WorkerInfo\x12\x0e\n\x06ttl_ms\x18\x02 \x01(\x03\x12\x10\n\x08stopping\x18\x03 \x01(\x08\"\x13\n\x11HeartbeatResponse*\xab\x01\n\x0bOutcomeKind\x12\x1c\n\x18OUTCOME_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15OUTCOME_KIND_COMPLETE\x10\x01\x12\x16\n\x12OUTCOME_KIND_RETRY\x10\x02\x12\x15\n\x11OUTCOME_KIND_FAIL\x10\x03\x12\x18\n\x14OUTCOME_KIND_RELEASE\x10\x04\x12\x1a\n\x16OUTCOME_KIND_CANCELLED\x10\x05*y\n\nLeaseState\x12\x1b\n\x17LEASE_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12LEASE_STATE_ACTIVE\x10\x01\x12 \n\x1cLEASE_STATE_CANCEL_REQUESTED\x10\x02\x12\x14\n\x10LEASE_STATE_LOST\x10\x03\x32\xec\x04\n\rWorkerService\x12Z\n\tClaimJobs\x12%.mpataki.jobqueue.v1.ClaimJobsRequest\x1a&.mpataki.jobqueue.v1.ClaimJobsResponse\x12]\n\nSettleJobs\x12&.mpataki.jobqueue.v1.SettleJobsRequest\x1a\'.mpataki.jobqueue.v1.SettleJobsResponse\x12`\n\x0bRenewLeases\x12\'.mpataki.jobqueue.v1.RenewLeasesRequest\x1a(.mpataki.jobqueue.v1.RenewLeasesResponse\x12w\n\x12WatchCancellations\x12..mpataki.jobqueue.v1.WatchCancellationsRequest\x1a/.mpataki.jobqueue.v1.WatchCancellationsResponse0\x01\x12Z\n\tHeartbeat\x12%.mpataki.jobqueue.v1.HeartbeatRequest\x1a&.mpataki.jobqueue.v1.HeartbeatResponse\x12i\n\x0eReportProgress\x12*.mpataki.jobqueue.v1.ReportProgressRequest\x1a+.mpataki.jobqueue.v1.ReportProgressResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OUTCOME'].fields_by_name['retry_at_ms']._loaded_options = None
   _globals['_OUTCOME'].fields_by_name['retry_at_ms']._serialized_options = b'\030\001'
-  _globals['_OUTCOMEKIND']._serialized_start=1566
-  _globals['_OUTCOMEKIND']._serialized_end=1737
-  _globals['_LEASESTATE']._serialized_start=1739
-  _globals['_LEASESTATE']._serialized_end=1860
+  _globals['_OUTCOMEKIND']._serialized_start=1594
+  _globals['_OUTCOMEKIND']._serialized_end=1765
+  _globals['_LEASESTATE']._serialized_start=1767
+  _globals['_LEASESTATE']._serialized_end=1888
   _globals['_REPORTPROGRESSREQUEST']._serialized_start=93
   _globals['_REPORTPROGRESSREQUEST']._serialized_end=170
   _globals['_PROGRESSREPORT']._serialized_start=172
@@ -45,33 +45,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORTPROGRESSRESPONSE']._serialized_start=271
   _globals['_REPORTPROGRESSRESPONSE']._serialized_end=312
   _globals['_CLAIMJOBSREQUEST']._serialized_start=314
-  _globals['_CLAIMJOBSREQUEST']._serialized_end=400
-  _globals['_CLAIMJOBSRESPONSE']._serialized_start=402
-  _globals['_CLAIMJOBSRESPONSE']._serialized_end=465
-  _globals['_LEASE']._serialized_start=467
-  _globals['_LEASE']._serialized_end=549
-  _globals['_SETTLEJOBSREQUEST']._serialized_start=551
-  _globals['_SETTLEJOBSREQUEST']._serialized_end=672
-  _globals['_SETTLEJOBSRESPONSE']._serialized_start=674
-  _globals['_SETTLEJOBSRESPONSE']._serialized_end=756
-  _globals['_OUTCOME']._serialized_start=759
-  _globals['_OUTCOME']._serialized_end=1003
-  _globals['_RENEWLEASESREQUEST']._serialized_start=1005
-  _globals['_RENEWLEASESREQUEST']._serialized_end=1090
-  _globals['_LEASEREF']._serialized_start=1092
-  _globals['_LEASEREF']._serialized_end=1133
-  _globals['_RENEWLEASESRESPONSE']._serialized_start=1135
-  _globals['_RENEWLEASESRESPONSE']._serialized_end=1205
-  _globals['_WATCHCANCELLATIONSREQUEST']._serialized_start=1207
-  _globals['_WATCHCANCELLATIONSREQUEST']._serialized_end=1234
-  _globals['_WATCHCANCELLATIONSRESPONSE']._serialized_start=1236
-  _globals['_WATCHCANCELLATIONSRESPONSE']._serialized_end=1280
-  _globals['_WORKERINFO']._serialized_start=1283
-  _globals['_WORKERINFO']._serialized_end=1439
-  _globals['_HEARTBEATREQUEST']._serialized_start=1441
-  _globals['_HEARTBEATREQUEST']._serialized_end=1542
-  _globals['_HEARTBEATRESPONSE']._serialized_start=1544
-  _globals['_HEARTBEATRESPONSE']._serialized_end=1563
-  _globals['_WORKERSERVICE']._serialized_start=1863
-  _globals['_WORKERSERVICE']._serialized_end=2483
+  _globals['_CLAIMJOBSREQUEST']._serialized_end=428
+  _globals['_CLAIMJOBSRESPONSE']._serialized_start=430
+  _globals['_CLAIMJOBSRESPONSE']._serialized_end=493
+  _globals['_LEASE']._serialized_start=495
+  _globals['_LEASE']._serialized_end=577
+  _globals['_SETTLEJOBSREQUEST']._serialized_start=579
+  _globals['_SETTLEJOBSREQUEST']._serialized_end=700
+  _globals['_SETTLEJOBSRESPONSE']._serialized_start=702
+  _globals['_SETTLEJOBSRESPONSE']._serialized_end=784
+  _globals['_OUTCOME']._serialized_start=787
+  _globals['_OUTCOME']._serialized_end=1031
+  _globals['_RENEWLEASESREQUEST']._serialized_start=1033
+  _globals['_RENEWLEASESREQUEST']._serialized_end=1118
+  _globals['_LEASEREF']._serialized_start=1120
+  _globals['_LEASEREF']._serialized_end=1161
+  _globals['_RENEWLEASESRESPONSE']._serialized_start=1163
+  _globals['_RENEWLEASESRESPONSE']._serialized_end=1233
+  _globals['_WATCHCANCELLATIONSREQUEST']._serialized_start=1235
+  _globals['_WATCHCANCELLATIONSREQUEST']._serialized_end=1262
+  _globals['_WATCHCANCELLATIONSRESPONSE']._serialized_start=1264
+  _globals['_WATCHCANCELLATIONSRESPONSE']._serialized_end=1308
+  _globals['_WORKERINFO']._serialized_start=1311
+  _globals['_WORKERINFO']._serialized_end=1467
+  _globals['_HEARTBEATREQUEST']._serialized_start=1469
+  _globals['_HEARTBEATREQUEST']._serialized_end=1570
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1572
+  _globals['_HEARTBEATRESPONSE']._serialized_end=1591
+  _globals['_WORKERSERVICE']._serialized_start=1891
+  _globals['_WORKERSERVICE']._serialized_end=2511
 # @@protoc_insertion_point(module_scope)

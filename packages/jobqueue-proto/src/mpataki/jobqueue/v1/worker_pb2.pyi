@@ -177,6 +177,7 @@ class ClaimJobsRequest(_message.Message):
     MAX_JOBS_FIELD_NUMBER: _builtins.int
     LEASE_MS_FIELD_NUMBER: _builtins.int
     WAIT_MS_FIELD_NUMBER: _builtins.int
+    MAX_RESPONSE_BYTES_FIELD_NUMBER: _builtins.int
     max_jobs: _builtins.int
     """At most this many jobs; 0 means 1. The server may hand out fewer (it caps
     a claim so that the answer fits its message size limit). A claim the
@@ -189,6 +190,15 @@ class ClaimJobsRequest(_message.Message):
     """How long the server may wait for a due job before answering with none;
     capped by the server (30 s by default).
     """
+    max_response_bytes: _builtins.int
+    """The largest answer the caller can receive, in bytes: the server hands out
+    no more jobs than surely fit in the smaller of this and its own message
+    size limit (at least one job). 0 means the server's own limit; a negative
+    value is refused (INVALID_ARGUMENT). A server older than this field
+    ignores it, and a caller whose limit is below the server's may then get an
+    answer it cannot receive (its leases lapse unconfirmed, no attempt
+    charged).
+    """
     @_builtins.property
     def types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Job types this worker handles; at least one."""
@@ -200,10 +210,11 @@ class ClaimJobsRequest(_message.Message):
         max_jobs: _builtins.int = ...,
         lease_ms: _builtins.int = ...,
         wait_ms: _builtins.int = ...,
+        max_response_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_ms", b"lease_ms", "max_jobs", b"max_jobs", "types", b"types", "wait_ms", b"wait_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_ms", b"lease_ms", "max_jobs", b"max_jobs", "max_response_bytes", b"max_response_bytes", "types", b"types", "wait_ms", b"wait_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,174 @@
+"""A claim's answer fits what its caller can receive (ClaimJobsRequest.max_response_bytes).
+
+The server caps a claim so that its answer fits its own message limit. A
+worker whose receive limit is smaller (a server tuned above the client SDK's
+64 MiB, or a worker's channel of its own) would get an answer it cannot read:
+gRPC refuses it after the jobs were leased, and they wait out their leases.
+The worker says how much it can receive, and the server hands out no more jobs
+than fit both ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+import pytest
+
+from jobqueue.domain import Limits, Outcome, OutcomeKind
+from jobqueue.grpc import MIB, RunningServer, ServerOptions
+from jobqueue.memory import MemoryJobStore, MemoryStoreSettings
+from jobqueue.worker import GrpcSource, SourceUnavailable
+from jobqueue.worker._grpc_source import _receive_limit
+from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
+from mpataki.jobqueue.v1 import jobqueue_pb2_grpc, worker_pb2_grpc
+from mpataki.jobqueue.v1 import worker_pb2 as wpb
+from tests.grpc.conftest import TEST_LIMITS, TEST_OPTIONS, start_api
+
+PAYLOAD_LIMIT = 256 * 1024
+LIMITS = Limits(
+    max_payload_bytes=PAYLOAD_LIMIT,
+    max_batch_size=TEST_LIMITS.max_batch_size,
+    max_page_size=TEST_LIMITS.max_page_size,
+)
+WORKER_RECEIVES = 2 * MIB
+JOBS = 24
+PAYLOAD = b"p" * 200_000
+"""24 of these (4.8 MB) fit the server's 8 MiB message, not the worker's 2 MiB."""
+FITS_THE_WORKER = WORKER_RECEIVES // (PAYLOAD_LIMIT + 16 * 1024)
+"""Jobs the server may hand out per answer: the worst case, every payload at the limit."""
+
+
+@dataclass
+class Server:
+    server: RunningServer
+    jobs: jobqueue_pb2_grpc.JobServiceAsyncStub
+    workers: worker_pb2_grpc.WorkerServiceAsyncStub
+    target: str
+
+    async def job(self, job_id: str) -> pb.Job:
+        return (await self.jobs.GetJob(pb.GetJobRequest(id=job_id))).job
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    """A server whose messages may hold 8 MiB, with 24 jobs of 200 KB pending."""
+    store = MemoryJobStore(MemoryStoreSettings(max_jobs=1_000))
+    options = ServerOptions(
+        max_message_bytes=8 * MIB, max_claim_wait_ms=TEST_OPTIONS.max_claim_wait_ms
+    )
+    running = await start_api(store, limits=LIMITS, options=options)
+    target = f"127.0.0.1:{running.port}"
+    channel = grpc.aio.insecure_channel(target)
+    jobs = jobqueue_pb2_grpc.JobServiceStub(channel)
+    requests = [pb.EnqueueJobRequest(type="t", payload=PAYLOAD) for _ in range(JOBS)]
+    for request in requests:
+        await jobs.EnqueueJob(request)
+    try:
+        yield Server(running, jobs, worker_pb2_grpc.WorkerServiceStub(channel), target)
+    finally:
+        await channel.close(None)
+        await running.stop(None)
+        await store.close()
+
+
+def small_channel(target: str) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(
+        target, options=[("grpc.max_receive_message_length", WORKER_RECEIVES)]
+    )
+
+
+async def running_jobs(server: Server) -> int:
+    stats = await server.jobs.GetQueueStats(pb.GetQueueStatsRequest())
+    return sum(row.running for row in stats.types)
+
+
+async def test_a_worker_that_says_its_limit_gets_answers_it_can_read(server: Server) -> None:
+    channel = small_channel(server.target)
+    source = GrpcSource(server.target, channel=channel, max_response_bytes=WORKER_RECEIVES)
+    try:
+        first = await source.claim(["t"], limit=JOBS, lease_ms=30_000, wait_ms=0)
+        assert 1 <= len(first) <= FITS_THE_WORKER
+        done = [
+            Outcome(job_id=lease.job.id, token=lease.token, kind=OutcomeKind.COMPLETE)
+            for lease in first
+        ]
+        held = []
+        # The claim that rides with a settle is capped the same way.
+        for _ in range(JOBS):  # bounded: each round takes at least one job
+            accepted, leases = await source.settle_then_claim(
+                done, ["t"], limit=JOBS, lease_ms=30_000
+            )
+            assert accepted == [True] * len(done)
+            assert len(leases) <= FITS_THE_WORKER
+            if not leases:
+                done = []
+                break
+            held += leases
+            done = [
+                Outcome(job_id=lease.job.id, token=lease.token, kind=OutcomeKind.COMPLETE)
+                for lease in leases
+            ]
+        assert not done, "the queue should be empty by now"
+    finally:
+        await source.close()
+        await channel.close(None)
+    every = {lease.job.id for lease in first + held}
+    assert len(every) == JOBS
+    for job_id in every:
+        job = await server.job(job_id)
+        assert (job.status, job.attempts) == (pb.JOB_STATUS_COMPLETED, 1)
+
+
+async def test_a_worker_that_does_not_say_strands_the_leases_it_cannot_read(
+    server: Server,
+) -> None:
+    # What the field prevents: the server leases what fits its own 8 MiB,
+    # the worker's channel refuses the answer, and the jobs wait out their
+    # leases. gRPC says RESOURCE_EXHAUSTED, which the worker reads as a busy
+    # server and claims again: each retry would strand more jobs.
+    channel = small_channel(server.target)
+    source = GrpcSource(server.target, channel=channel)
+    try:
+        with pytest.raises(SourceUnavailable, match="larger than max"):
+            await source.claim(["t"], limit=JOBS, lease_ms=30_000, wait_ms=0)
+    finally:
+        await source.close()
+        await channel.close(None)
+    assert await running_jobs(server) == JOBS
+
+
+async def test_a_negative_limit_is_refused_and_nothing_changes(server: Server) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await server.workers.ClaimJobs(
+            wpb.ClaimJobsRequest(types=["t"], max_jobs=1, max_response_bytes=-1)
+        )
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "max_response_bytes" in (refused.value.details() or "")
+    assert await running_jobs(server) == 0
+
+    (lease,) = (await server.workers.ClaimJobs(wpb.ClaimJobsRequest(types=["t"]))).leases
+    outcome = wpb.Outcome(job_id=lease.job.id, token=lease.token, kind=wpb.OUTCOME_KIND_COMPLETE)
+    claim = wpb.ClaimJobsRequest(types=["t"], max_jobs=1, max_response_bytes=-5)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await server.workers.SettleJobs(wpb.SettleJobsRequest(outcomes=[outcome], claim=claim))
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    # The outcome was not applied either: the job still runs under its lease.
+    assert (await server.job(lease.job.id)).status == pb.JOB_STATUS_RUNNING
+    assert await running_jobs(server) == 1
+
+
+def test_the_limit_sent_is_the_channels_own() -> None:
+    # The client SDK's channel options say 64 MiB; gRPC's default is 4 MiB; -1 is none.
+    assert _receive_limit([("grpc.max_receive_message_length", 64 * MIB)]) == 64 * MIB
+    assert _receive_limit([]) == 4 * MIB
+    assert _receive_limit([("grpc.max_receive_message_length", -1)]) == 0
+    assert (
+        _receive_limit(
+            [("grpc.max_receive_message_length", MIB), ("grpc.max_receive_message_length", 3)]
+        )
+        == 3
+    )
+    with pytest.raises(ValueError, match="max_response_bytes"):
+        GrpcSource("127.0.0.1:1", max_response_bytes=-1)
