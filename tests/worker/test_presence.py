@@ -142,9 +142,15 @@ async def test_a_killed_worker_process_disappears_after_its_ttl_and_a_stopped_on
         killed_at = time.monotonic()
         stopped.send_signal(signal.SIGTERM)
         assert stopped.wait(15) == 0
-        # The graceful one said goodbye; the killed one is still within its ttl.
+        # The graceful one said goodbye at once; the killed one stays listed for
+        # its ttl after its last heartbeat, which is at least 2/3 of the ttl
+        # after the kill (a stop slower than that, on a busy machine, may find
+        # it gone already, which is no fault).
         workers = await listed(presence_store)
-        assert [w.pid for w in workers] == [killed.pid]
+        since_kill_s = time.monotonic() - killed_at
+        assert stopped.pid not in [w.pid for w in workers]
+        if since_kill_s < ttl_ms * 2 / 3 / 1000:
+            assert [w.pid for w in workers] == [killed.pid], since_kill_s
         await wait_listed(presence_store, lambda workers: workers == [], within_s=15)
         gone_after_s = time.monotonic() - killed_at
         # Its last heartbeat came at most a third of the ttl before the kill.
