@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from jobqueue.domain import Limits, Outcome, OutcomeKind
+from jobqueue.domain import JobStore, Limits, Outcome, OutcomeKind
 from jobqueue.grpc import MIB, RunningServer, ServerOptions
 from jobqueue.memory import MemoryJobStore, MemoryStoreSettings
+from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from jobqueue.worker import GrpcSource, SourceUnavailable
 from jobqueue.worker._grpc_source import _receive_limit
 from mpataki.jobqueue.v1 import jobqueue_pb2 as pb
@@ -50,21 +51,41 @@ class Server:
     async def job(self, job_id: str) -> pb.Job:
         return (await self.jobs.GetJob(pb.GetJobRequest(id=job_id))).job
 
+    async def enqueue(
+        self, count: int, payload: bytes, headers: dict[str, str] | None = None
+    ) -> list[str]:
+        requests = [
+            pb.EnqueueJobRequest(type="t", payload=payload, headers=headers or {})
+            for _ in range(count)
+        ]
+        response = await self.jobs.EnqueueJobs(pb.EnqueueJobsRequest(jobs=requests))
+        return [job.id for job in response.jobs]
 
-@pytest.fixture
-async def server() -> AsyncIterator[Server]:
-    """A server whose messages may hold 8 MiB, with 24 jobs of 200 KB pending."""
-    store = MemoryJobStore(MemoryStoreSettings(max_jobs=1_000))
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[Server]:
+    """A server whose messages may hold 8 MiB, and a client channel that takes as much."""
+    store: JobStore = MemoryJobStore(MemoryStoreSettings(max_jobs=1_000))
+    if request.param == "redis":
+        store = RedisJobStore(
+            RedisStoreSettings(
+                url=request.getfixturevalue("redis_url"),
+                key_prefix=request.getfixturevalue("key_prefix").rstrip(":"),
+            )
+        )
     options = ServerOptions(
         max_message_bytes=8 * MIB, max_claim_wait_ms=TEST_OPTIONS.max_claim_wait_ms
     )
     running = await start_api(store, limits=LIMITS, options=options)
     target = f"127.0.0.1:{running.port}"
-    channel = grpc.aio.insecure_channel(target)
+    channel = grpc.aio.insecure_channel(
+        target,
+        options=[
+            ("grpc.max_send_message_length", 8 * MIB),
+            ("grpc.max_receive_message_length", 8 * MIB),
+        ],
+    )
     jobs = jobqueue_pb2_grpc.JobServiceStub(channel)
-    requests = [pb.EnqueueJobRequest(type="t", payload=PAYLOAD) for _ in range(JOBS)]
-    for request in requests:
-        await jobs.EnqueueJob(request)
     try:
         yield Server(running, jobs, worker_pb2_grpc.WorkerServiceStub(channel), target)
     finally:
@@ -85,6 +106,7 @@ async def running_jobs(server: Server) -> int:
 
 
 async def test_a_worker_that_says_its_limit_gets_answers_it_can_read(server: Server) -> None:
+    await server.enqueue(JOBS, PAYLOAD)
     channel = small_channel(server.target)
     source = GrpcSource(server.target, channel=channel, max_response_bytes=WORKER_RECEIVES)
     try:
@@ -127,9 +149,11 @@ async def test_a_worker_that_does_not_say_strands_the_leases_it_cannot_read(
     # What the field prevents: the server leases what fits its own 8 MiB,
     # the worker's channel refuses the answer, and the jobs wait out their
     # leases. gRPC says RESOURCE_EXHAUSTED, which the worker reads as a busy
-    # server and claims again: each retry would strand more jobs.
+    # server and claims again: each retry would strand more jobs. (0 is what
+    # a worker older than the field sends.)
+    await server.enqueue(JOBS, PAYLOAD)
     channel = small_channel(server.target)
-    source = GrpcSource(server.target, channel=channel)
+    source = GrpcSource(server.target, channel=channel, max_response_bytes=0)
     try:
         with pytest.raises(SourceUnavailable, match="larger than max"):
             await source.claim(["t"], limit=JOBS, lease_ms=30_000, wait_ms=0)
@@ -139,7 +163,21 @@ async def test_a_worker_that_does_not_say_strands_the_leases_it_cannot_read(
     assert await running_jobs(server) == JOBS
 
 
+async def test_a_channel_given_without_a_limit_is_read_as_grpcs_default(server: Server) -> None:
+    # 24 jobs of 200 KB come to 4.8 MB, over the 4 MiB a bare channel receives.
+    await server.enqueue(JOBS, PAYLOAD)
+    channel = grpc.aio.insecure_channel(server.target)
+    source = GrpcSource(server.target, channel=channel)
+    try:
+        leases = await source.claim(["t"], limit=JOBS, lease_ms=30_000, wait_ms=0)
+    finally:
+        await source.close()
+        await channel.close(None)
+    assert 1 <= len(leases) <= 4 * MIB // (PAYLOAD_LIMIT + 16 * 1024)
+
+
 async def test_a_negative_limit_is_refused_and_nothing_changes(server: Server) -> None:
+    await server.enqueue(2, b"p")
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await server.workers.ClaimJobs(
             wpb.ClaimJobsRequest(types=["t"], max_jobs=1, max_response_bytes=-1)
@@ -157,6 +195,59 @@ async def test_a_negative_limit_is_refused_and_nothing_changes(server: Server) -
     # The outcome was not applied either: the job still runs under its lease.
     assert (await server.job(lease.job.id)).status == pb.JOB_STATUS_RUNNING
     assert await running_jobs(server) == 1
+
+
+async def test_leases_past_the_limit_are_handed_back_when_other_fields_are_big(
+    server: Server,
+) -> None:
+    # Payloads at their limit with 32 headers of 1 KiB and an 8 KiB last error:
+    # 7 leases (the estimate from the payload limit) come to about 2.15 MB, over
+    # the worker's 2 MiB. The server sends what fits and hands back the rest.
+    headers = {f"h{index:02d}-{'k' * 120}": "v" * 1_024 for index in range(32)}
+    ids = await server.enqueue(14, b"q" * PAYLOAD_LIMIT, headers)
+    claimed = await server.workers.ClaimJobs(wpb.ClaimJobsRequest(types=["t"], max_jobs=14))
+    assert len(claimed.leases) == 14
+    retry = [
+        wpb.Outcome(
+            job_id=lease.job.id,
+            token=lease.token,
+            kind=wpb.OUTCOME_KIND_RETRY,
+            error="e" * 8_192,
+            retry_delay_ms=0,
+        )
+        for lease in claimed.leases
+    ]
+    assert list((await server.workers.SettleJobs(wpb.SettleJobsRequest(outcomes=retry))).accepted)
+    channel = small_channel(server.target)
+    source = GrpcSource(server.target, channel=channel, max_response_bytes=WORKER_RECEIVES)
+    try:
+        first = await source.claim(["t"], limit=14, lease_ms=30_000, wait_ms=0)
+        assert 1 <= len(first) < FITS_THE_WORKER
+        # The rest were handed back untried: due again, no attempt charged.
+        assert await running_jobs(server) == len(first)
+        done = [
+            Outcome(job_id=lease.job.id, token=lease.token, kind=OutcomeKind.COMPLETE)
+            for lease in first
+        ]
+        for _ in range(14):  # bounded: each round takes at least one job
+            accepted, leases = await source.settle_then_claim(
+                done, ["t"], limit=14, lease_ms=30_000
+            )
+            assert accepted == [True] * len(done)
+            assert 0 < len(leases) < FITS_THE_WORKER or not leases
+            done = [
+                Outcome(job_id=lease.job.id, token=lease.token, kind=OutcomeKind.COMPLETE)
+                for lease in leases
+            ]
+            if not leases:
+                break
+    finally:
+        await source.close()
+        await channel.close(None)
+    for job_id in ids:
+        job = await server.job(job_id)
+        # One retry, one run: the hand-backs gave their attempts back.
+        assert (job.status, job.attempts) == (pb.JOB_STATUS_COMPLETED, 2)
 
 
 def test_the_limit_sent_is_the_channels_own() -> None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any
 
 import grpc
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 from jobqueue.domain import (
     Clock,
@@ -42,6 +43,14 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 _PER_JOB_OVERHEAD_BYTES = 16 * 1024
 """Room for a leased job's fields besides its payload (its last error is at most 8 KiB)."""
+
+
+def _entry_bytes(size: int) -> int:
+    """Bytes a message of ``size`` takes as an entry of a repeated field numbered under 16:
+    its tag, its length as a varint, itself."""
+    return 1 + (size.bit_length() + 6) // 7 + size if size else 2
+
+
 _DEADLINE_MARGIN_S = 0.25
 """A claim answers this long before the caller's deadline, so the leases reach it."""
 
@@ -99,19 +108,53 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         self._hand_backs: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
 
-    def _claim_cap(self, max_response_bytes: int) -> int:
-        """The most jobs a claim hands out when its caller receives at most
-        ``max_response_bytes`` (0: no limit of its own), so that the answer fits
-        both ends: a reply the caller cannot receive would strand its leases
-        until they lapse. Checked before anything else of the call is done.
+    def _room(self, max_response_bytes: int) -> int:
+        """The largest answer both ends take: the caller's ``max_response_bytes`` (0: no
+        limit of its own) and the server's message limit. A reply the caller cannot
+        receive would strand its leases until they lapse. Checked before anything
+        else of the call is done.
         """
         if max_response_bytes < 0:
             raise InvalidJob("max_response_bytes", "must not be negative")
         room = self._options.max_message_bytes
-        if max_response_bytes:
-            room = min(room, max_response_bytes)
+        return min(room, max_response_bytes) if max_response_bytes else room
+
+    def _claim_cap(self, room: int) -> int:
+        """The most jobs a claim asks the store for: as many as fit ``room`` when every
+        payload is at its limit. Other fields are usually small, so this rarely
+        claims more than fit; ``_fitted`` hands such extra leases back."""
         per_job = self._leases.limits.max_payload_bytes + _PER_JOB_OVERHEAD_BYTES
         return max(1, min(self._leases.rules.max_claim_jobs, room // per_job))
+
+    async def _fitted(
+        self,
+        leases: RepeatedCompositeFieldContainer[pb.Lease],
+        total: int,
+        claimed: list[Lease],
+        room: int,
+    ) -> None:
+        """Drop the leases past ``room`` from an answer of ``total`` bytes, and hand them back.
+
+        Big headers, last errors and keys beside big payloads can outgrow the
+        estimate ``_claim_cap`` made (a job's fields besides its payload reach
+        about 74 KB). The first lease always stays: alone over the caller's limit,
+        it lapses unconfirmed as before, and another worker may take it.
+        """
+        sizes = [_entry_bytes(lease.ByteSize()) for lease in leases]
+        size = total - sum(sizes)
+        keep = 0
+        for keep, entry in enumerate(sizes):
+            if keep and size + entry > room:
+                break
+            size += entry
+        else:
+            return
+        del leases[keep:]
+        extra = claimed[keep:]
+        _log.info(
+            "handing back %d lease(s) that did not fit the answer's %d bytes", len(extra), room
+        )
+        await asyncio.shield(self._start_hand_back(extra))
 
     async def ClaimJobs(
         self, request: pb.ClaimJobsRequest, context: Context
@@ -120,20 +163,22 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         # Jobs leased after the caller gave up would have to be handed back:
         # stop waiting before its deadline.
         budget = None if remaining is None else int((remaining - _DEADLINE_MARGIN_S) * 1000)
-        max_jobs = self._claim_cap(request.max_response_bytes)
+        room = self._room(request.max_response_bytes)
         leases = await self._shielded(
             self._leases.claim(
                 request.types,
                 limit=request.max_jobs,
                 lease_ms=request.lease_ms,
                 wait_ms=request.wait_ms,
-                max_jobs=max_jobs,
+                max_jobs=self._claim_cap(room),
                 wait_budget_ms=budget,
             ),
             context,
         )
         response = pb.ClaimJobsResponse()
         add_leases(response.leases, leases)
+        if len(leases) > 1 and (total := response.ByteSize()) > room:
+            await self._fitted(response.leases, total, leases, room)
         return response
 
     async def SettleJobs(
@@ -143,7 +188,8 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         if not request.HasField("claim"):
             return pb.SettleJobsResponse(accepted=await self._leases.settle(outcomes))
         claim = request.claim
-        max_jobs = self._claim_cap(claim.max_response_bytes)
+        room = self._room(claim.max_response_bytes)
+        max_jobs = self._claim_cap(room)
         accepted: list[bool] = []
 
         async def settle_then_claim() -> list[Lease]:
@@ -160,6 +206,8 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         leases = await self._shielded(settle_then_claim(), context)
         response = pb.SettleJobsResponse(accepted=accepted)
         add_leases(response.leases, leases)
+        if len(leases) > 1 and (total := response.ByteSize()) > room:
+            await self._fitted(response.leases, total, leases, room)
         return response
 
     async def _shielded(

@@ -83,8 +83,9 @@ class GrpcSource:
             with every claim so the server hands out no more jobs than fit
             (a reply over it would strand its leases until they lapse). By
             default the receive limit of the channel this source opens (the
-            client SDK's 64 MiB), or, on a ``channel`` given, none (the
-            server's own limit): pass that channel's receive limit.
+            client SDK's 64 MiB), or, on a ``channel`` given, gRPC's default
+            of 4 MiB, which lets a claim take only 3 jobs when payloads may
+            reach 1 MiB: pass that channel's own limit.
         **options: ``auth_token`` and the TLS options, as ``JobClient`` takes
             them (see ``ServerOptions``), read by the client SDK's own code.
 
@@ -121,7 +122,7 @@ class GrpcSource:
             options=conn.options + _KEEPALIVE,
         )
         if max_response_bytes is None:
-            max_response_bytes = 0 if channel is not None else _receive_limit(self._conn.options)
+            max_response_bytes = _receive_limit(() if channel is not None else self._conn.options)
         if max_response_bytes < 0:
             raise ValueError(f"max_response_bytes must not be negative, got {max_response_bytes}")
         self._max_response_bytes = max_response_bytes

@@ -180,7 +180,8 @@ class ClaimJobsRequest(_message.Message):
     MAX_RESPONSE_BYTES_FIELD_NUMBER: _builtins.int
     max_jobs: _builtins.int
     """At most this many jobs; 0 means 1. The server may hand out fewer (it caps
-    a claim so that the answer fits its message size limit). A claim the
+    a claim so that the answer fits its message size limit and the caller's
+    max_response_bytes). A claim the
     caller cancels, or whose deadline passes before the answer is ready,
     hands its leases straight back without charging an attempt.
     """
@@ -191,13 +192,15 @@ class ClaimJobsRequest(_message.Message):
     capped by the server (30 s by default).
     """
     max_response_bytes: _builtins.int
-    """The largest answer the caller can receive, in bytes: the server hands out
-    no more jobs than surely fit in the smaller of this and its own message
-    size limit (at least one job). 0 means the server's own limit; a negative
-    value is refused (INVALID_ARGUMENT). A server older than this field
-    ignores it, and a caller whose limit is below the server's may then get an
-    answer it cannot receive (its leases lapse unconfirmed, no attempt
-    charged).
+    """The largest answer the caller can receive, in bytes of the binary
+    protobuf encoding: the server sends no more leases than fit in the smaller
+    of this and its own message size limit, and hands back untried (no attempt
+    charged) any that a claim took beyond them. One lease is always sent, so a
+    job bigger than the caller's limit still reaches no one: its lease lapses
+    unconfirmed. 0 means the server's own limit; a negative value is refused
+    (INVALID_ARGUMENT). A server older than this field ignores it, and a
+    caller whose limit is below the server's may then get an answer it cannot
+    receive (its leases lapse unconfirmed, no attempt charged).
     """
     @_builtins.property
     def types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
