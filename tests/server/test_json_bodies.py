@@ -61,3 +61,86 @@ def test_an_object_is_read_and_unknown_fields_are_ignored(server: ServerThread) 
     status, _, answer = request(server, "POST", ENQUEUE, CONNECT_JSON, body)
     assert status == 200
     assert json.loads(answer)["job"]["type"] == "email"
+
+
+BULK = "/mpataki.jobqueue.v1.AdminService/BulkJobs"
+LIST = "/mpataki.jobqueue.v1.JobService/ListJobs"
+
+
+def refused(server: ServerThread, path: str, body: object) -> str:
+    """The message of an invalid_argument answer; fails on any other answer."""
+    status, _, answer = request(server, "POST", path, CONNECT_JSON, json.dumps(body).encode())
+    error = json.loads(answer)
+    assert (status, error["code"]) == (400, "invalid_argument"), (status, error)
+    message: str = error["message"]
+    return message
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ['{"to":"ada@example.com"}', "abc$", "!!!", "e30=x", "a", "e3=0", "e30 ="],
+)
+def test_a_payload_that_is_not_base64_is_refused(server: ServerThread, payload: str) -> None:
+    # The protobuf parser dropped characters it did not know and stored other bytes.
+    before = len(server.call(server.service.list_jobs()).jobs)
+    message = refused(server, ENQUEUE, {"type": "email", "payload": payload})
+    assert message.startswith("unmarshal message: payload: not base64"), message
+    assert len(server.call(server.service.list_jobs()).jobs) == before
+
+
+def test_a_payload_that_is_not_text_is_refused_plainly(server: ServerThread) -> None:
+    message = refused(server, ENQUEUE, {"type": "email", "payload": {"to": "a"}})
+    assert message == (
+        "unmarshal message: payload: must be base64 text (protobuf JSON carries bytes so)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "stored"),
+    [("e30=", b"{}"), ("e30", b"{}"), ("-_8=", b"\xfb\xff"), ("+/8=", b"\xfb\xff"), ("", b"")],
+)
+def test_base64_standard_or_url_safe_padded_or_not_is_read(
+    server: ServerThread, payload: str, stored: bytes
+) -> None:
+    status, _, answer = request(
+        server,
+        "POST",
+        ENQUEUE,
+        CONNECT_JSON,
+        json.dumps({"type": "b64", "payload": payload}).encode(),
+    )
+    assert status == 200, answer
+    job_id = json.loads(answer)["job"]["id"]
+    assert server.call(server.service.get(job_id)).payload == stored
+
+
+def test_an_unknown_enum_name_is_refused_and_changes_nothing(server: ServerThread) -> None:
+    # Dropped, the misspelt status would have widened the cancel to every job of the type.
+    status, _, _ = request(
+        server, "POST", ENQUEUE, CONNECT_JSON, json.dumps({"type": "keep", "payload": ""}).encode()
+    )
+    assert status == 200
+    message = refused(
+        server,
+        BULK,
+        {"action": "BULK_ACTION_CANCEL", "filter": {"type": "keep", "status": "JOB_STATUS_FAILD"}},
+    )
+    assert (
+        message == "unmarshal message: filter.status: 'JOB_STATUS_FAILD' is not a known JobStatus"
+    )
+    kept = server.call(server.service.list_jobs(job_type="keep")).jobs
+    assert [job.status.name for job in kept] == ["PENDING"]
+
+    message = refused(server, LIST, {"status": "NOPE"})
+    assert message == "unmarshal message: status: 'NOPE' is not a known JobStatus"
+    message = refused(
+        server,
+        ENQUEUE,
+        {"type": "u", "uniqueKey": "k", "onConflict": "UNIQUE_CONFLICT_POLICY_REJECTT"},
+    )
+    assert "onConflict: 'UNIQUE_CONFLICT_POLICY_REJECTT' is not a known" in message
+    # A known name, in either spelling of the field, is read as before.
+    status, _, answer = request(
+        server, "POST", LIST, CONNECT_JSON, json.dumps({"status": "JOB_STATUS_PENDING"}).encode()
+    )
+    assert status == 200, answer

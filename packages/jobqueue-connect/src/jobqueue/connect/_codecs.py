@@ -5,17 +5,27 @@ as connect-go does (a Go client sending a newer field still works). The JSON
 codec also refuses, in plain words, a body that is no JSON object: the
 protobuf parser took ``[]`` for an empty request and answered ``null`` or
 ``5`` with Python's own TypeError text.
+
+It refuses two more things the protobuf parser lets through, both a caller's
+mistake that would otherwise change data (see ``_fields_checked``): bytes that
+are not base64 (the parser drops the characters it does not know, so a JSON
+text sent as a payload was stored as other bytes) and an enum name the API
+does not have (the parser drops the field, so a misspelt status widened a
+bulk cancel to every job of the type).
 """
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Any, TypeVar
+from functools import cache
+from typing import Any, TypeVar, cast
 
 from connectrpc.code import Code
 from connectrpc.codec import Codec
 from connectrpc.compat import google_protobuf_binary_codec, google_protobuf_json_codec
 from connectrpc.errors import ConnectError
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 M = TypeVar("M", bound=Message)
@@ -45,8 +55,85 @@ class ObjectJSONCodec:
                 Code.INVALID_ARGUMENT,
                 f"unmarshal message: the body must be a JSON object ({{...}}), got {kind}",
             )
+        try:
+            body = json.loads(data)
+        except ValueError:
+            body = None  # the protobuf parser says what is wrong, in its words
+        if isinstance(body, dict):
+            _fields_checked(body, cast(Descriptor, message_class.DESCRIPTOR), "")
         decoded: M = self._json.decode(data, message_class)
         return decoded
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+"""Standard or URL-safe base64, padded or not: what protobuf JSON parsers accept for bytes."""
+
+
+def _fields_checked(body: dict[str, Any], descriptor: Descriptor, path: str) -> None:
+    """Refuse bytes that are not base64 and enum names the API lacks, at any depth.
+
+    Go's protojson refuses bad base64 too; for an unknown enum name connect-go
+    (which discards unknown fields) drops the field, as Python's parser does.
+    Dropping it turns a filter or a conflict policy into its default, which
+    acts on other jobs than the caller meant, so it is refused here as an
+    unknown number already is. Anything else is left to the parser.
+    """
+    fields = _fields_by_json_name(descriptor)
+    for key, value in body.items():
+        field = fields.get(key)
+        if field is None or value is None:
+            continue
+        where = f"{path}{key}"
+        message = field.message_type
+        if message is not None and message.GetOptions().map_entry:
+            if isinstance(value, dict):
+                entry = message.fields_by_name["value"]
+                for name, item in value.items():
+                    _value_checked(item, entry, f"{where}[{json.dumps(name)}]")
+            continue
+        repeated = field.is_repeated and isinstance(value, list)
+        for index, item in enumerate(value if repeated else [value]):
+            at = f"{where}[{index}]" if repeated else where
+            if message is None:
+                _value_checked(item, field, at)
+            elif isinstance(item, dict) and not message.full_name.startswith("google.protobuf."):
+                _fields_checked(item, message, f"{at}.")
+
+
+def _value_checked(value: Any, field: FieldDescriptor, where: str) -> None:
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        if not isinstance(value, str):
+            raise _invalid(f"{where}: must be base64 text (protobuf JSON carries bytes so)")
+        digits = value.rstrip("=")
+        if (
+            not _BASE64.fullmatch(value)
+            or len(digits) % 4 == 1
+            or (digits != value and len(value) % 4)
+        ):
+            raise _invalid(
+                f"{where}: not base64 (protobuf JSON carries bytes as base64 text;"
+                ' encode the bytes, e.g. {"a": 1} as eyJhIjogMX0=)'
+            )
+    elif (
+        field.enum_type is not None
+        and isinstance(value, str)
+        and value not in field.enum_type.values_by_name
+    ):
+        raise _invalid(f"{where}: {value!r} is not a known {field.enum_type.name}")
+
+
+def _invalid(message: str) -> ConnectError:
+    return ConnectError(Code.INVALID_ARGUMENT, f"unmarshal message: {message}")
+
+
+@cache
+def _fields_by_json_name(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
+    """A message's fields under both names protobuf JSON accepts: lowerCamel and the proto's."""
+    fields: dict[str, FieldDescriptor] = {}
+    for field in descriptor.fields:
+        fields[field.json_name] = field
+        fields[field.name] = field
+    return fields
 
 
 _KINDS = {
