@@ -129,6 +129,19 @@ async def test_stats_say_how_long_the_oldest_due_job_has_waited(
     assert (await store.stats()).total.oldest_pending_age_ms >= 250
 
 
+async def test_a_job_due_long_before_it_was_made_has_waited_since_it_was_made(
+    store: JobStore, make_job: MakeJob, passage: Passage
+) -> None:
+    # The Go original's README enqueues with execution_time_ms 1640000000000
+    # ("due at once"): the age said years, and an alert on it fired at once.
+    await store.add([make_job("backdated", delay_ms=-10 * 24 * 3_600_000)])
+    await passage.advance(250)
+    row = next(row for row in (await store.stats()).types if row.type == "backdated")
+    assert row.pending == 1
+    # 250 ms and the calls' own time, not ten days.
+    assert 250 <= row.oldest_pending_age_ms <= 250 + 5_000, row.oldest_pending_age_ms
+
+
 async def test_the_service_refuses_bad_heartbeats_and_stores_nothing(store: JobStore) -> None:
     service = PresenceService(presence(store))
     bad = [

@@ -56,7 +56,8 @@ class _ReadingMixin(_MemoryCore):
             if job.status is JobStatus.PENDING:
                 name = "pending" if job.execution_time_ms <= now else "scheduled"
                 if name == "pending":
-                    age = now - job.execution_time_ms
+                    # Waiting since it was due, or made if it was due before.
+                    age = now - max(job.execution_time_ms, job.created_at)
                     row["oldest_pending_age_ms"] = max(row.get("oldest_pending_age_ms", 0), age)
             else:
                 name = job.status.name.lower()

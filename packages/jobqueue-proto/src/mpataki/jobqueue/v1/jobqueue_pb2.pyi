@@ -524,6 +524,7 @@ class TypeStats(_message.Message):
     """Claims skip the type (AdminService.PauseType); always false in `total`."""
     oldest_pending_age_ms: _builtins.int
     """How long the oldest due PENDING job has waited, in ms; 0 when none is due.
+    A job due before it was enqueued has waited since it was enqueued.
     In `total`, the largest over the listed types.
     """
     workers: _builtins.int

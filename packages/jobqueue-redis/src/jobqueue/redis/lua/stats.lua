@@ -4,7 +4,10 @@
 -- KEYS: tz, cfg of the shard. ARGV: prefix, max_types, after.
 -- Returns {types holding jobs in all, type, pending, scheduled, running,
 -- completed, failed, cancelled, oldest pending age ms, ...}: the age is how
--- long the earliest due job has waited by Redis's clock, 0 when none is due.
+-- long the earliest due job has waited by Redis's clock, 0 when none is due,
+-- counted from the later of its due time and its creation: a job enqueued
+-- with a due time years back has waited only since it was made. (Only each
+-- queue's head is read, so a backdated head hides an older job behind it.)
 local P = ARGV[1]
 local max_types = tonumber(ARGV[2])
 local now = clock_ms()
@@ -24,9 +27,14 @@ for _, jtype in ipairs(types) do
     due = due + n
     held = held + redis.call('ZCARD', q)
     if n > 0 then
-      local first = tonumber(redis.call('ZRANGE', q, 0, 0, 'WITHSCORES')[2])
-      if not oldest or first < oldest then
-        oldest = first
+      local head = redis.call('ZRANGE', q, 0, 0, 'WITHSCORES')
+      local since = tonumber(head[2])
+      local made = tonumber(redis.call('HGET', P .. 'j:' .. head[1], 'c'))
+      if made and made > since then
+        since = made
+      end
+      if not oldest or since < oldest then
+        oldest = since
       end
     end
   end

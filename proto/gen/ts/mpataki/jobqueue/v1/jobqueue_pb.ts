@@ -430,6 +430,7 @@ export type TypeStats = Message<"mpataki.jobqueue.v1.TypeStats"> & {
 
   /**
    * How long the oldest due PENDING job has waited, in ms; 0 when none is due.
+   * A job due before it was enqueued has waited since it was enqueued.
    * In `total`, the largest over the listed types.
    *
    * @generated from field: int64 oldest_pending_age_ms = 9;
