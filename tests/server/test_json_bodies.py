@@ -144,3 +144,10 @@ def test_an_unknown_enum_name_is_refused_and_changes_nothing(server: ServerThrea
         server, "POST", LIST, CONNECT_JSON, json.dumps({"status": "JOB_STATUS_PENDING"}).encode()
     )
     assert status == 200, answer
+
+
+def test_a_key_given_twice_is_refused_in_one_plain_sentence(server: ServerThread) -> None:
+    body = b'{"type": "a", "payload": "", "type": "b"}'
+    status, _, answer = request(server, "POST", ENQUEUE, CONNECT_JSON, body)
+    assert status == 400
+    assert json.loads(answer)["message"] == 'unmarshal message: the key "type" is given twice'

@@ -56,7 +56,7 @@ class ObjectJSONCodec:
                 f"unmarshal message: the body must be a JSON object ({{...}}), got {kind}",
             )
         try:
-            body = json.loads(data)
+            body = json.loads(data, object_pairs_hook=_without_repeats)
         except ValueError:
             body = None  # the protobuf parser says what is wrong, in its words
         if isinstance(body, dict):
@@ -120,6 +120,16 @@ def _value_checked(value: Any, field: FieldDescriptor, where: str) -> None:
         and value not in field.enum_type.values_by_name
     ):
         raise _invalid(f"{where}: {value!r} is not a known {field.enum_type.name}")
+
+
+def _without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict; a key given twice is refused, as protobuf JSON does."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _invalid(f"the key {json.dumps(key)} is given twice")
+        found[key] = value
+    return found
 
 
 def _invalid(message: str) -> ConnectError:
