@@ -187,3 +187,18 @@ async def test_the_service_defaults_the_ttl_and_deregisters_a_stopping_worker(
     assert await service.workers_by_type() == {"email": 1, "sms": 1}
     assert await service.heartbeat(worker("w"), stopping=True) is None
     assert await service.list_workers() == []
+
+
+async def test_the_age_is_the_queue_heads_so_a_backdated_head_hides_older_jobs(
+    store: JobStore, make_job: MakeJob, passage: Passage
+) -> None:
+    # Both stores read the job a claim takes first (the earliest due), not every
+    # job: one enqueued with a due time far back leads its queue, and has waited
+    # only since it was made, however long the job behind it has waited.
+    await store.add([make_job("mixed")])
+    await passage.advance(1_000)
+    await store.add([make_job("mixed", delay_ms=-10 * 24 * 3_600_000)])
+    await passage.advance(250)
+    row = next(row for row in (await store.stats()).types if row.type == "mixed")
+    assert row.pending == 2
+    assert 250 <= row.oldest_pending_age_ms < 1_000, row.oldest_pending_age_ms

@@ -97,7 +97,15 @@ def test_a_payload_that_is_not_text_is_refused_plainly(server: ServerThread) -> 
 
 @pytest.mark.parametrize(
     ("payload", "stored"),
-    [("e30=", b"{}"), ("e30", b"{}"), ("-_8=", b"\xfb\xff"), ("+/8=", b"\xfb\xff"), ("", b"")],
+    [
+        ("e30=", b"{}"),
+        ("e30", b"{}"),
+        ("-_8=", b"\xfb\xff"),
+        ("+/8=", b"\xfb\xff"),
+        ("", b""),
+        ("YWJj\nZGVm", b"abcdef"),  # wrapped lines, as base64 tools write them
+        ("YWJjZGVm\r\n", b"abcdef"),
+    ],
 )
 def test_base64_standard_or_url_safe_padded_or_not_is_read(
     server: ServerThread, payload: str, stored: bytes
@@ -139,6 +147,19 @@ def test_an_unknown_enum_name_is_refused_and_changes_nothing(server: ServerThrea
         {"type": "u", "uniqueKey": "k", "onConflict": "UNIQUE_CONFLICT_POLICY_REJECTT"},
     )
     assert "onConflict: 'UNIQUE_CONFLICT_POLICY_REJECTT' is not a known" in message
+    # False read as 0 (UNSPECIFIED, "any status") widened the cancel the same way.
+    for value in (False, True, 1.7):
+        message = refused(
+            server,
+            BULK,
+            {"action": "BULK_ACTION_CANCEL", "filter": {"type": "keep", "status": value}},
+        )
+        assert (
+            message == f"unmarshal message: filter.status: {json.dumps(value)} is not a JobStatus"
+        )
+    assert [
+        job.status.name for job in server.call(server.service.list_jobs(job_type="keep")).jobs
+    ] == ["PENDING"]
     # A known name, in either spelling of the field, is read as before.
     status, _, answer = request(
         server, "POST", LIST, CONNECT_JSON, json.dumps({"status": "JOB_STATUS_PENDING"}).encode()

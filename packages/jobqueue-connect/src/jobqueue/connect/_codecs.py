@@ -25,6 +25,7 @@ from connectrpc.code import Code
 from connectrpc.codec import Codec
 from connectrpc.compat import google_protobuf_binary_codec, google_protobuf_json_codec
 from connectrpc.errors import ConnectError
+from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
@@ -58,11 +59,14 @@ class ObjectJSONCodec:
         try:
             body = json.loads(data, object_pairs_hook=_without_repeats)
         except ValueError:
-            body = None  # the protobuf parser says what is wrong, in its words
-        if isinstance(body, dict):
-            _fields_checked(body, cast(Descriptor, message_class.DESCRIPTOR), "")
-        decoded: M = self._json.decode(data, message_class)
-        return decoded
+            # Not JSON: the protobuf parser says what is wrong, in its words.
+            decoded: M = self._json.decode(data, message_class)
+            return decoded
+        _fields_checked(body, cast(Descriptor, message_class.DESCRIPTOR), "")
+        # Parsed once: the checked object goes to protobuf's reader as it is.
+        message = message_class()
+        json_format.ParseDict(body, message, ignore_unknown_fields=True)
+        return message
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
@@ -104,6 +108,8 @@ def _value_checked(value: Any, field: FieldDescriptor, where: str) -> None:
     if field.type == FieldDescriptor.TYPE_BYTES:
         if not isinstance(value, str):
             raise _invalid(f"{where}: must be base64 text (protobuf JSON carries bytes so)")
+        # Line breaks are skipped, as Go's decoder does (base64 tools wrap at 76).
+        value = value.replace("\r", "").replace("\n", "")
         digits = value.rstrip("=")
         if (
             not _BASE64.fullmatch(value)
@@ -114,12 +120,12 @@ def _value_checked(value: Any, field: FieldDescriptor, where: str) -> None:
                 f"{where}: not base64 (protobuf JSON carries bytes as base64 text;"
                 ' encode the bytes, e.g. {"a": 1} as eyJhIjogMX0=)'
             )
-    elif (
-        field.enum_type is not None
-        and isinstance(value, str)
-        and value not in field.enum_type.values_by_name
-    ):
-        raise _invalid(f"{where}: {value!r} is not a known {field.enum_type.name}")
+    elif field.enum_type is not None:
+        if isinstance(value, str) and value not in field.enum_type.values_by_name:
+            raise _invalid(f"{where}: {value!r} is not a known {field.enum_type.name}")
+        # The parser reads false as 0 (UNSPECIFIED: "any" in a filter) and 1.7 as 1.
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise _invalid(f"{where}: {json.dumps(value)} is not a {field.enum_type.name}")
 
 
 def _without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -186,8 +186,10 @@ class TypeStats:
     ``pending`` are due now, ``scheduled`` wait for a future time; terminal
     counts cover the retention window only. ``paused``: claims skip the type
     (``TypeGates.pause_type``); a paused type is listed even with no jobs.
-    ``oldest_pending_age_ms``: how long the earliest due PENDING job has
-    waited by the store's clock (0 when none is due). ``workers``: live
+    ``oldest_pending_age_ms``: how long the earliest due PENDING job (of each
+    queue a claim reads) has waited by the store's clock, since it was due or,
+    if it was due before it was made, since it was made (0 when none is due).
+    ``workers``: live
     workers that handle the type (``PresenceStore``); a type listed with none
     holds only jobs nobody is there to run.
     """

@@ -50,18 +50,28 @@ class _ReadingMixin(_MemoryCore):
         self._purge()
         now = self._clock.now_ms()
         counts: dict[str, dict[str, int]] = {}
+        # The head of each queue a claim reads (a priority's, or the keyed jobs'):
+        # (due, id, created) of its earliest due job, as Redis's sorted sets keep them.
+        heads: dict[tuple[str, int | None], tuple[int, str, int]] = {}
         for record in self._records.values():
             job = record.job
             row = counts.setdefault(job.type, {})
             if job.status is JobStatus.PENDING:
                 name = "pending" if job.execution_time_ms <= now else "scheduled"
                 if name == "pending":
-                    # Waiting since it was due, or made if it was due before.
-                    age = now - max(job.execution_time_ms, job.created_at)
-                    row["oldest_pending_age_ms"] = max(row.get("oldest_pending_age_ms", 0), age)
+                    queue = (job.type, None if job.limit_key is not None else job.priority)
+                    head = (job.execution_time_ms, job.id, job.created_at)
+                    if queue not in heads or head < heads[queue]:
+                        heads[queue] = head
             else:
                 name = job.status.name.lower()
             row[name] = row.get(name, 0) + 1
+        for (job_type, _), (due, _, created) in heads.items():
+            # The head has waited since it was due, or since it was made if it was
+            # due before (stats.lua reads the same heads).
+            row = counts[job_type]
+            age = now - max(due, created)
+            row["oldest_pending_age_ms"] = max(row.get("oldest_pending_age_ms", 0), age)
         # A paused type is listed even with no jobs: the operator paused it.
         names = sorted(counts.keys() | self._paused)
         workers = live_workers_by_type(

@@ -28,13 +28,13 @@ for _, jtype in ipairs(types) do
     held = held + redis.call('ZCARD', q)
     if n > 0 then
       local head = redis.call('ZRANGE', q, 0, 0, 'WITHSCORES')
-      local since = tonumber(head[2])
+      local waited_from = tonumber(head[2])
       local made = tonumber(redis.call('HGET', P .. 'j:' .. head[1], 'c'))
-      if made and made > since then
-        since = made
+      if made and made > waited_from then
+        waited_from = made
       end
-      if not oldest or since < oldest then
-        oldest = since
+      if not oldest or waited_from < oldest then
+        oldest = waited_from
       end
     end
   end
