@@ -6,6 +6,7 @@ fault tests can kill and restart one node of a group.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 import time
@@ -294,6 +295,29 @@ class SentinelGroup:
         finally:
             client.close()
 
+    def timeline(self, since: float) -> list[str]:
+        """The failover's story since ``since`` (``time.time()``), seconds after it: every
+        sentinel's events and the data nodes' replication lines, from their logs.
+
+        For a failure message: when the primary was judged down, who led the
+        failover, which replica was promoted, whether the others resynced in
+        part or in full, and when each sentinel switched.
+        """
+        logs = [(f"s{i}", Path(self._tmp.name) / f"s{i}" / "sentinel.log") for i in range(3)]
+        logs += [(f"n{node.port}", node.data_dir / "redis.log") for node in self.nodes]
+        lines: list[tuple[float, str]] = []
+        for name, path in logs:
+            text = path.read_text(errors="replace") if path.exists() else ""
+            for line in text.splitlines():
+                match = _LOG_LINE.match(line)
+                if match is None or not any(word in match["text"] for word in _TOLD):
+                    continue
+                stamp = time.mktime(time.strptime(match["stamp"], "%d %b %Y %H:%M:%S"))
+                at = stamp + float("0." + match["ms"]) - since
+                if at >= 0:
+                    lines.append((at, f"{at:7.3f} {name} {match['text']}"))
+        return [line for _, line in sorted(lines)]
+
     @staticmethod
     def _until(check: Callable[[], bool], timeout_s: float, message: str) -> None:
         deadline = time.monotonic() + timeout_s
@@ -315,6 +339,15 @@ class SentinelGroup:
         for node in self.nodes:
             node.close()
         self._tmp.cleanup()
+
+
+_LOG_LINE = re.compile(r"^\d+:\w (?P<stamp>\d+ \w+ \d+ [\d:]+)\.(?P<ms>\d+) [-*#.] (?P<text>.*)$")
+"""A redis-server or sentinel log line: pid:role day month year time.ms level text."""
+_TOLD = (
+    "down", "failover", "elected", "selected", "promoted", "switch", "reconf", "tilt",
+    "convert", "resync", "Resync", "Synchronization with", "sync: Finished", "BGSAVE for SYNC",
+)  # fmt: skip
+"""What a failover's timeline names: Sentinel's events, and each replica's resync."""
 
 
 @contextmanager
