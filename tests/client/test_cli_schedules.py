@@ -150,6 +150,8 @@ def test_a_missing_schedule_exits_3(target: str, command: str) -> None:
         (["--every", "500ms"], "error: --every: 1s to 366d"),
         (["--every", "0s"], "error: --every: 1s to 366d"),
         (["--cron", "* * * * *", "--tz", "Mars/Olympus_Mons"], "error: --tz:"),
+        (["--cron", "30 2 * * *", "--tz", "localtime"], "error: --tz:"),
+        (["--cron", "* * * * * *"], "error: --cron: give five fields"),
         (["--every", "1m", "--catchup", "8d"], "error: --catchup: 1s to 7d"),
     ],
 )

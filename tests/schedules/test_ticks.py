@@ -153,6 +153,15 @@ def test_an_expression_that_never_matches_has_no_next_tick() -> None:
         ({"time_zone": "../etc/passwd"}, "time_zone"),
         ({"catchup_window_ms": 0}, "catchup_window_ms"),
         ({"name": ""}, "name"),
+        # A sixth field, which cronsim reads as seconds: fired every second.
+        ({"cron": "* * * * * *"}, "cron"),
+        ({"cron": "* * * *"}, "cron"),
+        # Host files, not places: each server would read its own zone.
+        ({"time_zone": "localtime"}, "time_zone"),
+        ({"time_zone": "posix/Europe/Paris"}, "time_zone"),
+        ({"time_zone": "Factory"}, "time_zone"),
+        ({"name": "a\nb"}, "name"),
+        ({"name": "\x1b[31mred"}, "name"),
     ],
 )
 def test_invalid_schedules_name_the_field(changes: dict[str, object], field: str) -> None:
@@ -164,3 +173,8 @@ def test_invalid_schedules_name_the_field(changes: dict[str, object], field: str
 
 def _fields(schedule: Schedule) -> dict[str, object]:
     return {name: getattr(schedule, name) for name in Schedule.__dataclass_fields__}
+
+
+@pytest.mark.parametrize("zone_name", ["UTC", "Europe/Paris", "America/Argentina/Buenos_Aires"])
+def test_iana_zones_are_taken(zone_name: str) -> None:
+    validate_schedule(Schedule(**{**_fields(cron("30 2 * * *")), "time_zone": zone_name}), CRON)  # type: ignore[arg-type]

@@ -22,9 +22,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ._errors import InvalidJob, JobQueueError
+from ._validation import has_control_characters
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -241,6 +243,8 @@ def validate_schedule(schedule: Schedule, cron: CronParser) -> None:
     """Raise InvalidJob for a schedule that breaks a rule (the service checks the template)."""
     if not schedule.name or len(schedule.name) > MAX_NAME_LENGTH:
         raise InvalidJob("name", f"must be 1 to {MAX_NAME_LENGTH} characters")
+    if has_control_characters(schedule.name):
+        raise InvalidJob("name", "must not contain control characters")
     if (schedule.cron is None) == (schedule.interval_ms is None):
         raise InvalidJob("cron", "give exactly one of a cron expression and an interval")
     if schedule.interval_ms is not None and not (
@@ -248,12 +252,50 @@ def validate_schedule(schedule: Schedule, cron: CronParser) -> None:
     ):
         raise InvalidJob("interval_ms", f"must be {MIN_INTERVAL_MS}..{MAX_INTERVAL_MS}")
     if schedule.cron is not None:
+        # Five fields, as documented: a parser may read a sixth as seconds (cronsim
+        # does), which would fire every second what was meant every minute.
+        if len(schedule.cron.split()) != 5:
+            raise InvalidJob(
+                "cron",
+                "give five fields (minute hour day-of-month month day-of-week), "
+                f"not {len(schedule.cron.split())}",
+            )
         try:
             cron.parse(schedule.cron)
         except ValueError as error:
             raise InvalidJob("cron", f"invalid cron expression: {error}") from None
     zone(schedule.time_zone)
+    if not _is_iana_zone(schedule.time_zone):
+        raise InvalidJob(
+            "time_zone",
+            f"{schedule.time_zone!r} is not an IANA time zone name (such as Europe/Paris)",
+        )
     if not MIN_CATCHUP_WINDOW_MS <= schedule.catchup_window_ms <= MAX_CATCHUP_WINDOW_MS:
         raise InvalidJob(
             "catchup_window_ms", f"must be {MIN_CATCHUP_WINDOW_MS}..{MAX_CATCHUP_WINDOW_MS}"
         )
+
+
+_HOST_ZONES = ("localtime", "Factory", "posixrules")
+"""Names a zone database may load that are no place: ``localtime`` is each host's own
+zone, so servers in different zones would plan different ticks of one schedule."""
+
+
+def _is_iana_zone(name: str) -> bool:
+    """Whether ``name`` is a zone of the IANA database, by the list the host knows.
+
+    ``ZoneInfo`` also loads host files (``localtime``) and the ``posix/`` and
+    ``right/`` copies; with no list at all (no zone database to walk), what
+    loads is taken.
+    """
+    if name in _HOST_ZONES or name.startswith(("posix/", "right/")):
+        return False
+    names = _iana_names()
+    return not names or name in names
+
+
+@cache
+def _iana_names() -> frozenset[str]:
+    from zoneinfo import available_timezones
+
+    return frozenset(available_timezones())
