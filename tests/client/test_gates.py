@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
@@ -122,7 +123,15 @@ def test_the_clients_set_and_read_limits(gate_server: GateServer) -> None:
         assert gate_server.claimed("lim") == 2  # the store applies them at the next claim
         with pytest.raises(InvalidJob):
             client.set_type_limits("lim", concurrency=0)
+        # A window of 0 or less, or under 1 ms, is refused: it went out as 1 ms
+        # (a thousand times the rate asked for per second).
+        for window in (0, -5, 0.0004, timedelta(seconds=-1)):
+            with pytest.raises(InvalidJob, match="rate_interval"):
+                client.set_type_limits("lim", rate=5, rate_interval_s=window)
+            with pytest.raises(InvalidJob, match="rate_interval"):
+                client.set_type_limits("lim", key_rate=5, key_rate_interval_s=window)
         assert client.type_limits("lim") == now
+        assert client.set_type_limits("lim", rate=5, rate_interval_s=0.001).rate_interval_s == 0.001
         assert client.set_type_limits("lim") == TypeLimits()
 
 

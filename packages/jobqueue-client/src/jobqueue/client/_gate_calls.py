@@ -100,8 +100,11 @@ def _limits(response: Any) -> TypeLimits:
 
 
 def _window_ms(window: timedelta | float) -> int:
+    # 0 on the wire is the server's default (1 s): a window that rounds to 0 ms or
+    # less goes out as -1, which the server refuses like any window under 1 ms,
+    # rather than as 1 ms (a thousand times the rate asked for) or as 1 s.
     seconds = window.total_seconds() if isinstance(window, timedelta) else window
-    return max(round(seconds * 1000), 0) or 1
+    return max(round(seconds * 1000), -1) or -1
 
 
 def set_type_limits(
