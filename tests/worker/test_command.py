@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -67,6 +68,49 @@ def test_a_bad_environment_variable_is_one_line_too(
     monkeypatch.setenv("JOBQUEUE_CONCURRENCY", "lots")
     assert run_command([f"{APP}:worker"]) == 2
     assert "JOBQUEUE_CONCURRENCY must be a whole number, not 'lots'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "choices"),
+    [
+        ("JOBQUEUE_LOG_LEVEL", "TRACE", "DEBUG, INFO, WARNING, ERROR"),
+        ("JOBQUEUE_LOG_FORMAT", "xml", "text, json"),
+    ],
+)
+def test_a_log_variable_outside_its_choices_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    value: str,
+    choices: str,
+) -> None:
+    # Given as the flags' defaults, argparse never checked them: TRACE ended in a
+    # traceback after the worker loaded, xml ran with text logs.
+    monkeypatch.setenv(name, value)
+    assert run_command([f"{APP}:worker"]) == 2
+    err = capsys.readouterr().err
+    assert f"{name}={value!r}: choose one of {choices}" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_debug_is_the_workers_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    # grpc's and asyncio's loggers at DEBUG wrote lines of their own while idle.
+    from jobqueue.worker._command import _configure_logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    ours = logging.getLogger("jobqueue")
+    try:
+        _configure_logging("debug", "text")
+        assert logging.getLogger("jobqueue.worker").isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("grpc._cython.cygrpc").isEnabledFor(logging.DEBUG)
+        assert logging.getLogger("tasks").isEnabledFor(logging.INFO)
+        _configure_logging("warning", "json")
+        assert not logging.getLogger("jobqueue.worker").isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        ours.setLevel(logging.NOTSET)
 
 
 def test_the_target_may_be_a_worker_a_callable_or_a_module() -> None:

@@ -150,7 +150,12 @@ def _server_options(args: argparse.Namespace) -> ServerOptions:
 def _configure_logging(level: str, format: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if format == "json" else logging.Formatter(_TEXT_FORMAT))
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # DEBUG is the worker's own: at DEBUG, grpc's and asyncio's loggers write lines
+    # of their own while idle, burying the jobs' starts and ends. Other loggers
+    # (the handlers' own) keep INFO at the most verbose.
+    numeric = logging.getLevelName(level.upper())
+    logging.basicConfig(level=max(numeric, logging.INFO), handlers=[handler], force=True)
+    logging.getLogger("jobqueue").setLevel(numeric)
 
 
 def _prog() -> str:
@@ -242,18 +247,31 @@ def _parser() -> argparse.ArgumentParser:
     logs = parser.add_argument_group("logging")
     logs.add_argument(
         "--log-level",
-        default=env("JOBQUEUE_LOG_LEVEL", "INFO"),
+        default=_env_choice("JOBQUEUE_LOG_LEVEL", "INFO", _LOG_LEVELS, str.upper),
         type=str.upper,
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        choices=_LOG_LEVELS,
         help="DEBUG logs every job's start and end [env JOBQUEUE_LOG_LEVEL; default INFO]",
     )
     logs.add_argument(
         "--log-format",
-        default=env("JOBQUEUE_LOG_FORMAT", "text"),
-        choices=["text", "json"],
+        default=_env_choice("JOBQUEUE_LOG_FORMAT", "text", _LOG_FORMATS, str.lower),
+        choices=_LOG_FORMATS,
         help="text lines, or one JSON object a line [env JOBQUEUE_LOG_FORMAT; default text]",
     )
     return parser
+
+
+_LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+_LOG_FORMATS = ["text", "json"]
+
+
+def _env_choice(name: str, default: str, choices: list[str], normal: Callable[[str], str]) -> str:
+    """A variable's value among ``choices``; ValueError otherwise, which exits 2 as a usage
+    error (argparse checks the choices of a flag, never of its default)."""
+    value = normal(os.environ.get(name) or default)
+    if value not in choices:
+        raise ValueError(f"{name}={os.environ[name]!r}: choose one of {', '.join(choices)}")
+    return value
 
 
 def _positive_int(text: str) -> int:
