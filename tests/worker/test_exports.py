@@ -25,6 +25,7 @@ def test_worker_exports_are_pinned() -> None:
         "SyncHandlerFunc",
         "Middleware",
         "CallNext",
+        "RetryPolicy",
         # Job sources
         "JobSource",
         "PresenceSource",

@@ -13,6 +13,8 @@ Or run it with the worker command: ``jobqueue-worker myapp:worker``.
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from jobqueue.domain import RetryPolicy
+
 from ._context import JobContext
 from ._errors import (
     HandlerAlreadyRegistered,
@@ -77,6 +79,7 @@ __all__ = [
     "SyncHandlerFunc",
     "Middleware",
     "CallNext",
+    "RetryPolicy",
     # Job sources
     "JobSource",
     "PresenceSource",
