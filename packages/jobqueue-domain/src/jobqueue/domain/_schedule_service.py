@@ -209,11 +209,12 @@ class ScheduleService:
         (the job store decides that atomically, for as long as it keeps the job).
         """
         if idempotency_key is not None:
-            validate_idempotency_key(idempotency_key)
-            if len(idempotency_key) > MAX_TRIGGER_KEY_LENGTH:
+            # Its own length rule first: the job key's (1 to 256) would name the wrong bound.
+            if not 1 <= len(idempotency_key) <= MAX_TRIGGER_KEY_LENGTH:
                 raise InvalidJob(
                     "idempotency_key", f"must be 1 to {MAX_TRIGGER_KEY_LENGTH} characters"
                 )
+            validate_idempotency_key(idempotency_key)
         schedule = await self.get(schedule_id)
         key = None if idempotency_key is None else trigger_key(schedule.id, idempotency_key)
         [stored] = await self._jobs.add([self._job(schedule, None, key=key)])

@@ -164,11 +164,13 @@ class Schedule(_message.Message):
     local time fires once, at its first occurrence.
     """
     interval_ms: _builtins.int
-    """A fixed interval in ms (at least 1,000), counted from creation or the
-    last resume.
+    """A fixed interval in ms (1,000 to 31,622,400,000: 1 s to 366 days),
+    counted from creation or the last resume.
     """
     time_zone: _builtins.str
-    """IANA time zone name of the cron expression; "UTC" when empty."""
+    """IANA time zone name of the cron expression; "UTC" when empty. Host
+    files such as "localtime" are refused: each server would read its own.
+    """
     overlap: Global___OverlapPolicy.ValueType
     catchup_window_ms: _builtins.int
     """Ticks missed while no server ran are fired if at most this late, else

@@ -113,8 +113,8 @@ export type Schedule = Message<"mpataki.jobqueue.v1.Schedule"> & {
     case: "cron";
   } | {
     /**
-     * A fixed interval in ms (at least 1,000), counted from creation or the
-     * last resume.
+     * A fixed interval in ms (1,000 to 31,622,400,000: 1 s to 366 days),
+     * counted from creation or the last resume.
      *
      * @generated from field: int64 interval_ms = 4;
      */
@@ -123,7 +123,8 @@ export type Schedule = Message<"mpataki.jobqueue.v1.Schedule"> & {
   } | { case: undefined; value?: undefined };
 
   /**
-   * IANA time zone name of the cron expression; "UTC" when empty.
+   * IANA time zone name of the cron expression; "UTC" when empty. Host
+   * files such as "localtime" are refused: each server would read its own.
    *
    * @generated from field: string time_zone = 5;
    */
