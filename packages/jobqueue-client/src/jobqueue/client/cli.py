@@ -67,7 +67,7 @@ EXIT_CODES: list[tuple[type[Exception], int]] = [
 _EPILOG = f"""\b
 Exit codes:
   {EXIT_OK}  success
-  {EXIT_ERROR}  other server error
+  {EXIT_ERROR}  other server error (also a unique key held, with --on-conflict reject)
   {EXIT_USAGE}  bad input or usage (the server rejected the job, or a flag is wrong)
   {EXIT_NOT_FOUND}  job or schedule not found
   {EXIT_FINISHED}  job in the wrong state for the action (cancel, retry, delete)
