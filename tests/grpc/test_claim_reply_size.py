@@ -10,14 +10,40 @@ than fit both ends.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
 import pytest
 
-from jobqueue.domain import JobStore, Limits, Outcome, OutcomeKind
+from jobqueue.domain import (
+    MAX_EPOCH_MS,
+    MAX_HEADER_KEY_LENGTH,
+    MAX_HEADER_VALUE_BYTES,
+    MAX_HEADERS,
+    MAX_PROGRESS_MESSAGE_LENGTH,
+    MAX_TYPE_LENGTH,
+    MAX_UNIQUE_KEY_LENGTH,
+    Job,
+    JobStatus,
+    JobStore,
+    Lease,
+    Limits,
+    OnConflict,
+    Outcome,
+    OutcomeKind,
+    UniqueRule,
+    UniqueScope,
+)
+from jobqueue.domain._validation import (
+    MAX_ERROR_LENGTH,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_LIMIT_KEY_LENGTH,
+)
 from jobqueue.grpc import MIB, RunningServer, ServerOptions
+from jobqueue.grpc._mapping import add_leases
+from jobqueue.grpc._worker_servicer import _WORST_FIELDS_BYTES
 from jobqueue.memory import MemoryJobStore, MemoryStoreSettings
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from jobqueue.worker import GrpcSource, SourceUnavailable
@@ -263,3 +289,40 @@ def test_the_limit_sent_is_the_channels_own() -> None:
     )
     with pytest.raises(ValueError, match="max_response_bytes"):
         GrpcSource("127.0.0.1:1", max_response_bytes=-1)
+
+
+def test_the_largest_leased_job_fits_the_bound_that_skips_measuring() -> None:
+    # Every field besides the payload at its limit, text at 4 bytes a character:
+    # the answer is measured only when leases at this size could outgrow it.
+    wide = "\U0001f600"
+    job = Job(
+        id=str(uuid.UUID(int=2**128 - 1)),
+        type="t" * MAX_TYPE_LENGTH,
+        payload=b"",
+        status=JobStatus.RUNNING,
+        execution_time_ms=MAX_EPOCH_MS,
+        created_at=MAX_EPOCH_MS,
+        updated_at=MAX_EPOCH_MS,
+        attempts=2**31 - 1,
+        max_attempts=2**31 - 1,
+        last_error=wide * MAX_ERROR_LENGTH,
+        cancel_requested=True,
+        idempotency_key=wide * MAX_IDEMPOTENCY_KEY_LENGTH,
+        priority=-(2**31),
+        limit_key=wide * MAX_LIMIT_KEY_LENGTH,
+        unique=UniqueRule(
+            key=wide * MAX_UNIQUE_KEY_LENGTH,
+            scope=UniqueScope.DEBOUNCE,
+            on_conflict=OnConflict.REPLACE,
+            window_ms=MAX_EPOCH_MS,
+        ),
+        progress=0.999,
+        progress_message=wide * MAX_PROGRESS_MESSAGE_LENGTH,
+        headers={
+            f"{index:02d}" + "k" * (MAX_HEADER_KEY_LENGTH - 2): "v" * MAX_HEADER_VALUE_BYTES
+            for index in range(MAX_HEADERS)
+        },
+    )
+    response = wpb.ClaimJobsResponse()
+    add_leases(response.leases, [Lease(job=job, token="x" * 256, deadline_ms=MAX_EPOCH_MS)])
+    assert response.ByteSize() <= _WORST_FIELDS_BYTES, response.ByteSize()

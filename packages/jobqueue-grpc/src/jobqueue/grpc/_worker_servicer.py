@@ -42,7 +42,13 @@ _log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 
 _PER_JOB_OVERHEAD_BYTES = 16 * 1024
-"""Room for a leased job's fields besides its payload (its last error is at most 8 KiB)."""
+"""Room for a leased job's fields besides its payload, as a claim plans it: what they
+usually take (a last error of 8 KiB, some headers); ``_fitted`` trims the rare rest."""
+_WORST_FIELDS_BYTES = 96 * 1024
+"""The most a leased job's fields besides its payload can take: 32 headers of 128-character
+keys and 1 KiB values, an 8,192-character last error, the keys, id, type, token and
+progress message, at 4 bytes a character (tests/grpc/test_claim_reply_size.py builds
+the largest). An answer of n leases at most n * (payload limit + this) is not measured."""
 
 
 def _entry_bytes(size: int) -> int:
@@ -126,6 +132,12 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         per_job = self._leases.limits.max_payload_bytes + _PER_JOB_OVERHEAD_BYTES
         return max(1, min(self._leases.rules.max_claim_jobs, room // per_job))
 
+    def _may_outgrow(self, count: int, room: int) -> bool:
+        """Whether ``count`` leases could outgrow ``room``: only then is the answer measured
+        (its encoding costs about as much again as gRPC's own)."""
+        worst = self._leases.limits.max_payload_bytes + _WORST_FIELDS_BYTES
+        return count > 1 and count * worst > room
+
     async def _fitted(
         self,
         leases: RepeatedCompositeFieldContainer[pb.Lease],
@@ -177,7 +189,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         )
         response = pb.ClaimJobsResponse()
         add_leases(response.leases, leases)
-        if len(leases) > 1 and (total := response.ByteSize()) > room:
+        if self._may_outgrow(len(leases), room) and (total := response.ByteSize()) > room:
             await self._fitted(response.leases, total, leases, room)
         return response
 
@@ -206,7 +218,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         leases = await self._shielded(settle_then_claim(), context)
         response = pb.SettleJobsResponse(accepted=accepted)
         add_leases(response.leases, leases)
-        if len(leases) > 1 and (total := response.ByteSize()) > room:
+        if self._may_outgrow(len(leases), room) and (total := response.ByteSize()) > room:
             await self._fitted(response.leases, total, leases, room)
         return response
 
