@@ -69,3 +69,29 @@ def test_a_shards_setting_redis_contradicts_stops_the_start_in_one_line(
     assert len(error_lines) == 1, result.stderr
     assert "recorded in Redis as 4" in error_lines[0]
     assert "JOBQUEUE_REDIS_SHARDS" in error_lines[0]
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        (
+            {"JOBQUEUE_REDIS_URL": "redis://127.0.0.1:1/0", "JOBQUEUE_KEY_PREFIX": "a b"},
+            "key_prefix must be 1 to 64 characters",
+        ),
+        ({"JOBQUEUE_REDIS_URL": "http://user:secret@127.0.0.1:1"}, "not http://"),
+        ({"JOBQUEUE_DASHBOARD_PAGE_SIZE": "0"}, "page_size must be positive"),
+        ({"JOBQUEUE_DASHBOARD_ENABLED": "maybe"}, "JOBQUEUE_DASHBOARD_ENABLED"),
+        ({"JOBQUEUE_PORT": "70000"}, "JOBQUEUE_PORT: Input should be less than or equal"),
+    ],
+)
+def test_a_bad_setting_is_one_line_before_anything_serves(env: dict[str, str], said: str) -> None:
+    # The store's and the dashboard's settings were read once the loop ran: a
+    # traceback of 50 lines, after the port was bound.
+    result = _start({"JOBQUEUE_PORT": "0", **env})
+    assert result.returncode in (1, 2)
+    assert "Traceback" not in result.stderr
+    assert "secret" not in result.stderr
+    assert "listening" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1, result.stderr
+    assert said in error_lines[0]

@@ -11,12 +11,23 @@ from typing import Any
 
 import click
 from dependency_injector import providers
+from pydantic import ValidationError
 
+from jobqueue.dashboard import DashboardSettings
 from jobqueue.redis import ShardLayoutMismatch
 
 from ._app import AddressUnavailable, App
 from .containers import Container
 from .settings import EventLoop, ServerSettings
+
+
+def _one_line(error: ValidationError) -> str:
+    """Pydantic's report as one line naming each setting by its variable."""
+    found = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "settings"
+        found.append(f"JOBQUEUE_{field.upper()}: {item['msg']}")
+    return "; ".join(found)
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -105,8 +116,8 @@ def cli(ctx: click.Context, /, **flags: Any) -> None:
     overrides = {name: value for name, value in flags.items() if value is not None}
     try:
         settings = ServerSettings(**overrides)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
+    except ValidationError as error:
+        raise click.BadParameter(_one_line(error)) from None
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -119,6 +130,10 @@ def cli(ctx: click.Context, /, **flags: Any) -> None:
         # again on the App's call.
         container.auth.override(providers.Object(container.auth()))
         container.tls.override(providers.Object(container.tls()))
+        # The store's and the dashboard's settings too, read by the App once it runs.
+        if settings.store_kind == "redis":
+            container.redis_settings()
+        DashboardSettings.from_env()
     except (OSError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
@@ -248,8 +263,8 @@ def _redis_command_settings(flags: dict[str, Any], action: str) -> tuple[ServerS
     overrides = {name: value for name, value in flags.items() if value is not None}
     try:
         settings = ServerSettings(**overrides)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
+    except ValidationError as error:
+        raise click.BadParameter(_one_line(error)) from None
     url = settings.effective_redis_url
     if url is None:
         raise click.ClickException(f"no Redis to {action}: set --redis-url or JOBQUEUE_REDIS_URL")

@@ -54,18 +54,18 @@ def memory_store(*, retention_ms: int, clock: Clock) -> JobStore:
     return MemoryJobStore(MemoryStoreSettings(retention_ms=retention_ms), clock=clock)
 
 
-def redis_store(
+def redis_store_settings(
     *,
     url: str,
     key_prefix: str,
     retention_ms: int,
-    clock: Clock,
     min_replicas: int = 0,
     replica_timeout_ms: int = 1_000,
     max_finished: int | None = None,
     shards: int | None = None,
-) -> JobStore:
-    settings = RedisStoreSettings(
+) -> RedisStoreSettings:
+    """The Redis store's settings; ValueError names what is wrong (the CLI checks them first)."""
+    return RedisStoreSettings(
         url=url,
         key_prefix=key_prefix,
         retention_ms=retention_ms,
@@ -74,10 +74,15 @@ def redis_store(
         replica_timeout_ms=replica_timeout_ms,
         shards=shards,
     )
-    _log.info("using the Redis store (key prefix %r)", key_prefix)
-    if min_replicas:
+
+
+def redis_store(*, settings: RedisStoreSettings, clock: Clock) -> JobStore:
+    _log.info("using the Redis store (key prefix %r)", settings.key_prefix)
+    if settings.min_replicas:
         _log.info(
-            "writes wait for %d replica(s), at most %d ms each", min_replicas, replica_timeout_ms
+            "writes wait for %d replica(s), at most %d ms each",
+            settings.min_replicas,
+            settings.replica_timeout_ms,
         )
     return RedisJobStore(settings, clock=clock)
 
@@ -137,22 +142,22 @@ class Container(containers.DeclarativeContainer):
         ServerOptions, max_message_bytes=settings.provided.max_message_bytes
     )
 
+    redis_settings = providers.Singleton(
+        redis_store_settings,
+        url=settings.provided.effective_redis_url,
+        key_prefix=settings.provided.key_prefix,
+        retention_ms=settings.provided.retention_ms,
+        min_replicas=settings.provided.redis_min_replicas,
+        replica_timeout_ms=settings.provided.redis_replica_timeout_ms,
+        max_finished=settings.provided.max_finished_per_type,
+        shards=settings.provided.redis_shards,
+    )
     store = providers.Selector(
         settings.provided.store_kind,
         memory=providers.Singleton(
             memory_store, retention_ms=settings.provided.retention_ms, clock=clock
         ),
-        redis=providers.Singleton(
-            redis_store,
-            url=settings.provided.effective_redis_url,
-            key_prefix=settings.provided.key_prefix,
-            retention_ms=settings.provided.retention_ms,
-            clock=clock,
-            min_replicas=settings.provided.redis_min_replicas,
-            replica_timeout_ms=settings.provided.redis_replica_timeout_ms,
-            max_finished=settings.provided.max_finished_per_type,
-            shards=settings.provided.redis_shards,
-        ),
+        redis=providers.Singleton(redis_store, settings=redis_settings, clock=clock),
     )
 
     job_service = providers.Singleton(JobService, store, clock=clock, ids=ids, limits=limits)

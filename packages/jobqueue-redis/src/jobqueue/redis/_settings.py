@@ -7,6 +7,16 @@ import warnings
 from dataclasses import InitVar, dataclass
 from typing import Literal
 
+_URL_SCHEMES = (
+    "redis",
+    "rediss",
+    "unix",
+    "redis+sentinel",
+    "rediss+sentinel",
+    "redis+cluster",
+    "rediss+cluster",
+)
+"""What the store connects to: redis-py's URLs, and Sentinel's and Cluster's forms of ours."""
 _PREFIX_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
@@ -92,6 +102,13 @@ class RedisStoreSettings:
             raise ValueError("connection is 'multiplexed' or 'redis-py'")
         if not _PREFIX_RE.fullmatch(self.key_prefix):
             raise ValueError("key_prefix must be 1 to 64 characters from [A-Za-z0-9_.:-]")
+        scheme = self.url.partition("://")[0] if "://" in self.url else ""
+        if scheme not in _URL_SCHEMES:
+            raise ValueError(
+                "url must start with one of "
+                + ", ".join(f"{name}://" for name in _URL_SCHEMES)
+                + (f", not {scheme}://" if scheme else "")
+            )
         if self.retention_ms is not None and self.retention_ms <= 0:
             raise ValueError("retention_ms must be positive")
         if self.max_finished is not None and self.max_finished <= 0:
