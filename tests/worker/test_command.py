@@ -245,3 +245,29 @@ async def test_the_example_worker_runs_through_the_command_as_the_readme_shows()
     started = next(r for r in records if r["message"].startswith("worker started"))
     assert started["source"] == f"server {target}"
     assert started["job_types"] == ["send_email", "flaky", "slow"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("JOBQUEUE_CONCURRENCY", "0", "JOBQUEUE_CONCURRENCY: Input should be greater than"),
+        ("JOBQUEUE_LOG_FORMAT", "xml", "JOBQUEUE_LOG_FORMAT: Input should be 'text' or 'json'"),
+    ],
+)
+def test_the_example_worker_says_a_bad_setting_in_one_line(
+    name: str, value: str, said: str
+) -> None:
+    # It ended in a 28-line pydantic traceback.
+    result = subprocess.run(
+        [sys.executable, "-m", "jobqueue_example_worker"],
+        cwd=ROOT,
+        env={**os.environ, name: value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and said in errors[0], result.stderr

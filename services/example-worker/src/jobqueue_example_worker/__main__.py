@@ -6,6 +6,7 @@ import sys
 from typing import Any, Literal
 
 import click
+from pydantic import ValidationError
 
 from jobqueue.worker import run_command
 
@@ -51,7 +52,16 @@ def main(
         }.items()
         if value is not None
     }
-    settings = ExampleWorkerSettings(**overrides)
+    try:
+        settings = ExampleWorkerSettings(**overrides)
+    except ValidationError as error:
+        # One line naming the variable, as the server and the worker command say it.
+        raise click.UsageError(
+            "; ".join(
+                f"JOBQUEUE_{'.'.join(str(part) for part in item['loc']).upper()}: {item['msg']}"
+                for item in error.errors()
+            )
+        ) from None
     sys.exit(run_command(command_args(settings)))
 
 
