@@ -270,4 +270,5 @@ def test_the_example_worker_says_a_bad_setting_in_one_line(
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and said in errors[0], result.stderr
+    assert len(errors) == 1, result.stderr
+    assert said in errors[0]
