@@ -140,3 +140,6 @@ def test_server_tls_checks_pem_and_hides_the_key(pki: Pki) -> None:
         ServerTls(certificate_chain=pki.server.cert.read_bytes(), private_key=b"junk")
     with pytest.raises(OSError, match="missing"):
         ServerTls.from_files(cert_file=pki.server.cert, key_file=pki.server.key.parent / "missing")
+    # Another pair's key: it was found only when listening failed, and read as a busy port.
+    with pytest.raises(ValueError, match="does not go with the certificate"):
+        ServerTls.from_files(cert_file=pki.server.cert, key_file=pki.ca.key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,12 +39,25 @@ class ServerTls:
         key_file: Path | str,
         client_ca_file: Path | str | None = None,
     ) -> ServerTls:
-        """Read the PEM files. Raises OSError (with the path) when one cannot be read."""
-        return cls(
+        """Read the PEM files. Raises OSError (with the path) when one cannot be read,
+        and ValueError when the key is not the certificate's (found at startup, not
+        as a failure to listen that reads like a busy port)."""
+        tls = cls(
             certificate_chain=Path(cert_file).read_bytes(),
             private_key=Path(key_file).read_bytes(),
             client_ca=Path(client_ca_file).read_bytes() if client_ca_file is not None else None,
         )
+        if b"ENCRYPTED" in tls.private_key:
+            raise ValueError(f"the TLS key {str(key_file)!r} is encrypted: gRPC reads no passphrase")
+        try:
+            # An empty password: OpenSSL would otherwise ask for one on the terminal.
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file, b"")
+        except ssl.SSLError as error:
+            raise ValueError(
+                f"the TLS key {str(key_file)!r} does not go with the certificate "
+                f"{str(cert_file)!r} ({error.reason or error})"
+            ) from None
+        return tls
 
     @property
     def mutual(self) -> bool:
