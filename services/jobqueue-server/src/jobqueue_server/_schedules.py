@@ -65,15 +65,34 @@ def schedule_service_for(
 
 
 async def fire_forever(service: ScheduleService, *, interval_s: float = FIRE_INTERVAL_S) -> None:
-    """Fire due ticks until cancelled; a failed round is logged and retried on the next."""
+    """Fire due ticks until cancelled; a failed round is retried on the next.
+
+    While the store is down, rounds back off to ``_FAILING_INTERVAL_S`` and the
+    log says the first failure, every ``_SAY_EVERY``-th with its count, and the
+    recovery: a round every 200 ms logged five lines a second of one outage.
+    """
+    failures = 0
     while True:
         try:
             fired = await service.fire_due()
-            if fired:
-                _log.debug("fired %d scheduled jobs", len(fired))
         except (JobQueueError, OSError) as error:
-            _log.warning("firing schedules failed, retrying: %s", error)
+            failures += 1
+            if failures == 1 or failures % _SAY_EVERY == 0:
+                _log.warning("firing schedules failed (%d in a row), retrying: %s", failures, error)
+            await asyncio.sleep(max(interval_s, min(_FAILING_INTERVAL_S, interval_s * failures)))
+            continue
+        if failures:
+            _log.warning("firing schedules works again after %d failed rounds", failures)
+            failures = 0
+        if fired:
+            _log.debug("fired %d scheduled jobs", len(fired))
         await asyncio.sleep(interval_s)
+
+
+_FAILING_INTERVAL_S = 2.0
+"""The longest wait between rounds while they fail: a recovered store is used within it."""
+_SAY_EVERY = 30
+"""While rounds fail, one line every this many (a minute at the longest wait)."""
 
 
 def start_firing(service: ScheduleService) -> asyncio.Task[None]:
