@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.error
 import urllib.request
 
 from jobqueue.domain import Job, JobStatus, Outcome, OutcomeKind, UuidV7Generator
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from jobqueue_server import App, Container, ServerSettings
+from tests._redis_process import RedisProcess
 
 JOBS = 10_000
 TYPES = ("mail", "resize")
@@ -116,3 +118,38 @@ async def test_the_counters_on_metrics_equal_the_stores_counts(
         for app in servers:
             await app.stop()
         await direct.close()
+
+
+def healthz(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+async def test_store_up_follows_health_at_each_scrape() -> None:
+    # Copied once per 5 s stats round, it said 1 for seconds after /healthz said 503.
+    redis_server = RedisProcess()
+    redis_server.start()
+    container = Container()
+    container.settings.override(
+        ServerSettings(host="127.0.0.1", port=0, redis_url=redis_server.url, key_prefix="up")
+    )
+    app = App(container)
+    try:
+        await app.start()
+        for down, status, up in ((False, 200, 1.0), (True, 503, 0.0), (False, 200, 1.0)):
+            if down:
+                redis_server.stop()
+            elif redis_server.process is None:
+                redis_server.start()
+            deadline = time.monotonic() + 30
+            while await asyncio.to_thread(healthz, app.port) != status:
+                assert time.monotonic() < deadline, f"/healthz never answered {status}"
+                await asyncio.sleep(0.05)
+            text = await asyncio.to_thread(scrape, app.port)
+            assert f"jobqueue_store_up {up}" in text.splitlines()
+    finally:
+        await app.stop()
+        redis_server.close()

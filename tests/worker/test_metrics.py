@@ -58,7 +58,7 @@ async def test_runs_outcomes_and_durations_go_into_the_users_registry(harness: H
     # End to end: once per job, at its last run only.
     assert value("jobqueue_worker_end_to_end_seconds_count", type="flaky") == 3
     assert value("jobqueue_worker_end_to_end_seconds_count", type="broken") == 1
-    assert value("jobqueue_worker_slots") == FAST_SETTINGS.concurrency
+    assert value("jobqueue_worker_concurrency") == FAST_SETTINGS.concurrency
     # A slot frees once the worker has the settle's answer, which comes after
     # the store recorded the outcome this test waited for: give it that moment
     # (bounded), as a CI run through the server once read 3 busy in between.

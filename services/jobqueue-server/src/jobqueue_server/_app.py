@@ -283,8 +283,10 @@ class App:
 
     async def _observe(self, store: JobStore, metrics: Metrics) -> None:
         health = self._container.health()
+        # Read at each scrape, as /healthz is: copied once per stats round, it
+        # lagged health by up to 5 s.
+        metrics.store_up.set_function(lambda: 1 if health.healthy else 0)
         while True:
-            metrics.store_up.set(1 if health.healthy else 0)
             try:
                 metrics.observe_stats(await store.stats())
                 if isinstance(store, JobCounters):

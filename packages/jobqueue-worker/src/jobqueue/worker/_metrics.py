@@ -77,8 +77,10 @@ class WorkerMetrics:
             buckets=_DURATION_BUCKETS,
             registry=self.registry,
         )
+        # Not jobqueue_worker_slots: the server exports that name for every live
+        # worker's slots by state, and a sum over both would mix the two.
         self.slots = Gauge(
-            "jobqueue_worker_slots",
+            "jobqueue_worker_concurrency",
             "Jobs this worker runs at once at most.",
             registry=self.registry,
         )
