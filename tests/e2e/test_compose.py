@@ -149,6 +149,8 @@ def test_server_port_is_the_default_port(
     assert port == default_port == 8080  # the seed's port
     published = [str(p).split(":") for p in services["server"]["ports"]]
     assert [host_and_container[-1] for host_and_container in published] == [str(port)]
+    # Loopback only: the compose file sets no token, so the API and dashboard are open.
+    assert [host_and_container[0] for host_and_container in published] == ["127.0.0.1"]
     assert stages["server"].instructions("EXPOSE") == [str(port)]
 
 
