@@ -448,6 +448,9 @@ def _constraints(field: FieldInfo) -> str:
             bound = getattr(item, attr, None)
             if bound is not None:
                 parts.append(f"{symbol} {bound}")
+        pattern = getattr(item, "pattern", None)
+        if pattern is not None:
+            parts.append(f"matches `{pattern}`")
     return ", ".join(parts)
 
 
@@ -806,6 +809,16 @@ def render_configuration() -> str:
         "",
     ]
     out += _dashboard_table()
+    out += ["", "## Container health probe: `jobqueue-healthcheck`", ""]
+    out += [
+        "Probes the server's `grpc.health.v1` service (exit 0 SERVING, 1 not serving, "
+        "2 unreachable); with no flags it follows the server's own `JOBQUEUE_PORT` and "
+        "TLS settings, as a container's healthcheck needs.",
+        "",
+    ]
+    from jobqueue_server._healthcheck import cli as healthcheck_command
+
+    out += _cli_table(healthcheck_command)
     return "\n".join(out)
 
 

@@ -76,7 +76,7 @@ def test_a_shards_setting_redis_contradicts_stops_the_start_in_one_line(
     [
         (
             {"JOBQUEUE_REDIS_URL": "redis://127.0.0.1:1/0", "JOBQUEUE_KEY_PREFIX": "a b"},
-            "key_prefix must be 1 to 64 characters",
+            "JOBQUEUE_KEY_PREFIX: String should match pattern",
         ),
         ({"JOBQUEUE_REDIS_URL": "http://user:secret@127.0.0.1:1"}, "not http://"),
         ({"JOBQUEUE_DASHBOARD_PAGE_SIZE": "0"}, "page_size must be positive"),

@@ -92,7 +92,14 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     help="host:port to probe [default 127.0.0.1:$JOBQUEUE_PORT, else 127.0.0.1:8080].",
 )
 @click.option("--service", default="", help="Service to ask about [default: the whole server].")
-@click.option("--timeout", "timeout_s", type=float, default=3.0, show_default=True)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=3.0,
+    show_default=True,
+    help="Seconds to wait for the answer before calling the server unreachable.",
+)
 @click.option(
     "--tls/--no-tls",
     default=None,

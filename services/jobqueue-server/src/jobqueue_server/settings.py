@@ -57,7 +57,11 @@ class ServerSettings(BaseSettings):
         validation_alias=AliasChoices("JOBQUEUE_REDIS_ADDR", "REDIS_ADDR"),
         description="The seed's host:port form, used when redis_url is unset.",
     )
-    key_prefix: str = Field(default="jq", description="Namespace of every Redis key.")
+    key_prefix: str = Field(
+        default="jq",
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        description="Namespace of every Redis key.",
+    )
     redis_min_replicas: int = Field(
         default=0,
         ge=0,

@@ -48,7 +48,9 @@ class ServerTls:
             client_ca=Path(client_ca_file).read_bytes() if client_ca_file is not None else None,
         )
         if b"ENCRYPTED" in tls.private_key:
-            raise ValueError(f"the TLS key {str(key_file)!r} is encrypted: gRPC reads no passphrase")
+            raise ValueError(
+                f"the TLS key {str(key_file)!r} is encrypted: gRPC reads no passphrase"
+            )
         try:
             # An empty password: OpenSSL would otherwise ask for one on the terminal.
             ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file, b"")

@@ -194,7 +194,8 @@ async def persistence_warnings(connection: Any) -> list[str]:
     if persistence.get("aof_enabled") != "1":
         warnings.append(
             "Redis has appendonly off: a restart loses every job written since the last "
-            "snapshot (set appendonly yes, appendfsync everysec or always)"
+            "snapshot (set appendonly yes and appendfsync always, which loses nothing "
+            "acknowledged; everysec may lose about the last second)"
         )
     try:
         reply = await connection.execute("CONFIG", "GET", "maxmemory-policy")
