@@ -31,7 +31,7 @@ class DownThenUp:
 async def test_an_outage_is_a_few_lines_and_its_end_one(caplog: pytest.LogCaptureFixture) -> None:
     # Every 200 ms round logged a line: five a second for as long as Redis was down.
     service = DownThenUp(failures=61)
-    caplog.set_level(logging.WARNING, logger="jobqueue_server._schedules")
+    caplog.set_level(logging.INFO, logger="jobqueue_server._schedules")
     task = asyncio.create_task(fire_forever(cast(ScheduleService, service), interval_s=0.0005))
     try:
         await asyncio.wait_for(service.recovered.wait(), 30)

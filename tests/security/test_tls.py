@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 
 import grpc
 import pytest
@@ -143,3 +145,30 @@ def test_server_tls_checks_pem_and_hides_the_key(pki: Pki) -> None:
     # Another pair's key: it was found only when listening failed, and read as a busy port.
     with pytest.raises(ValueError, match="does not go with the certificate"):
         ServerTls.from_files(cert_file=pki.server.cert, key_file=pki.ca.key)
+
+
+def test_a_pair_grpc_serves_is_not_refused_for_its_strength(tmp_path: Path) -> None:
+    # gRPC applies no OpenSSL security level; Python's ssl does (level 2), and
+    # read a 1024-bit RSA key as a key that did not go with its certificate.
+    cert, key = tmp_path / "weak.pem", tmp_path / "weak.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:1024",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=weak",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    assert ServerTls.from_files(cert_file=cert, key_file=key).private_key == key.read_bytes()

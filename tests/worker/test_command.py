@@ -22,7 +22,7 @@ from jobqueue.domain import Job, JobService, JobStatus, JobStore, SystemClock, U
 from jobqueue.memory import MemoryJobStore
 from jobqueue.redis import RedisJobStore, RedisStoreSettings
 from jobqueue.worker import Worker, run_command
-from jobqueue.worker._command import load_worker
+from jobqueue.worker._command import _parser, load_worker
 
 from ._waits import finished
 from .conftest import start_test_server
@@ -73,7 +73,7 @@ def test_a_bad_environment_variable_is_one_line_too(
 @pytest.mark.parametrize(
     ("name", "value", "choices"),
     [
-        ("JOBQUEUE_LOG_LEVEL", "TRACE", "DEBUG, INFO, WARNING, ERROR"),
+        ("JOBQUEUE_LOG_LEVEL", "TRACE", "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
         ("JOBQUEUE_LOG_FORMAT", "xml", "text, json"),
     ],
 )
@@ -91,6 +91,14 @@ def test_a_log_variable_outside_its_choices_is_a_usage_error(
     err = capsys.readouterr().err
     assert f"{name}={value!r}: choose one of {choices}" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_log_flag_wins_over_a_bad_variable_and_warn_is_a_level() -> None:
+    parser = _parser()
+    args = parser.parse_args([f"{APP}:worker", "--log-level", "warn", "--log-format", "JSON"])
+    assert (args.log_level, args.log_format) == ("WARNING", "json")
+    # The variable is read only for a flag not given (run_command does so after parsing).
+    assert parser.parse_args([f"{APP}:worker"]).log_level is None
 
 
 def test_debug_is_the_workers_own(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,12 +22,25 @@ from .settings import EventLoop, ServerSettings
 
 
 def _one_line(error: ValidationError) -> str:
-    """Pydantic's report as one line naming each setting by its variable."""
+    """Pydantic's report as one line naming each setting by its variable.
+
+    A rule over several settings (its location is empty) names them itself.
+    """
     found = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "settings"
-        found.append(f"JOBQUEUE_{field.upper()}: {item['msg']}")
+        message = item["msg"].removeprefix("Value error, ")
+        field = ".".join(str(part) for part in item["loc"])
+        found.append(f"{_variable(field)}: {message}" if field else message)
     return "; ".join(found)
+
+
+def _variable(field: str) -> str:
+    """The environment variable of a ServerSettings field (its alias, if it has one)."""
+    info = ServerSettings.model_fields.get(field)
+    choices = getattr(info.validation_alias, "choices", None) if info is not None else None
+    if choices:
+        return str(choices[0])
+    return f"JOBQUEUE_{field.upper()}"
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})

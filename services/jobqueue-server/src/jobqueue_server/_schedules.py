@@ -82,7 +82,7 @@ async def fire_forever(service: ScheduleService, *, interval_s: float = FIRE_INT
             await asyncio.sleep(max(interval_s, min(_FAILING_INTERVAL_S, interval_s * failures)))
             continue
         if failures:
-            _log.warning("firing schedules works again after %d failed rounds", failures)
+            _log.info("firing schedules works again after %d failed rounds", failures)
             failures = 0
         if fired:
             _log.debug("fired %d scheduled jobs", len(fired))

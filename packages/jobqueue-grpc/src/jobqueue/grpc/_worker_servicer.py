@@ -48,7 +48,17 @@ _WORST_FIELDS_BYTES = 96 * 1024
 """The most a leased job's fields besides its payload can take: 32 headers of 128-character
 keys and 1 KiB values, an 8,192-character last error, the keys, id, type, token and
 progress message, at 4 bytes a character (tests/grpc/test_claim_reply_size.py builds
-the largest). An answer of n leases at most n * (payload limit + this) is not measured."""
+the largest). An answer whose payloads and n times this fit the room is not measured."""
+
+
+def _may_outgrow(leases: Sequence[Lease], room: int) -> bool:
+    """Whether ``leases`` could outgrow ``room``: only then is the answer measured (its
+    encoding costs about as much again as gRPC's own). By the payloads' own sizes: a
+    job stored under a larger payload limit than today's is as big as it was."""
+    if len(leases) < 2:
+        return False
+    payloads = sum(len(lease.job.payload) for lease in leases)
+    return payloads + len(leases) * _WORST_FIELDS_BYTES > room
 
 
 def _entry_bytes(size: int) -> int:
@@ -132,12 +142,6 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         per_job = self._leases.limits.max_payload_bytes + _PER_JOB_OVERHEAD_BYTES
         return max(1, min(self._leases.rules.max_claim_jobs, room // per_job))
 
-    def _may_outgrow(self, count: int, room: int) -> bool:
-        """Whether ``count`` leases could outgrow ``room``: only then is the answer measured
-        (its encoding costs about as much again as gRPC's own)."""
-        worst = self._leases.limits.max_payload_bytes + _WORST_FIELDS_BYTES
-        return count > 1 and count * worst > room
-
     async def _fitted(
         self,
         leases: RepeatedCompositeFieldContainer[pb.Lease],
@@ -189,7 +193,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         )
         response = pb.ClaimJobsResponse()
         add_leases(response.leases, leases)
-        if self._may_outgrow(len(leases), room) and (total := response.ByteSize()) > room:
+        if _may_outgrow(leases, room) and (total := response.ByteSize()) > room:
             await self._fitted(response.leases, total, leases, room)
         return response
 
@@ -218,7 +222,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         leases = await self._shielded(settle_then_claim(), context)
         response = pb.SettleJobsResponse(accepted=accepted)
         add_leases(response.leases, leases)
-        if self._may_outgrow(len(leases), room) and (total := response.ByteSize()) > room:
+        if _may_outgrow(leases, room) and (total := response.ByteSize()) > room:
             await self._fitted(response.leases, total, leases, room)
         return response
 

@@ -6,6 +6,7 @@ import re
 import warnings
 from dataclasses import InitVar, dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 _URL_SCHEMES = (
     "redis",
@@ -102,7 +103,15 @@ class RedisStoreSettings:
             raise ValueError("connection is 'multiplexed' or 'redis-py'")
         if not _PREFIX_RE.fullmatch(self.key_prefix):
             raise ValueError("key_prefix must be 1 to 64 characters from [A-Za-z0-9_.:-]")
-        scheme = self.url.partition("://")[0] if "://" in self.url else ""
+        # As redis-py reads it: in lower case and from the first character (it refuses
+        # REDIS:// or a leading blank in its own words, once the server has started).
+        url = self.url
+        scheme = url.partition("://")[0] if "://" in url else ""
+        if scheme in ("redis", "rediss"):
+            try:
+                urlsplit(url).port  # noqa: B018 (read for its check: redis-py reads it later)
+            except ValueError as error:
+                raise ValueError(f"url: {error}") from None
         if scheme not in _URL_SCHEMES:
             raise ValueError(
                 "url must start with one of "

@@ -44,6 +44,14 @@ def run_command(argv: Sequence[str]) -> int:
     except SystemExit as exit:  # argparse exits on --help and on usage errors
         return exit.code if isinstance(exit.code, int) else 2
     try:
+        if args.log_level is None:
+            args.log_level = _env_choice("JOBQUEUE_LOG_LEVEL", "INFO", _LOG_LEVELS, _level_name)
+        if args.log_format is None:
+            args.log_format = _env_choice("JOBQUEUE_LOG_FORMAT", "text", _LOG_FORMATS, str.lower)
+    except ValueError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    try:
         worker = load_worker(args.target)
         spec = _command_source(args)
         if spec is None and worker._source_spec is None:
@@ -247,27 +255,33 @@ def _parser() -> argparse.ArgumentParser:
     logs = parser.add_argument_group("logging")
     logs.add_argument(
         "--log-level",
-        default=_env_choice("JOBQUEUE_LOG_LEVEL", "INFO", _LOG_LEVELS, str.upper),
-        type=str.upper,
+        type=_level_name,
         choices=_LOG_LEVELS,
         help="DEBUG logs every job's start and end [env JOBQUEUE_LOG_LEVEL; default INFO]",
     )
     logs.add_argument(
         "--log-format",
-        default=_env_choice("JOBQUEUE_LOG_FORMAT", "text", _LOG_FORMATS, str.lower),
+        type=str.lower,
         choices=_LOG_FORMATS,
         help="text lines, or one JSON object a line [env JOBQUEUE_LOG_FORMAT; default text]",
     )
     return parser
 
 
-_LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+_LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 _LOG_FORMATS = ["text", "json"]
+
+
+def _level_name(text: str) -> str:
+    """A level as logging names it: any case, and WARN for WARNING (as the server takes)."""
+    name = text.upper()
+    return "WARNING" if name == "WARN" else name
 
 
 def _env_choice(name: str, default: str, choices: list[str], normal: Callable[[str], str]) -> str:
     """A variable's value among ``choices``; ValueError otherwise, which exits 2 as a usage
-    error (argparse checks the choices of a flag, never of its default)."""
+    error. Read after the flags, and only for one not given: argparse checks the choices
+    of a flag, never of its default, and a flag wins over a bad variable."""
     value = normal(os.environ.get(name) or default)
     if value not in choices:
         raise ValueError(f"{name}={os.environ[name]!r}: choose one of {', '.join(choices)}")
