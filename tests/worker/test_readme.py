@@ -38,7 +38,7 @@ def test_the_snippet_needs_one_import_and_one_object_before_its_first_handler() 
     head = worker_snippet().split("@worker.handler", 1)[0]
     lines = [line for line in head.splitlines() if line.strip()]
     assert lines == [
-        "from jobqueue.worker import JobContext, PermanentError, Worker",
+        "from jobqueue.worker import JobContext, PermanentError, RetryPolicy, Worker",
         f'worker = Worker(redis_url="{README_URL}", concurrency=100)',
     ]
 
