@@ -18,6 +18,9 @@ export {
   type WorkerServiceClient,
 } from "./client.js";
 export { processBatch, type BatchReport, type JobHandler, type ProcessBatchOptions } from "./worker.js";
+// Failed calls reject with a ConnectError whose code is the gRPC status: re-exported
+// so a caller compares codes without a dependency of its own on @connectrpc/connect.
+export { Code, ConnectError } from "@connectrpc/connect";
 export * from "../gen/ts/mpataki/jobqueue/v1/jobqueue_pb.js";
 export * from "../gen/ts/mpataki/jobqueue/v1/worker_pb.js";
 export * from "../gen/ts/mpataki/jobqueue/v1/schedule_pb.js";

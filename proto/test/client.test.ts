@@ -212,6 +212,55 @@ test("a handler that throws on the last attempt ends the job FAILED", async () =
   assert.equal(failed?.lastError, "boom");
 });
 
+test("a batch runs its handlers at once, and a handler that returns no bytes fails its job", async () => {
+  const slow = type("slow");
+  const odd = type("odd");
+  const { jobs } = await jq.jobs.enqueueJobs({
+    jobs: [
+      { type: slow, payload: encode("a"), maxAttempts: 1 },
+      { type: slow, payload: encode("b"), maxAttempts: 1 },
+      { type: odd, payload: encode("c"), maxAttempts: 1 },
+    ],
+  });
+  let running = 0;
+  let most = 0;
+  const report = await processBatch(jq.workers, {
+    handlers: {
+      [slow]: async (claimed) => {
+        running += 1;
+        most = Math.max(most, running);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        running -= 1;
+        return claimed.payload;
+      },
+      // A JavaScript handler may return anything: the job fails, the batch is settled.
+      [odd]: () => "not bytes" as unknown as Uint8Array,
+    },
+    maxJobs: 3,
+    waitMs: 5_000,
+  });
+  assert.equal(report.settled.size, 3);
+  assert.equal(most, 2);
+  const [, , oddJob] = jobs;
+  assert.deepEqual(report.settled.get(oddJob!.id), { kind: OutcomeKind.FAIL, accepted: true });
+  const { job: failed } = await jq.jobs.getJob({ id: oddJob!.id });
+  assert.match(failed?.lastError ?? "", /returned string, not a Uint8Array/);
+});
+
+test("a bad option is refused before anything is claimed", async () => {
+  const { job } = await jq.jobs.enqueueJob({ type: type("untouched"), payload: encode("x") });
+  assert.ok(job);
+  for (const bad of [{ retryDelayMs: 1.5 }, { leaseMs: Number.NaN }, { maxJobs: -1 }]) {
+    await assert.rejects(
+      processBatch(jq.workers, { handlers: { [type("untouched")]: () => encode("") }, ...bad }),
+      RangeError,
+    );
+  }
+  const { job: still } = await jq.jobs.getJob({ id: job.id });
+  assert.equal(still?.status, JobStatus.PENDING);
+  assert.equal(still?.attempts, 0);
+});
+
 test("an idle claim answers with no leases", async () => {
   const report = await processBatch(jq.workers, { handlers: { [type("nothing")]: () => encode("") } });
   assert.equal(report.settled.size, 0);
