@@ -10,6 +10,7 @@ than fit both ends.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from jobqueue.domain import (
     OutcomeKind,
     UniqueRule,
     UniqueScope,
+    UuidV7Generator,
 )
 from jobqueue.domain._validation import (
     MAX_ERROR_LENGTH,
@@ -73,6 +75,7 @@ class Server:
     jobs: jobqueue_pb2_grpc.JobServiceAsyncStub
     workers: worker_pb2_grpc.WorkerServiceAsyncStub
     target: str
+    store: JobStore
 
     async def job(self, job_id: str) -> pb.Job:
         return (await self.jobs.GetJob(pb.GetJobRequest(id=job_id))).job
@@ -113,7 +116,7 @@ async def server(request: pytest.FixtureRequest) -> AsyncIterator[Server]:
     )
     jobs = jobqueue_pb2_grpc.JobServiceStub(channel)
     try:
-        yield Server(running, jobs, worker_pb2_grpc.WorkerServiceStub(channel), target)
+        yield Server(running, jobs, worker_pb2_grpc.WorkerServiceStub(channel), target, store)
     finally:
         await channel.close(None)
         await running.stop(None)
@@ -326,3 +329,35 @@ def test_the_largest_leased_job_fits_the_bound_that_skips_measuring() -> None:
     response = wpb.ClaimJobsResponse()
     add_leases(response.leases, [Lease(job=job, token="x" * 256, deadline_ms=MAX_EPOCH_MS)])
     assert response.ByteSize() <= _WORST_FIELDS_BYTES, response.ByteSize()
+
+
+async def test_jobs_stored_under_a_larger_payload_limit_are_sized_as_they_are(
+    server: Server,
+) -> None:
+    # Five jobs of 600 KB, stored before the limit came down to 256 KiB (here,
+    # straight into the store): an estimate from today's limit (5 x 352 KiB)
+    # fits the worker's 2 MiB, the answer (3 MB) does not.
+    now = int(time.time() * 1000)
+    ids = UuidV7Generator()
+    old = [
+        Job(
+            id=ids.new_id(),
+            type="t",
+            payload=b"o" * 600_000,
+            status=JobStatus.PENDING,
+            execution_time_ms=now,
+            created_at=now,
+            updated_at=now,
+        )
+        for _ in range(5)
+    ]
+    await server.store.add(old)
+    channel = small_channel(server.target)
+    source = GrpcSource(server.target, channel=channel, max_response_bytes=WORKER_RECEIVES)
+    try:
+        leases = await source.claim(["t"], limit=5, lease_ms=30_000, wait_ms=0)
+    finally:
+        await source.close()
+        await channel.close(None)
+    assert 1 <= len(leases) < 5
+    assert await running_jobs(server) == len(leases)

@@ -238,11 +238,16 @@ def lease_to_proto(lease: Lease) -> worker_pb.Lease:
 
 def add_leases(
     target: RepeatedCompositeFieldContainer[worker_pb.Lease], leases: Iterable[Lease]
-) -> None:
-    """Append leases, each built in place with its job (see ``add_jobs``)."""
+) -> int:
+    """Append leases, each built in place with its job (see ``add_jobs``); returns the
+    bytes of their payloads, counted on the way (the servicer sizes its answer by them)."""
     add = target.add
+    payloads = 0
     for lease in leases:
-        fill_job(add(token=lease.token, deadline_ms=lease.deadline_ms).job, lease.job)
+        job = lease.job
+        payloads += len(job.payload)
+        fill_job(add(token=lease.token, deadline_ms=lease.deadline_ms).job, job)
+    return payloads
 
 
 def lease_state_to_proto(state: LeaseState) -> worker_pb.LeaseState.ValueType:

@@ -51,14 +51,12 @@ progress message, at 4 bytes a character (tests/grpc/test_claim_reply_size.py bu
 the largest). An answer whose payloads and n times this fit the room is not measured."""
 
 
-def _may_outgrow(leases: Sequence[Lease], room: int) -> bool:
-    """Whether ``leases`` could outgrow ``room``: only then is the answer measured (its
-    encoding costs about as much again as gRPC's own). By the payloads' own sizes: a
-    job stored under a larger payload limit than today's is as big as it was."""
-    if len(leases) < 2:
-        return False
-    payloads = sum(len(lease.job.payload) for lease in leases)
-    return payloads + len(leases) * _WORST_FIELDS_BYTES > room
+def _may_outgrow(count: int, payloads: int, room: int) -> bool:
+    """Whether ``count`` leases whose payloads take ``payloads`` bytes could outgrow
+    ``room``: only then is the answer measured (its encoding costs about as much again
+    as gRPC's own). By the payloads' own sizes, not today's limit: a job stored under
+    a larger limit is as big as it was."""
+    return count > 1 and payloads + count * _WORST_FIELDS_BYTES > room
 
 
 def _entry_bytes(size: int) -> int:
@@ -192,8 +190,8 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
             context,
         )
         response = pb.ClaimJobsResponse()
-        add_leases(response.leases, leases)
-        if _may_outgrow(leases, room) and (total := response.ByteSize()) > room:
+        payloads = add_leases(response.leases, leases)
+        if _may_outgrow(len(leases), payloads, room) and (total := response.ByteSize()) > room:
             await self._fitted(response.leases, total, leases, room)
         return response
 
@@ -221,8 +219,8 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
 
         leases = await self._shielded(settle_then_claim(), context)
         response = pb.SettleJobsResponse(accepted=accepted)
-        add_leases(response.leases, leases)
-        if _may_outgrow(leases, room) and (total := response.ByteSize()) > room:
+        payloads = add_leases(response.leases, leases)
+        if _may_outgrow(len(leases), payloads, room) and (total := response.ByteSize()) > room:
             await self._fitted(response.leases, total, leases, room)
         return response
 
