@@ -105,6 +105,7 @@ def test_a_payload_that_is_not_text_is_refused_plainly(server: ServerThread) -> 
         ("", b""),
         ("YWJj\nZGVm", b"abcdef"),  # wrapped lines, as base64 tools write them
         ("YWJjZGVm\r\n", b"abcdef"),
+        ("YWJj\nZA", b"abcd"),  # unpadded, a break inside: the parser counted it
     ],
 )
 def test_base64_standard_or_url_safe_padded_or_not_is_read(

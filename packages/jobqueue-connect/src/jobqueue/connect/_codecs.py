@@ -93,18 +93,24 @@ def _fields_checked(body: dict[str, Any], descriptor: Descriptor, path: str) -> 
             if isinstance(value, dict):
                 entry = message.fields_by_name["value"]
                 for name, item in value.items():
-                    _value_checked(item, entry, f"{where}[{json.dumps(name)}]")
+                    value[name] = _value_checked(item, entry, f"{where}[{json.dumps(name)}]")
             continue
         repeated = field.is_repeated and isinstance(value, list)
         for index, item in enumerate(value if repeated else [value]):
             at = f"{where}[{index}]" if repeated else where
             if message is None:
-                _value_checked(item, field, at)
+                # Written back: bytes read without their line breaks (see _value_checked).
+                checked = _value_checked(item, field, at)
+                if repeated:
+                    value[index] = checked
+                else:
+                    body[key] = checked
             elif isinstance(item, dict) and not message.full_name.startswith("google.protobuf."):
                 _fields_checked(item, message, f"{at}.")
 
 
-def _value_checked(value: Any, field: FieldDescriptor, where: str) -> None:
+def _value_checked(value: Any, field: FieldDescriptor, where: str) -> Any:
+    """The value, bytes without their line breaks; InvalidArgument for a refused one."""
     if field.type == FieldDescriptor.TYPE_BYTES:
         if not isinstance(value, str):
             raise _invalid(f"{where}: must be base64 text (protobuf JSON carries bytes so)")
@@ -120,12 +126,14 @@ def _value_checked(value: Any, field: FieldDescriptor, where: str) -> None:
                 f"{where}: not base64 (protobuf JSON carries bytes as base64 text;"
                 ' encode the bytes, e.g. {"a": 1} as eyJhIjogMX0=)'
             )
-    elif field.enum_type is not None:
+        return value
+    if field.enum_type is not None:
         if isinstance(value, str) and value not in field.enum_type.values_by_name:
             raise _invalid(f"{where}: {value!r} is not a known {field.enum_type.name}")
         # The parser reads false as 0 (UNSPECIFIED: "any" in a filter) and 1.7 as 1.
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise _invalid(f"{where}: {json.dumps(value)} is not a {field.enum_type.name}")
+    return value
 
 
 def _without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

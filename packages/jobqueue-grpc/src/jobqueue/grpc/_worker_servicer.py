@@ -140,7 +140,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         per_job = self._leases.limits.max_payload_bytes + _PER_JOB_OVERHEAD_BYTES
         return max(1, min(self._leases.rules.max_claim_jobs, room // per_job))
 
-    async def _fitted(
+    def _fitted(
         self,
         leases: RepeatedCompositeFieldContainer[pb.Lease],
         total: int,
@@ -165,10 +165,8 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
             return
         del leases[keep:]
         extra = claimed[keep:]
-        _log.info(
-            "handing back %d lease(s) that did not fit the answer's %d bytes", len(extra), room
-        )
-        await asyncio.shield(self._start_hand_back(extra))
+        # Not awaited: the kept leases' time runs already (the task is held till done).
+        self._start_hand_back(extra, why=f"that did not fit an answer of {room} bytes")
 
     async def ClaimJobs(
         self, request: pb.ClaimJobsRequest, context: Context
@@ -192,7 +190,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         response = pb.ClaimJobsResponse()
         payloads = add_leases(response.leases, leases)
         if _may_outgrow(len(leases), payloads, room) and (total := response.ByteSize()) > room:
-            await self._fitted(response.leases, total, leases, room)
+            self._fitted(response.leases, total, leases, room)
         return response
 
     async def SettleJobs(
@@ -221,7 +219,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         response = pb.SettleJobsResponse(accepted=accepted)
         payloads = add_leases(response.leases, leases)
         if _may_outgrow(len(leases), payloads, room) and (total := response.ByteSize()) > room:
-            await self._fitted(response.leases, total, leases, room)
+            self._fitted(response.leases, total, leases, room)
         return response
 
     async def _shielded(
@@ -332,21 +330,23 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         if leases:
             self._start_hand_back(leases)
 
-    def _start_hand_back(self, leases: Sequence[Lease]) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(self._hand_back(leases))
+    def _start_hand_back(
+        self, leases: Sequence[Lease], *, why: str = "of a claim whose caller left"
+    ) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(self._hand_back(leases, why))
         self._hand_backs.add(task)
         task.add_done_callback(self._hand_backs.discard)
         return task
 
-    async def _hand_back(self, leases: Sequence[Lease]) -> None:
+    async def _hand_back(self, leases: Sequence[Lease], why: str) -> None:
         """RELEASE leases nobody will hold: the jobs are due again, their attempt given back."""
         try:
             await self._leases.release(leases)
         except Exception as error:
             # Unconfirmed leases expire without charging an attempt: nothing is lost.
-            _log.warning("could not hand back %d lease(s) of a left claim: %s", len(leases), error)
+            _log.warning("could not hand back %d lease(s) %s: %s", len(leases), why, error)
         else:
-            _log.info("handed back %d lease(s) of a claim whose caller left", len(leases))
+            _log.info("handed back %d lease(s) %s", len(leases), why)
 
     def _outcome(self, message: pb.Outcome, index: int) -> Outcome | None:
         """The domain outcome, or None for one whose kind is unknown: refused alone."""

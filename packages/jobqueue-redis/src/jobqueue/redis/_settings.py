@@ -103,11 +103,14 @@ class RedisStoreSettings:
             raise ValueError("connection is 'multiplexed' or 'redis-py'")
         if not _PREFIX_RE.fullmatch(self.key_prefix):
             raise ValueError("key_prefix must be 1 to 64 characters from [A-Za-z0-9_.:-]")
-        # As redis-py reads it: in lower case and from the first character (it refuses
-        # REDIS:// or a leading blank in its own words, once the server has started).
+        # As each parser reads it: redis-py from the first character and in lower case
+        # (it refuses REDIS:// or a leading blank in its own words, once the server has
+        # started); the Sentinel and Cluster forms through urlsplit, in any case.
         url = self.url
         scheme = url.partition("://")[0] if "://" in url else ""
-        if scheme in ("redis", "rediss"):
+        if "+" in scheme:
+            scheme = scheme.lower()
+        if scheme in ("redis", "rediss") and not self.cluster and "," not in url:
             try:
                 urlsplit(url).port  # noqa: B018 (read for its check: redis-py reads it later)
             except ValueError as error:
