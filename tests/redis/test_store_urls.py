@@ -36,6 +36,7 @@ def test_a_node_list_with_cluster_set_is_taken() -> None:
         (" redis://127.0.0.1:1/0", "url must start with one of"),
         ("redis://:::/0", "url: Port could not be cast"),
         ("127.0.0.1:6379", "url must start with one of"),
+        ("REDIS+CLUSTER://127.0.0.1:7000", "not REDIS+CLUSTER://"),  # read as no cluster
     ],
 )
 def test_what_no_parser_reads_is_refused_in_one_line(url: str, said: str) -> None:

@@ -105,10 +105,11 @@ class RedisStoreSettings:
             raise ValueError("key_prefix must be 1 to 64 characters from [A-Za-z0-9_.:-]")
         # As each parser reads it: redis-py from the first character and in lower case
         # (it refuses REDIS:// or a leading blank in its own words, once the server has
-        # started); the Sentinel and Cluster forms through urlsplit, in any case.
+        # started), as the cluster form is recognised; Sentinel's through urlsplit, in
+        # any case.
         url = self.url
         scheme = url.partition("://")[0] if "://" in url else ""
-        if "+" in scheme:
+        if scheme.lower() in ("redis+sentinel", "rediss+sentinel"):
             scheme = scheme.lower()
         if scheme in ("redis", "rediss") and not self.cluster and "," not in url:
             try:
